@@ -1,0 +1,476 @@
+//! Alertmanager's configuration file, parsed strictly into typed values.
+//!
+//! Parsing follows `gopkg.in/yaml.v2`'s `UnmarshalStrict` as Alertmanager
+//! uses it (unknown and duplicate keys are errors, anchors and merge keys
+//! work), then applies Alertmanager's defaults and validation rules. A config
+//! that loads here is one the dispatcher can run without re-checking anything.
+
+mod http;
+mod receiver;
+mod secret;
+pub mod timeinterval;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use http::{Authorization, BasicAuth, HttpClientConfig, TlsConfig};
+pub use receiver::{ReceiverConfig, WebhookConfig};
+pub use secret::{Secret, SECRET_TOKEN};
+pub use timeinterval::TimeIntervalDef;
+
+use crate::duration::PromDuration;
+use crate::matcher::{is_valid_label_name, MatchType, Matcher, Matchers};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Yaml(String),
+    /// A rule of Alertmanager's that the YAML was well-formed but broke;
+    /// `field` is the path to the offending key.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field: field.into(), message: message.into() }
+}
+
+/// Accepts any YAML and remembers only that something was there: used for
+/// parts of the schema Herald recognises but does not implement, so they are
+/// refused by name instead of being reported as unknown keys.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unsupported;
+
+impl<'de> Deserialize<'de> for Unsupported {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d)?;
+        Ok(Unsupported)
+    }
+}
+
+impl Serialize for Unsupported {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_unit()
+    }
+}
+
+/// A regular expression from `match_re`: kept as written (for re-serialising)
+/// and compiled anchored, as Alertmanager's `config.Regexp` does.
+#[derive(Clone, Debug)]
+pub struct AnchoredRegex {
+    pub source: String,
+}
+
+impl<'de> Deserialize<'de> for AnchoredRegex {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let source = String::deserialize(d)?;
+        regex::Regex::new(&format!("^(?:{source})$")).map_err(serde::de::Error::custom)?;
+        Ok(AnchoredRegex { source })
+    }
+}
+
+impl Serialize for AnchoredRegex {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.source)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalConfig {
+    #[serde(default = "default_resolve_timeout")]
+    pub resolve_timeout: PromDuration,
+    #[serde(default)]
+    pub http_config: HttpClientConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_from: Option<String>,
+    #[serde(default = "default_smtp_hello")]
+    pub smtp_hello: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_smarthost: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_auth_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_auth_password: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_auth_password_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_auth_secret: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_auth_identity: Option<String>,
+    #[serde(default = "yes")]
+    pub smtp_require_tls: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_tls_config: Option<TlsConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_force_implicit_tls: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_api_url: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_api_url_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_app_token: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_app_token_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_app_url: Option<String>,
+    #[serde(default = "default_pagerduty_url")]
+    pub pagerduty_url: String,
+    #[serde(default = "default_opsgenie_url")]
+    pub opsgenie_api_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opsgenie_api_key: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opsgenie_api_key_file: Option<String>,
+    #[serde(default = "default_wechat_url")]
+    pub wechat_api_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wechat_api_secret: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wechat_api_corp_id: Option<String>,
+    #[serde(default = "default_victorops_url")]
+    pub victorops_api_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub victorops_api_key: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub victorops_api_key_file: Option<String>,
+    #[serde(default = "default_telegram_url")]
+    pub telegram_api_url: String,
+    #[serde(default = "default_webex_url")]
+    pub webex_api_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rocketchat_api_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rocketchat_token: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rocketchat_token_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rocketchat_token_id: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rocketchat_token_id_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jira_api_url: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_resolve_timeout() -> PromDuration {
+    PromDuration(std::time::Duration::from_secs(300))
+}
+fn default_smtp_hello() -> String {
+    "localhost".into()
+}
+fn default_pagerduty_url() -> String {
+    "https://events.pagerduty.com/v2/enqueue".into()
+}
+fn default_opsgenie_url() -> String {
+    "https://api.opsgenie.com/".into()
+}
+fn default_wechat_url() -> String {
+    "https://qyapi.weixin.qq.com/cgi-bin/".into()
+}
+fn default_victorops_url() -> String {
+    "https://alert.victorops.com/integrations/generic/20131114/alert/".into()
+}
+fn default_telegram_url() -> String {
+    "https://api.telegram.org".into()
+}
+fn default_webex_url() -> String {
+    "https://webexapis.com/v1/messages".into()
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        // An empty mapping takes every serde default above.
+        serde_json::from_str("{}").unwrap_or_else(|_| unreachable!("all GlobalConfig fields have defaults"))
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<Vec<String>>,
+    #[serde(rename = "match", default, skip_serializing_if = "Option::is_none")]
+    pub match_eq: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_re: Option<BTreeMap<String, AnchoredRegex>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matchers: Option<Matchers>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mute_time_intervals: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_time_intervals: Option<Vec<String>>,
+    #[serde(rename = "continue", default)]
+    pub continue_matching: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Vec<RouteConfig>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_wait: Option<PromDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_interval: Option<PromDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_interval: Option<PromDuration>,
+}
+
+impl RouteConfig {
+    /// All matchers of the route, legacy `match`/`match_re` first, as
+    /// Alertmanager's `NewRoute` gathers them (it sorts them afterwards).
+    pub fn all_matchers(&self) -> Matchers {
+        let mut out = Vec::new();
+        for (k, v) in self.match_eq.iter().flatten() {
+            if let Ok(m) = Matcher::new(MatchType::Equal, k, v) {
+                out.push(m);
+            }
+        }
+        for (k, v) in self.match_re.iter().flatten() {
+            // Validated when parsed, so this cannot fail.
+            if let Ok(m) = Matcher::new(MatchType::Regexp, k, &v.source) {
+                out.push(m);
+            }
+        }
+        out.extend(self.matchers.iter().flat_map(|m| m.0.iter().cloned()));
+        Matchers(out)
+    }
+
+    fn has_matchers(&self) -> bool {
+        self.match_eq.as_ref().is_some_and(|m| !m.is_empty())
+            || self.match_re.as_ref().is_some_and(|m| !m.is_empty())
+            || self.matchers.as_ref().is_some_and(|m| !m.0.is_empty())
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InhibitRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_match: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_match_re: Option<BTreeMap<String, AnchoredRegex>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_matchers: Option<Matchers>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_match: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_match_re: Option<BTreeMap<String, AnchoredRegex>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_matchers: Option<Matchers>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equal: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub global: Option<GlobalConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inhibit_rules: Vec<InhibitRule>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub receivers: Vec<ReceiverConfig>,
+    #[serde(default)]
+    pub templates: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mute_time_intervals: Vec<TimeIntervalDef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub time_intervals: Vec<TimeIntervalDef>,
+}
+
+/// A config that passed every check, with the text it came from (whose hash
+/// is `alertmanager_config_hash`).
+#[derive(Clone, Debug)]
+pub struct LoadedConfig {
+    pub config: Config,
+    pub original: String,
+}
+
+impl LoadedConfig {
+    pub fn global(&self) -> &GlobalConfig {
+        // `Config::load` always fills it.
+        self.config.global.as_ref().unwrap_or_else(|| unreachable!("global filled at load"))
+    }
+
+    pub fn root_route(&self) -> &RouteConfig {
+        self.config.route.as_ref().unwrap_or_else(|| unreachable!("route checked at load"))
+    }
+
+    /// The config re-serialised with secrets hidden, as `GET /api/v2/status`
+    /// shows it; `amtool` parses this text with Alertmanager's strict loader.
+    pub fn to_yaml(&self) -> String {
+        serde_saphyr::to_string(&self.config).unwrap_or_default()
+    }
+
+    /// `alertmanager_config_hash`: Alertmanager hashes the file's bytes with
+    /// MD5 and exposes the first 8 bytes as a float; Herald uses the first 8
+    /// bytes of SHA-256, which only needs to change when the file does.
+    pub fn hash(&self) -> f64 {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(self.original.as_bytes());
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&d[..8]);
+        (u64::from_be_bytes(b) >> 11) as f64
+    }
+}
+
+impl Config {
+    pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        Self::load(&text)
+    }
+
+    pub fn load(text: &str) -> Result<LoadedConfig, ConfigError> {
+        let mut config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?
+        };
+        config.check()?;
+        Ok(LoadedConfig { config, original: text.to_string() })
+    }
+
+    /// Alertmanager's `Config.UnmarshalYAML` and `Load` rules, in its order.
+    fn check(&mut self) -> Result<(), ConfigError> {
+        let global = self.global.get_or_insert_with(GlobalConfig::default);
+        global.http_config.validate().map_err(|m| invalid("global.http_config", m))?;
+        for (a, b, both) in [
+            (global.slack_api_url.is_some(), global.slack_api_url_file.is_some(), "slack_api_url & slack_api_url_file"),
+            (global.opsgenie_api_key.is_some(), global.opsgenie_api_key_file.is_some(), "opsgenie_api_key & opsgenie_api_key_file"),
+            (global.victorops_api_key.is_some(), global.victorops_api_key_file.is_some(), "victorops_api_key & victorops_api_key_file"),
+            (global.smtp_auth_password.is_some(), global.smtp_auth_password_file.is_some(), "smtp_auth_password & smtp_auth_password_file"),
+        ] {
+            if a && b {
+                return Err(invalid("global", format!("at most one of {both} must be configured")));
+            }
+        }
+        let global = global.clone();
+
+        let mut names = HashSet::new();
+        for (i, rcv) in self.receivers.iter_mut().enumerate() {
+            let field = format!("receivers[{i}]");
+            if rcv.name.is_empty() {
+                return Err(invalid(field, "missing name in receiver"));
+            }
+            if !names.insert(rcv.name.clone()) {
+                return Err(invalid(field, format!("notification config name {:?} is not unique", rcv.name)));
+            }
+            rcv.apply_global(&global, &field)?;
+        }
+
+        let mut intervals = HashSet::new();
+        for (list, what) in [(&self.mute_time_intervals, "mute time interval"), (&self.time_intervals, "time interval")] {
+            for (i, ti) in list.iter().enumerate() {
+                let key = if what == "mute time interval" { "mute_time_intervals" } else { "time_intervals" };
+                if ti.name.is_empty() {
+                    return Err(invalid(format!("{key}[{i}]"), format!("missing name in {what}")));
+                }
+                if !intervals.insert(ti.name.clone()) {
+                    return Err(invalid(format!("{key}[{i}]"), format!("{what} {:?} is not unique", ti.name)));
+                }
+            }
+        }
+
+        for (i, rule) in self.inhibit_rules.iter().enumerate() {
+            check_inhibit_rule(rule).map_err(|m| invalid(format!("inhibit_rules[{i}]"), m))?;
+        }
+
+        let route = self.route.as_ref().ok_or_else(|| invalid("route", "no route provided in config"))?;
+        if route.receiver.as_deref().unwrap_or("").is_empty() {
+            return Err(invalid("route.receiver", "root route must specify a default receiver"));
+        }
+        if route.has_matchers() {
+            return Err(invalid("route", "root route must not have any matchers"));
+        }
+        if route.mute_time_intervals.as_ref().is_some_and(|v| !v.is_empty()) {
+            return Err(invalid("route.mute_time_intervals", "root route must not have any mute time intervals"));
+        }
+        if route.active_time_intervals.as_ref().is_some_and(|v| !v.is_empty()) {
+            return Err(invalid("route.active_time_intervals", "root route must not have any active time intervals"));
+        }
+        if route.continue_matching {
+            return Err(invalid("route.continue", "cannot have continue in root route"));
+        }
+        check_route(route, "route", &names, &intervals)?;
+        Ok(())
+    }
+}
+
+fn check_label_names<'a>(names: impl IntoIterator<Item = &'a String>) -> Result<(), String> {
+    for k in names {
+        if !is_valid_label_name(k) {
+            return Err(format!("invalid label name {k:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn check_inhibit_rule(r: &InhibitRule) -> Result<(), String> {
+    check_label_names(r.source_match.iter().flat_map(|m| m.keys()))?;
+    check_label_names(r.source_match_re.iter().flat_map(|m| m.keys()))?;
+    check_label_names(r.target_match.iter().flat_map(|m| m.keys()))?;
+    check_label_names(r.target_match_re.iter().flat_map(|m| m.keys()))?;
+    check_label_names(r.equal.iter().flatten())
+}
+
+/// Per-route rules (`Route.UnmarshalYAML`) plus the cross-references
+/// (`checkReceiver`, `checkTimeInterval`), walking the tree once.
+fn check_route(r: &RouteConfig, field: &str, receivers: &HashSet<String>, intervals: &HashSet<String>) -> Result<(), ConfigError> {
+    check_label_names(r.match_eq.iter().flat_map(|m| m.keys())).map_err(|m| invalid(format!("{field}.match"), m))?;
+    check_label_names(r.match_re.iter().flat_map(|m| m.keys())).map_err(|m| invalid(format!("{field}.match_re"), m))?;
+    if let Some(group_by) = &r.group_by {
+        let mut seen = HashSet::new();
+        for l in group_by {
+            if l == "..." {
+                if group_by.len() > 1 {
+                    return Err(invalid(
+                        format!("{field}.group_by"),
+                        "cannot have wildcard group_by (`...`) and other other labels at the same time",
+                    ));
+                }
+                continue;
+            }
+            if !is_valid_label_name(l) {
+                return Err(invalid(format!("{field}.group_by"), format!("invalid label name {l:?} in group_by list")));
+            }
+            if !seen.insert(l) {
+                return Err(invalid(format!("{field}.group_by"), format!("duplicated label {l:?} in group_by")));
+            }
+        }
+    }
+    if r.group_interval.is_some_and(|d| d.0.is_zero()) {
+        return Err(invalid(format!("{field}.group_interval"), "group_interval cannot be zero"));
+    }
+    if r.repeat_interval.is_some_and(|d| d.0.is_zero()) {
+        return Err(invalid(format!("{field}.repeat_interval"), "repeat_interval cannot be zero"));
+    }
+    if let Some(rcv) = r.receiver.as_deref().filter(|s| !s.is_empty()) {
+        if !receivers.contains(rcv) {
+            return Err(invalid(format!("{field}.receiver"), format!("undefined receiver {rcv:?} used in route")));
+        }
+    }
+    for (key, list) in [("mute_time_intervals", &r.mute_time_intervals), ("active_time_intervals", &r.active_time_intervals)] {
+        for ti in list.iter().flatten() {
+            if !intervals.contains(ti) {
+                return Err(invalid(format!("{field}.{key}"), format!("undefined time interval {ti:?} used in route")));
+            }
+        }
+    }
+    for (i, child) in r.routes.iter().flatten().enumerate() {
+        check_route(child, &format!("{field}.routes[{i}]"), receivers, intervals)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

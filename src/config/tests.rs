@@ -1,0 +1,150 @@
+use super::*;
+
+fn err(yaml: &str) -> String {
+    match Config::load(yaml) {
+        Ok(_) => panic!("config must be refused:\n{yaml}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const BASE: &str = r#"
+route:
+  receiver: team
+receivers:
+  - name: team
+    webhook_configs:
+      - url: http://localhost:5001/
+"#;
+
+#[test]
+fn loads_minimal_config_with_defaults() {
+    let c = Config::load(BASE).unwrap();
+    let g = c.global();
+    assert_eq!(g.resolve_timeout.to_string(), "5m");
+    assert!(g.smtp_require_tls);
+    let w = &c.config.receivers[0].webhook_configs[0];
+    assert!(w.send_resolved, "webhooks send resolved by default");
+    assert!(w.http_config.as_ref().unwrap().follow_redirects, "global http_config is copied");
+}
+
+#[test]
+fn unknown_and_duplicate_keys_are_refused() {
+    let e = err("route:\n  receiver: team\n  grup_by: [a]\nreceivers:\n  - name: team\n");
+    assert!(e.contains("grup_by"), "{e}");
+    let e = err("route:\n  receiver: team\n  receiver: other\nreceivers:\n  - name: team\n");
+    assert!(e.to_lowercase().contains("duplicate"), "{e}");
+}
+
+#[test]
+fn anchors_and_merge_keys_work() {
+    let yaml = r#"
+x-hook: &hook
+  url: http://localhost:5001/
+  send_resolved: false
+route:
+  receiver: a
+receivers:
+  - name: a
+    webhook_configs:
+      - <<: *hook
+        max_alerts: 3
+"#;
+    // Alertmanager itself refuses unknown top-level keys such as `x-hook`.
+    assert!(Config::load(yaml).is_err());
+    let yaml = r#"
+route:
+  receiver: a
+  routes:
+    - &r
+      receiver: a
+      matchers: ['x="1"']
+    - <<: *r
+      matchers: ['x="2"']
+receivers:
+  - name: a
+    webhook_configs:
+      - url: http://localhost:5001/
+        send_resolved: yes
+"#;
+    let c = Config::load(yaml).unwrap();
+    let routes = c.root_route().routes.as_ref().unwrap();
+    assert_eq!(routes[1].matchers.as_ref().unwrap().to_string(), r#"{x="2"}"#);
+    assert!(c.config.receivers[0].webhook_configs[0].send_resolved);
+}
+
+#[test]
+fn alertmanager_validation_rules() {
+    assert!(err("receivers:\n  - name: a\n").contains("no route provided"));
+    assert!(err("route: {}\nreceivers:\n  - name: a\n").contains("root route must specify a default receiver"));
+    assert!(err("route:\n  receiver: b\nreceivers:\n  - name: a\n").contains(r#"undefined receiver "b" used in route"#));
+    let e = err("route:\n  receiver: a\n  routes:\n    - receiver: nope\nreceivers:\n  - name: a\n");
+    assert!(e.starts_with("route.routes[0].receiver"), "{e}");
+    assert!(err("route:\n  receiver: a\n  matchers: ['x=1']\nreceivers:\n  - name: a\n").contains("root route must not have any matchers"));
+    assert!(err("route:\n  receiver: a\n  continue: true\nreceivers:\n  - name: a\n").contains("cannot have continue in root route"));
+    assert!(err("route:\n  receiver: a\n  group_by: ['...', 'x']\nreceivers:\n  - name: a\n").contains("wildcard group_by"));
+    assert!(err("route:\n  receiver: a\n  group_by: [x, x]\nreceivers:\n  - name: a\n").contains(r#"duplicated label "x""#));
+    assert!(err("route:\n  receiver: a\n  group_by: ['a-b']\nreceivers:\n  - name: a\n").contains("invalid label name"));
+    assert!(err("route:\n  receiver: a\n  group_interval: 0s\nreceivers:\n  - name: a\n").contains("group_interval cannot be zero"));
+    assert!(err("route:\n  receiver: a\n  repeat_interval: 1.5h\nreceivers:\n  - name: a\n").contains("1.5h"));
+    assert!(err("route:\n  receiver: a\nreceivers:\n  - name: a\n  - name: a\n").contains("is not unique"));
+    assert!(err("route:\n  receiver: a\n  routes:\n    - mute_time_intervals: [night]\nreceivers:\n  - name: a\n")
+        .contains(r#"undefined time interval "night""#));
+    assert!(err("route:\n  receiver: a\n  routes:\n    - match_re: {x: '(' }\nreceivers:\n  - name: a\n").contains("route"));
+    let e = err("route:\n  receiver: a\nreceivers:\n  - name: a\n    webhook_configs:\n      - url: ftp://x/\n");
+    assert!(e.contains("receivers[0].webhook_configs[0].url") && e.contains("scheme"), "{e}");
+    assert!(err("route:\n  receiver: a\nreceivers:\n  - name: a\n    webhook_configs:\n      - max_alerts: 1\n").contains("url"));
+}
+
+#[test]
+fn unsupported_integrations_are_refused_by_name() {
+    let e = err("route:\n  receiver: a\nreceivers:\n  - name: a\n    email_configs:\n      - to: x@example.com\n");
+    assert!(e.contains("email") && e.contains("not supported by Herald yet"), "{e}");
+}
+
+#[test]
+fn time_intervals_are_validated() {
+    let ok = r#"
+route:
+  receiver: a
+  routes:
+    - receiver: a
+      mute_time_intervals: [night]
+time_intervals:
+  - name: night
+    time_intervals:
+      - times: [{start_time: "00:00", end_time: "06:00"}]
+        weekdays: ['monday:friday']
+        days_of_month: ['-3:-1']
+        months: ['january:march', '12']
+        years: ['2024:2030']
+receivers:
+  - name: a
+"#;
+    Config::load(ok).unwrap();
+    let bad = ok.replace("06:00", "25:00");
+    assert!(err(&bad).contains("out of range"));
+    let bad = ok.replace("monday:friday", "friday:monday");
+    assert!(Config::load(&bad).is_err());
+}
+
+#[test]
+fn secrets_are_hidden_when_serialised() {
+    let yaml = r#"
+global:
+  slack_api_url: https://hooks.slack.com/services/SECRET
+route:
+  receiver: a
+receivers:
+  - name: a
+    webhook_configs:
+      - url: http://localhost:5001/
+        http_config:
+          basic_auth: {username: u, password: hunter2}
+"#;
+    let c = Config::load(yaml).unwrap();
+    let out = c.to_yaml();
+    assert!(!out.contains("hunter2") && !out.contains("SECRET"), "{out}");
+    assert!(out.contains("<secret>"));
+    // The re-serialised config loads again.
+    Config::load(&out).unwrap();
+}
