@@ -3,7 +3,17 @@
 //! Modules are cut the way Alertmanager's Go packages are, so a reader who
 //! knows one finds the concept here under the same name. See ARCHITECTURE.md.
 
+pub mod api;
+pub mod app;
+pub mod cli;
 pub mod config;
+pub mod dispatch;
 pub mod duration;
+pub mod gojson;
 pub mod matcher;
+pub mod metrics;
 pub mod model;
+pub mod nflog;
+pub mod notify;
+pub mod store;
+pub mod template;

@@ -1,1 +1,210 @@
-fn main(){}
+//! The `herald` binary: Alertmanager's server plus the `amtool`-like
+//! `check-config` and `routes test` commands.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use herald::app::{App, Settings};
+use herald::cli::{external_url_and_prefix, parse_listen_address, Cli, Command, RoutesCommand};
+use herald::config::Config;
+use herald::dispatch::Route;
+use herald::matcher::{parse_matchers, MatchType};
+use herald::model::LabelSet;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.version {
+        println!("herald, version {} (Alertmanager API v2 compatible)", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    match &cli.command {
+        Some(Command::CheckConfig { files }) => return check_config(files),
+        Some(Command::Routes { command: RoutesCommand::Test { config_file, verify_receivers, tree, labels } }) => {
+            return routes_test(config_file, verify_receivers, *tree, labels)
+        }
+        None => {}
+    }
+    init_logging(&cli.log_level, &cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("starting runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(err = %e, "Herald stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str, format: &str) {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,reqwest=warn,h2=warn"));
+    let registry = tracing_subscriber::registry().with(filter);
+    if format == "json" {
+        registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).init();
+    } else {
+        registry.with(tracing_logfmt::builder().layer().with_writer(std::io::stderr)).init();
+    }
+}
+
+async fn serve(cli: Cli) -> Result<(), String> {
+    if !cli.web_config_file.is_empty() {
+        // Serving without the TLS/auth the operator asked for would expose
+        // the API, so refuse rather than ignore.
+        return Err("--web.config.file (TLS and basic auth) is not supported by Herald yet".into());
+    }
+    if !cli.cluster_peer.is_empty() {
+        tracing::warn!(peers = ?cli.cluster_peer, "clustering is not implemented yet: this node runs alone and notifies on its own");
+    }
+    for f in &cli.enable_feature {
+        if !matches!(f.as_str(), "classic-mode" | "utf8-strict-mode") {
+            tracing::warn!(feature = %f, "unknown feature flag ignored");
+        }
+    }
+    let first_listen = cli.web_listen_address.first().cloned().unwrap_or_else(|| ":9093".into());
+    let (external_url, prefix) = external_url_and_prefix(&cli.web_external_url, &cli.web_route_prefix, &first_listen)?;
+    let settings = Settings {
+        config_file: cli.config_file.clone().into(),
+        external_url,
+        retention: cli.data_retention,
+        alerts_gc_interval: cli.alerts_gc_interval,
+        maintenance_interval: cli.data_maintenance_interval,
+        classic_mode: cli.enable_feature.iter().any(|f| f == "classic-mode"),
+    };
+    let shutdown = CancellationToken::new();
+    let app = App::start(settings, shutdown.clone()).map_err(|e| format!("loading configuration file {}: {e}", cli.config_file))?;
+    tracing::info!(file = %cli.config_file, "Completed loading of configuration file");
+
+    let concurrency = if cli.web_get_concurrency == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    } else {
+        cli.web_get_concurrency
+    };
+    let timeout = (!cli.web_timeout.is_zero()).then_some(cli.web_timeout);
+    let router = herald::api::router(app.clone(), &prefix, concurrency, timeout);
+
+    let mut servers = Vec::new();
+    for addr in &cli.web_listen_address {
+        let sock = parse_listen_address(addr)?;
+        let listener = tokio::net::TcpListener::bind(sock).await.map_err(|e| format!("listen on {addr}: {e}"))?;
+        tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "Listening");
+        let router = router.clone();
+        let stop = shutdown.clone();
+        servers.push(tokio::spawn(async move {
+            axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await }).await
+        }));
+    }
+    spawn_signal_handlers(app.clone(), shutdown.clone());
+    shutdown.cancelled().await;
+    tracing::info!("Received shutdown signal, exiting gracefully");
+    for s in servers {
+        let _ = s.await;
+    }
+    Ok(())
+}
+
+fn spawn_signal_handlers(app: Arc<App>, shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    tokio::spawn(async move {
+        let (Ok(mut hup), Ok(mut term), Ok(mut int)) =
+            (signal(SignalKind::hangup()), signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => { let _ = app.reload().await; }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        shutdown.cancel();
+    });
+}
+
+/// `amtool check-config`: parse every file and summarise what it holds.
+fn check_config(files: &[String]) -> ExitCode {
+    let mut failed = false;
+    for f in files {
+        match Config::load_file(std::path::Path::new(f)) {
+            Ok(c) => {
+                println!("Checking '{f}'  SUCCESS");
+                println!("Found:");
+                let cfg = &c.config;
+                if cfg.global.is_some() {
+                    println!(" - global config");
+                }
+                println!(" - route");
+                println!(" - {} inhibit rules", cfg.inhibit_rules.len());
+                println!(" - {} receivers", cfg.receivers.len());
+                println!(" - {} templates", cfg.templates.len());
+                println!();
+            }
+            Err(e) => {
+                println!("Checking '{f}'  FAILED: {e}");
+                println!();
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        eprintln!("herald: error: failed to validate {} file(s)", files.len());
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `amtool config routes test`.
+fn routes_test(config_file: &str, verify: &str, tree: bool, labels: &[String]) -> ExitCode {
+    let cfg = match Config::load_file(std::path::Path::new(config_file)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("herald: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut pairs = Vec::new();
+    for l in labels {
+        match parse_matchers(l) {
+            Ok(ms) => {
+                for m in ms {
+                    if m.kind != MatchType::Equal {
+                        eprintln!("herald: error: {l}: labels must be given as name=value");
+                        return ExitCode::FAILURE;
+                    }
+                    pairs.push((m.name.to_string(), m.value.to_string()));
+                }
+            }
+            Err(e) => {
+                eprintln!("herald: error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let ls = LabelSet::from_strs(pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())));
+    let root = Route::tree(cfg.root_route());
+    let matched = root.matching(&ls);
+    let names: Vec<&str> = matched.iter().map(|r| r.opts.receiver.as_str()).collect();
+    if tree {
+        for r in &matched {
+            println!("{}  receiver: {}", r.key, r.opts.receiver);
+        }
+    } else {
+        println!("{}", names.join(","));
+    }
+    if !verify.is_empty() && verify != names.join(",") {
+        eprintln!("WARNING: Expected receivers did not match resolved receivers.");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}

@@ -474,3 +474,10 @@ fn check_route(r: &RouteConfig, field: &str, receivers: &HashSet<String>, interv
 
 #[cfg(test)]
 mod tests;
+
+impl RouteConfig {
+    /// This route and all below it, depth first.
+    pub fn walk_config(&self) -> Box<dyn Iterator<Item = &RouteConfig> + '_> {
+        Box::new(std::iter::once(self).chain(self.routes.iter().flatten().flat_map(|r| r.walk_config())))
+    }
+}

@@ -214,3 +214,14 @@ mod tests {
         assert!(!a.before(&a));
     }
 }
+
+impl LabelSet {
+    /// A new set keeping only pairs whose value `keep` accepts (Alertmanager
+    /// drops empty-valued labels on ingestion).
+    pub fn filter_values(&self, mut keep: impl FnMut(&str) -> bool) -> LabelSet {
+        if self.0.iter().all(|(_, v)| keep(v)) {
+            return self.clone();
+        }
+        LabelSet(self.0.iter().filter(|(_, v)| keep(v)).cloned().collect())
+    }
+}

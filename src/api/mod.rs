@@ -1,0 +1,140 @@
+//! HTTP API v2 (`api/v2`) and the operational endpoints, under
+//! `--web.route-prefix`. Answers are shaped and ordered like go-swagger's,
+//! and JSON is written with Go's escaping, so clients and differential tests
+//! see what Alertmanager would send.
+
+mod alerts;
+mod status;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::Router;
+use tokio::sync::Semaphore;
+
+use crate::app::App;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub app: Arc<App>,
+    pub get_limit: Arc<Semaphore>,
+    pub get_concurrency: usize,
+}
+
+/// A JSON answer written with Go's escaping.
+pub(crate) fn json_response<T: serde::Serialize + ?Sized>(code: StatusCode, v: &T) -> Response {
+    let body = crate::gojson::to_vec(v);
+    (code, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+/// API v2 error bodies are a bare JSON string.
+pub(crate) fn error_response(code: StatusCode, msg: &str) -> Response {
+    json_response(code, msg)
+}
+
+pub fn router(app: Arc<App>, route_prefix: &str, get_concurrency: usize, timeout: Option<Duration>) -> Router {
+    let state = ApiState { app, get_limit: Arc::new(Semaphore::new(get_concurrency.max(1))), get_concurrency: get_concurrency.max(1) };
+    let v2 = Router::new()
+        .route("/alerts", get(alerts::get_alerts).post(alerts::post_alerts))
+        .route("/alerts/groups", get(alerts::get_groups))
+        .route("/status", get(status::get_status))
+        .route("/receivers", get(status::get_receivers))
+        .layer(middleware::from_fn(api_headers));
+    let mut inner = Router::new()
+        .nest("/api/v2", v2)
+        .route("/api/v1/{*rest}", any(gone))
+        .route("/-/healthy", get(ok_text).head(ok_text))
+        .route("/-/ready", get(ok_text).head(ok_text))
+        .route("/-/reload", post(status::reload))
+        .route("/metrics", get(metrics))
+        .route("/", get(ui_placeholder))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_gets))
+        .layer(middleware::from_fn_with_state(state.clone(), instrument))
+        .with_state(state);
+    if let Some(t) = timeout {
+        inner = inner.layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, t));
+    }
+    let prefix = route_prefix.trim_end_matches('/');
+    if prefix.is_empty() {
+        inner
+    } else {
+        Router::new().nest(prefix, inner)
+    }
+}
+
+async fn ok_text() -> &'static str {
+    "OK"
+}
+
+/// Alertmanager 0.27 removed API v1; clients get 410 Gone with a pointer.
+async fn gone() -> Response {
+    (StatusCode::GONE, "The Alertmanager API v1 was deprecated in version 0.16.0 and is removed as of version 0.27.0 - please use the equivalent route in the v2 API\n")
+        .into_response()
+}
+
+async fn ui_placeholder(State(s): State<ApiState>) -> Response {
+    let body = format!(
+        "Herald {} — an Alertmanager-compatible alert router.\nThe web UI is not built yet; use the API at {}/api/v2/ or amtool.\n",
+        env!("CARGO_PKG_VERSION"),
+        s.app.settings.external_url.trim_end_matches('/')
+    );
+    (StatusCode::OK, body).into_response()
+}
+
+async fn metrics(State(s): State<ApiState>) -> Response {
+    let rt = s.app.runtime();
+    let _ = rt; // alert counts are computed at scrape time, like Alertmanager's collector
+    let now = jiff::Timestamp::now();
+    let active = s.app.store.snapshot().iter().filter(|a| !a.resolved_at(now)).count() as i64;
+    s.app.metrics.set_alert_counts(active, 0, 0);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"))],
+        s.app.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Alertmanager's API answers allow any origin and must not be cached.
+async fn api_headers(req: Request, next: Next) -> Response {
+    let preflight = req.method() == Method::OPTIONS;
+    let mut resp = if preflight { StatusCode::OK.into_response() } else { next.run(req).await };
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Accept, Authorization, Content-Type, Origin"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, DELETE, OPTIONS"));
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Date"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// `--web.get-concurrency`: GETs beyond the limit are refused with 503
+/// instead of queueing, as in Alertmanager.
+async fn limit_gets(State(s): State<ApiState>, req: Request, next: Next) -> Response {
+    if req.method() != Method::GET {
+        return next.run(req).await;
+    }
+    match s.get_limit.clone().try_acquire_owned() {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Limit of concurrent GET requests reached ({}), try again later.\n", s.get_concurrency),
+        )
+            .into_response(),
+    }
+}
+
+async fn instrument(State(s): State<ApiState>, req: Request<Body>, next: Next) -> Response {
+    let handler = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "other".into());
+    let method = req.method().as_str().to_string();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    s.app.metrics.observe_http(&handler, &method, started.elapsed());
+    resp
+}

@@ -1,0 +1,87 @@
+//! `/api/v2/status`, `/api/v2/receivers` and `/-/reload`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::{json_response, ApiState};
+use crate::model::format_rfc3339_millis;
+
+#[derive(Serialize)]
+struct ClusterStatus {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    name: String,
+    peers: Vec<PeerStatus>,
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+struct PeerStatus {
+    address: String,
+    name: String,
+}
+
+#[derive(Serialize)]
+struct ConfigBody {
+    original: String,
+}
+
+#[derive(Serialize)]
+struct VersionInfo {
+    branch: &'static str,
+    #[serde(rename = "buildDate")]
+    build_date: &'static str,
+    #[serde(rename = "buildUser")]
+    build_user: &'static str,
+    #[serde(rename = "goVersion")]
+    go_version: &'static str,
+    revision: &'static str,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct Status {
+    cluster: ClusterStatus,
+    config: ConfigBody,
+    uptime: String,
+    #[serde(rename = "versionInfo")]
+    version_info: VersionInfo,
+}
+
+pub async fn get_status(State(s): State<ApiState>) -> Response {
+    let rt = s.app.runtime();
+    let body = Status {
+        // A single Herald node: no gossip, as Alertmanager reports with
+        // clustering disabled.
+        cluster: ClusterStatus { name: String::new(), peers: Vec::new(), status: "disabled" },
+        config: ConfigBody { original: rt.config.to_yaml() },
+        uptime: format_rfc3339_millis(s.app.started),
+        version_info: VersionInfo {
+            branch: option_env!("HERALD_BRANCH").unwrap_or("unknown"),
+            build_date: option_env!("HERALD_BUILD_DATE").unwrap_or("unknown"),
+            build_user: option_env!("HERALD_BUILD_USER").unwrap_or("unknown"),
+            go_version: "none (herald, rust)",
+            revision: option_env!("HERALD_REVISION").unwrap_or("unknown"),
+            version: env!("CARGO_PKG_VERSION"),
+        },
+    };
+    json_response(StatusCode::OK, &body)
+}
+
+pub async fn get_receivers(State(s): State<ApiState>) -> Response {
+    #[derive(Serialize)]
+    struct Receiver<'a> {
+        name: &'a str,
+    }
+    let rt = s.app.runtime();
+    let list: Vec<Receiver> = rt.config.config.receivers.iter().map(|r| Receiver { name: &r.name }).collect();
+    json_response(StatusCode::OK, &list)
+}
+
+pub async fn reload(State(s): State<ApiState>) -> Response {
+    match s.app.reload().await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}\n")).into_response(),
+    }
+}

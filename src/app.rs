@@ -1,0 +1,190 @@
+//! The running Alertmanager: state that lives across reloads (alert store,
+//! notification log, metrics) and the parts a reload replaces (config,
+//! routing tree, pipeline, dispatcher).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ConfigError, LoadedConfig};
+use crate::dispatch::{Dispatcher, Route};
+use crate::metrics::Metrics;
+use crate::model::Alert;
+use crate::nflog::{MemNotificationLog, NotificationLog};
+use crate::notify::Pipeline;
+use crate::store::AlertStore;
+
+/// Settings from the command line that the core needs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub config_file: PathBuf,
+    pub external_url: String,
+    pub retention: Duration,
+    pub alerts_gc_interval: Duration,
+    pub maintenance_interval: Duration,
+    /// `--enable-feature=classic-mode`: label names restricted to
+    /// `[a-zA-Z_][a-zA-Z0-9_]*` as before Alertmanager 0.27.
+    pub classic_mode: bool,
+}
+
+/// What a config (re)load builds.
+pub struct Runtime {
+    pub config: LoadedConfig,
+    pub route: Arc<Route>,
+    pub dispatcher: Arc<Dispatcher>,
+}
+
+pub struct App {
+    pub settings: Settings,
+    pub store: AlertStore,
+    pub metrics: Arc<Metrics>,
+    pub nflog: Arc<dyn NotificationLog>,
+    runtime: ArcSwap<Runtime>,
+    pub started: Timestamp,
+    pub shutdown: CancellationToken,
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Build(String),
+}
+
+impl App {
+    /// Loads the config and starts the dispatcher. Fails (and Herald does
+    /// not start) on a bad config, as Alertmanager does.
+    pub fn start(settings: Settings, shutdown: CancellationToken) -> Result<Arc<App>, ReloadError> {
+        let metrics = Arc::new(Metrics::new());
+        let nflog: Arc<dyn NotificationLog> = Arc::new(MemNotificationLog::default());
+        let config = match Config::load_file(&settings.config_file) {
+            Ok(c) => c,
+            Err(e) => {
+                metrics.config_loaded(0.0, false);
+                return Err(e.into());
+            }
+        };
+        let runtime = Self::build(&config, &settings, &nflog, &metrics, &shutdown)?;
+        metrics.config_loaded(config.hash(), true);
+        let app = Arc::new(App {
+            settings,
+            store: AlertStore::default(),
+            metrics,
+            nflog,
+            runtime: ArcSwap::from_pointee(runtime),
+            started: Timestamp::now(),
+            shutdown,
+            reload_lock: tokio::sync::Mutex::new(()),
+        });
+        app.clone().spawn_maintenance();
+        Ok(app)
+    }
+
+    fn build(
+        config: &LoadedConfig,
+        settings: &Settings,
+        nflog: &Arc<dyn NotificationLog>,
+        metrics: &Arc<Metrics>,
+        shutdown: &CancellationToken,
+    ) -> Result<Runtime, ReloadError> {
+        warn_unimplemented(config);
+        let pipeline = Pipeline::build(config, nflog.clone(), metrics.clone(), &settings.external_url).map_err(ReloadError::Build)?;
+        let route = Route::tree(config.root_route());
+        let dispatcher = Dispatcher::new(route.clone(), Arc::new(pipeline), metrics.clone(), shutdown.child_token());
+        Ok(Runtime { config: config.clone(), route, dispatcher })
+    }
+
+    pub fn runtime(&self) -> arc_swap::Guard<Arc<Runtime>> {
+        self.runtime.load()
+    }
+
+    /// Reloads the config file (SIGHUP, `POST /-/reload`). On any error the
+    /// running config stays in place.
+    pub async fn reload(&self) -> Result<(), ReloadError> {
+        let _guard = self.reload_lock.lock().await;
+        let result = Config::load_file(&self.settings.config_file)
+            .map_err(ReloadError::from)
+            .and_then(|c| Self::build(&c, &self.settings, &self.nflog, &self.metrics, &self.shutdown));
+        let runtime = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.config_loaded(0.0, false);
+                tracing::error!(file = %self.settings.config_file.display(), err = %e, "Loading configuration file failed");
+                return Err(e);
+            }
+        };
+        let hash = runtime.config.hash();
+        let new = Arc::new(runtime);
+        // Swap first so alerts posted from now on reach the new dispatcher,
+        // then feed it everything stored before (re-inserting is idempotent).
+        let old = self.runtime.swap(new.clone());
+        old.dispatcher.stop();
+        for a in self.store.snapshot() {
+            new.dispatcher.insert(&a);
+        }
+        self.metrics.config_loaded(hash, true);
+        tracing::info!(file = %self.settings.config_file.display(), "Completed loading of configuration file");
+        Ok(())
+    }
+
+    /// Stores an alert and hands it to the dispatcher.
+    pub fn put_alert(&self, alert: Alert, now: Timestamp) {
+        let stored = self.store.put(alert, now);
+        self.runtime.load().dispatcher.insert(&stored.alert);
+    }
+
+    /// Background upkeep: alert GC and notification-log GC, each on its own
+    /// interval, until shutdown.
+    fn spawn_maintenance(self: Arc<Self>) {
+        let app = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(app.settings.alerts_gc_interval.max(Duration::from_millis(100)));
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        let removed = app.store.gc(Timestamp::now());
+                        tracing::debug!(removed = removed.len(), "alert GC");
+                    }
+                    _ = app.shutdown.cancelled() => break,
+                }
+            }
+        });
+        let app = self;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(app.settings.maintenance_interval.max(Duration::from_millis(100)));
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => app.metrics.nflog_gc(app.nflog.gc(Timestamp::now())),
+                    _ = app.shutdown.cancelled() => break,
+                }
+            }
+        });
+    }
+}
+
+/// Parts of a config that load but that Herald does not act on yet. They
+/// fail open (more notifications, never fewer), so they are logged loudly
+/// rather than refused.
+fn warn_unimplemented(config: &LoadedConfig) {
+    let c = &config.config;
+    if !c.inhibit_rules.is_empty() {
+        tracing::warn!(rules = c.inhibit_rules.len(), "inhibit_rules are parsed but not applied yet: inhibited alerts will still notify");
+    }
+    let has_intervals = config.root_route().walk_config().any(|r| {
+        r.mute_time_intervals.as_ref().is_some_and(|v| !v.is_empty()) || r.active_time_intervals.as_ref().is_some_and(|v| !v.is_empty())
+    });
+    if has_intervals {
+        tracing::warn!("mute_time_intervals/active_time_intervals are parsed but not applied yet: routes are never muted");
+    }
+    if !c.templates.is_empty() {
+        tracing::warn!("templates are not used yet: webhook payloads do not need them");
+    }
+}

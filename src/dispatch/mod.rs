@@ -1,0 +1,271 @@
+//! The dispatcher (`dispatch/dispatch.go`): routes each alert into
+//! aggregation groups and runs one timer per group that flushes it through
+//! the notification pipeline on Alertmanager's schedule:
+//! `group_wait` after creation (at once for an alert older than that), then
+//! every `group_interval`.
+
+mod route;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use route::{GroupBy, Route, RouteOpts};
+
+use crate::metrics::Metrics;
+use crate::model::{notification_order, Alert, Fingerprint, LabelSet};
+use crate::notify::{NotifyCtx, Pipeline};
+
+const SHARDS: usize = 32;
+
+/// Identifies an aggregation group: its route and its group labels.
+type GroupId = (usize, Fingerprint);
+
+pub struct Dispatcher {
+    route: Arc<Route>,
+    pipeline: Arc<Pipeline>,
+    metrics: Arc<Metrics>,
+    shards: Vec<Mutex<HashMap<GroupId, Arc<AggrGroup>>>>,
+    cancel: CancellationToken,
+}
+
+struct GroupState {
+    alerts: HashMap<Fingerprint, Arc<Alert>>,
+    has_flushed: bool,
+    /// Set when a successful flush emptied the group; an insert then starts
+    /// a new group (with its own `group_wait`) instead of reviving this one.
+    destroyed: bool,
+}
+
+pub struct AggrGroup {
+    pub labels: LabelSet,
+    pub route: Arc<Route>,
+    /// `<route key>:<group labels>`, byte-identical to Alertmanager's.
+    pub key: Arc<str>,
+    id: GroupId,
+    state: Mutex<GroupState>,
+    /// Wakes the timer to flush at once (an old alert arrived before the
+    /// first flush).
+    flush_now: Notify,
+    flush_now_pending: AtomicBool,
+}
+
+/// A group as the API shows it.
+pub struct GroupView {
+    pub labels: LabelSet,
+    pub receiver: String,
+    pub route: Arc<Route>,
+    pub alerts: Vec<Arc<Alert>>,
+}
+
+impl AggrGroup {
+    fn lock(&self) -> MutexGuard<'_, GroupState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Dispatcher {
+    pub fn new(route: Arc<Route>, pipeline: Arc<Pipeline>, metrics: Arc<Metrics>, cancel: CancellationToken) -> Arc<Dispatcher> {
+        Arc::new(Dispatcher { route, pipeline, metrics, shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(), cancel })
+    }
+
+    pub fn route(&self) -> &Arc<Route> {
+        &self.route
+    }
+
+    fn shard(&self, id: GroupId) -> MutexGuard<'_, HashMap<GroupId, Arc<AggrGroup>>> {
+        let h = id.1 .0 ^ (id.0 as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.shards[(h as usize) % SHARDS].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Routes an alert into the groups of every route it matches
+    /// (`Dispatcher.processAlert`).
+    pub fn insert(self: &Arc<Self>, alert: &Arc<Alert>) {
+        for route in self.route.matching(&alert.labels) {
+            self.insert_into(route, alert);
+        }
+    }
+
+    fn insert_into(self: &Arc<Self>, route: Arc<Route>, alert: &Arc<Alert>) {
+        let labels = route.group_labels(&alert.labels);
+        let id = (route.index, labels.fingerprint());
+        let mut shard = self.shard(id);
+        if let Some(group) = shard.get(&id).cloned() {
+            let mut st = group.lock();
+            if !st.destroyed {
+                insert_alert(&group, &mut st, alert);
+                return;
+            }
+        }
+        let key: Arc<str> = Arc::from(format!("{}:{}", route.key, labels.go_string()));
+        let group = Arc::new(AggrGroup {
+            labels,
+            route,
+            key,
+            id,
+            state: Mutex::new(GroupState { alerts: HashMap::new(), has_flushed: false, destroyed: false }),
+            flush_now: Notify::new(),
+            flush_now_pending: AtomicBool::new(false),
+        });
+        {
+            let mut st = group.lock();
+            insert_alert(&group, &mut st, alert);
+        }
+        shard.insert(id, group.clone());
+        drop(shard);
+        self.metrics.aggregation_groups.inc();
+        let this = self.clone();
+        tokio::spawn(async move { this.run_group(group).await });
+    }
+
+    /// The group's timer loop (`aggrGroup.run`).
+    async fn run_group(self: Arc<Self>, group: Arc<AggrGroup>) {
+        let opts = &group.route.opts;
+        let mut next = tokio::time::Instant::now() + opts.group_wait;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                _ = group.flush_now.notified() => {
+                    if group.flush_now_pending.swap(false, Ordering::AcqRel) {
+                        next = tokio::time::Instant::now();
+                    }
+                    continue;
+                }
+                _ = self.cancel.cancelled() => break,
+            }
+            let now = Timestamp::now();
+            // Re-armed before flushing, so a slow flush does not shift the
+            // schedule (Alertmanager resets its timer the same way).
+            let started = tokio::time::Instant::now();
+            next = started + opts.group_interval;
+            group.lock().has_flushed = true;
+            let deadline = started + opts.group_interval.max(Duration::from_secs(10));
+            if self.flush(&group, now, deadline).await {
+                break;
+            }
+        }
+        self.metrics.aggregation_groups.dec();
+    }
+
+    /// One flush (`aggrGroup.flush`); returns true when the group emptied and
+    /// was destroyed.
+    async fn flush(&self, group: &Arc<AggrGroup>, now: Timestamp, deadline: tokio::time::Instant) -> bool {
+        let mut alerts: Vec<Arc<Alert>> = {
+            let st = group.lock();
+            if st.alerts.is_empty() {
+                return false;
+            }
+            st.alerts.values().cloned().collect()
+        };
+        // Firing alerts are sent without an end time so that they do not
+        // resolve at the receiver as time moves on.
+        for a in alerts.iter_mut() {
+            if !a.resolved_at(now) {
+                let mut c = (**a).clone();
+                c.ends_at = crate::model::GO_ZERO_TIME;
+                *a = Arc::new(c);
+            }
+        }
+        alerts.sort_by(|a, b| notification_order(a, b));
+        let mut ctx = NotifyCtx {
+            group_key: group.key.clone(),
+            group_labels: group.labels.clone(),
+            receiver: Arc::from(group.route.opts.receiver.as_str()),
+            now,
+            repeat_interval: group.route.opts.repeat_interval,
+            deadline,
+            cancel: self.cancel.clone(),
+            firing_hashes: Vec::new(),
+            resolved_hashes: Vec::new(),
+            reason: None,
+        };
+        match self.pipeline.exec(&mut ctx, alerts.clone()).await {
+            Err(e) => {
+                tracing::error!(aggrGroup = %group.key, err = %e, "Notify for alerts failed");
+                false
+            }
+            Ok(()) => {
+                let mut st = group.lock();
+                for a in alerts.iter().filter(|a| a.resolved_at(now)) {
+                    // Keep an alert that was updated while we notified.
+                    if st.alerts.get(&a.fingerprint).is_some_and(|cur| cur.updated_at == a.updated_at) {
+                        st.alerts.remove(&a.fingerprint);
+                    }
+                }
+                if !st.alerts.is_empty() {
+                    return false;
+                }
+                st.destroyed = true;
+                drop(st);
+                let mut shard = self.shard(group.id);
+                if shard.get(&group.id).is_some_and(|g| Arc::ptr_eq(g, group)) {
+                    shard.remove(&group.id);
+                }
+                true
+            }
+        }
+    }
+
+    /// The aggregation groups and their alerts, filtered and sorted as
+    /// `Dispatcher.Groups` does for `GET /api/v2/alerts/groups`.
+    pub fn groups(&self, mut route_filter: impl FnMut(&Route) -> bool, mut alert_filter: impl FnMut(&Alert) -> bool) -> Vec<GroupView> {
+        let mut all: Vec<Arc<AggrGroup>> = Vec::new();
+        for s in &self.shards {
+            all.extend(s.lock().unwrap_or_else(|e| e.into_inner()).values().cloned());
+        }
+        let mut out = Vec::new();
+        for g in all {
+            if !route_filter(&g.route) {
+                continue;
+            }
+            let mut alerts: Vec<Arc<Alert>> = g.lock().alerts.values().filter(|a| alert_filter(a)).cloned().collect();
+            if alerts.is_empty() {
+                continue;
+            }
+            alerts.sort_by(|a, b| notification_order(a, b));
+            out.push(GroupView { labels: g.labels.clone(), receiver: g.route.opts.receiver.clone(), route: g.route.clone(), alerts });
+        }
+        out.sort_by(|a, b| {
+            if a.labels == b.labels {
+                a.receiver.cmp(&b.receiver)
+            } else if a.labels.before(&b.labels) {
+                std::cmp::Ordering::Less
+            } else {
+                std::cmp::Ordering::Greater
+            }
+        });
+        out
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len()).sum()
+    }
+
+    /// Stops every group timer; in-flight notifications are cancelled.
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+}
+
+fn insert_alert(group: &AggrGroup, st: &mut GroupState, alert: &Arc<Alert>) {
+    // Concurrent posts of the same alert may arrive out of order; the group
+    // keeps the most recently received version, as the store does.
+    if st.alerts.get(&alert.fingerprint).is_some_and(|cur| cur.updated_at > alert.updated_at) {
+        return;
+    }
+    st.alerts.insert(alert.fingerprint, alert.clone());
+    // An alert older than group_wait that arrives before the first flush
+    // (typically after a restart or reload) is flushed at once.
+    if !st.has_flushed {
+        let wait = group.route.opts.group_wait;
+        if alert.starts_at.checked_add(wait).is_ok_and(|t| t < Timestamp::now()) {
+            group.flush_now_pending.store(true, Ordering::Release);
+            group.flush_now.notify_one();
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! `/metrics` with Alertmanager's metric names and labels, so existing
+//! dashboards and alerting rules on Alertmanager keep working on Herald.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+fn l1(k: &'static str, v: &str) -> Labels {
+    vec![(k, v.to_string())]
+}
+
+pub struct Metrics {
+    registry: Registry,
+    alerts_received: Family<Labels, Counter>,
+    alerts_invalid: Family<Labels, Counter>,
+    notifications: Family<Labels, Counter>,
+    notifications_failed: Family<Labels, Counter>,
+    notification_requests: Family<Labels, Counter>,
+    notification_requests_failed: Family<Labels, Counter>,
+    notification_latency: Family<Labels, Histogram>,
+    pub aggregation_groups: Gauge,
+    alerts: Family<Labels, Gauge>,
+    config_hash: Gauge<f64, AtomicU64>,
+    config_last_reload_successful: Gauge,
+    config_last_reload_success_timestamp: Gauge<f64, AtomicU64>,
+    http_request_duration: Family<Labels, Histogram>,
+    nflog_gc_removed: Counter,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new([1.0, 5.0, 10.0, 15.0, 20.0])
+}
+
+fn http_histogram() -> Histogram {
+    Histogram::new([0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 4.0, 8.0, 10.0, 20.0])
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut r = Registry::default();
+        let m = Metrics {
+            alerts_received: Family::default(),
+            alerts_invalid: Family::default(),
+            notifications: Family::default(),
+            notifications_failed: Family::default(),
+            notification_requests: Family::default(),
+            notification_requests_failed: Family::default(),
+            notification_latency: Family::new_with_constructor(latency_histogram),
+            aggregation_groups: Gauge::default(),
+            alerts: Family::default(),
+            config_hash: Gauge::default(),
+            config_last_reload_successful: Gauge::default(),
+            config_last_reload_success_timestamp: Gauge::default(),
+            http_request_duration: Family::new_with_constructor(http_histogram),
+            nflog_gc_removed: Counter::default(),
+            registry: Registry::default(),
+        };
+        r.register("alertmanager_alerts_received", "The total number of received alerts.", m.alerts_received.clone());
+        r.register("alertmanager_alerts_invalid", "The total number of received alerts that were invalid.", m.alerts_invalid.clone());
+        r.register("alertmanager_notifications", "The total number of attempted notifications.", m.notifications.clone());
+        r.register("alertmanager_notifications_failed", "The total number of failed notifications.", m.notifications_failed.clone());
+        r.register("alertmanager_notification_requests", "The total number of attempted notification requests.", m.notification_requests.clone());
+        r.register(
+            "alertmanager_notification_requests_failed",
+            "The total number of failed notification requests.",
+            m.notification_requests_failed.clone(),
+        );
+        r.register("alertmanager_notification_latency_seconds", "The latency of notifications in seconds.", m.notification_latency.clone());
+        r.register("alertmanager_dispatcher_aggregation_groups", "Number of active aggregation groups", m.aggregation_groups.clone());
+        r.register("alertmanager_alerts", "How many alerts by state.", m.alerts.clone());
+        r.register("alertmanager_config_hash", "Hash of the currently loaded alertmanager configuration.", m.config_hash.clone());
+        r.register(
+            "alertmanager_config_last_reload_successful",
+            "Whether the last configuration reload attempt was successful.",
+            m.config_last_reload_successful.clone(),
+        );
+        r.register(
+            "alertmanager_config_last_reload_success_timestamp_seconds",
+            "Timestamp of the last successful configuration reload.",
+            m.config_last_reload_success_timestamp.clone(),
+        );
+        r.register("alertmanager_http_request_duration_seconds", "Histogram of latencies for HTTP requests.", m.http_request_duration.clone());
+        r.register("alertmanager_nflog_gc_removed", "Notification log entries removed by garbage collection.", m.nflog_gc_removed.clone());
+        let build_info: Family<Labels, Gauge> = Family::default();
+        build_info
+            .get_or_create(&vec![
+                ("version", env!("CARGO_PKG_VERSION").to_string()),
+                ("revision", option_env!("HERALD_REVISION").unwrap_or("unknown").to_string()),
+                ("branch", option_env!("HERALD_BRANCH").unwrap_or("unknown").to_string()),
+                ("goversion", "none (herald, rust)".to_string()),
+            ])
+            .set(1);
+        r.register(
+            "alertmanager_build_info",
+            "A metric with a constant '1' value labeled by version, revision, branch, and goversion from which alertmanager was built.",
+            build_info,
+        );
+        let cluster_enabled: Gauge = Gauge::default();
+        r.register("alertmanager_cluster_enabled", "Indicates whether the clustering is enabled or not.", cluster_enabled);
+        Metrics { registry: r, ..m }
+    }
+
+    pub fn alert_received(&self, firing: bool) {
+        let status = if firing { "firing" } else { "resolved" };
+        self.alerts_received.get_or_create(&vec![("status", status.to_string()), ("version", "v2".to_string())]).inc();
+    }
+
+    pub fn alert_invalid(&self) {
+        self.alerts_invalid.get_or_create(&l1("version", "v2")).inc();
+    }
+
+    /// Creates an integration's series at zero, as Alertmanager does, so
+    /// `rate()` works from the first failure.
+    pub fn init_integration(&self, name: &str) {
+        let _ = self.notifications.get_or_create(&l1("integration", name));
+        let _ = self.notification_requests.get_or_create(&l1("integration", name));
+        let _ = self.notification_requests_failed.get_or_create(&l1("integration", name));
+        for reason in ["other", "clientError", "serverError", "authError", "rateLimited", "contextCanceled", "contextDeadlineExceeded"] {
+            let _ = self.notifications_failed.get_or_create(&vec![("integration", name.to_string()), ("reason", reason.to_string())]);
+        }
+        let _ = self.notification_latency.get_or_create(&l1("integration", name));
+    }
+
+    pub fn notifications_total(&self, integration: &str) {
+        self.notifications.get_or_create(&l1("integration", integration)).inc();
+    }
+
+    pub fn notification_failed(&self, integration: &str, reason: &str) {
+        self.notifications_failed.get_or_create(&vec![("integration", integration.to_string()), ("reason", reason.to_string())]).inc();
+    }
+
+    pub fn observe_request(&self, integration: &str, took: Duration, ok: bool) {
+        self.notification_requests.get_or_create(&l1("integration", integration)).inc();
+        if !ok {
+            self.notification_requests_failed.get_or_create(&l1("integration", integration)).inc();
+        }
+        self.notification_latency.get_or_create(&l1("integration", integration)).observe(took.as_secs_f64());
+    }
+
+    pub fn observe_http(&self, handler: &str, method: &str, took: Duration) {
+        self.http_request_duration
+            .get_or_create(&vec![("handler", handler.to_string()), ("method", method.to_string())])
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn set_alert_counts(&self, active: i64, suppressed: i64, unprocessed: i64) {
+        self.alerts.get_or_create(&l1("state", "active")).set(active);
+        self.alerts.get_or_create(&l1("state", "suppressed")).set(suppressed);
+        self.alerts.get_or_create(&l1("state", "unprocessed")).set(unprocessed);
+    }
+
+    pub fn config_loaded(&self, hash: f64, ok: bool) {
+        self.config_last_reload_successful.set(i64::from(ok));
+        if ok {
+            self.config_hash.set(hash);
+            let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+            self.config_last_reload_success_timestamp.set(now);
+        }
+    }
+
+    pub fn nflog_gc(&self, removed: usize) {
+        self.nflog_gc_removed.inc_by(removed as u64);
+    }
+
+    /// The exposition text, with the `process_*` metrics Prometheus' Go
+    /// client adds (dashboards chart Alertmanager's memory and CPU with them).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        let process = process_metrics();
+        match out.rfind("# EOF") {
+            Some(pos) => out.insert_str(pos, &process),
+            None => out.push_str(&process),
+        }
+        out
+    }
+}
+
+/// `process_*` metrics read from /proc (Linux only; empty elsewhere).
+fn process_metrics() -> String {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return String::new() };
+    // Fields after the command name, which may contain spaces, in parens.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return String::new() };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Linux reports CPU times in clock ticks; 100 Hz on every common kernel.
+    let ticks = 100.0;
+    let page = 4096.0;
+    let cpu = (num(11) + num(12)) / ticks;
+    let start_ticks = num(19);
+    let vsize = num(20);
+    let rss = num(21) * page;
+    let boot = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("btime")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .unwrap_or(0.0);
+    let fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
+    let max_fds = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Max open files")).and_then(|l| l.split_whitespace().nth(3)?.parse::<f64>().ok()))
+        .unwrap_or(0.0);
+    format!(
+        "# HELP process_cpu_seconds Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds counter\nprocess_cpu_seconds_total {cpu}\n\
+# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}\n\
+# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes {vsize}\n\
+# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {}\n\
+# HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\nprocess_open_fds {fds}\n\
+# HELP process_max_fds Maximum number of open file descriptors.\n# TYPE process_max_fds gauge\nprocess_max_fds {max_fds}\n",
+        boot + start_ticks / ticks
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposes_alertmanager_names() {
+        let m = Metrics::new();
+        m.alert_received(true);
+        m.init_integration("webhook");
+        m.notification_failed("webhook", "serverError");
+        m.config_loaded(42.0, true);
+        let text = m.render();
+        for needle in [
+            r#"alertmanager_alerts_received_total{status="firing",version="v2"} 1"#,
+            r#"alertmanager_notifications_failed_total{integration="webhook",reason="serverError"} 1"#,
+            r#"alertmanager_notifications_total{integration="webhook"} 0"#,
+            "alertmanager_config_last_reload_successful 1",
+            "alertmanager_build_info{",
+            "alertmanager_cluster_enabled 0",
+            "process_resident_memory_bytes",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+        assert!(text.trim_end().ends_with("# EOF"));
+    }
+}

@@ -1,0 +1,102 @@
+//! The notification log: what was last sent for each (group, receiver,
+//! integration), so the dedup stage can decide whether to notify again.
+//!
+//! Behind a trait because its backing changes: in memory now, in SQLite with
+//! the persistence work, replicated with clustering.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+/// Identifies one integration of a receiver (`nflogpb.Receiver`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ReceiverKey {
+    pub group_name: String,
+    pub integration: &'static str,
+    pub index: usize,
+}
+
+impl ReceiverKey {
+    /// `<receiver>/<integration>/<index>`, the nflog key suffix.
+    pub fn id(&self) -> String {
+        format!("{}/{}/{}", self.group_name, self.integration, self.index)
+    }
+}
+
+/// What was notified last. Hash sets are kept sorted for subset checks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub firing: Vec<u64>,
+    pub resolved: Vec<u64>,
+    pub timestamp: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NflogError {
+    #[error("notification log storage: {0}")]
+    Storage(String),
+}
+
+pub trait NotificationLog: Send + Sync {
+    fn query(&self, group_key: &str, receiver: &ReceiverKey) -> Option<Entry>;
+    /// Records a notification. `expiry` is how long the entry must outlive
+    /// `now` (Alertmanager: 2 × repeat_interval, capped by retention).
+    fn log(
+        &self,
+        group_key: &str,
+        receiver: &ReceiverKey,
+        firing: Vec<u64>,
+        resolved: Vec<u64>,
+        now: Timestamp,
+        expiry: Duration,
+    ) -> Result<(), NflogError>;
+    /// Drops expired entries; returns how many.
+    fn gc(&self, now: Timestamp) -> usize;
+}
+
+#[derive(Default)]
+pub struct MemNotificationLog {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+fn state_key(group_key: &str, r: &ReceiverKey) -> String {
+    format!("{group_key}:{}", r.id())
+}
+
+impl NotificationLog for MemNotificationLog {
+    fn query(&self, group_key: &str, receiver: &ReceiverKey) -> Option<Entry> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).get(&state_key(group_key, receiver)).cloned()
+    }
+
+    fn log(
+        &self,
+        group_key: &str,
+        receiver: &ReceiverKey,
+        mut firing: Vec<u64>,
+        mut resolved: Vec<u64>,
+        now: Timestamp,
+        expiry: Duration,
+    ) -> Result<(), NflogError> {
+        firing.sort_unstable();
+        resolved.sort_unstable();
+        let expires_at = now.checked_add(expiry).unwrap_or(now);
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let key = state_key(group_key, receiver);
+        // Never go back in time: a newer entry (from a concurrent flush) wins.
+        if entries.get(&key).is_some_and(|e| e.timestamp > now) {
+            return Ok(());
+        }
+        entries.insert(key, Entry { firing, resolved, timestamp: now, expires_at });
+        Ok(())
+    }
+
+    fn gc(&self, now: Timestamp) -> usize {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let before = entries.len();
+        entries.retain(|_, e| e.expires_at > now);
+        before - entries.len()
+    }
+}

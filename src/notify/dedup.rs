@@ -1,0 +1,162 @@
+//! The dedup stage (`notify/dedup_stage.go`): compare what would be sent now
+//! with the notification log and send only when something changed or the
+//! repeat interval elapsed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use xxhash_rust::xxh64::Xxh64;
+
+use super::{BoxFuture, Integration, NotifyCtx, NotifyError, Stage};
+use crate::model::Alert;
+use crate::nflog::{Entry, NotificationLog};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotificationReason {
+    FirstNotification,
+    NewAlertsAdded,
+    SomeAlertsResolved,
+    AllAlertsResolved,
+    RepeatIntervalElapsed,
+}
+
+impl NotificationReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationReason::FirstNotification => "first notification",
+            NotificationReason::NewAlertsAdded => "new alerts added",
+            NotificationReason::SomeAlertsResolved => "some alerts resolved",
+            NotificationReason::AllAlertsResolved => "all alerts resolved",
+            NotificationReason::RepeatIntervalElapsed => "repeat interval elapsed",
+        }
+    }
+}
+
+/// `notify.hashAlert`: xxhash64 over the sorted label pairs with `0xff`
+/// separators. Not the fingerprint: the nflog stores these values, so they
+/// must match Alertmanager's for a shared or migrated log to dedup.
+pub fn hash_alert(a: &Alert) -> u64 {
+    let mut h = Xxh64::new(0);
+    for (n, v) in a.labels.iter() {
+        h.update(n.as_bytes());
+        h.update(&[0xff]);
+        h.update(v.as_bytes());
+        h.update(&[0xff]);
+    }
+    h.digest()
+}
+
+fn is_subset(sorted_set: &[u64], items: &[u64]) -> bool {
+    items.iter().all(|x| sorted_set.binary_search(x).is_ok())
+}
+
+/// The decision of `DedupStage.needsUpdate`, with the reason newer
+/// Alertmanager releases report as `notification_reason`.
+pub fn needs_update(
+    entry: Option<&Entry>,
+    firing: &[u64],
+    resolved: &[u64],
+    send_resolved: bool,
+    repeat: Duration,
+    now: Timestamp,
+) -> Option<NotificationReason> {
+    let Some(e) = entry else {
+        return (!firing.is_empty()).then_some(NotificationReason::FirstNotification);
+    };
+    if !is_subset(&e.firing, firing) {
+        return Some(if e.firing.is_empty() { NotificationReason::FirstNotification } else { NotificationReason::NewAlertsAdded });
+    }
+    // All resolved: notify regardless of send_resolved so the log is cleared.
+    if firing.is_empty() {
+        return (!e.firing.is_empty()).then_some(NotificationReason::AllAlertsResolved);
+    }
+    if send_resolved && !is_subset(&e.resolved, resolved) {
+        return Some(NotificationReason::SomeAlertsResolved);
+    }
+    let threshold = now.checked_sub(repeat).unwrap_or(now);
+    (e.timestamp < threshold).then_some(NotificationReason::RepeatIntervalElapsed)
+}
+
+pub struct DedupStage {
+    pub nflog: Arc<dyn NotificationLog>,
+    pub integration: Arc<Integration>,
+}
+
+impl Stage for DedupStage {
+    fn exec<'a>(&'a self, ctx: &'a mut NotifyCtx, alerts: Vec<Arc<Alert>>) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
+        Box::pin(async move {
+            let (mut firing, mut resolved) = (Vec::new(), Vec::new());
+            for a in &alerts {
+                if a.resolved_at(ctx.now) {
+                    resolved.push(hash_alert(a));
+                } else {
+                    firing.push(hash_alert(a));
+                }
+            }
+            let entry = self.nflog.query(&ctx.group_key, &self.integration.key);
+            let reason = needs_update(entry.as_ref(), &firing, &resolved, self.integration.send_resolved, ctx.repeat_interval, ctx.now);
+            ctx.firing_hashes = firing;
+            ctx.resolved_hashes = resolved;
+            ctx.reason = reason;
+            Ok(if reason.is_some() { alerts } else { Vec::new() })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::LabelSet;
+
+    fn entry(firing: &[u64], resolved: &[u64], ts: i64) -> Entry {
+        Entry {
+            firing: firing.to_vec(),
+            resolved: resolved.to_vec(),
+            timestamp: Timestamp::from_second(ts).unwrap(),
+            expires_at: Timestamp::from_second(ts + 10_000).unwrap(),
+        }
+    }
+
+    const REPEAT: Duration = Duration::from_secs(100);
+
+    fn decide(e: Option<&Entry>, f: &[u64], r: &[u64], send_resolved: bool, now: i64) -> Option<NotificationReason> {
+        needs_update(e, f, r, send_resolved, REPEAT, Timestamp::from_second(now).unwrap())
+    }
+
+    #[test]
+    fn decisions_match_alertmanager() {
+        use NotificationReason::*;
+        assert_eq!(decide(None, &[1], &[], true, 1000), Some(FirstNotification));
+        assert_eq!(decide(None, &[], &[1], true, 1000), None, "only resolved alerts, never notified");
+        let e = entry(&[1, 2], &[], 950);
+        assert_eq!(decide(Some(&e), &[1, 2, 3], &[], true, 1000), Some(NewAlertsAdded));
+        assert_eq!(decide(Some(&e), &[1], &[2], true, 1000), Some(SomeAlertsResolved));
+        assert_eq!(decide(Some(&e), &[1], &[2], false, 1000), None, "send_resolved off");
+        assert_eq!(decide(Some(&e), &[], &[1, 2], false, 1000), Some(AllAlertsResolved));
+        assert_eq!(decide(Some(&e), &[1, 2], &[], true, 1000), None);
+        assert_eq!(decide(Some(&e), &[1, 2], &[], true, 1051), Some(RepeatIntervalElapsed));
+        let empty = entry(&[], &[1], 950);
+        assert_eq!(decide(Some(&empty), &[], &[1], true, 1000), None);
+        assert_eq!(decide(Some(&empty), &[4], &[], true, 1000), Some(FirstNotification));
+    }
+
+    #[test]
+    fn alert_hash_is_xxhash_of_labels() {
+        let labels = LabelSet::from_strs([("alertname", "A")]);
+        let a = Alert {
+            fingerprint: labels.fingerprint(),
+            labels,
+            annotations: LabelSet::default(),
+            starts_at: Timestamp::UNIX_EPOCH,
+            ends_at: Timestamp::UNIX_EPOCH,
+            generator_url: Arc::from(""),
+            updated_at: Timestamp::UNIX_EPOCH,
+            timeout: false,
+        };
+        let mut bytes = b"alertname\xffA\xff".to_vec();
+        assert_eq!(hash_alert(&a), xxhash_rust::xxh64::xxh64(&bytes, 0));
+        bytes.push(0);
+        assert_ne!(hash_alert(&a), xxhash_rust::xxh64::xxh64(&bytes, 0));
+    }
+}

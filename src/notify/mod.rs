@@ -1,0 +1,213 @@
+//! The notification pipeline (`notify/notify.go`): a sequence of stages run
+//! for each flush of an aggregation group.
+//!
+//! Per receiver the pipeline is: [inhibit, time-active, time-mute, silence —
+//! added with the silences issue] then a fan-out to every integration, each
+//! running wait → dedup → retry → set-notifies. A stage that empties the
+//! alert list ends the pipeline without error, as in Alertmanager.
+
+mod dedup;
+mod retry;
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
+
+pub use dedup::{hash_alert, needs_update, DedupStage, NotificationReason};
+pub use retry::{RetryStage, SetNotifiesStage};
+
+use crate::config::LoadedConfig;
+use crate::metrics::Metrics;
+use crate::model::{Alert, LabelSet};
+use crate::nflog::{NotificationLog, ReceiverKey};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Alertmanager's failure reasons, the `reason` label of
+/// `alertmanager_notifications_failed_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureReason {
+    Other,
+    ClientError,
+    ServerError,
+    AuthError,
+    RateLimited,
+    ContextCanceled,
+    ContextDeadlineExceeded,
+}
+
+impl FailureReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::Other => "other",
+            FailureReason::ClientError => "clientError",
+            FailureReason::ServerError => "serverError",
+            FailureReason::AuthError => "authError",
+            FailureReason::RateLimited => "rateLimited",
+            FailureReason::ContextCanceled => "contextCanceled",
+            FailureReason::ContextDeadlineExceeded => "contextDeadlineExceeded",
+        }
+    }
+
+    pub fn from_status(code: u16) -> FailureReason {
+        match code {
+            401 | 403 => FailureReason::AuthError,
+            429 => FailureReason::RateLimited,
+            400..=499 => FailureReason::ClientError,
+            500..=599 => FailureReason::ServerError,
+            _ => FailureReason::Other,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NotifyError {
+    pub retryable: bool,
+    pub reason: FailureReason,
+    pub message: String,
+}
+
+impl fmt::Display for NotifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for NotifyError {}
+
+impl NotifyError {
+    pub fn new(retryable: bool, reason: FailureReason, message: impl Into<String>) -> Self {
+        NotifyError { retryable, reason, message: message.into() }
+    }
+}
+
+/// What Alertmanager carries in a `context.Context` through the pipeline.
+#[derive(Clone)]
+pub struct NotifyCtx {
+    pub group_key: Arc<str>,
+    pub group_labels: LabelSet,
+    pub receiver: Arc<str>,
+    /// The flush time: every decision in one flush uses the same clock.
+    pub now: Timestamp,
+    pub repeat_interval: Duration,
+    /// The flush must finish by then (`max(group_interval, 10s)`).
+    pub deadline: tokio::time::Instant,
+    pub cancel: CancellationToken,
+    /// Set by the dedup stage for the set-notifies stage.
+    pub firing_hashes: Vec<u64>,
+    pub resolved_hashes: Vec<u64>,
+    pub reason: Option<NotificationReason>,
+}
+
+pub trait Stage: Send + Sync {
+    fn exec<'a>(&'a self, ctx: &'a mut NotifyCtx, alerts: Vec<Arc<Alert>>) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>>;
+}
+
+/// Delivers one notification to one destination. Implementations report
+/// whether a failure is worth retrying within this flush.
+pub trait Notifier: Send + Sync {
+    fn notify<'a>(&'a self, ctx: &'a NotifyCtx, alerts: &'a [Arc<Alert>]) -> BoxFuture<'a, Result<(), NotifyError>>;
+}
+
+/// One entry of a receiver's `*_configs` list.
+pub struct Integration {
+    pub notifier: Arc<dyn Notifier>,
+    pub key: ReceiverKey,
+    pub send_resolved: bool,
+}
+
+/// Runs stages in order, stopping quietly once no alert is left.
+pub struct MultiStage(pub Vec<Arc<dyn Stage>>);
+
+impl Stage for MultiStage {
+    fn exec<'a>(&'a self, ctx: &'a mut NotifyCtx, mut alerts: Vec<Arc<Alert>>) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
+        Box::pin(async move {
+            for s in &self.0 {
+                if alerts.is_empty() {
+                    return Ok(alerts);
+                }
+                alerts = s.exec(ctx, alerts).await?;
+            }
+            Ok(alerts)
+        })
+    }
+}
+
+/// Runs each integration's stages concurrently; any failure fails the flush
+/// (so resolved alerts stay for the next one), errors joined.
+pub struct FanoutStage(pub Vec<MultiStage>);
+
+impl Stage for FanoutStage {
+    fn exec<'a>(&'a self, ctx: &'a mut NotifyCtx, alerts: Vec<Arc<Alert>>) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
+        Box::pin(async move {
+            let runs = self.0.iter().map(|stage| {
+                let mut c = ctx.clone();
+                let a = alerts.clone();
+                async move { stage.exec(&mut c, a).await }
+            });
+            let results = futures_util::future::join_all(runs).await;
+            let errors: Vec<NotifyError> = results.into_iter().filter_map(Result::err).collect();
+            match errors.first() {
+                None => Ok(alerts),
+                Some(first) => Err(NotifyError::new(
+                    false,
+                    first.reason,
+                    errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "),
+                )),
+            }
+        })
+    }
+}
+
+/// The notification stages of every receiver that a route uses.
+pub struct Pipeline {
+    receivers: HashMap<String, Arc<dyn Stage>>,
+}
+
+impl Pipeline {
+    /// Builds the integrations of every receiver in the config and wraps them
+    /// in their stages.
+    pub fn build(
+        config: &LoadedConfig,
+        nflog: Arc<dyn NotificationLog>,
+        metrics: Arc<Metrics>,
+        external_url: &str,
+    ) -> Result<Pipeline, String> {
+        let mut receivers: HashMap<String, Arc<dyn Stage>> = HashMap::new();
+        for rc in &config.config.receivers {
+            let mut per_integration = Vec::new();
+            for (i, wc) in rc.webhook_configs.iter().enumerate() {
+                let notifier = webhook::Webhook::new(wc, external_url).map_err(|e| format!("receiver {:?}: {e}", rc.name))?;
+                let integration = Arc::new(Integration {
+                    notifier: Arc::new(notifier),
+                    key: ReceiverKey { group_name: rc.name.clone(), integration: "webhook", index: i },
+                    send_resolved: wc.send_resolved,
+                });
+                metrics.init_integration("webhook");
+                per_integration.push(MultiStage(vec![
+                    Arc::new(DedupStage { nflog: nflog.clone(), integration: integration.clone() }),
+                    Arc::new(RetryStage { integration: integration.clone(), metrics: metrics.clone() }),
+                    Arc::new(SetNotifiesStage { nflog: nflog.clone(), integration }),
+                ]));
+            }
+            receivers.insert(rc.name.clone(), Arc::new(MultiStage(vec![Arc::new(FanoutStage(per_integration))])));
+        }
+        Ok(Pipeline { receivers })
+    }
+
+    /// Runs the receiver's pipeline. `Ok` means the flush succeeded, even if
+    /// nothing needed sending.
+    pub async fn exec(&self, ctx: &mut NotifyCtx, alerts: Vec<Arc<Alert>>) -> Result<(), NotifyError> {
+        let Some(stage) = self.receivers.get(ctx.receiver.as_ref()) else {
+            return Err(NotifyError::new(false, FailureReason::Other, format!("unknown receiver {:?}", ctx.receiver)));
+        };
+        stage.exec(ctx, alerts).await.map(|_| ())
+    }
+}

@@ -1,0 +1,151 @@
+//! The retry and set-notifies stages (`notify/notify.go`): deliver with
+//! exponential backoff until the flush deadline, then record what was sent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::{BoxFuture, FailureReason, Integration, NotifyCtx, NotifyError, Stage};
+use crate::metrics::Metrics;
+use crate::model::Alert;
+use crate::nflog::NotificationLog;
+
+/// cenkalti/backoff's defaults, which Alertmanager uses unchanged.
+const INITIAL_INTERVAL: Duration = Duration::from_millis(500);
+const MULTIPLIER: f64 = 1.5;
+const RANDOMIZATION: f64 = 0.5;
+const MAX_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The delay before retry `n` (0-based), with ±50% jitter.
+pub fn backoff_delay(n: u32) -> Duration {
+    let base = INITIAL_INTERVAL.as_secs_f64() * MULTIPLIER.powi(n as i32);
+    let base = base.min(MAX_INTERVAL.as_secs_f64());
+    let jitter = rand::rng().random_range(-RANDOMIZATION..=RANDOMIZATION);
+    Duration::from_secs_f64(base * (1.0 + jitter))
+}
+
+pub struct RetryStage {
+    pub integration: Arc<Integration>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl RetryStage {
+    fn label(&self) -> String {
+        format!("{}/{}[{}]", self.integration.key.group_name, self.integration.key.integration, self.integration.key.index)
+    }
+
+    async fn attempt_until_deadline(&self, ctx: &NotifyCtx, sent: &[Arc<Alert>]) -> Result<(), NotifyError> {
+        let name = self.integration.key.integration;
+        let mut last: Option<NotifyError> = None;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let started = std::time::Instant::now();
+            let result = tokio::select! {
+                r = self.integration.notifier.notify(ctx, sent) => r,
+                _ = tokio::time::sleep_until(ctx.deadline) => Err(NotifyError::new(false, FailureReason::ContextDeadlineExceeded, "context deadline exceeded")),
+                _ = ctx.cancel.cancelled() => Err(NotifyError::new(false, FailureReason::ContextCanceled, "context canceled")),
+            };
+            self.metrics.observe_request(name, started.elapsed(), result.is_ok());
+            match result {
+                Ok(()) => {
+                    if attempt > 1 {
+                        tracing::info!(receiver = %ctx.receiver, integration = %self.label(), attempts = attempt, "Notify success");
+                    }
+                    return Ok(());
+                }
+                Err(e) if e.reason == FailureReason::ContextDeadlineExceeded || e.reason == FailureReason::ContextCanceled => {
+                    return Err(self.give_up(last.unwrap_or(e), attempt));
+                }
+                Err(e) if !e.retryable => {
+                    return Err(NotifyError::new(
+                        false,
+                        e.reason,
+                        format!("{}: notify retry canceled due to unrecoverable error after {attempt} attempts: {e}", self.label()),
+                    ));
+                }
+                Err(e) => {
+                    if last.as_ref().is_none_or(|l| l.message != e.message) {
+                        tracing::warn!(integration = %self.label(), attempts = attempt, err = %e, "Notify attempt failed, will retry later");
+                    }
+                    last = Some(e);
+                }
+            }
+            let wake = tokio::time::Instant::now() + backoff_delay(attempt - 1);
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake.min(ctx.deadline)) => {}
+                _ = ctx.cancel.cancelled() => {}
+            }
+            if tokio::time::Instant::now() >= ctx.deadline || ctx.cancel.is_cancelled() {
+                let reason = if ctx.cancel.is_cancelled() { FailureReason::ContextCanceled } else { FailureReason::ContextDeadlineExceeded };
+                let e = last.unwrap_or_else(|| NotifyError::new(false, reason, "context deadline exceeded"));
+                return Err(self.give_up(e, attempt));
+            }
+        }
+    }
+
+    fn give_up(&self, e: NotifyError, attempts: u32) -> NotifyError {
+        NotifyError::new(false, e.reason, format!("{}: notify retry canceled after {attempts} attempts: {e}", self.label()))
+    }
+}
+
+impl Stage for RetryStage {
+    fn exec<'a>(&'a self, ctx: &'a mut NotifyCtx, alerts: Vec<Arc<Alert>>) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
+        Box::pin(async move {
+            let name = self.integration.key.integration;
+            self.metrics.notifications_total(name);
+            // Without send_resolved, a flush with only resolved alerts counts
+            // as delivered (so the log records the resolution) but sends
+            // nothing; otherwise resolved alerts are left out of the message.
+            let sent: Vec<Arc<Alert>> = if self.integration.send_resolved {
+                alerts.clone()
+            } else {
+                if ctx.firing_hashes.is_empty() {
+                    return Ok(alerts);
+                }
+                alerts.iter().filter(|a| !a.resolved_at(ctx.now)).cloned().collect()
+            };
+            match self.attempt_until_deadline(ctx, &sent).await {
+                Ok(()) => Ok(alerts),
+                Err(e) => {
+                    self.metrics.notification_failed(name, e.reason.as_str());
+                    Err(e)
+                }
+            }
+        })
+    }
+}
+
+pub struct SetNotifiesStage {
+    pub nflog: Arc<dyn NotificationLog>,
+    pub integration: Arc<Integration>,
+}
+
+impl Stage for SetNotifiesStage {
+    fn exec<'a>(&'a self, ctx: &'a mut NotifyCtx, alerts: Vec<Arc<Alert>>) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
+        Box::pin(async move {
+            let expiry = ctx.repeat_interval * 2;
+            self.nflog
+                .log(&ctx.group_key, &self.integration.key, ctx.firing_hashes.clone(), ctx.resolved_hashes.clone(), ctx.now, expiry)
+                .map_err(|e| NotifyError::new(false, FailureReason::Other, e.to_string()))?;
+            Ok(alerts)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_delay;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        for _ in 0..50 {
+            let d0 = backoff_delay(0).as_secs_f64();
+            assert!((0.25..=0.75).contains(&d0), "{d0}");
+            let d3 = backoff_delay(3).as_secs_f64();
+            assert!((0.5 * 1.6875..=1.5 * 1.6875).contains(&d3), "{d3}");
+            assert!(backoff_delay(40).as_secs_f64() <= 90.0);
+        }
+    }
+}
