@@ -94,10 +94,25 @@ impl App {
         shutdown: &CancellationToken,
     ) -> Result<Runtime, ReloadError> {
         warn_unimplemented(config);
-        let pipeline = Pipeline::build(config, nflog.clone(), metrics.clone(), &settings.external_url).map_err(ReloadError::Build)?;
+        let pipeline = Pipeline::build(
+            config,
+            nflog.clone(),
+            metrics.clone(),
+            &settings.external_url,
+        )
+        .map_err(ReloadError::Build)?;
         let route = Route::tree(config.root_route());
-        let dispatcher = Dispatcher::new(route.clone(), Arc::new(pipeline), metrics.clone(), shutdown.child_token());
-        Ok(Runtime { config: config.clone(), route, dispatcher })
+        let dispatcher = Dispatcher::new(
+            route.clone(),
+            Arc::new(pipeline),
+            metrics.clone(),
+            shutdown.child_token(),
+        );
+        Ok(Runtime {
+            config: config.clone(),
+            route,
+            dispatcher,
+        })
     }
 
     pub fn runtime(&self) -> arc_swap::Guard<Arc<Runtime>> {
@@ -110,7 +125,15 @@ impl App {
         let _guard = self.reload_lock.lock().await;
         let result = Config::load_file(&self.settings.config_file)
             .map_err(ReloadError::from)
-            .and_then(|c| Self::build(&c, &self.settings, &self.nflog, &self.metrics, &self.shutdown));
+            .and_then(|c| {
+                Self::build(
+                    &c,
+                    &self.settings,
+                    &self.nflog,
+                    &self.metrics,
+                    &self.shutdown,
+                )
+            });
         let runtime = match result {
             Ok(r) => r,
             Err(e) => {
@@ -144,7 +167,11 @@ impl App {
     fn spawn_maintenance(self: Arc<Self>) {
         let app = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(app.settings.alerts_gc_interval.max(Duration::from_millis(100)));
+            let mut tick = tokio::time::interval(
+                app.settings
+                    .alerts_gc_interval
+                    .max(Duration::from_millis(100)),
+            );
             tick.tick().await;
             loop {
                 tokio::select! {
@@ -158,7 +185,11 @@ impl App {
         });
         let app = self;
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(app.settings.maintenance_interval.max(Duration::from_millis(100)));
+            let mut tick = tokio::time::interval(
+                app.settings
+                    .maintenance_interval
+                    .max(Duration::from_millis(100)),
+            );
             tick.tick().await;
             loop {
                 tokio::select! {
@@ -176,10 +207,18 @@ impl App {
 fn warn_unimplemented(config: &LoadedConfig) {
     let c = &config.config;
     if !c.inhibit_rules.is_empty() {
-        tracing::warn!(rules = c.inhibit_rules.len(), "inhibit_rules are parsed but not applied yet: inhibited alerts will still notify");
+        tracing::warn!(
+            rules = c.inhibit_rules.len(),
+            "inhibit_rules are parsed but not applied yet: inhibited alerts will still notify"
+        );
     }
     let has_intervals = config.root_route().walk_config().any(|r| {
-        r.mute_time_intervals.as_ref().is_some_and(|v| !v.is_empty()) || r.active_time_intervals.as_ref().is_some_and(|v| !v.is_empty())
+        r.mute_time_intervals
+            .as_ref()
+            .is_some_and(|v| !v.is_empty())
+            || r.active_time_intervals
+                .as_ref()
+                .is_some_and(|v| !v.is_empty())
     });
     if has_intervals {
         tracing::warn!("mute_time_intervals/active_time_intervals are parsed but not applied yet: routes are never muted");

@@ -13,11 +13,24 @@ fn go_duration(s: &str) -> Result<Duration, String> {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "herald", version, about = "An Alertmanager-compatible alert router", disable_version_flag = true)]
+#[command(
+    name = "herald",
+    version,
+    about = "An Alertmanager-compatible alert router",
+    disable_version_flag = true
+)]
 pub struct Cli {
-    #[arg(long = "config.file", default_value = "alertmanager.yml", help = "Alertmanager configuration file name.")]
+    #[arg(
+        long = "config.file",
+        default_value = "alertmanager.yml",
+        help = "Alertmanager configuration file name."
+    )]
     pub config_file: String,
-    #[arg(long = "storage.path", default_value = "data/", help = "Base path for data storage.")]
+    #[arg(
+        long = "storage.path",
+        default_value = "data/",
+        help = "Base path for data storage."
+    )]
     pub storage_path: String,
     #[arg(long = "data.retention", default_value = "120h", value_parser = go_duration, help = "How long to keep data for.")]
     pub data_retention: Duration,
@@ -35,17 +48,33 @@ pub struct Cli {
     pub dispatch_maintenance_interval: Duration,
     #[arg(long = "dispatch.start-delay", default_value = "0s", value_parser = go_duration)]
     pub dispatch_start_delay: Duration,
-    #[arg(long = "web.listen-address", default_value = ":9093", help = "Addresses to listen on for the web interface and API (repeatable).")]
+    #[arg(
+        long = "web.listen-address",
+        default_value = ":9093",
+        help = "Addresses to listen on for the web interface and API (repeatable)."
+    )]
     pub web_listen_address: Vec<String>,
     #[arg(long = "web.config.file", default_value = "")]
     pub web_config_file: String,
     #[arg(long = "web.systemd-socket", default_value_t = false)]
     pub web_systemd_socket: bool,
-    #[arg(long = "web.external-url", default_value = "", help = "The URL under which Herald is externally reachable.")]
+    #[arg(
+        long = "web.external-url",
+        default_value = "",
+        help = "The URL under which Herald is externally reachable."
+    )]
     pub web_external_url: String,
-    #[arg(long = "web.route-prefix", default_value = "", help = "Prefix for the internal routes of web endpoints. Defaults to the path of --web.external-url.")]
+    #[arg(
+        long = "web.route-prefix",
+        default_value = "",
+        help = "Prefix for the internal routes of web endpoints. Defaults to the path of --web.external-url."
+    )]
     pub web_route_prefix: String,
-    #[arg(long = "web.get-concurrency", default_value_t = 0, help = "Maximum number of GET requests processed concurrently (0 = number of CPUs).")]
+    #[arg(
+        long = "web.get-concurrency",
+        default_value_t = 0,
+        help = "Maximum number of GET requests processed concurrently (0 = number of CPUs)."
+    )]
     pub web_get_concurrency: usize,
     #[arg(long = "web.timeout", default_value = "0s", value_parser = go_duration, help = "Timeout for HTTP requests (0 = none).")]
     pub web_timeout: Duration,
@@ -79,11 +108,18 @@ pub struct Cli {
     pub cluster_reconnect_timeout: Duration,
     #[arg(long = "cluster.tls-config", default_value = "")]
     pub cluster_tls_config: String,
-    #[arg(long = "cluster.allow-insecure-public-advertise-address-discovery", default_value_t = false)]
+    #[arg(
+        long = "cluster.allow-insecure-public-advertise-address-discovery",
+        default_value_t = false
+    )]
     pub cluster_allow_insecure_public_advertise_address_discovery: bool,
     #[arg(long = "cluster.label", default_value = "")]
     pub cluster_label: String,
-    #[arg(long = "enable-feature", value_delimiter = ',', help = "Experimental features (classic-mode, utf8-strict-mode, ...).")]
+    #[arg(
+        long = "enable-feature",
+        value_delimiter = ',',
+        help = "Experimental features (classic-mode, utf8-strict-mode, ...)."
+    )]
     pub enable_feature: Vec<String>,
     #[arg(long = "log.level", default_value = "info", value_parser = ["debug", "info", "warn", "error"])]
     pub log_level: String,
@@ -129,7 +165,11 @@ pub enum RoutesCommand {
 
 /// Go's listen-address syntax: `:9093` means every interface.
 pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
-    let full = if s.starts_with(':') { format!("0.0.0.0{s}") } else { s.to_string() };
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
     if let Ok(a) = full.parse() {
         return Ok(a);
     }
@@ -142,17 +182,28 @@ pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
 
 /// Alertmanager's defaulting of `--web.external-url` (`http://<host>:<port>/`)
 /// and of the route prefix (the external URL's path).
-pub fn external_url_and_prefix(external: &str, route_prefix: &str, listen: &str) -> Result<(String, String), String> {
+pub fn external_url_and_prefix(
+    external: &str,
+    route_prefix: &str,
+    listen: &str,
+) -> Result<(String, String), String> {
     let external = if external.is_empty() {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into());
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
         let port = listen.rsplit(':').next().unwrap_or("9093");
         format!("http://{host}:{port}/")
     } else {
         external.to_string()
     };
-    let parsed = url::Url::parse(&external).map_err(|e| format!("invalid --web.external-url {external:?}: {e}"))?;
+    let parsed = url::Url::parse(&external)
+        .map_err(|e| format!("invalid --web.external-url {external:?}: {e}"))?;
     let external = external.trim_end_matches('/').to_string();
-    let prefix = if route_prefix.is_empty() { parsed.path().to_string() } else { route_prefix.to_string() };
+    let prefix = if route_prefix.is_empty() {
+        parsed.path().to_string()
+    } else {
+        route_prefix.to_string()
+    };
     let prefix = format!("/{}", prefix.trim_matches('/'));
     Ok((external, if prefix == "/" { String::new() } else { prefix }))
 }
@@ -182,14 +233,21 @@ mod tests {
         assert_eq!(c.web_listen_address.len(), 2);
         assert_eq!(c.data_retention, Duration::from_secs(48 * 3600));
         assert_eq!(c.cluster_peer.len(), 2);
-        assert_eq!(c.enable_feature, ["classic-mode", "receiver-name-in-metrics"]);
+        assert_eq!(
+            c.enable_feature,
+            ["classic-mode", "receiver-name-in-metrics"]
+        );
         assert!(Cli::try_parse_from(["herald", "--no-such-flag"]).is_err());
-        assert!(Cli::try_parse_from(["herald", "--data.retention=5d"]).is_err(), "Go durations have no days");
+        assert!(
+            Cli::try_parse_from(["herald", "--data.retention=5d"]).is_err(),
+            "Go durations have no days"
+        );
     }
 
     #[test]
     fn external_url_defaults() {
-        let (u, p) = external_url_and_prefix("http://am.example.com/alertmanager/", "", ":9093").unwrap();
+        let (u, p) =
+            external_url_and_prefix("http://am.example.com/alertmanager/", "", ":9093").unwrap();
         assert_eq!(u, "http://am.example.com/alertmanager");
         assert_eq!(p, "/alertmanager");
         let (_, p) = external_url_and_prefix("http://x/", "", ":9093").unwrap();

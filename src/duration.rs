@@ -54,19 +54,28 @@ impl PromDuration {
             if start == i {
                 return Err(invalid());
             }
-            let n: u64 = s[start..i].parse().map_err(|_| DurationError::Overflow(s.to_string()))?;
+            let n: u64 = s[start..i]
+                .parse()
+                .map_err(|_| DurationError::Overflow(s.to_string()))?;
             let ustart = i;
             while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
                 i += 1;
             }
             let unit = &s[ustart..i];
-            let idx = UNITS.iter().position(|(u, _)| *u == unit).ok_or_else(invalid)?;
+            let idx = UNITS
+                .iter()
+                .position(|(u, _)| *u == unit)
+                .ok_or_else(invalid)?;
             if idx < next_unit {
                 return Err(invalid());
             }
             next_unit = idx + 1;
-            let ms = n.checked_mul(UNITS[idx].1).ok_or_else(|| DurationError::Overflow(s.to_string()))?;
-            total_ms = total_ms.checked_add(ms).ok_or_else(|| DurationError::Overflow(s.to_string()))?;
+            let ms = n
+                .checked_mul(UNITS[idx].1)
+                .ok_or_else(|| DurationError::Overflow(s.to_string()))?;
+            total_ms = total_ms
+                .checked_add(ms)
+                .ok_or_else(|| DurationError::Overflow(s.to_string()))?;
         }
         // Go's model.Duration is an int64 of nanoseconds.
         if total_ms > (i64::MAX as u64) / 1_000_000 {
@@ -134,14 +143,18 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, DurationError> {
     }
     let mut total: f64 = 0.0;
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let num = &rest[..num_end];
         if num.is_empty() || num == "." || num.matches('.').count() > 1 {
             return Err(invalid());
         }
         let value: f64 = num.parse().map_err(|_| invalid())?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let nanos_per = match &rest[..unit_end] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,
@@ -211,28 +224,63 @@ mod tests {
 
     #[test]
     fn prometheus_durations() {
-        let ok = [("0", 0), ("1s", 1_000), ("1h30m", 5_400_000), ("1d", 86_400_000), ("1w", 604_800_000), ("1y", 31_536_000_000), ("100ms", 100), ("5m0s", 300_000)];
+        let ok = [
+            ("0", 0),
+            ("1s", 1_000),
+            ("1h30m", 5_400_000),
+            ("1d", 86_400_000),
+            ("1w", 604_800_000),
+            ("1y", 31_536_000_000),
+            ("100ms", 100),
+            ("5m0s", 300_000),
+        ];
         for (s, ms) in ok {
-            assert_eq!(PromDuration::parse(s).unwrap().0.as_millis() as u64, ms, "{s}");
+            assert_eq!(
+                PromDuration::parse(s).unwrap().0.as_millis() as u64,
+                ms,
+                "{s}"
+            );
         }
-        for bad in ["", "1", "1.5h", "30m1h", "1hh", "1h1h", "-1s", "1 h", "1min", "s"] {
+        for bad in [
+            "", "1", "1.5h", "30m1h", "1hh", "1h1h", "-1s", "1 h", "1min", "s",
+        ] {
             assert!(PromDuration::parse(bad).is_err(), "{bad} must be refused");
         }
     }
 
     #[test]
     fn prometheus_duration_strings() {
-        for (s, out) in [("0", "0s"), ("90m", "1h30m"), ("7d", "1w"), ("8d", "8d"), ("120h", "5d"), ("1500ms", "1s500ms"), ("365d", "1y")] {
+        for (s, out) in [
+            ("0", "0s"),
+            ("90m", "1h30m"),
+            ("7d", "1w"),
+            ("8d", "8d"),
+            ("120h", "5d"),
+            ("1500ms", "1s500ms"),
+            ("365d", "1y"),
+        ] {
             assert_eq!(PromDuration::parse(s).unwrap().to_string(), out, "{s}");
         }
     }
 
     #[test]
     fn go_durations() {
-        assert_eq!(parse_go_duration("120h").unwrap(), Duration::from_secs(432_000));
-        assert_eq!(parse_go_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_go_duration("1h2m3s").unwrap(), Duration::from_secs(3723));
-        assert_eq!(parse_go_duration("200ms").unwrap(), Duration::from_millis(200));
+        assert_eq!(
+            parse_go_duration("120h").unwrap(),
+            Duration::from_secs(432_000)
+        );
+        assert_eq!(
+            parse_go_duration("1.5s").unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            parse_go_duration("1h2m3s").unwrap(),
+            Duration::from_secs(3723)
+        );
+        assert_eq!(
+            parse_go_duration("200ms").unwrap(),
+            Duration::from_millis(200)
+        );
         assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
         for bad in ["", "1d", "1", "h", "1..2s", "-1s"] {
             assert!(parse_go_duration(bad).is_err(), "{bad} must be refused");

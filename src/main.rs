@@ -17,18 +17,30 @@ use herald::model::LabelSet;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.version {
-        println!("herald, version {} (Alertmanager API v2 compatible)", env!("CARGO_PKG_VERSION"));
+        println!(
+            "herald, version {} (Alertmanager API v2 compatible)",
+            env!("CARGO_PKG_VERSION")
+        );
         return ExitCode::SUCCESS;
     }
     match &cli.command {
         Some(Command::CheckConfig { files }) => return check_config(files),
-        Some(Command::Routes { command: RoutesCommand::Test { config_file, verify_receivers, tree, labels } }) => {
-            return routes_test(config_file, verify_receivers, *tree, labels)
-        }
+        Some(Command::Routes {
+            command:
+                RoutesCommand::Test {
+                    config_file,
+                    verify_receivers,
+                    tree,
+                    labels,
+                },
+        }) => return routes_test(config_file, verify_receivers, *tree, labels),
         None => {}
     }
     init_logging(&cli.log_level, &cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("starting runtime: {e}");
@@ -46,12 +58,25 @@ fn main() -> ExitCode {
 
 fn init_logging(level: &str, format: &str) {
     use tracing_subscriber::prelude::*;
-    let filter = tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,reqwest=warn,h2=warn"));
+    let filter =
+        tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,reqwest=warn,h2=warn"));
     let registry = tracing_subscriber::registry().with(filter);
     if format == "json" {
-        registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).init();
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .init();
     } else {
-        registry.with(tracing_logfmt::builder().layer().with_writer(std::io::stderr)).init();
+        registry
+            .with(
+                tracing_logfmt::builder()
+                    .layer()
+                    .with_writer(std::io::stderr),
+            )
+            .init();
     }
 }
 
@@ -69,8 +94,13 @@ async fn serve(cli: Cli) -> Result<(), String> {
             tracing::warn!(feature = %f, "unknown feature flag ignored");
         }
     }
-    let first_listen = cli.web_listen_address.first().cloned().unwrap_or_else(|| ":9093".into());
-    let (external_url, prefix) = external_url_and_prefix(&cli.web_external_url, &cli.web_route_prefix, &first_listen)?;
+    let first_listen = cli
+        .web_listen_address
+        .first()
+        .cloned()
+        .unwrap_or_else(|| ":9093".into());
+    let (external_url, prefix) =
+        external_url_and_prefix(&cli.web_external_url, &cli.web_route_prefix, &first_listen)?;
     let settings = Settings {
         config_file: cli.config_file.clone().into(),
         external_url,
@@ -80,11 +110,14 @@ async fn serve(cli: Cli) -> Result<(), String> {
         classic_mode: cli.enable_feature.iter().any(|f| f == "classic-mode"),
     };
     let shutdown = CancellationToken::new();
-    let app = App::start(settings, shutdown.clone()).map_err(|e| format!("loading configuration file {}: {e}", cli.config_file))?;
+    let app = App::start(settings, shutdown.clone())
+        .map_err(|e| format!("loading configuration file {}: {e}", cli.config_file))?;
     tracing::info!(file = %cli.config_file, "Completed loading of configuration file");
 
     let concurrency = if cli.web_get_concurrency == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
     } else {
         cli.web_get_concurrency
     };
@@ -94,12 +127,16 @@ async fn serve(cli: Cli) -> Result<(), String> {
     let mut servers = Vec::new();
     for addr in &cli.web_listen_address {
         let sock = parse_listen_address(addr)?;
-        let listener = tokio::net::TcpListener::bind(sock).await.map_err(|e| format!("listen on {addr}: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(sock)
+            .await
+            .map_err(|e| format!("listen on {addr}: {e}"))?;
         tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "Listening");
         let router = router.clone();
         let stop = shutdown.clone();
         servers.push(tokio::spawn(async move {
-            axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await }).await
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
         }));
     }
     spawn_signal_handlers(app.clone(), shutdown.clone());
@@ -114,9 +151,11 @@ async fn serve(cli: Cli) -> Result<(), String> {
 fn spawn_signal_handlers(app: Arc<App>, shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     tokio::spawn(async move {
-        let (Ok(mut hup), Ok(mut term), Ok(mut int)) =
-            (signal(SignalKind::hangup()), signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-        else {
+        let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             tracing::error!("cannot install signal handlers");
             return;
         };

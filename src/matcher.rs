@@ -86,7 +86,12 @@ impl Matcher {
             ),
             _ => None,
         };
-        Ok(Matcher { name: Arc::from(name), value: Arc::from(value), kind, regex })
+        Ok(Matcher {
+            name: Arc::from(name),
+            value: Arc::from(value),
+            kind,
+            regex,
+        })
     }
 
     /// Whether the matcher accepts a label value (a missing label is "").
@@ -105,7 +110,8 @@ impl Matcher {
     /// (`pkg/labels/parse.go`): a label name, an operator, and a value that
     /// may be double-quoted with OpenMetrics escapes.
     pub fn parse(s: &str) -> Result<Self, MatcherError> {
-        let (name, kind, raw) = split_matcher(s).ok_or_else(|| MatcherError::BadFormat(s.to_string()))?;
+        let (name, kind, raw) =
+            split_matcher(s).ok_or_else(|| MatcherError::BadFormat(s.to_string()))?;
         let (body, mut expect_quote) = match raw.strip_prefix('"') {
             Some(b) => (b, true),
             None => (raw, false),
@@ -152,7 +158,9 @@ fn split_matcher(s: &str) -> Option<(&str, MatchType, &str)> {
     let t = s.trim_start();
     let name_len = t
         .char_indices()
-        .take_while(|(i, c)| c.is_ascii_alphabetic() || *c == '_' || *c == ':' || (*i > 0 && c.is_ascii_digit()))
+        .take_while(|(i, c)| {
+            c.is_ascii_alphabetic() || *c == '_' || *c == ':' || (*i > 0 && c.is_ascii_digit())
+        })
         .count();
     if name_len == 0 {
         return None;
@@ -234,7 +242,12 @@ impl Matchers {
     /// Sorts by (name, value, type) as Alertmanager does before building
     /// route keys.
     pub fn sort(&mut self) {
-        self.0.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.value.cmp(&b.value)).then_with(|| a.kind.cmp(&b.kind)));
+        self.0.sort_by(|a, b| {
+            a.name
+                .cmp(&b.name)
+                .then_with(|| a.value.cmp(&b.value))
+                .then_with(|| a.kind.cmp(&b.kind))
+        });
     }
 }
 
@@ -296,12 +309,30 @@ mod tests {
 
     #[test]
     fn refuses_bad_matchers() {
-        assert!(matches!(Matcher::parse("=bar"), Err(MatcherError::BadFormat(_))));
-        assert!(matches!(Matcher::parse("foo bar"), Err(MatcherError::BadFormat(_))));
-        assert!(matches!(Matcher::parse("1foo=bar"), Err(MatcherError::BadFormat(_))));
-        assert!(matches!(Matcher::parse(r#"foo="bar"#), Err(MatcherError::UnescapedQuote(_))));
-        assert!(matches!(Matcher::parse(r#"foo="b"ar""#), Err(MatcherError::UnescapedQuote(_))));
-        assert!(matches!(Matcher::parse("foo=~(a"), Err(MatcherError::BadRegex { .. })));
+        assert!(matches!(
+            Matcher::parse("=bar"),
+            Err(MatcherError::BadFormat(_))
+        ));
+        assert!(matches!(
+            Matcher::parse("foo bar"),
+            Err(MatcherError::BadFormat(_))
+        ));
+        assert!(matches!(
+            Matcher::parse("1foo=bar"),
+            Err(MatcherError::BadFormat(_))
+        ));
+        assert!(matches!(
+            Matcher::parse(r#"foo="bar"#),
+            Err(MatcherError::UnescapedQuote(_))
+        ));
+        assert!(matches!(
+            Matcher::parse(r#"foo="b"ar""#),
+            Err(MatcherError::UnescapedQuote(_))
+        ));
+        assert!(matches!(
+            Matcher::parse("foo=~(a"),
+            Err(MatcherError::BadRegex { .. })
+        ));
     }
 
     #[test]

@@ -69,20 +69,56 @@ impl Metrics {
             nflog_gc_removed: Counter::default(),
             registry: Registry::default(),
         };
-        r.register("alertmanager_alerts_received", "The total number of received alerts.", m.alerts_received.clone());
-        r.register("alertmanager_alerts_invalid", "The total number of received alerts that were invalid.", m.alerts_invalid.clone());
-        r.register("alertmanager_notifications", "The total number of attempted notifications.", m.notifications.clone());
-        r.register("alertmanager_notifications_failed", "The total number of failed notifications.", m.notifications_failed.clone());
-        r.register("alertmanager_notification_requests", "The total number of attempted notification requests.", m.notification_requests.clone());
+        r.register(
+            "alertmanager_alerts_received",
+            "The total number of received alerts.",
+            m.alerts_received.clone(),
+        );
+        r.register(
+            "alertmanager_alerts_invalid",
+            "The total number of received alerts that were invalid.",
+            m.alerts_invalid.clone(),
+        );
+        r.register(
+            "alertmanager_notifications",
+            "The total number of attempted notifications.",
+            m.notifications.clone(),
+        );
+        r.register(
+            "alertmanager_notifications_failed",
+            "The total number of failed notifications.",
+            m.notifications_failed.clone(),
+        );
+        r.register(
+            "alertmanager_notification_requests",
+            "The total number of attempted notification requests.",
+            m.notification_requests.clone(),
+        );
         r.register(
             "alertmanager_notification_requests_failed",
             "The total number of failed notification requests.",
             m.notification_requests_failed.clone(),
         );
-        r.register("alertmanager_notification_latency_seconds", "The latency of notifications in seconds.", m.notification_latency.clone());
-        r.register("alertmanager_dispatcher_aggregation_groups", "Number of active aggregation groups", m.aggregation_groups.clone());
-        r.register("alertmanager_alerts", "How many alerts by state.", m.alerts.clone());
-        r.register("alertmanager_config_hash", "Hash of the currently loaded alertmanager configuration.", m.config_hash.clone());
+        r.register(
+            "alertmanager_notification_latency_seconds",
+            "The latency of notifications in seconds.",
+            m.notification_latency.clone(),
+        );
+        r.register(
+            "alertmanager_dispatcher_aggregation_groups",
+            "Number of active aggregation groups",
+            m.aggregation_groups.clone(),
+        );
+        r.register(
+            "alertmanager_alerts",
+            "How many alerts by state.",
+            m.alerts.clone(),
+        );
+        r.register(
+            "alertmanager_config_hash",
+            "Hash of the currently loaded alertmanager configuration.",
+            m.config_hash.clone(),
+        );
         r.register(
             "alertmanager_config_last_reload_successful",
             "Whether the last configuration reload attempt was successful.",
@@ -93,14 +129,32 @@ impl Metrics {
             "Timestamp of the last successful configuration reload.",
             m.config_last_reload_success_timestamp.clone(),
         );
-        r.register("alertmanager_http_request_duration_seconds", "Histogram of latencies for HTTP requests.", m.http_request_duration.clone());
-        r.register("alertmanager_nflog_gc_removed", "Notification log entries removed by garbage collection.", m.nflog_gc_removed.clone());
+        r.register(
+            "alertmanager_http_request_duration_seconds",
+            "Histogram of latencies for HTTP requests.",
+            m.http_request_duration.clone(),
+        );
+        r.register(
+            "alertmanager_nflog_gc_removed",
+            "Notification log entries removed by garbage collection.",
+            m.nflog_gc_removed.clone(),
+        );
         let build_info: Family<Labels, Gauge> = Family::default();
         build_info
             .get_or_create(&vec![
                 ("version", env!("CARGO_PKG_VERSION").to_string()),
-                ("revision", option_env!("HERALD_REVISION").unwrap_or("unknown").to_string()),
-                ("branch", option_env!("HERALD_BRANCH").unwrap_or("unknown").to_string()),
+                (
+                    "revision",
+                    option_env!("HERALD_REVISION")
+                        .unwrap_or("unknown")
+                        .to_string(),
+                ),
+                (
+                    "branch",
+                    option_env!("HERALD_BRANCH")
+                        .unwrap_or("unknown")
+                        .to_string(),
+                ),
                 ("goversion", "none (herald, rust)".to_string()),
             ])
             .set(1);
@@ -110,57 +164,107 @@ impl Metrics {
             build_info,
         );
         let cluster_enabled: Gauge = Gauge::default();
-        r.register("alertmanager_cluster_enabled", "Indicates whether the clustering is enabled or not.", cluster_enabled);
+        r.register(
+            "alertmanager_cluster_enabled",
+            "Indicates whether the clustering is enabled or not.",
+            cluster_enabled,
+        );
         Metrics { registry: r, ..m }
     }
 
     pub fn alert_received(&self, firing: bool) {
         let status = if firing { "firing" } else { "resolved" };
-        self.alerts_received.get_or_create(&vec![("status", status.to_string()), ("version", "v2".to_string())]).inc();
+        self.alerts_received
+            .get_or_create(&vec![
+                ("status", status.to_string()),
+                ("version", "v2".to_string()),
+            ])
+            .inc();
     }
 
     pub fn alert_invalid(&self) {
-        self.alerts_invalid.get_or_create(&l1("version", "v2")).inc();
+        self.alerts_invalid
+            .get_or_create(&l1("version", "v2"))
+            .inc();
     }
 
     /// Creates an integration's series at zero, as Alertmanager does, so
     /// `rate()` works from the first failure.
     pub fn init_integration(&self, name: &str) {
         let _ = self.notifications.get_or_create(&l1("integration", name));
-        let _ = self.notification_requests.get_or_create(&l1("integration", name));
-        let _ = self.notification_requests_failed.get_or_create(&l1("integration", name));
-        for reason in ["other", "clientError", "serverError", "authError", "rateLimited", "contextCanceled", "contextDeadlineExceeded"] {
-            let _ = self.notifications_failed.get_or_create(&vec![("integration", name.to_string()), ("reason", reason.to_string())]);
+        let _ = self
+            .notification_requests
+            .get_or_create(&l1("integration", name));
+        let _ = self
+            .notification_requests_failed
+            .get_or_create(&l1("integration", name));
+        for reason in [
+            "other",
+            "clientError",
+            "serverError",
+            "authError",
+            "rateLimited",
+            "contextCanceled",
+            "contextDeadlineExceeded",
+        ] {
+            let _ = self.notifications_failed.get_or_create(&vec![
+                ("integration", name.to_string()),
+                ("reason", reason.to_string()),
+            ]);
         }
-        let _ = self.notification_latency.get_or_create(&l1("integration", name));
+        let _ = self
+            .notification_latency
+            .get_or_create(&l1("integration", name));
     }
 
     pub fn notifications_total(&self, integration: &str) {
-        self.notifications.get_or_create(&l1("integration", integration)).inc();
+        self.notifications
+            .get_or_create(&l1("integration", integration))
+            .inc();
     }
 
     pub fn notification_failed(&self, integration: &str, reason: &str) {
-        self.notifications_failed.get_or_create(&vec![("integration", integration.to_string()), ("reason", reason.to_string())]).inc();
+        self.notifications_failed
+            .get_or_create(&vec![
+                ("integration", integration.to_string()),
+                ("reason", reason.to_string()),
+            ])
+            .inc();
     }
 
     pub fn observe_request(&self, integration: &str, took: Duration, ok: bool) {
-        self.notification_requests.get_or_create(&l1("integration", integration)).inc();
+        self.notification_requests
+            .get_or_create(&l1("integration", integration))
+            .inc();
         if !ok {
-            self.notification_requests_failed.get_or_create(&l1("integration", integration)).inc();
+            self.notification_requests_failed
+                .get_or_create(&l1("integration", integration))
+                .inc();
         }
-        self.notification_latency.get_or_create(&l1("integration", integration)).observe(took.as_secs_f64());
+        self.notification_latency
+            .get_or_create(&l1("integration", integration))
+            .observe(took.as_secs_f64());
     }
 
     pub fn observe_http(&self, handler: &str, method: &str, took: Duration) {
         self.http_request_duration
-            .get_or_create(&vec![("handler", handler.to_string()), ("method", method.to_string())])
+            .get_or_create(&vec![
+                ("handler", handler.to_string()),
+                ("method", method.to_string()),
+            ])
             .observe(took.as_secs_f64());
     }
 
     pub fn set_alert_counts(&self, active: i64, suppressed: i64, unprocessed: i64) {
-        self.alerts.get_or_create(&l1("state", "active")).set(active);
-        self.alerts.get_or_create(&l1("state", "suppressed")).set(suppressed);
-        self.alerts.get_or_create(&l1("state", "unprocessed")).set(unprocessed);
+        self.alerts
+            .get_or_create(&l1("state", "active"))
+            .set(active);
+        self.alerts
+            .get_or_create(&l1("state", "suppressed"))
+            .set(suppressed);
+        self.alerts
+            .get_or_create(&l1("state", "unprocessed"))
+            .set(unprocessed);
     }
 
     pub fn config_loaded(&self, hash: f64, ok: bool) {
@@ -194,9 +298,13 @@ impl Metrics {
 
 /// `process_*` metrics read from /proc (Linux only; empty elsewhere).
 fn process_metrics() -> String {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return String::new() };
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return String::new();
+    };
     // Fields after the command name, which may contain spaces, in parens.
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return String::new() };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return String::new();
+    };
     let f: Vec<&str> = rest.split_whitespace().collect();
     let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // Linux reports CPU times in clock ticks; 100 Hz on every common kernel.
@@ -208,12 +316,22 @@ fn process_metrics() -> String {
     let rss = num(21) * page;
     let boot = std::fs::read_to_string("/proc/stat")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("btime")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("btime"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .unwrap_or(0.0);
-    let fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0);
     let max_fds = std::fs::read_to_string("/proc/self/limits")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Max open files")).and_then(|l| l.split_whitespace().nth(3)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3)?.parse::<f64>().ok())
+        })
         .unwrap_or(0.0);
     format!(
         "# HELP process_cpu_seconds Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds counter\nprocess_cpu_seconds_total {cpu}\n\

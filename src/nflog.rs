@@ -68,7 +68,11 @@ fn state_key(group_key: &str, r: &ReceiverKey) -> String {
 
 impl NotificationLog for MemNotificationLog {
     fn query(&self, group_key: &str, receiver: &ReceiverKey) -> Option<Entry> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).get(&state_key(group_key, receiver)).cloned()
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&state_key(group_key, receiver))
+            .cloned()
     }
 
     fn log(
@@ -89,7 +93,15 @@ impl NotificationLog for MemNotificationLog {
         if entries.get(&key).is_some_and(|e| e.timestamp > now) {
             return Ok(());
         }
-        entries.insert(key, Entry { firing, resolved, timestamp: now, expires_at });
+        entries.insert(
+            key,
+            Entry {
+                firing,
+                resolved,
+                timestamp: now,
+                expires_at,
+            },
+        );
         Ok(())
     }
 

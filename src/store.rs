@@ -21,7 +21,9 @@ pub struct AlertStore {
 
 impl Default for AlertStore {
     fn default() -> Self {
-        AlertStore { shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect() }
+        AlertStore {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+        }
     }
 }
 
@@ -35,7 +37,9 @@ impl AlertStore {
     fn shard(&self, fp: Fingerprint) -> MutexGuard<'_, Shard> {
         // A poisoned shard only means a panic elsewhere mid-insert of a
         // single entry; the map itself is still consistent.
-        self.shards[(fp.0 as usize) % SHARDS].lock().unwrap_or_else(|e| e.into_inner())
+        self.shards[(fp.0 as usize) % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Stores an alert, merging it with the stored version when their
@@ -50,7 +54,10 @@ impl AlertStore {
         };
         let merged = Arc::new(merged);
         shard.insert(fp, merged.clone());
-        Stored { alert: merged, existed }
+        Stored {
+            alert: merged,
+            existed,
+        }
     }
 
     pub fn get(&self, fp: Fingerprint) -> Option<Arc<Alert>> {
@@ -61,13 +68,21 @@ impl AlertStore {
     pub fn snapshot(&self) -> Vec<Arc<Alert>> {
         let mut out = Vec::new();
         for s in &self.shards {
-            out.extend(s.lock().unwrap_or_else(|e| e.into_inner()).values().cloned());
+            out.extend(
+                s.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .cloned(),
+            );
         }
         out
     }
 
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len()).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {

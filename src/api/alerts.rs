@@ -52,7 +52,12 @@ fn valid_label_name(n: &str, classic: bool) -> bool {
 pub async fn post_alerts(State(s): State<ApiState>, body: Bytes) -> Response {
     let posted: Vec<PostableAlert> = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return error_response(StatusCode::BAD_REQUEST, &format!("parsing alerts body: {e}")),
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("parsing alerts body: {e}"),
+            )
+        }
     };
     // Schema validation happens before the handler in Alertmanager: a
     // missing `labels` rejects the whole request with 422.
@@ -62,7 +67,13 @@ pub async fn post_alerts(State(s): State<ApiState>, body: Bytes) -> Response {
             code: u32,
             message: String,
         }
-        return json_response(StatusCode::UNPROCESSABLE_ENTITY, &SchemaError { code: 602, message: format!("{i}.labels in body is required") });
+        return json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &SchemaError {
+                code: 602,
+                message: format!("{i}.labels in body is required"),
+            },
+        );
     }
     let app = &s.app;
     let now = Timestamp::now();
@@ -91,10 +102,18 @@ pub async fn post_alerts(State(s): State<ApiState>, body: Bytes) -> Response {
 }
 
 /// Applies Alertmanager's defaults and `Alert.Validate`.
-fn to_alert(p: PostableAlert, now: Timestamp, resolve_timeout: std::time::Duration, classic: bool) -> Result<Alert, String> {
+fn to_alert(
+    p: PostableAlert,
+    now: Timestamp,
+    resolve_timeout: std::time::Duration,
+    classic: bool,
+) -> Result<Alert, String> {
     let starts = parse_time(&p.starts_at, "startsAt")?;
     let ends = parse_time(&p.ends_at, "endsAt")?;
-    let labels = p.labels.unwrap_or_default().filter_values(|v| !v.is_empty());
+    let labels = p
+        .labels
+        .unwrap_or_default()
+        .filter_values(|v| !v.is_empty());
     let annotations = p.annotations.unwrap_or_default();
     let starts_at = starts.or(ends).unwrap_or(now);
     let (ends_at, timeout) = match ends {
@@ -118,8 +137,13 @@ fn to_alert(p: PostableAlert, now: Timestamp, resolve_timeout: std::time::Durati
         }
     }
     let generator_url = p.generator_url.unwrap_or_default();
-    if !generator_url.is_empty() && url::Url::parse(&generator_url).is_err() && !generator_url.starts_with('/') {
-        return Err(format!("generatorURL in body must be of type uri: {generator_url:?}"));
+    if !generator_url.is_empty()
+        && url::Url::parse(&generator_url).is_err()
+        && !generator_url.starts_with('/')
+    {
+        return Err(format!(
+            "generatorURL in body must be of type uri: {generator_url:?}"
+        ));
     }
     Ok(Alert {
         fingerprint: labels.fingerprint(),
@@ -162,9 +186,15 @@ fn parse_query(raw: Option<String>) -> Result<AlertQuery, String> {
             other => Err(format!("{k} in query must be of type boolean: {other:?}")),
         };
         match k.as_ref() {
-            "filter" => q.filter.0.extend(parse_matchers(&v).map_err(|e| e.to_string())?),
+            "filter" => q
+                .filter
+                .0
+                .extend(parse_matchers(&v).map_err(|e| e.to_string())?),
             "receiver" => {
-                q.receiver = Some(Regex::new(&format!("^(?:{v})$")).map_err(|e| format!("failed to parse receiver param: {e}"))?);
+                q.receiver = Some(
+                    Regex::new(&format!("^(?:{v})$"))
+                        .map_err(|e| format!("failed to parse receiver param: {e}"))?,
+                );
             }
             "active" => q.active = flag()?,
             "silenced" => q.silenced = flag()?,
@@ -222,12 +252,21 @@ impl Serialize for GettableAlert<'_> {
         st.serialize_field("annotations", &a.annotations)?;
         st.serialize_field("endsAt", &format_rfc3339_millis(a.ends_at))?;
         st.serialize_field("fingerprint", &a.fingerprint.to_string())?;
-        let receivers: Vec<ReceiverName> = self.receivers.iter().map(|n| ReceiverName { name: n }).collect();
+        let receivers: Vec<ReceiverName> = self
+            .receivers
+            .iter()
+            .map(|n| ReceiverName { name: n })
+            .collect();
         st.serialize_field("receivers", &receivers)?;
         st.serialize_field("startsAt", &format_rfc3339_millis(a.starts_at))?;
         st.serialize_field(
             "status",
-            &AlertStatusBody { inhibited_by: [], muted_by: [], silenced_by: [], state: "active" },
+            &AlertStatusBody {
+                inhibited_by: [],
+                muted_by: [],
+                silenced_by: [],
+                state: "active",
+            },
         )?;
         st.serialize_field("updatedAt", &format_rfc3339_millis(a.updated_at))?;
         if !a.generator_url.is_empty() {
@@ -248,7 +287,12 @@ pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
     let body = tokio::task::spawn_blocking(move || {
         let now = Timestamp::now();
         let rt = app.runtime();
-        let mut alerts: Vec<Arc<Alert>> = app.store.snapshot().into_iter().filter(|a| q.accepts(a, now)).collect();
+        let mut alerts: Vec<Arc<Alert>> = app
+            .store
+            .snapshot()
+            .into_iter()
+            .filter(|a| q.accepts(a, now))
+            .collect();
         alerts.sort_unstable_by_key(|a| a.fingerprint);
         let mut out = Vec::with_capacity(alerts.len() * 512 + 2);
         out.push(b'[');
@@ -263,7 +307,13 @@ pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
                 out.push(b',');
             }
             first = false;
-            crate::gojson::write(&mut out, &GettableAlert { alert: a, receivers });
+            crate::gojson::write(
+                &mut out,
+                &GettableAlert {
+                    alert: a,
+                    receivers,
+                },
+            );
         }
         out.push(b']');
         out
@@ -276,7 +326,10 @@ pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
 fn json_bytes(body: Vec<u8>) -> Response {
     axum::response::IntoResponse::into_response((
         StatusCode::OK,
-        [(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"))],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
         body,
     ))
 }
@@ -290,12 +343,17 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
     let body = tokio::task::spawn_blocking(move || {
         let now = Timestamp::now();
         let rt = app.runtime();
-        let groups = rt.dispatcher.groups(|r| q.receiver_ok(&r.opts.receiver), |a| q.accepts(a, now));
+        let groups = rt
+            .dispatcher
+            .groups(|r| q.receiver_ok(&r.opts.receiver), |a| q.accepts(a, now));
         // An alert lists every receiver whose groups hold it.
         let mut receivers: HashMap<Fingerprint, Vec<&str>> = HashMap::new();
         for g in &groups {
             for a in &g.alerts {
-                receivers.entry(a.fingerprint).or_default().push(&g.receiver);
+                receivers
+                    .entry(a.fingerprint)
+                    .or_default()
+                    .push(&g.receiver);
             }
         }
         for v in receivers.values_mut() {
@@ -313,7 +371,13 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
                     out.push(b',');
                 }
                 let r = receivers.get(&a.fingerprint).cloned().unwrap_or_default();
-                crate::gojson::write(&mut out, &GettableAlert { alert: a, receivers: r });
+                crate::gojson::write(
+                    &mut out,
+                    &GettableAlert {
+                        alert: a,
+                        receivers: r,
+                    },
+                );
             }
             out.extend_from_slice(b"],\"labels\":");
             crate::gojson::write(&mut out, &g.labels);
@@ -347,12 +411,24 @@ mod tests {
     fn defaults_like_alertmanager() {
         let now: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
         let rt = std::time::Duration::from_secs(300);
-        let a = to_alert(posted(&[("a", "1"), ("empty", "")], None, None), now, rt, false).unwrap();
+        let a = to_alert(
+            posted(&[("a", "1"), ("empty", "")], None, None),
+            now,
+            rt,
+            false,
+        )
+        .unwrap();
         assert_eq!(a.starts_at, now);
         assert_eq!(a.ends_at, "2024-01-01T00:05:00Z".parse().unwrap());
         assert!(a.timeout);
         assert_eq!(a.labels.len(), 1, "empty labels dropped");
-        let b = to_alert(posted(&[("a", "1")], None, Some("2023-12-31T00:00:00Z")), now, rt, false).unwrap();
+        let b = to_alert(
+            posted(&[("a", "1")], None, Some("2023-12-31T00:00:00Z")),
+            now,
+            rt,
+            false,
+        )
+        .unwrap();
         assert_eq!(b.starts_at, b.ends_at, "start defaults to end");
         assert!(!b.timeout);
     }
@@ -361,17 +437,47 @@ mod tests {
     fn validation_like_alertmanager() {
         let now: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
         let rt = std::time::Duration::from_secs(300);
-        let e = to_alert(posted(&[("a", "1")], Some("2024-01-02T00:00:00Z"), Some("2024-01-01T00:00:00Z")), now, rt, false);
+        let e = to_alert(
+            posted(
+                &[("a", "1")],
+                Some("2024-01-02T00:00:00Z"),
+                Some("2024-01-01T00:00:00Z"),
+            ),
+            now,
+            rt,
+            false,
+        );
         assert_eq!(e.unwrap_err(), "start time must be before end time");
-        assert_eq!(to_alert(posted(&[("a", "")], None, None), now, rt, false).unwrap_err(), "at least one label pair required");
-        assert!(to_alert(posted(&[("foo-bar", "x")], None, None), now, rt, false).is_ok(), "UTF-8 names by default");
-        assert!(to_alert(posted(&[("foo-bar", "x")], None, None), now, rt, true).unwrap_err().contains("invalid name"));
-        assert!(to_alert(posted(&[("a", "1")], Some("yesterday"), None), now, rt, false).unwrap_err().contains("date-time"));
+        assert_eq!(
+            to_alert(posted(&[("a", "")], None, None), now, rt, false).unwrap_err(),
+            "at least one label pair required"
+        );
+        assert!(
+            to_alert(posted(&[("foo-bar", "x")], None, None), now, rt, false).is_ok(),
+            "UTF-8 names by default"
+        );
+        assert!(
+            to_alert(posted(&[("foo-bar", "x")], None, None), now, rt, true)
+                .unwrap_err()
+                .contains("invalid name")
+        );
+        assert!(to_alert(
+            posted(&[("a", "1")], Some("yesterday"), None),
+            now,
+            rt,
+            false
+        )
+        .unwrap_err()
+        .contains("date-time"));
     }
 
     #[test]
     fn query_parsing() {
-        let q = parse_query(Some("filter=alertname%3D%22A%22&filter=sev%3D~%22crit.*%22&receiver=team-.*&silenced=false".into())).unwrap();
+        let q = parse_query(Some(
+            "filter=alertname%3D%22A%22&filter=sev%3D~%22crit.*%22&receiver=team-.*&silenced=false"
+                .into(),
+        ))
+        .unwrap();
         assert_eq!(q.filter.0.len(), 2);
         assert!(!q.silenced);
         assert!(q.receiver_ok("team-x"));

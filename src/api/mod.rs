@@ -30,7 +30,15 @@ pub struct ApiState {
 /// A JSON answer written with Go's escaping.
 pub(crate) fn json_response<T: serde::Serialize + ?Sized>(code: StatusCode, v: &T) -> Response {
     let body = crate::gojson::to_vec(v);
-    (code, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+    (
+        code,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// API v2 error bodies are a bare JSON string.
@@ -38,8 +46,17 @@ pub(crate) fn error_response(code: StatusCode, msg: &str) -> Response {
     json_response(code, msg)
 }
 
-pub fn router(app: Arc<App>, route_prefix: &str, get_concurrency: usize, timeout: Option<Duration>) -> Router {
-    let state = ApiState { app, get_limit: Arc::new(Semaphore::new(get_concurrency.max(1))), get_concurrency: get_concurrency.max(1) };
+pub fn router(
+    app: Arc<App>,
+    route_prefix: &str,
+    get_concurrency: usize,
+    timeout: Option<Duration>,
+) -> Router {
+    let state = ApiState {
+        app,
+        get_limit: Arc::new(Semaphore::new(get_concurrency.max(1))),
+        get_concurrency: get_concurrency.max(1),
+    };
     let v2 = Router::new()
         .route("/alerts", get(alerts::get_alerts).post(alerts::post_alerts))
         .route("/alerts/groups", get(alerts::get_groups))
@@ -58,7 +75,10 @@ pub fn router(app: Arc<App>, route_prefix: &str, get_concurrency: usize, timeout
         .layer(middleware::from_fn_with_state(state.clone(), instrument))
         .with_state(state);
     if let Some(t) = timeout {
-        inner = inner.layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, t));
+        inner = inner.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            t,
+        ));
     }
     let prefix = route_prefix.trim_end_matches('/');
     if prefix.is_empty() {
@@ -91,11 +111,20 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     let rt = s.app.runtime();
     let _ = rt; // alert counts are computed at scrape time, like Alertmanager's collector
     let now = jiff::Timestamp::now();
-    let active = s.app.store.snapshot().iter().filter(|a| !a.resolved_at(now)).count() as i64;
+    let active = s
+        .app
+        .store
+        .snapshot()
+        .iter()
+        .filter(|a| !a.resolved_at(now))
+        .count() as i64;
     s.app.metrics.set_alert_counts(active, 0, 0);
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
         s.app.metrics.render(),
     )
         .into_response()
@@ -104,12 +133,28 @@ async fn metrics(State(s): State<ApiState>) -> Response {
 /// Alertmanager's API answers allow any origin and must not be cached.
 async fn api_headers(req: Request, next: Next) -> Response {
     let preflight = req.method() == Method::OPTIONS;
-    let mut resp = if preflight { StatusCode::OK.into_response() } else { next.run(req).await };
+    let mut resp = if preflight {
+        StatusCode::OK.into_response()
+    } else {
+        next.run(req).await
+    };
     let h = resp.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Accept, Authorization, Content-Type, Origin"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, DELETE, OPTIONS"));
-    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Date"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Accept, Authorization, Content-Type, Origin"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Date"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
@@ -124,17 +169,26 @@ async fn limit_gets(State(s): State<ApiState>, req: Request, next: Next) -> Resp
         Ok(_permit) => next.run(req).await,
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("Limit of concurrent GET requests reached ({}), try again later.\n", s.get_concurrency),
+            format!(
+                "Limit of concurrent GET requests reached ({}), try again later.\n",
+                s.get_concurrency
+            ),
         )
             .into_response(),
     }
 }
 
 async fn instrument(State(s): State<ApiState>, req: Request<Body>, next: Next) -> Response {
-    let handler = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "other".into());
+    let handler = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "other".into());
     let method = req.method().as_str().to_string();
     let started = Instant::now();
     let resp = next.run(req).await;
-    s.app.metrics.observe_http(&handler, &method, started.elapsed());
+    s.app
+        .metrics
+        .observe_http(&handler, &method, started.elapsed());
     resp
 }

@@ -54,8 +54,14 @@ pub async fn get_status(State(s): State<ApiState>) -> Response {
     let body = Status {
         // A single Herald node: no gossip, as Alertmanager reports with
         // clustering disabled.
-        cluster: ClusterStatus { name: String::new(), peers: Vec::new(), status: "disabled" },
-        config: ConfigBody { original: rt.config.to_yaml() },
+        cluster: ClusterStatus {
+            name: String::new(),
+            peers: Vec::new(),
+            status: "disabled",
+        },
+        config: ConfigBody {
+            original: rt.config.to_yaml(),
+        },
         uptime: format_rfc3339_millis(s.app.started),
         version_info: VersionInfo {
             branch: option_env!("HERALD_BRANCH").unwrap_or("unknown"),
@@ -75,13 +81,23 @@ pub async fn get_receivers(State(s): State<ApiState>) -> Response {
         name: &'a str,
     }
     let rt = s.app.runtime();
-    let list: Vec<Receiver> = rt.config.config.receivers.iter().map(|r| Receiver { name: &r.name }).collect();
+    let list: Vec<Receiver> = rt
+        .config
+        .config
+        .receivers
+        .iter()
+        .map(|r| Receiver { name: &r.name })
+        .collect();
     json_response(StatusCode::OK, &list)
 }
 
 pub async fn reload(State(s): State<ApiState>) -> Response {
     match s.app.reload().await {
         Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response(),
     }
 }

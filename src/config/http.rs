@@ -116,7 +116,9 @@ impl HttpClientConfig {
             return Err("oauth2 in http_config is not supported by Herald yet".into());
         }
         if self.bearer_token.is_some() && self.bearer_token_file.is_some() {
-            return Err("at most one of bearer_token & bearer_token_file must be configured".into());
+            return Err(
+                "at most one of bearer_token & bearer_token_file must be configured".into(),
+            );
         }
         let bearer = self.bearer_token.is_some() || self.bearer_token_file.is_some();
         if self.basic_auth.is_some() && bearer {
@@ -124,24 +126,38 @@ impl HttpClientConfig {
         }
         if let Some(b) = &self.basic_auth {
             if b.username.is_some() && b.username_file.is_some() {
-                return Err("at most one of basic_auth username & username_file must be configured".into());
+                return Err(
+                    "at most one of basic_auth username & username_file must be configured".into(),
+                );
             }
             if b.password.is_some() && b.password_file.is_some() {
-                return Err("at most one of basic_auth password & password_file must be configured".into());
+                return Err(
+                    "at most one of basic_auth password & password_file must be configured".into(),
+                );
             }
         }
         if let Some(a) = &self.authorization {
             if bearer {
-                return Err("authorization is not compatible with bearer_token & bearer_token_file".into());
+                return Err(
+                    "authorization is not compatible with bearer_token & bearer_token_file".into(),
+                );
             }
             if self.basic_auth.is_some() {
-                return Err("at most one of basic_auth, oauth2 & authorization must be configured".into());
+                return Err(
+                    "at most one of basic_auth, oauth2 & authorization must be configured".into(),
+                );
             }
             if a.credentials.is_some() && a.credentials_file.is_some() {
                 return Err("at most one of authorization credentials & credentials_file must be configured".into());
             }
-            if a.kind.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("basic")) {
-                return Err(r#"authorization type cannot be set to "basic", use "basic_auth" instead"#.into());
+            if a.kind
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("basic"))
+            {
+                return Err(
+                    r#"authorization type cannot be set to "basic", use "basic_auth" instead"#
+                        .into(),
+                );
             }
         }
         if let Some(t) = &self.tls_config {
@@ -161,7 +177,9 @@ impl HttpClientConfig {
             }
         }
         if self.proxy_from_environment == Some(true) && self.proxy_url.is_some() {
-            return Err("if proxy_from_environment is configured, proxy_url must not be configured".into());
+            return Err(
+                "if proxy_from_environment is configured, proxy_url must not be configured".into(),
+            );
         }
         if self.no_proxy.is_some() && self.proxy_url.is_none() {
             return Err("if no_proxy is configured, proxy_url must also be configured".into());

@@ -26,7 +26,10 @@ use crate::matcher::{is_valid_label_name, MatchType, Matcher, Matchers};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Yaml(String),
     /// A rule of Alertmanager's that the YAML was well-formed but broke;
@@ -36,7 +39,10 @@ pub enum ConfigError {
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { field: field.into(), message: message.into() }
+    ConfigError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 /// Accepts any YAML and remembers only that something was there: used for
@@ -187,7 +193,8 @@ fn default_webex_url() -> String {
 impl Default for GlobalConfig {
     fn default() -> Self {
         // An empty mapping takes every serde default above.
-        serde_json::from_str("{}").unwrap_or_else(|_| unreachable!("all GlobalConfig fields have defaults"))
+        serde_json::from_str("{}")
+            .unwrap_or_else(|_| unreachable!("all GlobalConfig fields have defaults"))
     }
 }
 
@@ -298,11 +305,17 @@ pub struct LoadedConfig {
 impl LoadedConfig {
     pub fn global(&self) -> &GlobalConfig {
         // `Config::load` always fills it.
-        self.config.global.as_ref().unwrap_or_else(|| unreachable!("global filled at load"))
+        self.config
+            .global
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("global filled at load"))
     }
 
     pub fn root_route(&self) -> &RouteConfig {
-        self.config.route.as_ref().unwrap_or_else(|| unreachable!("route checked at load"))
+        self.config
+            .route
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("route checked at load"))
     }
 
     /// The config re-serialised with secrets hidden, as `GET /api/v2/status`
@@ -325,8 +338,10 @@ impl LoadedConfig {
 
 impl Config {
     pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::load(&text)
     }
 
@@ -337,21 +352,46 @@ impl Config {
             serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?
         };
         config.check()?;
-        Ok(LoadedConfig { config, original: text.to_string() })
+        Ok(LoadedConfig {
+            config,
+            original: text.to_string(),
+        })
     }
 
     /// Alertmanager's `Config.UnmarshalYAML` and `Load` rules, in its order.
     fn check(&mut self) -> Result<(), ConfigError> {
         let global = self.global.get_or_insert_with(GlobalConfig::default);
-        global.http_config.validate().map_err(|m| invalid("global.http_config", m))?;
+        global
+            .http_config
+            .validate()
+            .map_err(|m| invalid("global.http_config", m))?;
         for (a, b, both) in [
-            (global.slack_api_url.is_some(), global.slack_api_url_file.is_some(), "slack_api_url & slack_api_url_file"),
-            (global.opsgenie_api_key.is_some(), global.opsgenie_api_key_file.is_some(), "opsgenie_api_key & opsgenie_api_key_file"),
-            (global.victorops_api_key.is_some(), global.victorops_api_key_file.is_some(), "victorops_api_key & victorops_api_key_file"),
-            (global.smtp_auth_password.is_some(), global.smtp_auth_password_file.is_some(), "smtp_auth_password & smtp_auth_password_file"),
+            (
+                global.slack_api_url.is_some(),
+                global.slack_api_url_file.is_some(),
+                "slack_api_url & slack_api_url_file",
+            ),
+            (
+                global.opsgenie_api_key.is_some(),
+                global.opsgenie_api_key_file.is_some(),
+                "opsgenie_api_key & opsgenie_api_key_file",
+            ),
+            (
+                global.victorops_api_key.is_some(),
+                global.victorops_api_key_file.is_some(),
+                "victorops_api_key & victorops_api_key_file",
+            ),
+            (
+                global.smtp_auth_password.is_some(),
+                global.smtp_auth_password_file.is_some(),
+                "smtp_auth_password & smtp_auth_password_file",
+            ),
         ] {
             if a && b {
-                return Err(invalid("global", format!("at most one of {both} must be configured")));
+                return Err(invalid(
+                    "global",
+                    format!("at most one of {both} must be configured"),
+                ));
             }
         }
         let global = global.clone();
@@ -363,20 +403,36 @@ impl Config {
                 return Err(invalid(field, "missing name in receiver"));
             }
             if !names.insert(rcv.name.clone()) {
-                return Err(invalid(field, format!("notification config name {:?} is not unique", rcv.name)));
+                return Err(invalid(
+                    field,
+                    format!("notification config name {:?} is not unique", rcv.name),
+                ));
             }
             rcv.apply_global(&global, &field)?;
         }
 
         let mut intervals = HashSet::new();
-        for (list, what) in [(&self.mute_time_intervals, "mute time interval"), (&self.time_intervals, "time interval")] {
+        for (list, what) in [
+            (&self.mute_time_intervals, "mute time interval"),
+            (&self.time_intervals, "time interval"),
+        ] {
             for (i, ti) in list.iter().enumerate() {
-                let key = if what == "mute time interval" { "mute_time_intervals" } else { "time_intervals" };
+                let key = if what == "mute time interval" {
+                    "mute_time_intervals"
+                } else {
+                    "time_intervals"
+                };
                 if ti.name.is_empty() {
-                    return Err(invalid(format!("{key}[{i}]"), format!("missing name in {what}")));
+                    return Err(invalid(
+                        format!("{key}[{i}]"),
+                        format!("missing name in {what}"),
+                    ));
                 }
                 if !intervals.insert(ti.name.clone()) {
-                    return Err(invalid(format!("{key}[{i}]"), format!("{what} {:?} is not unique", ti.name)));
+                    return Err(invalid(
+                        format!("{key}[{i}]"),
+                        format!("{what} {:?} is not unique", ti.name),
+                    ));
                 }
             }
         }
@@ -385,21 +441,44 @@ impl Config {
             check_inhibit_rule(rule).map_err(|m| invalid(format!("inhibit_rules[{i}]"), m))?;
         }
 
-        let route = self.route.as_ref().ok_or_else(|| invalid("route", "no route provided in config"))?;
+        let route = self
+            .route
+            .as_ref()
+            .ok_or_else(|| invalid("route", "no route provided in config"))?;
         if route.receiver.as_deref().unwrap_or("").is_empty() {
-            return Err(invalid("route.receiver", "root route must specify a default receiver"));
+            return Err(invalid(
+                "route.receiver",
+                "root route must specify a default receiver",
+            ));
         }
         if route.has_matchers() {
             return Err(invalid("route", "root route must not have any matchers"));
         }
-        if route.mute_time_intervals.as_ref().is_some_and(|v| !v.is_empty()) {
-            return Err(invalid("route.mute_time_intervals", "root route must not have any mute time intervals"));
+        if route
+            .mute_time_intervals
+            .as_ref()
+            .is_some_and(|v| !v.is_empty())
+        {
+            return Err(invalid(
+                "route.mute_time_intervals",
+                "root route must not have any mute time intervals",
+            ));
         }
-        if route.active_time_intervals.as_ref().is_some_and(|v| !v.is_empty()) {
-            return Err(invalid("route.active_time_intervals", "root route must not have any active time intervals"));
+        if route
+            .active_time_intervals
+            .as_ref()
+            .is_some_and(|v| !v.is_empty())
+        {
+            return Err(invalid(
+                "route.active_time_intervals",
+                "root route must not have any active time intervals",
+            ));
         }
         if route.continue_matching {
-            return Err(invalid("route.continue", "cannot have continue in root route"));
+            return Err(invalid(
+                "route.continue",
+                "cannot have continue in root route",
+            ));
         }
         check_route(route, "route", &names, &intervals)?;
         Ok(())
@@ -425,9 +504,16 @@ fn check_inhibit_rule(r: &InhibitRule) -> Result<(), String> {
 
 /// Per-route rules (`Route.UnmarshalYAML`) plus the cross-references
 /// (`checkReceiver`, `checkTimeInterval`), walking the tree once.
-fn check_route(r: &RouteConfig, field: &str, receivers: &HashSet<String>, intervals: &HashSet<String>) -> Result<(), ConfigError> {
-    check_label_names(r.match_eq.iter().flat_map(|m| m.keys())).map_err(|m| invalid(format!("{field}.match"), m))?;
-    check_label_names(r.match_re.iter().flat_map(|m| m.keys())).map_err(|m| invalid(format!("{field}.match_re"), m))?;
+fn check_route(
+    r: &RouteConfig,
+    field: &str,
+    receivers: &HashSet<String>,
+    intervals: &HashSet<String>,
+) -> Result<(), ConfigError> {
+    check_label_names(r.match_eq.iter().flat_map(|m| m.keys()))
+        .map_err(|m| invalid(format!("{field}.match"), m))?;
+    check_label_names(r.match_re.iter().flat_map(|m| m.keys()))
+        .map_err(|m| invalid(format!("{field}.match_re"), m))?;
     if let Some(group_by) = &r.group_by {
         let mut seen = HashSet::new();
         for l in group_by {
@@ -441,28 +527,49 @@ fn check_route(r: &RouteConfig, field: &str, receivers: &HashSet<String>, interv
                 continue;
             }
             if !is_valid_label_name(l) {
-                return Err(invalid(format!("{field}.group_by"), format!("invalid label name {l:?} in group_by list")));
+                return Err(invalid(
+                    format!("{field}.group_by"),
+                    format!("invalid label name {l:?} in group_by list"),
+                ));
             }
             if !seen.insert(l) {
-                return Err(invalid(format!("{field}.group_by"), format!("duplicated label {l:?} in group_by")));
+                return Err(invalid(
+                    format!("{field}.group_by"),
+                    format!("duplicated label {l:?} in group_by"),
+                ));
             }
         }
     }
     if r.group_interval.is_some_and(|d| d.0.is_zero()) {
-        return Err(invalid(format!("{field}.group_interval"), "group_interval cannot be zero"));
+        return Err(invalid(
+            format!("{field}.group_interval"),
+            "group_interval cannot be zero",
+        ));
     }
     if r.repeat_interval.is_some_and(|d| d.0.is_zero()) {
-        return Err(invalid(format!("{field}.repeat_interval"), "repeat_interval cannot be zero"));
+        return Err(invalid(
+            format!("{field}.repeat_interval"),
+            "repeat_interval cannot be zero",
+        ));
     }
     if let Some(rcv) = r.receiver.as_deref().filter(|s| !s.is_empty()) {
         if !receivers.contains(rcv) {
-            return Err(invalid(format!("{field}.receiver"), format!("undefined receiver {rcv:?} used in route")));
+            return Err(invalid(
+                format!("{field}.receiver"),
+                format!("undefined receiver {rcv:?} used in route"),
+            ));
         }
     }
-    for (key, list) in [("mute_time_intervals", &r.mute_time_intervals), ("active_time_intervals", &r.active_time_intervals)] {
+    for (key, list) in [
+        ("mute_time_intervals", &r.mute_time_intervals),
+        ("active_time_intervals", &r.active_time_intervals),
+    ] {
         for ti in list.iter().flatten() {
             if !intervals.contains(ti) {
-                return Err(invalid(format!("{field}.{key}"), format!("undefined time interval {ti:?} used in route")));
+                return Err(invalid(
+                    format!("{field}.{key}"),
+                    format!("undefined time interval {ti:?} used in route"),
+                ));
             }
         }
     }
@@ -478,6 +585,8 @@ mod tests;
 impl RouteConfig {
     /// This route and all below it, depth first.
     pub fn walk_config(&self) -> Box<dyn Iterator<Item = &RouteConfig> + '_> {
-        Box::new(std::iter::once(self).chain(self.routes.iter().flatten().flat_map(|r| r.walk_config())))
+        Box::new(
+            std::iter::once(self).chain(self.routes.iter().flatten().flat_map(|r| r.walk_config())),
+        )
     }
 }

@@ -96,12 +96,19 @@ impl ReceiverConfig {
             ("incidentio", &self.incidentio_configs),
             ("mattermost", &self.mattermost_configs),
         ];
-        all.into_iter().filter(|(_, v)| v.as_ref().is_some_and(|v| !v.is_empty())).map(|(n, _)| n).collect()
+        all.into_iter()
+            .filter(|(_, v)| v.as_ref().is_some_and(|v| !v.is_empty()))
+            .map(|(n, _)| n)
+            .collect()
     }
 
     /// Copies global defaults into the integration configs and validates
     /// them, as Alertmanager's loader does per receiver.
-    pub(super) fn apply_global(&mut self, global: &GlobalConfig, field: &str) -> Result<(), ConfigError> {
+    pub(super) fn apply_global(
+        &mut self,
+        global: &GlobalConfig,
+        field: &str,
+    ) -> Result<(), ConfigError> {
         if let Some(kind) = self.unsupported().first() {
             return Err(invalid(
                 format!("{field}.{kind}_configs"),
@@ -110,11 +117,21 @@ impl ReceiverConfig {
         }
         for (i, w) in self.webhook_configs.iter_mut().enumerate() {
             let f = format!("{field}.webhook_configs[{i}]");
-            let http = w.http_config.get_or_insert_with(|| global.http_config.clone());
-            http.validate().map_err(|m| invalid(format!("{f}.http_config"), m))?;
+            let http = w
+                .http_config
+                .get_or_insert_with(|| global.http_config.clone());
+            http.validate()
+                .map_err(|m| invalid(format!("{f}.http_config"), m))?;
             match (&w.url, &w.url_file) {
-                (None, None) => return Err(invalid(&f, "one of url or url_file must be configured")),
-                (Some(_), Some(_)) => return Err(invalid(&f, "at most one of url & url_file must be configured")),
+                (None, None) => {
+                    return Err(invalid(&f, "one of url or url_file must be configured"))
+                }
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        &f,
+                        "at most one of url & url_file must be configured",
+                    ))
+                }
                 (Some(u), None) => check_http_url(u).map_err(|m| invalid(format!("{f}.url"), m))?,
                 (None, Some(_)) => {}
             }

@@ -24,7 +24,10 @@ fn loads_minimal_config_with_defaults() {
     assert!(g.smtp_require_tls);
     let w = &c.config.receivers[0].webhook_configs[0];
     assert!(w.send_resolved, "webhooks send resolved by default");
-    assert!(w.http_config.as_ref().unwrap().follow_redirects, "global http_config is copied");
+    assert!(
+        w.http_config.as_ref().unwrap().follow_redirects,
+        "global http_config is copied"
+    );
 }
 
 #[test]
@@ -68,37 +71,76 @@ receivers:
 "#;
     let c = Config::load(yaml).unwrap();
     let routes = c.root_route().routes.as_ref().unwrap();
-    assert_eq!(routes[1].matchers.as_ref().unwrap().to_string(), r#"{x="2"}"#);
+    assert_eq!(
+        routes[1].matchers.as_ref().unwrap().to_string(),
+        r#"{x="2"}"#
+    );
     assert!(c.config.receivers[0].webhook_configs[0].send_resolved);
 }
 
 #[test]
 fn alertmanager_validation_rules() {
     assert!(err("receivers:\n  - name: a\n").contains("no route provided"));
-    assert!(err("route: {}\nreceivers:\n  - name: a\n").contains("root route must specify a default receiver"));
-    assert!(err("route:\n  receiver: b\nreceivers:\n  - name: a\n").contains(r#"undefined receiver "b" used in route"#));
-    let e = err("route:\n  receiver: a\n  routes:\n    - receiver: nope\nreceivers:\n  - name: a\n");
+    assert!(err("route: {}\nreceivers:\n  - name: a\n")
+        .contains("root route must specify a default receiver"));
+    assert!(err("route:\n  receiver: b\nreceivers:\n  - name: a\n")
+        .contains(r#"undefined receiver "b" used in route"#));
+    let e =
+        err("route:\n  receiver: a\n  routes:\n    - receiver: nope\nreceivers:\n  - name: a\n");
     assert!(e.starts_with("route.routes[0].receiver"), "{e}");
-    assert!(err("route:\n  receiver: a\n  matchers: ['x=1']\nreceivers:\n  - name: a\n").contains("root route must not have any matchers"));
-    assert!(err("route:\n  receiver: a\n  continue: true\nreceivers:\n  - name: a\n").contains("cannot have continue in root route"));
-    assert!(err("route:\n  receiver: a\n  group_by: ['...', 'x']\nreceivers:\n  - name: a\n").contains("wildcard group_by"));
-    assert!(err("route:\n  receiver: a\n  group_by: [x, x]\nreceivers:\n  - name: a\n").contains(r#"duplicated label "x""#));
-    assert!(err("route:\n  receiver: a\n  group_by: ['a-b']\nreceivers:\n  - name: a\n").contains("invalid label name"));
-    assert!(err("route:\n  receiver: a\n  group_interval: 0s\nreceivers:\n  - name: a\n").contains("group_interval cannot be zero"));
-    assert!(err("route:\n  receiver: a\n  repeat_interval: 1.5h\nreceivers:\n  - name: a\n").contains("1.5h"));
-    assert!(err("route:\n  receiver: a\nreceivers:\n  - name: a\n  - name: a\n").contains("is not unique"));
+    assert!(
+        err("route:\n  receiver: a\n  matchers: ['x=1']\nreceivers:\n  - name: a\n")
+            .contains("root route must not have any matchers")
+    );
+    assert!(
+        err("route:\n  receiver: a\n  continue: true\nreceivers:\n  - name: a\n")
+            .contains("cannot have continue in root route")
+    );
+    assert!(
+        err("route:\n  receiver: a\n  group_by: ['...', 'x']\nreceivers:\n  - name: a\n")
+            .contains("wildcard group_by")
+    );
+    assert!(
+        err("route:\n  receiver: a\n  group_by: [x, x]\nreceivers:\n  - name: a\n")
+            .contains(r#"duplicated label "x""#)
+    );
+    assert!(
+        err("route:\n  receiver: a\n  group_by: ['a-b']\nreceivers:\n  - name: a\n")
+            .contains("invalid label name")
+    );
+    assert!(
+        err("route:\n  receiver: a\n  group_interval: 0s\nreceivers:\n  - name: a\n")
+            .contains("group_interval cannot be zero")
+    );
+    assert!(
+        err("route:\n  receiver: a\n  repeat_interval: 1.5h\nreceivers:\n  - name: a\n")
+            .contains("1.5h")
+    );
+    assert!(
+        err("route:\n  receiver: a\nreceivers:\n  - name: a\n  - name: a\n")
+            .contains("is not unique")
+    );
     assert!(err("route:\n  receiver: a\n  routes:\n    - mute_time_intervals: [night]\nreceivers:\n  - name: a\n")
         .contains(r#"undefined time interval "night""#));
-    assert!(err("route:\n  receiver: a\n  routes:\n    - match_re: {x: '(' }\nreceivers:\n  - name: a\n").contains("route"));
+    assert!(err(
+        "route:\n  receiver: a\n  routes:\n    - match_re: {x: '(' }\nreceivers:\n  - name: a\n"
+    )
+    .contains("route"));
     let e = err("route:\n  receiver: a\nreceivers:\n  - name: a\n    webhook_configs:\n      - url: ftp://x/\n");
-    assert!(e.contains("receivers[0].webhook_configs[0].url") && e.contains("scheme"), "{e}");
+    assert!(
+        e.contains("receivers[0].webhook_configs[0].url") && e.contains("scheme"),
+        "{e}"
+    );
     assert!(err("route:\n  receiver: a\nreceivers:\n  - name: a\n    webhook_configs:\n      - max_alerts: 1\n").contains("url"));
 }
 
 #[test]
 fn unsupported_integrations_are_refused_by_name() {
     let e = err("route:\n  receiver: a\nreceivers:\n  - name: a\n    email_configs:\n      - to: x@example.com\n");
-    assert!(e.contains("email") && e.contains("not supported by Herald yet"), "{e}");
+    assert!(
+        e.contains("email") && e.contains("not supported by Herald yet"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -18,13 +18,29 @@ pub struct TimeIntervalDef {
 pub struct TimeInterval {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub times: Vec<TimeRange>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "weekdays")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "weekdays"
+    )]
     pub weekdays: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "days_of_month")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "days_of_month"
+    )]
     pub days_of_month: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "months")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "months"
+    )]
     pub months: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "years")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "years"
+    )]
     pub years: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
@@ -48,14 +64,21 @@ impl<'de> Deserialize<'de> for TimeRange {
         }
         let raw = Raw::deserialize(d)?;
         let (Some(start_time), Some(end_time)) = (raw.start_time, raw.end_time) else {
-            return Err(serde::de::Error::custom("both start and end times must be provided"));
+            return Err(serde::de::Error::custom(
+                "both start and end times must be provided",
+            ));
         };
         let s = parse_minutes(&start_time).map_err(serde::de::Error::custom)?;
         let e = parse_minutes(&end_time).map_err(serde::de::Error::custom)?;
         if s >= e {
-            return Err(serde::de::Error::custom("start time cannot be equal or greater than end time"));
+            return Err(serde::de::Error::custom(
+                "start time cannot be equal or greater than end time",
+            ));
         }
-        Ok(TimeRange { start_time, end_time })
+        Ok(TimeRange {
+            start_time,
+            end_time,
+        })
     }
 }
 
@@ -78,11 +101,34 @@ fn split_range(s: &str) -> (&str, &str) {
     s.split_once(':').unwrap_or((s, s))
 }
 
-const WEEKDAYS: [&str; 7] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
-const MONTHS: [&str; 12] =
-    ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"];
+const WEEKDAYS: [&str; 7] = [
+    "sunday",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+];
+const MONTHS: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
 
-fn ranges<'de, D: Deserializer<'de>>(d: D, check: fn(&str) -> Result<(), String>) -> Result<Vec<String>, D::Error> {
+fn ranges<'de, D: Deserializer<'de>>(
+    d: D,
+    check: fn(&str) -> Result<(), String>,
+) -> Result<Vec<String>, D::Error> {
     let v = Vec::<String>::deserialize(d)?;
     for s in &v {
         check(s).map_err(serde::de::Error::custom)?;
@@ -94,7 +140,10 @@ fn weekdays<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     ranges(d, |s| {
         let (a, b) = split_range(s);
         let idx = |x: &str| {
-            WEEKDAYS.iter().position(|w| *w == x.to_lowercase()).ok_or_else(|| format!("{x} is not a valid weekday"))
+            WEEKDAYS
+                .iter()
+                .position(|w| *w == x.to_lowercase())
+                .ok_or_else(|| format!("{x} is not a valid weekday"))
         };
         if idx(a)? > idx(b)? {
             return Err("start day cannot be before end day".into());
@@ -106,7 +155,10 @@ fn weekdays<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
 fn days_of_month<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     ranges(d, |s| {
         let (a, b) = split_range(s);
-        let p = |x: &str| x.parse::<i32>().map_err(|_| format!("couldn't parse range {s}, invalid format"));
+        let p = |x: &str| {
+            x.parse::<i32>()
+                .map_err(|_| format!("couldn't parse range {s}, invalid format"))
+        };
         let (a, b) = (p(a)?, p(b)?);
         for x in [a, b] {
             if !(1..=31).contains(&x.abs()) {
@@ -132,7 +184,11 @@ fn months<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
                     return Ok(n);
                 }
             }
-            MONTHS.iter().position(|m| *m == x.to_lowercase()).map(|i| i + 1).ok_or_else(|| format!("{x} is not a valid month"))
+            MONTHS
+                .iter()
+                .position(|m| *m == x.to_lowercase())
+                .map(|i| i + 1)
+                .ok_or_else(|| format!("{x} is not a valid month"))
         };
         if idx(b)? < idx(a)? {
             return Err(format!("end month {b} is before start month {a}"));
@@ -144,7 +200,10 @@ fn months<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
 fn years<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     ranges(d, |s| {
         let (a, b) = split_range(s);
-        let p = |x: &str| x.parse::<i32>().map_err(|_| format!("couldn't parse range {s}, invalid format"));
+        let p = |x: &str| {
+            x.parse::<i32>()
+                .map_err(|_| format!("couldn't parse range {s}, invalid format"))
+        };
         let (a, b) = (p(a)?, p(b)?);
         if b < a {
             return Err(format!("end year {b} is before start year {a}"));

@@ -70,8 +70,19 @@ impl AggrGroup {
 }
 
 impl Dispatcher {
-    pub fn new(route: Arc<Route>, pipeline: Arc<Pipeline>, metrics: Arc<Metrics>, cancel: CancellationToken) -> Arc<Dispatcher> {
-        Arc::new(Dispatcher { route, pipeline, metrics, shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(), cancel })
+    pub fn new(
+        route: Arc<Route>,
+        pipeline: Arc<Pipeline>,
+        metrics: Arc<Metrics>,
+        cancel: CancellationToken,
+    ) -> Arc<Dispatcher> {
+        Arc::new(Dispatcher {
+            route,
+            pipeline,
+            metrics,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            cancel,
+        })
     }
 
     pub fn route(&self) -> &Arc<Route> {
@@ -80,7 +91,9 @@ impl Dispatcher {
 
     fn shard(&self, id: GroupId) -> MutexGuard<'_, HashMap<GroupId, Arc<AggrGroup>>> {
         let h = id.1 .0 ^ (id.0 as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.shards[(h as usize) % SHARDS].lock().unwrap_or_else(|e| e.into_inner())
+        self.shards[(h as usize) % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Routes an alert into the groups of every route it matches
@@ -108,7 +121,11 @@ impl Dispatcher {
             route,
             key,
             id,
-            state: Mutex::new(GroupState { alerts: HashMap::new(), has_flushed: false, destroyed: false }),
+            state: Mutex::new(GroupState {
+                alerts: HashMap::new(),
+                has_flushed: false,
+                destroyed: false,
+            }),
             flush_now: Notify::new(),
             flush_now_pending: AtomicBool::new(false),
         });
@@ -154,7 +171,12 @@ impl Dispatcher {
 
     /// One flush (`aggrGroup.flush`); returns true when the group emptied and
     /// was destroyed.
-    async fn flush(&self, group: &Arc<AggrGroup>, now: Timestamp, deadline: tokio::time::Instant) -> bool {
+    async fn flush(
+        &self,
+        group: &Arc<AggrGroup>,
+        now: Timestamp,
+        deadline: tokio::time::Instant,
+    ) -> bool {
         let mut alerts: Vec<Arc<Alert>> = {
             let st = group.lock();
             if st.alerts.is_empty() {
@@ -193,7 +215,11 @@ impl Dispatcher {
                 let mut st = group.lock();
                 for a in alerts.iter().filter(|a| a.resolved_at(now)) {
                     // Keep an alert that was updated while we notified.
-                    if st.alerts.get(&a.fingerprint).is_some_and(|cur| cur.updated_at == a.updated_at) {
+                    if st
+                        .alerts
+                        .get(&a.fingerprint)
+                        .is_some_and(|cur| cur.updated_at == a.updated_at)
+                    {
                         st.alerts.remove(&a.fingerprint);
                     }
                 }
@@ -213,22 +239,42 @@ impl Dispatcher {
 
     /// The aggregation groups and their alerts, filtered and sorted as
     /// `Dispatcher.Groups` does for `GET /api/v2/alerts/groups`.
-    pub fn groups(&self, mut route_filter: impl FnMut(&Route) -> bool, mut alert_filter: impl FnMut(&Alert) -> bool) -> Vec<GroupView> {
+    pub fn groups(
+        &self,
+        mut route_filter: impl FnMut(&Route) -> bool,
+        mut alert_filter: impl FnMut(&Alert) -> bool,
+    ) -> Vec<GroupView> {
         let mut all: Vec<Arc<AggrGroup>> = Vec::new();
         for s in &self.shards {
-            all.extend(s.lock().unwrap_or_else(|e| e.into_inner()).values().cloned());
+            all.extend(
+                s.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .cloned(),
+            );
         }
         let mut out = Vec::new();
         for g in all {
             if !route_filter(&g.route) {
                 continue;
             }
-            let mut alerts: Vec<Arc<Alert>> = g.lock().alerts.values().filter(|a| alert_filter(a)).cloned().collect();
+            let mut alerts: Vec<Arc<Alert>> = g
+                .lock()
+                .alerts
+                .values()
+                .filter(|a| alert_filter(a))
+                .cloned()
+                .collect();
             if alerts.is_empty() {
                 continue;
             }
             alerts.sort_by(|a, b| notification_order(a, b));
-            out.push(GroupView { labels: g.labels.clone(), receiver: g.route.opts.receiver.clone(), route: g.route.clone(), alerts });
+            out.push(GroupView {
+                labels: g.labels.clone(),
+                receiver: g.route.opts.receiver.clone(),
+                route: g.route.clone(),
+                alerts,
+            });
         }
         out.sort_by(|a, b| {
             if a.labels == b.labels {
@@ -243,7 +289,10 @@ impl Dispatcher {
     }
 
     pub fn group_count(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len()).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
     }
 
     /// Stops every group timer; in-flight notifications are cancelled.
@@ -255,7 +304,11 @@ impl Dispatcher {
 fn insert_alert(group: &AggrGroup, st: &mut GroupState, alert: &Arc<Alert>) {
     // Concurrent posts of the same alert may arrive out of order; the group
     // keeps the most recently received version, as the store does.
-    if st.alerts.get(&alert.fingerprint).is_some_and(|cur| cur.updated_at > alert.updated_at) {
+    if st
+        .alerts
+        .get(&alert.fingerprint)
+        .is_some_and(|cur| cur.updated_at > alert.updated_at)
+    {
         return;
     }
     st.alerts.insert(alert.fingerprint, alert.clone());
@@ -263,7 +316,11 @@ fn insert_alert(group: &AggrGroup, st: &mut GroupState, alert: &Arc<Alert>) {
     // (typically after a restart or reload) is flushed at once.
     if !st.has_flushed {
         let wait = group.route.opts.group_wait;
-        if alert.starts_at.checked_add(wait).is_ok_and(|t| t < Timestamp::now()) {
+        if alert
+            .starts_at
+            .checked_add(wait)
+            .is_ok_and(|t| t < Timestamp::now())
+        {
             group.flush_now_pending.store(true, Ordering::Release);
             group.flush_now.notify_one();
         }

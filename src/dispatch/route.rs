@@ -62,7 +62,11 @@ impl Route {
         Self::build(root, None, &mut next_index)
     }
 
-    fn build(cr: &RouteConfig, parent: Option<(&RouteOpts, &str)>, next_index: &mut usize) -> Arc<Route> {
+    fn build(
+        cr: &RouteConfig,
+        parent: Option<(&RouteOpts, &str)>,
+        next_index: &mut usize,
+    ) -> Arc<Route> {
         let mut opts = parent.map(|(o, _)| o.clone()).unwrap_or_default();
         if let Some(r) = cr.receiver.as_ref().filter(|r| !r.is_empty()) {
             opts.receiver = r.clone();
@@ -95,8 +99,20 @@ impl Route {
         };
         let index = *next_index;
         *next_index += 1;
-        let routes = cr.routes.iter().flatten().map(|c| Self::build(c, Some((&opts, &key)), next_index)).collect();
-        Arc::new(Route { opts, matchers, continue_matching: cr.continue_matching, routes, key, index })
+        let routes = cr
+            .routes
+            .iter()
+            .flatten()
+            .map(|c| Self::build(c, Some((&opts, &key)), next_index))
+            .collect();
+        Arc::new(Route {
+            opts,
+            matchers,
+            continue_matching: cr.continue_matching,
+            routes,
+            key,
+            index,
+        })
     }
 
     /// The routes an alert lands in (`Route.Match`): depth first, stopping
@@ -179,17 +195,33 @@ receivers:
     }
 
     fn receivers(labels: &[(&str, &str)]) -> Vec<String> {
-        tree().matching(&LabelSet::from_strs(labels.iter().copied())).iter().map(|r| r.opts.receiver.clone()).collect()
+        tree()
+            .matching(&LabelSet::from_strs(labels.iter().copied()))
+            .iter()
+            .map(|r| r.opts.receiver.clone())
+            .collect()
     }
 
     #[test]
     fn depth_first_with_continue() {
-        assert_eq!(receivers(&[("severity", "critical"), ("service", "api")]), ["pager", "frontend"]);
-        assert_eq!(receivers(&[("severity", "critical"), ("team", "db")]), ["db-pager"]);
+        assert_eq!(
+            receivers(&[("severity", "critical"), ("service", "api")]),
+            ["pager", "frontend"]
+        );
+        assert_eq!(
+            receivers(&[("severity", "critical"), ("team", "db")]),
+            ["db-pager"]
+        );
         assert_eq!(receivers(&[("service", "web")]), ["frontend"]);
         assert_eq!(receivers(&[("service", "webx")]), ["default"]);
-        assert_eq!(receivers(&[("severity", "warning"), ("env", "prod")]), ["tickets"]);
-        assert_eq!(receivers(&[("severity", "warning"), ("env", "dev")]), ["default"]);
+        assert_eq!(
+            receivers(&[("severity", "warning"), ("env", "prod")]),
+            ["tickets"]
+        );
+        assert_eq!(
+            receivers(&[("severity", "warning"), ("env", "dev")]),
+            ["default"]
+        );
     }
 
     #[test]
@@ -198,7 +230,10 @@ receivers:
         let frontend = &t.routes[1];
         assert_eq!(frontend.opts.group_wait, Duration::from_secs(10));
         assert_eq!(frontend.opts.group_interval, Duration::from_secs(60));
-        assert_eq!(frontend.opts.group_by, GroupBy::Labels(["alertname".to_string()].into()));
+        assert_eq!(
+            frontend.opts.group_by,
+            GroupBy::Labels(["alertname".to_string()].into())
+        );
         let db = &t.routes[0].routes[0];
         assert_eq!(db.opts.group_by, GroupBy::All);
         assert_eq!(db.opts.repeat_interval, Duration::from_secs(4 * 3600));
@@ -209,7 +244,10 @@ receivers:
         let t = tree();
         assert_eq!(t.key, "{}");
         assert_eq!(t.routes[0].key, r#"{}/{severity="critical"}"#);
-        assert_eq!(t.routes[0].routes[0].key, r#"{}/{severity="critical"}/{team="db"}"#);
+        assert_eq!(
+            t.routes[0].routes[0].key,
+            r#"{}/{severity="critical"}/{team="db"}"#
+        );
         assert_eq!(t.routes[1].key, r#"{}/{service=~"api|web"}"#);
         assert_eq!(t.routes[2].key, r#"{}/{env!="dev",severity=~"warn.*"}"#);
         let idx: Vec<usize> = t.walk().iter().map(|r| r.index).collect();

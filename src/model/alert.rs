@@ -57,7 +57,11 @@ impl Alert {
     /// whose active ranges overlap. The younger version's content wins, the
     /// earliest start is kept, and an explicit end beats a synthesised one.
     pub fn merge(&self, newer: &Alert, now: Timestamp) -> Alert {
-        let (a, o) = if newer.updated_at < self.updated_at { (newer, self) } else { (self, newer) };
+        let (a, o) = if newer.updated_at < self.updated_at {
+            (newer, self)
+        } else {
+            (self, newer)
+        };
         let mut res = o.clone();
         if a.starts_at < o.starts_at {
             res.starts_at = a.starts_at;
@@ -149,9 +153,30 @@ mod tests {
             a.labels = LabelSet::from_strs(pairs.iter().copied());
             a
         };
-        let mut v = [mk(&[("x", "1")]), mk(&[("job", "b")]), mk(&[("job", "a"), ("instance", "2")]), mk(&[("job", "a"), ("instance", "1")])];
+        let mut v = [
+            mk(&[("x", "1")]),
+            mk(&[("job", "b")]),
+            mk(&[("job", "a"), ("instance", "2")]),
+            mk(&[("job", "a"), ("instance", "1")]),
+        ];
         v.sort_by(notification_order);
-        let jobs: Vec<_> = v.iter().map(|a| (a.labels.value("job").to_string(), a.labels.value("instance").to_string())).collect();
-        assert_eq!(jobs, vec![("a".into(), "1".into()), ("a".into(), "2".into()), ("b".into(), "".into()), ("".into(), "".into())]);
+        let jobs: Vec<_> = v
+            .iter()
+            .map(|a| {
+                (
+                    a.labels.value("job").to_string(),
+                    a.labels.value("instance").to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            jobs,
+            vec![
+                ("a".into(), "1".into()),
+                ("a".into(), "2".into()),
+                ("b".into(), "".into()),
+                ("".into(), "".into())
+            ]
+        );
     }
 }

@@ -55,7 +55,12 @@ impl LabelSet {
     }
 
     pub fn from_strs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Self::from_pairs(pairs.into_iter().map(|(k, v)| (Arc::from(k), Arc::from(v))).collect())
+        Self::from_pairs(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (Arc::from(k), Arc::from(v)))
+                .collect(),
+        )
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -108,7 +113,11 @@ impl LabelSet {
     /// `name="value"` strings, not the names, which differs when one name is a
     /// prefix of another (`a0` sorts before `a`), so sort the same way.
     pub fn go_string(&self) -> String {
-        let mut parts: Vec<String> = self.0.iter().map(|(n, v)| format!("{n}={}", go_quote(v))).collect();
+        let mut parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(n, v)| format!("{n}={}", go_quote(v)))
+            .collect();
         parts.sort();
         format!("{{{}}}", parts.join(", "))
     }
@@ -118,7 +127,12 @@ impl LabelSet {
         if self.len() != o.len() {
             return self.len() < o.len();
         }
-        let mut names: Vec<&str> = self.0.iter().chain(o.0.iter()).map(|(n, _)| n.as_ref()).collect();
+        let mut names: Vec<&str> = self
+            .0
+            .iter()
+            .chain(o.0.iter())
+            .map(|(n, _)| n.as_ref())
+            .collect();
         names.sort_unstable();
         names.dedup();
         for n in names {
@@ -162,7 +176,9 @@ impl<'de> Deserialize<'de> for LabelSet {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LabelSet, A::Error> {
                 let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some((k, v)) = map.next_entry::<std::borrow::Cow<'de, str>, std::borrow::Cow<'de, str>>()? {
+                while let Some((k, v)) =
+                    map.next_entry::<std::borrow::Cow<'de, str>, std::borrow::Cow<'de, str>>()?
+                {
                     pairs.push((Arc::from(k.as_ref()), Arc::from(v.as_ref())));
                 }
                 Ok(LabelSet::from_pairs(pairs))
@@ -179,10 +195,19 @@ mod tests {
     #[test]
     fn fingerprint_matches_prometheus_common() {
         // Values from prometheus/common model/signature_test.go.
-        assert_eq!(LabelSet::default().fingerprint().0, 14_695_981_039_346_656_037);
+        assert_eq!(
+            LabelSet::default().fingerprint().0,
+            14_695_981_039_346_656_037
+        );
         let ls = LabelSet::from_strs([("name", "garland, briggs"), ("fear", "love is not enough")]);
         assert_eq!(ls.fingerprint().0, 5_799_056_148_416_392_346);
-        assert_eq!(LabelSet::from_strs([("a", "b")]).fingerprint().to_string().len(), 16);
+        assert_eq!(
+            LabelSet::from_strs([("a", "b")])
+                .fingerprint()
+                .to_string()
+                .len(),
+            16
+        );
     }
 
     #[test]

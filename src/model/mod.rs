@@ -5,8 +5,8 @@
 //! into group keys, API answers and webhook payloads that users compare.
 
 mod alert;
-mod labels;
 pub mod gostr;
+mod labels;
 
 pub use alert::{notification_order, Alert, AlertStatus};
 pub use labels::{Fingerprint, LabelSet};

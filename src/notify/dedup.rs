@@ -65,7 +65,11 @@ pub fn needs_update(
         return (!firing.is_empty()).then_some(NotificationReason::FirstNotification);
     };
     if !is_subset(&e.firing, firing) {
-        return Some(if e.firing.is_empty() { NotificationReason::FirstNotification } else { NotificationReason::NewAlertsAdded });
+        return Some(if e.firing.is_empty() {
+            NotificationReason::FirstNotification
+        } else {
+            NotificationReason::NewAlertsAdded
+        });
     }
     // All resolved: notify regardless of send_resolved so the log is cleared.
     if firing.is_empty() {
@@ -84,7 +88,11 @@ pub struct DedupStage {
 }
 
 impl Stage for DedupStage {
-    fn exec<'a>(&'a self, ctx: &'a mut NotifyCtx, alerts: Vec<Arc<Alert>>) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
+    fn exec<'a>(
+        &'a self,
+        ctx: &'a mut NotifyCtx,
+        alerts: Vec<Arc<Alert>>,
+    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
         Box::pin(async move {
             let (mut firing, mut resolved) = (Vec::new(), Vec::new());
             for a in &alerts {
@@ -95,7 +103,14 @@ impl Stage for DedupStage {
                 }
             }
             let entry = self.nflog.query(&ctx.group_key, &self.integration.key);
-            let reason = needs_update(entry.as_ref(), &firing, &resolved, self.integration.send_resolved, ctx.repeat_interval, ctx.now);
+            let reason = needs_update(
+                entry.as_ref(),
+                &firing,
+                &resolved,
+                self.integration.send_resolved,
+                ctx.repeat_interval,
+                ctx.now,
+            );
             ctx.firing_hashes = firing;
             ctx.resolved_hashes = resolved;
             ctx.reason = reason;
@@ -120,25 +135,61 @@ mod tests {
 
     const REPEAT: Duration = Duration::from_secs(100);
 
-    fn decide(e: Option<&Entry>, f: &[u64], r: &[u64], send_resolved: bool, now: i64) -> Option<NotificationReason> {
-        needs_update(e, f, r, send_resolved, REPEAT, Timestamp::from_second(now).unwrap())
+    fn decide(
+        e: Option<&Entry>,
+        f: &[u64],
+        r: &[u64],
+        send_resolved: bool,
+        now: i64,
+    ) -> Option<NotificationReason> {
+        needs_update(
+            e,
+            f,
+            r,
+            send_resolved,
+            REPEAT,
+            Timestamp::from_second(now).unwrap(),
+        )
     }
 
     #[test]
     fn decisions_match_alertmanager() {
         use NotificationReason::*;
         assert_eq!(decide(None, &[1], &[], true, 1000), Some(FirstNotification));
-        assert_eq!(decide(None, &[], &[1], true, 1000), None, "only resolved alerts, never notified");
+        assert_eq!(
+            decide(None, &[], &[1], true, 1000),
+            None,
+            "only resolved alerts, never notified"
+        );
         let e = entry(&[1, 2], &[], 950);
-        assert_eq!(decide(Some(&e), &[1, 2, 3], &[], true, 1000), Some(NewAlertsAdded));
-        assert_eq!(decide(Some(&e), &[1], &[2], true, 1000), Some(SomeAlertsResolved));
-        assert_eq!(decide(Some(&e), &[1], &[2], false, 1000), None, "send_resolved off");
-        assert_eq!(decide(Some(&e), &[], &[1, 2], false, 1000), Some(AllAlertsResolved));
+        assert_eq!(
+            decide(Some(&e), &[1, 2, 3], &[], true, 1000),
+            Some(NewAlertsAdded)
+        );
+        assert_eq!(
+            decide(Some(&e), &[1], &[2], true, 1000),
+            Some(SomeAlertsResolved)
+        );
+        assert_eq!(
+            decide(Some(&e), &[1], &[2], false, 1000),
+            None,
+            "send_resolved off"
+        );
+        assert_eq!(
+            decide(Some(&e), &[], &[1, 2], false, 1000),
+            Some(AllAlertsResolved)
+        );
         assert_eq!(decide(Some(&e), &[1, 2], &[], true, 1000), None);
-        assert_eq!(decide(Some(&e), &[1, 2], &[], true, 1051), Some(RepeatIntervalElapsed));
+        assert_eq!(
+            decide(Some(&e), &[1, 2], &[], true, 1051),
+            Some(RepeatIntervalElapsed)
+        );
         let empty = entry(&[], &[1], 950);
         assert_eq!(decide(Some(&empty), &[], &[1], true, 1000), None);
-        assert_eq!(decide(Some(&empty), &[4], &[], true, 1000), Some(FirstNotification));
+        assert_eq!(
+            decide(Some(&empty), &[4], &[], true, 1000),
+            Some(FirstNotification)
+        );
     }
 
     #[test]

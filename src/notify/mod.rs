@@ -84,7 +84,11 @@ impl std::error::Error for NotifyError {}
 
 impl NotifyError {
     pub fn new(retryable: bool, reason: FailureReason, message: impl Into<String>) -> Self {
-        NotifyError { retryable, reason, message: message.into() }
+        NotifyError {
+            retryable,
+            reason,
+            message: message.into(),
+        }
     }
 }
 
@@ -107,13 +111,21 @@ pub struct NotifyCtx {
 }
 
 pub trait Stage: Send + Sync {
-    fn exec<'a>(&'a self, ctx: &'a mut NotifyCtx, alerts: Vec<Arc<Alert>>) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>>;
+    fn exec<'a>(
+        &'a self,
+        ctx: &'a mut NotifyCtx,
+        alerts: Vec<Arc<Alert>>,
+    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>>;
 }
 
 /// Delivers one notification to one destination. Implementations report
 /// whether a failure is worth retrying within this flush.
 pub trait Notifier: Send + Sync {
-    fn notify<'a>(&'a self, ctx: &'a NotifyCtx, alerts: &'a [Arc<Alert>]) -> BoxFuture<'a, Result<(), NotifyError>>;
+    fn notify<'a>(
+        &'a self,
+        ctx: &'a NotifyCtx,
+        alerts: &'a [Arc<Alert>],
+    ) -> BoxFuture<'a, Result<(), NotifyError>>;
 }
 
 /// One entry of a receiver's `*_configs` list.
@@ -127,7 +139,11 @@ pub struct Integration {
 pub struct MultiStage(pub Vec<Arc<dyn Stage>>);
 
 impl Stage for MultiStage {
-    fn exec<'a>(&'a self, ctx: &'a mut NotifyCtx, mut alerts: Vec<Arc<Alert>>) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
+    fn exec<'a>(
+        &'a self,
+        ctx: &'a mut NotifyCtx,
+        mut alerts: Vec<Arc<Alert>>,
+    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
         Box::pin(async move {
             for s in &self.0 {
                 if alerts.is_empty() {
@@ -145,7 +161,11 @@ impl Stage for MultiStage {
 pub struct FanoutStage(pub Vec<MultiStage>);
 
 impl Stage for FanoutStage {
-    fn exec<'a>(&'a self, ctx: &'a mut NotifyCtx, alerts: Vec<Arc<Alert>>) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
+    fn exec<'a>(
+        &'a self,
+        ctx: &'a mut NotifyCtx,
+        alerts: Vec<Arc<Alert>>,
+    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
         Box::pin(async move {
             let runs = self.0.iter().map(|stage| {
                 let mut c = ctx.clone();
@@ -159,7 +179,11 @@ impl Stage for FanoutStage {
                 Some(first) => Err(NotifyError::new(
                     false,
                     first.reason,
-                    errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "),
+                    errors
+                        .iter()
+                        .map(|e| e.message.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; "),
                 )),
             }
         })
@@ -184,29 +208,54 @@ impl Pipeline {
         for rc in &config.config.receivers {
             let mut per_integration = Vec::new();
             for (i, wc) in rc.webhook_configs.iter().enumerate() {
-                let notifier = webhook::Webhook::new(wc, external_url).map_err(|e| format!("receiver {:?}: {e}", rc.name))?;
+                let notifier = webhook::Webhook::new(wc, external_url)
+                    .map_err(|e| format!("receiver {:?}: {e}", rc.name))?;
                 let integration = Arc::new(Integration {
                     notifier: Arc::new(notifier),
-                    key: ReceiverKey { group_name: rc.name.clone(), integration: "webhook", index: i },
+                    key: ReceiverKey {
+                        group_name: rc.name.clone(),
+                        integration: "webhook",
+                        index: i,
+                    },
                     send_resolved: wc.send_resolved,
                 });
                 metrics.init_integration("webhook");
                 per_integration.push(MultiStage(vec![
-                    Arc::new(DedupStage { nflog: nflog.clone(), integration: integration.clone() }),
-                    Arc::new(RetryStage { integration: integration.clone(), metrics: metrics.clone() }),
-                    Arc::new(SetNotifiesStage { nflog: nflog.clone(), integration }),
+                    Arc::new(DedupStage {
+                        nflog: nflog.clone(),
+                        integration: integration.clone(),
+                    }),
+                    Arc::new(RetryStage {
+                        integration: integration.clone(),
+                        metrics: metrics.clone(),
+                    }),
+                    Arc::new(SetNotifiesStage {
+                        nflog: nflog.clone(),
+                        integration,
+                    }),
                 ]));
             }
-            receivers.insert(rc.name.clone(), Arc::new(MultiStage(vec![Arc::new(FanoutStage(per_integration))])));
+            receivers.insert(
+                rc.name.clone(),
+                Arc::new(MultiStage(vec![Arc::new(FanoutStage(per_integration))])),
+            );
         }
         Ok(Pipeline { receivers })
     }
 
     /// Runs the receiver's pipeline. `Ok` means the flush succeeded, even if
     /// nothing needed sending.
-    pub async fn exec(&self, ctx: &mut NotifyCtx, alerts: Vec<Arc<Alert>>) -> Result<(), NotifyError> {
+    pub async fn exec(
+        &self,
+        ctx: &mut NotifyCtx,
+        alerts: Vec<Arc<Alert>>,
+    ) -> Result<(), NotifyError> {
         let Some(stage) = self.receivers.get(ctx.receiver.as_ref()) else {
-            return Err(NotifyError::new(false, FailureReason::Other, format!("unknown receiver {:?}", ctx.receiver)));
+            return Err(NotifyError::new(
+                false,
+                FailureReason::Other,
+                format!("unknown receiver {:?}", ctx.receiver),
+            ));
         };
         stage.exec(ctx, alerts).await.map(|_| ())
     }

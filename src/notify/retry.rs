@@ -32,10 +32,19 @@ pub struct RetryStage {
 
 impl RetryStage {
     fn label(&self) -> String {
-        format!("{}/{}[{}]", self.integration.key.group_name, self.integration.key.integration, self.integration.key.index)
+        format!(
+            "{}/{}[{}]",
+            self.integration.key.group_name,
+            self.integration.key.integration,
+            self.integration.key.index
+        )
     }
 
-    async fn attempt_until_deadline(&self, ctx: &NotifyCtx, sent: &[Arc<Alert>]) -> Result<(), NotifyError> {
+    async fn attempt_until_deadline(
+        &self,
+        ctx: &NotifyCtx,
+        sent: &[Arc<Alert>],
+    ) -> Result<(), NotifyError> {
         let name = self.integration.key.integration;
         let mut last: Option<NotifyError> = None;
         let mut attempt: u32 = 0;
@@ -47,7 +56,8 @@ impl RetryStage {
                 _ = tokio::time::sleep_until(ctx.deadline) => Err(NotifyError::new(false, FailureReason::ContextDeadlineExceeded, "context deadline exceeded")),
                 _ = ctx.cancel.cancelled() => Err(NotifyError::new(false, FailureReason::ContextCanceled, "context canceled")),
             };
-            self.metrics.observe_request(name, started.elapsed(), result.is_ok());
+            self.metrics
+                .observe_request(name, started.elapsed(), result.is_ok());
             match result {
                 Ok(()) => {
                     if attempt > 1 {
@@ -55,7 +65,10 @@ impl RetryStage {
                     }
                     return Ok(());
                 }
-                Err(e) if e.reason == FailureReason::ContextDeadlineExceeded || e.reason == FailureReason::ContextCanceled => {
+                Err(e)
+                    if e.reason == FailureReason::ContextDeadlineExceeded
+                        || e.reason == FailureReason::ContextCanceled =>
+                {
                     return Err(self.give_up(last.unwrap_or(e), attempt));
                 }
                 Err(e) if !e.retryable => {
@@ -78,20 +91,37 @@ impl RetryStage {
                 _ = ctx.cancel.cancelled() => {}
             }
             if tokio::time::Instant::now() >= ctx.deadline || ctx.cancel.is_cancelled() {
-                let reason = if ctx.cancel.is_cancelled() { FailureReason::ContextCanceled } else { FailureReason::ContextDeadlineExceeded };
-                let e = last.unwrap_or_else(|| NotifyError::new(false, reason, "context deadline exceeded"));
+                let reason = if ctx.cancel.is_cancelled() {
+                    FailureReason::ContextCanceled
+                } else {
+                    FailureReason::ContextDeadlineExceeded
+                };
+                let e = last.unwrap_or_else(|| {
+                    NotifyError::new(false, reason, "context deadline exceeded")
+                });
                 return Err(self.give_up(e, attempt));
             }
         }
     }
 
     fn give_up(&self, e: NotifyError, attempts: u32) -> NotifyError {
-        NotifyError::new(false, e.reason, format!("{}: notify retry canceled after {attempts} attempts: {e}", self.label()))
+        NotifyError::new(
+            false,
+            e.reason,
+            format!(
+                "{}: notify retry canceled after {attempts} attempts: {e}",
+                self.label()
+            ),
+        )
     }
 }
 
 impl Stage for RetryStage {
-    fn exec<'a>(&'a self, ctx: &'a mut NotifyCtx, alerts: Vec<Arc<Alert>>) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
+    fn exec<'a>(
+        &'a self,
+        ctx: &'a mut NotifyCtx,
+        alerts: Vec<Arc<Alert>>,
+    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
         Box::pin(async move {
             let name = self.integration.key.integration;
             self.metrics.notifications_total(name);
@@ -104,7 +134,11 @@ impl Stage for RetryStage {
                 if ctx.firing_hashes.is_empty() {
                     return Ok(alerts);
                 }
-                alerts.iter().filter(|a| !a.resolved_at(ctx.now)).cloned().collect()
+                alerts
+                    .iter()
+                    .filter(|a| !a.resolved_at(ctx.now))
+                    .cloned()
+                    .collect()
             };
             match self.attempt_until_deadline(ctx, &sent).await {
                 Ok(()) => Ok(alerts),
@@ -123,11 +157,22 @@ pub struct SetNotifiesStage {
 }
 
 impl Stage for SetNotifiesStage {
-    fn exec<'a>(&'a self, ctx: &'a mut NotifyCtx, alerts: Vec<Arc<Alert>>) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
+    fn exec<'a>(
+        &'a self,
+        ctx: &'a mut NotifyCtx,
+        alerts: Vec<Arc<Alert>>,
+    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
         Box::pin(async move {
             let expiry = ctx.repeat_interval * 2;
             self.nflog
-                .log(&ctx.group_key, &self.integration.key, ctx.firing_hashes.clone(), ctx.resolved_hashes.clone(), ctx.now, expiry)
+                .log(
+                    &ctx.group_key,
+                    &self.integration.key,
+                    ctx.firing_hashes.clone(),
+                    ctx.resolved_hashes.clone(),
+                    ctx.now,
+                    expiry,
+                )
                 .map_err(|e| NotifyError::new(false, FailureReason::Other, e.to_string()))?;
             Ok(alerts)
         })

@@ -46,9 +46,16 @@ struct Message<'a> {
 }
 
 /// Builds the HTTP client an integration's `http_config` describes.
-pub fn http_client(cfg: &HttpClientConfig, timeout: Option<Duration>) -> Result<reqwest::Client, String> {
+pub fn http_client(
+    cfg: &HttpClientConfig,
+    timeout: Option<Duration>,
+) -> Result<reqwest::Client, String> {
     let mut b = reqwest::Client::builder().user_agent(user_agent());
-    b = b.redirect(if cfg.follow_redirects { reqwest::redirect::Policy::limited(10) } else { reqwest::redirect::Policy::none() });
+    b = b.redirect(if cfg.follow_redirects {
+        reqwest::redirect::Policy::limited(10)
+    } else {
+        reqwest::redirect::Policy::none()
+    });
     if let Some(t) = timeout {
         b = b.timeout(t);
     }
@@ -67,27 +74,38 @@ pub fn http_client(cfg: &HttpClientConfig, timeout: Option<Duration>) -> Result<
         }
         let ca = match (&tls.ca, &tls.ca_file) {
             (Some(pem), _) => Some(pem.as_bytes().to_vec()),
-            (None, Some(f)) => Some(std::fs::read(f).map_err(|e| format!("tls_config.ca_file {f}: {e}"))?),
+            (None, Some(f)) => {
+                Some(std::fs::read(f).map_err(|e| format!("tls_config.ca_file {f}: {e}"))?)
+            }
             _ => None,
         };
         if let Some(pem) = ca {
-            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("tls_config CA: {e}"))? {
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("tls_config CA: {e}"))?
+            {
                 b = b.add_root_certificate(cert);
             }
         }
         let cert = match (&tls.cert, &tls.cert_file) {
             (Some(pem), _) => Some(pem.as_bytes().to_vec()),
-            (None, Some(f)) => Some(std::fs::read(f).map_err(|e| format!("tls_config.cert_file {f}: {e}"))?),
+            (None, Some(f)) => {
+                Some(std::fs::read(f).map_err(|e| format!("tls_config.cert_file {f}: {e}"))?)
+            }
             _ => None,
         };
         let key = match (&tls.key, &tls.key_file) {
             (Some(pem), _) => Some(pem.expose().as_bytes().to_vec()),
-            (None, Some(f)) => Some(std::fs::read(f).map_err(|e| format!("tls_config.key_file {f}: {e}"))?),
+            (None, Some(f)) => {
+                Some(std::fs::read(f).map_err(|e| format!("tls_config.key_file {f}: {e}"))?)
+            }
             _ => None,
         };
         if let (Some(mut c), Some(k)) = (cert, key) {
             c.extend_from_slice(&k);
-            b = b.identity(reqwest::Identity::from_pem(&c).map_err(|e| format!("tls_config client certificate: {e}"))?);
+            b = b.identity(
+                reqwest::Identity::from_pem(&c)
+                    .map_err(|e| format!("tls_config client certificate: {e}"))?,
+            );
         }
     }
     b.build().map_err(|e| format!("http client: {e}"))
@@ -100,7 +118,10 @@ fn read_secret_file(path: &str) -> Result<String, NotifyError> {
 }
 
 /// Adds the credentials of `http_config` to a request.
-pub fn authorize(mut req: reqwest::RequestBuilder, cfg: &HttpClientConfig) -> Result<reqwest::RequestBuilder, NotifyError> {
+pub fn authorize(
+    mut req: reqwest::RequestBuilder,
+    cfg: &HttpClientConfig,
+) -> Result<reqwest::RequestBuilder, NotifyError> {
     if let Some(ba) = &cfg.basic_auth {
         let user = match (&ba.username, &ba.username_file) {
             (_, Some(f)) => read_secret_file(f)?,
@@ -145,29 +166,64 @@ impl Webhook {
             (None, Some(f)) => Target::File(f.clone()),
             (None, None) => return Err("webhook without url".into()),
         };
-        Ok(Webhook { client, http, target, max_alerts: cfg.max_alerts, external_url: external_url.to_string() })
+        Ok(Webhook {
+            client,
+            http,
+            target,
+            max_alerts: cfg.max_alerts,
+            external_url: external_url.to_string(),
+        })
     }
 }
 
 impl Notifier for Webhook {
-    fn notify<'a>(&'a self, ctx: &'a NotifyCtx, alerts: &'a [Arc<Alert>]) -> BoxFuture<'a, Result<(), NotifyError>> {
+    fn notify<'a>(
+        &'a self,
+        ctx: &'a NotifyCtx,
+        alerts: &'a [Arc<Alert>],
+    ) -> BoxFuture<'a, Result<(), NotifyError>> {
         Box::pin(async move {
-            let (kept, truncated) = if self.max_alerts > 0 && alerts.len() as u64 > self.max_alerts {
-                (&alerts[..self.max_alerts as usize], alerts.len() as u64 - self.max_alerts)
+            let (kept, truncated) = if self.max_alerts > 0 && alerts.len() as u64 > self.max_alerts
+            {
+                (
+                    &alerts[..self.max_alerts as usize],
+                    alerts.len() as u64 - self.max_alerts,
+                )
             } else {
                 (alerts, 0)
             };
-            let mut data = Data::new(&ctx.receiver, &ctx.group_labels, kept, ctx.now, &self.external_url);
+            let mut data = Data::new(
+                &ctx.receiver,
+                &ctx.group_labels,
+                kept,
+                ctx.now,
+                &self.external_url,
+            );
             data.notification_reason = ctx.reason.map(|r| r.as_str());
-            let mut body = crate::gojson::to_vec(&Message { data: &data, version: "4", group_key: &ctx.group_key, truncated_alerts: truncated });
+            let mut body = crate::gojson::to_vec(&Message {
+                data: &data,
+                version: "4",
+                group_key: &ctx.group_key,
+                truncated_alerts: truncated,
+            });
             body.push(b'\n');
             let url = match &self.target {
                 Target::Url(u) => u.clone(),
                 Target::File(f) => read_secret_file(f)?,
             };
-            let req = self.client.post(&url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
+            let req = self
+                .client
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
             let req = authorize(req, &self.http)?;
-            let resp = req.send().await.map_err(|e| NotifyError::new(true, FailureReason::Other, format!("Post \"{}\": {e}", redact(&url))))?;
+            let resp = req.send().await.map_err(|e| {
+                NotifyError::new(
+                    true,
+                    FailureReason::Other,
+                    format!("Post \"{}\": {e}", redact(&url)),
+                )
+            })?;
             check_status(resp.status().as_u16())
         })
     }
@@ -192,5 +248,9 @@ pub fn check_status(code: u16) -> Result<(), NotifyError> {
     if (200..300).contains(&code) {
         return Ok(());
     }
-    Err(NotifyError::new((500..600).contains(&code), FailureReason::from_status(code), format!("unexpected status code {code}")))
+    Err(NotifyError::new(
+        (500..600).contains(&code),
+        FailureReason::from_status(code),
+        format!("unexpected status code {code}"),
+    ))
 }

@@ -41,7 +41,10 @@ pub struct Data {
     pub receiver: String,
     pub status: &'static str,
     pub alerts: Vec<TemplateAlert>,
-    #[serde(rename = "notification_reason", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "notification_reason",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub notification_reason: Option<&'static str>,
     #[serde(rename = "groupLabels")]
     pub group_labels: LabelSet,
@@ -56,7 +59,9 @@ pub struct Data {
 /// Pairs present with the same value in every set.
 fn common(sets: impl Iterator<Item = LabelSet>) -> LabelSet {
     let mut iter = sets;
-    let Some(first) = iter.next() else { return LabelSet::default() };
+    let Some(first) = iter.next() else {
+        return LabelSet::default();
+    };
     let mut keep: Vec<(Arc<str>, Arc<str>)> = first.pairs().to_vec();
     for s in iter {
         keep.retain(|(n, v)| s.get(n) == Some(v.as_ref()));
@@ -81,7 +86,13 @@ pub fn quote_meta(s: &str) -> String {
 }
 
 impl Data {
-    pub fn new(receiver: &str, group_labels: &LabelSet, alerts: &[Arc<Alert>], now: Timestamp, external_url: &str) -> Data {
+    pub fn new(
+        receiver: &str,
+        group_labels: &LabelSet,
+        alerts: &[Arc<Alert>],
+        now: Timestamp,
+        external_url: &str,
+    ) -> Data {
         let talerts: Vec<TemplateAlert> = alerts
             .iter()
             .map(|a| TemplateAlert {
@@ -94,7 +105,11 @@ impl Data {
                 fingerprint: a.fingerprint.to_string(),
             })
             .collect();
-        let status = if talerts.iter().any(|a| a.status == "firing") { "firing" } else { "resolved" };
+        let status = if talerts.iter().any(|a| a.status == "firing") {
+            "firing"
+        } else {
+            "resolved"
+        };
         Data {
             receiver: quote_meta(receiver),
             status,
@@ -122,6 +137,9 @@ mod tests {
     fn common_pairs() {
         let a = LabelSet::from_strs([("a", "1"), ("b", "2")]);
         let b = LabelSet::from_strs([("a", "1"), ("b", "3")]);
-        assert_eq!(common([a, b].into_iter()), LabelSet::from_strs([("a", "1")]));
+        assert_eq!(
+            common([a, b].into_iter()),
+            LabelSet::from_strs([("a", "1")])
+        );
     }
 }

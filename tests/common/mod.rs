@@ -1,0 +1,283 @@
+//! Shared harness for end-to-end tests: start the real `herald` binary (or
+//! Alertmanager) on a free port, run a webhook receiver, and wait on
+//! conditions with deadlines instead of sleeping.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use serde_json::Value;
+
+/// Polls `f` until it returns `Some`, failing the test at the deadline.
+pub async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub body: Value,
+    pub raw: Vec<u8>,
+    pub headers: HeaderMap,
+    pub at: Instant,
+}
+
+/// A webhook endpoint that records every POST. `fail_next` makes the next
+/// N requests answer 500.
+#[derive(Clone, Default)]
+pub struct Webhook {
+    pub received: Arc<Mutex<Vec<Received>>>,
+    pub fail_next: Arc<Mutex<(usize, u16)>>,
+    pub addr: Option<SocketAddr>,
+}
+
+impl Webhook {
+    pub async fn start() -> Webhook {
+        let mut hook = Webhook::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        hook.addr = Some(listener.local_addr().unwrap());
+        let app = Router::new()
+            .route("/{*path}", post(record))
+            .route("/", post(record_root))
+            .with_state(hook.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        hook
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!(
+            "http://{}/{}",
+            self.addr.unwrap(),
+            path.trim_start_matches('/')
+        )
+    }
+
+    pub fn fail(&self, n: usize, code: u16) {
+        *self.fail_next.lock().unwrap() = (n, code);
+    }
+
+    pub fn all(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+
+    /// Waits until at least `n` notifications have arrived and returns the n-th.
+    pub async fn nth(&self, n: usize, timeout: Duration) -> Received {
+        let me = self.clone();
+        wait_for(&format!("webhook notification #{n}"), timeout, move || {
+            me.received.lock().unwrap().get(n - 1).cloned()
+        })
+        .await
+    }
+}
+
+async fn record_root(
+    state: State<Webhook>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    store(state.0, "/".into(), headers, body)
+}
+
+async fn record(
+    state: State<Webhook>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    store(state.0, format!("/{path}"), headers, body)
+}
+
+fn store(hook: Webhook, path: String, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
+    {
+        let mut f = hook.fail_next.lock().unwrap();
+        if f.0 > 0 {
+            f.0 -= 1;
+            return StatusCode::from_u16(f.1).unwrap();
+        }
+    }
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    hook.received.lock().unwrap().push(Received {
+        path,
+        body: v,
+        raw: body.to_vec(),
+        headers,
+        at: Instant::now(),
+    });
+    StatusCode::OK
+}
+
+/// A running server process, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn herald_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_herald")
+}
+
+/// Starts Herald with `config` on an ephemeral port and waits until it
+/// answers `/-/ready`.
+pub async fn start_herald(config: &str, extra: &[&str]) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("herald.yml");
+    std::fs::write(&config_path, config).unwrap();
+    let mut cmd = Command::new(herald_bin());
+    cmd.arg(format!("--config.file={}", config_path.display()))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg("--web.listen-address=127.0.0.1:0")
+        .arg("--web.external-url=http://herald.test:9093")
+        .args(extra)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null());
+    let mut child = cmd.spawn().expect("start herald");
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("address=").nth(1) {
+                let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
+            }
+            log2.lock().unwrap().push_str(&line);
+            log2.lock().unwrap().push('\n');
+        }
+    });
+    let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
+        .await
+        .unwrap()
+        .unwrap_or_else(|_| {
+            panic!(
+                "herald did not start listening; log:\n{}",
+                log.lock().unwrap()
+            )
+        });
+    let server = Server {
+        child,
+        base: format!("http://{addr}"),
+        dir,
+        config_path,
+        log,
+    };
+    let prefix = extra
+        .iter()
+        .find_map(|a| a.strip_prefix("--web.route-prefix="))
+        .unwrap_or("");
+    wait_ready(&format!("{}{}", server.base, prefix.trim_end_matches('/'))).await;
+    server
+}
+
+pub async fn wait_ready(base: &str) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = client.get(format!("{base}/-/ready")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{base} never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A free TCP port on loopback (for programs that cannot report theirs).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the real Alertmanager from Debian's package. The tests that call
+/// this are the differential ones: a missing binary is a failure, not a skip.
+pub async fn start_alertmanager(config: &str) -> Server {
+    let bin = "/usr/bin/prometheus-alertmanager";
+    assert!(
+        Path::new(bin).exists(),
+        "{bin} is missing: run scripts/test.sh, which installs Debian's prometheus-alertmanager"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("alertmanager.yml");
+    std::fs::write(&config_path, config).unwrap();
+    let port = free_port();
+    let log = Arc::new(Mutex::new(String::new()));
+    let child = Command::new(bin)
+        .arg(format!("--config.file={}", config_path.display()))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--web.external-url=http://herald.test:9093")
+        .arg("--cluster.listen-address=")
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start alertmanager");
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        dir,
+        config_path,
+        log,
+    };
+    wait_ready(&server.base).await;
+    server
+}
+
+pub async fn post_alerts(base: &str, alerts: &Value) -> (u16, String) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v2/alerts"))
+        .json(alerts)
+        .send()
+        .await
+        .unwrap();
+    let code = r.status().as_u16();
+    (code, r.text().await.unwrap())
+}
+
+pub async fn get_json(url: &str) -> Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+pub async fn get_text(url: &str) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}

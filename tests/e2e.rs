@@ -1,0 +1,447 @@
+//! End-to-end tests of the `herald` binary: alerts in over HTTP, webhooks
+//! out, with short timers and waits on conditions.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn config(hook: &Webhook, route_extra: &str, webhook_extra: &str) -> String {
+    format!(
+        r#"
+route:
+  receiver: hook
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 1h
+{route_extra}
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: {url}
+{webhook_extra}
+"#,
+        url = hook.url("/hook")
+    )
+}
+
+fn alert(name: &str, instance: &str) -> Value {
+    json!({"labels": {"alertname": name, "instance": instance, "job": "node"}, "annotations": {"summary": "s <&>"}})
+}
+
+const T: Duration = Duration::from_secs(15);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_alerts_and_sends_alertmanager_payload() {
+    let hook = Webhook::start().await;
+    let h = start_herald(&config(&hook, "", ""), &[]).await;
+    let (code, _) = post_alerts(
+        &h.base,
+        &json!([alert("A", "i2"), alert("A", "i1"), alert("B", "i1")]),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let first = hook.nth(1, T).await;
+    let second = hook.nth(2, T).await;
+    let mut bodies = [first.body.clone(), second.body.clone()];
+    bodies.sort_by_key(|b| b["groupKey"].as_str().unwrap().to_string());
+    let a = &bodies[0];
+    assert_eq!(a["groupKey"], r#"{}:{alertname="A"}"#);
+    assert_eq!(a["version"], "4");
+    assert_eq!(a["status"], "firing");
+    assert_eq!(a["receiver"], "hook");
+    assert_eq!(a["groupLabels"], json!({"alertname": "A"}));
+    assert_eq!(a["commonLabels"], json!({"alertname": "A", "job": "node"}));
+    assert_eq!(a["commonAnnotations"], json!({"summary": "s <&>"}));
+    assert_eq!(a["externalURL"], "http://herald.test:9093");
+    assert_eq!(a["truncatedAlerts"], 0);
+    let alerts = a["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 2);
+    // Sorted by job, then instance.
+    assert_eq!(alerts[0]["labels"]["instance"], "i1");
+    assert_eq!(alerts[1]["labels"]["instance"], "i2");
+    assert_eq!(
+        alerts[0]["endsAt"], "0001-01-01T00:00:00Z",
+        "firing alerts carry Go's zero time"
+    );
+    assert_eq!(alerts[0]["status"], "firing");
+    assert_eq!(alerts[0]["fingerprint"].as_str().unwrap().len(), 16);
+    // Go's JSON escaping and the trailing newline.
+    let raw = String::from_utf8(first.raw.clone()).unwrap();
+    assert!(
+        raw.contains(r"s \u003c\u0026\u003e") && raw.ends_with("}\n"),
+        "{raw}"
+    );
+    assert!(
+        raw.starts_with(r#"{"receiver":"hook","status":"firing","alerts":["#),
+        "{raw}"
+    );
+    let ua = first.headers.get("user-agent").unwrap().to_str().unwrap();
+    assert!(ua.starts_with("Alertmanager/"), "{ua}");
+    assert_eq!(bodies[1]["groupKey"], r#"{}:{alertname="B"}"#);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn group_interval_batches_changes_and_resolved_is_sent() {
+    let hook = Webhook::start().await;
+    let h = start_herald(&config(&hook, "", ""), &[]).await;
+    post_alerts(&h.base, &json!([alert("A", "i1")])).await;
+    let first = hook.nth(1, T).await;
+    assert_eq!(first.body["alerts"].as_array().unwrap().len(), 1);
+    // A new alert in a group that already flushed waits for group_interval.
+    post_alerts(&h.base, &json!([alert("A", "i2")])).await;
+    let second = hook.nth(2, T).await;
+    assert_eq!(second.body["alerts"].as_array().unwrap().len(), 2);
+    assert!(
+        second.at.duration_since(first.at) >= Duration::from_millis(1900),
+        "group_interval respected"
+    );
+    // Resolve both: one resolved notification, then the group is gone.
+    let now = jiff::Timestamp::now().to_string();
+    let mut r1 = alert("A", "i1");
+    r1["endsAt"] = json!(now);
+    let mut r2 = alert("A", "i2");
+    r2["endsAt"] = json!(now);
+    post_alerts(&h.base, &json!([r1, r2])).await;
+    let third = hook.nth(3, T).await;
+    assert_eq!(third.body["status"], "resolved");
+    assert!(third.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["status"] == "resolved" && a["endsAt"] != "0001-01-01T00:00:00Z"));
+    let base = h.base.clone();
+    wait_for_async_empty_groups(&base).await;
+    // Nothing more is sent for a group that resolved.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(hook.count(), 3);
+}
+
+async fn wait_for_async_empty_groups(base: &str) {
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let groups = get_json(&format!("{base}/api/v2/alerts/groups")).await;
+        if groups.as_array().unwrap().is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "group not removed: {groups}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeat_interval_resends_unchanged_group() {
+    let hook = Webhook::start().await;
+    let cfg = config(&hook, "", "")
+        .replace("repeat_interval: 1h", "repeat_interval: 3s")
+        .replace("group_interval: 2s", "group_interval: 1s");
+    let h = start_herald(&cfg, &[]).await;
+    post_alerts(&h.base, &json!([alert("A", "i1")])).await;
+    let first = hook.nth(1, T).await;
+    let second = hook.nth(2, T).await;
+    let gap = second.at.duration_since(first.at);
+    assert!(
+        gap >= Duration::from_millis(2900),
+        "repeat after repeat_interval, got {gap:?}"
+    );
+    assert_eq!(first.body["alerts"], second.body["alerts"]);
+    assert_eq!(
+        second.body["notification_reason"],
+        "repeat interval elapsed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_alerts_truncates() {
+    let hook = Webhook::start().await;
+    let h = start_herald(&config(&hook, "", "        max_alerts: 2"), &[]).await;
+    post_alerts(
+        &h.base,
+        &json!([alert("A", "i1"), alert("A", "i2"), alert("A", "i3")]),
+    )
+    .await;
+    let n = hook.nth(1, T).await;
+    assert_eq!(n.body["alerts"].as_array().unwrap().len(), 2);
+    assert_eq!(n.body["truncatedAlerts"], 1);
+    assert_eq!(n.body["alerts"][1]["labels"]["instance"], "i2");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_a_failing_receiver_until_it_accepts() {
+    let hook = Webhook::start().await;
+    hook.fail(2, 503);
+    let h = start_herald(&config(&hook, "", ""), &[]).await;
+    post_alerts(&h.base, &json!([alert("A", "i1")])).await;
+    let n = hook.nth(1, T).await;
+    assert_eq!(n.body["status"], "firing");
+    let metrics = get_text(&format!("{}/metrics", h.base)).await;
+    assert!(
+        metrics.contains(
+            r#"alertmanager_notification_requests_failed_total{integration="webhook"} 2"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"alertmanager_notifications_total{integration="webhook"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_errors_are_not_retried_and_counted() {
+    let hook = Webhook::start().await;
+    hook.fail(1, 400);
+    let h = start_herald(&config(&hook, "", ""), &[]).await;
+    post_alerts(&h.base, &json!([alert("A", "i1")])).await;
+    // The failed flush is retried at the next group_interval tick.
+    let n = hook.nth(1, T).await;
+    assert_eq!(n.body["status"], "firing");
+    let metrics = get_text(&format!("{}/metrics", h.base)).await;
+    assert!(metrics.contains(r#"alertmanager_notifications_failed_total{integration="webhook",reason="clientError"} 1"#), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_reload_keeps_the_running_config() {
+    let hook = Webhook::start().await;
+    let h = start_herald(&config(&hook, "", ""), &[]).await;
+    let client = reqwest::Client::new();
+    std::fs::write(&h.config_path, "route:\n  receiver: nope\nreceivers: []\n").unwrap();
+    let r = client
+        .post(format!("{}/-/reload", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 500);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains(r#"undefined receiver "nope""#));
+    let metrics = get_text(&format!("{}/metrics", h.base)).await;
+    assert!(metrics.contains("alertmanager_config_last_reload_successful 0"));
+    // The old config still routes and delivers.
+    post_alerts(&h.base, &json!([alert("A", "i1")])).await;
+    assert_eq!(hook.nth(1, T).await.body["receiver"], "hook");
+    // A good config is taken, and the stored alert is re-grouped under it.
+    let good = config(&hook, "", "")
+        .replace("name: hook", "name: renamed")
+        .replace("receiver: hook", "receiver: renamed");
+    std::fs::write(&h.config_path, good).unwrap();
+    let r = client
+        .post(format!("{}/-/reload", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let receivers = get_json(&format!("{}/api/v2/receivers", h.base)).await;
+    assert_eq!(receivers, json!([{"name": "renamed"}]));
+    let n = hook.nth(2, T).await;
+    assert_eq!(n.body["receiver"], "renamed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads() {
+    let hook = Webhook::start().await;
+    let h = start_herald(&config(&hook, "", ""), &[]).await;
+    let good = config(&hook, "", "")
+        .replace("name: hook", "name: viahup")
+        .replace("receiver: hook", "receiver: viahup");
+    std::fs::write(&h.config_path, good).unwrap();
+    let pid = h.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let url = format!("{}/api/v2/receivers", h.base);
+    let deadline = std::time::Instant::now() + T;
+    while get_json(&url).await != json!([{"name": "viahup"}]) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGHUP did not reload"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_alerts_are_refused_while_valid_ones_are_kept() {
+    let hook = Webhook::start().await;
+    let h = start_herald(&config(&hook, "", ""), &[]).await;
+    let (code, body) = post_alerts(
+        &h.base,
+        &json!([alert("A", "i1"), {"labels": {"a": ""}}, {"labels": {"a": "1"}, "startsAt": "2030-01-01T00:00:00Z", "endsAt": "2029-01-01T00:00:00Z"}]),
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        body,
+        r#""at least one label pair required; start time must be before end time""#
+    );
+    let alerts = get_json(&format!("{}/api/v2/alerts", h.base)).await;
+    assert_eq!(alerts.as_array().unwrap().len(), 1);
+    let (code, body) = post_alerts(&h.base, &json!([{"annotations": {}}])).await;
+    assert_eq!(code, 422, "{body}");
+    let metrics = get_text(&format!("{}/metrics", h.base)).await;
+    assert!(
+        metrics.contains(r#"alertmanager_alerts_invalid_total{version="v2"} 2"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_filters_and_route_prefix() {
+    let hook = Webhook::start().await;
+    let cfg = config(
+        &hook,
+        "  routes:\n    - matchers: ['severity=\"critical\"']\n      receiver: pager\n",
+        "",
+    ) + &format!(
+        "  - name: pager\n    webhook_configs:\n      - url: {}\n",
+        hook.url("/pager")
+    );
+    let h = start_herald(&cfg, &["--web.route-prefix=/am"]).await;
+    let base = format!("{}/am", h.base);
+    let mut crit = alert("C", "i1");
+    crit["labels"]["severity"] = json!("critical");
+    let (code, _) = post_alerts(&base, &json!([alert("A", "i1"), crit])).await;
+    assert_eq!(code, 200);
+    let all = get_json(&format!("{base}/api/v2/alerts")).await;
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    let fps: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["fingerprint"].as_str().unwrap())
+        .collect();
+    let mut sorted = fps.clone();
+    sorted.sort();
+    assert_eq!(fps, sorted, "sorted by fingerprint");
+    let only = get_json(&format!(
+        "{base}/api/v2/alerts?filter=severity%3D%22critical%22"
+    ))
+    .await;
+    assert_eq!(only.as_array().unwrap().len(), 1);
+    assert_eq!(only[0]["receivers"], json!([{"name": "pager"}]));
+    let by_recv = get_json(&format!("{base}/api/v2/alerts?receiver=hook")).await;
+    assert_eq!(by_recv[0]["labels"]["alertname"], "A");
+    let r = reqwest::get(format!("{base}/api/v2/alerts?filter=%3D%3D"))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let groups = get_json(&format!("{base}/api/v2/alerts/groups?receiver=pager")).await;
+    assert_eq!(groups.as_array().unwrap().len(), 1);
+    assert_eq!(groups[0]["receiver"], json!({"name": "pager"}));
+    assert_eq!(
+        reqwest::get(format!("{base}/-/healthy"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        reqwest::get(format!("{base}/api/v1/alerts"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        410
+    );
+    assert_eq!(
+        reqwest::get(format!("{}/api/v2/alerts", h.base))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+}
+
+#[test]
+fn check_config_and_routes_test_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yml");
+    std::fs::write(&good, "route:\n  receiver: a\n  routes:\n    - matchers: ['team=\"db\"']\n      receiver: b\nreceivers:\n  - name: a\n  - name: b\n").unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "route:\n  receiver: a\n  group_by: [x, x]\nreceivers:\n  - name: a\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(herald_bin())
+        .args(["check-config", good.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS"));
+    let out = std::process::Command::new(herald_bin())
+        .args(["check-config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("route.group_by") && text.contains(r#"duplicated label "x""#),
+        "{text}"
+    );
+    let out = std::process::Command::new(herald_bin())
+        .args([
+            "routes",
+            "test",
+            "--config.file",
+            good.to_str().unwrap(),
+            "team=db",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "b");
+    let out = std::process::Command::new(herald_bin())
+        .arg("--no-such-flag")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "unknown flags are errors");
+    let out = std::process::Command::new(herald_bin())
+        .args([
+            &format!("--config.file={}", bad.display()),
+            "--web.listen-address=127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a bad config stops startup");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_shuts_down_cleanly() {
+    let hook = Webhook::start().await;
+    let mut h = start_herald(&config(&hook, "", ""), &[]).await;
+    let pid = h.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + T;
+        loop {
+            if let Some(s) = h.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "herald did not exit on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status:?}");
+}
