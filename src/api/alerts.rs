@@ -315,7 +315,7 @@ pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
                 },
             );
         }
-        out.push(b']');
+        out.extend_from_slice(b"]\n");
         out
     })
     .await
@@ -385,7 +385,7 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
             crate::gojson::write(&mut out, &ReceiverName { name: &g.receiver });
             out.push(b'}');
         }
-        out.push(b']');
+        out.extend_from_slice(b"]\n");
         out
     })
     .await

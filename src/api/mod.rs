@@ -29,7 +29,9 @@ pub struct ApiState {
 
 /// A JSON answer written with Go's escaping.
 pub(crate) fn json_response<T: serde::Serialize + ?Sized>(code: StatusCode, v: &T) -> Response {
-    let body = crate::gojson::to_vec(v);
+    let mut body = crate::gojson::to_vec(v);
+    // go-swagger writes with json.Encoder, which ends with a newline.
+    body.push(b'\n');
     (
         code,
         [(

@@ -238,8 +238,11 @@ impl RouteConfig {
             }
         }
         for (k, v) in self.match_re.iter().flatten() {
+            // Alertmanager builds these from the compiled, anchored regex's
+            // string, so the anchors appear in route keys (and thus in group
+            // keys and the notification log). Anchoring twice matches the same.
             // Validated when parsed, so this cannot fail.
-            if let Ok(m) = Matcher::new(MatchType::Regexp, k, &v.source) {
+            if let Ok(m) = Matcher::new(MatchType::Regexp, k, &format!("^(?:{})$", v.source)) {
                 out.push(m);
             }
         }

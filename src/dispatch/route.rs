@@ -248,7 +248,7 @@ receivers:
             t.routes[0].routes[0].key,
             r#"{}/{severity="critical"}/{team="db"}"#
         );
-        assert_eq!(t.routes[1].key, r#"{}/{service=~"api|web"}"#);
+        assert_eq!(t.routes[1].key, r#"{}/{service=~"^(?:api|web)$"}"#);
         assert_eq!(t.routes[2].key, r#"{}/{env!="dev",severity=~"warn.*"}"#);
         let idx: Vec<usize> = t.walk().iter().map(|r| r.index).collect();
         assert_eq!(idx, [0, 1, 2, 3, 4]);

@@ -1,0 +1,201 @@
+//! Differential tests: the same config and the same alerts go into Herald
+//! and into the real Alertmanager (Debian's 0.25); webhook payloads and API
+//! answers must match, minus the fields that depend on arrival time and the
+//! fields newer Alertmanager releases added (listed in docs/compatibility.md).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const T: Duration = Duration::from_secs(30);
+
+fn config(hook: &Webhook) -> String {
+    format!(
+        r#"
+route:
+  receiver: default
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+  routes:
+    - matchers: ['severity=~"crit.*"']
+      receiver: pager
+      group_by: [alertname, cluster]
+      continue: true
+    - match: {{team: db}}
+      receiver: db
+      group_by: ['...']
+    - matchers: ['env!="dev"', 'service=~"api|web"']
+      receiver: frontend
+      routes:
+        - match_re: {{tier: 'gold|silver'}}
+          receiver: vip
+receivers:
+  - name: default
+    webhook_configs: [{{url: '{default}'}}]
+  - name: pager
+    webhook_configs: [{{url: '{pager}', max_alerts: 2}}]
+  - name: db
+    webhook_configs: [{{url: '{db}'}}]
+  - name: frontend
+    webhook_configs: [{{url: '{frontend}', send_resolved: false}}]
+  - name: vip
+    webhook_configs: [{{url: '{vip}'}}]
+"#,
+        default = hook.url("/default"),
+        pager = hook.url("/pager"),
+        db = hook.url("/db"),
+        frontend = hook.url("/frontend"),
+        vip = hook.url("/vip"),
+    )
+}
+
+fn alerts(ends_at: &str) -> Value {
+    let starts = "2024-05-01T10:00:00.123Z";
+    let mk = |labels: Value| json!({"labels": labels, "annotations": {"summary": "<b>disk</b> & \"quotes\"", "runbook": "https://x/y?a=1&b=2"}, "startsAt": starts, "endsAt": ends_at, "generatorURL": "http://prom:9090/graph?g0.expr=up"});
+    json!([
+        mk(
+            json!({"alertname": "DiskFull", "severity": "critical", "cluster": "eu1", "instance": "n1:9100", "job": "node"})
+        ),
+        mk(
+            json!({"alertname": "DiskFull", "severity": "critical", "cluster": "eu1", "instance": "n2:9100", "job": "node"})
+        ),
+        mk(
+            json!({"alertname": "DiskFull", "severity": "critical", "cluster": "eu1", "instance": "n3:9100", "job": "node"})
+        ),
+        mk(
+            json!({"alertname": "DiskFull", "severity": "critical", "cluster": "us\"2\n", "instance": "n4:9100"})
+        ),
+        mk(json!({"alertname": "Slow", "team": "db", "a0": "x", "a": "y", "uni": "cödé ✓"})),
+        mk(json!({"alertname": "Err", "service": "api", "env": "prod", "tier": "gold"})),
+        mk(json!({"alertname": "Err", "service": "web", "env": "prod"})),
+        mk(json!({"alertname": "Err", "service": "web", "env": "dev", "empty": ""})),
+    ])
+}
+
+/// Notifications by (receiver path, groupKey), with Herald-only fields gone.
+fn by_group(received: &[Received]) -> BTreeMap<(String, String), Value> {
+    let mut out = BTreeMap::new();
+    for r in received {
+        let mut body = r.body.clone();
+        body.as_object_mut().unwrap().remove("notification_reason");
+        let key = (
+            r.path.clone(),
+            body["groupKey"].as_str().unwrap().to_string(),
+        );
+        out.insert(key, body);
+    }
+    out
+}
+
+/// API answers without per-arrival times and fields 0.25 does not have.
+fn normalise(mut v: Value) -> Value {
+    fn strip(a: &mut Value) {
+        let o = a.as_object_mut().unwrap();
+        o.remove("updatedAt");
+        if let Some(s) = o.get_mut("status").and_then(Value::as_object_mut) {
+            s.remove("mutedBy");
+        }
+    }
+    for item in v.as_array_mut().unwrap() {
+        if let Some(alerts) = item.get_mut("alerts").and_then(Value::as_array_mut) {
+            alerts.iter_mut().for_each(strip);
+        } else {
+            strip(item);
+        }
+    }
+    v
+}
+
+async fn wait_count(hook: &Webhook, n: usize) {
+    let h = hook.clone();
+    let waited = tokio::time::timeout(
+        T,
+        wait_for(&format!("{n} notifications"), T, move || {
+            (h.count() >= n).then_some(())
+        }),
+    )
+    .await;
+    if waited.is_err() || hook.count() < n {
+        let got: Vec<(String, Value)> = hook
+            .all()
+            .into_iter()
+            .map(|r| (r.path, r.body["groupKey"].clone()))
+            .collect();
+        panic!("expected {n} notifications, got {got:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_payloads_and_api_match_alertmanager() {
+    let herald_hook = Webhook::start().await;
+    let am_hook = Webhook::start().await;
+    let herald = start_herald(&config(&herald_hook), &[]).await;
+    let am = start_alertmanager(&config(&am_hook)).await;
+
+    let firing = alerts("2099-01-01T00:00:00Z");
+    let (hc, hb) = post_alerts(&herald.base, &firing).await;
+    let (ac, ab) = post_alerts(&am.base, &firing).await;
+    assert_eq!((hc, hb), (ac, ab), "POST answers differ");
+
+    // Expected groups: pager ×2 (eu1, us"2), default (Err in dev), db,
+    // frontend (web prod), vip (api gold).
+    wait_count(&am_hook, 6).await;
+    wait_count(&herald_hook, 6).await;
+    let (h, a) = (by_group(&herald_hook.all()), by_group(&am_hook.all()));
+    assert_eq!(
+        h.keys().collect::<Vec<_>>(),
+        a.keys().collect::<Vec<_>>(),
+        "different groups notified"
+    );
+    for (k, av) in &a {
+        assert_eq!(&h[k], av, "payload for {k:?} differs");
+    }
+
+    for path in [
+        "/api/v2/alerts",
+        "/api/v2/alerts/groups",
+        "/api/v2/alerts?filter=alertname%3D%22DiskFull%22&receiver=pager",
+    ] {
+        let hv = normalise(get_json(&format!("{}{path}", herald.base)).await);
+        let av = normalise(get_json(&format!("{}{path}", am.base)).await);
+        assert_eq!(hv, av, "GET {path} differs");
+    }
+    let hr = get_json(&format!("{}/api/v2/receivers", herald.base)).await;
+    let ar = get_json(&format!("{}/api/v2/receivers", am.base)).await;
+    assert_eq!(hr, ar);
+
+    // Resolve everything: the resolved notifications must match too
+    // (frontend has send_resolved: false and sends nothing).
+    let resolved = alerts("2024-05-01T11:00:00Z");
+    post_alerts(&herald.base, &resolved).await;
+    post_alerts(&am.base, &resolved).await;
+    wait_count(&am_hook, 11).await;
+    wait_count(&herald_hook, 11).await;
+    let later = |v: &[Received]| by_group(&v[6..]);
+    let (h, a) = (later(&herald_hook.all()), later(&am_hook.all()));
+    assert_eq!(h, a, "resolved notifications differ");
+    assert!(a.values().all(|b| b["status"] == "resolved"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn validation_errors_match_alertmanager() {
+    let hook = Webhook::start().await;
+    let herald = start_herald(&config(&hook), &[]).await;
+    let am = start_alertmanager(&config(&hook)).await;
+    let cases = [
+        json!([{"labels": {"a": "1"}, "startsAt": "2024-01-02T00:00:00Z", "endsAt": "2024-01-01T00:00:00Z"}]),
+        json!([{"labels": {"a": ""}}]),
+        json!([{"labels": {"a": "1"}}, {"labels": {}}, {"labels": {"b": "2"}, "startsAt": "2024-01-02T00:00:00Z", "endsAt": "2024-01-01T00:00:00Z"}]),
+    ];
+    for c in cases {
+        let h = post_alerts(&herald.base, &c).await;
+        let a = post_alerts(&am.base, &c).await;
+        assert_eq!(h, a, "answers to {c} differ");
+    }
+}
