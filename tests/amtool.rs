@@ -1,0 +1,96 @@
+//! The real `amtool` (Debian's Alertmanager 0.25) talks to Herald: it must
+//! parse `GET /api/v2/status` (the re-serialised config) and list alerts.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use serde_json::json;
+
+fn amtool(args: &[&str]) -> (bool, String) {
+    assert!(
+        Path::new("/usr/bin/amtool").exists(),
+        "amtool is missing: run scripts/test.sh"
+    );
+    let out = Command::new("/usr/bin/amtool").args(args).output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn amtool_reads_status_config_and_alerts() {
+    let cfg = r#"
+global:
+  resolve_timeout: 2m
+route:
+  receiver: team
+  group_by: [alertname]
+  routes:
+    - matchers: ['severity=~"crit|page"']
+      receiver: pager
+      continue: true
+    - match_re: {service: 'api.*'}
+      receiver: team
+time_intervals:
+  - name: nights
+    time_intervals: [{times: [{start_time: '22:00', end_time: '24:00'}], weekdays: ['monday:friday']}]
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [instance]
+receivers:
+  - name: team
+    webhook_configs:
+      - url: http://127.0.0.1:9/team
+        http_config:
+          bearer_token: very-secret
+  - name: pager
+    webhook_configs: [{url: 'http://127.0.0.1:9/pager', max_alerts: 5}]
+"#;
+    let h = start_herald(cfg, &[]).await;
+    let url = format!("--alertmanager.url={}", h.base);
+    let (ok, out) = amtool(&[&url, "config", "routes"]);
+    assert!(ok, "amtool could not parse Herald's status: {out}");
+    assert!(
+        out.contains(r#"{severity=~"crit|page"}  continue: true  receiver: pager"#),
+        "{out}"
+    );
+    let (ok, out) = amtool(&[&url, "config", "show"]);
+    assert!(ok, "{out}");
+    assert!(
+        !out.contains("very-secret") && out.contains("<secret>"),
+        "{out}"
+    );
+    let (ok, out) = amtool(&[
+        &url,
+        "config",
+        "routes",
+        "test",
+        "severity=crit",
+        "service=api1",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.lines().any(|l| l.trim() == "pager,team"), "{out}");
+
+    post_alerts(&h.base, &json!([{"labels": {"alertname": "DiskFull", "severity": "crit"}, "annotations": {"summary": "disk"}}])).await;
+    let (ok, out) = amtool(&[&url, "alert", "query", "-o", "json"]);
+    assert!(ok, "{out}");
+    let json_start = out.find('[').unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(out[json_start..].lines().next().unwrap()).unwrap();
+    assert_eq!(v[0]["labels"]["alertname"], "DiskFull");
+    // The bundled config is valid for the real amtool too.
+    let (ok, out) = amtool(&[
+        "check-config",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/herald.yml"),
+    ]);
+    assert!(ok, "{out}");
+}
