@@ -1,0 +1,324 @@
+//! Herald against the real Alertmanager, side by side in one run: ingest
+//! rate and request latency with Prometheus-shaped batches, memory held at
+//! 10k and 100k alerts, `GET /api/v2/alerts` and `/alerts/groups` latency
+//! at those sizes, and notification latency (post → webhook).
+//!
+//! `cargo bench --bench compare` (needs Debian's prometheus-alertmanager).
+//! `HERALD_BENCH_SIZES=10000,100000` chooses the sizes.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BATCH: usize = 100;
+const IN_FLIGHT: usize = 8;
+const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
+const ENVS: [&str; 2] = ["prod", "staging"];
+
+struct Proc {
+    name: &'static str,
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config(hook_port: u16) -> String {
+    format!(
+        "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1h\n  repeat_interval: 24h\nreceivers:\n  - name: hook\n    webhook_configs: [{{url: 'http://127.0.0.1:{hook_port}/'}}]\n"
+    )
+}
+
+async fn start(name: &'static str, hook_port: u16) -> Proc {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yml");
+    std::fs::write(&cfg, config(hook_port)).unwrap();
+    let port = free_port();
+    let mut cmd = if name == "herald" {
+        Command::new(env!("CARGO_BIN_EXE_herald"))
+    } else {
+        let bin = "/usr/bin/prometheus-alertmanager";
+        assert!(
+            Path::new(bin).exists(),
+            "{bin} missing: apt-get install prometheus-alertmanager"
+        );
+        let mut c = Command::new(bin);
+        c.arg("--cluster.listen-address=");
+        c
+    };
+    cmd.arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--log.level=error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = cmd.spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !client
+        .get(format!("{base}/-/ready"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "{name} did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Proc {
+        name,
+        child,
+        base,
+        _dir: dir,
+    }
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn batch(offset: usize, n: usize, run: &str) -> Value {
+    let alerts: Vec<Value> = (offset..offset + n)
+        .map(|i| {
+            json!({
+                "labels": {
+                    "alertname": format!("Alert{}", i % 100),
+                    "instance": format!("host-{i}.example.com:9100"),
+                    "job": "node",
+                    "severity": SEVERITIES[i % 3],
+                    "team": format!("team-{}", i % 20),
+                    "env": ENVS[i % 2],
+                    "region": format!("eu-west-{}", i % 3),
+                    "service": format!("svc-{}", i % 50),
+                    "cluster": format!("k8s-{}", i % 5),
+                    "run": run,
+                },
+                "annotations": {"summary": format!("Something is wrong on host-{i}"), "description": "A longer description of the problem that Prometheus sends with each alert."},
+                "startsAt": "2026-01-01T00:00:00Z",
+                "endsAt": "2099-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus:9090/graph?g0.expr=up%3D%3D0"
+            })
+        })
+        .collect();
+    Value::Array(alerts)
+}
+
+struct IngestResult {
+    alerts_per_sec: f64,
+    p99_ms: f64,
+}
+
+async fn ingest(p: &Proc, total: usize, run: &str) -> IngestResult {
+    let client = reqwest::Client::new();
+    let bodies: Vec<Vec<u8>> = (0..total.div_ceil(BATCH))
+        .map(|b| serde_json::to_vec(&batch(b * BATCH, BATCH.min(total - b * BATCH), run)).unwrap())
+        .collect();
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..IN_FLIGHT {
+        let (client, bodies, next, url) = (
+            client.clone(),
+            bodies.clone(),
+            next.clone(),
+            format!("{}/api/v2/alerts", p.base),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { break };
+                let t = Instant::now();
+                let r = client
+                    .post(&url)
+                    .header("Content-Type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success(), "POST failed: {}", r.status());
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut lat: Vec<Duration> = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    let took = started.elapsed();
+    lat.sort();
+    IngestResult {
+        alerts_per_sec: total as f64 / took.as_secs_f64(),
+        p99_ms: lat[(lat.len() * 99 / 100).min(lat.len() - 1)].as_secs_f64() * 1e3,
+    }
+}
+
+async fn get_latency(p: &Proc, path: &str, reps: usize) -> (f64, usize) {
+    let client = reqwest::Client::new();
+    let mut best = f64::MAX;
+    let mut size = 0;
+    for _ in 0..reps {
+        let t = Instant::now();
+        let body = client
+            .get(format!("{}{path}", p.base))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        best = best.min(t.elapsed().as_secs_f64());
+        size = body.len();
+    }
+    (best * 1e3, size)
+}
+
+/// Time from posting a new group's alert to its webhook arriving.
+async fn notification_latency(p: &Proc, hook: &Hook, n: usize) -> (f64, f64) {
+    let client = reqwest::Client::new();
+    let mut lat = Vec::new();
+    for i in 0..n {
+        let before = hook.count.load(Ordering::SeqCst);
+        let body = json!([{"labels": {"alertname": format!("Latency{i}-{}", p.name)}, "startsAt": jiff::Timestamp::now().to_string()}]);
+        let t = Instant::now();
+        client
+            .post(format!("{}/api/v2/alerts", p.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while hook.count.load(Ordering::SeqCst) == before {
+            assert!(Instant::now() < deadline, "no notification from {}", p.name);
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    lat.sort_by(f64::total_cmp);
+    (
+        lat[lat.len() / 2],
+        lat[(lat.len() * 99 / 100).min(lat.len() - 1)],
+    )
+}
+
+#[derive(Clone, Default)]
+struct Hook {
+    count: Arc<AtomicUsize>,
+}
+
+async fn start_hook() -> (Hook, u16) {
+    let hook = Hook::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let h = hook.clone();
+    let app = axum::Router::new().fallback(move || {
+        let h = h.clone();
+        async move {
+            h.count.fetch_add(1, Ordering::SeqCst);
+            "ok"
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (hook, port)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
+
+async fn run() {
+    let sizes: Vec<usize> = std::env::var("HERALD_BENCH_SIZES")
+        .unwrap_or_else(|_| "10000,100000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let mut rows: Vec<(String, f64, f64)> = Vec::new();
+    let mut line = |what: String, herald: f64, am: f64| {
+        println!(
+            "{what:<52} {herald:>12.1} {am:>12.1}   ratio AM/Herald {:>6.2}",
+            am / herald
+        );
+        rows.push((what, herald, am));
+    };
+    println!("{:<52} {:>12} {:>12}", "measure", "herald", "alertmanager");
+    for &size in &sizes {
+        let (hook, hook_port) = start_hook().await;
+        let herald = start("herald", hook_port).await;
+        let am = start("alertmanager", hook_port).await;
+        // Warm-up so connection setup is not measured.
+        ingest(&herald, 1000, "warmup").await;
+        ingest(&am, 1000, "warmup").await;
+        let hi = ingest(&herald, size, "main").await;
+        let ai = ingest(&am, size, "main").await;
+        // Ingest rate: higher is better, so report Herald/AM as the ratio.
+        println!(
+            "{:<52} {:>12.0} {:>12.0}   ratio Herald/AM {:>6.2}",
+            format!("ingest alerts/s @{size}"),
+            hi.alerts_per_sec,
+            ai.alerts_per_sec,
+            hi.alerts_per_sec / ai.alerts_per_sec
+        );
+        line(format!("POST p99 latency ms @{size}"), hi.p99_ms, ai.p99_ms);
+        line(
+            format!("RSS MiB holding {size} alerts"),
+            rss_kib(herald.child.id(), "VmRSS:") as f64 / 1024.0,
+            rss_kib(am.child.id(), "VmRSS:") as f64 / 1024.0,
+        );
+        let (hg, hs) = get_latency(&herald, "/api/v2/alerts", 3).await;
+        let (ag, asz) = get_latency(&am, "/api/v2/alerts", 3).await;
+        line(
+            format!(
+                "GET /api/v2/alerts ms @{size} ({} vs {} KiB)",
+                hs / 1024,
+                asz / 1024
+            ),
+            hg,
+            ag,
+        );
+        let (hg, _) = get_latency(&herald, "/api/v2/alerts/groups", 3).await;
+        let (ag, _) = get_latency(&am, "/api/v2/alerts/groups", 3).await;
+        line(format!("GET /api/v2/alerts/groups ms @{size}"), hg, ag);
+        line(
+            format!("peak RSS MiB (VmHWM) after GETs @{size}"),
+            rss_kib(herald.child.id(), "VmHWM:") as f64 / 1024.0,
+            rss_kib(am.child.id(), "VmHWM:") as f64 / 1024.0,
+        );
+        let (hm, hp) = notification_latency(&herald, &hook, 30).await;
+        let (am_m, am_p) = notification_latency(&am, &hook, 30).await;
+        line(format!("notification latency median ms @{size}"), hm, am_m);
+        line(format!("notification latency p99 ms @{size}"), hp, am_p);
+    }
+}
