@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, ConfigError, LoadedConfig};
 use crate::dispatch::{Dispatcher, Route};
 use crate::metrics::Metrics;
-use crate::model::Alert;
+use crate::model::{Alert, Interner};
 use crate::nflog::{MemNotificationLog, NotificationLog};
 use crate::notify::Pipeline;
 use crate::store::AlertStore;
@@ -41,6 +41,8 @@ pub struct Runtime {
 pub struct App {
     pub settings: Settings,
     pub store: AlertStore,
+    /// Label strings shared by all stored alerts.
+    pub interner: Interner,
     pub metrics: Arc<Metrics>,
     pub nflog: Arc<dyn NotificationLog>,
     runtime: ArcSwap<Runtime>,
@@ -75,6 +77,7 @@ impl App {
         let app = Arc::new(App {
             settings,
             store: AlertStore::default(),
+            interner: Interner::default(),
             metrics,
             nflog,
             runtime: ArcSwap::from_pointee(runtime),
@@ -156,7 +159,8 @@ impl App {
         Ok(())
     }
 
-    /// Stores an alert and hands it to the dispatcher.
+    /// Stores an alert (its strings already taken from `self.interner`) and
+    /// hands it to the dispatcher.
     pub fn put_alert(&self, alert: Alert, now: Timestamp) {
         let stored = self.store.put(alert, now);
         self.runtime.load().dispatcher.insert(&stored.alert);
@@ -177,7 +181,9 @@ impl App {
                 tokio::select! {
                     _ = tick.tick() => {
                         let removed = app.store.gc(Timestamp::now());
-                        tracing::debug!(removed = removed.len(), "alert GC");
+                        drop(removed);
+                        let strings = app.interner.gc();
+                        tracing::debug!(strings, "alert GC");
                     }
                     _ = app.shutdown.cancelled() => break,
                 }

@@ -77,3 +77,96 @@ mod tests {
         assert_eq!(s, r#""\u003ca href=\"x\"\u003e\u0026\u0008\u0001\n\u2028""#);
     }
 }
+
+/// Bytes that need escaping in Go's JSON strings (or may start U+2028/2029).
+const fn escape_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'&' as usize] = true;
+    t[0xE2] = true;
+    t
+}
+
+static NEEDS_ESCAPE: [bool; 256] = escape_table();
+
+/// Writes `s` as a JSON string exactly as Go's encoder would. The hot path
+/// of large API answers: unescaped runs are copied in one go.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    out.reserve(b.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if !NEEDS_ESCAPE[c as usize] {
+            i += 1;
+            continue;
+        }
+        if c == 0xE2 {
+            // U+2028 and U+2029 are E2 80 A8 / E2 80 A9.
+            if i + 2 < b.len() && b[i + 1] == 0x80 && (b[i + 2] == 0xA8 || b[i + 2] == 0xA9) {
+                out.extend_from_slice(&b[start..i]);
+                out.extend_from_slice(if b[i + 2] == 0xA8 {
+                    b"\\u2028"
+                } else {
+                    b"\\u2029"
+                });
+                i += 3;
+                start = i;
+            } else {
+                i += 1;
+            }
+            continue;
+        }
+        out.extend_from_slice(&b[start..i]);
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(c >> 4) as usize]);
+                out.push(HEX[(c & 0xf) as usize]);
+            }
+        }
+        i += 1;
+        start = i;
+    }
+    out.extend_from_slice(&b[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod fast_tests {
+    #[test]
+    fn write_str_equals_formatter() {
+        for s in [
+            "plain",
+            "<a href=\"x\">&",
+            "\u{8}\u{1}\n\t\r\u{2028}\u{2029}",
+            "é€\u{2027}✓",
+            "\\",
+            "",
+        ] {
+            let mut fast = Vec::new();
+            super::write_str(&mut fast, s);
+            assert_eq!(
+                String::from_utf8(fast).unwrap(),
+                String::from_utf8(super::to_vec(s)).unwrap(),
+                "{s:?}"
+            );
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! `/api/v2/alerts` and `/api/v2/alerts/groups`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -9,26 +10,99 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use jiff::Timestamp;
 use regex::Regex;
-use serde::ser::SerializeStruct;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::{error_response, json_response, ApiState};
+use crate::gojson;
 use crate::matcher::{parse_matchers, Matchers};
-use crate::model::{format_rfc3339_millis, Alert, Fingerprint, LabelSet, GO_ZERO_TIME};
+use crate::model::{
+    sort_for_notification, write_rfc3339_millis, Alert, Fingerprint, Interner, LabelSet,
+    GO_ZERO_TIME,
+};
 
-/// `postableAlert`. Times stay strings until validated so that a bad one is
-/// reported for that alert, not as a failure of the whole request.
+/// `postableAlert`. Strings are borrowed from the request body where JSON
+/// escaping allows, and interned once, straight into the stored label sets.
+/// Times stay strings until validated so that a bad one is reported for that
+/// alert, not as a failure of the whole request.
 #[derive(Deserialize)]
-struct PostableAlert {
-    labels: Option<LabelSet>,
-    #[serde(default)]
-    annotations: Option<LabelSet>,
+struct PostableAlert<'a> {
+    #[serde(borrow)]
+    labels: Option<RawPairs<'a>>,
+    #[serde(borrow, default)]
+    annotations: Option<RawPairs<'a>>,
     #[serde(rename = "startsAt", default)]
     starts_at: Option<String>,
     #[serde(rename = "endsAt", default)]
     ends_at: Option<String>,
     #[serde(rename = "generatorURL", default)]
     generator_url: Option<String>,
+}
+
+/// A JSON object of strings, as received.
+#[derive(Default)]
+struct RawPairs<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawPairs<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = RawPairs<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of strings")
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(RawPairs::default())
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut v = Vec::with_capacity(m.size_hint().unwrap_or(12));
+                while let Some((k, val)) = m.next_entry::<CowStr<'de>, CowStr<'de>>()? {
+                    v.push((k.0, val.0));
+                }
+                Ok(RawPairs(v))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// serde's `Cow<str>` always copies; this borrows when it can.
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl RawPairs<'_> {
+    fn into_labels(self, interner: &Interner, keep: impl Fn(&str) -> bool) -> LabelSet {
+        LabelSet::from_pairs(
+            self.0
+                .iter()
+                .filter(|(_, v)| keep(v))
+                .map(|(k, v)| (interner.intern(k), interner.intern(v)))
+                .collect(),
+        )
+    }
 }
 
 fn parse_time(s: &Option<String>, field: &str) -> Result<Option<Timestamp>, String> {
@@ -81,7 +155,7 @@ pub async fn post_alerts(State(s): State<ApiState>, body: Bytes) -> Response {
     let classic = app.settings.classic_mode;
     let mut errors: Vec<String> = Vec::new();
     for p in posted {
-        match to_alert(p, now, resolve_timeout, classic) {
+        match to_alert(p, now, resolve_timeout, classic, &app.interner) {
             Ok(alert) => {
                 app.metrics.alert_received(alert.ends_at > now);
                 app.put_alert(alert, now);
@@ -107,14 +181,18 @@ fn to_alert(
     now: Timestamp,
     resolve_timeout: std::time::Duration,
     classic: bool,
+    interner: &Interner,
 ) -> Result<Alert, String> {
     let starts = parse_time(&p.starts_at, "startsAt")?;
     let ends = parse_time(&p.ends_at, "endsAt")?;
     let labels = p
         .labels
         .unwrap_or_default()
-        .filter_values(|v| !v.is_empty());
-    let annotations = p.annotations.unwrap_or_default();
+        .into_labels(interner, |v| !v.is_empty());
+    let annotations = p
+        .annotations
+        .unwrap_or_default()
+        .into_labels(interner, |_| true);
     let starts_at = starts.or(ends).unwrap_or(now);
     let (ends_at, timeout) = match ends {
         Some(e) => (e, false),
@@ -223,58 +301,92 @@ impl AlertQuery {
     }
 }
 
-/// `gettableAlert`, keys in go-swagger's order.
-struct GettableAlert<'a> {
-    alert: &'a Alert,
-    receivers: Vec<&'a str>,
-}
-
-#[derive(Serialize)]
-struct ReceiverName<'a> {
-    name: &'a str,
-}
-
-#[derive(Serialize)]
-struct AlertStatusBody {
-    #[serde(rename = "inhibitedBy")]
-    inhibited_by: [String; 0],
-    #[serde(rename = "mutedBy")]
-    muted_by: [String; 0],
-    #[serde(rename = "silencedBy")]
-    silenced_by: [String; 0],
-    state: &'static str,
-}
-
-impl Serialize for GettableAlert<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let a = self.alert;
-        let mut st = s.serialize_struct("GettableAlert", 9)?;
-        st.serialize_field("annotations", &a.annotations)?;
-        st.serialize_field("endsAt", &format_rfc3339_millis(a.ends_at))?;
-        st.serialize_field("fingerprint", &a.fingerprint.to_string())?;
-        let receivers: Vec<ReceiverName> = self
-            .receivers
-            .iter()
-            .map(|n| ReceiverName { name: n })
-            .collect();
-        st.serialize_field("receivers", &receivers)?;
-        st.serialize_field("startsAt", &format_rfc3339_millis(a.starts_at))?;
-        st.serialize_field(
-            "status",
-            &AlertStatusBody {
-                inhibited_by: [],
-                muted_by: [],
-                silenced_by: [],
-                state: "active",
-            },
-        )?;
-        st.serialize_field("updatedAt", &format_rfc3339_millis(a.updated_at))?;
-        if !a.generator_url.is_empty() {
-            st.serialize_field("generatorURL", &*a.generator_url)?;
+/// Appends a `gettableAlert`, keys in go-swagger's order, written directly
+/// (not through serde) because large answers spend their time here.
+fn write_gettable(out: &mut Vec<u8>, a: &Alert, receivers: &[&str]) {
+    out.extend_from_slice(b"{\"annotations\":");
+    a.annotations.write_json(out);
+    out.extend_from_slice(b",\"endsAt\":");
+    write_rfc3339_millis(out, a.ends_at);
+    out.extend_from_slice(b",\"fingerprint\":\"");
+    write_fingerprint(out, a.fingerprint);
+    out.extend_from_slice(b"\",\"receivers\":[");
+    for (i, r) in receivers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
-        st.serialize_field("labels", &a.labels)?;
-        st.end()
+        out.extend_from_slice(b"{\"name\":");
+        gojson::write_str(out, r);
+        out.push(b'}');
     }
+    out.extend_from_slice(b"],\"startsAt\":");
+    write_rfc3339_millis(out, a.starts_at);
+    // Every alert is "active" until silences and inhibition arrive.
+    out.extend_from_slice(b",\"status\":{\"inhibitedBy\":[],\"mutedBy\":[],\"silencedBy\":[],\"state\":\"active\"},\"updatedAt\":");
+    write_rfc3339_millis(out, a.updated_at);
+    if !a.generator_url.is_empty() {
+        out.extend_from_slice(b",\"generatorURL\":");
+        gojson::write_str(out, &a.generator_url);
+    }
+    out.extend_from_slice(b",\"labels\":");
+    a.labels.write_json(out);
+    out.push(b'}');
+}
+
+fn write_fingerprint(out: &mut Vec<u8>, fp: Fingerprint) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..16).rev() {
+        out.push(HEX[((fp.0 >> (i * 4)) & 0xf) as usize]);
+    }
+}
+
+/// Renders `items` as comma-separated JSON on every core, in order. `render`
+/// returns false for an item it skipped.
+fn render_parallel<T: Sync>(
+    items: &[T],
+    render: impl Fn(&mut Vec<u8>, &T) -> bool + Sync,
+) -> Vec<u8> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    let chunk = items.len().div_ceil(threads).max(256);
+    let parts: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| {
+                let render = &render;
+                s.spawn(move || {
+                    let mut out = Vec::with_capacity(part.len() * 700);
+                    for item in part {
+                        let mark = out.len();
+                        if mark > 0 {
+                            out.push(b',');
+                        }
+                        if !render(&mut out, item) {
+                            out.truncate(mark);
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let total: usize = parts.iter().map(Vec::len).sum();
+    let mut out = Vec::with_capacity(total + parts.len() + 3);
+    out.push(b'[');
+    for p in parts.iter().filter(|p| !p.is_empty()) {
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        out.extend_from_slice(p);
+    }
+    out.extend_from_slice(b"]\n");
+    out
 }
 
 pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
@@ -294,29 +406,15 @@ pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
             .filter(|a| q.accepts(a, now))
             .collect();
         alerts.sort_unstable_by_key(|a| a.fingerprint);
-        let mut out = Vec::with_capacity(alerts.len() * 512 + 2);
-        out.push(b'[');
-        let mut first = true;
-        for a in &alerts {
+        render_parallel(&alerts, |out, a| {
             let routes = rt.route.matching(&a.labels);
             let receivers: Vec<&str> = routes.iter().map(|r| r.opts.receiver.as_str()).collect();
             if q.receiver.is_some() && !receivers.iter().any(|r| q.receiver_ok(r)) {
-                continue;
+                return false;
             }
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            crate::gojson::write(
-                &mut out,
-                &GettableAlert {
-                    alert: a,
-                    receivers,
-                },
-            );
-        }
-        out.extend_from_slice(b"]\n");
-        out
+            write_gettable(out, a, &receivers);
+            true
+        })
     })
     .await
     .unwrap_or_else(|_| b"[]".to_vec());
@@ -347,7 +445,9 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
             .dispatcher
             .groups(|r| q.receiver_ok(&r.opts.receiver), |a| q.accepts(a, now));
         // An alert lists every receiver whose groups hold it.
-        let mut receivers: HashMap<Fingerprint, Vec<&str>> = HashMap::new();
+        let total: usize = groups.iter().map(|g| g.alerts.len()).sum();
+        let mut receivers: HashMap<Fingerprint, Vec<&str>, fnv::FnvBuildHasher> =
+            HashMap::with_capacity_and_hasher(total, fnv::FnvBuildHasher::default());
         for g in &groups {
             for a in &g.alerts {
                 receivers
@@ -359,34 +459,27 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
         for v in receivers.values_mut() {
             v.sort_unstable();
         }
-        let mut out = Vec::with_capacity(4096);
-        out.push(b'[');
-        for (i, g) in groups.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
+        render_parallel(&groups, |out, g| {
+            let mut alerts = g.alerts.clone();
+            sort_for_notification(&mut alerts);
             out.extend_from_slice(b"{\"alerts\":[");
-            for (j, a) in g.alerts.iter().enumerate() {
+            for (j, a) in alerts.iter().enumerate() {
                 if j > 0 {
                     out.push(b',');
                 }
-                let r = receivers.get(&a.fingerprint).cloned().unwrap_or_default();
-                crate::gojson::write(
-                    &mut out,
-                    &GettableAlert {
-                        alert: a,
-                        receivers: r,
-                    },
-                );
+                let r = receivers
+                    .get(&a.fingerprint)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                write_gettable(out, a, r);
             }
             out.extend_from_slice(b"],\"labels\":");
-            crate::gojson::write(&mut out, &g.labels);
-            out.extend_from_slice(b",\"receiver\":");
-            crate::gojson::write(&mut out, &ReceiverName { name: &g.receiver });
-            out.push(b'}');
-        }
-        out.extend_from_slice(b"]\n");
-        out
+            g.labels.write_json(out);
+            out.extend_from_slice(b",\"receiver\":{\"name\":");
+            gojson::write_str(out, &g.receiver);
+            out.extend_from_slice(b"}}");
+            true
+        })
     })
     .await
     .unwrap_or_else(|_| b"[]".to_vec());
@@ -397,9 +490,27 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
 mod tests {
     use super::*;
 
-    fn posted(labels: &[(&str, &str)], starts: Option<&str>, ends: Option<&str>) -> PostableAlert {
+    fn conv(
+        p: PostableAlert,
+        now: Timestamp,
+        rt: std::time::Duration,
+        classic: bool,
+    ) -> Result<Alert, String> {
+        to_alert(p, now, rt, classic, &Interner::default())
+    }
+
+    fn posted<'a>(
+        labels: &[(&'a str, &'a str)],
+        starts: Option<&str>,
+        ends: Option<&str>,
+    ) -> PostableAlert<'a> {
         PostableAlert {
-            labels: Some(LabelSet::from_strs(labels.iter().copied())),
+            labels: Some(RawPairs(
+                labels
+                    .iter()
+                    .map(|(k, v)| (Cow::Borrowed(*k), Cow::Borrowed(*v)))
+                    .collect(),
+            )),
             annotations: None,
             starts_at: starts.map(String::from),
             ends_at: ends.map(String::from),
@@ -411,7 +522,7 @@ mod tests {
     fn defaults_like_alertmanager() {
         let now: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
         let rt = std::time::Duration::from_secs(300);
-        let a = to_alert(
+        let a = conv(
             posted(&[("a", "1"), ("empty", "")], None, None),
             now,
             rt,
@@ -422,7 +533,7 @@ mod tests {
         assert_eq!(a.ends_at, "2024-01-01T00:05:00Z".parse().unwrap());
         assert!(a.timeout);
         assert_eq!(a.labels.len(), 1, "empty labels dropped");
-        let b = to_alert(
+        let b = conv(
             posted(&[("a", "1")], None, Some("2023-12-31T00:00:00Z")),
             now,
             rt,
@@ -437,7 +548,7 @@ mod tests {
     fn validation_like_alertmanager() {
         let now: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
         let rt = std::time::Duration::from_secs(300);
-        let e = to_alert(
+        let e = conv(
             posted(
                 &[("a", "1")],
                 Some("2024-01-02T00:00:00Z"),
@@ -449,19 +560,17 @@ mod tests {
         );
         assert_eq!(e.unwrap_err(), "start time must be before end time");
         assert_eq!(
-            to_alert(posted(&[("a", "")], None, None), now, rt, false).unwrap_err(),
+            conv(posted(&[("a", "")], None, None), now, rt, false).unwrap_err(),
             "at least one label pair required"
         );
         assert!(
-            to_alert(posted(&[("foo-bar", "x")], None, None), now, rt, false).is_ok(),
+            conv(posted(&[("foo-bar", "x")], None, None), now, rt, false).is_ok(),
             "UTF-8 names by default"
         );
-        assert!(
-            to_alert(posted(&[("foo-bar", "x")], None, None), now, rt, true)
-                .unwrap_err()
-                .contains("invalid name")
-        );
-        assert!(to_alert(
+        assert!(conv(posted(&[("foo-bar", "x")], None, None), now, rt, true)
+            .unwrap_err()
+            .contains("invalid name"));
+        assert!(conv(
             posted(&[("a", "1")], Some("yesterday"), None),
             now,
             rt,

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 pub use route::{GroupBy, Route, RouteOpts};
 
 use crate::metrics::Metrics;
-use crate::model::{notification_order, Alert, Fingerprint, LabelSet};
+use crate::model::{sort_for_notification, Alert, Fingerprint, LabelSet};
 use crate::notify::{NotifyCtx, Pipeline};
 
 const SHARDS: usize = 32;
@@ -145,15 +145,21 @@ impl Dispatcher {
         let opts = &group.route.opts;
         let mut next = tokio::time::Instant::now() + opts.group_wait;
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(next) => {}
-                _ = group.flush_now.notified() => {
-                    if group.flush_now_pending.swap(false, Ordering::AcqRel) {
-                        next = tokio::time::Instant::now();
+            // A due timer (group_wait 0, or an old alert) flushes without a
+            // trip through the timer wheel, which would add up to 1ms.
+            if next > tokio::time::Instant::now() {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next) => {}
+                    _ = group.flush_now.notified() => {
+                        if group.flush_now_pending.swap(false, Ordering::AcqRel) {
+                            next = tokio::time::Instant::now();
+                        }
+                        continue;
                     }
-                    continue;
+                    _ = self.cancel.cancelled() => break,
                 }
-                _ = self.cancel.cancelled() => break,
+            } else if self.cancel.is_cancelled() {
+                break;
             }
             let now = Timestamp::now();
             // Re-armed before flushing, so a slow flush does not shift the
@@ -193,7 +199,7 @@ impl Dispatcher {
                 *a = Arc::new(c);
             }
         }
-        alerts.sort_by(|a, b| notification_order(a, b));
+        sort_for_notification(&mut alerts);
         let mut ctx = NotifyCtx {
             group_key: group.key.clone(),
             group_labels: group.labels.clone(),
@@ -237,8 +243,10 @@ impl Dispatcher {
         }
     }
 
-    /// The aggregation groups and their alerts, filtered and sorted as
-    /// `Dispatcher.Groups` does for `GET /api/v2/alerts/groups`.
+    /// The aggregation groups and their alerts, filtered, with groups in
+    /// `Dispatcher.Groups` order for `GET /api/v2/alerts/groups`. Alerts are
+    /// left unsorted: the caller sorts them (`sort_for_notification`) where
+    /// it can spread the work over cores.
     pub fn groups(
         &self,
         mut route_filter: impl FnMut(&Route) -> bool,
@@ -258,7 +266,7 @@ impl Dispatcher {
             if !route_filter(&g.route) {
                 continue;
             }
-            let mut alerts: Vec<Arc<Alert>> = g
+            let alerts: Vec<Arc<Alert>> = g
                 .lock()
                 .alerts
                 .values()
@@ -268,7 +276,6 @@ impl Dispatcher {
             if alerts.is_empty() {
                 continue;
             }
-            alerts.sort_by(|a, b| notification_order(a, b));
             out.push(GroupView {
                 labels: g.labels.clone(),
                 receiver: g.route.opts.receiver.clone(),
