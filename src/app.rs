@@ -96,12 +96,13 @@ impl App {
         metrics: &Arc<Metrics>,
         shutdown: &CancellationToken,
     ) -> Result<Runtime, ReloadError> {
-        warn_unimplemented(config);
+        log_config_warnings(config, settings.retention);
         let pipeline = Pipeline::build(
             config,
             nflog.clone(),
             metrics.clone(),
             &settings.external_url,
+            settings.retention,
         )
         .map_err(ReloadError::Build)?;
         let route = Route::tree(config.root_route());
@@ -207,10 +208,10 @@ impl App {
     }
 }
 
-/// Parts of a config that load but that Herald does not act on yet. They
-/// fail open (more notifications, never fewer), so they are logged loudly
-/// rather than refused.
-fn warn_unimplemented(config: &LoadedConfig) {
+/// Warnings about configs that load but may not do what the user expects:
+/// parts Herald parses but does not act on yet (they fail open: more
+/// notifications, never fewer), and Alertmanager's own timer warnings.
+fn log_config_warnings(config: &LoadedConfig, retention: Duration) {
     let c = &config.config;
     if !c.inhibit_rules.is_empty() {
         tracing::warn!(
@@ -231,5 +232,15 @@ fn warn_unimplemented(config: &LoadedConfig) {
     }
     if !c.templates.is_empty() {
         tracing::warn!("templates are not used yet: webhook payloads do not need them");
+    }
+    for r in Route::tree(config.root_route()).walk() {
+        if r.opts.repeat_interval > retention {
+            tracing::warn!(route = %r.key, repeat_interval = ?r.opts.repeat_interval, retention = ?retention,
+                "repeat_interval is greater than the data retention period. It can lead to notifications being repeated more often than expected.");
+        }
+        if r.opts.repeat_interval < r.opts.group_interval {
+            tracing::warn!(route = %r.key, repeat_interval = ?r.opts.repeat_interval, group_interval = ?r.opts.group_interval,
+                "repeat_interval is less than group_interval. Notifications will not repeat until the next group_interval.");
+        }
     }
 }

@@ -445,3 +445,53 @@ async fn sigterm_shuts_down_cleanly() {
     .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_credentials_and_url_file_fan_out() {
+    let hook = Webhook::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let url_file = dir.path().join("url");
+    std::fs::write(&url_file, hook.url("/from-file")).unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "tok").unwrap();
+    let cfg = format!(
+        r#"
+route:
+  receiver: hook
+  group_wait: 0s
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: {url}
+        http_config:
+          basic_auth: {{username: alice, password_file: {pw}}}
+      - url_file: {url_file}
+        http_config:
+          authorization: {{credentials_file: {token}}}
+"#,
+        url = hook.url("/basic"),
+        pw = pw.display(),
+        url_file = url_file.display(),
+        token = token.display(),
+    );
+    let h = start_herald(&cfg, &[]).await;
+    post_alerts(&h.base, &json!([alert("A", "i1")])).await;
+    hook.nth(2, T).await;
+    let all = hook.all();
+    let by_path = |p: &str| {
+        all.iter()
+            .find(|r| r.path == p)
+            .unwrap_or_else(|| panic!("nothing at {p}"))
+    };
+    // base64("alice:s3cret")
+    assert_eq!(
+        by_path("/basic").headers["authorization"],
+        "Basic YWxpY2U6czNjcmV0"
+    );
+    assert_eq!(by_path("/from-file").headers["authorization"], "Bearer tok");
+    // The status endpoint never shows the secret.
+    let status = get_text(&format!("{}/api/v2/status", h.base)).await;
+    assert!(!status.contains("s3cret"));
+}

@@ -444,11 +444,18 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
         let groups = rt
             .dispatcher
             .groups(|r| q.receiver_ok(&r.opts.receiver), |a| q.accepts(a, now));
-        // An alert lists every receiver whose groups hold it.
-        let total: usize = groups.iter().map(|g| g.alerts.len()).sum();
+        // An alert lists every receiver whose groups hold it. Without any
+        // `continue` in the tree an alert is in exactly one group, so the
+        // index is only built when it can hold more.
+        let multi = rt.route.walk().iter().any(|r| r.continue_matching);
+        let total: usize = if multi {
+            groups.iter().map(|g| g.alerts.len()).sum()
+        } else {
+            0
+        };
         let mut receivers: HashMap<Fingerprint, Vec<&str>, fnv::FnvBuildHasher> =
             HashMap::with_capacity_and_hasher(total, fnv::FnvBuildHasher::default());
-        for g in &groups {
+        for g in groups.iter().filter(|_| multi) {
             for a in &g.alerts {
                 receivers
                     .entry(a.fingerprint)
@@ -467,10 +474,15 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
                 if j > 0 {
                     out.push(b',');
                 }
-                let r = receivers
-                    .get(&a.fingerprint)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
+                let own = [g.receiver.as_str()];
+                let r = if multi {
+                    receivers
+                        .get(&a.fingerprint)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default()
+                } else {
+                    &own[..]
+                };
                 write_gettable(out, a, r);
             }
             out.extend_from_slice(b"],\"labels\":");

@@ -345,14 +345,25 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Self::load(&text)
+        Self::load(&text).map_err(|e| match e {
+            ConfigError::Yaml(m) => {
+                ConfigError::Yaml(m.replace("<input>", &path.display().to_string()))
+            }
+            other => other,
+        })
     }
 
     pub fn load(text: &str) -> Result<LoadedConfig, ConfigError> {
         let mut config: Config = if text.trim().is_empty() {
             Config::default()
         } else {
-            serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?
+            serde_saphyr::from_str(text).map_err(|e| {
+                // The parser's hint about its own options means nothing to a user.
+                ConfigError::Yaml(
+                    e.to_string()
+                        .replace(", set DuplicateKeyPolicy in Options if acceptable", ""),
+                )
+            })?
         };
         config.check()?;
         Ok(LoadedConfig {

@@ -203,6 +203,7 @@ impl Pipeline {
         nflog: Arc<dyn NotificationLog>,
         metrics: Arc<Metrics>,
         external_url: &str,
+        retention: Duration,
     ) -> Result<Pipeline, String> {
         let mut receivers: HashMap<String, Arc<dyn Stage>> = HashMap::new();
         for rc in &config.config.receivers {
@@ -232,6 +233,7 @@ impl Pipeline {
                     Arc::new(SetNotifiesStage {
                         nflog: nflog.clone(),
                         integration,
+                        retention,
                     }),
                 ]));
             }

@@ -154,6 +154,8 @@ impl Stage for RetryStage {
 pub struct SetNotifiesStage {
     pub nflog: Arc<dyn NotificationLog>,
     pub integration: Arc<Integration>,
+    /// `--data.retention`, which caps how long an entry is kept.
+    pub retention: Duration,
 }
 
 impl Stage for SetNotifiesStage {
@@ -163,7 +165,7 @@ impl Stage for SetNotifiesStage {
         alerts: Vec<Arc<Alert>>,
     ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
         Box::pin(async move {
-            let expiry = ctx.repeat_interval * 2;
+            let expiry = (ctx.repeat_interval * 2).min(self.retention);
             self.nflog
                 .log(
                     &ctx.group_key,
