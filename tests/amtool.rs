@@ -87,10 +87,20 @@ receivers:
     let v: serde_json::Value =
         serde_json::from_str(out[json_start..].lines().next().unwrap()).unwrap();
     assert_eq!(v[0]["labels"]["alertname"], "DiskFull");
-    // The bundled config is valid for the real amtool too.
-    let (ok, out) = amtool(&[
-        "check-config",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/config/herald.yml"),
-    ]);
-    assert!(ok, "{out}");
+    // The bundled configs are valid for the real amtool and for Herald.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut files = vec![root.join("herald.yml")];
+    for e in std::fs::read_dir(root.join("examples")).unwrap() {
+        files.push(e.unwrap().path());
+    }
+    for f in files {
+        let f = f.to_str().unwrap();
+        let (ok, out) = amtool(&["check-config", f]);
+        assert!(ok, "amtool refuses {f}: {out}");
+        let st = Command::new(herald_bin())
+            .args(["check-config", f])
+            .status()
+            .unwrap();
+        assert!(st.success(), "herald refuses {f}");
+    }
 }
