@@ -28,5 +28,6 @@ done
 python3 -c 'import jsonschema, yaml' 2>/dev/null || python3 -m pip install --quiet jsonschema pyyaml
 
 cargo build --locked --all-targets
-cargo test --locked --all-targets -- --test-threads=2
+# Benches are built above but not run: `cargo bench --bench compare` measures.
+cargo test --locked --lib --bins --tests -- --test-threads=2
 python3 tests/openapi_check.py target/debug/herald
