@@ -45,6 +45,14 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError 
     }
 }
 
+/// yaml.v2 reads an empty value (`key:` or `key: ~`) as the zero value;
+/// serde would refuse null for a list or map.
+pub(crate) fn null_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// Accepts any YAML and remembers only that something was there: used for
 /// parts of the schema Herald recognises but does not implement, so they are
 /// refused by name instead of being reported as unknown keys.
@@ -285,15 +293,31 @@ pub struct Config {
     pub global: Option<GlobalConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<RouteConfig>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub inhibit_rules: Vec<InhibitRule>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub receivers: Vec<ReceiverConfig>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub templates: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub mute_time_intervals: Vec<TimeIntervalDef>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub time_intervals: Vec<TimeIntervalDef>,
 }
 

@@ -12,7 +12,11 @@ use crate::duration::PromDuration;
 pub struct ReceiverConfig {
     #[serde(default)]
     pub name: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "super::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub webhook_configs: Vec<WebhookConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_configs: Option<Vec<Unsupported>>,

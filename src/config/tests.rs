@@ -190,3 +190,17 @@ receivers:
     // The re-serialised config loads again.
     Config::load(&out).unwrap();
 }
+
+#[test]
+fn empty_values_are_zero_values_like_yaml_v2() {
+    let yaml = "route:\n  receiver: a\n  routes:\n    - match: {code: 500, on: yes}\n      receiver: a\nreceivers:\n  - name: a\n    webhook_configs:\ninhibit_rules:\ntemplates:\ntime_intervals:\n";
+    let c = Config::load(yaml).unwrap();
+    assert!(c.config.receivers[0].webhook_configs.is_empty());
+    let m = c.root_route().routes.as_ref().unwrap()[0]
+        .match_eq
+        .clone()
+        .unwrap();
+    // Scalars into string fields keep their source text, as yaml.v2 does.
+    assert_eq!(m["code"], "500");
+    assert_eq!(m["on"], "yes");
+}

@@ -9,14 +9,18 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub struct TimeIntervalDef {
     #[serde(default)]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_default")]
     pub time_intervals: Vec<TimeInterval>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeInterval {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "super::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub times: Vec<TimeRange>,
     #[serde(
         default,
@@ -129,7 +133,7 @@ fn ranges<'de, D: Deserializer<'de>>(
     d: D,
     check: fn(&str) -> Result<(), String>,
 ) -> Result<Vec<String>, D::Error> {
-    let v = Vec::<String>::deserialize(d)?;
+    let v = Option::<Vec<String>>::deserialize(d)?.unwrap_or_default();
     for s in &v {
         check(s).map_err(serde::de::Error::custom)?;
     }
