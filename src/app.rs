@@ -112,6 +112,13 @@ impl App {
             metrics.clone(),
             shutdown.child_token(),
         );
+        let integrations: usize = config
+            .config
+            .receivers
+            .iter()
+            .map(|r| r.webhook_configs.len())
+            .sum();
+        metrics.set_configured(config.config.receivers.len(), integrations);
         Ok(Runtime {
             config: config.clone(),
             route,

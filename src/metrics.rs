@@ -32,6 +32,9 @@ pub struct Metrics {
     config_last_reload_successful: Gauge,
     config_last_reload_success_timestamp: Gauge<f64, AtomicU64>,
     http_request_duration: Family<Labels, Histogram>,
+    http_response_size: Family<Labels, Histogram>,
+    receivers: Gauge,
+    integrations: Gauge,
     nflog_gc_removed: Counter,
 }
 
@@ -40,7 +43,13 @@ fn latency_histogram() -> Histogram {
 }
 
 fn http_histogram() -> Histogram {
-    Histogram::new([0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 4.0, 8.0, 10.0, 20.0])
+    Histogram::new([0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 20.0, 60.0])
+}
+
+fn size_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        100.0, 10.0, 7,
+    ))
 }
 
 impl Default for Metrics {
@@ -66,6 +75,9 @@ impl Metrics {
             config_last_reload_successful: Gauge::default(),
             config_last_reload_success_timestamp: Gauge::default(),
             http_request_duration: Family::new_with_constructor(http_histogram),
+            http_response_size: Family::new_with_constructor(size_histogram),
+            receivers: Gauge::default(),
+            integrations: Gauge::default(),
             nflog_gc_removed: Counter::default(),
             registry: Registry::default(),
         };
@@ -133,6 +145,21 @@ impl Metrics {
             "alertmanager_http_request_duration_seconds",
             "Histogram of latencies for HTTP requests.",
             m.http_request_duration.clone(),
+        );
+        r.register(
+            "alertmanager_http_response_size_bytes",
+            "Histogram of response size for HTTP requests.",
+            m.http_response_size.clone(),
+        );
+        r.register(
+            "alertmanager_receivers",
+            "Number of configured receivers.",
+            m.receivers.clone(),
+        );
+        r.register(
+            "alertmanager_integrations",
+            "Number of configured integrations.",
+            m.integrations.clone(),
         );
         r.register(
             "alertmanager_nflog_gc_removed",
@@ -246,13 +273,24 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    pub fn observe_http(&self, handler: &str, method: &str, took: Duration) {
+    pub fn observe_http(&self, handler: &str, method: &str, took: Duration, size: Option<u64>) {
+        let labels = vec![
+            ("handler", handler.to_string()),
+            ("method", method.to_ascii_lowercase()),
+        ];
+        if let Some(n) = size {
+            self.http_response_size
+                .get_or_create(&labels)
+                .observe(n as f64);
+        }
         self.http_request_duration
-            .get_or_create(&vec![
-                ("handler", handler.to_string()),
-                ("method", method.to_string()),
-            ])
+            .get_or_create(&labels)
             .observe(took.as_secs_f64());
+    }
+
+    pub fn set_configured(&self, receivers: usize, integrations: usize) {
+        self.receivers.set(receivers as i64);
+        self.integrations.set(integrations as i64);
     }
 
     pub fn set_alert_counts(&self, active: i64, suppressed: i64, unprocessed: i64) {
@@ -355,6 +393,8 @@ mod tests {
         m.init_integration("webhook");
         m.notification_failed("webhook", "serverError");
         m.config_loaded(42.0, true);
+        m.set_configured(2, 3);
+        m.observe_http("/metrics", "GET", Duration::from_millis(3), Some(512));
         let text = m.render();
         for needle in [
             r#"alertmanager_alerts_received_total{status="firing",version="v2"} 1"#,
@@ -364,6 +404,10 @@ mod tests {
             "alertmanager_build_info{",
             "alertmanager_cluster_enabled 0",
             "process_resident_memory_bytes",
+            "alertmanager_receivers 2",
+            "alertmanager_integrations 3",
+            r#"alertmanager_http_request_duration_seconds_count{handler="/metrics",method="get"} 1"#,
+            r#"alertmanager_http_response_size_bytes_count{handler="/metrics",method="get"} 1"#,
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

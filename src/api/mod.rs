@@ -189,8 +189,9 @@ async fn instrument(State(s): State<ApiState>, req: Request<Body>, next: Next) -
     let method = req.method().as_str().to_string();
     let started = Instant::now();
     let resp = next.run(req).await;
+    let size = axum::body::HttpBody::size_hint(resp.body()).exact();
     s.app
         .metrics
-        .observe_http(&handler, &method, started.elapsed());
+        .observe_http(&handler, &method, started.elapsed(), size);
     resp
 }
