@@ -199,3 +199,49 @@ async fn validation_errors_match_alertmanager() {
         assert_eq!(h, a, "answers to {c} differ");
     }
 }
+
+/// The same sequence of changes to one group (an alert added, one resolved,
+/// all resolved) must give the same sequence of notifications.
+#[tokio::test(flavor = "multi_thread")]
+async fn notification_sequence_matches_alertmanager() {
+    let herald_hook = Webhook::start().await;
+    let am_hook = Webhook::start().await;
+    let cfg = |hook: &Webhook| {
+        format!(
+            "route:\n  receiver: r\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: r\n    webhook_configs: [{{url: '{}'}}]\n",
+            hook.url("/seq")
+        )
+    };
+    let herald = start_herald(&cfg(&herald_hook), &[]).await;
+    let am = start_alertmanager(&cfg(&am_hook)).await;
+    let a = |inst: &str, ends: &str| json!({"labels": {"alertname": "Seq", "instance": inst}, "startsAt": "2024-05-01T10:00:00Z", "endsAt": ends});
+    let far = "2099-01-01T00:00:00Z";
+    let past = "2024-05-01T11:00:00Z";
+    let steps = [
+        json!([a("i1", far)]),
+        json!([a("i1", far), a("i2", far)]),
+        json!([a("i1", past), a("i2", far)]),
+        json!([a("i1", past), a("i2", past)]),
+    ];
+    for (i, step) in steps.iter().enumerate() {
+        post_alerts(&herald.base, step).await;
+        post_alerts(&am.base, step).await;
+        wait_count(&am_hook, i + 1).await;
+        wait_count(&herald_hook, i + 1).await;
+    }
+    let strip = |v: Vec<Received>| {
+        v.into_iter()
+            .map(|r| {
+                let mut b = r.body;
+                b.as_object_mut().unwrap().remove("notification_reason");
+                b
+            })
+            .collect::<Vec<_>>()
+    };
+    let (h, a) = (strip(herald_hook.all()), strip(am_hook.all()));
+    assert_eq!(h.len(), 4);
+    assert_eq!(h, a);
+    assert_eq!(a[1]["alerts"].as_array().unwrap().len(), 2);
+    assert_eq!(a[2]["alerts"][0]["status"], "resolved");
+    assert_eq!(a[3]["status"], "resolved");
+}
