@@ -495,3 +495,17 @@ receivers:
     let status = get_text(&format!("{}/api/v2/status", h.base)).await;
     assert!(!status.contains("s3cret"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_batches_are_accepted() {
+    let hook = Webhook::start().await;
+    let h = start_herald(&config(&hook, "", ""), &[]).await;
+    let pad = "x".repeat(300);
+    let alerts: Vec<Value> = (0..10_000)
+        .map(|i| json!({"labels": {"alertname": "Big", "i": i.to_string(), "pad": pad}}))
+        .collect();
+    let (code, body) = post_alerts(&h.base, &Value::Array(alerts)).await;
+    assert_eq!(code, 200, "a 3.5 MB batch must be accepted: {body}");
+    let all = get_json(&format!("{}/api/v2/alerts", h.base)).await;
+    assert_eq!(all.as_array().unwrap().len(), 10_000);
+}

@@ -16,7 +16,7 @@ use super::{error_response, json_response, ApiState};
 use crate::gojson;
 use crate::matcher::{parse_matchers, Matchers};
 use crate::model::{
-    sort_for_notification, write_rfc3339_millis, Alert, Fingerprint, Interner, LabelSet,
+    notification_order_indices, write_rfc3339_millis, Alert, Fingerprint, Interner, LabelSet,
     GO_ZERO_TIME,
 };
 
@@ -467,10 +467,12 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
             v.sort_unstable();
         }
         render_parallel(&groups, |out, g| {
-            let mut alerts = g.alerts.clone();
-            sort_for_notification(&mut alerts);
             out.extend_from_slice(b"{\"alerts\":[");
-            for (j, a) in alerts.iter().enumerate() {
+            for (j, a) in notification_order_indices(&g.alerts)
+                .into_iter()
+                .map(|i| &g.alerts[i])
+                .enumerate()
+            {
                 if j > 0 {
                     out.push(b',');
                 }

@@ -20,6 +20,9 @@ use tokio::sync::Semaphore;
 
 use crate::app::App;
 
+/// Largest request body accepted (64 MiB, about 100k alerts).
+const MAX_BODY_BYTES: usize = 64 << 20;
+
 #[derive(Clone)]
 pub struct ApiState {
     pub app: Arc<App>,
@@ -64,7 +67,10 @@ pub fn router(
         .route("/alerts/groups", get(alerts::get_groups))
         .route("/status", get(status::get_status))
         .route("/receivers", get(status::get_receivers))
-        .layer(middleware::from_fn(api_headers));
+        .layer(middleware::from_fn(api_headers))
+        // Alertmanager reads request bodies without a limit; axum's default
+        // of 2 MiB would refuse a 3000-alert batch from a script.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
     let mut inner = Router::new()
         .nest("/api/v2", v2)
         .route("/api/v1/{*rest}", any(gone))

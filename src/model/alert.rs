@@ -105,13 +105,10 @@ pub fn notification_order(a: &Alert, b: &Alert) -> Ordering {
     }
 }
 
-/// Sorts alerts into notification order. The `job`/`instance` lookups are
-/// done once per alert rather than once per comparison, which matters when
-/// the API sorts groups of thousands.
-pub fn sort_for_notification(alerts: &mut [Arc<Alert>]) {
-    if alerts.len() < 2 {
-        return;
-    }
+/// The indices of `alerts` in notification order. The `job`/`instance`
+/// lookups are done once per alert rather than once per comparison, which
+/// matters when the API sorts groups of thousands.
+pub fn notification_order_indices(alerts: &[Arc<Alert>]) -> Vec<usize> {
     let mut keyed: Vec<(Option<&str>, Option<&str>, usize)> = alerts
         .iter()
         .enumerate()
@@ -137,9 +134,17 @@ pub fn sort_for_notification(alerts: &mut [Arc<Alert>]) {
                 }
             })
     });
-    let order: Vec<usize> = keyed.into_iter().map(|k| k.2).collect();
-    let sorted: Vec<Arc<Alert>> = order.iter().map(|&i| alerts[i].clone()).collect();
-    alerts.clone_from_slice(&sorted);
+    keyed.into_iter().map(|k| k.2).collect()
+}
+
+/// Sorts alerts into notification order (`types.AlertSlice`).
+pub fn sort_for_notification(alerts: &mut Vec<Arc<Alert>>) {
+    if alerts.len() < 2 {
+        return;
+    }
+    let order = notification_order_indices(alerts);
+    let mut taken: Vec<Option<Arc<Alert>>> = std::mem::take(alerts).into_iter().map(Some).collect();
+    alerts.extend(order.into_iter().filter_map(|i| taken[i].take()));
 }
 
 #[cfg(test)]

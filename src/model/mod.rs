@@ -9,7 +9,9 @@ pub mod gostr;
 mod intern;
 mod labels;
 
-pub use alert::{notification_order, sort_for_notification, Alert, AlertStatus};
+pub use alert::{
+    notification_order, notification_order_indices, sort_for_notification, Alert, AlertStatus,
+};
 pub use intern::Interner;
 pub use labels::{Fingerprint, LabelSet};
 
