@@ -114,17 +114,7 @@ mod tests {
     use crate::model::LabelSet;
 
     fn alert(start: i64, end: i64, updated: i64) -> Alert {
-        let labels = LabelSet::from_strs([("alertname", "A")]);
-        Alert {
-            fingerprint: labels.fingerprint(),
-            labels,
-            annotations: LabelSet::default(),
-            starts_at: Timestamp::from_second(start).unwrap(),
-            ends_at: Timestamp::from_second(end).unwrap(),
-            generator_url: Arc::from(""),
-            updated_at: Timestamp::from_second(updated).unwrap(),
-            timeout: false,
-        }
+        crate::model::test_alert(start, end, updated, false)
     }
 
     #[test]

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::{error_response, json_response, ApiState};
+use crate::app::App;
 use crate::gojson;
 use crate::matcher::{parse_matchers, Matchers};
 use crate::model::{
@@ -389,15 +390,38 @@ fn render_parallel<T: Sync>(
     out
 }
 
-pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
+/// Parses the shared query parameters, then renders the answer on the
+/// blocking pool: routing and writing 100k alerts is CPU work that must not
+/// stall the async workers.
+async fn answer(
+    s: ApiState,
+    raw: Option<String>,
+    render: impl FnOnce(&App, AlertQuery, Timestamp) -> Vec<u8> + Send + 'static,
+) -> Response {
     let q = match parse_query(raw) {
         Ok(q) => q,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, &e),
     };
     let app = s.app.clone();
-    // Routing 100k alerts is CPU work: keep it off the async workers.
-    let body = tokio::task::spawn_blocking(move || {
-        let now = Timestamp::now();
+    match tokio::task::spawn_blocking(move || render(&app, q, Timestamp::now())).await {
+        Ok(body) => (
+            StatusCode::OK,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("rendering the answer failed: {e}"),
+        ),
+    }
+}
+
+pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
+    answer(s, raw, |app, q, now| {
         let rt = app.runtime();
         let mut alerts: Vec<Arc<Alert>> = app
             .store
@@ -417,29 +441,10 @@ pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
         })
     })
     .await
-    .unwrap_or_else(|_| b"[]".to_vec());
-    json_bytes(body)
-}
-
-fn json_bytes(body: Vec<u8>) -> Response {
-    axum::response::IntoResponse::into_response((
-        StatusCode::OK,
-        [(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        body,
-    ))
 }
 
 pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
-    let q = match parse_query(raw) {
-        Ok(q) => q,
-        Err(e) => return error_response(StatusCode::BAD_REQUEST, &e),
-    };
-    let app = s.app.clone();
-    let body = tokio::task::spawn_blocking(move || {
-        let now = Timestamp::now();
+    answer(s, raw, |app, q, now| {
         let rt = app.runtime();
         let groups = rt
             .dispatcher
@@ -496,8 +501,6 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
         })
     })
     .await
-    .unwrap_or_else(|_| b"[]".to_vec());
-    json_bytes(body)
 }
 
 #[cfg(test)]

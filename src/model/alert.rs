@@ -147,23 +147,26 @@ pub fn sort_for_notification(alerts: &mut Vec<Arc<Alert>>) {
     alerts.extend(order.into_iter().filter_map(|i| taken[i].take()));
 }
 
+/// An alert `{alertname="A"}` with times in Unix seconds, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_alert(start: i64, end: i64, updated: i64, timeout: bool) -> Alert {
+    let labels = LabelSet::from_strs([("alertname", "A")]);
+    Alert {
+        fingerprint: labels.fingerprint(),
+        labels,
+        annotations: LabelSet::default(),
+        starts_at: Timestamp::from_second(start).unwrap(),
+        ends_at: Timestamp::from_second(end).unwrap(),
+        generator_url: Arc::from(""),
+        updated_at: Timestamp::from_second(updated).unwrap(),
+        timeout,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_alert as alert;
     use super::*;
-
-    fn alert(start: i64, end: i64, updated: i64, timeout: bool) -> Alert {
-        let labels = LabelSet::from_strs([("alertname", "A")]);
-        Alert {
-            fingerprint: labels.fingerprint(),
-            labels,
-            annotations: LabelSet::default(),
-            starts_at: Timestamp::from_second(start).unwrap(),
-            ends_at: Timestamp::from_second(end).unwrap(),
-            generator_url: Arc::from(""),
-            updated_at: Timestamp::from_second(updated).unwrap(),
-            timeout,
-        }
-    }
 
     #[test]
     fn merge_keeps_earliest_start_and_explicit_end() {

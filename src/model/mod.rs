@@ -9,6 +9,8 @@ pub mod gostr;
 mod intern;
 mod labels;
 
+#[cfg(test)]
+pub(crate) use alert::test_alert;
 pub use alert::{
     notification_order, notification_order_indices, sort_for_notification, Alert, AlertStatus,
 };

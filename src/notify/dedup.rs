@@ -122,7 +122,6 @@ impl Stage for DedupStage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::LabelSet;
 
     fn entry(firing: &[u64], resolved: &[u64], ts: i64) -> Entry {
         Entry {
@@ -194,17 +193,7 @@ mod tests {
 
     #[test]
     fn alert_hash_is_xxhash_of_labels() {
-        let labels = LabelSet::from_strs([("alertname", "A")]);
-        let a = Alert {
-            fingerprint: labels.fingerprint(),
-            labels,
-            annotations: LabelSet::default(),
-            starts_at: Timestamp::UNIX_EPOCH,
-            ends_at: Timestamp::UNIX_EPOCH,
-            generator_url: Arc::from(""),
-            updated_at: Timestamp::UNIX_EPOCH,
-            timeout: false,
-        };
+        let a = crate::model::test_alert(0, 0, 0, false);
         let mut bytes = b"alertname\xffA\xff".to_vec();
         assert_eq!(hash_alert(&a), xxhash_rust::xxh64::xxh64(&bytes, 0));
         bytes.push(0);
