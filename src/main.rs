@@ -58,26 +58,20 @@ fn main() -> ExitCode {
 
 fn init_logging(level: &str, format: &str) {
     use tracing_subscriber::prelude::*;
-    let filter =
-        tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,reqwest=warn,h2=warn"));
-    let registry = tracing_subscriber::registry().with(filter);
-    if format == "json" {
-        registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_writer(std::io::stderr),
-            )
-            .init();
+    let max_level = match level {
+        "debug" => tracing::Level::DEBUG,
+        "warn" => tracing::Level::WARN,
+        "error" => tracing::Level::ERROR,
+        _ => tracing::Level::INFO,
+    };
+    let format = if format == "json" {
+        herald::log::Format::Json
     } else {
-        registry
-            .with(
-                tracing_logfmt::builder()
-                    .layer()
-                    .with_writer(std::io::stderr),
-            )
-            .init();
-    }
+        herald::log::Format::Logfmt
+    };
+    tracing_subscriber::registry()
+        .with(herald::log::GoKitLayer { format, max_level })
+        .init();
 }
 
 async fn serve(cli: Cli) -> Result<(), String> {
