@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 [ -x /usr/bin/prometheus-alertmanager ] || need_pkgs+=(prometheus-alertmanager)
 [ -x /usr/bin/prometheus ] || need_pkgs+=(prometheus)
-[ -f /usr/share/gocode/src/github.com/prometheus/alertmanager/api/v2/openapi.yaml ] || need_pkgs+=(golang-github-prometheus-alertmanager-dev)
+[ -f /usr/share/gocode/src/github.com/prometheus/alertmanager/api/v2/restapi/embedded_spec.go ] || need_pkgs+=(golang-github-prometheus-alertmanager-dev)
+command -v openssl >/dev/null || need_pkgs+=(openssl)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_pkgs[*]}"
   SUDO=""

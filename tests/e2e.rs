@@ -509,3 +509,149 @@ async fn large_batches_are_accepted() {
     let all = get_json(&format!("{}/api/v2/alerts", h.base)).await;
     assert_eq!(all.as_array().unwrap().len(), 10_000);
 }
+
+/// Webhooks over HTTPS: a private CA from `tls_config.ca_file` is trusted,
+/// `insecure_skip_verify` skips verification, and without either the
+/// certificate is refused (and the failure counted).
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_tls_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        let st = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("openssl");
+        assert!(
+            st.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=herald-test-ca",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(d.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext",
+    ]);
+    let port = free_port();
+    let out = d.join("received");
+    let mut receiver = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/tls_receiver.py"
+        ))
+        .args([
+            &port.to_string(),
+            out.to_str().unwrap(),
+            d.join("srv.pem").to_str().unwrap(),
+            d.join("srv.key").to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(receiver.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let cfg = format!(
+        r#"
+route:
+  receiver: tls
+  group_wait: 0s
+receivers:
+  - name: tls
+    webhook_configs:
+      - url: https://127.0.0.1:{port}/ca
+        http_config: {{tls_config: {{ca_file: {ca}}}}}
+      - url: https://127.0.0.1:{port}/insecure
+        http_config: {{tls_config: {{insecure_skip_verify: true}}}}
+      - url: https://127.0.0.1:{port}/untrusted
+"#,
+        ca = d.join("ca.pem").display()
+    );
+    let h = start_herald(&cfg, &[]).await;
+    post_alerts(&h.base, &json!([alert("A", "i1")])).await;
+    let out2 = out.clone();
+    let lines = wait_for("TLS deliveries", T, move || {
+        let text = std::fs::read_to_string(&out2).unwrap_or_default();
+        (text.lines().count() >= 2).then_some(text)
+    })
+    .await;
+    let metrics_url = format!("{}/metrics", h.base);
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let m = get_text(&metrics_url).await;
+        let failed = m
+            .lines()
+            .find(|l| {
+                l.starts_with(
+                    r#"alertmanager_notification_requests_failed_total{integration="webhook"}"#,
+                )
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if failed >= 1.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the untrusted certificate was not refused:\n{m}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+    let paths: Vec<&str> = lines
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&"/ca") && paths.contains(&"/insecure"),
+        "{paths:?}"
+    );
+    assert!(!paths.contains(&"/untrusted"), "{paths:?}");
+}
