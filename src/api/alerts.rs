@@ -341,12 +341,12 @@ fn write_fingerprint(out: &mut Vec<u8>, fp: Fingerprint) {
     }
 }
 
-/// Renders `items` as comma-separated JSON on every core, in order. `render`
-/// returns false for an item it skipped.
+/// Renders `items` as a JSON array on every core, in order, as chunks of
+/// the body. `render` returns false for an item it skipped.
 fn render_parallel<T: Sync>(
     items: &[T],
     render: impl Fn(&mut Vec<u8>, &T) -> bool + Sync,
-) -> Vec<u8> {
+) -> Vec<Bytes> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -377,17 +377,17 @@ fn render_parallel<T: Sync>(
             .map(|h| h.join().unwrap_or_default())
             .collect()
     });
-    let total: usize = parts.iter().map(Vec::len).sum();
-    let mut out = Vec::with_capacity(total + parts.len() + 3);
-    out.push(b'[');
-    for p in parts.iter().filter(|p| !p.is_empty()) {
-        if out.len() > 1 {
-            out.push(b',');
-        }
-        out.extend_from_slice(p);
+    // The parts go out as they are, framed by small chunks: joining them
+    // would copy the whole answer once more (and fault in its pages).
+    let mut chunks = Vec::with_capacity(parts.len() * 2 + 1);
+    let mut first = true;
+    for p in parts.into_iter().filter(|p| !p.is_empty()) {
+        chunks.push(Bytes::from_static(if first { b"[" } else { b"," }));
+        chunks.push(Bytes::from(p));
+        first = false;
     }
-    out.extend_from_slice(b"]\n");
-    out
+    chunks.push(Bytes::from_static(if first { b"[]\n" } else { b"]\n" }));
+    chunks
 }
 
 /// Parses the shared query parameters, then renders the answer on the
@@ -396,7 +396,7 @@ fn render_parallel<T: Sync>(
 async fn answer(
     s: ApiState,
     raw: Option<String>,
-    render: impl FnOnce(&App, AlertQuery, Timestamp) -> Vec<u8> + Send + 'static,
+    render: impl FnOnce(&App, AlertQuery, Timestamp) -> Vec<Bytes> + Send + 'static,
 ) -> Response {
     let q = match parse_query(raw) {
         Ok(q) => q,
@@ -404,13 +404,15 @@ async fn answer(
     };
     let app = s.app.clone();
     match tokio::task::spawn_blocking(move || render(&app, q, Timestamp::now())).await {
-        Ok(body) => (
+        Ok(chunks) => (
             StatusCode::OK,
             [(
                 axum::http::header::CONTENT_TYPE,
                 axum::http::HeaderValue::from_static("application/json"),
             )],
-            body,
+            axum::body::Body::from_stream(futures_util::stream::iter(
+                chunks.into_iter().map(Ok::<_, std::convert::Infallible>),
+            )),
         )
             .into_response(),
         Err(e) => error_response(
