@@ -226,17 +226,6 @@ fn log_config_warnings(config: &LoadedConfig, retention: Duration) {
             "inhibit_rules are parsed but not applied yet: inhibited alerts will still notify"
         );
     }
-    let has_intervals = config.root_route().walk_config().any(|r| {
-        r.mute_time_intervals
-            .as_ref()
-            .is_some_and(|v| !v.is_empty())
-            || r.active_time_intervals
-                .as_ref()
-                .is_some_and(|v| !v.is_empty())
-    });
-    if has_intervals {
-        tracing::warn!("mute_time_intervals/active_time_intervals are parsed but not applied yet: routes are never muted");
-    }
     if !c.templates.is_empty() {
         tracing::warn!("templates are not used yet: webhook payloads do not need them");
     }

@@ -18,3 +18,4 @@ pub mod nflog;
 pub mod notify;
 pub mod store;
 pub mod template;
+pub mod timeinterval;

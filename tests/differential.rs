@@ -266,3 +266,73 @@ async fn notification_sequence_matches_alertmanager() {
     assert_eq!(a[2]["alerts"][0]["status"], "resolved");
     assert_eq!(a[3]["status"], "resolved");
 }
+
+/// Mute and active time intervals hold back the same notifications as in
+/// Alertmanager (including a location with DST and negative days).
+#[tokio::test(flavor = "multi_thread")]
+async fn time_interval_muting_matches_alertmanager() {
+    let cfg = |hook: &Webhook| {
+        format!(
+            r#"
+route:
+  receiver: open
+  group_by: [alertname]
+  group_wait: 1s
+  routes:
+    - matchers: ['alertname=~"M.*"']
+      receiver: muted
+      mute_time_intervals: [always, weekdays-berlin]
+    - matchers: ['alertname=~"A.*"']
+      receiver: muted
+      active_time_intervals: [long-ago]
+    - matchers: ['alertname=~"N.*"']
+      receiver: never-muted
+      mute_time_intervals: [long-ago]
+    - receiver: open
+      group_wait: 2s
+time_intervals:
+  - name: always
+    time_intervals: [{{times: [{{start_time: '00:00', end_time: '24:00'}}], days_of_month: ['1:-1']}}]
+  - name: weekdays-berlin
+    time_intervals: [{{weekdays: ['monday:friday'], location: Europe/Berlin}}]
+  - name: long-ago
+    time_intervals: [{{years: ['1999:2000']}}]
+receivers:
+  - name: open
+    webhook_configs: [{{url: '{open}'}}]
+  - name: muted
+    webhook_configs: [{{url: '{muted}'}}]
+  - name: never-muted
+    webhook_configs: [{{url: '{never}'}}]
+"#,
+            open = hook.url("/open"),
+            muted = hook.url("/muted"),
+            never = hook.url("/never")
+        )
+    };
+    let herald_hook = Webhook::start().await;
+    let am_hook = Webhook::start().await;
+    let herald = start_herald(&cfg(&herald_hook), &[]).await;
+    let am = start_alertmanager(&cfg(&am_hook)).await;
+    let alerts = json!([
+        {"labels": {"alertname": "M1"}}, {"labels": {"alertname": "A1"}},
+        {"labels": {"alertname": "N1"}}, {"labels": {"alertname": "O1"}}
+    ]);
+    post_alerts(&herald.base, &alerts).await;
+    post_alerts(&am.base, &alerts).await;
+    // The open route waits 2s; by then the 1s groups have flushed.
+    let paths = |hook: &Webhook| {
+        let mut p: Vec<String> = hook.all().into_iter().map(|r| r.path).collect();
+        p.sort();
+        p
+    };
+    for hook in [&herald_hook, &am_hook] {
+        let h = hook.clone();
+        wait_for("the open route's notification", T, move || {
+            h.all().iter().any(|r| r.path == "/open").then_some(())
+        })
+        .await;
+    }
+    assert_eq!(paths(&herald_hook), paths(&am_hook));
+    assert_eq!(paths(&am_hook), ["/never", "/open"]);
+}

@@ -655,3 +655,85 @@ receivers:
     );
     assert!(!paths.contains(&"/untrusted"), "{paths:?}");
 }
+
+/// A route inside a mute interval, or outside its active intervals, sends
+/// nothing and its alerts show as suppressed with `mutedBy`.
+#[tokio::test(flavor = "multi_thread")]
+async fn time_intervals_mute_routes() {
+    let hook = Webhook::start().await;
+    let cfg = format!(
+        r#"
+route:
+  receiver: open
+  group_by: [alertname]
+  group_wait: 1s
+  routes:
+    - matchers: ['alertname="M"']
+      receiver: muted
+      mute_time_intervals: [always]
+    - matchers: ['alertname="A"']
+      receiver: muted
+      active_time_intervals: [long-ago, never-on-31-feb]
+time_intervals:
+  - name: always
+    time_intervals: [{{times: [{{start_time: '00:00', end_time: '24:00'}}]}}]
+  - name: long-ago
+    time_intervals: [{{years: ['1999']}}]
+  - name: never-on-31-feb
+    time_intervals: [{{months: [february], days_of_month: ['31']}}]
+receivers:
+  - name: open
+    webhook_configs: [{{url: '{open}'}}]
+  - name: muted
+    webhook_configs: [{{url: '{muted}'}}]
+"#,
+        open = hook.url("/open"),
+        muted = hook.url("/muted")
+    );
+    let h = start_herald(&cfg, &[]).await;
+    post_alerts(
+        &h.base,
+        &json!([alert("M", "i1"), alert("A", "i1"), alert("O", "i1")]),
+    )
+    .await;
+    let url = format!("{}/api/v2/alerts", h.base);
+    let deadline = std::time::Instant::now() + T;
+    let alerts = loop {
+        let v = get_json(&url).await;
+        let muted = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["status"]["state"] == "suppressed")
+            .count();
+        if muted == 2 {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alerts never muted: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let by_name = |n: &str| {
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["labels"]["alertname"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_name("M")["status"]["mutedBy"], json!(["always"]));
+    assert_eq!(
+        by_name("A")["status"]["mutedBy"],
+        json!(["long-ago", "never-on-31-feb"])
+    );
+    assert_eq!(by_name("O")["status"]["state"], "active");
+    // The open route notifies; the muted ones, flushed at the same time, did not.
+    let n = hook.nth(1, T).await;
+    assert_eq!(n.path, "/open");
+    assert_eq!(hook.all().iter().filter(|r| r.path == "/muted").count(), 0);
+    let groups = get_json(&format!("{}/api/v2/alerts/groups?muted=false", h.base)).await;
+    assert_eq!(groups.as_array().unwrap().len(), 1, "{groups}");
+}

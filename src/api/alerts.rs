@@ -287,14 +287,24 @@ fn parse_query(raw: Option<String>) -> Result<AlertQuery, String> {
 }
 
 impl AlertQuery {
-    /// `api.alertFilter`: not yet ended, matches the filter, and its state
-    /// is one the flags ask for. Every alert is "active" until silences and
-    /// inhibition arrive.
+    /// `api.alertFilter`, first half: not yet ended and matching the filter.
     fn accepts(&self, a: &Alert, now: Timestamp) -> bool {
         if a.ends_at != GO_ZERO_TIME && a.ends_at < now {
             return false;
         }
-        self.active && self.filter.matches(&a.labels)
+        self.filter.matches(&a.labels)
+    }
+
+    /// Second half: the alert's state is one the flags ask for. An alert in
+    /// a group muted by a time interval is "suppressed" and listed unless
+    /// `muted=false`; any other alert is "active" (silences and inhibition
+    /// are not built yet).
+    fn wants_state(&self, muted: bool) -> bool {
+        if muted {
+            self.muted
+        } else {
+            self.active
+        }
     }
 
     fn receiver_ok(&self, name: &str) -> bool {
@@ -304,7 +314,7 @@ impl AlertQuery {
 
 /// Appends a `gettableAlert`, keys in go-swagger's order, written directly
 /// (not through serde) because large answers spend their time here.
-fn write_gettable(out: &mut Vec<u8>, a: &Alert, receivers: &[&str]) {
+fn write_gettable(out: &mut Vec<u8>, a: &Alert, receivers: &[&str], muted_by: &[String]) {
     out.extend_from_slice(b"{\"annotations\":");
     a.annotations.write_json(out);
     out.extend_from_slice(b",\"endsAt\":");
@@ -323,7 +333,21 @@ fn write_gettable(out: &mut Vec<u8>, a: &Alert, receivers: &[&str]) {
     out.extend_from_slice(b"],\"startsAt\":");
     write_rfc3339_millis(out, a.starts_at);
     // Every alert is "active" until silences and inhibition arrive.
-    out.extend_from_slice(b",\"status\":{\"inhibitedBy\":[],\"mutedBy\":[],\"silencedBy\":[],\"state\":\"active\"},\"updatedAt\":");
+    out.extend_from_slice(b",\"status\":{\"inhibitedBy\":[],\"mutedBy\":[");
+    for (i, m) in muted_by.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        gojson::write_str(out, m);
+    }
+    let state: &[u8] = if muted_by.is_empty() {
+        b"active"
+    } else {
+        b"suppressed"
+    };
+    out.extend_from_slice(b"],\"silencedBy\":[],\"state\":\"");
+    out.extend_from_slice(state);
+    out.extend_from_slice(b"\"},\"updatedAt\":");
     write_rfc3339_millis(out, a.updated_at);
     if !a.generator_url.is_empty() {
         out.extend_from_slice(b",\"generatorURL\":");
@@ -438,7 +462,11 @@ pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
             if q.receiver.is_some() && !receivers.iter().any(|r| q.receiver_ok(r)) {
                 return false;
             }
-            write_gettable(out, a, &receivers);
+            let muted_by = rt.dispatcher.muted_by(&routes, &a.labels);
+            if !q.wants_state(!muted_by.is_empty()) {
+                return false;
+            }
+            write_gettable(out, a, &receivers, &muted_by);
             true
         })
     })
@@ -448,9 +476,10 @@ pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
 pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
     answer(s, raw, |app, q, now| {
         let rt = app.runtime();
-        let groups = rt
+        let mut groups = rt
             .dispatcher
             .groups(|r| q.receiver_ok(&r.opts.receiver), |a| q.accepts(a, now));
+        groups.retain(|g| q.wants_state(!g.muted_by.is_empty()));
         // An alert lists every receiver whose groups hold it. Without any
         // `continue` in the tree an alert is in exactly one group, so the
         // index is only built when it can hold more.
@@ -492,7 +521,7 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
                 } else {
                     &own[..]
                 };
-                write_gettable(out, a, r);
+                write_gettable(out, a, r, &g.muted_by);
             }
             out.extend_from_slice(b"],\"labels\":");
             g.labels.write_json(out);

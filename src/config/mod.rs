@@ -8,17 +8,16 @@
 mod http;
 mod receiver;
 mod secret;
-pub mod timeinterval;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::timeinterval::TimeIntervalDef;
 pub use http::{Authorization, BasicAuth, HttpClientConfig, TlsConfig};
 pub use receiver::{ReceiverConfig, WebhookConfig};
 pub use secret::{Secret, SECRET_TOKEN};
-pub use timeinterval::TimeIntervalDef;
 
 use crate::duration::PromDuration;
 use crate::matcher::{is_valid_label_name, MatchType, Matcher, Matchers};

@@ -19,7 +19,7 @@ pub use route::{GroupBy, Route, RouteOpts};
 
 use crate::metrics::Metrics;
 use crate::model::{sort_for_notification, Alert, Fingerprint, LabelSet};
-use crate::notify::{NotifyCtx, Pipeline};
+use crate::notify::{GroupMarker, NotifyCtx, Pipeline};
 
 const SHARDS: usize = 32;
 
@@ -53,11 +53,15 @@ pub struct AggrGroup {
     /// first flush).
     flush_now: Notify,
     flush_now_pending: AtomicBool,
+    /// Time intervals that muted the last flush (`mutedBy`).
+    pub marker: Arc<GroupMarker>,
 }
 
 /// A group as the API shows it.
 pub struct GroupView {
     pub labels: LabelSet,
+    /// Time intervals that muted the group's last flush.
+    pub muted_by: Vec<String>,
     pub receiver: String,
     pub route: Arc<Route>,
     pub alerts: Vec<Arc<Alert>>,
@@ -128,6 +132,7 @@ impl Dispatcher {
             }),
             flush_now: Notify::new(),
             flush_now_pending: AtomicBool::new(false),
+            marker: Arc::new(GroupMarker::default()),
         });
         {
             let mut st = group.lock();
@@ -211,6 +216,9 @@ impl Dispatcher {
             firing_hashes: Vec::new(),
             resolved_hashes: Vec::new(),
             reason: None,
+            mute_time_intervals: group.route.opts.mute_time_intervals.clone(),
+            active_time_intervals: group.route.opts.active_time_intervals.clone(),
+            marker: group.marker.clone(),
         };
         match self.pipeline.exec(&mut ctx, alerts.clone()).await {
             Err(e) => {
@@ -277,6 +285,7 @@ impl Dispatcher {
                 continue;
             }
             out.push(GroupView {
+                muted_by: g.marker.muted_by(),
                 labels: g.labels.clone(),
                 receiver: g.route.opts.receiver.clone(),
                 route: g.route.clone(),
@@ -292,6 +301,25 @@ impl Dispatcher {
                 std::cmp::Ordering::Greater
             }
         });
+        out
+    }
+
+    /// The time intervals muting an alert: those that muted the last flush
+    /// of any of its groups. `routes` are the routes the alert matches.
+    pub fn muted_by(&self, routes: &[Arc<Route>], labels: &LabelSet) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in routes {
+            if r.opts.mute_time_intervals.is_empty() && r.opts.active_time_intervals.is_empty() {
+                continue;
+            }
+            let id = (r.index, r.group_labels(labels).fingerprint());
+            let group = self.shard(id).get(&id).cloned();
+            if let Some(g) = group {
+                out.extend(g.marker.muted_by());
+            }
+        }
+        out.sort();
+        out.dedup();
         out
     }
 

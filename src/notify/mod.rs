@@ -7,6 +7,7 @@
 //! alert list ends the pipeline without error, as in Alertmanager.
 
 mod dedup;
+mod mute;
 mod retry;
 pub mod webhook;
 
@@ -21,6 +22,7 @@ use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 pub use dedup::{hash_alert, needs_update, DedupStage, NotificationReason};
+pub use mute::{GroupMarker, TimeActiveStage, TimeIntervals, TimeMuteStage};
 pub use retry::{RetryStage, SetNotifiesStage};
 
 use crate::config::LoadedConfig;
@@ -108,6 +110,11 @@ pub struct NotifyCtx {
     pub firing_hashes: Vec<u64>,
     pub resolved_hashes: Vec<u64>,
     pub reason: Option<NotificationReason>,
+    /// The route's time intervals (not inherited from parents).
+    pub mute_time_intervals: Vec<String>,
+    pub active_time_intervals: Vec<String>,
+    /// Where the time stages record that they muted the group.
+    pub marker: Arc<GroupMarker>,
 }
 
 pub trait Stage: Send + Sync {
@@ -206,6 +213,17 @@ impl Pipeline {
         retention: Duration,
     ) -> Result<Pipeline, String> {
         let mut receivers: HashMap<String, Arc<dyn Stage>> = HashMap::new();
+        // Top-level time_intervals and the deprecated mute_time_intervals
+        // share one namespace (names are unique across both).
+        let intervals: TimeIntervals = Arc::new(
+            config
+                .config
+                .time_intervals
+                .iter()
+                .chain(&config.config.mute_time_intervals)
+                .map(|ti| (ti.name.clone(), ti.clone()))
+                .collect(),
+        );
         for rc in &config.config.receivers {
             let mut per_integration = Vec::new();
             for (i, wc) in rc.webhook_configs.iter().enumerate() {
@@ -239,7 +257,15 @@ impl Pipeline {
             }
             receivers.insert(
                 rc.name.clone(),
-                Arc::new(MultiStage(vec![Arc::new(FanoutStage(per_integration))])),
+                Arc::new(MultiStage(vec![
+                    Arc::new(TimeActiveStage {
+                        intervals: intervals.clone(),
+                    }),
+                    Arc::new(TimeMuteStage {
+                        intervals: intervals.clone(),
+                    }),
+                    Arc::new(FanoutStage(per_integration)),
+                ])),
             );
         }
         Ok(Pipeline { receivers })
