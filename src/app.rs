@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError, LoadedConfig};
 use crate::dispatch::{Dispatcher, Route};
+use crate::inhibit::Inhibitor;
 use crate::metrics::Metrics;
 use crate::model::{Alert, Interner};
 use crate::nflog::{MemNotificationLog, NotificationLog};
@@ -35,6 +36,7 @@ pub struct Settings {
 pub struct Runtime {
     pub config: LoadedConfig,
     pub route: Arc<Route>,
+    pub inhibitor: Arc<Inhibitor>,
     pub dispatcher: Arc<Dispatcher>,
 }
 
@@ -97,12 +99,14 @@ impl App {
         shutdown: &CancellationToken,
     ) -> Result<Runtime, ReloadError> {
         log_config_warnings(config, settings.retention);
+        let inhibitor = Arc::new(Inhibitor::new(&config.config.inhibit_rules));
         let pipeline = Pipeline::build(
             config,
             nflog.clone(),
             metrics.clone(),
             &settings.external_url,
             settings.retention,
+            inhibitor.clone(),
         )
         .map_err(ReloadError::Build)?;
         let route = Route::tree(config.root_route());
@@ -122,6 +126,7 @@ impl App {
         Ok(Runtime {
             config: config.clone(),
             route,
+            inhibitor,
             dispatcher,
         })
     }
@@ -154,13 +159,23 @@ impl App {
             }
         };
         let hash = runtime.config.hash();
+        // The new inhibitor knows every stored alert before its dispatcher
+        // flushes anything (old alerts flush at once).
+        for a in self.store.snapshot() {
+            runtime.inhibitor.observe(&a);
+        }
         let new = Arc::new(runtime);
-        // Swap first so alerts posted from now on reach the new dispatcher,
-        // then feed it everything stored before (re-inserting is idempotent).
+        // Swap so alerts posted from now on reach the new runtime, then feed
+        // it everything stored before (observing and inserting again is
+        // idempotent): nothing posted during the swap is missed.
         let old = self.runtime.swap(new.clone());
         old.dispatcher.stop();
-        for a in self.store.snapshot() {
-            new.dispatcher.insert(&a);
+        let stored = self.store.snapshot();
+        for a in &stored {
+            new.inhibitor.observe(a);
+        }
+        for a in &stored {
+            new.dispatcher.insert(a);
         }
         self.metrics.config_loaded(hash, true);
         tracing::info!(file = %self.settings.config_file.display(), "Completed loading of configuration file");
@@ -171,7 +186,9 @@ impl App {
     /// hands it to the dispatcher.
     pub fn put_alert(&self, alert: Alert, now: Timestamp) {
         let stored = self.store.put(alert, now);
-        self.runtime.load().dispatcher.insert(&stored.alert);
+        let rt = self.runtime.load();
+        rt.inhibitor.observe(&stored.alert);
+        rt.dispatcher.insert(&stored.alert);
     }
 
     /// Background upkeep: alert GC and notification-log GC, each on its own
@@ -188,8 +205,9 @@ impl App {
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
-                        let removed = app.store.gc(Timestamp::now());
-                        drop(removed);
+                        let now = Timestamp::now();
+                        drop(app.store.gc(now));
+                        app.runtime().inhibitor.gc(now);
                         let strings = app.interner.gc();
                         tracing::debug!(strings, "alert GC");
                     }
@@ -220,12 +238,6 @@ impl App {
 /// notifications, never fewer), and Alertmanager's own timer warnings.
 fn log_config_warnings(config: &LoadedConfig, retention: Duration) {
     let c = &config.config;
-    if !c.inhibit_rules.is_empty() {
-        tracing::warn!(
-            rules = c.inhibit_rules.len(),
-            "inhibit_rules are parsed but not applied yet: inhibited alerts will still notify"
-        );
-    }
     if !c.templates.is_empty() {
         tracing::warn!("templates are not used yet: webhook payloads do not need them");
     }

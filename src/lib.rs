@@ -10,6 +10,7 @@ pub mod config;
 pub mod dispatch;
 pub mod duration;
 pub mod gojson;
+pub mod inhibit;
 pub mod log;
 pub mod matcher;
 pub mod metrics;

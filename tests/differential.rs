@@ -336,3 +336,88 @@ receivers:
     assert_eq!(paths(&herald_hook), paths(&am_hook));
     assert_eq!(paths(&am_hook), ["/never", "/open"]);
 }
+
+/// Inhibition: a critical alert mutes warnings on the same instance while it
+/// fires and releases them when it resolves, as in Alertmanager; the API
+/// reports `inhibitedBy` and `suppressed` the same way.
+#[tokio::test(flavor = "multi_thread")]
+async fn inhibition_matches_alertmanager() {
+    let cfg = |hook: &Webhook| {
+        format!(
+            r#"
+route:
+  receiver: r
+  group_by: [alertname, instance]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [instance]
+  - source_match: {{alertname: NodeDown}}
+    target_match_re: {{alertname: '.*'}}
+    equal: [instance, cluster]
+receivers:
+  - name: r
+    webhook_configs: [{{url: '{}'}}]
+"#,
+            hook.url("/inh")
+        )
+    };
+    let herald_hook = Webhook::start().await;
+    let am_hook = Webhook::start().await;
+    let herald = start_herald(&cfg(&herald_hook), &[]).await;
+    let am = start_alertmanager(&cfg(&am_hook)).await;
+    let a = |name: &str, sev: &str, inst: &str, ends: &str| json!({"labels": {"alertname": name, "severity": sev, "instance": inst}, "startsAt": "2024-05-01T10:00:00Z", "endsAt": ends});
+    let far = "2099-01-01T00:00:00Z";
+    let firing = json!([
+        a("Disk", "critical", "a", far),
+        a("Slow", "warning", "a", far),
+        a("Slow", "warning", "b", far),
+        a("Load", "info", "a", far)
+    ]);
+    post_alerts(&herald.base, &firing).await;
+    post_alerts(&am.base, &firing).await;
+    // Disk@a, Slow@b and Load@a notify; Slow@a is inhibited.
+    wait_count(&am_hook, 3).await;
+    wait_count(&herald_hook, 3).await;
+    let keys = |hook: &Webhook| {
+        let mut k: Vec<String> = hook
+            .all()
+            .iter()
+            .map(|r| r.body["groupKey"].as_str().unwrap().to_string())
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&herald_hook), keys(&am_hook));
+    for path in [
+        "/api/v2/alerts",
+        "/api/v2/alerts?inhibited=false",
+        "/api/v2/alerts?active=false",
+        "/api/v2/alerts/groups",
+    ] {
+        let hv = normalise(get_json(&format!("{}{path}", herald.base)).await);
+        let av = normalise(get_json(&format!("{}{path}", am.base)).await);
+        assert_eq!(hv, av, "GET {path} differs");
+    }
+    let all = get_json(&format!("{}/api/v2/alerts", am.base)).await;
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["status"]["state"] == "suppressed"),
+        "{all}"
+    );
+
+    // The source resolves: its resolved notification, then Slow@a.
+    let resolved = json!([a("Disk", "critical", "a", "2024-05-01T11:00:00Z")]);
+    post_alerts(&herald.base, &resolved).await;
+    post_alerts(&am.base, &resolved).await;
+    wait_count(&am_hook, 5).await;
+    wait_count(&herald_hook, 5).await;
+    let later = |v: &[Received]| by_group(&v[3..]);
+    assert_eq!(later(&herald_hook.all()), later(&am_hook.all()));
+    assert_eq!(keys(&am_hook).len(), 5);
+}

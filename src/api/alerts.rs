@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{error_response, json_response, ApiState};
 use crate::app::App;
+use crate::dispatch::GroupView;
 use crate::gojson;
 use crate::matcher::{parse_matchers, Matchers};
 use crate::model::{
@@ -295,16 +296,13 @@ impl AlertQuery {
         self.filter.matches(&a.labels)
     }
 
-    /// Second half: the alert's state is one the flags ask for. An alert in
-    /// a group muted by a time interval is "suppressed" and listed unless
-    /// `muted=false`; any other alert is "active" (silences and inhibition
-    /// are not built yet).
-    fn wants_state(&self, muted: bool) -> bool {
-        if muted {
-            self.muted
-        } else {
-            self.active
-        }
+    /// Second half: the alert's state is one the flags ask for
+    /// (`active`, `inhibited`, `muted`; silences are not built yet).
+    fn wants(&self, s: &Suppression) -> bool {
+        let suppressed = s.inhibited_by.is_some() || !s.muted_by.is_empty();
+        !(!self.active && !suppressed
+            || !self.inhibited && s.inhibited_by.is_some()
+            || !self.muted && !s.muted_by.is_empty())
     }
 
     fn receiver_ok(&self, name: &str) -> bool {
@@ -312,9 +310,15 @@ impl AlertQuery {
     }
 }
 
+/// Why an alert is suppressed now, as its API `status` reports it.
+struct Suppression<'a> {
+    inhibited_by: Option<Fingerprint>,
+    muted_by: &'a [String],
+}
+
 /// Appends a `gettableAlert`, keys in go-swagger's order, written directly
 /// (not through serde) because large answers spend their time here.
-fn write_gettable(out: &mut Vec<u8>, a: &Alert, receivers: &[&str], muted_by: &[String]) {
+fn write_gettable(out: &mut Vec<u8>, a: &Alert, receivers: &[&str], status: &Suppression) {
     out.extend_from_slice(b"{\"annotations\":");
     a.annotations.write_json(out);
     out.extend_from_slice(b",\"endsAt\":");
@@ -332,19 +336,21 @@ fn write_gettable(out: &mut Vec<u8>, a: &Alert, receivers: &[&str], muted_by: &[
     }
     out.extend_from_slice(b"],\"startsAt\":");
     write_rfc3339_millis(out, a.starts_at);
-    // Every alert is "active" until silences and inhibition arrive.
-    out.extend_from_slice(b",\"status\":{\"inhibitedBy\":[],\"mutedBy\":[");
-    for (i, m) in muted_by.iter().enumerate() {
+    out.extend_from_slice(b",\"status\":{\"inhibitedBy\":[");
+    if let Some(fp) = status.inhibited_by {
+        out.push(b'"');
+        write_fingerprint(out, fp);
+        out.push(b'"');
+    }
+    out.extend_from_slice(b"],\"mutedBy\":[");
+    for (i, m) in status.muted_by.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         gojson::write_str(out, m);
     }
-    let state: &[u8] = if muted_by.is_empty() {
-        b"active"
-    } else {
-        b"suppressed"
-    };
+    let suppressed = status.inhibited_by.is_some() || !status.muted_by.is_empty();
+    let state: &[u8] = if suppressed { b"suppressed" } else { b"active" };
     out.extend_from_slice(b"],\"silencedBy\":[],\"state\":\"");
     out.extend_from_slice(state);
     out.extend_from_slice(b"\"},\"updatedAt\":");
@@ -463,10 +469,14 @@ pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
                 return false;
             }
             let muted_by = rt.dispatcher.muted_by(&routes, &a.labels);
-            if !q.wants_state(!muted_by.is_empty()) {
+            let status = Suppression {
+                inhibited_by: rt.inhibitor.inhibited_by(&a.labels, now),
+                muted_by: &muted_by,
+            };
+            if !q.wants(&status) {
                 return false;
             }
-            write_gettable(out, a, &receivers, &muted_by);
+            write_gettable(out, a, &receivers, &status);
             true
         })
     })
@@ -479,7 +489,30 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
         let mut groups = rt
             .dispatcher
             .groups(|r| q.receiver_ok(&r.opts.receiver), |a| q.accepts(a, now));
-        groups.retain(|g| q.wants_state(!g.muted_by.is_empty()));
+        // Each alert's inhibition, computed once; alerts the flags exclude
+        // are dropped, and groups left empty with them.
+        let mut inhibited: Vec<Vec<Option<Fingerprint>>> = Vec::with_capacity(groups.len());
+        groups.retain_mut(|g| {
+            let mut by = Vec::with_capacity(g.alerts.len());
+            g.alerts.retain(|a| {
+                let status = Suppression {
+                    inhibited_by: rt.inhibitor.inhibited_by(&a.labels, now),
+                    muted_by: &g.muted_by,
+                };
+                let keep = q.wants(&status);
+                if keep {
+                    by.push(status.inhibited_by);
+                }
+                keep
+            });
+            let keep = !g.alerts.is_empty();
+            if keep {
+                inhibited.push(by);
+            }
+            keep
+        });
+        let rendered: Vec<(&GroupView, &Vec<Option<Fingerprint>>)> =
+            groups.iter().zip(&inhibited).collect();
         // An alert lists every receiver whose groups hold it. Without any
         // `continue` in the tree an alert is in exactly one group, so the
         // index is only built when it can hold more.
@@ -502,13 +535,13 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
         for v in receivers.values_mut() {
             v.sort_unstable();
         }
-        render_parallel(&groups, |out, g| {
+        render_parallel(&rendered, |out, (g, inhibited)| {
             out.extend_from_slice(b"{\"alerts\":[");
-            for (j, a) in notification_order_indices(&g.alerts)
+            for (j, i) in notification_order_indices(&g.alerts)
                 .into_iter()
-                .map(|i| &g.alerts[i])
                 .enumerate()
             {
+                let a = &g.alerts[i];
                 if j > 0 {
                     out.push(b',');
                 }
@@ -521,7 +554,15 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
                 } else {
                     &own[..]
                 };
-                write_gettable(out, a, r, &g.muted_by);
+                write_gettable(
+                    out,
+                    a,
+                    r,
+                    &Suppression {
+                        inhibited_by: inhibited[i],
+                        muted_by: &g.muted_by,
+                    },
+                );
             }
             out.extend_from_slice(b"],\"labels\":");
             g.labels.write_json(out);

@@ -22,10 +22,11 @@ use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 pub use dedup::{hash_alert, needs_update, DedupStage, NotificationReason};
-pub use mute::{GroupMarker, TimeActiveStage, TimeIntervals, TimeMuteStage};
+pub use mute::{GroupMarker, InhibitStage, TimeActiveStage, TimeIntervals, TimeMuteStage};
 pub use retry::{RetryStage, SetNotifiesStage};
 
 use crate::config::LoadedConfig;
+use crate::inhibit::Inhibitor;
 use crate::metrics::Metrics;
 use crate::model::{Alert, LabelSet};
 use crate::nflog::{NotificationLog, ReceiverKey};
@@ -211,6 +212,7 @@ impl Pipeline {
         metrics: Arc<Metrics>,
         external_url: &str,
         retention: Duration,
+        inhibitor: Arc<Inhibitor>,
     ) -> Result<Pipeline, String> {
         let mut receivers: HashMap<String, Arc<dyn Stage>> = HashMap::new();
         // Top-level time_intervals and the deprecated mute_time_intervals
@@ -258,6 +260,9 @@ impl Pipeline {
             receivers.insert(
                 rc.name.clone(),
                 Arc::new(MultiStage(vec![
+                    Arc::new(InhibitStage {
+                        inhibitor: inhibitor.clone(),
+                    }),
                     Arc::new(TimeActiveStage {
                         intervals: intervals.clone(),
                     }),

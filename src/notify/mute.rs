@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 
 use super::{BoxFuture, NotifyCtx, NotifyError, Stage};
+use crate::inhibit::Inhibitor;
 use crate::model::Alert;
 use crate::timeinterval::TimeIntervalDef;
 
@@ -40,6 +41,26 @@ fn matching(intervals: &TimeIntervals, names: &[String], now: Timestamp) -> Vec<
         .filter(|n| intervals.get(n.as_str()).is_some_and(|ti| ti.contains(now)))
         .cloned()
         .collect()
+}
+
+/// Drops alerts that inhibit rules mute (`MuteStage` with the inhibitor).
+pub struct InhibitStage {
+    pub inhibitor: Arc<Inhibitor>,
+}
+
+impl Stage for InhibitStage {
+    fn exec<'a>(
+        &'a self,
+        ctx: &'a mut NotifyCtx,
+        mut alerts: Vec<Arc<Alert>>,
+    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
+        Box::pin(async move {
+            if !self.inhibitor.is_empty() {
+                alerts.retain(|a| self.inhibitor.inhibited_by(&a.labels, ctx.now).is_none());
+            }
+            Ok(alerts)
+        })
+    }
 }
 
 pub struct TimeActiveStage {
