@@ -16,7 +16,8 @@ use crate::inhibit::Inhibitor;
 use crate::metrics::Metrics;
 use crate::model::{Alert, Interner};
 use crate::nflog::{MemNotificationLog, NotificationLog};
-use crate::notify::Pipeline;
+use crate::notify::{Pipeline, PipelineDeps};
+use crate::silence::{Limits, Silences};
 use crate::store::AlertStore;
 
 /// Settings from the command line that the core needs.
@@ -27,6 +28,7 @@ pub struct Settings {
     pub retention: Duration,
     pub alerts_gc_interval: Duration,
     pub maintenance_interval: Duration,
+    pub silence_limits: Limits,
     /// `--enable-feature=classic-mode`: label names restricted to
     /// `[a-zA-Z_][a-zA-Z0-9_]*` as before Alertmanager 0.27.
     pub classic_mode: bool,
@@ -47,6 +49,7 @@ pub struct App {
     pub interner: Interner,
     pub metrics: Arc<Metrics>,
     pub nflog: Arc<dyn NotificationLog>,
+    pub silences: Arc<Silences>,
     runtime: ArcSwap<Runtime>,
     pub started: Timestamp,
     pub shutdown: CancellationToken,
@@ -67,6 +70,11 @@ impl App {
     pub fn start(settings: Settings, shutdown: CancellationToken) -> Result<Arc<App>, ReloadError> {
         let metrics = Arc::new(Metrics::new());
         let nflog: Arc<dyn NotificationLog> = Arc::new(MemNotificationLog::default());
+        let silences = Arc::new(Silences::new(
+            settings.retention,
+            settings.silence_limits,
+            None,
+        ));
         let config = match Config::load_file(&settings.config_file) {
             Ok(c) => c,
             Err(e) => {
@@ -74,7 +82,7 @@ impl App {
                 return Err(e.into());
             }
         };
-        let runtime = Self::build(&config, &settings, &nflog, &metrics, &shutdown)?;
+        let runtime = Self::build(&config, &settings, &nflog, &metrics, &silences, &shutdown)?;
         metrics.config_loaded(config.hash(), true);
         let app = Arc::new(App {
             settings,
@@ -82,6 +90,7 @@ impl App {
             interner: Interner::default(),
             metrics,
             nflog,
+            silences,
             runtime: ArcSwap::from_pointee(runtime),
             started: Timestamp::now(),
             shutdown,
@@ -96,19 +105,20 @@ impl App {
         settings: &Settings,
         nflog: &Arc<dyn NotificationLog>,
         metrics: &Arc<Metrics>,
+        silences: &Arc<Silences>,
         shutdown: &CancellationToken,
     ) -> Result<Runtime, ReloadError> {
         log_config_warnings(config, settings.retention);
         let inhibitor = Arc::new(Inhibitor::new(&config.config.inhibit_rules));
-        let pipeline = Pipeline::build(
-            config,
-            nflog.clone(),
-            metrics.clone(),
-            &settings.external_url,
-            settings.retention,
-            inhibitor.clone(),
-        )
-        .map_err(ReloadError::Build)?;
+        let deps = PipelineDeps {
+            nflog: nflog.clone(),
+            metrics: metrics.clone(),
+            external_url: settings.external_url.clone(),
+            retention: settings.retention,
+            inhibitor: inhibitor.clone(),
+            silences: silences.clone(),
+        };
+        let pipeline = Pipeline::build(config, &deps).map_err(ReloadError::Build)?;
         let route = Route::tree(config.root_route());
         let dispatcher = Dispatcher::new(
             route.clone(),
@@ -147,6 +157,7 @@ impl App {
                     &self.settings,
                     &self.nflog,
                     &self.metrics,
+                    &self.silences,
                     &self.shutdown,
                 )
             });
@@ -225,7 +236,11 @@ impl App {
             tick.tick().await;
             loop {
                 tokio::select! {
-                    _ = tick.tick() => app.metrics.nflog_gc(app.nflog.gc(Timestamp::now())),
+                    _ = tick.tick() => {
+                        let now = Timestamp::now();
+                        app.metrics.nflog_gc(app.nflog.gc(now));
+                        app.silences.gc(now);
+                    }
                     _ = app.shutdown.cancelled() => break,
                 }
             }

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod model;
 pub mod nflog;
 pub mod notify;
+pub mod silence;
 pub mod store;
 pub mod template;
 pub mod timeinterval;

@@ -101,6 +101,10 @@ async fn serve(cli: Cli) -> Result<(), String> {
         retention: cli.data_retention,
         alerts_gc_interval: cli.alerts_gc_interval,
         maintenance_interval: cli.data_maintenance_interval,
+        silence_limits: herald::silence::Limits {
+            max_silences: cli.silences_max_silences as usize,
+            max_silence_size_bytes: cli.silences_max_silence_size_bytes as usize,
+        },
         classic_mode: cli.enable_feature.iter().any(|f| f == "classic-mode"),
     };
     let shutdown = CancellationToken::new();

@@ -28,6 +28,7 @@ pub struct Metrics {
     notification_latency: Family<Labels, Histogram>,
     pub aggregation_groups: Gauge,
     alerts: Family<Labels, Gauge>,
+    silences: Family<Labels, Gauge>,
     config_hash: Gauge<f64, AtomicU64>,
     config_last_reload_successful: Gauge,
     config_last_reload_success_timestamp: Gauge<f64, AtomicU64>,
@@ -71,6 +72,7 @@ impl Metrics {
             notification_latency: Family::new_with_constructor(latency_histogram),
             aggregation_groups: Gauge::default(),
             alerts: Family::default(),
+            silences: Family::default(),
             config_hash: Gauge::default(),
             config_last_reload_successful: Gauge::default(),
             config_last_reload_success_timestamp: Gauge::default(),
@@ -150,6 +152,11 @@ impl Metrics {
             "alertmanager_http_response_size_bytes",
             "Histogram of response size for HTTP requests.",
             m.http_response_size.clone(),
+        );
+        r.register(
+            "alertmanager_silences",
+            "How many silences by state.",
+            m.silences.clone(),
         );
         r.register(
             "alertmanager_receivers",
@@ -303,6 +310,14 @@ impl Metrics {
         self.alerts
             .get_or_create(&l1("state", "unprocessed"))
             .set(unprocessed);
+    }
+
+    pub fn set_silence_counts(&self, counts: &[(crate::silence::SilenceState, usize)]) {
+        for (state, n) in counts {
+            self.silences
+                .get_or_create(&l1("state", state.as_str()))
+                .set(*n as i64);
+        }
     }
 
     pub fn config_loaded(&self, hash: f64, ok: bool) {

@@ -104,3 +104,76 @@ receivers:
         assert!(st.success(), "herald refuses {f}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn amtool_silences_round_trip() {
+    let cfg = "route:\n  receiver: r\n  group_wait: 1h\nreceivers:\n  - name: r\n";
+    let h = start_herald(cfg, &[]).await;
+    let url = format!("--alertmanager.url={}", h.base);
+    post_alerts(&h.base, &json!([{"labels": {"alertname": "Disk", "instance": "a"}}, {"labels": {"alertname": "Load"}}])).await;
+
+    let (ok, out) = amtool(&[
+        &url,
+        "silence",
+        "add",
+        "alertname=Disk",
+        "instance=~a|b",
+        "--comment=maintenance",
+        "--author=ops",
+        "--duration=2h",
+    ]);
+    assert!(ok, "{out}");
+    let id = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 36)
+        .unwrap_or_else(|| panic!("no id in {out}"))
+        .to_string();
+    let (ok, out) = amtool(&[&url, "silence", "query", "-q"]);
+    assert!(ok && out.contains(&id), "{out}");
+    let (ok, out) = amtool(&[&url, "silence", "query", "alertname=Disk"]);
+    assert!(
+        ok && out.contains("maintenance") && out.contains("ops"),
+        "{out}"
+    );
+    // The alert is silenced; `alert query` hides it unless asked (-s).
+    let (ok, out) = amtool(&[&url, "alert", "query"]);
+    assert!(ok && !out.contains("Disk") && out.contains("Load"), "{out}");
+    let (ok, out) = amtool(&[&url, "alert", "query", "-s", "alertname=Disk"]);
+    assert!(ok && out.contains("Disk"), "{out}");
+
+    // Export and re-import with --force: a new silence with the same matchers
+    // (without it, amtool posts the same id and the silence updates in place).
+    let (ok, exported) = amtool(&[&url, "silence", "query", "-o", "json"]);
+    assert!(ok, "{exported}");
+    let file = h.dir.path().join("silences.json");
+    let json_line = exported
+        .lines()
+        .find(|l| l.trim_start().starts_with('['))
+        .unwrap();
+    std::fs::write(&file, json_line).unwrap();
+    let (ok, out) = amtool(&[&url, "silence", "import", "--force", file.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let (ok, out) = amtool(&[&url, "silence", "query", "-q"]);
+    assert!(
+        ok && out.lines().filter(|l| l.trim().len() == 36).count() == 2,
+        "{out}"
+    );
+
+    // Update the comment in place: the id stays.
+    let (ok, out) = amtool(&[&url, "silence", "update", &id, "--comment=extended"]);
+    assert!(ok && out.contains(&id), "{out}");
+
+    // Expire both: nothing active, the first shows under -e.
+    let (_, ids) = amtool(&[&url, "silence", "query", "-q"]);
+    for sid in ids.lines().map(str::trim).filter(|l| l.len() == 36) {
+        let (ok, out) = amtool(&[&url, "silence", "expire", sid]);
+        assert!(ok, "{out}");
+    }
+    let (ok, out) = amtool(&[&url, "silence", "query", "-q"]);
+    assert!(ok && !out.lines().any(|l| l.trim().len() == 36), "{out}");
+    let (ok, out) = amtool(&[&url, "silence", "query", "--expired", "-q"]);
+    assert!(ok && out.contains(&id), "{out}");
+    let (ok, out) = amtool(&[&url, "alert", "query"]);
+    assert!(ok && out.contains("Disk"), "{out}");
+}

@@ -421,3 +421,93 @@ receivers:
     assert_eq!(later(&herald_hook.all()), later(&am_hook.all()));
     assert_eq!(keys(&am_hook).len(), 5);
 }
+
+/// Silence API: the same bad inputs get the same answers, and listed
+/// silences have the same shape and order.
+#[tokio::test(flavor = "multi_thread")]
+async fn silence_api_matches_alertmanager() {
+    let cfg = "route:\n  receiver: r\n  group_wait: 1h\nreceivers:\n  - name: r\n";
+    let herald = start_herald(cfg, &[]).await;
+    let am = start_alertmanager(cfg).await;
+    let client = reqwest::Client::new();
+    let now = jiff::Timestamp::now();
+    let at = |h: i64| {
+        now.checked_add(jiff::SignedDuration::from_hours(h))
+            .unwrap()
+            .to_string()
+    };
+    let m =
+        |name: &str, value: &str, re: bool| json!({"name": name, "value": value, "isRegex": re});
+    let sil = |matchers: Value, start: String, end: String| json!({"matchers": matchers, "startsAt": start, "endsAt": end, "createdBy": "diff", "comment": "c"});
+    let post = |base: String, body: Value| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .post(format!("{base}/api/v2/silences"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let exact = [
+        sil(json!([m("a", "b", false)]), at(2), at(1)),
+        sil(json!([m("a", "b", false)]), at(-3), at(-2)),
+        sil(json!([m("a", "", false)]), at(0), at(1)),
+        sil(json!([m("a", ".*", true)]), at(0), at(1)),
+        json!({"matchers": [m("a", "b", false)], "startsAt": at(0), "endsAt": at(1), "createdBy": "x"}),
+        {
+            let mut s = sil(json!([m("a", "b", false)]), at(0), at(1));
+            s["id"] = json!("6f6b7bde-3b0c-4d2e-9a4f-2f0c7c0e2a11");
+            s
+        },
+    ];
+    for body in exact {
+        let h = post(herald.base.clone(), body.clone()).await;
+        let a = post(am.base.clone(), body.clone()).await;
+        assert_eq!(h, a, "answers to {body} differ");
+    }
+    let bad_regex = sil(json!([m("a", "(", true)]), at(0), at(1));
+    assert_eq!(
+        post(herald.base.clone(), bad_regex.clone()).await.0,
+        post(am.base.clone(), bad_regex).await.0
+    );
+
+    for body in [
+        sil(
+            json!([m("alertname", "Disk", false), m("instance", "a|b", true)]),
+            at(0),
+            at(3),
+        ),
+        sil(json!([m("team", "ops", false)]), at(0), at(2)),
+        sil(json!([m("team", "db", false)]), at(5), at(6)),
+    ] {
+        assert_eq!(post(herald.base.clone(), body.clone()).await.0, 200);
+        assert_eq!(post(am.base.clone(), body).await.0, 200);
+    }
+    let norm = |v: Value| -> Value {
+        Value::Array(
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    let mut s = s.clone();
+                    let o = s.as_object_mut().unwrap();
+                    for k in ["id", "updatedAt", "startsAt", "endsAt"] {
+                        o.remove(k);
+                    }
+                    s
+                })
+                .collect(),
+        )
+    };
+    for path in [
+        "/api/v2/silences",
+        "/api/v2/silences?filter=team%3D%22ops%22",
+    ] {
+        let h = norm(get_json(&format!("{}{path}", herald.base)).await);
+        let a = norm(get_json(&format!("{}{path}", am.base)).await);
+        assert_eq!(h, a, "GET {path} differs");
+    }
+}

@@ -737,3 +737,78 @@ receivers:
     let groups = get_json(&format!("{}/api/v2/alerts/groups?muted=false", h.base)).await;
     assert_eq!(groups.as_array().unwrap().len(), 1, "{groups}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silences_mute_until_expired() {
+    let hook = Webhook::start().await;
+    let cfg = config(&hook, "", "").replace("group_interval: 2s", "group_interval: 1s");
+    let h = start_herald(&cfg, &[]).await;
+    let client = reqwest::Client::new();
+    let far = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(1))
+        .unwrap()
+        .to_string();
+    let sil = json!({"matchers": [{"name": "alertname", "value": "S", "isRegex": false}], "startsAt": jiff::Timestamp::now().to_string(), "endsAt": far, "createdBy": "e2e", "comment": "quiet"});
+    let r = client
+        .post(format!("{}/api/v2/silences", h.base))
+        .json(&sil)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let id = r.json::<Value>().await.unwrap()["silenceID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    post_alerts(&h.base, &json!([alert("S", "i1"), alert("T", "i1")])).await;
+    let first = hook.nth(1, T).await;
+    assert_eq!(first.body["groupLabels"]["alertname"], "T");
+    let alerts = get_json(&format!(
+        "{}/api/v2/alerts?filter=alertname%3D%22S%22",
+        h.base
+    ))
+    .await;
+    assert_eq!(alerts[0]["status"]["state"], "suppressed");
+    assert_eq!(alerts[0]["status"]["silencedBy"], json!([id]));
+    let hidden = get_json(&format!("{}/api/v2/alerts?silenced=false", h.base)).await;
+    assert_eq!(hidden.as_array().unwrap().len(), 1);
+    let metrics = get_text(&format!("{}/metrics", h.base)).await;
+    assert!(
+        metrics.contains(r#"alertmanager_silences{state="active"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"alertmanager_alerts{state="suppressed"} 1"#),
+        "{metrics}"
+    );
+
+    let r = client
+        .delete(format!("{}/api/v2/silence/{id}", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let got = get_json(&format!("{}/api/v2/silence/{id}", h.base)).await;
+    assert_eq!(got["status"]["state"], "expired");
+    let second = hook.nth(2, T).await;
+    assert_eq!(
+        second.body["groupLabels"]["alertname"], "S",
+        "released once the silence expired"
+    );
+    let r = client
+        .delete(format!(
+            "{}/api/v2/silence/00000000-0000-0000-0000-000000000000",
+            h.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = client
+        .get(format!("{}/api/v2/silence/not-a-uuid", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+}

@@ -110,6 +110,22 @@ def main():
                         check(f"GET {path} item", "receiver", r)
                 else:
                     check(f"GET {path}", ref, value)
+            now = time.time()
+            iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+            silence = {"matchers": [{"name": "alertname", "value": "A", "isRegex": False, "isEqual": True}],
+                       "startsAt": iso(now), "endsAt": iso(now + 3600), "createdBy": "check", "comment": "c"}
+            check("POST /silences body", "postableSilence", silence)
+            code, body = request("POST", f"{base}/silences", silence)
+            if code != 200:
+                failures.append(f"POST /silences answered {code}: {body!r}")
+            else:
+                sid = json.loads(body)["silenceID"]
+                code, body = request("GET", f"{base}/silences")
+                check("GET /silences", "gettableSilences", json.loads(body))
+                code, body = request("GET", f"{base}/silence/{sid}")
+                check("GET /silence/{id}", "gettableSilence", json.loads(body))
+                code, body = request("GET", base + "/alerts")
+                check("GET /alerts with a silence", "gettableAlerts", json.loads(body))
             code, body = request("POST", f"{base}/alerts", [{"labels": {"a": ""}}])
             if code != 400 or not isinstance(json.loads(body), str):
                 failures.append(f"invalid alert: expected 400 with a JSON string, got {code} {body!r}")

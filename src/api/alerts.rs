@@ -10,9 +10,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use regex::Regex;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::{error_response, json_response, ApiState};
+use super::{error_response, schema_error, ApiState};
 use crate::app::App;
 use crate::dispatch::GroupView;
 use crate::gojson;
@@ -138,18 +138,7 @@ pub async fn post_alerts(State(s): State<ApiState>, body: Bytes) -> Response {
     // Schema validation happens before the handler in Alertmanager: a
     // missing `labels` rejects the whole request with 422.
     if let Some(i) = posted.iter().position(|a| a.labels.is_none()) {
-        #[derive(Serialize)]
-        struct SchemaError {
-            code: u32,
-            message: String,
-        }
-        return json_response(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &SchemaError {
-                code: 602,
-                message: format!("{i}.labels in body is required"),
-            },
-        );
+        return schema_error(602, format!("{i}.labels in body is required"));
     }
     let app = &s.app;
     let now = Timestamp::now();
@@ -297,10 +286,10 @@ impl AlertQuery {
     }
 
     /// Second half: the alert's state is one the flags ask for
-    /// (`active`, `inhibited`, `muted`; silences are not built yet).
+    /// (`active`, `silenced`, `inhibited`, `muted`).
     fn wants(&self, s: &Suppression) -> bool {
-        let suppressed = s.inhibited_by.is_some() || !s.muted_by.is_empty();
-        !(!self.active && !suppressed
+        !(!self.active && !s.suppressed()
+            || !self.silenced && !s.silenced_by.is_empty()
             || !self.inhibited && s.inhibited_by.is_some()
             || !self.muted && !s.muted_by.is_empty())
     }
@@ -312,8 +301,15 @@ impl AlertQuery {
 
 /// Why an alert is suppressed now, as its API `status` reports it.
 struct Suppression<'a> {
+    silenced_by: Vec<String>,
     inhibited_by: Option<Fingerprint>,
     muted_by: &'a [String],
+}
+
+impl Suppression<'_> {
+    fn suppressed(&self) -> bool {
+        !self.silenced_by.is_empty() || self.inhibited_by.is_some() || !self.muted_by.is_empty()
+    }
 }
 
 /// Appends a `gettableAlert`, keys in go-swagger's order, written directly
@@ -349,9 +345,19 @@ fn write_gettable(out: &mut Vec<u8>, a: &Alert, receivers: &[&str], status: &Sup
         }
         gojson::write_str(out, m);
     }
-    let suppressed = status.inhibited_by.is_some() || !status.muted_by.is_empty();
-    let state: &[u8] = if suppressed { b"suppressed" } else { b"active" };
-    out.extend_from_slice(b"],\"silencedBy\":[],\"state\":\"");
+    out.extend_from_slice(b"],\"silencedBy\":[");
+    for (i, id) in status.silenced_by.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        gojson::write_str(out, id);
+    }
+    let state: &[u8] = if status.suppressed() {
+        b"suppressed"
+    } else {
+        b"active"
+    };
+    out.extend_from_slice(b"],\"state\":\"");
     out.extend_from_slice(state);
     out.extend_from_slice(b"\"},\"updatedAt\":");
     write_rfc3339_millis(out, a.updated_at);
@@ -470,6 +476,7 @@ pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
             }
             let muted_by = rt.dispatcher.muted_by(&routes, &a.labels);
             let status = Suppression {
+                silenced_by: app.silences.silenced_by(&a.labels, now),
                 inhibited_by: rt.inhibitor.inhibited_by(&a.labels, now),
                 muted_by: &muted_by,
             };
@@ -489,30 +496,32 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
         let mut groups = rt
             .dispatcher
             .groups(|r| q.receiver_ok(&r.opts.receiver), |a| q.accepts(a, now));
-        // Each alert's inhibition, computed once; alerts the flags exclude
+        // Each alert's silences and inhibition, computed once; alerts the flags exclude
         // are dropped, and groups left empty with them.
-        let mut inhibited: Vec<Vec<Option<Fingerprint>>> = Vec::with_capacity(groups.len());
+        let mut statuses: Vec<Vec<(Vec<String>, Option<Fingerprint>)>> =
+            Vec::with_capacity(groups.len());
         groups.retain_mut(|g| {
             let mut by = Vec::with_capacity(g.alerts.len());
             g.alerts.retain(|a| {
                 let status = Suppression {
+                    silenced_by: app.silences.silenced_by(&a.labels, now),
                     inhibited_by: rt.inhibitor.inhibited_by(&a.labels, now),
                     muted_by: &g.muted_by,
                 };
                 let keep = q.wants(&status);
                 if keep {
-                    by.push(status.inhibited_by);
+                    by.push((status.silenced_by, status.inhibited_by));
                 }
                 keep
             });
             let keep = !g.alerts.is_empty();
             if keep {
-                inhibited.push(by);
+                statuses.push(by);
             }
             keep
         });
-        let rendered: Vec<(&GroupView, &Vec<Option<Fingerprint>>)> =
-            groups.iter().zip(&inhibited).collect();
+        let rendered: Vec<(&GroupView, &Vec<(Vec<String>, Option<Fingerprint>)>)> =
+            groups.iter().zip(&statuses).collect();
         // An alert lists every receiver whose groups hold it. Without any
         // `continue` in the tree an alert is in exactly one group, so the
         // index is only built when it can hold more.
@@ -535,7 +544,7 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
         for v in receivers.values_mut() {
             v.sort_unstable();
         }
-        render_parallel(&rendered, |out, (g, inhibited)| {
+        render_parallel(&rendered, |out, (g, statuses)| {
             out.extend_from_slice(b"{\"alerts\":[");
             for (j, i) in notification_order_indices(&g.alerts)
                 .into_iter()
@@ -559,7 +568,8 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
                     a,
                     r,
                     &Suppression {
-                        inhibited_by: inhibited[i],
+                        silenced_by: statuses[i].0.clone(),
+                        inhibited_by: statuses[i].1,
                         muted_by: &g.muted_by,
                     },
                 );

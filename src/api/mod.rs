@@ -4,6 +4,7 @@
 //! see what Alertmanager would send.
 
 mod alerts;
+mod silences;
 mod status;
 
 use std::sync::Arc;
@@ -46,6 +47,27 @@ pub(crate) fn json_response<T: serde::Serialize + ?Sized>(code: StatusCode, v: &
         .into_response()
 }
 
+/// go-swagger's answer when a request breaks the schema (422, checked before
+/// Alertmanager's handler runs); unlike handler answers it has no trailing
+/// newline.
+pub(crate) fn schema_error(code: u32, message: String) -> Response {
+    #[derive(serde::Serialize)]
+    struct Body {
+        code: u32,
+        message: String,
+    }
+    let body = crate::gojson::to_vec(&Body { code, message });
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 /// API v2 error bodies are a bare JSON string.
 pub(crate) fn error_response(code: StatusCode, msg: &str) -> Response {
     json_response(code, msg)
@@ -67,6 +89,14 @@ pub fn router(
         .route("/alerts/groups", get(alerts::get_groups))
         .route("/status", get(status::get_status))
         .route("/receivers", get(status::get_receivers))
+        .route(
+            "/silences",
+            get(silences::get_silences).post(silences::post_silences),
+        )
+        .route(
+            "/silence/{id}",
+            get(silences::get_silence).delete(silences::delete_silence),
+        )
         .layer(middleware::from_fn(api_headers))
         // Alertmanager reads request bodies without a limit; axum's default
         // of 2 MiB would refuse a 3000-alert batch from a script.
@@ -116,17 +146,30 @@ async fn ui_placeholder(State(s): State<ApiState>) -> Response {
 }
 
 async fn metrics(State(s): State<ApiState>) -> Response {
+    // Alert counts are computed at scrape time, like Alertmanager's
+    // collector: suppressed means silenced or inhibited now.
     let rt = s.app.runtime();
-    let _ = rt; // alert counts are computed at scrape time, like Alertmanager's collector
     let now = jiff::Timestamp::now();
-    let active = s
+    let (mut active, mut suppressed) = (0i64, 0i64);
+    for a in s
         .app
         .store
         .snapshot()
         .iter()
         .filter(|a| !a.resolved_at(now))
-        .count() as i64;
-    s.app.metrics.set_alert_counts(active, 0, 0);
+    {
+        if !s.app.silences.silenced_by(&a.labels, now).is_empty()
+            || rt.inhibitor.inhibited_by(&a.labels, now).is_some()
+        {
+            suppressed += 1;
+        } else {
+            active += 1;
+        }
+    }
+    s.app.metrics.set_alert_counts(active, suppressed, 0);
+    s.app
+        .metrics
+        .set_silence_counts(&s.app.silences.count_by_state(now));
     (
         StatusCode::OK,
         [(

@@ -22,7 +22,9 @@ use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 pub use dedup::{hash_alert, needs_update, DedupStage, NotificationReason};
-pub use mute::{GroupMarker, InhibitStage, TimeActiveStage, TimeIntervals, TimeMuteStage};
+pub use mute::{
+    GroupMarker, InhibitStage, SilenceStage, TimeActiveStage, TimeIntervals, TimeMuteStage,
+};
 pub use retry::{RetryStage, SetNotifiesStage};
 
 use crate::config::LoadedConfig;
@@ -30,6 +32,7 @@ use crate::inhibit::Inhibitor;
 use crate::metrics::Metrics;
 use crate::model::{Alert, LabelSet};
 use crate::nflog::{NotificationLog, ReceiverKey};
+use crate::silence::Silences;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -198,6 +201,17 @@ impl Stage for FanoutStage {
     }
 }
 
+/// What the stages of a pipeline share with the rest of Herald.
+pub struct PipelineDeps {
+    pub nflog: Arc<dyn NotificationLog>,
+    pub metrics: Arc<Metrics>,
+    pub external_url: String,
+    /// `--data.retention`, capping notification-log entries.
+    pub retention: Duration,
+    pub inhibitor: Arc<Inhibitor>,
+    pub silences: Arc<Silences>,
+}
+
 /// The notification stages of every receiver that a route uses.
 pub struct Pipeline {
     receivers: HashMap<String, Arc<dyn Stage>>,
@@ -206,14 +220,16 @@ pub struct Pipeline {
 impl Pipeline {
     /// Builds the integrations of every receiver in the config and wraps them
     /// in their stages.
-    pub fn build(
-        config: &LoadedConfig,
-        nflog: Arc<dyn NotificationLog>,
-        metrics: Arc<Metrics>,
-        external_url: &str,
-        retention: Duration,
-        inhibitor: Arc<Inhibitor>,
-    ) -> Result<Pipeline, String> {
+    pub fn build(config: &LoadedConfig, deps: &PipelineDeps) -> Result<Pipeline, String> {
+        let PipelineDeps {
+            nflog,
+            metrics,
+            external_url,
+            retention,
+            inhibitor,
+            silences,
+        } = deps;
+        let retention = *retention;
         let mut receivers: HashMap<String, Arc<dyn Stage>> = HashMap::new();
         // Top-level time_intervals and the deprecated mute_time_intervals
         // share one namespace (names are unique across both).
@@ -268,6 +284,9 @@ impl Pipeline {
                     }),
                     Arc::new(TimeMuteStage {
                         intervals: intervals.clone(),
+                    }),
+                    Arc::new(SilenceStage {
+                        silences: silences.clone(),
                     }),
                     Arc::new(FanoutStage(per_integration)),
                 ])),

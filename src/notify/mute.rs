@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use super::{BoxFuture, NotifyCtx, NotifyError, Stage};
 use crate::inhibit::Inhibitor;
 use crate::model::Alert;
+use crate::silence::Silences;
 use crate::timeinterval::TimeIntervalDef;
 
 /// Per aggregation group: the time intervals that muted its last flush.
@@ -57,6 +58,26 @@ impl Stage for InhibitStage {
         Box::pin(async move {
             if !self.inhibitor.is_empty() {
                 alerts.retain(|a| self.inhibitor.inhibited_by(&a.labels, ctx.now).is_none());
+            }
+            Ok(alerts)
+        })
+    }
+}
+
+/// Drops alerts an active silence matches (`MuteStage` with the silencer).
+pub struct SilenceStage {
+    pub silences: Arc<Silences>,
+}
+
+impl Stage for SilenceStage {
+    fn exec<'a>(
+        &'a self,
+        ctx: &'a mut NotifyCtx,
+        mut alerts: Vec<Arc<Alert>>,
+    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
+        Box::pin(async move {
+            if !self.silences.is_empty() {
+                alerts.retain(|a| self.silences.silenced_by(&a.labels, ctx.now).is_empty());
             }
             Ok(alerts)
         })

@@ -1,0 +1,518 @@
+//! Silences (`silence/silence.go`): operator-created mutes with matchers and
+//! a time range. Alertmanager's rules for creating, updating in place,
+//! replacing and expiring them are kept exactly, because amtool and UIs
+//! depend on which id comes back.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::matcher::{MatchType, Matcher, Matchers};
+use crate::model::LabelSet;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SilenceState {
+    Active,
+    Pending,
+    Expired,
+}
+
+impl SilenceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SilenceState::Active => "active",
+            SilenceState::Pending => "pending",
+            SilenceState::Expired => "expired",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Silence {
+    pub id: String,
+    pub matchers: Matchers,
+    pub starts_at: Timestamp,
+    pub ends_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub created_by: String,
+    pub comment: String,
+}
+
+impl Silence {
+    /// `getState`: pending before the start, expired after the end.
+    pub fn state(&self, now: Timestamp) -> SilenceState {
+        if now < self.starts_at {
+            SilenceState::Pending
+        } else if now > self.ends_at {
+            SilenceState::Expired
+        } else {
+            SilenceState::Active
+        }
+    }
+
+    pub fn matches(&self, labels: &LabelSet) -> bool {
+        self.matchers.matches(labels)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SilenceError {
+    #[error("silence not found")]
+    NotFound,
+    #[error("silence invalid: {0}")]
+    Invalid(String),
+    #[error("exceeded maximum number of silences: {count} (limit: {limit})")]
+    TooMany { count: usize, limit: usize },
+    #[error("silence exceeded maximum size: {size} bytes (limit: {limit} bytes)")]
+    TooLarge { size: usize, limit: usize },
+}
+
+/// Where silences go when they change: the durable store (and, with
+/// clustering, the gossip). The in-memory map is the read path.
+pub trait SilenceSink: Send + Sync {
+    fn write(&self, silence: &Silence, expires_at: Timestamp) -> Result<(), String>;
+    fn delete(&self, id: &str) -> Result<(), String>;
+}
+
+/// Limits from `--silences.max-silences` and `--silences.max-silence-size-bytes`
+/// (0 = none).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Limits {
+    pub max_silences: usize,
+    pub max_silence_size_bytes: usize,
+}
+
+pub struct Silences {
+    by_id: Mutex<HashMap<String, Arc<Silence>>>,
+    retention: Duration,
+    limits: Limits,
+    sink: Option<Arc<dyn SilenceSink>>,
+}
+
+/// `validateSilence`.
+fn validate(s: &Silence) -> Result<(), String> {
+    if s.matchers.0.is_empty() {
+        return Err("at least one matcher required".into());
+    }
+    if s.matchers.0.iter().all(|m| m.matches("")) {
+        return Err("at least one matcher must not match the empty string".into());
+    }
+    if s.ends_at < s.starts_at {
+        return Err("end time must not be before start time".into());
+    }
+    Ok(())
+}
+
+/// `canUpdate`: an update keeps the id only if the matchers are unchanged
+/// and the time change is one the current state allows.
+fn can_update(old: &Silence, new: &Silence, now: Timestamp) -> bool {
+    if old.matchers != new.matchers {
+        return false;
+    }
+    match old.state(now) {
+        SilenceState::Active => {
+            old.starts_at.as_second() == new.starts_at.as_second() && new.ends_at >= now
+        }
+        SilenceState::Pending => new.starts_at >= now,
+        SilenceState::Expired => false,
+    }
+}
+
+/// An approximation of the protobuf size Alertmanager limits.
+fn encoded_size(s: &Silence) -> usize {
+    s.id.len()
+        + s.created_by.len()
+        + s.comment.len()
+        + 64
+        + s.matchers
+            .0
+            .iter()
+            .map(|m| m.name.len() + m.value.len() + 8)
+            .sum::<usize>()
+}
+
+impl Silences {
+    pub fn new(
+        retention: Duration,
+        limits: Limits,
+        sink: Option<Arc<dyn SilenceSink>>,
+    ) -> Silences {
+        Silences {
+            by_id: Mutex::new(HashMap::new()),
+            retention,
+            limits,
+            sink,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Silence>>> {
+        self.by_id.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Restores silences read from storage at startup.
+    pub fn load(&self, silences: impl IntoIterator<Item = Silence>) {
+        let mut map = self.lock();
+        for s in silences {
+            map.insert(s.id.clone(), Arc::new(s));
+        }
+    }
+
+    /// Writes through to the sink first: a silence the API acknowledges is
+    /// on disk.
+    fn store(
+        &self,
+        map: &mut HashMap<String, Arc<Silence>>,
+        s: Silence,
+    ) -> Result<(), SilenceError> {
+        if let Some(sink) = &self.sink {
+            let expires = s.ends_at.checked_add(self.retention).unwrap_or(s.ends_at);
+            sink.write(&s, expires).map_err(SilenceError::Invalid)?;
+        }
+        map.insert(s.id.clone(), Arc::new(s));
+        Ok(())
+    }
+
+    /// `Silences.Set`: creates a silence (empty id), updates one in place, or
+    /// replaces it with a new id (expiring the old one) when the change is
+    /// not allowed in place. Returns the id the silence now has.
+    pub fn set(&self, mut s: Silence, now: Timestamp) -> Result<String, SilenceError> {
+        let mut map = self.lock();
+        let prev = if s.id.is_empty() {
+            None
+        } else {
+            Some(map.get(&s.id).cloned().ok_or(SilenceError::NotFound)?)
+        };
+        if let Some(prev) = &prev {
+            if can_update(prev, &s, now) {
+                s.updated_at = now;
+                validate(&s).map_err(SilenceError::Invalid)?;
+                self.check_size(&s)?;
+                self.store(&mut map, s.clone())?;
+                return Ok(s.id);
+            }
+        }
+        s.updated_at = now;
+        if s.starts_at < now {
+            s.starts_at = now;
+        }
+        validate(&s).map_err(SilenceError::Invalid)?;
+        self.check_size(&s)?;
+        if self.limits.max_silences > 0 {
+            let live = map
+                .values()
+                .filter(|x| x.state(now) != SilenceState::Expired)
+                .count();
+            if live >= self.limits.max_silences {
+                return Err(SilenceError::TooMany {
+                    count: live,
+                    limit: self.limits.max_silences,
+                });
+            }
+        }
+        if let Some(prev) = prev {
+            if prev.state(now) != SilenceState::Expired {
+                let expired = expired_copy(&prev, now);
+                self.store(&mut map, expired)?;
+            }
+        }
+        s.id = uuid::Uuid::new_v4().to_string();
+        let id = s.id.clone();
+        self.store(&mut map, s)?;
+        Ok(id)
+    }
+
+    fn check_size(&self, s: &Silence) -> Result<(), SilenceError> {
+        let size = encoded_size(s);
+        if self.limits.max_silence_size_bytes > 0 && size > self.limits.max_silence_size_bytes {
+            return Err(SilenceError::TooLarge {
+                size,
+                limit: self.limits.max_silence_size_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// `Silences.Expire`: ends an active silence now; a pending one gets
+    /// start and end now; an expired one is left alone.
+    pub fn expire(&self, id: &str, now: Timestamp) -> Result<(), SilenceError> {
+        let mut map = self.lock();
+        let s = map.get(id).cloned().ok_or(SilenceError::NotFound)?;
+        if s.state(now) == SilenceState::Expired {
+            return Ok(());
+        }
+        self.store(&mut map, expired_copy(&s, now))
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Silence>> {
+        self.lock().get(id).cloned()
+    }
+
+    pub fn list(&self) -> Vec<Arc<Silence>> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// The ids of the active silences that match `labels`, sorted.
+    pub fn silenced_by(&self, labels: &LabelSet, now: Timestamp) -> Vec<String> {
+        let map = self.lock();
+        let mut ids: Vec<String> = map
+            .values()
+            .filter(|s| s.state(now) == SilenceState::Active && s.matches(labels))
+            .map(|s| s.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Removes silences whose retention after their end has passed.
+    pub fn gc(&self, now: Timestamp) -> usize {
+        let mut map = self.lock();
+        let retention = self.retention;
+        let dead: Vec<String> = map
+            .values()
+            .filter(|s| s.ends_at.checked_add(retention).is_ok_and(|t| t < now))
+            .map(|s| s.id.clone())
+            .collect();
+        for id in &dead {
+            if let Some(sink) = &self.sink {
+                if let Err(e) = sink.delete(id) {
+                    tracing::error!(id = %id, err = %e, "removing an expired silence from storage failed");
+                    continue;
+                }
+            }
+            map.remove(id);
+        }
+        dead.len()
+    }
+
+    pub fn count_by_state(&self, now: Timestamp) -> [(SilenceState, usize); 3] {
+        let map = self.lock();
+        let mut c = [0usize; 3];
+        for s in map.values() {
+            c[s.state(now) as usize] += 1;
+        }
+        [
+            (SilenceState::Active, c[0]),
+            (SilenceState::Pending, c[1]),
+            (SilenceState::Expired, c[2]),
+        ]
+    }
+}
+
+fn expired_copy(s: &Silence, now: Timestamp) -> Silence {
+    let mut e = s.clone();
+    if s.state(now) == SilenceState::Pending {
+        e.starts_at = now;
+    }
+    e.ends_at = now;
+    e.updated_at = now;
+    e
+}
+
+/// Builds a matcher from the API's `name`, `value`, `isRegex`, `isEqual`.
+pub fn api_matcher(
+    name: &str,
+    value: &str,
+    is_regex: bool,
+    is_equal: bool,
+) -> Result<Matcher, String> {
+    let kind = match (is_equal, is_regex) {
+        (true, false) => MatchType::Equal,
+        (false, false) => MatchType::NotEqual,
+        (true, true) => MatchType::Regexp,
+        (false, true) => MatchType::NotRegexp,
+    };
+    if name.is_empty() {
+        return Err("invalid label name \"\"".into());
+    }
+    Matcher::new(kind, name, value).map_err(|e| e.to_string())
+}
+
+/// `CheckSilenceMatchesFilterLabels`: API filters are matched against the
+/// silence's own matchers (name → value), not against alerts.
+pub fn matches_filter(s: &Silence, filter: &Matchers) -> bool {
+    let own: HashMap<&str, &str> = s
+        .matchers
+        .0
+        .iter()
+        .map(|m| (m.name.as_ref(), m.value.as_ref()))
+        .collect();
+    filter.0.iter().all(|m| {
+        let v = own.get(m.name.as_ref());
+        let negative = matches!(m.kind, MatchType::NotEqual | MatchType::NotRegexp);
+        if m.value.is_empty() && (v.is_some() == negative) {
+            return true;
+        }
+        m.matches(v.copied().unwrap_or(""))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::parse_matchers;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(s).unwrap()
+    }
+
+    fn sil(matchers: &str, start: i64, end: i64) -> Silence {
+        Silence {
+            id: String::new(),
+            matchers: Matchers(parse_matchers(matchers).unwrap()),
+            starts_at: t(start),
+            ends_at: t(end),
+            updated_at: t(0),
+            created_by: "me".into(),
+            comment: "c".into(),
+        }
+    }
+
+    fn silences() -> Silences {
+        Silences::new(Duration::from_secs(100), Limits::default(), None)
+    }
+
+    #[test]
+    fn states() {
+        let s = sil("a=b", 100, 200);
+        assert_eq!(s.state(t(50)), SilenceState::Pending);
+        assert_eq!(s.state(t(100)), SilenceState::Active);
+        assert_eq!(s.state(t(200)), SilenceState::Active);
+        assert_eq!(s.state(t(201)), SilenceState::Expired);
+    }
+
+    #[test]
+    fn create_moves_start_to_now_and_validates() {
+        let ss = silences();
+        let id = ss.set(sil("a=b", 10, 200), t(100)).unwrap();
+        assert_eq!(ss.get(&id).unwrap().starts_at, t(100));
+        assert!(
+            matches!(ss.set(sil("a=~.*", 100, 200), t(100)), Err(SilenceError::Invalid(m)) if m.contains("empty string"))
+        );
+        assert!(matches!(
+            ss.set(sil("a=\"\"", 100, 200), t(100)),
+            Err(SilenceError::Invalid(_))
+        ));
+        let mut unknown = sil("a=b", 100, 200);
+        unknown.id = "nope".into();
+        assert_eq!(ss.set(unknown, t(100)), Err(SilenceError::NotFound));
+    }
+
+    #[test]
+    fn update_in_place_or_replace() {
+        let ss = silences();
+        let id = ss.set(sil("a=b", 100, 200), t(100)).unwrap();
+        // Active: extending the end keeps the id.
+        let mut upd = (*ss.get(&id).unwrap()).clone();
+        upd.ends_at = t(300);
+        assert_eq!(ss.set(upd.clone(), t(150)).unwrap(), id);
+        assert_eq!(ss.get(&id).unwrap().ends_at, t(300));
+        // Changing matchers gives a new id and expires the old silence.
+        let mut changed = upd.clone();
+        changed.matchers = Matchers(parse_matchers("a=c").unwrap());
+        let new_id = ss.set(changed, t(160)).unwrap();
+        assert_ne!(new_id, id);
+        assert_eq!(ss.get(&id).unwrap().state(t(161)), SilenceState::Expired);
+        assert_eq!(ss.get(&new_id).unwrap().state(t(161)), SilenceState::Active);
+        // Changing the start of an active silence also replaces it.
+        let mut moved = (*ss.get(&new_id).unwrap()).clone();
+        moved.starts_at = t(170);
+        let third = ss.set(moved, t(165)).unwrap();
+        assert_ne!(third, new_id);
+        // A pending silence may move its start as long as it stays in the future.
+        let pid = ss.set(sil("x=y", 500, 600), t(165)).unwrap();
+        let mut p = (*ss.get(&pid).unwrap()).clone();
+        p.starts_at = t(550);
+        assert_eq!(ss.set(p, t(170)).unwrap(), pid);
+        // An expired silence is never updated in place.
+        let mut e = (*ss.get(&id).unwrap()).clone();
+        e.ends_at = t(900);
+        assert_ne!(ss.set(e, t(200)).unwrap(), id);
+    }
+
+    #[test]
+    fn expire_rules() {
+        let ss = silences();
+        let active = ss.set(sil("a=b", 100, 200), t(100)).unwrap();
+        let pending = ss.set(sil("a=c", 500, 600), t(100)).unwrap();
+        ss.expire(&active, t(150)).unwrap();
+        assert_eq!(ss.get(&active).unwrap().ends_at, t(150));
+        ss.expire(&pending, t(150)).unwrap();
+        let p = ss.get(&pending).unwrap();
+        assert_eq!((p.starts_at, p.ends_at), (t(150), t(150)));
+        assert_eq!(ss.expire("nope", t(150)), Err(SilenceError::NotFound));
+        ss.expire(&active, t(160)).unwrap();
+        assert_eq!(
+            ss.get(&active).unwrap().ends_at,
+            t(150),
+            "expiring twice changes nothing"
+        );
+    }
+
+    #[test]
+    fn silencing_and_gc() {
+        let ss = silences();
+        let id = ss
+            .set(sil("alertname=Disk,instance=~\"a|b\"", 100, 200), t(100))
+            .unwrap();
+        let labels = LabelSet::from_strs([("alertname", "Disk"), ("instance", "b")]);
+        assert_eq!(ss.silenced_by(&labels, t(150)), vec![id.clone()]);
+        assert!(ss.silenced_by(&labels, t(250)).is_empty(), "expired");
+        assert!(ss
+            .silenced_by(
+                &LabelSet::from_strs([("alertname", "Disk"), ("instance", "c")]),
+                t(150)
+            )
+            .is_empty());
+        assert_eq!(ss.gc(t(300)), 0, "kept for the retention after its end");
+        assert_eq!(ss.gc(t(301)), 1);
+        assert!(ss.is_empty());
+    }
+
+    #[test]
+    fn limits() {
+        let ss = Silences::new(
+            Duration::from_secs(100),
+            Limits {
+                max_silences: 1,
+                max_silence_size_bytes: 0,
+            },
+            None,
+        );
+        ss.set(sil("a=b", 100, 200), t(100)).unwrap();
+        assert!(matches!(
+            ss.set(sil("a=c", 100, 200), t(100)),
+            Err(SilenceError::TooMany { .. })
+        ));
+        let ss = Silences::new(
+            Duration::from_secs(100),
+            Limits {
+                max_silences: 0,
+                max_silence_size_bytes: 50,
+            },
+            None,
+        );
+        let mut big = sil("a=b", 100, 200);
+        big.comment = "x".repeat(100);
+        assert!(matches!(
+            ss.set(big, t(100)),
+            Err(SilenceError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn filters_match_silence_matchers() {
+        let s = sil("alertname=Disk,team!=ops", 100, 200);
+        let f = |q: &str| matches_filter(&s, &Matchers(parse_matchers(q).unwrap()));
+        assert!(f("alertname=Disk"));
+        assert!(!f("alertname=Load"));
+        assert!(f("severity=\"\""), "absent name, empty value");
+        assert!(!f("severity=critical"));
+        assert!(f("team=ops"), "the filter compares values, not operators");
+    }
+}
