@@ -15,15 +15,18 @@ use crate::dispatch::{Dispatcher, Route};
 use crate::inhibit::Inhibitor;
 use crate::metrics::Metrics;
 use crate::model::{Alert, Interner};
-use crate::nflog::{MemNotificationLog, NotificationLog};
+use crate::nflog::NotificationLog;
 use crate::notify::{Pipeline, PipelineDeps};
 use crate::silence::{Limits, Silences};
+use crate::storage::{restore_alert, DurableNotificationLog, Storage, StorageError};
 use crate::store::AlertStore;
 
 /// Settings from the command line that the core needs.
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub config_file: PathBuf,
+    /// `--storage.path`: where the SQLite database lives.
+    pub storage_path: PathBuf,
     pub external_url: String,
     pub retention: Duration,
     pub alerts_gc_interval: Duration,
@@ -47,6 +50,7 @@ pub struct App {
     pub store: AlertStore,
     /// Label strings shared by all stored alerts.
     pub interner: Interner,
+    pub storage: Storage,
     pub metrics: Arc<Metrics>,
     pub nflog: Arc<dyn NotificationLog>,
     pub silences: Arc<Silences>,
@@ -62,6 +66,8 @@ pub enum ReloadError {
     Config(#[from] ConfigError),
     #[error("{0}")]
     Build(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 impl App {
@@ -69,12 +75,6 @@ impl App {
     /// not start) on a bad config, as Alertmanager does.
     pub fn start(settings: Settings, shutdown: CancellationToken) -> Result<Arc<App>, ReloadError> {
         let metrics = Arc::new(Metrics::new());
-        let nflog: Arc<dyn NotificationLog> = Arc::new(MemNotificationLog::default());
-        let silences = Arc::new(Silences::new(
-            settings.retention,
-            settings.silence_limits,
-            None,
-        ));
         let config = match Config::load_file(&settings.config_file) {
             Ok(c) => c,
             Err(e) => {
@@ -82,12 +82,22 @@ impl App {
                 return Err(e.into());
             }
         };
+        let (storage, loaded) = Storage::open(&settings.storage_path)?;
+        let nflog: Arc<dyn NotificationLog> =
+            Arc::new(DurableNotificationLog::new(storage.clone(), loaded.nflog));
+        let silences = Arc::new(Silences::new(
+            settings.retention,
+            settings.silence_limits,
+            Some(Arc::new(storage.clone())),
+        ));
+        silences.load(loaded.silences);
         let runtime = Self::build(&config, &settings, &nflog, &metrics, &silences, &shutdown)?;
         metrics.config_loaded(config.hash(), true);
         let app = Arc::new(App {
             settings,
             store: AlertStore::default(),
             interner: Interner::default(),
+            storage,
             metrics,
             nflog,
             silences,
@@ -96,8 +106,30 @@ impl App {
             shutdown,
             reload_lock: tokio::sync::Mutex::new(()),
         });
+        app.restore_alerts(loaded.alerts);
         app.clone().spawn_maintenance();
         Ok(app)
+    }
+
+    /// Puts the alerts from the database back: store, inhibitor, then
+    /// dispatcher (old alerts flush at once, and the restored notification
+    /// log keeps that flush from repeating what was already sent).
+    fn restore_alerts(&self, alerts: Vec<Alert>) {
+        let now = Timestamp::now();
+        let rt = self.runtime.load();
+        let stored: Vec<Arc<Alert>> = alerts
+            .into_iter()
+            .map(|a| self.store.put(restore_alert(a, &self.interner), now).alert)
+            .collect();
+        for a in &stored {
+            rt.inhibitor.observe(a);
+        }
+        for a in &stored {
+            rt.dispatcher.insert(a);
+        }
+        if !stored.is_empty() {
+            tracing::info!(alerts = stored.len(), db = %self.storage.path().display(), "Restored alerts");
+        }
     }
 
     fn build(
@@ -195,11 +227,14 @@ impl App {
 
     /// Stores an alert (its strings already taken from `self.interner`) and
     /// hands it to the dispatcher.
-    pub fn put_alert(&self, alert: Alert, now: Timestamp) {
+    /// The caller makes it durable (`Storage::put_alerts`) before it
+    /// acknowledges the alert.
+    pub fn put_alert(&self, alert: Alert, now: Timestamp) -> Arc<Alert> {
         let stored = self.store.put(alert, now);
         let rt = self.runtime.load();
         rt.inhibitor.observe(&stored.alert);
         rt.dispatcher.insert(&stored.alert);
+        stored.alert
     }
 
     /// Background upkeep: alert GC and notification-log GC, each on its own
@@ -217,7 +252,7 @@ impl App {
                 tokio::select! {
                     _ = tick.tick() => {
                         let now = Timestamp::now();
-                        drop(app.store.gc(now));
+                        app.storage.delete_alerts(&app.store.gc(now));
                         app.runtime().inhibitor.gc(now);
                         let strings = app.interner.gc();
                         tracing::debug!(strings, "alert GC");

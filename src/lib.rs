@@ -18,6 +18,7 @@ pub mod model;
 pub mod nflog;
 pub mod notify;
 pub mod silence;
+pub mod storage;
 pub mod store;
 pub mod template;
 pub mod timeinterval;

@@ -97,6 +97,7 @@ async fn serve(cli: Cli) -> Result<(), String> {
         external_url_and_prefix(&cli.web_external_url, &cli.web_route_prefix, &first_listen)?;
     let settings = Settings {
         config_file: cli.config_file.clone().into(),
+        storage_path: cli.storage_path.clone().into(),
         external_url,
         retention: cli.data_retention,
         alerts_gc_interval: cli.alerts_gc_interval,

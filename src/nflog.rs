@@ -62,8 +62,21 @@ pub struct MemNotificationLog {
     entries: Mutex<HashMap<String, Entry>>,
 }
 
-fn state_key(group_key: &str, r: &ReceiverKey) -> String {
+/// `<groupKey>:<receiver>/<integration>/<index>`, Alertmanager's nflog key.
+pub fn state_key(group_key: &str, r: &ReceiverKey) -> String {
     format!("{group_key}:{}", r.id())
+}
+
+impl MemNotificationLog {
+    /// Puts back entries read from storage at startup.
+    pub fn restore(&self, entries: Vec<(String, Entry)>) {
+        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, mut e) in entries {
+            e.firing.sort_unstable();
+            e.resolved.sort_unstable();
+            map.insert(key, e);
+        }
+    }
 }
 
 impl NotificationLog for MemNotificationLog {

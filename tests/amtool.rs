@@ -146,7 +146,7 @@ async fn amtool_silences_round_trip() {
     // (without it, amtool posts the same id and the silence updates in place).
     let (ok, exported) = amtool(&[&url, "silence", "query", "-o", "json"]);
     assert!(ok, "{exported}");
-    let file = h.dir.path().join("silences.json");
+    let file = h.root.join("silences.json");
     let json_line = exported
         .lines()
         .find(|l| l.trim_start().starts_with('['))

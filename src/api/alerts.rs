@@ -145,11 +145,12 @@ pub async fn post_alerts(State(s): State<ApiState>, body: Bytes) -> Response {
     let resolve_timeout = app.runtime().config.global().resolve_timeout.0;
     let classic = app.settings.classic_mode;
     let mut errors: Vec<String> = Vec::new();
+    let mut stored = Vec::with_capacity(posted.len());
     for p in posted {
         match to_alert(p, now, resolve_timeout, classic, &app.interner) {
             Ok(alert) => {
                 app.metrics.alert_received(alert.ends_at > now);
-                app.put_alert(alert, now);
+                stored.push(app.put_alert(alert, now));
             }
             Err(e) => {
                 // Counted as received as well: Alertmanager counts before validating.
@@ -158,6 +159,13 @@ pub async fn post_alerts(State(s): State<ApiState>, body: Bytes) -> Response {
                 errors.push(e);
             }
         }
+    }
+    // Acknowledged only once on disk: a crash after this answer loses nothing.
+    if let Err(e) = app.storage.put_alerts(&stored).await {
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("storing alerts: {e}"),
+        );
     }
     if errors.is_empty() {
         Response::new(axum::body::Body::empty())

@@ -132,7 +132,9 @@ fn store(hook: Webhook, path: String, headers: HeaderMap, body: axum::body::Byte
 pub struct Server {
     pub child: Child,
     pub base: String,
-    pub dir: tempfile::TempDir,
+    /// Holds the config and the storage directory (`<root>/data`).
+    pub root: PathBuf,
+    _dir: Option<tempfile::TempDir>,
     pub config_path: PathBuf,
     pub log: Arc<Mutex<String>>,
 }
@@ -152,14 +154,19 @@ pub fn herald_bin() -> &'static str {
 /// answers `/-/ready`.
 pub async fn start_herald(config: &str, extra: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("herald.yml");
+    let mut s = start_herald_at(dir.path(), config, extra).await;
+    s._dir = Some(dir);
+    s
+}
+
+/// Starts Herald with its config and storage under `root`, which outlives
+/// the process: restarting on the same root finds the same database.
+pub async fn start_herald_at(root: &Path, config: &str, extra: &[&str]) -> Server {
+    let config_path = root.join("herald.yml");
     std::fs::write(&config_path, config).unwrap();
     let mut cmd = Command::new(herald_bin());
     cmd.arg(format!("--config.file={}", config_path.display()))
-        .arg(format!(
-            "--storage.path={}",
-            dir.path().join("data").display()
-        ))
+        .arg(format!("--storage.path={}", root.join("data").display()))
         .arg("--web.listen-address=127.0.0.1:0")
         .arg("--web.external-url=http://herald.test:9093")
         .args(extra)
@@ -191,7 +198,8 @@ pub async fn start_herald(config: &str, extra: &[&str]) -> Server {
     let server = Server {
         child,
         base: format!("http://{addr}"),
-        dir,
+        root: root.to_path_buf(),
+        _dir: None,
         config_path,
         log,
     };
@@ -255,7 +263,8 @@ pub async fn start_alertmanager(config: &str) -> Server {
     let server = Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
-        dir,
+        root: dir.path().to_path_buf(),
+        _dir: Some(dir),
         config_path,
         log,
     };

@@ -1,0 +1,542 @@
+//! Durable state in one SQLite database under `--storage.path`: alerts,
+//! silences and the notification log, written through on every change so a
+//! crash or SIGKILL loses nothing the API acknowledged (Alertmanager only
+//! snapshots every 15 minutes, and never keeps alerts).
+//!
+//! One writer thread owns the connection and commits whatever is queued in
+//! one transaction (group commit), so concurrent API requests do not take
+//! turns on a lock; each caller waits for the commit that holds its change.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusqlite::{params, Connection, OpenFlags};
+use serde::{Deserialize, Serialize};
+
+use crate::matcher::Matchers;
+use crate::model::{Alert, Interner, LabelSet};
+use crate::nflog::{Entry, MemNotificationLog, NflogError, NotificationLog, ReceiverKey};
+use crate::silence::{api_matcher, Silence, SilenceSink};
+
+/// The schema version this Herald writes. Each migration moves a database
+/// one version up; a database from a newer Herald is refused untouched.
+const SCHEMA_VERSION: i64 = 1;
+
+const MIGRATIONS: [&str; 1] = ["
+    CREATE TABLE alerts (fingerprint INTEGER PRIMARY KEY, body TEXT NOT NULL, ends_at TEXT NOT NULL);
+    CREATE TABLE silences (id TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at TEXT NOT NULL);
+    CREATE TABLE nflog (key TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at TEXT NOT NULL);
+"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("creating {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("opening {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("{path} was written by a newer Herald (schema version {found}, this one knows up to {SCHEMA_VERSION}); refusing to touch it")]
+    TooNew { path: String, found: i64 },
+    #[error("{path} is damaged ({detail}); it was left as it is: move it aside to start with empty state")]
+    Corrupt { path: String, detail: String },
+    #[error("storage: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("storage writer stopped")]
+    Stopped,
+}
+
+enum Op {
+    PutAlerts(Vec<(i64, String, String)>),
+    DeleteAlerts(Vec<i64>),
+    PutSilence(String, String, String),
+    DeleteSilence(String),
+    PutNflog(String, String, String),
+    DeleteNflogBefore(String),
+}
+
+type Ack = mpsc::Sender<Result<(), String>>;
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Storage {
+    tx: mpsc::Sender<(Op, Option<Ack>)>,
+    path: Arc<PathBuf>,
+}
+
+/// What was on disk at startup.
+pub struct Loaded {
+    pub alerts: Vec<Alert>,
+    pub silences: Vec<Silence>,
+    pub nflog: Vec<(String, Entry)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredAlert {
+    labels: LabelSet,
+    annotations: LabelSet,
+    starts_at: Timestamp,
+    ends_at: Timestamp,
+    generator_url: String,
+    updated_at: Timestamp,
+    timeout: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredMatcher {
+    name: String,
+    value: String,
+    is_regex: bool,
+    is_equal: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSilence {
+    id: String,
+    matchers: Vec<StoredMatcher>,
+    starts_at: Timestamp,
+    ends_at: Timestamp,
+    updated_at: Timestamp,
+    created_by: String,
+    comment: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredEntry {
+    firing: Vec<u64>,
+    resolved: Vec<u64>,
+    timestamp: Timestamp,
+    expires_at: Timestamp,
+}
+
+fn alert_row(a: &Alert) -> (i64, String, String) {
+    let body = StoredAlert {
+        labels: a.labels.clone(),
+        annotations: a.annotations.clone(),
+        starts_at: a.starts_at,
+        ends_at: a.ends_at,
+        generator_url: a.generator_url.to_string(),
+        updated_at: a.updated_at,
+        timeout: a.timeout,
+    };
+    (
+        a.fingerprint.0 as i64,
+        serde_json::to_string(&body).unwrap_or_default(),
+        a.ends_at.to_string(),
+    )
+}
+
+impl Storage {
+    /// Opens (or creates) `<dir>/herald.db`, checks it and migrates it to
+    /// the current schema, and returns what it holds.
+    pub fn open(dir: &Path) -> Result<(Storage, Loaded), StorageError> {
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::Dir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let path = dir.join("herald.db");
+        let shown = path.display().to_string();
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )
+        .map_err(|source| StorageError::Open {
+            path: shown.clone(),
+            source,
+        })?;
+        let corrupt = |detail: String| StorageError::Corrupt {
+            path: shown.clone(),
+            detail,
+        };
+        // Reading the header fails on a file that is not a database at all.
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| corrupt(e.to_string()))?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| corrupt(e.to_string()))?;
+        if check != "ok" {
+            return Err(corrupt(check));
+        }
+        if version > SCHEMA_VERSION {
+            return Err(StorageError::TooNew {
+                path: shown,
+                found: version,
+            });
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // WAL with synchronous=NORMAL: a committed transaction survives a
+        // process crash or SIGKILL; only a power loss can take the last ones.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(m)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        let loaded = load(&conn).map_err(|e| corrupt(e.to_string()))?;
+        let (tx, rx) = mpsc::channel();
+        thread::Builder::new()
+            .name("herald-storage".into())
+            .spawn(move || writer(conn, rx))
+            .map_err(|e| StorageError::Dir {
+                path: shown.clone(),
+                source: e,
+            })?;
+        Ok((
+            Storage {
+                tx,
+                path: Arc::new(path),
+            },
+            loaded,
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues a change and waits until it is committed.
+    fn commit(&self, op: Op) -> Result<(), String> {
+        let (ack, done) = mpsc::channel();
+        self.tx
+            .send((op, Some(ack)))
+            .map_err(|_| StorageError::Stopped.to_string())?;
+        done.recv().map_err(|_| StorageError::Stopped.to_string())?
+    }
+
+    /// Queues a change and waits for its commit without blocking the async
+    /// runtime's worker.
+    pub async fn put_alerts(&self, alerts: &[Arc<Alert>]) -> Result<(), String> {
+        let rows: Vec<_> = alerts.iter().map(|a| alert_row(a)).collect();
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.commit(Op::PutAlerts(rows)))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    pub fn delete_alerts(&self, alerts: &[Arc<Alert>]) {
+        let fps = alerts.iter().map(|a| a.fingerprint.0 as i64).collect();
+        let _ = self.tx.send((Op::DeleteAlerts(fps), None));
+    }
+}
+
+fn load(conn: &Connection) -> Result<Loaded, Box<dyn std::error::Error>> {
+    let mut alerts = Vec::new();
+    let mut stmt = conn.prepare("SELECT body FROM alerts")?;
+    for body in stmt.query_map([], |r| r.get::<_, String>(0))? {
+        let s: StoredAlert = serde_json::from_str(&body?)?;
+        alerts.push(Alert {
+            fingerprint: s.labels.fingerprint(),
+            labels: s.labels,
+            annotations: s.annotations,
+            starts_at: s.starts_at,
+            ends_at: s.ends_at,
+            generator_url: Arc::from(s.generator_url),
+            updated_at: s.updated_at,
+            timeout: s.timeout,
+        });
+    }
+    let mut silences = Vec::new();
+    let mut stmt = conn.prepare("SELECT body FROM silences")?;
+    for body in stmt.query_map([], |r| r.get::<_, String>(0))? {
+        let s: StoredSilence = serde_json::from_str(&body?)?;
+        let matchers = s
+            .matchers
+            .iter()
+            .map(|m| api_matcher(&m.name, &m.value, m.is_regex, m.is_equal))
+            .collect::<Result<Vec<_>, _>>()?;
+        silences.push(Silence {
+            id: s.id,
+            matchers: Matchers(matchers),
+            starts_at: s.starts_at,
+            ends_at: s.ends_at,
+            updated_at: s.updated_at,
+            created_by: s.created_by,
+            comment: s.comment,
+        });
+    }
+    let mut nflog = Vec::new();
+    let mut stmt = conn.prepare("SELECT key, body FROM nflog")?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+        let (key, body) = row?;
+        let e: StoredEntry = serde_json::from_str(&body)?;
+        nflog.push((
+            key,
+            Entry {
+                firing: e.firing,
+                resolved: e.resolved,
+                timestamp: e.timestamp,
+                expires_at: e.expires_at,
+            },
+        ));
+    }
+    Ok(Loaded {
+        alerts,
+        silences,
+        nflog,
+    })
+}
+
+/// The writer thread: applies every queued change in one transaction, then
+/// acknowledges them all. Ends when every `Storage` handle is gone.
+fn writer(mut conn: Connection, rx: mpsc::Receiver<(Op, Option<Ack>)>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 4096 {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let result = apply(&mut conn, &batch).map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::error!(err = %e, "writing to the database failed");
+        }
+        for (_, ack) in batch {
+            if let Some(ack) = ack {
+                let _ = ack.send(result.clone());
+            }
+        }
+    }
+}
+
+fn apply(conn: &mut Connection, batch: &[(Op, Option<Ack>)]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    for (op, _) in batch {
+        match op {
+            Op::PutAlerts(rows) => {
+                let mut st = tx.prepare_cached("INSERT OR REPLACE INTO alerts (fingerprint, body, ends_at) VALUES (?1, ?2, ?3)")?;
+                for (fp, body, ends) in rows {
+                    st.execute(params![fp, body, ends])?;
+                }
+            }
+            Op::DeleteAlerts(fps) => {
+                let mut st = tx.prepare_cached("DELETE FROM alerts WHERE fingerprint = ?1")?;
+                for fp in fps {
+                    st.execute(params![fp])?;
+                }
+            }
+            Op::PutSilence(id, body, expires) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO silences (id, body, expires_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![id, body, expires])?;
+            }
+            Op::DeleteSilence(id) => {
+                tx.prepare_cached("DELETE FROM silences WHERE id = ?1")?
+                    .execute(params![id])?;
+            }
+            Op::PutNflog(key, body, expires) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO nflog (key, body, expires_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![key, body, expires])?;
+            }
+            Op::DeleteNflogBefore(now) => {
+                // RFC 3339 UTC strings of equal precision sort as times do;
+                // compare through julianday to be safe with any precision.
+                tx.prepare_cached(
+                    "DELETE FROM nflog WHERE julianday(expires_at) <= julianday(?1)",
+                )?
+                .execute(params![now])?;
+            }
+        }
+    }
+    tx.commit()
+}
+
+impl SilenceSink for Storage {
+    fn write(&self, s: &Silence, expires_at: Timestamp) -> Result<(), String> {
+        use crate::matcher::MatchType::*;
+        let body = StoredSilence {
+            id: s.id.clone(),
+            matchers: s
+                .matchers
+                .0
+                .iter()
+                .map(|m| StoredMatcher {
+                    name: m.name.to_string(),
+                    value: m.value.to_string(),
+                    is_regex: matches!(m.kind, Regexp | NotRegexp),
+                    is_equal: matches!(m.kind, Equal | Regexp),
+                })
+                .collect(),
+            starts_at: s.starts_at,
+            ends_at: s.ends_at,
+            updated_at: s.updated_at,
+            created_by: s.created_by.clone(),
+            comment: s.comment.clone(),
+        };
+        let json = serde_json::to_string(&body).map_err(|e| e.to_string())?;
+        self.commit(Op::PutSilence(s.id.clone(), json, expires_at.to_string()))
+    }
+
+    fn delete(&self, id: &str) -> Result<(), String> {
+        self.commit(Op::DeleteSilence(id.to_string()))
+    }
+}
+
+/// The notification log kept in memory for reads and written through to
+/// the database, so a restart neither re-sends what was delivered nor
+/// forgets a firing notification whose resolution is due.
+pub struct DurableNotificationLog {
+    mem: MemNotificationLog,
+    storage: Storage,
+}
+
+impl DurableNotificationLog {
+    pub fn new(storage: Storage, entries: Vec<(String, Entry)>) -> DurableNotificationLog {
+        let mem = MemNotificationLog::default();
+        mem.restore(entries);
+        DurableNotificationLog { mem, storage }
+    }
+}
+
+impl NotificationLog for DurableNotificationLog {
+    fn query(&self, group_key: &str, receiver: &ReceiverKey) -> Option<Entry> {
+        self.mem.query(group_key, receiver)
+    }
+
+    fn log(
+        &self,
+        group_key: &str,
+        receiver: &ReceiverKey,
+        mut firing: Vec<u64>,
+        mut resolved: Vec<u64>,
+        now: Timestamp,
+        expiry: Duration,
+    ) -> Result<(), NflogError> {
+        // Entries are compared by binary search: keep them sorted on disk too.
+        firing.sort_unstable();
+        resolved.sort_unstable();
+        let key = crate::nflog::state_key(group_key, receiver);
+        let expires_at = now.checked_add(expiry).unwrap_or(now);
+        let body = StoredEntry {
+            firing: firing.clone(),
+            resolved: resolved.clone(),
+            timestamp: now,
+            expires_at,
+        };
+        let json = serde_json::to_string(&body).map_err(|e| NflogError::Storage(e.to_string()))?;
+        self.storage
+            .commit(Op::PutNflog(key, json, expires_at.to_string()))
+            .map_err(NflogError::Storage)?;
+        self.mem
+            .log(group_key, receiver, firing, resolved, now, expiry)
+    }
+
+    fn gc(&self, now: Timestamp) -> usize {
+        let _ = self
+            .storage
+            .tx
+            .send((Op::DeleteNflogBefore(now.to_string()), None));
+        self.mem.gc(now)
+    }
+}
+
+/// Restores stored alerts, re-interning their strings.
+pub fn restore_alert(a: Alert, interner: &Interner) -> Alert {
+    Alert {
+        labels: a.labels.interned(interner),
+        annotations: a.annotations.interned(interner),
+        ..a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::parse_matchers;
+
+    fn silence(id: &str) -> Silence {
+        Silence {
+            id: id.into(),
+            matchers: Matchers(parse_matchers(r#"alertname="A",instance=~"a|b""#).unwrap()),
+            starts_at: Timestamp::from_second(100).unwrap(),
+            ends_at: Timestamp::from_second(200).unwrap(),
+            updated_at: Timestamp::from_second(100).unwrap(),
+            created_by: "me".into(),
+            comment: "c".into(),
+        }
+    }
+
+    #[test]
+    fn everything_written_is_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (st, loaded) = Storage::open(dir.path()).unwrap();
+            assert!(
+                loaded.alerts.is_empty() && loaded.silences.is_empty() && loaded.nflog.is_empty()
+            );
+            st.write(&silence("s1"), Timestamp::from_second(500).unwrap())
+                .unwrap();
+            let mut a = crate::model::test_alert(100, 900, 150, true);
+            a.annotations = LabelSet::from_strs([("summary", "<disk> full")]);
+            st.commit(Op::PutAlerts(vec![alert_row(&a)])).unwrap();
+            let nf = DurableNotificationLog::new(st.clone(), Vec::new());
+            let rk = ReceiverKey {
+                group_name: "r".into(),
+                integration: "webhook",
+                index: 0,
+            };
+            nf.log(
+                "{}:{}",
+                &rk,
+                vec![3, 1],
+                vec![2],
+                Timestamp::from_second(150).unwrap(),
+                Duration::from_secs(60),
+            )
+            .unwrap();
+        }
+        let (_, loaded) = Storage::open(dir.path()).unwrap();
+        assert_eq!(loaded.silences, vec![silence("s1")]);
+        assert_eq!(loaded.alerts.len(), 1);
+        let a = &loaded.alerts[0];
+        assert_eq!(a.annotations.get("summary"), Some("<disk> full"));
+        assert!(a.timeout);
+        assert_eq!(a.fingerprint, a.labels.fingerprint());
+        assert_eq!(loaded.nflog.len(), 1);
+        assert_eq!(loaded.nflog[0].0, "{}:{}:r/webhook/0");
+        assert_eq!(loaded.nflog[0].1.firing, vec![1, 3]);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("herald.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 99;")
+                .unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        let err = Storage::open(dir.path()).err().unwrap();
+        assert!(
+            matches!(err, StorageError::TooNew { found: 99, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("newer Herald"));
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("herald.db");
+        let garbage = b"this is not an SQLite database, it is somebody's notes".repeat(100);
+        std::fs::write(&path, &garbage).unwrap();
+        let err = Storage::open(dir.path()).err().unwrap();
+        assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), garbage);
+    }
+}
