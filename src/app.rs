@@ -252,7 +252,8 @@ impl App {
                 tokio::select! {
                     _ = tick.tick() => {
                         let now = Timestamp::now();
-                        app.storage.delete_alerts(&app.store.gc(now));
+                        drop(app.store.gc(now));
+                        app.storage.compact_alerts(now);
                         app.runtime().inhibitor.gc(now);
                         let strings = app.interner.gc();
                         tracing::debug!(strings, "alert GC");

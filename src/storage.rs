@@ -27,7 +27,11 @@ use crate::silence::{api_matcher, Silence, SilenceSink};
 const SCHEMA_VERSION: i64 = 1;
 
 const MIGRATIONS: [&str; 1] = ["
-    CREATE TABLE alerts (fingerprint INTEGER PRIMARY KEY, body TEXT NOT NULL, ends_at TEXT NOT NULL);
+    -- Alerts are an append-only log: one row per acknowledged POST, holding
+    -- its alerts; the latest version of a fingerprint wins on load, and
+    -- compaction rewrites the live ones. Appending is sequential I/O, where
+    -- a row per fingerprint dirtied random pages of the whole table.
+    CREATE TABLE alert_log (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);
     CREATE TABLE silences (id TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at TEXT NOT NULL);
     CREATE TABLE nflog (key TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at TEXT NOT NULL);
 "];
@@ -55,8 +59,10 @@ pub enum StorageError {
 }
 
 enum Op {
-    PutAlerts(Vec<(i64, String, String)>),
-    DeleteAlerts(Vec<i64>),
+    AppendAlerts(String),
+    /// Rewrites the alert log keeping the latest version of each alert not
+    /// resolved at the given time.
+    CompactAlerts(Timestamp),
     PutSilence(String, String, String),
     DeleteSilence(String),
     PutNflog(String, String, String),
@@ -117,8 +123,8 @@ struct StoredEntry {
     expires_at: Timestamp,
 }
 
-fn alert_row(a: &Alert) -> (i64, String, String) {
-    let body = StoredAlert {
+fn stored(a: &Alert) -> StoredAlert {
+    StoredAlert {
         labels: a.labels.clone(),
         annotations: a.annotations.clone(),
         starts_at: a.starts_at,
@@ -126,12 +132,33 @@ fn alert_row(a: &Alert) -> (i64, String, String) {
         generator_url: a.generator_url.to_string(),
         updated_at: a.updated_at,
         timeout: a.timeout,
-    };
-    (
-        a.fingerprint.0 as i64,
-        serde_json::to_string(&body).unwrap_or_default(),
-        a.ends_at.to_string(),
-    )
+    }
+}
+
+fn alert_from(s: StoredAlert) -> Alert {
+    Alert {
+        fingerprint: s.labels.fingerprint(),
+        labels: s.labels,
+        annotations: s.annotations,
+        starts_at: s.starts_at,
+        ends_at: s.ends_at,
+        generator_url: Arc::from(s.generator_url),
+        updated_at: s.updated_at,
+        timeout: s.timeout,
+    }
+}
+
+/// The alert log reduced to the latest version of each alert, in log order.
+fn read_alert_log(conn: &Connection) -> Result<Vec<StoredAlert>, Box<dyn std::error::Error>> {
+    let mut latest: std::collections::HashMap<u64, StoredAlert> = std::collections::HashMap::new();
+    let mut stmt = conn.prepare("SELECT body FROM alert_log ORDER BY seq")?;
+    for body in stmt.query_map([], |r| r.get::<_, String>(0))? {
+        let batch: Vec<StoredAlert> = serde_json::from_str(&body?)?;
+        for a in batch {
+            latest.insert(a.labels.fingerprint().0, a);
+        }
+    }
+    Ok(latest.into_values().collect())
 }
 
 impl Storage {
@@ -216,35 +243,26 @@ impl Storage {
     /// Queues a change and waits for its commit without blocking the async
     /// runtime's worker.
     pub async fn put_alerts(&self, alerts: &[Arc<Alert>]) -> Result<(), String> {
-        let rows: Vec<_> = alerts.iter().map(|a| alert_row(a)).collect();
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        let batch: Vec<StoredAlert> = alerts.iter().map(|a| stored(a)).collect();
+        let body = serde_json::to_string(&batch).map_err(|e| e.to_string())?;
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.commit(Op::PutAlerts(rows)))
+        tokio::task::spawn_blocking(move || me.commit(Op::AppendAlerts(body)))
             .await
             .map_err(|e| e.to_string())?
     }
 
-    pub fn delete_alerts(&self, alerts: &[Arc<Alert>]) {
-        let fps = alerts.iter().map(|a| a.fingerprint.0 as i64).collect();
-        let _ = self.tx.send((Op::DeleteAlerts(fps), None));
+    /// Drops superseded versions and alerts resolved at `now` from disk
+    /// (with the store's alert GC).
+    pub fn compact_alerts(&self, now: Timestamp) {
+        let _ = self.tx.send((Op::CompactAlerts(now), None));
     }
 }
 
 fn load(conn: &Connection) -> Result<Loaded, Box<dyn std::error::Error>> {
-    let mut alerts = Vec::new();
-    let mut stmt = conn.prepare("SELECT body FROM alerts")?;
-    for body in stmt.query_map([], |r| r.get::<_, String>(0))? {
-        let s: StoredAlert = serde_json::from_str(&body?)?;
-        alerts.push(Alert {
-            fingerprint: s.labels.fingerprint(),
-            labels: s.labels,
-            annotations: s.annotations,
-            starts_at: s.starts_at,
-            ends_at: s.ends_at,
-            generator_url: Arc::from(s.generator_url),
-            updated_at: s.updated_at,
-            timeout: s.timeout,
-        });
-    }
+    let alerts = read_alert_log(conn)?.into_iter().map(alert_from).collect();
     let mut silences = Vec::new();
     let mut stmt = conn.prepare("SELECT body FROM silences")?;
     for body in stmt.query_map([], |r| r.get::<_, String>(0))? {
@@ -313,16 +331,22 @@ fn apply(conn: &mut Connection, batch: &[(Op, Option<Ack>)]) -> rusqlite::Result
     let tx = conn.transaction()?;
     for (op, _) in batch {
         match op {
-            Op::PutAlerts(rows) => {
-                let mut st = tx.prepare_cached("INSERT OR REPLACE INTO alerts (fingerprint, body, ends_at) VALUES (?1, ?2, ?3)")?;
-                for (fp, body, ends) in rows {
-                    st.execute(params![fp, body, ends])?;
-                }
+            Op::AppendAlerts(body) => {
+                tx.prepare_cached("INSERT INTO alert_log (body) VALUES (?1)")?
+                    .execute(params![body])?;
             }
-            Op::DeleteAlerts(fps) => {
-                let mut st = tx.prepare_cached("DELETE FROM alerts WHERE fingerprint = ?1")?;
-                for fp in fps {
-                    st.execute(params![fp])?;
+            Op::CompactAlerts(now) => {
+                let live: Vec<StoredAlert> = read_alert_log(&tx)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.to_string().into()))?
+                    .into_iter()
+                    .filter(|a| a.ends_at > *now)
+                    .collect();
+                tx.execute("DELETE FROM alert_log", [])?;
+                let mut st = tx.prepare_cached("INSERT INTO alert_log (body) VALUES (?1)")?;
+                for chunk in live.chunks(1000) {
+                    let body = serde_json::to_string(chunk)
+                        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                    st.execute(params![body])?;
                 }
             }
             Op::PutSilence(id, body, expires) => {
@@ -481,7 +505,17 @@ mod tests {
                 .unwrap();
             let mut a = crate::model::test_alert(100, 900, 150, true);
             a.annotations = LabelSet::from_strs([("summary", "<disk> full")]);
-            st.commit(Op::PutAlerts(vec![alert_row(&a)])).unwrap();
+            st.commit(Op::AppendAlerts(
+                serde_json::to_string(&[stored(&a)]).unwrap(),
+            ))
+            .unwrap();
+            // A newer version appended later wins on load.
+            let mut newer = a.clone();
+            newer.updated_at = Timestamp::from_second(160).unwrap();
+            st.commit(Op::AppendAlerts(
+                serde_json::to_string(&[stored(&newer)]).unwrap(),
+            ))
+            .unwrap();
             let nf = DurableNotificationLog::new(st.clone(), Vec::new());
             let rk = ReceiverKey {
                 group_name: "r".into(),
@@ -502,12 +536,46 @@ mod tests {
         assert_eq!(loaded.silences, vec![silence("s1")]);
         assert_eq!(loaded.alerts.len(), 1);
         let a = &loaded.alerts[0];
+        assert_eq!(a.updated_at.as_second(), 160);
         assert_eq!(a.annotations.get("summary"), Some("<disk> full"));
         assert!(a.timeout);
         assert_eq!(a.fingerprint, a.labels.fingerprint());
         assert_eq!(loaded.nflog.len(), 1);
         assert_eq!(loaded.nflog[0].0, "{}:{}:r/webhook/0");
         assert_eq!(loaded.nflog[0].1.firing, vec![1, 3]);
+    }
+
+    #[test]
+    fn compaction_keeps_the_latest_live_alerts() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (st, _) = Storage::open(dir.path()).unwrap();
+            let live = crate::model::test_alert(100, 5000, 100, false);
+            let mut newer = live.clone();
+            newer.updated_at = Timestamp::from_second(200).unwrap();
+            let mut gone = crate::model::test_alert(100, 900, 100, false);
+            gone.labels = LabelSet::from_strs([("alertname", "Gone")]);
+            for a in [&live, &gone, &newer] {
+                st.commit(Op::AppendAlerts(
+                    serde_json::to_string(&[stored(a)]).unwrap(),
+                ))
+                .unwrap();
+            }
+            st.compact_alerts(Timestamp::from_second(1000).unwrap());
+            // A committed no-op after it: the compaction is done.
+            st.commit(Op::DeleteSilence("none".into())).unwrap();
+        }
+        let (_, loaded) = Storage::open(dir.path()).unwrap();
+        assert_eq!(loaded.alerts.len(), 1);
+        assert_eq!(loaded.alerts[0].updated_at.as_second(), 200);
+        let conn = Connection::open(dir.path().join("herald.db")).unwrap();
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM alert_log", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            rows, 1,
+            "superseded and resolved versions are gone from disk"
+        );
     }
 
     #[test]
