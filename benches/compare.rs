@@ -41,16 +41,60 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn config(hook_port: u16) -> String {
+fn config(hook_port: u16, extra: &str) -> String {
     format!(
-        "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1h\n  repeat_interval: 24h\nreceivers:\n  - name: hook\n    webhook_configs: [{{url: 'http://127.0.0.1:{hook_port}/'}}]\n"
+        "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1h\n  repeat_interval: 24h\nreceivers:\n  - name: hook\n    webhook_configs: [{{url: 'http://127.0.0.1:{hook_port}/'}}]\n{extra}"
     )
 }
 
-async fn start(name: &'static str, hook_port: u16) -> Proc {
+/// 50 inhibit rules: a critical `AlertK` mutes warnings in its cluster and
+/// region (so many alerts are inhibited, as in a real outage).
+fn inhibit_rules() -> String {
+    let mut out = String::from("inhibit_rules:\n");
+    for k in 0..50 {
+        out.push_str(&format!(
+            "  - source_matchers: ['alertname=\"Alert{k}\"', 'severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [cluster, region]\n"
+        ));
+    }
+    out
+}
+
+/// Creates `n` silences, one per instance, 8 requests in flight.
+async fn create_silences(p: &Proc, n: usize) {
+    let client = reqwest::Client::new();
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = jiff::Timestamp::now();
+    let end = start
+        .checked_add(jiff::SignedDuration::from_hours(2))
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..IN_FLIGHT {
+        let (client, next, url) = (
+            client.clone(),
+            next.clone(),
+            format!("{}/api/v2/silences", p.base),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let body = json!({"matchers": [{"name": "instance", "value": format!("host-{i}.example.com:9100"), "isRegex": false}], "startsAt": start.to_string(), "endsAt": end.to_string(), "createdBy": "bench", "comment": "maintenance"});
+                let r = client.post(&url).json(&body).send().await.unwrap();
+                assert!(r.status().is_success(), "silence POST failed: {}", r.status());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+async fn start(name: &'static str, hook_port: u16, extra: &str) -> Proc {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.yml");
-    std::fs::write(&cfg, config(hook_port)).unwrap();
+    std::fs::write(&cfg, config(hook_port, extra)).unwrap();
     let port = free_port();
     let mut cmd = if name == "herald" {
         Command::new(env!("CARGO_BIN_EXE_herald"))
@@ -276,8 +320,8 @@ async fn run() {
     println!("{:<52} {:>12} {:>12}", "measure", "herald", "alertmanager");
     for &size in &sizes {
         let (hook, hook_port) = start_hook().await;
-        let herald = start("herald", hook_port).await;
-        let am = start("alertmanager", hook_port).await;
+        let herald = start("herald", hook_port, "").await;
+        let am = start("alertmanager", hook_port, "").await;
         // Warm-up so connection setup is not measured.
         ingest(&herald, 1000, "warmup").await;
         ingest(&am, 1000, "warmup").await;
@@ -321,4 +365,39 @@ async fn run() {
         line(format!("notification latency median ms @{size}"), hm, am_m);
         line(format!("notification latency p99 ms @{size}"), hp, am_p);
     }
+
+    // With 10k silences and 50 inhibit rules.
+    let size: usize = std::env::var("HERALD_BENCH_SUPPRESSED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    let (_hook, hook_port) = start_hook().await;
+    let rules = inhibit_rules();
+    let herald = start("herald", hook_port, &rules).await;
+    let am = start("alertmanager", hook_port, &rules).await;
+    create_silences(&herald, 10_000).await;
+    create_silences(&am, 10_000).await;
+    let hi = ingest(&herald, size, "main").await;
+    let ai = ingest(&am, size, "main").await;
+    println!(
+        "{:<52} {:>12.0} {:>12.0}   ratio Herald/AM {:>6.2}",
+        format!("ingest alerts/s @{size}, 10k silences, 50 rules"),
+        hi.alerts_per_sec,
+        ai.alerts_per_sec,
+        hi.alerts_per_sec / ai.alerts_per_sec
+    );
+    let (hg, _) = get_latency(&herald, "/api/v2/alerts", 3).await;
+    let (ag, _) = get_latency(&am, "/api/v2/alerts", 3).await;
+    line(
+        format!("GET /api/v2/alerts ms @{size}, 10k silences, 50 rules"),
+        hg,
+        ag,
+    );
+    let (hg, _) = get_latency(&herald, "/api/v2/alerts/groups", 3).await;
+    let (ag, _) = get_latency(&am, "/api/v2/alerts/groups", 3).await;
+    line(
+        format!("GET /api/v2/alerts/groups ms @{size}, 10k silences, 50 rules"),
+        hg,
+        ag,
+    );
 }
