@@ -177,3 +177,55 @@ async fn amtool_silences_round_trip() {
     let (ok, out) = amtool(&[&url, "alert", "query"]);
     assert!(ok && out.contains("Disk"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn amtool_alert_add_inhibited_and_cluster() {
+    let cfg = "route:\n  receiver: r\n  group_wait: 1h\ninhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [instance]\nreceivers:\n  - name: r\n";
+    let h = start_herald(cfg, &[]).await;
+    let url = format!("--alertmanager.url={}", h.base);
+    let (ok, out) = amtool(&[
+        &url,
+        "alert",
+        "add",
+        "alertname=Down",
+        "severity=critical",
+        "instance=a",
+        "--annotation=summary=down",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = amtool(&[
+        &url,
+        "alert",
+        "add",
+        "alertname=Slow",
+        "severity=warning",
+        "instance=a",
+    ]);
+    assert!(ok, "{out}");
+    // The warning is inhibited: hidden by default, listed with -i.
+    let (ok, out) = amtool(&[&url, "alert", "query"]);
+    assert!(ok && out.contains("Down") && !out.contains("Slow"), "{out}");
+    let (ok, out) = amtool(&[&url, "alert", "query", "-i"]);
+    assert!(ok && out.contains("Slow"), "{out}");
+    // -a lists active (not suppressed) alerts only, with a matcher filter.
+    let (ok, out) = amtool(&[&url, "alert", "query", "-a", "severity=warning"]);
+    assert!(ok && !out.contains("Slow"), "{out}");
+    let (ok, out) = amtool(&[&url, "alert", "query", "-a", "instance=a"]);
+    assert!(ok && out.contains("Down") && !out.contains("Slow"), "{out}");
+    // A silence expiring within the window shows with --within.
+    let (ok, _) = amtool(&[
+        &url,
+        "silence",
+        "add",
+        "alertname=Down",
+        "--comment=x",
+        "--duration=30m",
+    ]);
+    assert!(ok);
+    let (ok, out) = amtool(&[&url, "silence", "query", "--within=1h", "-q"]);
+    assert!(ok && out.lines().any(|l| l.trim().len() == 36), "{out}");
+    let (ok, out) = amtool(&[&url, "silence", "query", "--within=10m", "-q"]);
+    assert!(ok && !out.lines().any(|l| l.trim().len() == 36), "{out}");
+    let (ok, out) = amtool(&[&url, "cluster", "show"]);
+    assert!(ok && out.contains("disabled"), "{out}");
+}
