@@ -14,6 +14,7 @@ pub mod inhibit;
 pub mod log;
 pub mod matcher;
 pub mod metrics;
+pub mod migrate;
 pub mod model;
 pub mod nflog;
 pub mod notify;

@@ -56,6 +56,8 @@ pub enum StorageError {
     Sql(#[from] rusqlite::Error),
     #[error("storage writer stopped")]
     Stopped,
+    #[error(transparent)]
+    Import(#[from] crate::migrate::ImportError),
 }
 
 enum Op {
@@ -206,6 +208,12 @@ impl Storage {
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = conn.unchecked_transaction()?;
             tx.execute_batch(m)?;
+            // A new database takes over an Alertmanager data directory in
+            // the same transaction: if the import fails, nothing is
+            // committed and the next start tries again.
+            if i == 0 {
+                import_alertmanager(&tx, dir)?;
+            }
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
             tx.commit()?;
         }
@@ -259,6 +267,38 @@ impl Storage {
     pub fn compact_alerts(&self, now: Timestamp) {
         let _ = self.tx.send((Op::CompactAlerts(now), None));
     }
+}
+
+/// Copies the silences and notification log of an Alertmanager data
+/// directory (`silences`, `nflog` snapshot files) into a new database.
+fn import_alertmanager(tx: &Connection, dir: &Path) -> Result<(), StorageError> {
+    let now = Timestamp::now();
+    let silences = crate::migrate::silences(dir, now)?;
+    let entries = crate::migrate::nflog(dir, now)?;
+    for (s, expires) in &silences {
+        let body = serde_json::to_string(&stored_silence(s)).unwrap_or_default();
+        tx.execute(
+            "INSERT OR REPLACE INTO silences (id, body, expires_at) VALUES (?1, ?2, ?3)",
+            params![s.id, body, expires.to_string()],
+        )?;
+    }
+    for (key, e) in &entries {
+        let body = StoredEntry {
+            firing: e.firing.clone(),
+            resolved: e.resolved.clone(),
+            timestamp: e.timestamp,
+            expires_at: e.expires_at,
+        };
+        let json = serde_json::to_string(&body).unwrap_or_default();
+        tx.execute(
+            "INSERT OR REPLACE INTO nflog (key, body, expires_at) VALUES (?1, ?2, ?3)",
+            params![key, json, e.expires_at.to_string()],
+        )?;
+    }
+    if !silences.is_empty() || !entries.is_empty() {
+        tracing::info!(silences = silences.len(), nflog_entries = entries.len(), dir = %dir.display(), "Imported Alertmanager's snapshot files");
+    }
+    Ok(())
 }
 
 fn load(conn: &Connection) -> Result<Loaded, Box<dyn std::error::Error>> {
@@ -378,28 +418,32 @@ fn apply(conn: &mut Connection, batch: &[(Op, Option<Ack>)]) -> rusqlite::Result
     tx.commit()
 }
 
+fn stored_silence(s: &Silence) -> StoredSilence {
+    use crate::matcher::MatchType::*;
+    StoredSilence {
+        id: s.id.clone(),
+        matchers: s
+            .matchers
+            .0
+            .iter()
+            .map(|m| StoredMatcher {
+                name: m.name.to_string(),
+                value: m.value.to_string(),
+                is_regex: matches!(m.kind, Regexp | NotRegexp),
+                is_equal: matches!(m.kind, Equal | Regexp),
+            })
+            .collect(),
+        starts_at: s.starts_at,
+        ends_at: s.ends_at,
+        updated_at: s.updated_at,
+        created_by: s.created_by.clone(),
+        comment: s.comment.clone(),
+    }
+}
+
 impl SilenceSink for Storage {
     fn write(&self, s: &Silence, expires_at: Timestamp) -> Result<(), String> {
-        use crate::matcher::MatchType::*;
-        let body = StoredSilence {
-            id: s.id.clone(),
-            matchers: s
-                .matchers
-                .0
-                .iter()
-                .map(|m| StoredMatcher {
-                    name: m.name.to_string(),
-                    value: m.value.to_string(),
-                    is_regex: matches!(m.kind, Regexp | NotRegexp),
-                    is_equal: matches!(m.kind, Equal | Regexp),
-                })
-                .collect(),
-            starts_at: s.starts_at,
-            ends_at: s.ends_at,
-            updated_at: s.updated_at,
-            created_by: s.created_by.clone(),
-            comment: s.comment.clone(),
-        };
+        let body = stored_silence(s);
         let json = serde_json::to_string(&body).map_err(|e| e.to_string())?;
         self.commit(Op::PutSilence(s.id.clone(), json, expires_at.to_string()))
     }

@@ -237,22 +237,27 @@ pub fn free_port() -> u16 {
 /// Starts the real Alertmanager from Debian's package. The tests that call
 /// this are the differential ones: a missing binary is a failure, not a skip.
 pub async fn start_alertmanager(config: &str) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = start_alertmanager_at(dir.path(), config).await;
+    s._dir = Some(dir);
+    s
+}
+
+/// Starts Alertmanager with its config and data directory (`<root>/data`)
+/// under `root`, the layout `start_herald_at` uses.
+pub async fn start_alertmanager_at(root: &Path, config: &str) -> Server {
     let bin = "/usr/bin/prometheus-alertmanager";
     assert!(
         Path::new(bin).exists(),
         "{bin} is missing: run scripts/test.sh, which installs Debian's prometheus-alertmanager"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("alertmanager.yml");
+    let config_path = root.join("alertmanager.yml");
     std::fs::write(&config_path, config).unwrap();
     let port = free_port();
     let log = Arc::new(Mutex::new(String::new()));
     let child = Command::new(bin)
         .arg(format!("--config.file={}", config_path.display()))
-        .arg(format!(
-            "--storage.path={}",
-            dir.path().join("data").display()
-        ))
+        .arg(format!("--storage.path={}", root.join("data").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--web.external-url=http://herald.test:9093")
         .arg("--cluster.listen-address=")
@@ -263,8 +268,8 @@ pub async fn start_alertmanager(config: &str) -> Server {
     let server = Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
-        root: dir.path().to_path_buf(),
-        _dir: Some(dir),
+        root: root.to_path_buf(),
+        _dir: None,
         config_path,
         log,
     };

@@ -1,0 +1,269 @@
+//! Reading Alertmanager's data directory: its `silences` and `nflog`
+//! snapshot files (varint-length-delimited `MeshSilence` / `MeshEntry`
+//! protobufs, `silence/silencepb`, `nflog/nflogpb`), imported into a new
+//! Herald database so users keep their silences and Herald does not repeat
+//! notifications Alertmanager already sent.
+
+use std::path::Path;
+
+use jiff::Timestamp;
+use prost::Message;
+
+use crate::matcher::Matchers;
+use crate::nflog::Entry;
+use crate::silence::{api_matcher, Silence};
+
+#[derive(Clone, PartialEq, Message)]
+struct PbTimestamp {
+    #[prost(int64, tag = "1")]
+    seconds: i64,
+    #[prost(int32, tag = "2")]
+    nanos: i32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct PbMatcher {
+    /// EQUAL = 0, REGEXP = 1, NOT_EQUAL = 2, NOT_REGEXP = 3.
+    #[prost(int32, tag = "1")]
+    kind: i32,
+    #[prost(string, tag = "2")]
+    name: String,
+    #[prost(string, tag = "3")]
+    pattern: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct PbSilence {
+    #[prost(string, tag = "1")]
+    id: String,
+    #[prost(message, repeated, tag = "2")]
+    matchers: Vec<PbMatcher>,
+    #[prost(message, optional, tag = "3")]
+    starts_at: Option<PbTimestamp>,
+    #[prost(message, optional, tag = "4")]
+    ends_at: Option<PbTimestamp>,
+    #[prost(message, optional, tag = "5")]
+    updated_at: Option<PbTimestamp>,
+    #[prost(string, tag = "8")]
+    created_by: String,
+    #[prost(string, tag = "9")]
+    comment: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct PbMeshSilence {
+    #[prost(message, optional, tag = "1")]
+    silence: Option<PbSilence>,
+    #[prost(message, optional, tag = "2")]
+    expires_at: Option<PbTimestamp>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct PbReceiver {
+    #[prost(string, tag = "1")]
+    group_name: String,
+    #[prost(string, tag = "2")]
+    integration: String,
+    #[prost(uint32, tag = "3")]
+    idx: u32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct PbEntry {
+    #[prost(bytes = "vec", tag = "1")]
+    group_key: Vec<u8>,
+    #[prost(message, optional, tag = "2")]
+    receiver: Option<PbReceiver>,
+    #[prost(message, optional, tag = "5")]
+    timestamp: Option<PbTimestamp>,
+    #[prost(uint64, repeated, tag = "6")]
+    firing_alerts: Vec<u64>,
+    #[prost(uint64, repeated, tag = "7")]
+    resolved_alerts: Vec<u64>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct PbMeshEntry {
+    #[prost(message, optional, tag = "1")]
+    entry: Option<PbEntry>,
+    #[prost(message, optional, tag = "2")]
+    expires_at: Option<PbTimestamp>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("reading Alertmanager's {file}: {message}")]
+pub struct ImportError {
+    pub file: String,
+    pub message: String,
+}
+
+fn time(t: &Option<PbTimestamp>) -> Timestamp {
+    t.as_ref()
+        .and_then(|t| Timestamp::new(t.seconds, t.nanos).ok())
+        .unwrap_or(crate::model::GO_ZERO_TIME)
+}
+
+/// Splits a snapshot into its length-delimited messages.
+fn messages<M: Message + Default>(path: &Path) -> Result<Vec<M>, ImportError> {
+    let err = |message: String| ImportError {
+        file: path.display().to_string(),
+        message,
+    };
+    let data = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let mut buf = &data[..];
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        out.push(M::decode_length_delimited(&mut buf).map_err(|e| err(e.to_string()))?);
+    }
+    Ok(out)
+}
+
+/// Silences from `<dir>/silences` not yet past their retention, with the
+/// time until which each must be kept.
+pub fn silences(dir: &Path, now: Timestamp) -> Result<Vec<(Silence, Timestamp)>, ImportError> {
+    let path = dir.join("silences");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for m in messages::<PbMeshSilence>(&path)? {
+        let expires = time(&m.expires_at);
+        let Some(s) = m.silence.filter(|_| expires > now) else {
+            continue;
+        };
+        let matchers = s
+            .matchers
+            .iter()
+            .map(|pm| {
+                let (is_regex, is_equal) = match pm.kind {
+                    1 => (true, true),
+                    2 => (false, false),
+                    3 => (true, false),
+                    _ => (false, true),
+                };
+                api_matcher(&pm.name, &pm.pattern, is_regex, is_equal)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|message| ImportError {
+                file: path.display().to_string(),
+                message,
+            })?;
+        out.push((
+            Silence {
+                id: s.id,
+                matchers: Matchers(matchers),
+                starts_at: time(&s.starts_at),
+                ends_at: time(&s.ends_at),
+                updated_at: time(&s.updated_at),
+                created_by: s.created_by,
+                comment: s.comment,
+            },
+            expires,
+        ));
+    }
+    Ok(out)
+}
+
+/// Notification-log entries from `<dir>/nflog` that have not expired, keyed
+/// as Herald and Alertmanager both key them.
+pub fn nflog(dir: &Path, now: Timestamp) -> Result<Vec<(String, Entry)>, ImportError> {
+    let path = dir.join("nflog");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for m in messages::<PbMeshEntry>(&path)? {
+        let expires_at = time(&m.expires_at);
+        let Some(e) = m.entry.filter(|_| expires_at > now) else {
+            continue;
+        };
+        let r = e.receiver.unwrap_or_default();
+        let key = format!(
+            "{}:{}/{}/{}",
+            String::from_utf8_lossy(&e.group_key),
+            r.group_name,
+            r.integration,
+            r.idx
+        );
+        out.push((
+            key,
+            Entry {
+                firing: e.firing_alerts,
+                resolved: e.resolved_alerts,
+                timestamp: time(&e.timestamp),
+                expires_at,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_length_delimited_snapshots() {
+        let dir = tempfile::tempdir().unwrap();
+        let ts = |s| {
+            Some(PbTimestamp {
+                seconds: s,
+                nanos: 0,
+            })
+        };
+        let mut buf = Vec::new();
+        for (id, expires) in [("live", 5000), ("old", 10)] {
+            PbMeshSilence {
+                silence: Some(PbSilence {
+                    id: id.into(),
+                    matchers: vec![PbMatcher {
+                        kind: 1,
+                        name: "instance".into(),
+                        pattern: "a|b".into(),
+                    }],
+                    starts_at: ts(100),
+                    ends_at: ts(200),
+                    updated_at: ts(100),
+                    created_by: "am".into(),
+                    comment: "c".into(),
+                }),
+                expires_at: ts(expires),
+            }
+            .encode_length_delimited(&mut buf)
+            .unwrap();
+        }
+        std::fs::write(dir.path().join("silences"), &buf).unwrap();
+        let now = Timestamp::from_second(1000).unwrap();
+        let got = silences(dir.path(), now).unwrap();
+        assert_eq!(got.len(), 1, "expired entries are not imported");
+        assert_eq!(got[0].0.id, "live");
+        assert_eq!(got[0].0.matchers.to_string(), r#"{instance=~"a|b"}"#);
+
+        let mut buf = Vec::new();
+        PbMeshEntry {
+            entry: Some(PbEntry {
+                group_key: b"{}:{alertname=\"A\"}".to_vec(),
+                receiver: Some(PbReceiver {
+                    group_name: "team".into(),
+                    integration: "webhook".into(),
+                    idx: 0,
+                }),
+                timestamp: ts(900),
+                firing_alerts: vec![7, 3],
+                resolved_alerts: vec![],
+            }),
+            expires_at: ts(5000),
+        }
+        .encode_length_delimited(&mut buf)
+        .unwrap();
+        std::fs::write(dir.path().join("nflog"), &buf).unwrap();
+        let got = nflog(dir.path(), now).unwrap();
+        assert_eq!(got[0].0, r#"{}:{alertname="A"}:team/webhook/0"#);
+        assert_eq!(got[0].1.firing, vec![7, 3]);
+        std::fs::write(dir.path().join("nflog"), b"\x05abc").unwrap();
+        assert!(
+            nflog(dir.path(), now).is_err(),
+            "a truncated file is an error, not an empty log"
+        );
+    }
+}
