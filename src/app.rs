@@ -74,7 +74,8 @@ impl App {
     /// Loads the config and starts the dispatcher. Fails (and Herald does
     /// not start) on a bad config, as Alertmanager does.
     pub fn start(settings: Settings, shutdown: CancellationToken) -> Result<Arc<App>, ReloadError> {
-        let metrics = Arc::new(Metrics::new());
+        let silence_stats = crate::silence::SilenceStats::default();
+        let metrics = Arc::new(Metrics::with_silences(&silence_stats));
         let config = match Config::load_file(&settings.config_file) {
             Ok(c) => c,
             Err(e) => {
@@ -85,11 +86,13 @@ impl App {
         let (storage, loaded) = Storage::open(&settings.storage_path)?;
         let nflog: Arc<dyn NotificationLog> =
             Arc::new(DurableNotificationLog::new(storage.clone(), loaded.nflog));
-        let silences = Arc::new(Silences::new(
+        let mut silences = Silences::new(
             settings.retention,
             settings.silence_limits,
             Some(Arc::new(storage.clone())),
-        ));
+        );
+        silences.stats = silence_stats;
+        let silences = Arc::new(silences);
         silences.load(loaded.silences);
         let runtime = Self::build(&config, &settings, &nflog, &metrics, &silences, &shutdown)?;
         metrics.config_loaded(config.hash(), true);

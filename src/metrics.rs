@@ -61,6 +61,11 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
+        Self::with_silences(&crate::silence::SilenceStats::default())
+    }
+
+    /// Registers the silences' own counters alongside Herald's metrics.
+    pub fn with_silences(silence_stats: &crate::silence::SilenceStats) -> Metrics {
         let mut r = Registry::default();
         let m = Metrics {
             alerts_received: Family::default(),
@@ -157,6 +162,21 @@ impl Metrics {
             "alertmanager_silences",
             "How many silences by state.",
             m.silences.clone(),
+        );
+        r.register(
+            "alertmanager_silences_queries",
+            "How many silence queries were received.",
+            silence_stats.queries.clone(),
+        );
+        r.register(
+            "alertmanager_silences_query_duration_seconds",
+            "Duration of silence query evaluation.",
+            silence_stats.query_duration.clone(),
+        );
+        r.register(
+            "alertmanager_silences_gc_duration_seconds",
+            "Duration of the last silence garbage collection cycle.",
+            silence_stats.gc_duration.clone(),
         );
         r.register(
             "alertmanager_receivers",

@@ -134,7 +134,28 @@ impl SilenceIndex {
     }
 }
 
+/// Alertmanager's silence metrics, kept by the silences themselves and
+/// registered with `/metrics` (`Metrics::new`).
+#[derive(Clone)]
+pub struct SilenceStats {
+    pub queries: prometheus_client::metrics::counter::Counter,
+    pub query_duration: prometheus_client::metrics::histogram::Histogram,
+    pub gc_duration: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for SilenceStats {
+    fn default() -> Self {
+        use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+        SilenceStats {
+            queries: Default::default(),
+            query_duration: Histogram::new(exponential_buckets(0.000_001, 4.0, 10)),
+            gc_duration: Histogram::new(exponential_buckets(0.000_1, 4.0, 10)),
+        }
+    }
+}
+
 pub struct Silences {
+    pub stats: SilenceStats,
     by_id: Mutex<HashMap<String, Arc<Silence>>>,
     /// Built on first use after a change; expiry is re-checked on use.
     /// Only locked while `by_id` is held (lock order: by_id, then index).
@@ -193,6 +214,7 @@ impl Silences {
         sink: Option<Arc<dyn SilenceSink>>,
     ) -> Silences {
         Silences {
+            stats: SilenceStats::default(),
             by_id: Mutex::new(HashMap::new()),
             index: Mutex::new(None),
             retention,
@@ -315,6 +337,8 @@ impl Silences {
 
     /// The ids of the active silences that match `labels`, sorted.
     pub fn silenced_by(&self, labels: &LabelSet, now: Timestamp) -> Vec<String> {
+        let started = std::time::Instant::now();
+        self.stats.queries.inc();
         let index = {
             let map = self.lock();
             let mut cached = self.index.lock().unwrap_or_else(|e| e.into_inner());
@@ -329,6 +353,9 @@ impl Silences {
             .collect();
         ids.sort();
         ids.dedup();
+        self.stats
+            .query_duration
+            .observe(started.elapsed().as_secs_f64());
         ids
     }
 
@@ -338,6 +365,15 @@ impl Silences {
 
     /// Removes silences whose retention after their end has passed.
     pub fn gc(&self, now: Timestamp) -> usize {
+        let started = std::time::Instant::now();
+        let removed = self.gc_inner(now);
+        self.stats
+            .gc_duration
+            .observe(started.elapsed().as_secs_f64());
+        removed
+    }
+
+    fn gc_inner(&self, now: Timestamp) -> usize {
         let mut map = self.lock();
         let retention = self.retention;
         let dead: Vec<String> = map

@@ -782,6 +782,14 @@ async fn silences_mute_until_expired() {
         metrics.contains(r#"alertmanager_alerts{state="suppressed"} 1"#),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("alertmanager_silences_queries_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("alertmanager_silences_query_duration_seconds_bucket"),
+        "{metrics}"
+    );
 
     let r = client
         .delete(format!("{}/api/v2/silence/{id}", h.base))
