@@ -511,3 +511,62 @@ async fn silence_api_matches_alertmanager() {
         assert_eq!(h, a, "GET {path} differs");
     }
 }
+
+/// A silence mutes the same notifications, and the API reports the same
+/// statuses (silence ids aside), as in Alertmanager.
+#[tokio::test(flavor = "multi_thread")]
+async fn silencing_matches_alertmanager() {
+    let cfg = |hook: &Webhook| {
+        format!(
+            "route:\n  receiver: r\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: r\n    webhook_configs: [{{url: '{}'}}]\n",
+            hook.url("/s")
+        )
+    };
+    let herald_hook = Webhook::start().await;
+    let am_hook = Webhook::start().await;
+    let herald = start_herald(&cfg(&herald_hook), &[]).await;
+    let am = start_alertmanager(&cfg(&am_hook)).await;
+    let now = jiff::Timestamp::now();
+    let sil = json!({"matchers": [{"name": "alertname", "value": "S.*", "isRegex": true}, {"name": "env", "value": "dev", "isRegex": false, "isEqual": false}],
+        "startsAt": now.to_string(), "endsAt": now.checked_add(jiff::SignedDuration::from_hours(1)).unwrap().to_string(), "createdBy": "d", "comment": "c"});
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for base in [&herald.base, &am.base] {
+        let r = client
+            .post(format!("{base}/api/v2/silences"))
+            .json(&sil)
+            .send()
+            .await
+            .unwrap();
+        ids.push(
+            r.json::<Value>().await.unwrap()["silenceID"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let a = |name: &str, env: &str| json!({"labels": {"alertname": name, "env": env}, "startsAt": "2024-05-01T10:00:00Z", "endsAt": "2099-01-01T00:00:00Z"});
+    let alerts = json!([a("Sx", "prod"), a("Sy", "dev"), a("T", "prod")]);
+    post_alerts(&herald.base, &alerts).await;
+    post_alerts(&am.base, &alerts).await;
+    // Sy (env=dev) and T notify; Sx is silenced.
+    wait_count(&am_hook, 2).await;
+    wait_count(&herald_hook, 2).await;
+    assert_eq!(by_group(&herald_hook.all()), by_group(&am_hook.all()));
+    let strip_ids = |v: Value, id: &str| {
+        Value::from(
+            serde_json::to_string(&normalise(v))
+                .unwrap()
+                .replace(id, "<silence>"),
+        )
+    };
+    for path in [
+        "/api/v2/alerts",
+        "/api/v2/alerts?silenced=false",
+        "/api/v2/alerts/groups",
+    ] {
+        let hv = strip_ids(get_json(&format!("{}{path}", herald.base)).await, &ids[0]);
+        let av = strip_ids(get_json(&format!("{}{path}", am.base)).await, &ids[1]);
+        assert_eq!(hv, av, "GET {path} differs");
+    }
+}
