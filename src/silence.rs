@@ -154,6 +154,37 @@ impl Default for SilenceStats {
     }
 }
 
+/// The silences at one moment, from `Silences::query`.
+pub struct SilenceQuery<'a> {
+    index: Arc<SilenceIndex>,
+    now: Timestamp,
+    stats: &'a SilenceStats,
+}
+
+impl SilenceQuery<'_> {
+    /// The ids of the active silences that match `labels`, sorted.
+    pub fn silenced_by(&self, labels: &LabelSet) -> Vec<String> {
+        self.stats.queries.inc();
+        if self.index.by_equal.is_empty() && self.index.rest.is_empty() {
+            return Vec::new();
+        }
+        let started = std::time::Instant::now();
+        let now = self.now;
+        let mut ids: Vec<String> = self
+            .index
+            .candidates(labels)
+            .filter(|s| s.state(now) == SilenceState::Active && s.matches(labels))
+            .map(|s| s.id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        self.stats
+            .query_duration
+            .observe(started.elapsed().as_secs_f64());
+        ids
+    }
+}
+
 pub struct Silences {
     pub stats: SilenceStats,
     by_id: Mutex<HashMap<String, Arc<Silence>>>,
@@ -337,8 +368,12 @@ impl Silences {
 
     /// The ids of the active silences that match `labels`, sorted.
     pub fn silenced_by(&self, labels: &LabelSet, now: Timestamp) -> Vec<String> {
-        let started = std::time::Instant::now();
-        self.stats.queries.inc();
+        self.query(now).silenced_by(labels)
+    }
+
+    /// A view for checking many alerts at one time (a flush, an API answer)
+    /// without taking the silences' locks for each.
+    pub fn query(&self, now: Timestamp) -> SilenceQuery<'_> {
         let index = {
             let map = self.lock();
             let mut cached = self.index.lock().unwrap_or_else(|e| e.into_inner());
@@ -346,17 +381,11 @@ impl Silences {
                 .get_or_insert_with(|| Arc::new(SilenceIndex::build(map.values(), now)))
                 .clone()
         };
-        let mut ids: Vec<String> = index
-            .candidates(labels)
-            .filter(|s| s.state(now) == SilenceState::Active && s.matches(labels))
-            .map(|s| s.id.clone())
-            .collect();
-        ids.sort();
-        ids.dedup();
-        self.stats
-            .query_duration
-            .observe(started.elapsed().as_secs_f64());
-        ids
+        SilenceQuery {
+            index,
+            now,
+            stats: &self.stats,
+        }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -469,6 +469,7 @@ async fn answer(
 pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
     answer(s, raw, |app, q, now| {
         let rt = app.runtime();
+        let silences = app.silences.query(now);
         let mut alerts: Vec<Arc<Alert>> = app
             .store
             .snapshot()
@@ -484,7 +485,7 @@ pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
             }
             let muted_by = rt.dispatcher.muted_by(&routes, &a.labels);
             let status = Suppression {
-                silenced_by: app.silences.silenced_by(&a.labels, now),
+                silenced_by: silences.silenced_by(&a.labels),
                 inhibited_by: rt.inhibitor.inhibited_by(&a.labels, now),
                 muted_by: &muted_by,
             };
@@ -501,6 +502,7 @@ pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
 pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
     answer(s, raw, |app, q, now| {
         let rt = app.runtime();
+        let silences = app.silences.query(now);
         let mut groups = rt
             .dispatcher
             .groups(|r| q.receiver_ok(&r.opts.receiver), |a| q.accepts(a, now));
@@ -512,7 +514,7 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
             let mut by = Vec::with_capacity(g.alerts.len());
             g.alerts.retain(|a| {
                 let status = Suppression {
-                    silenced_by: app.silences.silenced_by(&a.labels, now),
+                    silenced_by: silences.silenced_by(&a.labels),
                     inhibited_by: rt.inhibitor.inhibited_by(&a.labels, now),
                     muted_by: &g.muted_by,
                 };

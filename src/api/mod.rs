@@ -151,6 +151,7 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     let rt = s.app.runtime();
     let now = jiff::Timestamp::now();
     let (mut active, mut suppressed) = (0i64, 0i64);
+    let silences = s.app.silences.query(now);
     for a in s
         .app
         .store
@@ -158,7 +159,7 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         .iter()
         .filter(|a| !a.resolved_at(now))
     {
-        if !s.app.silences.silenced_by(&a.labels, now).is_empty()
+        if !silences.silenced_by(&a.labels).is_empty()
             || rt.inhibitor.inhibited_by(&a.labels, now).is_some()
         {
             suppressed += 1;

@@ -77,7 +77,8 @@ impl Stage for SilenceStage {
     ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
         Box::pin(async move {
             if !self.silences.is_empty() {
-                alerts.retain(|a| self.silences.silenced_by(&a.labels, ctx.now).is_empty());
+                let q = self.silences.query(ctx.now);
+                alerts.retain(|a| q.silenced_by(&a.labels).is_empty());
             }
             Ok(alerts)
         })
