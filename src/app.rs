@@ -240,46 +240,32 @@ impl App {
         stored.alert
     }
 
-    /// Background upkeep: alert GC and notification-log GC, each on its own
-    /// interval, until shutdown.
+    /// Background upkeep, each on its own interval until shutdown: the
+    /// alert GC (store, disk log, inhibitor sources, unused strings) and
+    /// the maintenance of the notification log and silences.
     fn spawn_maintenance(self: Arc<Self>) {
+        self.every(self.settings.alerts_gc_interval, |app, now| {
+            let removed = app.store.gc(now);
+            app.storage.compact_alerts(now);
+            app.runtime().inhibitor.gc(now);
+            let strings = app.interner.gc();
+            tracing::debug!(alerts = removed.len(), strings, "alert GC");
+        });
+        self.every(self.settings.maintenance_interval, |app, now| {
+            app.metrics.nflog_gc(app.nflog.gc(now));
+            app.silences.gc(now);
+        });
+    }
+
+    /// Runs `task` every `period` (not at start) until shutdown.
+    fn every(self: &Arc<Self>, period: Duration, task: impl Fn(&App, Timestamp) + Send + 'static) {
         let app = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(
-                app.settings
-                    .alerts_gc_interval
-                    .max(Duration::from_millis(100)),
-            );
+            let mut tick = tokio::time::interval(period.max(Duration::from_millis(100)));
             tick.tick().await;
             loop {
                 tokio::select! {
-                    _ = tick.tick() => {
-                        let now = Timestamp::now();
-                        drop(app.store.gc(now));
-                        app.storage.compact_alerts(now);
-                        app.runtime().inhibitor.gc(now);
-                        let strings = app.interner.gc();
-                        tracing::debug!(strings, "alert GC");
-                    }
-                    _ = app.shutdown.cancelled() => break,
-                }
-            }
-        });
-        let app = self;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(
-                app.settings
-                    .maintenance_interval
-                    .max(Duration::from_millis(100)),
-            );
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {
-                        let now = Timestamp::now();
-                        app.metrics.nflog_gc(app.nflog.gc(now));
-                        app.silences.gc(now);
-                    }
+                    _ = tick.tick() => task(&app, Timestamp::now()),
                     _ = app.shutdown.cancelled() => break,
                 }
             }
