@@ -166,8 +166,10 @@ impl Stage for SetNotifiesStage {
     ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
         Box::pin(async move {
             let expiry = (ctx.repeat_interval * 2).min(self.retention);
-            self.nflog
-                .log(
+            // The durable log waits for its commit: tell the runtime this
+            // worker blocks, so other tasks move to another thread.
+            tokio::task::block_in_place(|| {
+                self.nflog.log(
                     &ctx.group_key,
                     &self.integration.key,
                     ctx.firing_hashes.clone(),
@@ -175,7 +177,8 @@ impl Stage for SetNotifiesStage {
                     ctx.now,
                     expiry,
                 )
-                .map_err(|e| NotifyError::new(false, FailureReason::Other, e.to_string()))?;
+            })
+            .map_err(|e| NotifyError::new(false, FailureReason::Other, e.to_string()))?;
             Ok(alerts)
         })
     }
