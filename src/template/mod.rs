@@ -1,14 +1,18 @@
 //! Notification templates: Alertmanager's template data and the Go
 //! `text/template` language Alertmanager's users write their templates in.
 //!
-//! `parse` turns template source into a tree exactly as Go's
-//! `text/template/parse` does (the same syntax, trim markers, control
-//! structures and error positions). Executing trees against Alertmanager's
-//! data, its function map and its default templates is the templates
-//! issue's next step; webhooks need only `data`.
+//! `parse` turns template source into a tree as Go's `text/template/parse`
+//! does (the same syntax, trim markers, control structures and error
+//! positions); `exec` runs trees with Go's semantics and `funcs` holds Go's
+//! builtins. Alertmanager's data objects (KV, Alerts, times with methods),
+//! its function map and its default templates come next; webhooks need only
+//! `data`.
 
 mod data;
+pub mod exec;
+pub mod funcs;
 pub mod lex;
 pub mod parse;
 
 pub use data::{quote_meta, Data, TemplateAlert};
+pub use exec::{ExecError, Func, Object, Templates, Value};

@@ -1,0 +1,73 @@
+//! Differential tests of the template engine against the real Go
+//! `text/template`, through `amtool template render` (Debian's
+//! Alertmanager): data-independent templates must render identically.
+
+use std::process::Command;
+
+use herald::template::{Templates, Value};
+
+fn amtool_render(text: &str) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.tmpl");
+    std::fs::write(&empty, "").unwrap();
+    let out = Command::new("/usr/bin/amtool")
+        .args([
+            "template",
+            "render",
+            &format!("--template.glob={}", empty.display()),
+            &format!("--template.text={text}"),
+        ])
+        .output()
+        .expect("amtool is missing: run scripts/test.sh");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .trim_end_matches('\n')
+            .to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
+
+fn herald_render(text: &str) -> Result<String, String> {
+    let mut t = Templates::with_builtins();
+    t.add("text", text).map_err(|e| e.to_string())?;
+    t.execute("text", &Value::Nil).map_err(|e| e.to_string())
+}
+
+const CASES: &[&str] = &[
+    r#"{{ printf "%5.2f|%-4d|%q|%x|%X|%t|%c|%03d|%+d|%e|%g" 3.14159 7 "a\"b" 255 "hi" true 65 7 5 1234.5678 0.000012 }}"#,
+    r#"{{ printf "%s %d" 1 "x" }}|{{ printf "%d" }}|{{ printf "%d" 1 2 }}|{{ printf "%v %v %v" nil 1.5 1e21 }}"#,
+    r#"{{ print 1 2 "a" "b" 3 }}|{{ println "x" 1 }}|{{ len "héllo" }}"#,
+    r#"{{ if and 1 0 }}y{{ else }}n{{ end }}{{ or 0 "" "z" }}{{ and 1 "" }}{{ not 0 }}"#,
+    r#"{{ eq 1 2 1 }}{{ ne "a" "b" }}{{ lt 1 2 }}{{ le 2 2 }}{{ gt "b" "a" }}{{ ge 1.5 2.5 }}"#,
+    r#"{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ end }}{{ $x }}{{ with $y := "w" }}{{ . }}{{ $y }}{{ end }}"#,
+    r#"{{ slice "abcdef" 1 4 }}{{ slice "abcdef" 2 }}{{ index "abc" 1 }}"#,
+    r#"{{ html "<a href='x'>&\"" }}|{{ js "it's <b>=\"x\"" }}|{{ urlquery "a b&c=d/é" }}"#,
+    r#"{{- /* comment */ -}}   a  {{- " b " -}}  c {{ "d" }}"#,
+    r#"{{ define "x" }}[{{ . }}]{{ end }}{{ template "x" "arg" }}{{ block "y" 42 }}<{{ . }}>{{ end }}"#,
+    r#"{{ with "" }}no{{ else }}{{ "yes" }}{{ end }}{{ if 0 }}a{{ else if "" }}b{{ else }}c{{ end }}"#,
+    r#"{{ 0x1F }} {{ 1_000 }} {{ 'a' }} {{ -3 }} {{ 1.50 }} {{ 017 }} {{ 2e3 }}"#,
+];
+
+#[test]
+fn renders_like_go_text_template() {
+    for case in CASES {
+        let go = amtool_render(case).unwrap_or_else(|e| panic!("amtool refused {case}: {e}"));
+        let ours = herald_render(case).unwrap_or_else(|e| panic!("herald refused {case}: {e}"));
+        assert_eq!(ours, go, "template {case}");
+    }
+}
+
+#[test]
+fn errors_like_go_text_template() {
+    for case in [
+        r#"{{ eq 1 "a" }}"#,
+        r#"{{ index "x" 5 }}"#,
+        r#"{{ nosuch }}"#,
+        r#"{{ if }}"#,
+        r#"{{ .Foo.Bar }}"#,
+    ] {
+        assert!(amtool_render(case).is_err(), "amtool accepted {case}");
+        assert!(herald_render(case).is_err(), "herald accepted {case}");
+    }
+}
