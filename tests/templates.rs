@@ -10,11 +10,16 @@ fn amtool_render(text: &str) -> Result<String, String> {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.tmpl");
     std::fs::write(&empty, "").unwrap();
+    amtool_render_with(text, empty.to_str().unwrap())
+}
+
+/// Renders `text` with the real Go engine, with the templates in `glob`.
+fn amtool_render_with(text: &str, glob: &str) -> Result<String, String> {
     let out = Command::new("/usr/bin/amtool")
         .args([
             "template",
             "render",
-            &format!("--template.glob={}", empty.display()),
+            &format!("--template.glob={glob}"),
             &format!("--template.text={text}"),
         ])
         .output()
@@ -70,4 +75,48 @@ fn errors_like_go_text_template() {
         assert!(amtool_render(case).is_err(), "amtool accepted {case}");
         assert!(herald_render(case).is_err(), "herald accepted {case}");
     }
+}
+
+const AM_TEMPLATES: &str = "/usr/share/gocode/src/github.com/prometheus/alertmanager/template";
+
+/// Every template Alertmanager's `default.tmpl` defines renders the same
+/// text with Herald's engine as with Go, on amtool's example data. The
+/// template file is read from Debian's source package at test time.
+#[test]
+fn alertmanagers_default_templates_render_identically() {
+    let src = std::fs::read_to_string(format!("{AM_TEMPLATES}/default.tmpl"))
+        .expect("scripts/test.sh installs golang-github-prometheus-alertmanager-dev");
+    let mut t = Templates::alertmanager();
+    t.add("default.tmpl", &src).unwrap();
+    let data = herald::template::am::example_data(jiff::Timestamp::now());
+    let mut names: Vec<String> = t
+        .trees
+        .keys()
+        .filter(|n| n.as_str() != "default.tmpl")
+        .cloned()
+        .collect();
+    names.sort();
+    assert!(names.len() > 30, "{names:?}");
+    let (total, mut skipped) = (names.len(), 0);
+    for name in names {
+        let text = format!("{{{{ template \"{name}\" . }}}}");
+        let go = amtool_render_with(&text, &format!("{AM_TEMPLATES}/default.tmpl"));
+        t.add("probe", &text).unwrap();
+        let ours = t.execute("probe", &data);
+        // Helpers such as __text_alert_list expect a list, not the data, as
+        // dot: Go fails on them, and so must Herald.
+        let (go, ours) = match (go, ours) {
+            (Ok(g), Ok(o)) => (g, o),
+            (Err(_), Err(_)) => {
+                skipped += 1;
+                continue;
+            }
+            (g, o) => panic!("template {name:?}: Go gave {g:?}, Herald {o:?}"),
+        };
+        assert_eq!(ours.trim_end_matches('\n'), go, "template {name:?}");
+    }
+    assert!(
+        skipped <= 3,
+        "only list helpers may fail: {skipped} of {total} skipped"
+    );
 }

@@ -222,6 +222,13 @@ impl Templates {
         t
     }
 
+    /// Go's builtins and Alertmanager's function map.
+    pub fn alertmanager() -> Templates {
+        let mut t = Self::with_builtins();
+        super::am::add_alertmanager_funcs(&mut t.funcs);
+        t
+    }
+
     pub fn is_func(&self, name: &str) -> bool {
         matches!(name, "and" | "or") || self.funcs.contains_key(name)
     }

@@ -8,6 +8,7 @@
 //! its function map and its default templates come next; webhooks need only
 //! `data`.
 
+pub mod am;
 mod data;
 pub mod exec;
 pub mod funcs;

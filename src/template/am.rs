@@ -1,0 +1,731 @@
+//! Alertmanager's template data as template values (`template/template.go`):
+//! `KV` with `SortedPairs`, `Names`, `Values`, `Remove`; `Pairs`; `Alerts`
+//! with `Firing` and `Resolved`; times; and Alertmanager's function map.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use regex::Regex;
+
+use super::data::Data;
+use super::exec::{Func, Object, Value};
+
+/// A `map[string]string`; kept sorted by key, as Go iterates and prints it.
+pub struct Kv(Vec<(String, String)>);
+
+impl Kv {
+    pub fn new(mut pairs: Vec<(String, String)>) -> Kv {
+        pairs.sort();
+        pairs.dedup_by(|a, b| a.0 == b.0);
+        Kv(pairs)
+    }
+
+    /// `SortedPairs`: `alertname` first, then by name.
+    fn sorted_pairs(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .0
+            .iter()
+            .filter(|(k, _)| k == "alertname")
+            .cloned()
+            .collect();
+        out.extend(self.0.iter().filter(|(k, _)| k != "alertname").cloned());
+        out
+    }
+}
+
+fn strings(v: impl IntoIterator<Item = String>) -> Value {
+    Value::List(Arc::new(v.into_iter().map(Value::from).collect()))
+}
+
+impl Object for Kv {
+    fn type_name(&self) -> &'static str {
+        "template.KV"
+    }
+
+    fn field(&self, name: &str) -> Option<Value> {
+        Some(match name {
+            "SortedPairs" => Value::Object(Arc::new(Pairs(self.sorted_pairs()))),
+            "Names" => strings(self.sorted_pairs().into_iter().map(|p| p.0)),
+            "Values" => strings(self.sorted_pairs().into_iter().map(|p| p.1)),
+            // A missing key of a map[string]string is "" (missingkey=zero).
+            key => Value::from(
+                self.0
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.as_str())
+                    .unwrap_or(""),
+            ),
+        })
+    }
+
+    fn call(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+        (name == "Remove").then(|| {
+            let drop: Vec<String> = match args {
+                [Value::List(l)] => l.iter().map(Value::go_string).collect(),
+                [Value::Nil] => Vec::new(),
+                _ => return Err("wrong type for value; expected []string".into()),
+            };
+            Ok(Value::Object(Arc::new(Kv(self
+                .0
+                .iter()
+                .filter(|(k, _)| !drop.contains(k))
+                .cloned()
+                .collect()))))
+        })
+    }
+
+    /// Go prints a map as `map[k:v k2:v2]` (Alertmanager 0.25).
+    fn display(&self) -> String {
+        format!(
+            "map[{}]",
+            self.0
+                .iter()
+                .map(|(k, v)| format!("{k}:{v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    }
+
+    fn truthy(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    fn items(&self) -> Option<Vec<Value>> {
+        Some(
+            self.0
+                .iter()
+                .map(|(_, v)| Value::from(v.as_str()))
+                .collect(),
+        )
+    }
+}
+
+/// `template.Pairs`.
+pub struct Pairs(Vec<(String, String)>);
+
+impl Object for Pairs {
+    fn type_name(&self) -> &'static str {
+        "template.Pairs"
+    }
+
+    fn field(&self, name: &str) -> Option<Value> {
+        match name {
+            "Names" => Some(strings(self.0.iter().map(|p| p.0.clone()))),
+            "Values" => Some(strings(self.0.iter().map(|p| p.1.clone()))),
+            _ => None,
+        }
+    }
+
+    fn display(&self) -> String {
+        format!(
+            "[{}]",
+            self.0
+                .iter()
+                .map(|(k, v)| format!("{{{k} {v}}}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    }
+
+    fn truthy(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    fn items(&self) -> Option<Vec<Value>> {
+        Some(
+            self.0
+                .iter()
+                .map(|(k, v)| Value::Object(Arc::new(Pair(k.clone(), v.clone()))))
+                .collect(),
+        )
+    }
+}
+
+pub struct Pair(String, String);
+
+impl Object for Pair {
+    fn type_name(&self) -> &'static str {
+        "template.Pair"
+    }
+
+    fn field(&self, name: &str) -> Option<Value> {
+        match name {
+            "Name" => Some(Value::from(self.0.as_str())),
+            "Value" => Some(Value::from(self.1.as_str())),
+            _ => None,
+        }
+    }
+
+    fn display(&self) -> String {
+        format!("{{{} {}}}", self.0, self.1)
+    }
+}
+
+/// One alert of the template data.
+pub struct AlertObj {
+    pub status: String,
+    pub labels: Value,
+    pub annotations: Value,
+    pub starts_at: Timestamp,
+    pub ends_at: Timestamp,
+    pub generator_url: String,
+    pub fingerprint: String,
+}
+
+impl Object for AlertObj {
+    fn type_name(&self) -> &'static str {
+        "template.Alert"
+    }
+
+    fn field(&self, name: &str) -> Option<Value> {
+        Some(match name {
+            "Status" => Value::from(self.status.as_str()),
+            "Labels" => self.labels.clone(),
+            "Annotations" => self.annotations.clone(),
+            "StartsAt" => Value::Object(Arc::new(Time(self.starts_at))),
+            "EndsAt" => Value::Object(Arc::new(Time(self.ends_at))),
+            "GeneratorURL" => Value::from(self.generator_url.as_str()),
+            "Fingerprint" => Value::from(self.fingerprint.as_str()),
+            _ => return None,
+        })
+    }
+
+    fn display(&self) -> String {
+        format!(
+            "{{{} {} {} {} {} {} {}}}",
+            self.status,
+            self.labels.go_string(),
+            self.annotations.go_string(),
+            Time(self.starts_at).display(),
+            Time(self.ends_at).display(),
+            self.generator_url,
+            self.fingerprint
+        )
+    }
+}
+
+/// `template.Alerts` (and the `[]Alert` its methods return).
+pub struct Alerts(Vec<Value>);
+
+impl Alerts {
+    fn with_status(&self, status: &str) -> Value {
+        let keep = self.0.iter().filter(|a| matches!(a, Value::Object(o) if o.field("Status").is_some_and(|s| s.go_string() == status))).cloned().collect();
+        Value::Object(Arc::new(Alerts(keep)))
+    }
+}
+
+impl Object for Alerts {
+    fn type_name(&self) -> &'static str {
+        "template.Alerts"
+    }
+
+    fn field(&self, name: &str) -> Option<Value> {
+        match name {
+            "Firing" => Some(self.with_status("firing")),
+            "Resolved" => Some(self.with_status("resolved")),
+            _ => None,
+        }
+    }
+
+    fn display(&self) -> String {
+        format!(
+            "[{}]",
+            self.0
+                .iter()
+                .map(Value::go_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    }
+
+    fn truthy(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    fn items(&self) -> Option<Vec<Value>> {
+        Some(self.0.clone())
+    }
+}
+
+/// A `time.Time`, in UTC.
+pub struct Time(pub Timestamp);
+
+impl Object for Time {
+    fn type_name(&self) -> &'static str {
+        "time.Time"
+    }
+
+    fn field(&self, name: &str) -> Option<Value> {
+        Some(match name {
+            "Unix" => Value::Int(self.0.as_second()),
+            "UnixMilli" => Value::Int(self.0.as_millisecond()),
+            "UTC" | "Local" => Value::Object(Arc::new(Time(self.0))),
+            "IsZero" => Value::Bool(self.0 == crate::model::GO_ZERO_TIME),
+            "String" => Value::from(self.display()),
+            _ => return None,
+        })
+    }
+
+    fn call(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+        (name == "Format").then(|| match args {
+            [Value::Str(layout)] => Ok(Value::from(go_format(self.0, layout))),
+            _ => Err("Format takes a layout string".into()),
+        })
+    }
+
+    /// Go's `Time.String()`: `2006-01-02 15:04:05.999999999 -0700 MST`.
+    fn display(&self) -> String {
+        go_format(self.0, "2006-01-02 15:04:05.999999999 -0700 MST")
+    }
+}
+
+/// Formats a UTC time with a Go layout string (the reference time
+/// `Mon Jan 2 15:04:05 MST 2006`), for the tokens templates use.
+pub fn go_format(t: Timestamp, layout: &str) -> String {
+    let dt = jiff::tz::TimeZone::UTC.to_datetime(t);
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    const DAYS: [&str; 7] = [
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+    ];
+    let month = MONTHS[dt.month() as usize - 1];
+    let day = DAYS[dt.weekday().to_sunday_zero_offset() as usize];
+    let nanos = dt.subsec_nanosecond();
+    let tokens: [(&str, String); 24] = [
+        ("January", month.to_string()),
+        ("Monday", day.to_string()),
+        ("2006", format!("{:04}", dt.year())),
+        ("-07:00", "+00:00".into()),
+        ("Z07:00", "Z".into()),
+        ("-0700", "+0000".into()),
+        ("Z0700", "Z".into()),
+        ("Jan", month[..3].to_string()),
+        ("Mon", day[..3].to_string()),
+        ("MST", "UTC".into()),
+        (".000000000", format!(".{nanos:09}")),
+        (".999999999", trimmed_frac(nanos, 9)),
+        (".000000", format!(".{:06}", nanos / 1000)),
+        (".999999", trimmed_frac(nanos / 1000, 6)),
+        (".000", format!(".{:03}", nanos / 1_000_000)),
+        (".999", trimmed_frac(nanos / 1_000_000, 3)),
+        ("01", format!("{:02}", dt.month())),
+        ("02", format!("{:02}", dt.day())),
+        ("15", format!("{:02}", dt.hour())),
+        ("03", format!("{:02}", (dt.hour() + 11) % 12 + 1)),
+        ("04", format!("{:02}", dt.minute())),
+        ("05", format!("{:02}", dt.second())),
+        ("06", format!("{:02}", dt.year() % 100)),
+        (
+            "PM",
+            if dt.hour() >= 12 {
+                "PM".into()
+            } else {
+                "AM".into()
+            },
+        ),
+    ];
+    let mut out = String::new();
+    let mut rest = layout;
+    'outer: while !rest.is_empty() {
+        for (tok, val) in &tokens {
+            if let Some(r) = rest.strip_prefix(tok) {
+                out.push_str(val);
+                rest = r;
+                continue 'outer;
+            }
+        }
+        // Single-digit forms: "1" month, "2" day, "3" hour, "4" minute, "5" second.
+        let c = rest.chars().next().unwrap_or(' ');
+        let single = match c {
+            '1' => Some(dt.month().to_string()),
+            '2' => Some(dt.day().to_string()),
+            '3' => Some(((dt.hour() + 11) % 12 + 1).to_string()),
+            '4' => Some(dt.minute().to_string()),
+            '5' => Some(dt.second().to_string()),
+            _ => None,
+        };
+        out.push_str(&single.unwrap_or_else(|| c.to_string()));
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+fn trimmed_frac(v: i32, digits: usize) -> String {
+    if v == 0 {
+        return String::new();
+    }
+    let s = format!("{v:0digits$}");
+    format!(".{}", s.trim_end_matches('0'))
+}
+
+fn kv(pairs: &crate::model::LabelSet) -> Value {
+    Value::Object(Arc::new(Kv::new(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )))
+}
+
+impl Data {
+    /// The template data as a template value (dot).
+    pub fn to_value(&self) -> Value {
+        let alerts: Vec<Value> = self
+            .alerts
+            .iter()
+            .map(|a| {
+                Value::Object(Arc::new(AlertObj {
+                    status: a.status.to_string(),
+                    labels: kv(&a.labels),
+                    annotations: kv(&a.annotations),
+                    starts_at: a.starts_at,
+                    ends_at: a.ends_at,
+                    generator_url: a.generator_url.to_string(),
+                    fingerprint: a.fingerprint.clone(),
+                }))
+            })
+            .collect();
+        let mut m = std::collections::BTreeMap::new();
+        m.insert("Receiver".to_string(), Value::from(self.receiver.as_str()));
+        m.insert("Status".to_string(), Value::from(self.status));
+        m.insert(
+            "Alerts".to_string(),
+            Value::Object(Arc::new(Alerts(alerts))),
+        );
+        m.insert("GroupLabels".to_string(), kv(&self.group_labels));
+        m.insert("CommonLabels".to_string(), kv(&self.common_labels));
+        m.insert(
+            "CommonAnnotations".to_string(),
+            kv(&self.common_annotations),
+        );
+        m.insert(
+            "ExternalURL".to_string(),
+            Value::from(self.external_url.as_str()),
+        );
+        Value::Object(Arc::new(DataObj(m)))
+    }
+}
+
+/// The `template.Data` struct: unknown fields are errors, as for a Go struct.
+struct DataObj(std::collections::BTreeMap<String, Value>);
+
+impl Object for DataObj {
+    fn type_name(&self) -> &'static str {
+        "*template.Data"
+    }
+
+    fn field(&self, name: &str) -> Option<Value> {
+        self.0.get(name).cloned()
+    }
+
+    fn display(&self) -> String {
+        format!(
+            "{{{}}}",
+            self.0
+                .values()
+                .map(Value::go_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    }
+}
+
+fn str_arg(v: &Value) -> Result<String, String> {
+    match v {
+        Value::Str(s) => Ok(s.to_string()),
+        other => Err(format!(
+            "wrong type for value; expected string; got {}",
+            other.go_string()
+        )),
+    }
+}
+
+fn f(func: impl Fn(&[Value]) -> Result<Value, String> + Send + Sync + 'static) -> Func {
+    Arc::new(func)
+}
+
+/// `cases.Title(language.AmericanEnglish)`: each word's first letter upper
+/// case, the rest lower case.
+fn title(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut start = true;
+    for c in s.chars() {
+        if c.is_alphanumeric() || c == '\'' {
+            if start {
+                out.extend(c.to_uppercase());
+            } else {
+                out.extend(c.to_lowercase());
+            }
+            start = false;
+        } else {
+            out.push(c);
+            start = true;
+        }
+    }
+    out
+}
+
+/// Alertmanager's function map (`template.DefaultFuncs`).
+pub fn add_alertmanager_funcs(m: &mut HashMap<&'static str, Func>) {
+    m.insert(
+        "toUpper",
+        f(|a| {
+            Ok(Value::from(
+                str_arg(a.first().unwrap_or(&Value::Nil))?.to_uppercase(),
+            ))
+        }),
+    );
+    m.insert(
+        "toLower",
+        f(|a| {
+            Ok(Value::from(
+                str_arg(a.first().unwrap_or(&Value::Nil))?.to_lowercase(),
+            ))
+        }),
+    );
+    m.insert(
+        "title",
+        f(|a| {
+            Ok(Value::from(title(&str_arg(
+                a.first().unwrap_or(&Value::Nil),
+            )?)))
+        }),
+    );
+    m.insert(
+        "trimSpace",
+        f(|a| {
+            Ok(Value::from(
+                str_arg(a.first().unwrap_or(&Value::Nil))?
+                    .trim()
+                    .to_string(),
+            ))
+        }),
+    );
+    m.insert(
+        "join",
+        f(|a| match a {
+            [sep, Value::List(l)] => Ok(Value::from(
+                l.iter()
+                    .map(Value::go_string)
+                    .collect::<Vec<_>>()
+                    .join(&str_arg(sep)?),
+            )),
+            _ => Err("join takes a separator and a list of strings".into()),
+        }),
+    );
+    m.insert(
+        "match",
+        f(|a| match a {
+            [p, t] => Regex::new(&str_arg(p)?)
+                .map(|re| Value::Bool(re.is_match(&t.go_string())))
+                .map_err(|e| e.to_string()),
+            _ => Err("match takes a pattern and a string".into()),
+        }),
+    );
+    m.insert(
+        "reReplaceAll",
+        f(|a| match a {
+            [p, r, t] => {
+                let re = Regex::new(&str_arg(p)?).map_err(|e| e.to_string())?;
+                Ok(Value::from(
+                    re.replace_all(&str_arg(t)?, str_arg(r)?.as_str())
+                        .into_owned(),
+                ))
+            }
+            _ => Err("reReplaceAll takes a pattern, a replacement and a string".into()),
+        }),
+    );
+    m.insert(
+        "safeHtml",
+        f(|a| Ok(a.first().cloned().unwrap_or(Value::Nil))),
+    );
+    m.insert(
+        "safeUrl",
+        f(|a| Ok(a.first().cloned().unwrap_or(Value::Nil))),
+    );
+    m.insert(
+        "urlUnescape",
+        f(|a| {
+            let s = str_arg(a.first().unwrap_or(&Value::Nil))?;
+            Ok(Value::from(
+                url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default(),
+            ))
+        }),
+    );
+    m.insert("stringSlice", f(|a| Ok(Value::List(Arc::new(a.to_vec())))));
+    m.insert("list", f(|a| Ok(Value::List(Arc::new(a.to_vec())))));
+    m.insert(
+        "append",
+        f(|a| match a.split_first() {
+            Some((Value::List(l), rest)) => Ok(Value::List(Arc::new(
+                l.iter().chain(rest).cloned().collect(),
+            ))),
+            _ => Err("append takes a list first".into()),
+        }),
+    );
+    m.insert(
+        "dict",
+        f(|a| {
+            if a.len() % 2 != 0 {
+                return Err("dict takes pairs of keys and values".into());
+            }
+            let mut d = std::collections::BTreeMap::new();
+            for p in a.chunks(2) {
+                d.insert(str_arg(&p[0])?, p[1].clone());
+            }
+            Ok(Value::Map(Arc::new(d)))
+        }),
+    );
+    m.insert(
+        "toJson",
+        f(|a| {
+            fn json(v: &Value) -> serde_json::Value {
+                match v {
+                    Value::Nil => serde_json::Value::Null,
+                    Value::Bool(b) => (*b).into(),
+                    Value::Int(i) => (*i).into(),
+                    Value::Float(x) => serde_json::Number::from_f64(*x)
+                        .map(serde_json::Value::Number)
+                        .unwrap_or(serde_json::Value::Null),
+                    Value::Str(s) => s.as_ref().into(),
+                    Value::List(l) => l.iter().map(json).collect(),
+                    Value::Map(m) => m
+                        .iter()
+                        .map(|(k, v)| (k.clone(), json(v)))
+                        .collect::<serde_json::Map<_, _>>()
+                        .into(),
+                    Value::Object(o) => o.display().into(),
+                }
+            }
+            Ok(Value::from(
+                serde_json::to_string(&json(a.first().unwrap_or(&Value::Nil))).unwrap_or_default(),
+            ))
+        }),
+    );
+}
+
+/// The data `amtool template render` uses when given no data file, so the
+/// two renderings compare one to one. `now` stands for its `time.Now()`.
+pub fn example_data(now: Timestamp) -> Value {
+    let kvp = |p: &[(&str, &str)]| {
+        Value::Object(Arc::new(Kv::new(
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )))
+    };
+    let alert = |labels: &[(&str, &str)], annotations: &[(&str, &str)], ago: i64, fp: &str| {
+        Value::Object(Arc::new(AlertObj {
+            status: "alertstatus".into(),
+            labels: kvp(labels),
+            annotations: kvp(annotations),
+            starts_at: now
+                .checked_sub(jiff::SignedDuration::from_mins(ago))
+                .unwrap_or(now),
+            ends_at: now,
+            generator_url: "https://generatorurl.com".into(),
+            fingerprint: fp.into(),
+        }))
+    };
+    let common_l = [
+        ("commonlabelkey1", "commonlabelvalue1"),
+        ("commonlabelkey2", "commonlabelvalue2"),
+    ];
+    let common_a = [
+        ("commonannotationkey1", "commonannotationvalue1"),
+        ("commonannotationkey2", "commonannotationvalue2"),
+    ];
+    let alerts = vec![
+        alert(
+            &[
+                ("label1", "value1"),
+                ("label2", "value2"),
+                ("instance", "foo.bar:1234"),
+                common_l[0],
+                common_l[1],
+            ],
+            &[
+                ("annotation1", "value1"),
+                ("annotation2", "value2"),
+                common_a[0],
+                common_a[1],
+            ],
+            5,
+            "fingerprint1",
+        ),
+        alert(
+            &[("foo", "bar"), ("baz", "qux"), common_l[0], common_l[1]],
+            &[("aaa", "bbb"), ("ccc", "ddd"), common_a[0], common_a[1]],
+            10,
+            "fingerprint2",
+        ),
+    ];
+    let mut m = std::collections::BTreeMap::new();
+    m.insert("Receiver".to_string(), Value::from("receiver"));
+    m.insert("Status".to_string(), Value::from("alertstatus"));
+    m.insert(
+        "Alerts".to_string(),
+        Value::Object(Arc::new(Alerts(alerts))),
+    );
+    m.insert(
+        "GroupLabels".to_string(),
+        kvp(&[
+            ("grouplabelkey1", "grouplabelvalue1"),
+            ("grouplabelkey2", "grouplabelvalue2"),
+        ]),
+    );
+    m.insert("CommonLabels".to_string(), kvp(&common_l));
+    m.insert("CommonAnnotations".to_string(), kvp(&common_a));
+    m.insert(
+        "ExternalURL".to_string(),
+        Value::from("https://example.com"),
+    );
+    Value::Object(Arc::new(DataObj(m)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_time_layouts() {
+        let t: Timestamp = "2024-03-05T14:07:09.120Z".parse().unwrap();
+        assert_eq!(Time(t).display(), "2024-03-05 14:07:09.12 +0000 UTC");
+        assert_eq!(
+            go_format(t, "2006-01-02T15:04:05Z07:00"),
+            "2024-03-05T14:07:09Z"
+        );
+        assert_eq!(go_format(t, "Mon Jan 2 03:04PM"), "Tue Mar 5 02:07PM");
+        assert_eq!(
+            go_format(t, "02.01.06 15:04:05.000"),
+            "05.03.24 14:07:09.120"
+        );
+    }
+
+    #[test]
+    fn title_like_go_cases() {
+        assert_eq!(title("hello wORLD it's-me"), "Hello World It's-Me");
+    }
+}
