@@ -144,6 +144,31 @@ pub enum Command {
         #[command(subcommand)]
         command: RoutesCommand,
     },
+    /// Render notification templates, like `amtool template render`.
+    Template {
+        #[command(subcommand)]
+        command: TemplateCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TemplateCommand {
+    /// Render `--template.text` with the templates from `--template.glob`.
+    Render {
+        /// Glob of template files to load (repeatable).
+        #[arg(long = "template.glob", required = true)]
+        globs: Vec<String>,
+        /// The template text to render.
+        #[arg(long = "template.text")]
+        text: String,
+        /// `text` (default) or `html`.
+        #[arg(long = "template.type", default_value = "text", value_parser = ["text", "html"])]
+        kind: String,
+        /// JSON file with the template data (the webhook payload's shape);
+        /// without it, amtool's example data.
+        #[arg(long = "template.data")]
+        data: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

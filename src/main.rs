@@ -8,7 +8,9 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use herald::app::{App, Settings};
-use herald::cli::{external_url_and_prefix, parse_listen_address, Cli, Command, RoutesCommand};
+use herald::cli::{
+    external_url_and_prefix, parse_listen_address, Cli, Command, RoutesCommand, TemplateCommand,
+};
 use herald::config::Config;
 use herald::dispatch::Route;
 use herald::matcher::{parse_matchers, MatchType};
@@ -34,6 +36,15 @@ fn main() -> ExitCode {
                     labels,
                 },
         }) => return routes_test(config_file, verify_receivers, *tree, labels),
+        Some(Command::Template {
+            command:
+                TemplateCommand::Render {
+                    globs,
+                    text,
+                    kind,
+                    data,
+                },
+        }) => return template_render(globs, text, kind, data.as_deref()),
         None => {}
     }
     init_logging(&cli.log_level, &cli.log_format);
@@ -199,6 +210,36 @@ fn check_config(files: &[String]) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `amtool template render`.
+fn template_render(globs: &[String], text: &str, kind: &str, data: Option<&str>) -> ExitCode {
+    if kind == "html" {
+        eprintln!("herald: error: --template.type=html is not supported by Herald yet");
+        return ExitCode::FAILURE;
+    }
+    let mut t = herald::template::Templates::alertmanager();
+    let result = herald::template::am::load_globs(&mut t, globs)
+        .and_then(|()| match data {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| format!("{path}: {e}"))
+                .and_then(|s| herald::template::am::data_from_json(&s)),
+            None => Ok(herald::template::am::example_data(jiff::Timestamp::now())),
+        })
+        .and_then(|dot| {
+            t.add("", text).map_err(|e| e.to_string())?;
+            t.execute("", &dot).map_err(|e| e.to_string())
+        });
+    match result {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("herald: error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -120,3 +120,71 @@ fn alertmanagers_default_templates_render_identically() {
         "only list helpers may fail: {skipped} of {total} skipped"
     );
 }
+
+/// `herald template render` and `amtool template render` give the same
+/// output for the same flags, with a data file and with the example data.
+#[test]
+fn template_render_command_matches_amtool() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.json");
+    std::fs::write(
+        &data,
+        r#"{"receiver":"team-x","status":"firing","alerts":[
+            {"status":"firing","labels":{"alertname":"DiskFull","instance":"db1:9100","severity":"critical"},"annotations":{"summary":"Disk <90%> full"},"startsAt":"2024-05-01T10:00:00.5Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prom/graph","fingerprint":"abc"},
+            {"status":"resolved","labels":{"alertname":"DiskFull","instance":"db2:9100","severity":"critical"},"annotations":{"summary":"ok"},"startsAt":"2024-05-01T09:00:00Z","endsAt":"2024-05-01T11:00:00Z","generatorURL":"http://prom/graph","fingerprint":"def"}],
+          "groupLabels":{"alertname":"DiskFull"},"commonLabels":{"alertname":"DiskFull","severity":"critical"},"commonAnnotations":{},"externalURL":"http://am:9093"}"#,
+    )
+    .unwrap();
+    let glob = format!("{AM_TEMPLATES}/default.tmpl");
+    for (text, with_data) in [
+        (r#"{{ template "slack.default.text" . }}"#, true),
+        (
+            r#"{{ template "__subject" . }}|{{ template "__alertmanagerURL" . }}"#,
+            true,
+        ),
+        (
+            r#"{{ range .Alerts.Firing }}{{ .Labels.instance }} since {{ .StartsAt.Format "2006-01-02 15:04:05" }} ({{ .StartsAt }}){{ end }}"#,
+            true,
+        ),
+        (
+            r#"{{ .CommonLabels.Remove .GroupLabels.Names }}|{{ .CommonLabels.SortedPairs.Values | join "," }}|{{ len .Alerts.Resolved }}"#,
+            true,
+        ),
+        (r#"{{ template "__subject" . }}"#, false),
+    ] {
+        let mut herald = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+        herald.args([
+            "template",
+            "render",
+            &format!("--template.glob={glob}"),
+            &format!("--template.text={text}"),
+        ]);
+        let mut amtool = std::process::Command::new("/usr/bin/amtool");
+        amtool.args([
+            "template",
+            "render",
+            &format!("--template.glob={glob}"),
+            &format!("--template.text={text}"),
+        ]);
+        if with_data {
+            herald.arg(format!("--template.data={}", data.display()));
+            amtool.arg(format!("--template.data={}", data.display()));
+        }
+        let (h, a) = (herald.output().unwrap(), amtool.output().unwrap());
+        assert!(
+            a.status.success(),
+            "amtool: {}",
+            String::from_utf8_lossy(&a.stderr)
+        );
+        assert!(
+            h.status.success(),
+            "herald: {}",
+            String::from_utf8_lossy(&h.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&h.stdout),
+            String::from_utf8_lossy(&a.stdout),
+            "template {text}"
+        );
+    }
+}

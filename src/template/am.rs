@@ -729,3 +729,98 @@ mod tests {
         assert_eq!(title("hello wORLD it's-me"), "Hello World It's-Me");
     }
 }
+
+/// `template.Data` as JSON (the webhook payload's shape), as amtool's
+/// `--template.data` reads it.
+#[derive(serde::Deserialize)]
+struct JsonData {
+    #[serde(default)]
+    receiver: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    alerts: Vec<JsonAlert>,
+    #[serde(rename = "groupLabels", default)]
+    group_labels: std::collections::BTreeMap<String, String>,
+    #[serde(rename = "commonLabels", default)]
+    common_labels: std::collections::BTreeMap<String, String>,
+    #[serde(rename = "commonAnnotations", default)]
+    common_annotations: std::collections::BTreeMap<String, String>,
+    #[serde(rename = "externalURL", default)]
+    external_url: String,
+}
+
+#[derive(serde::Deserialize)]
+struct JsonAlert {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
+    #[serde(rename = "startsAt", default)]
+    starts_at: Option<Timestamp>,
+    #[serde(rename = "endsAt", default)]
+    ends_at: Option<Timestamp>,
+    #[serde(rename = "generatorURL", default)]
+    generator_url: String,
+    #[serde(default)]
+    fingerprint: String,
+}
+
+fn kv_map(m: std::collections::BTreeMap<String, String>) -> Value {
+    Value::Object(Arc::new(Kv::new(m.into_iter().collect())))
+}
+
+/// Parses template data written as JSON.
+pub fn data_from_json(json: &str) -> Result<Value, String> {
+    let d: JsonData = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let zero = crate::model::GO_ZERO_TIME;
+    let alerts = d
+        .alerts
+        .into_iter()
+        .map(|a| {
+            Value::Object(Arc::new(AlertObj {
+                status: a.status,
+                labels: kv_map(a.labels),
+                annotations: kv_map(a.annotations),
+                starts_at: a.starts_at.unwrap_or(zero),
+                ends_at: a.ends_at.unwrap_or(zero),
+                generator_url: a.generator_url,
+                fingerprint: a.fingerprint,
+            }))
+        })
+        .collect();
+    let mut m = std::collections::BTreeMap::new();
+    m.insert("Receiver".to_string(), Value::from(d.receiver));
+    m.insert("Status".to_string(), Value::from(d.status));
+    m.insert(
+        "Alerts".to_string(),
+        Value::Object(Arc::new(Alerts(alerts))),
+    );
+    m.insert("GroupLabels".to_string(), kv_map(d.group_labels));
+    m.insert("CommonLabels".to_string(), kv_map(d.common_labels));
+    m.insert(
+        "CommonAnnotations".to_string(),
+        kv_map(d.common_annotations),
+    );
+    m.insert("ExternalURL".to_string(), Value::from(d.external_url));
+    Ok(Value::Object(Arc::new(DataObj(m))))
+}
+
+/// Loads every file matching the globs, in order (later definitions win).
+pub fn load_globs(t: &mut super::Templates, globs: &[String]) -> Result<(), String> {
+    for g in globs {
+        let paths = glob::glob(g).map_err(|e| format!("bad glob {g:?}: {e}"))?;
+        for p in paths {
+            let p = p.map_err(|e| e.to_string())?;
+            let src = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            t.add(&name, &src).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
