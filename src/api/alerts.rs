@@ -386,16 +386,19 @@ fn write_fingerprint(out: &mut Vec<u8>, fp: Fingerprint) {
 }
 
 /// Renders `items` as a JSON array on every core, in order, as chunks of
-/// the body. `render` returns false for an item it skipped.
+/// the body. `render` returns false for an item it skipped. A thread takes
+/// at least `min_chunk` items, so small answers are not split for nothing
+/// (alerts are light items; a group of a thousand alerts is a heavy one).
 fn render_parallel<T: Sync>(
     items: &[T],
+    min_chunk: usize,
     render: impl Fn(&mut Vec<u8>, &T) -> bool + Sync,
 ) -> Vec<Bytes> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(8);
-    let chunk = items.len().div_ceil(threads).max(256);
+    let chunk = items.len().div_ceil(threads).max(min_chunk).max(1);
     let parts: Vec<Vec<u8>> = std::thread::scope(|s| {
         let handles: Vec<_> = items
             .chunks(chunk)
@@ -477,7 +480,7 @@ pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
             .filter(|a| q.accepts(a, now))
             .collect();
         alerts.sort_unstable_by_key(|a| a.fingerprint);
-        render_parallel(&alerts, |out, a| {
+        render_parallel(&alerts, 256, |out, a| {
             let routes = rt.route.matching(&a.labels);
             let receivers: Vec<&str> = routes.iter().map(|r| r.opts.receiver.as_str()).collect();
             if q.receiver.is_some() && !receivers.iter().any(|r| q.receiver_ok(r)) {
@@ -554,7 +557,7 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
         for v in receivers.values_mut() {
             v.sort_unstable();
         }
-        render_parallel(&rendered, |out, (g, statuses)| {
+        render_parallel(&rendered, 1, |out, (g, statuses)| {
             out.extend_from_slice(b"{\"alerts\":[");
             for (j, i) in notification_order_indices(&g.alerts)
                 .into_iter()
