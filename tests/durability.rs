@@ -162,3 +162,102 @@ async fn a_database_from_a_newer_herald_stops_startup_without_damage() {
         "the database must not be touched"
     );
 }
+
+/// Silences and alerts are posted continuously while Herald is SIGKILLed at
+/// varying moments (mid-request, mid-commit): everything acknowledged before
+/// the kill is there after the restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_at_random_moments_loses_nothing_acknowledged() {
+    let hook = Webhook::start().await;
+    let root = tempfile::tempdir().unwrap();
+    let acked_silences = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let acked_alerts = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for round in 0..4 {
+        let h = start_herald_at(root.path(), &config(&hook), &[]).await;
+        let got = get_json(&format!("{}/api/v2/silences", h.base)).await;
+        let ids: Vec<String> = got
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect();
+        for id in acked_silences.lock().unwrap().iter() {
+            assert!(
+                ids.contains(id),
+                "round {round}: acknowledged silence {id} lost"
+            );
+        }
+        let got = get_json(&format!("{}/api/v2/alerts", h.base)).await;
+        let names: Vec<String> = got
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["labels"]["alertname"].as_str().unwrap().to_string())
+            .collect();
+        for n in acked_alerts.lock().unwrap().iter() {
+            assert!(
+                names.contains(n),
+                "round {round}: acknowledged alert {n} lost"
+            );
+        }
+        // Writers run until the process dies under them.
+        let base = h.base.clone();
+        let (sil, al) = (acked_silences.clone(), acked_alerts.clone());
+        let writer = tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for i in 0.. {
+                let name = format!("K{round}-{i}");
+                let now = jiff::Timestamp::now();
+                let body = json!({"matchers": [{"name": "alertname", "value": name, "isRegex": false}], "startsAt": now.to_string(), "endsAt": now.checked_add(jiff::SignedDuration::from_hours(1)).unwrap().to_string(), "createdBy": "k", "comment": "c"});
+                match client
+                    .post(format!("{base}/api/v2/silences"))
+                    .json(&body)
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status().is_success() => match r.json::<Value>().await {
+                        Ok(v) => sil
+                            .lock()
+                            .unwrap()
+                            .push(v["silenceID"].as_str().unwrap().to_string()),
+                        Err(_) => break,
+                    },
+                    _ => break,
+                }
+                match client
+                    .post(format!("{base}/api/v2/alerts"))
+                    .json(&json!([{"labels": {"alertname": name}}]))
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status().is_success() => al.lock().unwrap().push(name),
+                    _ => break,
+                }
+            }
+        });
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        tokio::time::sleep(Duration::from_millis(50 + seed % 250)).await;
+        kill(h);
+        let _ = writer.await;
+    }
+    // What the last round acknowledged is there too.
+    let h = start_herald_at(root.path(), &config(&hook), &[]).await;
+    let got = get_text(&format!("{}/api/v2/silences", h.base)).await;
+    for id in acked_silences.lock().unwrap().iter() {
+        assert!(got.contains(id.as_str()), "acknowledged silence {id} lost");
+    }
+    let got = get_text(&format!("{}/api/v2/alerts", h.base)).await;
+    for n in acked_alerts.lock().unwrap().iter() {
+        assert!(
+            got.contains(&format!("\"{n}\"")),
+            "acknowledged alert {n} lost"
+        );
+    }
+    assert!(
+        acked_silences.lock().unwrap().len() > 10,
+        "the writers made progress"
+    );
+}
