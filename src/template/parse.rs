@@ -343,7 +343,7 @@ impl Parser<'_> {
     /// `if`, `with` and `range` with their `else` branches.
     fn control(&mut self, keyword: &str, line: usize) -> Result<Node, SyntaxError> {
         let scope = self.vars.len();
-        let pipe = self.pipeline(keyword, keyword != "range" || true)?;
+        let pipe = self.pipeline(keyword, true)?;
         if keyword == "range" {
             self.range_depth += 1;
         }
@@ -351,31 +351,7 @@ impl Parser<'_> {
         if keyword == "range" {
             self.range_depth -= 1;
         }
-        let else_list = match end {
-            Some(End::End(_)) => None,
-            Some(End::Else(_)) => {
-                let (l, e) = self.list()?;
-                match e {
-                    Some(End::End(_)) => Some(l),
-                    Some(e) => {
-                        return Err(self.err_at(
-                            e.line(),
-                            format!("expected end; found {{{{{}}}}}", e.word()),
-                        ))
-                    }
-                    None => return Err(self.err(format!("unexpected EOF in {keyword}"))),
-                }
-            }
-            // `{{else if p}}` is `{{else}}{{if p}}...{{end}}{{end}}` with one end.
-            Some(End::ElseIf(l, p)) if keyword == "if" => Some(vec![self.chained("if", l, p)?]),
-            Some(End::ElseWith(l, p)) if keyword == "with" => {
-                Some(vec![self.chained("with", l, p)?])
-            }
-            Some(e) => {
-                return Err(self.err_at(e.line(), format!("unexpected else chain in {keyword}")))
-            }
-            None => return Err(self.err(format!("unexpected EOF in {keyword}"))),
-        };
+        let else_list = self.else_branch(keyword, end)?;
         self.vars.truncate(scope);
         Ok(match keyword {
             "if" => Node::If {
@@ -399,24 +375,40 @@ impl Parser<'_> {
         })
     }
 
-    /// The rest of an `else if`/`else with` chain, whose pipeline was parsed.
-    fn chained(&mut self, keyword: &str, line: usize, pipe: Pipeline) -> Result<Node, SyntaxError> {
-        let (list, end) = self.list()?;
-        let else_list = match end {
-            Some(End::End(_)) => None,
+    /// What follows a branch: nothing (`{{end}}`), an `{{else}}` list, or
+    /// an `{{else if}}`/`{{else with}}` chain, which is an `if`/`with` node
+    /// of its own that shares the closing `{{end}}`.
+    fn else_branch(
+        &mut self,
+        keyword: &str,
+        end: Option<End>,
+    ) -> Result<Option<Vec<Node>>, SyntaxError> {
+        match end {
+            Some(End::End(_)) => Ok(None),
             Some(End::Else(_)) => {
                 let (l, e) = self.list()?;
                 match e {
-                    Some(End::End(_)) => Some(l),
-                    _ => return Err(self.err(format!("expected end in {keyword}"))),
+                    Some(End::End(_)) => Ok(Some(l)),
+                    Some(e) => Err(self.err_at(
+                        e.line(),
+                        format!("expected end; found {{{{{}}}}}", e.word()),
+                    )),
+                    None => Err(self.err(format!("unexpected EOF in {keyword}"))),
                 }
             }
-            Some(End::ElseIf(l, p)) if keyword == "if" => Some(vec![self.chained("if", l, p)?]),
+            Some(End::ElseIf(l, p)) if keyword == "if" => Ok(Some(vec![self.chained("if", l, p)?])),
             Some(End::ElseWith(l, p)) if keyword == "with" => {
-                Some(vec![self.chained("with", l, p)?])
+                Ok(Some(vec![self.chained("with", l, p)?]))
             }
-            _ => return Err(self.err(format!("unexpected EOF in {keyword}"))),
-        };
+            Some(e) => Err(self.err_at(e.line(), format!("unexpected else chain in {keyword}"))),
+            None => Err(self.err(format!("unexpected EOF in {keyword}"))),
+        }
+    }
+
+    /// The rest of an `else if`/`else with` chain, whose pipeline was parsed.
+    fn chained(&mut self, keyword: &str, line: usize, pipe: Pipeline) -> Result<Node, SyntaxError> {
+        let (list, end) = self.list()?;
+        let else_list = self.else_branch(keyword, end)?;
         Ok(if keyword == "if" {
             Node::If {
                 line,
