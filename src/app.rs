@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError, LoadedConfig};
 use crate::dispatch::{Dispatcher, Route};
+use crate::duration::format_go_duration;
 use crate::inhibit::Inhibitor;
 use crate::metrics::Metrics;
 use crate::model::{Alert, Interner};
@@ -143,7 +144,6 @@ impl App {
         silences: &Arc<Silences>,
         shutdown: &CancellationToken,
     ) -> Result<Runtime, ReloadError> {
-        log_config_warnings(config, settings.retention);
         let inhibitor = Arc::new(Inhibitor::new(&config.config.inhibit_rules));
         let deps = PipelineDeps {
             nflog: nflog.clone(),
@@ -155,6 +155,7 @@ impl App {
         };
         let pipeline = Pipeline::build(config, &deps).map_err(ReloadError::Build)?;
         let route = Route::tree(config.root_route());
+        log_config_warnings(config, &route, settings.retention);
         let dispatcher = Dispatcher::new(
             route.clone(),
             Arc::new(pipeline),
@@ -276,18 +277,18 @@ impl App {
 /// Warnings about configs that load but may not do what the user expects:
 /// parts Herald parses but does not act on yet (they fail open: more
 /// notifications, never fewer), and Alertmanager's own timer warnings.
-fn log_config_warnings(config: &LoadedConfig, retention: Duration) {
+fn log_config_warnings(config: &LoadedConfig, route: &Arc<Route>, retention: Duration) {
     let c = &config.config;
     if !c.templates.is_empty() {
         tracing::warn!("templates are not used yet: webhook payloads do not need them");
     }
-    for r in Route::tree(config.root_route()).walk() {
+    for r in route.walk() {
         if r.opts.repeat_interval > retention {
-            tracing::warn!(route = %r.key, repeat_interval = ?r.opts.repeat_interval, retention = ?retention,
+            tracing::warn!(route = %r.key, repeat_interval = %format_go_duration(r.opts.repeat_interval), retention = %format_go_duration(retention),
                 "repeat_interval is greater than the data retention period. It can lead to notifications being repeated more often than expected.");
         }
         if r.opts.repeat_interval < r.opts.group_interval {
-            tracing::warn!(route = %r.key, repeat_interval = ?r.opts.repeat_interval, group_interval = ?r.opts.group_interval,
+            tracing::warn!(route = %r.key, repeat_interval = %format_go_duration(r.opts.repeat_interval), group_interval = %format_go_duration(r.opts.group_interval),
                 "repeat_interval is less than group_interval. Notifications will not repeat until the next group_interval.");
         }
     }

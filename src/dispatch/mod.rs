@@ -323,13 +323,6 @@ impl Dispatcher {
         out
     }
 
-    pub fn group_count(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
-            .sum()
-    }
-
     /// Stops every group timer; in-flight notifications are cancelled.
     pub fn stop(&self) {
         self.cancel.cancel();

@@ -241,17 +241,6 @@ mod tests {
 }
 
 impl LabelSet {
-    /// A new set keeping only pairs whose value `keep` accepts (Alertmanager
-    /// drops empty-valued labels on ingestion).
-    pub fn filter_values(&self, mut keep: impl FnMut(&str) -> bool) -> LabelSet {
-        if self.0.iter().all(|(_, v)| keep(v)) {
-            return self.clone();
-        }
-        LabelSet(self.0.iter().filter(|(_, v)| keep(v)).cloned().collect())
-    }
-}
-
-impl LabelSet {
     /// The same set with every string taken from `interner`, so equal
     /// strings across alerts share one allocation.
     pub fn interned(&self, interner: &super::Interner) -> LabelSet {
