@@ -61,7 +61,8 @@ pub enum StorageError {
 }
 
 enum Op {
-    AppendAlerts(String),
+    /// One POST's alerts as JSON, and how many there are.
+    AppendAlerts(String, usize),
     /// Rewrites the alert log keeping the latest version of each alert not
     /// resolved at the given time.
     CompactAlerts(Timestamp),
@@ -219,9 +220,10 @@ impl Storage {
         }
         let loaded = load(&conn).map_err(|e| corrupt(e.to_string()))?;
         let (tx, rx) = mpsc::channel();
+        let live = loaded.alerts.len();
         thread::Builder::new()
             .name("herald-storage".into())
-            .spawn(move || writer(conn, rx))
+            .spawn(move || writer(conn, rx, live))
             .map_err(|e| StorageError::Dir {
                 path: shown.clone(),
                 source: e,
@@ -257,7 +259,8 @@ impl Storage {
         let batch: Vec<StoredAlert> = alerts.iter().map(|a| stored(a)).collect();
         let body = serde_json::to_string(&batch).map_err(|e| e.to_string())?;
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.commit(Op::AppendAlerts(body)))
+        let n = alerts.len();
+        tokio::task::spawn_blocking(move || me.commit(Op::AppendAlerts(body, n)))
             .await
             .map_err(|e| e.to_string())?
     }
@@ -346,7 +349,28 @@ fn load(conn: &Connection) -> Result<Loaded, Box<dyn std::error::Error>> {
 
 /// The writer thread: applies every queued change in one transaction, then
 /// acknowledges them all. Ends when every `Storage` handle is gone.
-fn writer(mut conn: Connection, rx: mpsc::Receiver<(Op, Option<Ack>)>) {
+/// How big the alert log may grow before it is compacted: Prometheus
+/// re-sends every firing alert every minute or so, and each re-send is a new
+/// version in the log.
+const MIN_VERSIONS_BEFORE_COMPACTION: usize = 50_000;
+
+/// Alert versions in the log, and live alerts at the last compaction.
+struct LogSize {
+    versions: usize,
+    live: usize,
+}
+
+impl LogSize {
+    fn needs_compaction(&self) -> bool {
+        self.versions > MIN_VERSIONS_BEFORE_COMPACTION.max(self.live * 2)
+    }
+}
+
+fn writer(mut conn: Connection, rx: mpsc::Receiver<(Op, Option<Ack>)>, live: usize) {
+    let mut size = LogSize {
+        versions: live,
+        live,
+    };
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < 4096 {
@@ -355,7 +379,7 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<(Op, Option<Ack>)>) {
                 Err(_) => break,
             }
         }
-        let result = apply(&mut conn, &batch).map_err(|e| e.to_string());
+        let result = apply(&mut conn, &batch, &mut size).map_err(|e| e.to_string());
         if let Err(e) = &result {
             tracing::error!(err = %e, "writing to the database failed");
         }
@@ -364,16 +388,30 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<(Op, Option<Ack>)>) {
                 let _ = ack.send(result.clone());
             }
         }
+        if size.needs_compaction() {
+            if let Err(e) = apply(
+                &mut conn,
+                &[(Op::CompactAlerts(Timestamp::now()), None)],
+                &mut size,
+            ) {
+                tracing::error!(err = %e, "compacting the alert log failed");
+            }
+        }
     }
 }
 
-fn apply(conn: &mut Connection, batch: &[(Op, Option<Ack>)]) -> rusqlite::Result<()> {
+fn apply(
+    conn: &mut Connection,
+    batch: &[(Op, Option<Ack>)],
+    size: &mut LogSize,
+) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     for (op, _) in batch {
         match op {
-            Op::AppendAlerts(body) => {
+            Op::AppendAlerts(body, n) => {
                 tx.prepare_cached("INSERT INTO alert_log (body) VALUES (?1)")?
                     .execute(params![body])?;
+                size.versions += n;
             }
             Op::CompactAlerts(now) => {
                 let live: Vec<StoredAlert> = read_alert_log(&tx)
@@ -388,6 +426,8 @@ fn apply(conn: &mut Connection, batch: &[(Op, Option<Ack>)]) -> rusqlite::Result
                         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
                     st.execute(params![body])?;
                 }
+                size.versions = live.len();
+                size.live = live.len();
             }
             Op::PutSilence(id, body, expires) => {
                 tx.prepare_cached(
@@ -551,6 +591,7 @@ mod tests {
             a.annotations = LabelSet::from_strs([("summary", "<disk> full")]);
             st.commit(Op::AppendAlerts(
                 serde_json::to_string(&[stored(&a)]).unwrap(),
+                1,
             ))
             .unwrap();
             // A newer version appended later wins on load.
@@ -558,6 +599,7 @@ mod tests {
             newer.updated_at = Timestamp::from_second(160).unwrap();
             st.commit(Op::AppendAlerts(
                 serde_json::to_string(&[stored(&newer)]).unwrap(),
+                1,
             ))
             .unwrap();
             let nf = DurableNotificationLog::new(st.clone(), Vec::new());
@@ -602,6 +644,7 @@ mod tests {
             for a in [&live, &gone, &newer] {
                 st.commit(Op::AppendAlerts(
                     serde_json::to_string(&[stored(a)]).unwrap(),
+                    1,
                 ))
                 .unwrap();
             }
@@ -650,5 +693,33 @@ mod tests {
         let err = Storage::open(dir.path()).err().unwrap();
         assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), garbage);
+    }
+}
+
+#[cfg(test)]
+mod compaction_tests {
+    use super::*;
+
+    #[test]
+    fn the_log_compacts_itself_as_resends_pile_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let (st, _) = Storage::open(dir.path()).unwrap();
+        // The same alert re-sent many times, as Prometheus does.
+        let a = crate::model::test_alert(100, 4_000_000_000, 100, false);
+        let batch =
+            serde_json::to_string(&(0..1000).map(|_| stored(&a)).collect::<Vec<_>>()).unwrap();
+        for _ in 0..(MIN_VERSIONS_BEFORE_COMPACTION / 1000 + 5) {
+            st.commit(Op::AppendAlerts(batch.clone(), 1000)).unwrap();
+        }
+        let conn = Connection::open(dir.path().join("herald.db")).unwrap();
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM alert_log", [], |r| r.get(0))
+            .unwrap();
+        assert!(
+            rows < 10,
+            "the writer compacted the log on its own ({rows} rows)"
+        );
+        let (_, loaded) = Storage::open(dir.path()).unwrap();
+        assert_eq!(loaded.alerts.len(), 1);
     }
 }
