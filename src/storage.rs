@@ -225,7 +225,11 @@ impl Storage {
         }
         let loaded = load(&conn).map_err(|e| corrupt(e.to_string()))?;
         let (tx, rx) = mpsc::channel();
-        let live = loaded.alerts.len();
+        let live = loaded
+            .alerts
+            .iter()
+            .map(|a| a.fingerprint.0 as i64)
+            .collect();
         thread::Builder::new()
             .name("herald-storage".into())
             .spawn(move || writer(conn, rx, live))
@@ -353,29 +357,36 @@ fn load(conn: &Connection) -> Result<Loaded, Box<dyn std::error::Error>> {
     })
 }
 
-/// The writer thread: applies every queued change in one transaction, then
-/// acknowledges them all. Ends when every `Storage` handle is gone.
-/// How big the alert log may grow before it is compacted: Prometheus
-/// re-sends every firing alert every minute or so, and each re-send is a new
-/// version in the log.
+/// How many superseded versions the alert log may hold before it is
+/// compacted: Prometheus re-sends every firing alert every minute or so, and
+/// each re-send is a new version.
 const MIN_VERSIONS_BEFORE_COMPACTION: usize = 50_000;
 
-/// Alert versions in the log, and live alerts at the last compaction.
+/// Alert versions in the log and the fingerprints they belong to.
 struct LogSize {
     versions: usize,
-    live: usize,
+    fingerprints: std::collections::HashSet<i64>,
 }
 
 impl LogSize {
+    /// Compact once superseded versions outnumber the alerts (and the
+    /// minimum): new alerts alone never trigger it.
     fn needs_compaction(&self) -> bool {
-        self.versions > MIN_VERSIONS_BEFORE_COMPACTION.max(self.live * 2)
+        let superseded = self.versions.saturating_sub(self.fingerprints.len());
+        superseded > MIN_VERSIONS_BEFORE_COMPACTION.max(self.fingerprints.len())
     }
 }
 
-fn writer(mut conn: Connection, rx: mpsc::Receiver<(Op, Option<Ack>)>, live: usize) {
+/// The writer thread: applies every queued change in one transaction, then
+/// acknowledges them all. Ends when every `Storage` handle is gone.
+fn writer(
+    mut conn: Connection,
+    rx: mpsc::Receiver<(Op, Option<Ack>)>,
+    fingerprints: std::collections::HashSet<i64>,
+) {
     let mut size = LogSize {
-        versions: live,
-        live,
+        versions: fingerprints.len(),
+        fingerprints,
     };
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -430,6 +441,7 @@ fn apply(
                     st.execute(params.as_slice())?;
                 }
                 size.versions += rows.len();
+                size.fingerprints.extend(rows.iter().map(|r| r.0));
             }
             Op::CompactAlerts(now) => {
                 tx.execute("DELETE FROM alert_log WHERE seq NOT IN (SELECT max(seq) FROM alert_log GROUP BY fingerprint)", [])?;
@@ -437,9 +449,12 @@ fn apply(
                     "DELETE FROM alert_log WHERE ends_at < ?1",
                     params![now.as_second()],
                 )?;
-                let live: i64 = tx.query_row("SELECT count(*) FROM alert_log", [], |r| r.get(0))?;
-                size.versions = live as usize;
-                size.live = live as usize;
+                let fps = tx
+                    .prepare("SELECT fingerprint FROM alert_log")?
+                    .query_map([], |r| r.get::<_, i64>(0))?
+                    .collect::<Result<std::collections::HashSet<i64>, _>>()?;
+                size.versions = fps.len();
+                size.fingerprints = fps;
             }
             Op::PutSilence(id, body, expires) => {
                 tx.prepare_cached(
