@@ -76,7 +76,8 @@ impl App {
     /// not start) on a bad config, as Alertmanager does.
     pub fn start(settings: Settings, shutdown: CancellationToken) -> Result<Arc<App>, ReloadError> {
         let silence_stats = crate::silence::SilenceStats::default();
-        let metrics = Arc::new(Metrics::with_silences(&silence_stats));
+        let nflog_stats = crate::nflog::NflogStats::default();
+        let metrics = Arc::new(Metrics::with_stats(&silence_stats, &nflog_stats));
         let config = match Config::load_file(&settings.config_file) {
             Ok(c) => c,
             Err(e) => {
@@ -85,8 +86,11 @@ impl App {
             }
         };
         let (storage, loaded) = Storage::open(&settings.storage_path)?;
-        let nflog: Arc<dyn NotificationLog> =
-            Arc::new(DurableNotificationLog::new(storage.clone(), loaded.nflog));
+        let nflog: Arc<dyn NotificationLog> = Arc::new(DurableNotificationLog::new(
+            storage.clone(),
+            loaded.nflog,
+            nflog_stats,
+        ));
         let mut silences = Silences::new(
             settings.retention,
             settings.silence_limits,

@@ -61,11 +61,18 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        Self::with_silences(&crate::silence::SilenceStats::default())
+        Self::with_stats(
+            &crate::silence::SilenceStats::default(),
+            &crate::nflog::NflogStats::default(),
+        )
     }
 
-    /// Registers the silences' own counters alongside Herald's metrics.
-    pub fn with_silences(silence_stats: &crate::silence::SilenceStats) -> Metrics {
+    /// Registers the counters the silences and the notification log keep
+    /// themselves alongside Herald's metrics.
+    pub fn with_stats(
+        silence_stats: &crate::silence::SilenceStats,
+        nflog_stats: &crate::nflog::NflogStats,
+    ) -> Metrics {
         let mut r = Registry::default();
         let m = Metrics {
             alerts_received: Family::default(),
@@ -172,6 +179,21 @@ impl Metrics {
             "alertmanager_silences_query_duration_seconds",
             "Duration of silence query evaluation.",
             silence_stats.query_duration.clone(),
+        );
+        r.register(
+            "alertmanager_nflog_queries",
+            "Number of notification log queries were received.",
+            nflog_stats.queries.clone(),
+        );
+        r.register(
+            "alertmanager_nflog_query_duration_seconds",
+            "Duration of notification log query evaluation.",
+            nflog_stats.query_duration.clone(),
+        );
+        r.register(
+            "alertmanager_nflog_gc_duration_seconds",
+            "Duration of the last notification log garbage collection cycle.",
+            nflog_stats.gc_duration.clone(),
         );
         r.register(
             "alertmanager_silences_gc_duration_seconds",

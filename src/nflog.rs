@@ -57,14 +57,46 @@ pub trait NotificationLog: Send + Sync {
     fn gc(&self, now: Timestamp) -> usize;
 }
 
+/// Alertmanager's notification-log metrics (`alertmanager_nflog_*`).
+#[derive(Clone)]
+pub struct NflogStats {
+    pub queries: prometheus_client::metrics::counter::Counter,
+    pub query_duration: prometheus_client::metrics::histogram::Histogram,
+    pub gc_duration: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for NflogStats {
+    fn default() -> Self {
+        use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+        NflogStats {
+            queries: Default::default(),
+            query_duration: Histogram::new(exponential_buckets(0.000_001, 4.0, 10)),
+            gc_duration: Histogram::new(exponential_buckets(0.000_1, 4.0, 10)),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct MemNotificationLog {
     entries: Mutex<HashMap<String, Entry>>,
+    pub stats: NflogStats,
 }
 
 /// `<groupKey>:<receiver>/<integration>/<index>`, Alertmanager's nflog key.
 pub fn state_key(group_key: &str, r: &ReceiverKey) -> String {
     format!("{group_key}:{}", r.id())
+}
+
+/// Records the time from its creation into a histogram when dropped.
+struct Observe<'a>(
+    &'a prometheus_client::metrics::histogram::Histogram,
+    std::time::Instant,
+);
+
+impl Drop for Observe<'_> {
+    fn drop(&mut self) {
+        self.0.observe(self.1.elapsed().as_secs_f64());
+    }
 }
 
 impl MemNotificationLog {
@@ -81,6 +113,9 @@ impl MemNotificationLog {
 
 impl NotificationLog for MemNotificationLog {
     fn query(&self, group_key: &str, receiver: &ReceiverKey) -> Option<Entry> {
+        let started = std::time::Instant::now();
+        self.stats.queries.inc();
+        let _observe = Observe(&self.stats.query_duration, started);
         self.entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -119,6 +154,7 @@ impl NotificationLog for MemNotificationLog {
     }
 
     fn gc(&self, now: Timestamp) -> usize {
+        let _observe = Observe(&self.stats.gc_duration, std::time::Instant::now());
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let before = entries.len();
         entries.retain(|_, e| e.expires_at > now);

@@ -529,8 +529,13 @@ pub struct DurableNotificationLog {
 }
 
 impl DurableNotificationLog {
-    pub fn new(storage: Storage, entries: Vec<(String, Entry)>) -> DurableNotificationLog {
-        let mem = MemNotificationLog::default();
+    pub fn new(
+        storage: Storage,
+        entries: Vec<(String, Entry)>,
+        stats: crate::nflog::NflogStats,
+    ) -> DurableNotificationLog {
+        let mut mem = MemNotificationLog::default();
+        mem.stats = stats;
         mem.restore(entries);
         DurableNotificationLog { mem, storage }
     }
@@ -623,7 +628,7 @@ mod tests {
             newer.updated_at = Timestamp::from_second(160).unwrap();
             st.commit(Op::AppendAlerts(vec![version_row(&newer).unwrap()]))
                 .unwrap();
-            let nf = DurableNotificationLog::new(st.clone(), Vec::new());
+            let nf = DurableNotificationLog::new(st.clone(), Vec::new(), Default::default());
             let rk = ReceiverKey {
                 group_name: "r".into(),
                 integration: "webhook",

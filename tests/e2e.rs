@@ -191,6 +191,14 @@ async fn retries_a_failing_receiver_until_it_accepts() {
         metrics.contains(r#"alertmanager_notifications_total{integration="webhook"} 1"#),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("alertmanager_nflog_queries_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("alertmanager_nflog_query_duration_seconds_count 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
