@@ -215,10 +215,6 @@ fn check_config(files: &[String]) -> ExitCode {
 
 /// `amtool template render`.
 fn template_render(globs: &[String], text: &str, kind: &str, data: Option<&str>) -> ExitCode {
-    if kind == "html" {
-        eprintln!("herald: error: --template.type=html is not supported by Herald yet");
-        return ExitCode::FAILURE;
-    }
     let mut t = herald::template::Templates::alertmanager();
     let result = herald::template::am::load_globs(&mut t, globs)
         .and_then(|()| match data {
@@ -229,7 +225,11 @@ fn template_render(globs: &[String], text: &str, kind: &str, data: Option<&str>)
         })
         .and_then(|dot| {
             t.add("", text).map_err(|e| e.to_string())?;
-            t.execute("", &dot).map_err(|e| e.to_string())
+            if kind == "html" {
+                t.execute_html("", &dot).map_err(|e| e.to_string())
+            } else {
+                t.execute("", &dot).map_err(|e| e.to_string())
+            }
         });
     match result {
         Ok(out) => {

@@ -188,3 +188,66 @@ fn template_render_command_matches_amtool() {
         );
     }
 }
+
+/// HTML mode: Alertmanager's e-mail body (`email.default.html`, rendered
+/// with Go's html/template) comes out byte-identical, with the example data
+/// and with data full of characters that need escaping.
+#[test]
+fn email_html_matches_go_html_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.json");
+    std::fs::write(
+        &data,
+        r#"{"receiver":"team <ops> & \"dev\"","status":"firing","alerts":[
+            {"status":"firing","labels":{"alertname":"Disk<Full>","instance":"db1:9100","note":"a+b & 'c'"},"annotations":{"summary":"<script>alert(1)</script>","url":"http://x/?a=1&b=<2>"},"startsAt":"2024-05-01T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prom:9090/graph?g0.expr=rate(x{job=\"a b\"}[5m])&g0.tab=1","fingerprint":"abc"},
+            {"status":"resolved","labels":{"alertname":"Disk<Full>","instance":"db2"},"annotations":{},"startsAt":"2024-05-01T09:00:00Z","endsAt":"2024-05-01T11:00:00Z","generatorURL":"javascript:alert(1)","fingerprint":"def"}],
+          "groupLabels":{"alertname":"Disk<Full>"},"commonLabels":{"alertname":"Disk<Full>"},"commonAnnotations":{},"externalURL":"http://am.example.com/sub path"}"#,
+    )
+    .unwrap();
+    let text = r#"{{ template "email.default.html" . }}"#;
+    for with_data in [false, true] {
+        let mut herald = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+        herald.args([
+            "template",
+            "render",
+            "--template.type=html",
+            &format!("--template.glob={AM_TEMPLATES}/*.tmpl"),
+            &format!("--template.text={text}"),
+        ]);
+        let mut amtool = std::process::Command::new("/usr/bin/amtool");
+        amtool.args([
+            "template",
+            "render",
+            "--template.type=html",
+            &format!("--template.glob={AM_TEMPLATES}/*.tmpl"),
+            &format!("--template.text={text}"),
+        ]);
+        if with_data {
+            herald.arg(format!("--template.data={}", data.display()));
+            amtool.arg(format!("--template.data={}", data.display()));
+        }
+        let (h, a) = (herald.output().unwrap(), amtool.output().unwrap());
+        assert!(
+            a.status.success(),
+            "amtool: {}",
+            String::from_utf8_lossy(&a.stderr)
+        );
+        assert!(
+            h.status.success(),
+            "herald: {}",
+            String::from_utf8_lossy(&h.stderr)
+        );
+        let (h, a) = (
+            String::from_utf8_lossy(&h.stdout),
+            String::from_utf8_lossy(&a.stdout),
+        );
+        if h != a {
+            let first = h
+                .lines()
+                .zip(a.lines())
+                .enumerate()
+                .find(|(_, (x, y))| x != y);
+            panic!("email.default.html differs (data file: {with_data}); first differing line: {first:?}");
+        }
+    }
+}

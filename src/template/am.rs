@@ -556,7 +556,11 @@ pub fn add_alertmanager_funcs(m: &mut HashMap<&'static str, Func>) {
     );
     m.insert(
         "safeHtml",
-        f(|a| Ok(a.first().cloned().unwrap_or(Value::Nil))),
+        f(|a| {
+            Ok(Value::Object(Arc::new(super::html::SafeHtml(
+                a.first().map(Value::go_string).unwrap_or_default(),
+            ))))
+        }),
     );
     m.insert(
         "safeUrl",

@@ -212,6 +212,8 @@ struct State<'a> {
     vars: Vec<(String, Value)>,
     out: String,
     depth: usize,
+    /// Set in HTML mode: the context the output has reached.
+    html: Option<super::html::HtmlContext>,
 }
 
 impl Templates {
@@ -243,6 +245,16 @@ impl Templates {
 
     /// Executes the template `name` with `data` as dot.
     pub fn execute(&self, name: &str, data: &Value) -> Result<String, ExecError> {
+        self.run(name, data, false)
+    }
+
+    /// Executes as Go's `html/template` would: values are escaped for the
+    /// HTML context they land in (e-mail bodies).
+    pub fn execute_html(&self, name: &str, data: &Value) -> Result<String, ExecError> {
+        self.run(name, data, true)
+    }
+
+    fn run(&self, name: &str, data: &Value, html: bool) -> Result<String, ExecError> {
         let tree = self.trees.get(name).ok_or_else(|| ExecError {
             template: name.into(),
             line: 0,
@@ -255,6 +267,7 @@ impl Templates {
             vars: vec![("$".into(), data.clone())],
             out: String::new(),
             depth: 0,
+            html: html.then(super::html::HtmlContext::default),
         };
         st.list(&tree.root, data)?;
         Ok(st.out)
@@ -282,15 +295,27 @@ impl State<'_> {
 
     fn node(&mut self, n: &Node, dot: &Value) -> Result<Flow, ExecError> {
         match n {
-            Node::Text(s) => self.out.push_str(s),
+            Node::Text(s) => match &mut self.html {
+                Some(ctx) => {
+                    let text = ctx.feed(s);
+                    self.out.push_str(&text);
+                }
+                None => self.out.push_str(s),
+            },
             Node::Action { line, pipe } => {
                 self.line = *line;
                 let v = self.pipeline(pipe, dot)?;
                 if pipe.decl.is_empty() {
-                    let text = match &v {
+                    let text = match (&v, &self.html) {
                         // missingkey=zero on an untyped map prints "<no value>".
-                        Value::Nil => "<no value>".to_string(),
-                        v => v.go_string(),
+                        (Value::Nil, None) => "<no value>".to_string(),
+                        (v, None) => v.go_string(),
+                        (v, Some(ctx)) => {
+                            let urlquery_last = pipe.cmds.last().is_some_and(|c| {
+                                c.args.first() == Some(&Arg::Function("urlquery".into()))
+                            });
+                            ctx.escape(v, urlquery_last)
+                        }
                     };
                     self.out.push_str(&text);
                 }

@@ -12,6 +12,7 @@ pub mod am;
 mod data;
 pub mod exec;
 pub mod funcs;
+pub mod html;
 pub mod lex;
 pub mod parse;
 
