@@ -278,6 +278,74 @@ impl Object for Time {
     fn display(&self) -> String {
         go_format(self.0, "2006-01-02 15:04:05.999999999 -0700 MST")
     }
+
+    fn timestamp(&self) -> Option<Timestamp> {
+        Some(self.0)
+    }
+}
+
+/// A `time.Duration` (what `since` returns).
+pub struct GoDuration(pub std::time::Duration);
+
+impl Object for GoDuration {
+    fn type_name(&self) -> &'static str {
+        "time.Duration"
+    }
+
+    fn field(&self, name: &str) -> Option<Value> {
+        Some(match name {
+            "Seconds" => Value::Float(self.0.as_secs_f64()),
+            "Minutes" => Value::Float(self.0.as_secs_f64() / 60.0),
+            "Hours" => Value::Float(self.0.as_secs_f64() / 3600.0),
+            "String" => Value::from(self.display()),
+            _ => return None,
+        })
+    }
+
+    fn display(&self) -> String {
+        crate::duration::format_go_duration(self.0)
+    }
+
+    fn seconds(&self) -> Option<f64> {
+        Some(self.0.as_secs_f64())
+    }
+}
+
+/// Prometheus' `humanizeDuration`, which Alertmanager adopted: seconds as
+/// `1d 2h 3m 4s`, or with an SI prefix below one second.
+pub fn humanize_duration(v: f64) -> String {
+    use super::funcs::go_g;
+    if v.is_nan() || v.is_infinite() {
+        return Value::Float(v).go_string();
+    }
+    if v == 0.0 {
+        return "0s".into();
+    }
+    if v.abs() >= 1.0 {
+        let sign = if v < 0.0 { "-" } else { "" };
+        let v = v.abs();
+        let d = v as i64;
+        let (days, hours, minutes, seconds) = (d / 86_400, (d / 3600) % 24, (d / 60) % 60, d % 60);
+        return if days != 0 {
+            format!("{sign}{days}d {hours}h {minutes}m {seconds}s")
+        } else if hours != 0 {
+            format!("{sign}{hours}h {minutes}m {seconds}s")
+        } else if minutes != 0 {
+            format!("{sign}{minutes}m {seconds}s")
+        } else {
+            format!("{sign}{}s", go_g(v, 4))
+        };
+    }
+    let mut v = v;
+    let mut prefix = "";
+    for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
+        if v.abs() >= 1.0 {
+            break;
+        }
+        prefix = p;
+        v *= 1000.0;
+    }
+    format!("{}{prefix}s", go_g(v, 4))
 }
 
 /// Formats a UTC time with a Go layout string (the reference time
@@ -578,6 +646,50 @@ pub fn add_alertmanager_funcs(m: &mut HashMap<&'static str, Func>) {
             ))
         }),
     );
+    m.insert(
+        "now",
+        f(|_| Ok(Value::Object(Arc::new(Time(Timestamp::now()))))),
+    );
+    m.insert(
+        "since",
+        f(|a| match a {
+            [Value::Object(o)] => o
+                .timestamp()
+                .map(|t| {
+                    let d = Timestamp::now().duration_since(t);
+                    Value::Object(Arc::new(GoDuration(
+                        std::time::Duration::try_from(d).unwrap_or_default(),
+                    )))
+                })
+                .ok_or_else(|| "since takes a time".to_string()),
+            _ => Err("since takes a time".into()),
+        }),
+    );
+    m.insert(
+        "date",
+        f(|a| match a {
+            [layout, Value::Object(o)] => o
+                .timestamp()
+                .map(|t| Value::from(go_format(t, &layout.go_string())))
+                .ok_or_else(|| "date takes a layout and a time".to_string()),
+            _ => Err("date takes a layout and a time".into()),
+        }),
+    );
+    m.insert(
+        "humanizeDuration",
+        f(|a| {
+            let secs = match a {
+                [Value::Int(i)] => *i as f64,
+                [Value::Float(x)] => *x,
+                [Value::Str(s)] => s.parse::<f64>().map_err(|e| e.to_string())?,
+                [Value::Object(o)] => o
+                    .seconds()
+                    .ok_or("humanizeDuration takes a number or a duration")?,
+                _ => return Err("humanizeDuration takes a number or a duration".into()),
+            };
+            Ok(Value::from(humanize_duration(secs)))
+        }),
+    );
     m.insert("stringSlice", f(|a| Ok(Value::List(Arc::new(a.to_vec())))));
     m.insert("list", f(|a| Ok(Value::List(Arc::new(a.to_vec())))));
     m.insert(
@@ -726,6 +838,30 @@ mod tests {
             go_format(t, "02.01.06 15:04:05.000"),
             "05.03.24 14:07:09.120"
         );
+    }
+
+    #[test]
+    fn humanize_duration_like_prometheus() {
+        for (v, s) in [
+            (0.0, "0s"),
+            (1.0, "1s"),
+            (1.5, "1.5s"),
+            (61.0, "1m 1s"),
+            (3661.0, "1h 1m 1s"),
+            (90061.0, "1d 1h 1m 1s"),
+            (0.5, "500ms"),
+            (0.000_25, "250us"),
+            (-61.0, "-1m 1s"),
+        ] {
+            assert_eq!(humanize_duration(v), s, "{v}");
+        }
+    }
+
+    #[test]
+    fn time_functions() {
+        let mut t = crate::template::Templates::alertmanager();
+        t.add("x", r#"{{ date "2006-01-02" now | len }} {{ humanizeDuration 3725 }} {{ (since now).Seconds | printf "%.0f" }}"#).unwrap();
+        assert_eq!(t.execute("x", &Value::Nil).unwrap(), "10 1h 2m 5s 0");
     }
 
     #[test]

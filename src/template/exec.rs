@@ -50,6 +50,14 @@ pub trait Object: Send + Sync {
     fn items(&self) -> Option<Vec<Value>> {
         None
     }
+    /// The instant, when the object is a `time.Time`.
+    fn timestamp(&self) -> Option<jiff::Timestamp> {
+        None
+    }
+    /// The length in seconds, when the object is a `time.Duration`.
+    fn seconds(&self) -> Option<f64> {
+        None
+    }
 }
 
 impl fmt::Debug for Value {

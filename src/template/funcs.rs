@@ -448,7 +448,7 @@ fn format_one(
         ('e', Value::Float(x)) => sign(go_exp(*x, prec.unwrap_or(6)), plus, space),
         ('g', Value::Float(x)) => sign(
             match prec {
-                Some(p) => format!("{:.*}", p, x),
+                Some(p) => go_g(*x, p),
                 None => Value::Float(*x).go_string(),
             },
             plus,
@@ -456,6 +456,36 @@ fn format_one(
         ),
         _ => return None,
     })
+}
+
+/// Go's `%.{prec}g`: `prec` significant digits, exponent form when the
+/// exponent is below -4 or not below the precision, trailing zeros dropped.
+pub fn go_g(x: f64, prec: usize) -> String {
+    if x == 0.0 {
+        return "0".into();
+    }
+    if !x.is_finite() {
+        return Value::Float(x).go_string();
+    }
+    let p = prec.max(1);
+    // Round to p significant digits first; the exponent is the rounded one's.
+    let e = format!("{:.*e}", p - 1, x);
+    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if exp < -4 || exp >= p as i32 {
+        let (sgn, digits) = if exp < 0 { ('-', -exp) } else { ('+', exp) };
+        format!("{}e{sgn}{digits:02}", trim(mant))
+    } else {
+        let decimals = (p as i32 - 1 - exp).max(0) as usize;
+        trim(&format!("{x:.decimals$}"))
+    }
 }
 
 /// `%e`: Rust writes `1.5e3`, Go `1.500000e+03`.
@@ -467,4 +497,24 @@ fn go_exp(x: f64, prec: usize) -> String {
         None => ('+', e),
     };
     format!("{m}e{sgn}{d:0>2}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_g;
+
+    #[test]
+    fn g_with_precision_like_go() {
+        for (x, p, want) in [
+            (1234.5678, 4, "1235"),
+            (0.000012, 4, "1.2e-05"),
+            (12345678.0, 4, "1.235e+07"),
+            (3.0, 4, "3"),
+            (0.5, 4, "0.5"),
+            (59.999, 4, "60"),
+            (123.456, 2, "1.2e+02"),
+        ] {
+            assert_eq!(go_g(x, p), want, "{x} %.{p}g");
+        }
+    }
 }
