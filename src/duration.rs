@@ -98,7 +98,7 @@ impl fmt::Display for PromDuration {
         }
         for (unit, size) in UNITS {
             // Years and weeks only when they divide the rest exactly, as in Go.
-            if (unit == "y" || unit == "w") && ms % size != 0 {
+            if (unit == "y" || unit == "w") && !ms.is_multiple_of(size) {
                 continue;
             }
             let n = ms / size;

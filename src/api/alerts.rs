@@ -307,6 +307,9 @@ impl AlertQuery {
     }
 }
 
+/// Per alert of a group: the silences and the inhibiting alert muting it.
+type GroupStatuses = Vec<(Vec<String>, Option<Fingerprint>)>;
+
 /// Why an alert is suppressed now, as its API `status` reports it.
 struct Suppression<'a> {
     silenced_by: Vec<String>,
@@ -511,8 +514,7 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
             .groups(|r| q.receiver_ok(&r.opts.receiver), |a| q.accepts(a, now));
         // Each alert's silences and inhibition, computed once; alerts the flags exclude
         // are dropped, and groups left empty with them.
-        let mut statuses: Vec<Vec<(Vec<String>, Option<Fingerprint>)>> =
-            Vec::with_capacity(groups.len());
+        let mut statuses: Vec<GroupStatuses> = Vec::with_capacity(groups.len());
         groups.retain_mut(|g| {
             let mut by = Vec::with_capacity(g.alerts.len());
             g.alerts.retain(|a| {
@@ -533,8 +535,7 @@ pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
             }
             keep
         });
-        let rendered: Vec<(&GroupView, &Vec<(Vec<String>, Option<Fingerprint>)>)> =
-            groups.iter().zip(&statuses).collect();
+        let rendered: Vec<(&GroupView, &GroupStatuses)> = groups.iter().zip(&statuses).collect();
         // An alert lists every receiver whose groups hold it. Without any
         // `continue` in the tree an alert is in exactly one group, so the
         // index is only built when it can hold more.

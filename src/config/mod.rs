@@ -616,9 +616,6 @@ fn check_route(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests;
-
 impl RouteConfig {
     /// This route and all below it, depth first.
     pub fn walk_config(&self) -> Box<dyn Iterator<Item = &RouteConfig> + '_> {
@@ -627,3 +624,6 @@ impl RouteConfig {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,7 @@
 //! advantage at 100k alerts.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 const SHARDS: usize = 32;
@@ -27,9 +27,7 @@ impl Default for Interner {
 
 impl Interner {
     pub fn intern(&self, s: &str) -> Arc<str> {
-        let mut h = self.hasher.build_hasher();
-        s.hash(&mut h);
-        let mut set = self.shards[(h.finish() as usize) % SHARDS]
+        let mut set = self.shards[(self.hasher.hash_one(s) as usize) % SHARDS]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         if let Some(a) = set.get(s) {

@@ -188,6 +188,36 @@ impl<'de> Deserialize<'de> for LabelSet {
     }
 }
 
+impl LabelSet {
+    /// The same set with every string taken from `interner`, so equal
+    /// strings across alerts share one allocation.
+    pub fn interned(&self, interner: &super::Interner) -> LabelSet {
+        LabelSet(
+            self.0
+                .iter()
+                .map(|(n, v)| (interner.intern(n), interner.intern(v)))
+                .collect(),
+        )
+    }
+}
+
+impl LabelSet {
+    /// Appends the set as a JSON object with Go's escaping, without going
+    /// through serde: API answers at 100k alerts spend most time here.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, (n, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            crate::gojson::write_str(out, n);
+            out.push(b':');
+            crate::gojson::write_str(out, v);
+        }
+        out.push(b'}');
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,35 +267,5 @@ mod tests {
         // c lacks "a", which a has: the set missing the first differing name is first.
         assert!(c.before(&a));
         assert!(!a.before(&a));
-    }
-}
-
-impl LabelSet {
-    /// The same set with every string taken from `interner`, so equal
-    /// strings across alerts share one allocation.
-    pub fn interned(&self, interner: &super::Interner) -> LabelSet {
-        LabelSet(
-            self.0
-                .iter()
-                .map(|(n, v)| (interner.intern(n), interner.intern(v)))
-                .collect(),
-        )
-    }
-}
-
-impl LabelSet {
-    /// Appends the set as a JSON object with Go's escaping, without going
-    /// through serde: API answers at 100k alerts spend most time here.
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'{');
-        for (i, (n, v)) in self.0.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            crate::gojson::write_str(out, n);
-            out.push(b':');
-            crate::gojson::write_str(out, v);
-        }
-        out.push(b'}');
     }
 }
