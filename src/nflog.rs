@@ -100,6 +100,15 @@ impl Drop for Observe<'_> {
 }
 
 impl MemNotificationLog {
+    /// Whether the log holds an entry newer than `now` for this key, which
+    /// a write at `now` must not replace. Not counted as a query.
+    pub fn has_newer(&self, group_key: &str, receiver: &ReceiverKey, now: Timestamp) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(&state_key(group_key, receiver))
+            .is_some_and(|e| e.timestamp > now)
+    }
+
     /// Puts back entries read from storage at startup.
     pub fn restore(&self, entries: Vec<(String, Entry)>) {
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());

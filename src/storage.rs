@@ -555,6 +555,11 @@ impl NotificationLog for DurableNotificationLog {
         now: Timestamp,
         expiry: Duration,
     ) -> Result<(), NflogError> {
+        // Never go back in time, on disk either: a newer entry (from a
+        // concurrent flush) wins, as in the in-memory log.
+        if self.mem.has_newer(group_key, receiver, now) {
+            return Ok(());
+        }
         // Entries are compared by binary search: keep them sorted on disk too.
         firing.sort_unstable();
         resolved.sort_unstable();

@@ -124,6 +124,25 @@ fn alertmanagers_default_templates_render_identically() {
 
 /// `herald template render` and `amtool template render` give the same
 /// output for the same flags, with a data file and with the example data.
+/// Runs `herald template render` and `amtool template render` with the
+/// same flags; both must succeed. Returns (herald, amtool) outputs.
+fn render_both(flags: &[String]) -> (String, String) {
+    let run = |bin: &str| {
+        let out = Command::new(bin)
+            .args(["template", "render"])
+            .args(flags)
+            .output()
+            .unwrap_or_else(|e| panic!("{bin}: {e}"));
+        assert!(
+            out.status.success(),
+            "{bin}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    (run(env!("CARGO_BIN_EXE_herald")), run("/usr/bin/amtool"))
+}
+
 #[test]
 fn template_render_command_matches_amtool() {
     let dir = tempfile::tempdir().unwrap();
@@ -153,40 +172,15 @@ fn template_render_command_matches_amtool() {
         ),
         (r#"{{ template "__subject" . }}"#, false),
     ] {
-        let mut herald = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
-        herald.args([
-            "template",
-            "render",
-            &format!("--template.glob={glob}"),
-            &format!("--template.text={text}"),
-        ]);
-        let mut amtool = std::process::Command::new("/usr/bin/amtool");
-        amtool.args([
-            "template",
-            "render",
-            &format!("--template.glob={glob}"),
-            &format!("--template.text={text}"),
-        ]);
+        let mut flags = vec![
+            format!("--template.glob={glob}"),
+            format!("--template.text={text}"),
+        ];
         if with_data {
-            herald.arg(format!("--template.data={}", data.display()));
-            amtool.arg(format!("--template.data={}", data.display()));
+            flags.push(format!("--template.data={}", data.display()));
         }
-        let (h, a) = (herald.output().unwrap(), amtool.output().unwrap());
-        assert!(
-            a.status.success(),
-            "amtool: {}",
-            String::from_utf8_lossy(&a.stderr)
-        );
-        assert!(
-            h.status.success(),
-            "herald: {}",
-            String::from_utf8_lossy(&h.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&h.stdout),
-            String::from_utf8_lossy(&a.stdout),
-            "template {text}"
-        );
+        let (h, a) = render_both(&flags);
+        assert_eq!(h, a, "template {text}");
     }
 }
 
@@ -207,41 +201,15 @@ fn email_html_matches_go_html_template() {
     .unwrap();
     let text = r#"{{ template "email.default.html" . }}"#;
     for with_data in [false, true] {
-        let mut herald = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
-        herald.args([
-            "template",
-            "render",
-            "--template.type=html",
-            &format!("--template.glob={AM_TEMPLATES}/*.tmpl"),
-            &format!("--template.text={text}"),
-        ]);
-        let mut amtool = std::process::Command::new("/usr/bin/amtool");
-        amtool.args([
-            "template",
-            "render",
-            "--template.type=html",
-            &format!("--template.glob={AM_TEMPLATES}/*.tmpl"),
-            &format!("--template.text={text}"),
-        ]);
+        let mut flags = vec![
+            "--template.type=html".to_string(),
+            format!("--template.glob={AM_TEMPLATES}/*.tmpl"),
+            format!("--template.text={text}"),
+        ];
         if with_data {
-            herald.arg(format!("--template.data={}", data.display()));
-            amtool.arg(format!("--template.data={}", data.display()));
+            flags.push(format!("--template.data={}", data.display()));
         }
-        let (h, a) = (herald.output().unwrap(), amtool.output().unwrap());
-        assert!(
-            a.status.success(),
-            "amtool: {}",
-            String::from_utf8_lossy(&a.stderr)
-        );
-        assert!(
-            h.status.success(),
-            "herald: {}",
-            String::from_utf8_lossy(&h.stderr)
-        );
-        let (h, a) = (
-            String::from_utf8_lossy(&h.stdout),
-            String::from_utf8_lossy(&a.stdout),
-        );
+        let (h, a) = render_both(&flags);
         if h != a {
             let first = h
                 .lines()
