@@ -156,7 +156,7 @@ pub enum TemplateCommand {
     /// Render `--template.text` with the templates from `--template.glob`.
     Render {
         /// Glob of template files to load (repeatable).
-        #[arg(long = "template.glob", required = true)]
+        #[arg(long = "template.glob")]
         globs: Vec<String>,
         /// The template text to render.
         #[arg(long = "template.text")]

@@ -215,21 +215,24 @@ fn check_config(files: &[String]) -> ExitCode {
 
 /// `amtool template render`.
 fn template_render(globs: &[String], text: &str, kind: &str, data: Option<&str>) -> ExitCode {
-    let mut t = herald::template::Templates::alertmanager();
-    let result = herald::template::am::load_globs(&mut t, globs)
-        .and_then(|()| match data {
-            Some(path) => std::fs::read_to_string(path)
-                .map_err(|e| format!("{path}: {e}"))
-                .and_then(|s| herald::template::am::data_from_json(&s)),
-            None => Ok(herald::template::am::example_data(jiff::Timestamp::now())),
+    use herald::template::{am, Templates};
+    let result = Templates::load(globs)
+        .and_then(|t| {
+            let dot = match data {
+                Some(path) => std::fs::read_to_string(path)
+                    .map_err(|e| format!("{path}: {e}"))
+                    .and_then(|s| am::data_from_json(&s))?,
+                None => am::example_data(jiff::Timestamp::now()),
+            };
+            Ok((t, dot))
         })
-        .and_then(|dot| {
-            t.add("", text).map_err(|e| e.to_string())?;
+        .and_then(|(t, dot)| {
             if kind == "html" {
-                t.execute_html("", &dot).map_err(|e| e.to_string())
+                t.execute_html_text(text, &dot)
             } else {
-                t.execute("", &dot).map_err(|e| e.to_string())
+                t.execute_text(text, &dot)
             }
+            .map_err(|e| e.to_string())
         });
     match result {
         Ok(out) => {

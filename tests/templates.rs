@@ -220,3 +220,142 @@ fn email_html_matches_go_html_template() {
         }
     }
 }
+
+/// Data sets for the golden tests of Herald's default templates: mixed,
+/// all resolved with no group labels, one alert with characters that need
+/// quoting, and an empty group.
+const GOLDEN_DATA: &[&str] = &[
+    r#"{"receiver":"team-x","status":"firing","alerts":[
+        {"status":"firing","labels":{"alertname":"DiskFull","instance":"db1:9100","severity":"critical"},"annotations":{"summary":"Disk 95% full","runbook":"http://wiki/disk"},"startsAt":"2024-05-01T10:00:00.5Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prom/graph?g0.expr=up","fingerprint":"abc"},
+        {"status":"firing","labels":{"alertname":"DiskFull","instance":"db3:9100","severity":"critical"},"annotations":{"summary":"Disk 91% full"},"startsAt":"2024-05-01T10:01:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prom/graph","fingerprint":"abd"},
+        {"status":"resolved","labels":{"alertname":"DiskFull","instance":"db2:9100","severity":"critical"},"annotations":{"summary":"ok"},"startsAt":"2024-05-01T09:00:00Z","endsAt":"2024-05-01T11:00:00Z","generatorURL":"http://prom/graph","fingerprint":"def"}],
+      "groupLabels":{"alertname":"DiskFull"},"commonLabels":{"alertname":"DiskFull","severity":"critical"},"commonAnnotations":{},"externalURL":"http://am:9093"}"#,
+    r#"{"receiver":"ops","status":"resolved","alerts":[
+        {"status":"resolved","labels":{"alertname":"A","job":"node"},"annotations":{"description":"all good"},"startsAt":"2024-05-01T09:00:00Z","endsAt":"2024-05-01T11:00:00Z","generatorURL":"","fingerprint":"1"},
+        {"status":"resolved","labels":{"alertname":"B","job":"node"},"annotations":{"description":"all good"},"startsAt":"2024-05-01T09:00:00Z","endsAt":"2024-05-01T11:00:00Z","generatorURL":"","fingerprint":"2"}],
+      "groupLabels":{},"commonLabels":{"job":"node"},"commonAnnotations":{"description":"all good"},"externalURL":"https://alerts.example.com/am"}"#,
+    r#"{"receiver":"on call & friends / é","status":"firing","alerts":[
+        {"status":"firing","labels":{"alertname":"Häßlich \"quoted\"","zone":"eu-west <1>"},"annotations":{"summary":"a\nmulti-line\nsummary","description":"tab\there"},"startsAt":"2024-05-01T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prom/graph?a=1&b=2","fingerprint":"x"}],
+      "groupLabels":{"alertname":"Häßlich \"quoted\"","zone":"eu-west <1>"},"commonLabels":{"alertname":"Häßlich \"quoted\"","zone":"eu-west <1>"},"commonAnnotations":{"summary":"a\nmulti-line\nsummary","description":"tab\there"},"externalURL":"http://am:9093"}"#,
+    r#"{"receiver":"empty","status":"firing","alerts":[],"groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":""}"#,
+];
+
+/// Herald's own default templates (`templates/*.tmpl`, built into the
+/// binary) render every name Alertmanager 0.25's default templates define
+/// exactly as Alertmanager renders its own, on several data sets: `herald
+/// template render` with no template files against `amtool template render`
+/// with the files the real Alertmanager loads. The HTML e-mail body is
+/// Herald's own design (docs/compatibility.md) and is checked separately.
+#[test]
+fn herald_default_templates_render_like_alertmanagers() {
+    let am_dir = "/usr/share/prometheus/alertmanager";
+    let mut names = Vec::new();
+    for file in ["default.tmpl", "email.tmpl"] {
+        let src = std::fs::read_to_string(format!("{am_dir}/{file}"))
+            .expect("scripts/test.sh installs prometheus-alertmanager");
+        for part in src.split("{{ define \"").skip(1) {
+            let name = &part[..part.find('"').unwrap()];
+            if name != "email.default.html" {
+                names.push(name.to_string());
+            }
+        }
+    }
+    assert!(names.len() >= 40, "{names:?}");
+    // List helpers take alerts as dot; everything else takes the data.
+    let text: String = names
+        .iter()
+        .map(|n| {
+            let dot = if n == "__text_alert_list" || n == "pagerduty.default.instances" {
+                ".Alerts"
+            } else {
+                "."
+            };
+            format!("\n@@{n}@@\n{{{{ template \"{n}\" {dot} }}}}")
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("none-*.tmpl");
+    for (i, data) in GOLDEN_DATA.iter().map(Some).chain([None]).enumerate() {
+        let mut herald_flags = vec![format!("--template.text={text}")];
+        if let Some(d) = data {
+            let path = dir.path().join(format!("data{i}.json"));
+            std::fs::write(&path, d).unwrap();
+            herald_flags.push(format!("--template.data={}", path.display()));
+        }
+        let mut amtool_flags = herald_flags.clone();
+        amtool_flags.push(format!("--template.glob={am_dir}/*.tmpl"));
+        herald_flags.push(format!("--template.glob={}", empty.display()));
+        let herald = run_render(env!("CARGO_BIN_EXE_herald"), &herald_flags);
+        let go = run_render("/usr/bin/amtool", &amtool_flags);
+        let split = |s: &str| -> Vec<(String, String)> {
+            s.split("\n@@")
+                .skip(1)
+                .map(|p| {
+                    let (n, body) = p.split_once("@@\n").unwrap();
+                    (n.to_string(), body.to_string())
+                })
+                .collect()
+        };
+        let (h, g) = (split(&herald), split(&go));
+        assert_eq!(h.len(), names.len());
+        for ((name, ours), (_, theirs)) in h.iter().zip(&g) {
+            assert_eq!(ours, theirs, "template {name:?}, data set {i}");
+        }
+    }
+}
+
+fn run_render(bin: &str, flags: &[String]) -> String {
+    let out = Command::new(bin)
+        .args(["template", "render"])
+        .args(flags)
+        .output()
+        .unwrap_or_else(|e| panic!("{bin}: {e}"));
+    assert!(
+        out.status.success(),
+        "{bin}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Herald's HTML e-mail body escapes every value for where it lands: label
+/// and annotation text, the source link, the alerts link with the receiver
+/// query-escaped; a `javascript:` source is neutralised.
+#[test]
+fn herald_email_body_escapes_values() {
+    let t = Templates::load(&[]).unwrap();
+    let data = herald::template::am::data_from_json(
+        r#"{"receiver":"a&b <c>","status":"firing","alerts":[
+        {"status":"firing","labels":{"alertname":"<script>alert(1)</script>","x":"\"q\" & 'a'"},"annotations":{"summary":"<b>bold</b>"},"startsAt":"2024-05-01T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"javascript:alert(1)","fingerprint":"1"},
+        {"status":"resolved","labels":{"alertname":"<script>alert(1)</script>"},"annotations":{},"startsAt":"2024-05-01T10:00:00Z","endsAt":"2024-05-01T11:00:00Z","generatorURL":"http://prom/graph?a=1&b=\"2\"","fingerprint":"2"}],
+      "groupLabels":{"alertname":"<script>alert(1)</script>"},"commonLabels":{"alertname":"<script>alert(1)</script>"},"commonAnnotations":{},"externalURL":"http://am:9093"}"#,
+    )
+    .unwrap();
+    let html = t
+        .execute_html_text(r#"{{ template "email.default.html" . }}"#, &data)
+        .unwrap();
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(!html.contains("<b>bold"), "{html}");
+    assert!(
+        html.contains("alertname = &lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(html.contains("x = &#34;q&#34; &amp; &#39;a&#39;"), "{html}");
+    assert!(html.contains(r##"href="#ZgotmplZ""##), "{html}");
+    assert!(
+        html.contains("http://prom/graph?a=1&amp;b=%222%22"),
+        "{html}"
+    );
+    assert!(
+        html.contains("/#/alerts?receiver=a%26b&#43;%3Cc%3E"),
+        "{html}"
+    );
+    assert!(
+        html.contains("[1] Firing") && html.contains("[1] Resolved"),
+        "{html}"
+    );
+    let subject = t
+        .execute_text(r#"{{ template "email.default.subject" . }}"#, &data)
+        .unwrap();
+    assert_eq!(subject, "[FIRING:1] <script>alert(1)</script> ");
+}

@@ -183,8 +183,8 @@ impl Object for AlertObj {
             "Status" => Value::from(self.status.as_str()),
             "Labels" => self.labels.clone(),
             "Annotations" => self.annotations.clone(),
-            "StartsAt" => Value::Object(Arc::new(Time(self.starts_at))),
-            "EndsAt" => Value::Object(Arc::new(Time(self.ends_at))),
+            "StartsAt" => Value::Object(Arc::new(Time::utc(self.starts_at))),
+            "EndsAt" => Value::Object(Arc::new(Time::utc(self.ends_at))),
             "GeneratorURL" => Value::from(self.generator_url.as_str()),
             "Fingerprint" => Value::from(self.fingerprint.as_str()),
             _ => return None,
@@ -197,8 +197,8 @@ impl Object for AlertObj {
             self.status,
             self.labels.go_string(),
             self.annotations.go_string(),
-            Time(self.starts_at).display(),
-            Time(self.ends_at).display(),
+            Time::utc(self.starts_at).display(),
+            Time::utc(self.ends_at).display(),
             self.generator_url,
             self.fingerprint
         )
@@ -248,8 +248,15 @@ impl Object for Alerts {
     }
 }
 
-/// A `time.Time`, in UTC.
-pub struct Time(pub Timestamp);
+/// A `time.Time`: an instant and the zone it prints in (UTC unless `tz`
+/// moved it).
+pub struct Time(pub jiff::ZonedDateTime);
+
+impl Time {
+    pub fn utc(t: Timestamp) -> Time {
+        Time(jiff::ZonedDateTime::new(t, jiff::tz::TimeZone::UTC))
+    }
+}
 
 impl Object for Time {
     fn type_name(&self) -> &'static str {
@@ -258,10 +265,11 @@ impl Object for Time {
 
     fn field(&self, name: &str) -> Option<Value> {
         Some(match name {
-            "Unix" => Value::Int(self.0.as_second()),
-            "UnixMilli" => Value::Int(self.0.as_millisecond()),
-            "UTC" | "Local" => Value::Object(Arc::new(Time(self.0))),
-            "IsZero" => Value::Bool(self.0 == crate::model::GO_ZERO_TIME),
+            "Unix" => Value::Int(self.0.timestamp().as_second()),
+            "UnixMilli" => Value::Int(self.0.timestamp().as_millisecond()),
+            // Herald runs in UTC as Alertmanager's container image does.
+            "UTC" | "Local" => Value::Object(Arc::new(Time::utc(self.0.timestamp()))),
+            "IsZero" => Value::Bool(self.0.timestamp() == crate::model::GO_ZERO_TIME),
             "String" => Value::from(self.display()),
             _ => return None,
         })
@@ -269,18 +277,22 @@ impl Object for Time {
 
     fn call(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
         (name == "Format").then(|| match args {
-            [Value::Str(layout)] => Ok(Value::from(go_format(self.0, layout))),
+            [Value::Str(layout)] => Ok(Value::from(go_format(&self.0, layout))),
             _ => Err("Format takes a layout string".into()),
         })
     }
 
     /// Go's `Time.String()`: `2006-01-02 15:04:05.999999999 -0700 MST`.
     fn display(&self) -> String {
-        go_format(self.0, "2006-01-02 15:04:05.999999999 -0700 MST")
+        go_format(&self.0, "2006-01-02 15:04:05.999999999 -0700 MST")
     }
 
     fn timestamp(&self) -> Option<Timestamp> {
-        Some(self.0)
+        Some(self.0.timestamp())
+    }
+
+    fn zoned(&self) -> Option<jiff::ZonedDateTime> {
+        Some(self.0.clone())
     }
 }
 
@@ -348,10 +360,31 @@ pub fn humanize_duration(v: f64) -> String {
     format!("{}{prefix}s", go_g(v, 4))
 }
 
-/// Formats a UTC time with a Go layout string (the reference time
+/// Formats a time with a Go layout string (the reference time
 /// `Mon Jan 2 15:04:05 MST 2006`), for the tokens templates use.
-pub fn go_format(t: Timestamp, layout: &str) -> String {
-    let dt = jiff::tz::TimeZone::UTC.to_datetime(t);
+pub fn go_format(t: &jiff::ZonedDateTime, layout: &str) -> String {
+    let dt = t.datetime();
+    let offset = t.offset().seconds();
+    let (sign, abs) = if offset < 0 {
+        ('-', -offset)
+    } else {
+        ('+', offset)
+    };
+    let (oh, om) = (abs / 3600, (abs / 60) % 60);
+    let colon = format!("{sign}{oh:02}:{om:02}");
+    let plain = format!("{sign}{oh:02}{om:02}");
+    let zulu = |s: &str| {
+        if offset == 0 {
+            "Z".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let abbrev = t
+        .time_zone()
+        .to_offset_info(t.timestamp())
+        .abbreviation()
+        .to_string();
     const MONTHS: [&str; 12] = [
         "January",
         "February",
@@ -382,13 +415,13 @@ pub fn go_format(t: Timestamp, layout: &str) -> String {
         ("January", month.to_string()),
         ("Monday", day.to_string()),
         ("2006", format!("{:04}", dt.year())),
-        ("-07:00", "+00:00".into()),
-        ("Z07:00", "Z".into()),
-        ("-0700", "+0000".into()),
-        ("Z0700", "Z".into()),
+        ("-07:00", colon.clone()),
+        ("Z07:00", zulu(&colon)),
+        ("-0700", plain.clone()),
+        ("Z0700", zulu(&plain)),
         ("Jan", month[..3].to_string()),
         ("Mon", day[..3].to_string()),
-        ("MST", "UTC".into()),
+        ("MST", abbrev),
         (".000000000", format!(".{nanos:09}")),
         (".999999999", trimmed_frac(nanos, 9)),
         (".000000", format!(".{:06}", nanos / 1000)),
@@ -435,6 +468,85 @@ pub fn go_format(t: Timestamp, layout: &str) -> String {
         rest = &rest[c.len_utf8()..];
     }
     out
+}
+
+/// Parses a time written in a Go layout (`toDate`), by translating the
+/// layout's tokens to strftime directives. A time without an offset is UTC,
+/// as Go's `time.Parse` reads it.
+pub fn go_parse(layout: &str, value: &str) -> Result<jiff::ZonedDateTime, String> {
+    const TOKENS: [(&str, &str); 27] = [
+        ("January", "%B"),
+        ("Monday", "%A"),
+        ("2006", "%Y"),
+        ("Z07:00", "%:z"),
+        ("-07:00", "%:z"),
+        ("Z0700", "%z"),
+        ("-0700", "%z"),
+        ("Jan", "%b"),
+        ("Mon", "%a"),
+        ("MST", "%Z"),
+        (".000000000", "%.f"),
+        (".999999999", "%.f"),
+        (".000000", "%.f"),
+        (".999999", "%.f"),
+        (".000", "%.f"),
+        (".999", "%.f"),
+        ("01", "%m"),
+        ("02", "%d"),
+        ("_2", "%e"),
+        ("15", "%H"),
+        ("03", "%I"),
+        ("04", "%M"),
+        ("05", "%S"),
+        ("06", "%y"),
+        ("PM", "%p"),
+        ("pm", "%P"),
+        ("%", "%%"),
+    ];
+    let mut fmt = String::new();
+    let mut rest = layout;
+    'outer: while let Some(c) = rest.chars().next() {
+        for (tok, directive) in TOKENS {
+            if let Some(r) = rest.strip_prefix(tok) {
+                fmt.push_str(directive);
+                rest = r;
+                continue 'outer;
+            }
+        }
+        match c {
+            '1' => fmt.push_str("%-m"),
+            '2' => fmt.push_str("%-d"),
+            '3' => fmt.push_str("%-I"),
+            '4' => fmt.push_str("%-M"),
+            '5' => fmt.push_str("%-S"),
+            _ => fmt.push(c),
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    // Go writes UTC as "Z" where the layout says Z07:00.
+    let (fmt, value) = if layout.contains("Z07") && value.ends_with('Z') {
+        (
+            fmt.replace("%:z", "").replace("%z", ""),
+            value.trim_end_matches('Z'),
+        )
+    } else {
+        (fmt, value)
+    };
+    let tm = jiff::fmt::strtime::parse(&fmt, value)
+        .map_err(|e| format!("parsing time {value:?} as {layout:?}: {e}"))?;
+    if tm.offset().is_some() {
+        let ts = tm.to_timestamp().map_err(|e| e.to_string())?;
+        let offset = tm.offset().unwrap_or(jiff::tz::Offset::UTC);
+        return Ok(jiff::ZonedDateTime::new(
+            ts,
+            jiff::tz::TimeZone::fixed(offset),
+        ));
+    }
+    let dt = tm
+        .to_datetime()
+        .map_err(|e| format!("parsing time {value:?}: {e}"))?;
+    dt.to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .map_err(|e| e.to_string())
 }
 
 fn trimmed_frac(v: i32, digits: usize) -> String {
@@ -648,7 +760,7 @@ pub fn add_alertmanager_funcs(m: &mut HashMap<&'static str, Func>) {
     );
     m.insert(
         "now",
-        f(|_| Ok(Value::Object(Arc::new(Time(Timestamp::now()))))),
+        f(|_| Ok(Value::Object(Arc::new(Time::utc(Timestamp::now()))))),
     );
     m.insert(
         "since",
@@ -669,10 +781,39 @@ pub fn add_alertmanager_funcs(m: &mut HashMap<&'static str, Func>) {
         "date",
         f(|a| match a {
             [layout, Value::Object(o)] => o
-                .timestamp()
-                .map(|t| Value::from(go_format(t, &layout.go_string())))
+                .zoned()
+                .map(|t| Value::from(go_format(&t, &layout.go_string())))
                 .ok_or_else(|| "date takes a layout and a time".to_string()),
             _ => Err("date takes a layout and a time".into()),
+        }),
+    );
+    m.insert(
+        "tz",
+        f(|a| match a {
+            [Value::Str(name), Value::Object(o)] => {
+                let t = o
+                    .timestamp()
+                    .ok_or_else(|| "tz takes a zone name and a time".to_string())?;
+                let zone = match name.as_ref() {
+                    "" | "UTC" | "Local" => jiff::tz::TimeZone::UTC,
+                    n => {
+                        jiff::tz::TimeZone::get(n).map_err(|_| format!("unknown time zone {n}"))?
+                    }
+                };
+                Ok(Value::Object(Arc::new(Time(jiff::ZonedDateTime::new(
+                    t, zone,
+                )))))
+            }
+            _ => Err("tz takes a zone name and a time".into()),
+        }),
+    );
+    m.insert(
+        "toDate",
+        f(|a| match a {
+            [Value::Str(layout), Value::Str(value)] => {
+                go_parse(layout, value).map(|t| Value::Object(Arc::new(Time(t))))
+            }
+            _ => Err("toDate takes a layout and a string".into()),
         }),
     );
     m.insert(
@@ -828,16 +969,38 @@ mod tests {
     #[test]
     fn go_time_layouts() {
         let t: Timestamp = "2024-03-05T14:07:09.120Z".parse().unwrap();
-        assert_eq!(Time(t).display(), "2024-03-05 14:07:09.12 +0000 UTC");
+        assert_eq!(Time::utc(t).display(), "2024-03-05 14:07:09.12 +0000 UTC");
+        let t = Time::utc(t).0;
         assert_eq!(
-            go_format(t, "2006-01-02T15:04:05Z07:00"),
+            go_format(&t, "2006-01-02T15:04:05Z07:00"),
             "2024-03-05T14:07:09Z"
         );
-        assert_eq!(go_format(t, "Mon Jan 2 03:04PM"), "Tue Mar 5 02:07PM");
+        assert_eq!(go_format(&t, "Mon Jan 2 03:04PM"), "Tue Mar 5 02:07PM");
         assert_eq!(
-            go_format(t, "02.01.06 15:04:05.000"),
+            go_format(&t, "02.01.06 15:04:05.000"),
             "05.03.24 14:07:09.120"
         );
+    }
+
+    #[test]
+    fn tz_and_to_date() {
+        let mut t = super::super::Templates::alertmanager();
+        t.add(
+            "t",
+            r#"{{ (toDate "2006-01-02 15:04" "2024-07-01 12:30") | tz "Europe/Paris" | date "15:04 MST -07:00" }}|{{ (toDate "2006-01-02T15:04:05Z07:00" "2024-01-02T03:04:05Z").Unix }}|{{ (toDate "Jan 2 2006 3:04PM -0700" "Feb 9 2024 4:05PM +0130").Format "2006-01-02 15:04 -0700" }}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            t.execute("t", &Value::Nil).unwrap(),
+            "14:30 CEST +02:00|1704164645|2024-02-09 16:05 +0130"
+        );
+        t.add("bad", r#"{{ now | tz "Nowhere/Atlantis" }}"#)
+            .unwrap();
+        assert!(t
+            .execute("bad", &Value::Nil)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown time zone Nowhere/Atlantis"));
     }
 
     #[test]

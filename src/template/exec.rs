@@ -54,6 +54,11 @@ pub trait Object: Send + Sync {
     fn timestamp(&self) -> Option<jiff::Timestamp> {
         None
     }
+    /// The instant with its zone, when the object is a `time.Time`.
+    fn zoned(&self) -> Option<jiff::ZonedDateTime> {
+        self.timestamp()
+            .map(|t| jiff::ZonedDateTime::new(t, jiff::tz::TimeZone::UTC))
+    }
     /// The length in seconds, when the object is a `time.Duration`.
     fn seconds(&self) -> Option<f64> {
         None
@@ -197,6 +202,15 @@ pub struct ExecError {
     pub message: String,
 }
 
+/// A template that failed to parse or to run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Syntax(#[from] super::lex::SyntaxError),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+}
+
 /// A function callable from templates.
 pub type Func = Arc<dyn Fn(&[Value]) -> Result<Value, String> + Send + Sync>;
 
@@ -215,6 +229,9 @@ enum Flow {
 
 struct State<'a> {
     t: &'a Templates,
+    /// Templates defined by a one-off text (`execute_text`), seen before
+    /// the loaded ones without changing them.
+    extra: Option<&'a HashMap<String, Tree>>,
     name: String,
     line: usize,
     vars: Vec<(String, Value)>,
@@ -262,14 +279,60 @@ impl Templates {
         self.run(name, data, true)
     }
 
+    /// Runs `text` (a config field such as a Slack `title:`) as a template
+    /// of its own, with the loaded templates callable from it, as
+    /// Alertmanager's `ExecuteTextString` does. Empty text renders empty.
+    pub fn execute_text(&self, text: &str, data: &Value) -> Result<String, RenderError> {
+        self.run_text(text, data, false)
+    }
+
+    /// `execute_text` in HTML mode (`ExecuteHTMLString`, for e-mail bodies).
+    pub fn execute_html_text(&self, text: &str, data: &Value) -> Result<String, RenderError> {
+        self.run_text(text, data, true)
+    }
+
+    fn run_text(&self, text: &str, data: &Value, html: bool) -> Result<String, RenderError> {
+        if text.is_empty() {
+            return Ok(String::new());
+        }
+        let trees = super::parse::parse("", text, &|n| self.is_func(n))?;
+        Ok(self.run_with(&trees, "", data, html)?)
+    }
+
+    /// Loads Alertmanager's function map, Herald's default templates and
+    /// then the user's template files (which override the defaults by
+    /// defining the same names), as Alertmanager's `FromGlobs` does.
+    pub fn load(globs: &[String]) -> Result<Templates, String> {
+        let mut t = Templates::alertmanager();
+        for (name, src) in super::DEFAULT_TEMPLATES {
+            t.add(name, src).map_err(|e| e.to_string())?;
+        }
+        super::am::load_globs(&mut t, globs)?;
+        Ok(t)
+    }
+
     fn run(&self, name: &str, data: &Value, html: bool) -> Result<String, ExecError> {
-        let tree = self.trees.get(name).ok_or_else(|| ExecError {
-            template: name.into(),
-            line: 0,
-            message: format!("no such template {name:?}"),
-        })?;
+        self.run_with(&HashMap::new(), name, data, html)
+    }
+
+    fn run_with(
+        &self,
+        extra: &HashMap<String, Tree>,
+        name: &str,
+        data: &Value,
+        html: bool,
+    ) -> Result<String, ExecError> {
+        let tree = extra
+            .get(name)
+            .or_else(|| self.trees.get(name))
+            .ok_or_else(|| ExecError {
+                template: name.into(),
+                line: 0,
+                message: format!("no such template {name:?}"),
+            })?;
         let mut st = State {
             t: self,
+            extra: (!extra.is_empty()).then_some(extra),
             name: name.to_string(),
             line: 0,
             vars: vec![("$".into(), data.clone())],
@@ -407,9 +470,9 @@ impl State<'_> {
                     None => Value::Nil,
                 };
                 let tree = self
-                    .t
-                    .trees
-                    .get(name)
+                    .extra
+                    .and_then(|e| e.get(name))
+                    .or_else(|| self.t.trees.get(name))
                     .ok_or_else(|| self.err(format!("no such template {name:?}")))?;
                 if self.depth >= MAX_TEMPLATE_DEPTH {
                     return Err(self.err(format!(
@@ -522,6 +585,20 @@ impl State<'_> {
                 args.extend(piped);
                 let (head, last) = chain.split_at(chain.len() - 1);
                 let recv = self.fields(self.var(v)?, head)?;
+                self.call_method(&recv, &last[0], &args)
+            }
+            // `(toDate "2006" "2024").Format "Jan"`.
+            Arg::Pipe(p, chain) if !chain.is_empty() && (cmd.args.len() > 1 || piped.is_some()) => {
+                let mut args = Vec::new();
+                for a in &cmd.args[1..] {
+                    args.push(self.arg(a, dot)?);
+                }
+                args.extend(piped);
+                let mark = self.vars.len();
+                let base = self.pipeline(p, dot)?;
+                self.vars.truncate(mark);
+                let (head, last) = chain.split_at(chain.len() - 1);
+                let recv = self.fields(base, head)?;
                 self.call_method(&recv, &last[0], &args)
             }
             _ => {

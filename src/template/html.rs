@@ -210,7 +210,20 @@ impl HtmlContext {
             {
                 s
             }
-            State::Raw(_) => s,
+            // Herald does not follow JavaScript or CSS syntax, so a value
+            // there gets the form that is inert anywhere inside it: a quoted
+            // JS string with markup characters escaped, or a CSS value made
+            // only of harmless characters ("ZgotmplZ" otherwise, as Go).
+            State::Raw(tag) if tag == "script" => js_string_literal(&s),
+            State::Raw(_) => {
+                if s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || " #%.,-".contains(c))
+                {
+                    s
+                } else {
+                    "ZgotmplZ".into()
+                }
+            }
             State::AttrValue {
                 url: Some(part), ..
             } => {
@@ -225,6 +238,30 @@ impl HtmlContext {
             _ => html_escape(&s),
         }
     }
+}
+
+/// A JSON string literal safe to place inside a `<script>` element.
+fn js_string_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\u0022"),
+            '\\' => out.push_str("\\\\"),
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\'' => out.push_str("\\u0027"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// `html/template`'s HTML escaper (it also escapes `+`).

@@ -4,9 +4,9 @@
 //! `parse` turns template source into a tree as Go's `text/template/parse`
 //! does (the same syntax, trim markers, control structures and error
 //! positions); `exec` runs trees with Go's semantics and `funcs` holds Go's
-//! builtins. Alertmanager's data objects (KV, Alerts, times with methods),
-//! its function map and its default templates come next; webhooks need only
-//! `data`.
+//! builtins; `am` holds Alertmanager's data objects (KV, Alerts, times with
+//! methods) and function map, and `html` the contextual escaping of e-mail
+//! bodies. Herald's default templates live in `templates/` at the root.
 
 pub mod am;
 mod data;
@@ -17,4 +17,11 @@ pub mod lex;
 pub mod parse;
 
 pub use data::{quote_meta, Data, TemplateAlert};
-pub use exec::{ExecError, Func, Object, Templates, Value};
+pub use exec::{ExecError, Func, Object, RenderError, Templates, Value};
+
+/// Herald's default templates, built into the binary: every name
+/// Alertmanager's `default.tmpl` and `email.tmpl` define.
+pub const DEFAULT_TEMPLATES: [(&str, &str); 2] = [
+    ("default.tmpl", include_str!("../../templates/default.tmpl")),
+    ("email.tmpl", include_str!("../../templates/email.tmpl")),
+];
