@@ -159,7 +159,7 @@ impl App {
         };
         let pipeline = Pipeline::build(config, &deps).map_err(ReloadError::Build)?;
         let route = Route::tree(config.root_route());
-        log_config_warnings(config, &route, settings.retention);
+        log_config_warnings(&route, settings.retention);
         let dispatcher = Dispatcher::new(
             route.clone(),
             Arc::new(pipeline),
@@ -170,7 +170,7 @@ impl App {
             .config
             .receivers
             .iter()
-            .map(|r| r.webhook_configs.len())
+            .map(|r| r.webhook_configs.len() + r.email_configs.len() + r.slack_configs.len())
             .sum();
         metrics.set_configured(config.config.receivers.len(), integrations);
         Ok(Runtime {
@@ -278,14 +278,9 @@ impl App {
     }
 }
 
-/// Warnings about configs that load but may not do what the user expects:
-/// parts Herald parses but does not act on yet (they fail open: more
-/// notifications, never fewer), and Alertmanager's own timer warnings.
-fn log_config_warnings(config: &LoadedConfig, route: &Arc<Route>, retention: Duration) {
-    let c = &config.config;
-    if !c.templates.is_empty() {
-        tracing::warn!("templates are not used yet: webhook payloads do not need them");
-    }
+/// Alertmanager's own warnings about timers that will not behave as the
+/// config suggests.
+fn log_config_warnings(route: &Arc<Route>, retention: Duration) {
     for r in route.walk() {
         if r.opts.repeat_interval > retention {
             tracing::warn!(route = %r.key, repeat_interval = %format_go_duration(r.opts.repeat_interval), retention = %format_go_duration(retention),

@@ -196,6 +196,20 @@ fn check_config(files: &[String]) -> ExitCode {
                 println!(" - {} inhibit rules", cfg.inhibit_rules.len());
                 println!(" - {} receivers", cfg.receivers.len());
                 println!(" - {} templates", cfg.templates.len());
+                // Beyond amtool: the template files and every template
+                // text in the receivers must parse.
+                match herald::template::Templates::load(&cfg.templates) {
+                    Ok(t) => {
+                        for p in herald::notify::template_problems(&c, &t) {
+                            println!("  FAILED: {p}");
+                            failed = true;
+                        }
+                    }
+                    Err(e) => {
+                        println!("  FAILED: templates: {e}");
+                        failed = true;
+                    }
+                }
                 println!();
             }
             Err(e) => {

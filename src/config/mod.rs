@@ -5,9 +5,11 @@
 //! work), then applies Alertmanager's defaults and validation rules. A config
 //! that loads here is one the dispatcher can run without re-checking anything.
 
+mod email;
 mod http;
 mod receiver;
 mod secret;
+mod slack;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -15,9 +17,11 @@ use std::path::Path;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use crate::timeinterval::TimeIntervalDef;
+pub use email::{canonical_header_key, EmailConfig, HostPort, DEFAULT_EMAIL_SUBJECT};
 pub use http::{Authorization, BasicAuth, HttpClientConfig, TlsConfig};
 pub use receiver::{ReceiverConfig, WebhookConfig};
 pub use secret::{Secret, SECRET_TOKEN};
+pub use slack::{SlackAction, SlackConfig, SlackConfirm, SlackField, DEFAULT_SLACK_APP_URL};
 
 use crate::duration::PromDuration;
 use crate::matcher::{is_valid_label_name, MatchType, Matcher, Matchers};
@@ -104,7 +108,7 @@ pub struct GlobalConfig {
     #[serde(default = "default_smtp_hello")]
     pub smtp_hello: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_smarthost: Option<String>,
+    pub smtp_smarthost: Option<HostPort>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp_auth_username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -368,12 +372,20 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Self::load(&text).map_err(|e| match e {
+        let mut loaded = Self::load(&text).map_err(|e| match e {
             ConfigError::Yaml(m) => {
                 ConfigError::Yaml(m.replace("<input>", &path.display().to_string()))
             }
             other => other,
-        })
+        })?;
+        // Template globs are relative to the config file, as in Alertmanager.
+        let dir = path.parent().unwrap_or(Path::new(""));
+        for t in &mut loaded.config.templates {
+            if Path::new(t.as_str()).is_relative() {
+                *t = dir.join(&*t).to_string_lossy().into_owned();
+            }
+        }
+        Ok(loaded)
     }
 
     pub fn load(text: &str) -> Result<LoadedConfig, ConfigError> {

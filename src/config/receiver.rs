@@ -1,10 +1,13 @@
 //! Receivers: a name and lists of integration configs. Herald delivers to
-//! webhooks today; every other integration Alertmanager knows is recognised
-//! by name and refused with a clear error rather than silently dropped.
+//! webhooks, e-mail and Slack; every other integration Alertmanager knows is
+//! recognised by name and refused with a clear error rather than silently
+//! dropped.
 
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, ConfigError, GlobalConfig, HttpClientConfig, Unsupported};
+use super::{
+    invalid, ConfigError, EmailConfig, GlobalConfig, HttpClientConfig, SlackConfig, Unsupported,
+};
 use crate::duration::PromDuration;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -18,10 +21,18 @@ pub struct ReceiverConfig {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub webhook_configs: Vec<WebhookConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email_configs: Option<Vec<Unsupported>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slack_configs: Option<Vec<Unsupported>>,
+    #[serde(
+        default,
+        deserialize_with = "super::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub email_configs: Vec<EmailConfig>,
+    #[serde(
+        default,
+        deserialize_with = "super::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub slack_configs: Vec<SlackConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pagerduty_configs: Option<Vec<Unsupported>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,8 +93,6 @@ impl ReceiverConfig {
     /// configures.
     fn unsupported(&self) -> Vec<&'static str> {
         let all = [
-            ("email", &self.email_configs),
-            ("slack", &self.slack_configs),
             ("pagerduty", &self.pagerduty_configs),
             ("opsgenie", &self.opsgenie_configs),
             ("wechat", &self.wechat_configs),
@@ -116,8 +125,14 @@ impl ReceiverConfig {
         if let Some(kind) = self.unsupported().first() {
             return Err(invalid(
                 format!("{field}.{kind}_configs"),
-                format!("receiver {:?}: the {kind} integration is not supported by Herald yet (only webhook_configs is)", self.name),
+                format!("receiver {:?}: the {kind} integration is not supported by Herald yet (webhook_configs, email_configs and slack_configs are)", self.name),
             ));
+        }
+        for (i, e) in self.email_configs.iter_mut().enumerate() {
+            e.apply_global(global, &format!("{field}.email_configs[{i}]"))?;
+        }
+        for (i, s) in self.slack_configs.iter_mut().enumerate() {
+            s.apply_global(global, &format!("{field}.slack_configs[{i}]"))?;
         }
         for (i, w) in self.webhook_configs.iter_mut().enumerate() {
             let f = format!("{field}.webhook_configs[{i}]");
@@ -144,8 +159,10 @@ impl ReceiverConfig {
     }
 }
 
-fn check_http_url(u: &str) -> Result<(), String> {
-    let parsed = url::Url::parse(u).map_err(|e| format!("invalid URL {u:?}: {e}"))?;
+/// An absolute http(s) URL. The URL itself is left out of the message: it
+/// may hold a secret (a Slack webhook URL is one).
+pub(super) fn check_http_url(u: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(u).map_err(|e| format!("invalid URL: {e}"))?;
     if parsed.scheme() != "http" && parsed.scheme() != "https" {
         return Err("scheme required for webhook url".into());
     }

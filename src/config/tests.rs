@@ -136,11 +136,88 @@ fn alertmanager_validation_rules() {
 
 #[test]
 fn unsupported_integrations_are_refused_by_name() {
-    let e = err("route:\n  receiver: a\nreceivers:\n  - name: a\n    email_configs:\n      - to: x@example.com\n");
+    let e = err("route:\n  receiver: a\nreceivers:\n  - name: a\n    pagerduty_configs:\n      - routing_key: x\n");
     assert!(
-        e.contains("email") && e.contains("not supported by Herald yet"),
+        e.contains("pagerduty") && e.contains("not supported by Herald yet"),
         "{e}"
     );
+}
+
+#[test]
+fn email_configs_take_global_defaults_and_are_checked() {
+    let base = "route:\n  receiver: a\nreceivers:\n  - name: a\n    email_configs:\n";
+    let e = err(&format!("{base}      - to: x@example.com\n"));
+    assert!(
+        e.contains("email_configs[0].smarthost") && e.contains("no global SMTP smarthost set"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "global:\n  smtp_smarthost: mail:25\n{base}      - to: x@example.com\n"
+    ));
+    assert!(e.contains("no global SMTP from set"), "{e}");
+    let e = err(&format!(
+        "{base}      - from: a@b\n        smarthost: m:25\n"
+    ));
+    assert!(e.contains("missing to address"), "{e}");
+    let e = err(&format!(
+        "{base}      - to: x@y\n        from: a@b\n        smarthost: m\n"
+    ));
+    assert!(e.contains("missing port"), "{e}");
+    let e = err(&format!("{base}      - to: x@y\n        from: a@b\n        smarthost: m:25\n        headers:\n          subject: a\n          Subject: b\n"));
+    assert!(e.contains("duplicate header \"Subject\""), "{e}");
+    let e = err(&format!("global:\n  smtp_auth_secret: s\n  smtp_smarthost: m:25\n  smtp_from: a@b\n{base}      - to: x@y\n"));
+    assert!(e.contains("CRAM-MD5") && e.contains("not supported"), "{e}");
+    let c = Config::load(&format!("global:\n  smtp_smarthost: mail.example.com:587\n  smtp_from: am@example.com\n  smtp_auth_username: u\n  smtp_auth_password: p\n  smtp_require_tls: false\n{base}      - to: [a@x, b@y]\n        headers:\n          x-team: ops\n")).unwrap();
+    let ec = &c.config.receivers[0].email_configs[0];
+    assert_eq!(ec.to.as_ref().unwrap().0, "a@x, b@y");
+    assert_eq!(
+        ec.smarthost.as_ref().unwrap().to_string(),
+        "mail.example.com:587"
+    );
+    assert_eq!(ec.from.as_deref(), Some("am@example.com"));
+    assert_eq!(ec.hello.as_deref(), Some("localhost"));
+    assert_eq!(ec.auth_password.as_ref().unwrap().expose(), "p");
+    assert_eq!(ec.require_tls, Some(false));
+    assert!(!ec.send_resolved);
+    assert_eq!(ec.headers["X-Team"], "ops");
+    assert_eq!(ec.html, r#"{{ template "email.default.html" . }}"#);
+    assert!(!c.to_yaml().contains(": p\n"), "password must be hidden");
+}
+
+#[test]
+fn slack_configs_take_global_defaults_and_are_checked() {
+    let base = "route:\n  receiver: a\nreceivers:\n  - name: a\n    slack_configs:\n";
+    let e = err(&format!("{base}      - channel: '#x'\n"));
+    assert!(e.contains("no global Slack API URL set"), "{e}");
+    let e = err(&format!(
+        "{base}      - api_url: https://hooks.slack.com/x\n        api_url_file: /f\n"
+    ));
+    assert!(e.contains("at most one of api_url & api_url_file"), "{e}");
+    let e = err(&format!("{base}      - api_url: hooks.slack.com/SECRET\n"));
+    assert!(
+        e.contains("slack_configs[0].api_url") && !e.contains("SECRET"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{base}      - api_url: https://h/x\n        fields:\n          - title: t\n"
+    ));
+    assert!(e.contains("missing value in Slack field"), "{e}");
+    let e = err(&format!("{base}      - api_url: https://h/x\n        actions:\n          - type: button\n            text: t\n"));
+    assert!(e.contains("missing name or url in Slack action"), "{e}");
+    let c = Config::load(&format!("global:\n  slack_api_url: https://hooks.slack.com/services/SECRET\n{base}      - channel: '#ops'\n      - app_token: xoxb-1\n")).unwrap();
+    let sc = &c.config.receivers[0].slack_configs;
+    assert_eq!(
+        sc[0].api_url.as_ref().unwrap().expose(),
+        "https://hooks.slack.com/services/SECRET"
+    );
+    assert_eq!(sc[0].title, r#"{{ template "slack.default.title" . }}"#);
+    assert!(!sc[0].send_resolved);
+    assert!(sc[1].api_url.is_none());
+    assert_eq!(
+        sc[1].app_url.as_deref(),
+        Some("https://slack.com/api/chat.postMessage")
+    );
+    assert!(!c.to_yaml().contains("SECRET") && !c.to_yaml().contains("xoxb"));
 }
 
 #[test]

@@ -7,8 +7,10 @@
 //! alert list ends the pipeline without error, as in Alertmanager.
 
 mod dedup;
+pub mod email;
 mod mute;
 mod retry;
+pub mod slack;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -78,6 +80,9 @@ pub struct NotifyError {
     pub retryable: bool,
     pub reason: FailureReason,
     pub message: String,
+    /// The receiver asked not to be called again before this long (HTTP 429
+    /// `Retry-After`); the retry stage waits at least that.
+    pub retry_after: Option<Duration>,
 }
 
 impl fmt::Display for NotifyError {
@@ -94,8 +99,86 @@ impl NotifyError {
             retryable,
             reason,
             message: message.into(),
+            retry_after: None,
         }
     }
+}
+
+/// Every template text of the receivers' e-mail and Slack configs that does
+/// not parse, as `receivers[i].slack_configs[j].title: <error>`.
+/// Alertmanager finds these only when a notification fails; Herald reports
+/// them at load (a warning) and in `check-config` (a failure).
+pub fn template_problems(
+    config: &LoadedConfig,
+    templates: &crate::template::Templates,
+) -> Vec<String> {
+    let mut texts: Vec<(String, &str)> = Vec::new();
+    for (r, rc) in config.config.receivers.iter().enumerate() {
+        for (i, e) in rc.email_configs.iter().enumerate() {
+            let f = format!("receivers[{r}].email_configs[{i}]");
+            for (name, text) in [
+                ("to", e.to.as_ref().map_or("", |t| t.0.as_str())),
+                ("from", e.from.as_deref().unwrap_or("")),
+                ("html", &e.html),
+                ("text", &e.text),
+            ] {
+                texts.push((format!("{f}.{name}"), text));
+            }
+            for (h, text) in &e.headers {
+                texts.push((format!("{f}.headers.{h}"), text));
+            }
+        }
+        for (i, c) in rc.slack_configs.iter().enumerate() {
+            let f = format!("receivers[{r}].slack_configs[{i}]");
+            for (name, text) in [
+                ("channel", &c.channel),
+                ("username", &c.username),
+                ("color", &c.color),
+                ("title", &c.title),
+                ("title_link", &c.title_link),
+                ("pretext", &c.pretext),
+                ("text", &c.text),
+                ("footer", &c.footer),
+                ("fallback", &c.fallback),
+                ("callback_id", &c.callback_id),
+                ("icon_emoji", &c.icon_emoji),
+                ("icon_url", &c.icon_url),
+                ("image_url", &c.image_url),
+                ("thumb_url", &c.thumb_url),
+            ] {
+                texts.push((format!("{f}.{name}"), text.as_str()));
+            }
+            for (j, fl) in c.fields.iter().enumerate() {
+                texts.push((format!("{f}.fields[{j}].title"), &fl.title));
+                texts.push((format!("{f}.fields[{j}].value"), &fl.value));
+            }
+        }
+    }
+    texts
+        .into_iter()
+        .filter_map(|(field, text)| {
+            templates
+                .check_text(text)
+                .err()
+                .map(|e| format!("{field}: {e}"))
+        })
+        .collect()
+}
+
+/// The template data of a notification (`notify.GetTemplateData`).
+pub fn template_data(
+    ctx: &NotifyCtx,
+    alerts: &[Arc<Alert>],
+    external_url: &str,
+) -> crate::template::Value {
+    crate::template::Data::new(
+        &ctx.receiver,
+        &ctx.group_labels,
+        alerts,
+        ctx.now,
+        external_url,
+    )
+    .to_value()
 }
 
 /// What Alertmanager carries in a `context.Context` through the pipeline.
@@ -242,21 +325,43 @@ impl Pipeline {
                 .map(|ti| (ti.name.clone(), ti.clone()))
                 .collect(),
         );
+        let templates = Arc::new(
+            crate::template::Templates::load(&config.config.templates)
+                .map_err(|e| format!("loading templates: {e}"))?,
+        );
+        for problem in template_problems(config, &templates) {
+            tracing::warn!(err = %problem, "Template does not parse: notifications using it will fail");
+        }
         for rc in &config.config.receivers {
+            let mut notifiers: Vec<(&'static str, Arc<dyn Notifier>, bool)> = Vec::new();
+            let named = |e: String| format!("receiver {:?}: {e}", rc.name);
+            for wc in &rc.webhook_configs {
+                let n = webhook::Webhook::new(wc, external_url).map_err(named)?;
+                notifiers.push(("webhook", Arc::new(n), wc.send_resolved));
+            }
+            for ec in &rc.email_configs {
+                let n = email::Email::new(ec, templates.clone(), external_url).map_err(named)?;
+                notifiers.push(("email", Arc::new(n), ec.send_resolved));
+            }
+            for sc in &rc.slack_configs {
+                let n = slack::Slack::new(sc, templates.clone(), external_url).map_err(named)?;
+                notifiers.push(("slack", Arc::new(n), sc.send_resolved));
+            }
             let mut per_integration = Vec::new();
-            for (i, wc) in rc.webhook_configs.iter().enumerate() {
-                let notifier = webhook::Webhook::new(wc, external_url)
-                    .map_err(|e| format!("receiver {:?}: {e}", rc.name))?;
+            let mut index: HashMap<&'static str, usize> = HashMap::new();
+            for (kind, notifier, send_resolved) in notifiers {
+                let i = index.entry(kind).or_default();
                 let integration = Arc::new(Integration {
-                    notifier: Arc::new(notifier),
+                    notifier,
                     key: ReceiverKey {
                         group_name: rc.name.clone(),
-                        integration: "webhook",
-                        index: i,
+                        integration: kind,
+                        index: *i,
                     },
-                    send_resolved: wc.send_resolved,
+                    send_resolved,
                 });
-                metrics.init_integration("webhook");
+                *i += 1;
+                metrics.init_integration(kind);
                 per_integration.push(MultiStage(vec![
                     Arc::new(DedupStage {
                         nflog: nflog.clone(),

@@ -85,7 +85,13 @@ impl RetryStage {
                     last = Some(e);
                 }
             }
-            let wake = tokio::time::Instant::now() + backoff_delay(attempt - 1);
+            // A receiver that said when to come back (429 Retry-After) is not
+            // called sooner; the flush deadline still bounds the wait.
+            let asked = last
+                .as_ref()
+                .and_then(|e| e.retry_after)
+                .unwrap_or_default();
+            let wake = tokio::time::Instant::now() + backoff_delay(attempt - 1).max(asked);
             tokio::select! {
                 _ = tokio::time::sleep_until(wake.min(ctx.deadline)) => {}
                 _ = ctx.cancel.cancelled() => {}

@@ -291,6 +291,12 @@ impl Templates {
         self.run_text(text, data, true)
     }
 
+    /// Parses `text` as `execute_text` would, without running it.
+    pub fn check_text(&self, text: &str) -> Result<(), RenderError> {
+        super::parse::parse("", text, &|n| self.is_func(n))?;
+        Ok(())
+    }
+
     fn run_text(&self, text: &str, data: &Value, html: bool) -> Result<String, RenderError> {
         if text.is_empty() {
             return Ok(String::new());

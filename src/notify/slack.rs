@@ -1,0 +1,387 @@
+//! The Slack integration (`notify/slack`): one message attachment built
+//! from the config's templates, POSTed to an incoming-webhook URL or, in
+//! Slack-app mode, to `chat.postMessage` with the bot token.
+//!
+//! Slack's answers are read as newer Alertmanager releases do (a JSON body
+//! with `"ok": false` is a permanent error) and better than any of them on
+//! rate limits: HTTP 429 is retried no sooner than its `Retry-After`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::webhook::{authorize, check_status, http_client, read_secret_file};
+use super::{BoxFuture, FailureReason, Notifier, NotifyCtx, NotifyError};
+use crate::config::{HttpClientConfig, SlackConfig};
+use crate::model::Alert;
+use crate::template::{Templates, Value};
+
+/// Slack cuts attachment titles longer than this.
+const MAX_TITLE_RUNES: usize = 1024;
+
+enum Target {
+    Webhook {
+        url: Option<String>,
+        file: Option<String>,
+    },
+    App {
+        url: String,
+        token: Option<String>,
+        file: Option<String>,
+    },
+}
+
+pub struct Slack {
+    conf: SlackConfig,
+    client: reqwest::Client,
+    http: HttpClientConfig,
+    target: Target,
+    templates: Arc<Templates>,
+    external_url: String,
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    channel: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    username: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    icon_emoji: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    icon_url: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    link_names: bool,
+    attachments: [Attachment<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct Attachment<'a> {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    title: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    title_link: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pretext: String,
+    text: String,
+    fallback: String,
+    callback_id: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fields: Vec<Field>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    actions: Vec<Action>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    image_url: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    thumb_url: String,
+    footer: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    color: String,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    mrkdwn_in: &'a [String],
+}
+
+#[derive(Serialize)]
+struct Field {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    title: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    value: String,
+    short: bool,
+}
+
+#[derive(Serialize)]
+struct Action {
+    #[serde(rename = "type", skip_serializing_if = "String::is_empty")]
+    kind: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    text: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    url: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    style: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    value: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirm: Option<Confirm>,
+}
+
+#[derive(Serialize)]
+struct Confirm {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    text: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    title: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    ok_text: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    dismiss_text: String,
+}
+
+/// Go's `TruncateInRunes`: at most `n` characters, the last one an
+/// ellipsis when something was cut.
+pub fn truncate_runes(s: String, n: usize) -> (String, bool) {
+    if s.chars().count() <= n {
+        return (s, false);
+    }
+    if n <= 3 {
+        return (s.chars().take(n).collect(), true);
+    }
+    let mut out: String = s.chars().take(n - 1).collect();
+    out.push('…');
+    (out, true)
+}
+
+/// Which of `mrkdwn_in` applies when the config leaves it empty.
+fn default_mrkdwn_in() -> &'static [String] {
+    static DEFAULT: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    DEFAULT.get_or_init(|| vec!["fallback".into(), "pretext".into(), "text".into()])
+}
+
+impl Slack {
+    pub fn new(
+        conf: &SlackConfig,
+        templates: Arc<Templates>,
+        external_url: &str,
+    ) -> Result<Slack, String> {
+        let http = conf.http_config.clone().unwrap_or_default();
+        let client = http_client(&http, conf.timeout.map(|d| d.0).filter(|d| !d.is_zero()))?;
+        let target = if conf.app_token.is_some() || conf.app_token_file.is_some() {
+            Target::App {
+                url: conf
+                    .app_url
+                    .clone()
+                    .unwrap_or_else(|| crate::config::DEFAULT_SLACK_APP_URL.into()),
+                token: conf.app_token.as_ref().map(|t| t.expose().to_string()),
+                file: conf.app_token_file.clone(),
+            }
+        } else {
+            Target::Webhook {
+                url: conf.api_url.as_ref().map(|u| u.expose().to_string()),
+                file: conf.api_url_file.clone(),
+            }
+        };
+        Ok(Slack {
+            conf: conf.clone(),
+            client,
+            http,
+            target,
+            templates,
+            external_url: external_url.to_string(),
+        })
+    }
+
+    /// The JSON body; a template error is permanent.
+    fn payload(&self, ctx: &NotifyCtx, data: &Value) -> Result<Vec<u8>, NotifyError> {
+        let c = &self.conf;
+        let t = |text: &str| {
+            self.templates.execute_text(text, data).map_err(|e| {
+                NotifyError::new(false, FailureReason::Other, format!("template: {e}"))
+            })
+        };
+        let (title, truncated) = truncate_runes(t(&c.title)?, MAX_TITLE_RUNES);
+        if truncated {
+            tracing::warn!(key = %ctx.group_key, max_runes = MAX_TITLE_RUNES, "Truncated title");
+        }
+        let mut fields = Vec::with_capacity(c.fields.len());
+        for f in &c.fields {
+            fields.push(Field {
+                title: t(&f.title)?,
+                value: t(&f.value)?,
+                short: f.short.unwrap_or(c.short_fields),
+            });
+        }
+        let mut actions = Vec::with_capacity(c.actions.len());
+        for a in &c.actions {
+            let confirm = match &a.confirm {
+                Some(cf) => Some(Confirm {
+                    text: t(&cf.text)?,
+                    title: t(&cf.title)?,
+                    ok_text: t(&cf.ok_text)?,
+                    dismiss_text: t(&cf.dismiss_text)?,
+                }),
+                None => None,
+            };
+            actions.push(Action {
+                kind: t(&a.kind)?,
+                text: t(&a.text)?,
+                url: t(&a.url)?,
+                style: t(&a.style)?,
+                name: t(&a.name)?,
+                value: t(&a.value)?,
+                confirm,
+            });
+        }
+        let attachment = Attachment {
+            title,
+            title_link: t(&c.title_link)?,
+            pretext: t(&c.pretext)?,
+            text: t(&c.text)?,
+            fallback: t(&c.fallback)?,
+            callback_id: t(&c.callback_id)?,
+            fields,
+            actions,
+            image_url: t(&c.image_url)?,
+            thumb_url: t(&c.thumb_url)?,
+            footer: t(&c.footer)?,
+            color: t(&c.color)?,
+            mrkdwn_in: if c.mrkdwn_in.is_empty() {
+                default_mrkdwn_in()
+            } else {
+                &c.mrkdwn_in
+            },
+        };
+        let req = Request {
+            channel: t(&c.channel)?,
+            username: t(&c.username)?,
+            icon_emoji: t(&c.icon_emoji)?,
+            icon_url: t(&c.icon_url)?,
+            link_names: c.link_names,
+            attachments: [attachment],
+        };
+        let mut body = crate::gojson::to_vec(&req);
+        body.push(b'\n');
+        Ok(body)
+    }
+}
+
+/// `Retry-After`: delay-seconds or an HTTP date.
+pub fn parse_retry_after(v: &str, now: jiff::Timestamp) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
+    Some(Duration::try_from(at.duration_since(now)).unwrap_or_default())
+}
+
+/// Slack's answer to a POST: the status first (5xx and 429 retried, the
+/// latter after `Retry-After`), then the body of a JSON answer.
+async fn check_response(resp: reqwest::Response, channel: &str) -> Result<(), NotifyError> {
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
+    let is_json = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let body = resp.bytes().await.unwrap_or_default();
+    let details = String::from_utf8_lossy(&body[..body.len().min(1024)]).into_owned();
+    if let Err(mut e) = check_status(status) {
+        if status == 429 {
+            e.retryable = true;
+            e.retry_after = retry_after;
+        }
+        if !details.trim().is_empty() {
+            e.message = format!("{}: {}", e.message, details.trim());
+        }
+        e.message = format!("channel {channel:?}: {}", e.message);
+        return Err(e);
+    }
+    if is_json {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            ok: bool,
+            #[serde(default)]
+            error: String,
+        }
+        let answer: Answer = serde_json::from_slice(&body).map_err(|e| {
+            NotifyError::new(
+                false,
+                FailureReason::Other,
+                format!("channel {channel:?}: could not unmarshal JSON response {details:?}: {e}"),
+            )
+        })?;
+        if !answer.ok {
+            return Err(NotifyError::new(
+                false,
+                FailureReason::ClientError,
+                format!(
+                    "channel {channel:?}: error response from Slack: {}",
+                    answer.error
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Notifier for Slack {
+    fn notify<'a>(
+        &'a self,
+        ctx: &'a NotifyCtx,
+        alerts: &'a [Arc<Alert>],
+    ) -> BoxFuture<'a, Result<(), NotifyError>> {
+        Box::pin(async move {
+            let data = super::template_data(ctx, alerts, &self.external_url);
+            let body = self.payload(ctx, &data)?;
+            let channel = self
+                .templates
+                .execute_text(&self.conf.channel, &data)
+                .unwrap_or_default();
+            let (url, token) = match &self.target {
+                Target::Webhook { url: Some(u), .. } => (u.clone(), None),
+                Target::Webhook { file: Some(f), .. } => (read_secret_file(f)?, None),
+                Target::Webhook { .. } => unreachable!("checked at config load"),
+                Target::App {
+                    url,
+                    token: Some(t),
+                    ..
+                } => (url.clone(), Some(t.clone())),
+                Target::App {
+                    url, file: Some(f), ..
+                } => (url.clone(), Some(read_secret_file(f)?)),
+                Target::App { .. } => unreachable!("checked at config load"),
+            };
+            let mut req = self
+                .client
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+            req = authorize(req, &self.http)?;
+            if let Some(token) = token {
+                req = req.header(reqwest::header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            // The webhook URL is the credential: never in an error.
+            let resp = req.send().await.map_err(|e| {
+                NotifyError::new(
+                    true,
+                    FailureReason::Other,
+                    format!("Post \"<redacted>\": {}", e.without_url()),
+                )
+            })?;
+            check_response(resp, &channel).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_truncated_in_runes() {
+        assert_eq!(truncate_runes("abc".into(), 5), ("abc".into(), false));
+        assert_eq!(truncate_runes("äöüäöü".into(), 4), ("äöü…".into(), true));
+        assert_eq!(truncate_runes("abcdef".into(), 2), ("ab".into(), true));
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now: jiff::Timestamp = "2015-10-21T07:27:00Z".parse().unwrap();
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}
