@@ -525,63 +525,7 @@ async fn large_batches_are_accepted() {
 async fn webhook_tls_options() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let run = |args: &[&str]| {
-        let st = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(d)
-            .output()
-            .expect("openssl");
-        assert!(
-            st.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&st.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=herald-test-ca",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "srv.key",
-        "-out",
-        "srv.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(d.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "srv.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "srv.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "ext",
-    ]);
+    let certs = make_certs(d);
     let port = free_port();
     let out = d.join("received");
     let mut receiver = std::process::Command::new("python3")
@@ -592,8 +536,8 @@ async fn webhook_tls_options() {
         .args([
             &port.to_string(),
             out.to_str().unwrap(),
-            d.join("srv.pem").to_str().unwrap(),
-            d.join("srv.key").to_str().unwrap(),
+            certs.cert.to_str().unwrap(),
+            certs.key.to_str().unwrap(),
         ])
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -619,7 +563,7 @@ receivers:
         http_config: {{tls_config: {{insecure_skip_verify: true}}}}
       - url: https://127.0.0.1:{port}/untrusted
 "#,
-        ca = d.join("ca.pem").display()
+        ca = certs.ca.display()
     );
     let h = start_herald(&cfg, &[]).await;
     post_alerts(&h.base, &json!([alert("A", "i1")])).await;

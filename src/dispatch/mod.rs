@@ -172,6 +172,9 @@ impl Dispatcher {
             let started = tokio::time::Instant::now();
             next = started + opts.group_interval;
             group.lock().has_flushed = true;
+            // This flush serves any "flush now" asked before it: the wake-up
+            // left behind must not flush a second time.
+            group.flush_now_pending.store(false, Ordering::Release);
             let deadline = started + opts.group_interval.max(Duration::from_secs(10));
             if self.flush(&group, now, deadline).await {
                 break;

@@ -46,7 +46,19 @@ pub struct Received {
 pub struct Webhook {
     pub received: Arc<Mutex<Vec<Received>>>,
     pub fail_next: Arc<Mutex<(usize, u16)>>,
+    /// Answers for the next requests (status, headers, body), in order;
+    /// only requests answered 2xx are recorded in `received`.
+    pub script: Arc<Mutex<std::collections::VecDeque<Scripted>>>,
+    /// When every request arrived, answered or not.
+    pub attempts: Arc<Mutex<Vec<Instant>>>,
     pub addr: Option<SocketAddr>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Scripted {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
 }
 
 impl Webhook {
@@ -68,6 +80,14 @@ impl Webhook {
             self.addr.unwrap(),
             path.trim_start_matches('/')
         )
+    }
+
+    pub fn script(&self, answers: Vec<Scripted>) {
+        self.script.lock().unwrap().extend(answers);
+    }
+
+    pub fn attempts(&self) -> Vec<Instant> {
+        self.attempts.lock().unwrap().clone()
     }
 
     pub fn fail(&self, n: usize, code: u16) {
@@ -92,11 +112,9 @@ impl Webhook {
     }
 }
 
-async fn record_root(
-    state: State<Webhook>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> StatusCode {
+type Answer = (StatusCode, HeaderMap, String);
+
+async fn record_root(state: State<Webhook>, headers: HeaderMap, body: axum::body::Bytes) -> Answer {
     store(state.0, "/".into(), headers, body)
 }
 
@@ -105,16 +123,29 @@ async fn record(
     axum::extract::Path(path): axum::extract::Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> StatusCode {
+) -> Answer {
     store(state.0, format!("/{path}"), headers, body)
 }
 
-fn store(hook: Webhook, path: String, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
+fn store(hook: Webhook, path: String, headers: HeaderMap, body: axum::body::Bytes) -> Answer {
+    hook.attempts.lock().unwrap().push(Instant::now());
+    let mut answer = (StatusCode::OK, HeaderMap::new(), String::new());
     {
         let mut f = hook.fail_next.lock().unwrap();
         if f.0 > 0 {
             f.0 -= 1;
-            return StatusCode::from_u16(f.1).unwrap();
+            answer.0 = StatusCode::from_u16(f.1).unwrap();
+            return answer;
+        }
+    }
+    if let Some(s) = hook.script.lock().unwrap().pop_front() {
+        answer.0 = StatusCode::from_u16(s.status).unwrap();
+        for (k, v) in s.headers {
+            answer.1.insert(k, v.parse().unwrap());
+        }
+        answer.2 = s.body;
+        if !answer.0.is_success() {
+            return answer;
         }
     }
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -125,7 +156,157 @@ fn store(hook: Webhook, path: String, headers: HeaderMap, body: axum::body::Byte
         headers,
         at: Instant::now(),
     });
-    StatusCode::OK
+    answer
+}
+
+/// A private CA and a server certificate for 127.0.0.1 signed by it,
+/// made with openssl in `dir`.
+pub struct Certs {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub fn make_certs(d: &Path) -> Certs {
+    let run = |args: &[&str]| {
+        let st = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("openssl is missing: run scripts/test.sh");
+        assert!(
+            st.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=herald-test-ca",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(d.join("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext",
+    ]);
+    Certs {
+        ca: d.join("ca.pem"),
+        cert: d.join("srv.pem"),
+        key: d.join("srv.key"),
+    }
+}
+
+/// The real SMTP server of `tests/smtp_server.py` (aiosmtpd), killed on
+/// drop. Each accepted message is a JSON record in `dir`.
+pub struct SmtpServer {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SmtpServer {
+    /// `mode` is plain, starttls or implicit; `auth` is (user, password).
+    pub fn start(
+        dir: &Path,
+        mode: &str,
+        certs: Option<&Certs>,
+        auth: Option<(&str, &str)>,
+        fail_first: usize,
+    ) -> SmtpServer {
+        let port = free_port();
+        let out = dir.join(format!("smtp-{mode}-{port}"));
+        let mut cmd = Command::new("python3");
+        cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_server.py"))
+            .args([&port.to_string(), out.to_str().unwrap(), mode]);
+        if let Some(c) = certs {
+            cmd.args([c.cert.to_str().unwrap(), c.key.to_str().unwrap()]);
+        }
+        if let Some((u, p)) = auth {
+            cmd.args(["--user", u, "--password", p]);
+        }
+        cmd.args(["--fail-first", &fail_first.to_string()]);
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 with aiosmtpd: run scripts/test.sh");
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(ready.trim(), "ready", "smtp_server.py did not start");
+        SmtpServer {
+            child,
+            port,
+            dir: out,
+        }
+    }
+
+    pub fn messages(&self) -> Vec<Value> {
+        let mut files: Vec<_> = std::fs::read_dir(&self.dir)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "json"));
+        files.sort_by_key(|p| {
+            p.file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<u32>().ok())
+        });
+        files
+            .iter()
+            .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+            .collect()
+    }
+
+    /// Waits for the n-th message (1-based).
+    pub async fn nth(&self, n: usize, timeout: Duration) -> Value {
+        wait_for(&format!("e-mail #{n}"), timeout, || {
+            self.messages().get(n - 1).cloned()
+        })
+        .await
+    }
 }
 
 /// A running server process, killed on drop.

@@ -1,0 +1,243 @@
+//! The e-mail integration against a real SMTP server (aiosmtpd, started by
+//! the tests): plain with AUTH, STARTTLS and implicit TLS with generated
+//! certificates, retries on transient SMTP errors, and permanent template
+//! errors counted in the metrics. Messages are decoded by Python's own MIME
+//! implementation.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const T: Duration = Duration::from_secs(20);
+
+fn alert(name: &str, instance: &str) -> Value {
+    json!({"labels": {"alertname": name, "instance": instance, "severity": "critical"},
+           "annotations": {"summary": "Disk <95%> full & rising"},
+           "generatorURL": "http://prometheus:9090/graph?g0.expr=up"})
+}
+
+fn route(receiver_yaml: &str, global: &str) -> String {
+    format!(
+        r#"
+global:
+  smtp_from: 'Herald Alerts <alerts@example.com>'
+  smtp_hello: herald.test
+{global}
+route:
+  receiver: mail
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1s
+receivers:
+  - name: mail
+    email_configs:
+{receiver_yaml}
+"#
+    )
+}
+
+/// Reads a counter of Herald's /metrics (0 when absent).
+async fn counter(base: &str, series: &str) -> f64 {
+    get_text(&format!("{base}/metrics"))
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(series).map(|v| v.trim().parse().unwrap_or(0.0)))
+        .unwrap_or(0.0)
+}
+
+async fn wait_counter(base: &str, series: &str, at_least: f64) -> f64 {
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let v = counter(base, series).await;
+        if v >= at_least {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{series} stayed at {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_smtp_with_auth_delivers_headers_and_both_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start(dir.path(), "plain", None, Some(("herald", "s3cret")), 0);
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "s3cret").unwrap();
+    let cfg = route(
+        &format!(
+            r#"      - to: 'ops@example.com, Oncall <oncall@example.com>'
+        smarthost: 127.0.0.1:{port}
+        require_tls: false
+        auth_username: herald
+        auth_password_file: {pw}
+        send_resolved: true
+        headers:
+          x-team: '{{{{ .CommonLabels.severity | toUpper }}}} — Größe'
+        text: '{{{{ range .Alerts }}}}{{{{ .Labels.instance }}}}: {{{{ .Annotations.summary }}}}{{{{ end }}}}'
+"#,
+            port = smtp.port,
+            pw = pw.display()
+        ),
+        "",
+    );
+    let h = start_herald(&cfg, &[]).await;
+    post_alerts(&h.base, &json!([alert("DiskFull", "db1")])).await;
+    let m = smtp.nth(1, T).await;
+    assert_eq!(m["auth"], "herald");
+    assert_eq!(m["tls"], false);
+    assert_eq!(m["helo"], "herald.test");
+    assert_eq!(m["mail_from"], "alerts@example.com");
+    assert_eq!(
+        m["rcpt_tos"],
+        json!(["ops@example.com", "oncall@example.com"])
+    );
+    let hd = &m["headers"];
+    assert_eq!(
+        hd["Subject"],
+        "[FIRING:1] DiskFull (db1 critical)",
+        "{hd}"
+    );
+    assert_eq!(hd["From"], "Herald Alerts <alerts@example.com>");
+    assert!(hd["To"].as_str().unwrap().contains("oncall@example.com"));
+    assert_eq!(hd["X-Team"], "CRITICAL — Größe");
+    assert!(hd["Message-ID"].as_str().unwrap().starts_with('<'), "{hd}");
+    assert!(hd["Date"].as_str().is_some(), "{hd}");
+    assert_eq!(hd["MIME-Version"], "1.0");
+    assert_eq!(m["content_type"], "multipart/alternative");
+    let parts = m["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0]["content_type"], "text/plain");
+    assert_eq!(parts[0]["cte"], "quoted-printable");
+    assert_eq!(parts[0]["body"], "db1: Disk <95%> full & rising");
+    assert_eq!(parts[1]["content_type"], "text/html");
+    let html = parts[1]["body"].as_str().unwrap();
+    assert!(html.contains("Disk &lt;95%&gt; full &amp; rising"), "{html}");
+    assert!(html.contains("instance = db1"), "{html}");
+
+    // Resolving the alert sends the resolved message (send_resolved: true).
+    let mut a = alert("DiskFull", "db1");
+    a["endsAt"] = json!(jiff::Timestamp::now().to_string());
+    post_alerts(&h.base, &json!([a])).await;
+    let m = smtp.nth(2, T).await;
+    assert_eq!(m["headers"]["Subject"], "[RESOLVED] DiskFull (db1 critical)");
+    assert_eq!(
+        counter(&h.base, r#"alertmanager_notifications_total{integration="email"}"#).await,
+        2.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starttls_and_implicit_tls_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_certs(dir.path());
+    let starttls = SmtpServer::start(dir.path(), "starttls", Some(&certs), Some(("u", "p")), 0);
+    let implicit = SmtpServer::start(dir.path(), "implicit", Some(&certs), None, 0);
+    let cfg = route(
+        &format!(
+            r#"      - to: a@example.com
+        smarthost: 127.0.0.1:{s}
+        auth_username: u
+        auth_password: p
+        tls_config: {{ca_file: {ca}}}
+      - to: b@example.com
+        smarthost: 127.0.0.1:{i}
+        force_implicit_tls: true
+        tls_config: {{insecure_skip_verify: true}}
+"#,
+            s = starttls.port,
+            i = implicit.port,
+            ca = certs.ca.display()
+        ),
+        "",
+    );
+    let h = start_herald(&cfg, &[]).await;
+    post_alerts(&h.base, &json!([alert("A", "i1")])).await;
+    let m = starttls.nth(1, T).await;
+    assert_eq!(m["tls"], true);
+    assert_eq!(m["auth"], "u");
+    assert_eq!(m["rcpt_tos"], json!(["a@example.com"]));
+    // The default body is HTML only, as in Alertmanager.
+    assert_eq!(m["parts"].as_array().unwrap().len(), 1);
+    assert_eq!(m["parts"][0]["content_type"], "text/html");
+    let m = implicit.nth(1, T).await;
+    assert_eq!(m["tls"], true);
+    assert_eq!(m["rcpt_tos"], json!(["b@example.com"]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_errors_are_retried_and_tls_requirements_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = SmtpServer::start(dir.path(), "plain", None, None, 2);
+    let plain = SmtpServer::start(dir.path(), "plain", None, None, 0);
+    let cfg = route(
+        &format!(
+            r#"      - to: a@example.com
+        smarthost: 127.0.0.1:{f}
+        require_tls: false
+"#,
+            f = flaky.port
+        ),
+        "",
+    );
+    // A second receiver insists on STARTTLS, which the plain server lacks.
+    let cfg = cfg.replace(
+        "receivers:\n",
+        &format!(
+            "  routes:\n    - receiver: strict\n      matchers: [alertname=Strict]\nreceivers:\n  - name: strict\n    email_configs:\n      - to: s@example.com\n        smarthost: 127.0.0.1:{}\n",
+            plain.port
+        ),
+    );
+    let h = start_herald(&cfg, &[]).await;
+    post_alerts(&h.base, &json!([alert("A", "i1"), alert("Strict", "i1")])).await;
+    let m = flaky.nth(1, T).await;
+    assert_eq!(m["rcpt_tos"], json!(["a@example.com"]));
+    let failed = wait_counter(
+        &h.base,
+        r#"alertmanager_notification_requests_failed_total{integration="email"}"#,
+        3.0,
+    )
+    .await;
+    assert!(failed >= 3.0, "two 451s and at least one STARTTLS refusal");
+    assert!(plain.messages().is_empty(), "sent without the required TLS");
+    assert_eq!(flaky.messages().len(), 1, "retries must not duplicate");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn template_errors_fail_without_retrying() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start(dir.path(), "plain", None, None, 0);
+    let cfg = route(
+        &format!(
+            r#"      - to: a@example.com
+        smarthost: 127.0.0.1:{p}
+        require_tls: false
+        html: '{{{{ .NoSuchField }}}}'
+"#,
+            p = smtp.port
+        ),
+        "",
+    )
+    // One flush only: the next would try (and fail) again.
+    .replace("group_interval: 1s", "group_interval: 1h");
+    let h = start_herald(&cfg, &[]).await;
+    post_alerts(&h.base, &json!([alert("A", "i1")])).await;
+    wait_counter(
+        &h.base,
+        r#"alertmanager_notifications_failed_total{integration="email",reason="other"}"#,
+        1.0,
+    )
+    .await;
+    assert_eq!(
+        counter(&h.base, r#"alertmanager_notification_requests_total{integration="email"}"#).await,
+        1.0,
+        "a template error is not retried: {}",
+        get_text(&format!("{}/metrics", h.base)).await.lines().filter(|l| l.contains("email")).collect::<Vec<_>>().join("\n")
+    );
+    assert!(smtp.messages().is_empty());
+}
