@@ -44,7 +44,10 @@ async fn counter(base: &str, series: &str) -> f64 {
     get_text(&format!("{base}/metrics"))
         .await
         .lines()
-        .find_map(|l| l.strip_prefix(series).map(|v| v.trim().parse().unwrap_or(0.0)))
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .map(|v| v.trim().parse().unwrap_or(0.0))
+        })
         .unwrap_or(0.0)
 }
 
@@ -98,11 +101,7 @@ async fn plain_smtp_with_auth_delivers_headers_and_both_parts() {
         json!(["ops@example.com", "oncall@example.com"])
     );
     let hd = &m["headers"];
-    assert_eq!(
-        hd["Subject"],
-        "[FIRING:1] DiskFull (db1 critical)",
-        "{hd}"
-    );
+    assert_eq!(hd["Subject"], "[FIRING:1] DiskFull (db1 critical)", "{hd}");
     assert_eq!(hd["From"], "Herald Alerts <alerts@example.com>");
     assert!(hd["To"].as_str().unwrap().contains("oncall@example.com"));
     assert_eq!(hd["X-Team"], "CRITICAL — Größe");
@@ -117,7 +116,10 @@ async fn plain_smtp_with_auth_delivers_headers_and_both_parts() {
     assert_eq!(parts[0]["body"], "db1: Disk <95%> full & rising");
     assert_eq!(parts[1]["content_type"], "text/html");
     let html = parts[1]["body"].as_str().unwrap();
-    assert!(html.contains("Disk &lt;95%&gt; full &amp; rising"), "{html}");
+    assert!(
+        html.contains("Disk &lt;95%&gt; full &amp; rising"),
+        "{html}"
+    );
     assert!(html.contains("instance = db1"), "{html}");
 
     // Resolving the alert sends the resolved message (send_resolved: true).
@@ -125,9 +127,16 @@ async fn plain_smtp_with_auth_delivers_headers_and_both_parts() {
     a["endsAt"] = json!(jiff::Timestamp::now().to_string());
     post_alerts(&h.base, &json!([a])).await;
     let m = smtp.nth(2, T).await;
-    assert_eq!(m["headers"]["Subject"], "[RESOLVED] DiskFull (db1 critical)");
     assert_eq!(
-        counter(&h.base, r#"alertmanager_notifications_total{integration="email"}"#).await,
+        m["headers"]["Subject"],
+        "[RESOLVED] DiskFull (db1 critical)"
+    );
+    assert_eq!(
+        counter(
+            &h.base,
+            r#"alertmanager_notifications_total{integration="email"}"#
+        )
+        .await,
         2.0
     );
 }
@@ -234,10 +243,19 @@ async fn template_errors_fail_without_retrying() {
     )
     .await;
     assert_eq!(
-        counter(&h.base, r#"alertmanager_notification_requests_total{integration="email"}"#).await,
+        counter(
+            &h.base,
+            r#"alertmanager_notification_requests_total{integration="email"}"#
+        )
+        .await,
         1.0,
         "a template error is not retried: {}",
-        get_text(&format!("{}/metrics", h.base)).await.lines().filter(|l| l.contains("email")).collect::<Vec<_>>().join("\n")
+        get_text(&format!("{}/metrics", h.base))
+            .await
+            .lines()
+            .filter(|l| l.contains("email"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(smtp.messages().is_empty());
 }
