@@ -26,7 +26,7 @@ for svc in prometheus-alertmanager prometheus; do
   fi
 done
 
-python3 -c 'import jsonschema, yaml' 2>/dev/null || python3 -m pip install --quiet jsonschema pyyaml
+python3 -c 'import jsonschema, yaml, aiosmtpd' 2>/dev/null || python3 -m pip install --quiet jsonschema pyyaml aiosmtpd
 
 cargo build --locked --all-targets
 # Benches are built above but not run: `cargo bench --bench compare` measures.

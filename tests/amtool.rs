@@ -54,6 +54,17 @@ receivers:
           bearer_token: very-secret
   - name: pager
     webhook_configs: [{url: 'http://127.0.0.1:9/pager', max_alerts: 5}]
+    email_configs:
+      - to: oncall@example.com
+        from: am@example.com
+        smarthost: 127.0.0.1:9
+        auth_username: u
+        auth_password: mail-secret
+        headers: {x-team: pager}
+    slack_configs:
+      - api_url: https://hooks.slack.com/services/slack-secret
+        fields: [{title: a, value: b}]
+        actions: [{type: button, text: t, url: 'http://x'}]
 "#;
     let h = start_herald(cfg, &[]).await;
     let url = format!("--alertmanager.url={}", h.base);
@@ -67,6 +78,16 @@ receivers:
     assert!(ok, "{out}");
     assert!(
         !out.contains("very-secret") && out.contains("<secret>"),
+        "{out}"
+    );
+    assert!(
+        out.contains("email_configs:")
+            && out.contains("slack_configs:")
+            && out.contains("X-Team: pager"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("mail-secret") && !out.contains("slack-secret"),
         "{out}"
     );
     let (ok, out) = amtool(&[

@@ -259,3 +259,82 @@ async fn template_errors_fail_without_retrying() {
     );
     assert!(smtp.messages().is_empty());
 }
+
+/// The same e-mail config and alerts through Herald and the real
+/// Alertmanager 0.25, each with its own SMTP server: the envelope, the
+/// headers (Date and Message-Id aside), the text part and a user-written
+/// HTML part decode to the same values. (The default HTML body is Herald's
+/// own design; see docs/compatibility.md.)
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_match_alertmanager() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = SmtpServer::start(dir.path(), "plain", None, None, 0);
+    let theirs = SmtpServer::start(dir.path(), "plain", None, None, 0);
+    let cfg = |port: u16| {
+        format!(
+            r#"
+global:
+  smtp_from: 'Alerts <alerts@example.com>'
+  smtp_smarthost: 127.0.0.1:{port}
+  smtp_require_tls: false
+route:
+  receiver: mail
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+receivers:
+  - name: mail
+    email_configs:
+      - to: 'ops@example.com, b@example.com'
+        send_resolved: true
+        headers:
+          Subject: '{{{{ template "email.default.subject" . }}}} – Größe'
+          X-Severity: '{{{{ .CommonLabels.severity }}}}'
+          Reply-To: 'noreply@example.com'
+        text: |
+          {{{{ range .Alerts }}}}{{{{ .Status }}}} {{{{ .Labels.alertname }}}} on {{{{ .Labels.instance }}}}
+          {{{{ range .Annotations.SortedPairs }}}}  {{{{ .Name }}}}: {{{{ .Value }}}}
+          {{{{ end }}}}{{{{ end }}}}
+        html: '<h1>{{{{ .Status }}}}</h1>{{{{ range .Alerts }}}}<p><a href="{{{{ .GeneratorURL }}}}">{{{{ .Labels.instance }}}}</a> {{{{ .Annotations.summary }}}}</p>{{{{ end }}}}'
+"#
+        )
+    };
+    let h = start_herald(&cfg(ours.port), &[]).await;
+    let am = start_alertmanager(&cfg(theirs.port)).await;
+    let alerts = json!([alert("DiskFull", "db1"), alert("DiskFull", "db2<>")]);
+    post_alerts(&h.base, &alerts).await;
+    post_alerts(&am.base, &alerts).await;
+    let comparable = |m: Value| {
+        let mut m = m;
+        let hd = m["headers"].as_object_mut().unwrap();
+        hd.retain(|k, _| {
+            !matches!(
+                k.as_str(),
+                "Date" | "Message-Id" | "Message-ID" | "Content-Type"
+            )
+        });
+        m["parts"].as_array_mut().unwrap().iter_mut().for_each(|p| {
+            // Line ends and soft breaks are the encoders' business.
+            let b = p["body"].as_str().unwrap().replace("\r\n", "\n");
+            p["body"] = json!(b.trim_end());
+        });
+        let obj = m.as_object_mut().unwrap();
+        obj.remove("helo");
+        obj.remove("data");
+        m
+    };
+    let (o, t) = (ours.nth(1, T).await, theirs.nth(1, T).await);
+    assert_eq!(comparable(o), comparable(t));
+    let mut resolved = alerts.clone();
+    for a in resolved.as_array_mut().unwrap() {
+        a["endsAt"] = json!("2024-05-01T11:00:00Z");
+    }
+    post_alerts(&h.base, &resolved).await;
+    post_alerts(&am.base, &resolved).await;
+    let (o, t) = (ours.nth(2, T).await, theirs.nth(2, T).await);
+    assert!(o["headers"]["Subject"]
+        .as_str()
+        .unwrap()
+        .starts_with("[RESOLVED] DiskFull"));
+    assert_eq!(comparable(o), comparable(t));
+}

@@ -359,3 +359,43 @@ fn herald_email_body_escapes_values() {
         .unwrap();
     assert_eq!(subject, "[FIRING:1] <script>alert(1)</script> ");
 }
+
+/// `herald check-config` also parses the template files and every
+/// template text of the receivers, naming the field that does not parse
+/// (Alertmanager only finds these when a notification fails).
+#[test]
+fn check_config_reports_templates_that_do_not_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("am.yml");
+    let write = |tmpl: &str, title: &str| {
+        std::fs::write(dir.path().join("my.tmpl"), tmpl).unwrap();
+        std::fs::write(
+            &cfg,
+            format!(
+                "templates: ['*.tmpl']\nroute:\n  receiver: s\nreceivers:\n  - name: s\n    slack_configs:\n      - api_url: https://hooks.example.com/x\n        title: '{title}'\n"
+            ),
+        )
+        .unwrap();
+    };
+    let check = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["check-config", cfg.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    // Relative globs resolve against the config file's directory.
+    write(r#"{{ define "t" }}ok{{ end }}"#, r#"{{ template "t" . }}"#);
+    let (ok, out) = check();
+    assert!(ok, "{out}");
+    write(r#"{{ define "t" }}ok{{ end }}"#, "{{ .Status ");
+    let (ok, out) = check();
+    assert!(!ok, "{out}");
+    assert!(out.contains("receivers[0].slack_configs[0].title"), "{out}");
+    write(r#"{{ define "t" }}{{ if }}{{ end }}"#, "x");
+    let (ok, out) = check();
+    assert!(!ok && out.contains("my.tmpl"), "{out}");
+}

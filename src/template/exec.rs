@@ -17,6 +17,11 @@ use super::parse::{Arg, Command, Node, Pipeline, Tree};
 /// platforms; Herald recurses on the native stack, so it stops far earlier
 /// (no real template nests deeper than a few levels).
 const MAX_TEMPLATE_DEPTH: usize = 100;
+/// Bounds on one execution. Go has none, but a template that calls itself
+/// twice per level runs 2^100 times within the depth limit: Herald stops
+/// it with an error instead of blocking a notification forever.
+const MAX_STEPS: u64 = 20_000_000;
+const MAX_OUTPUT: usize = 64 << 20;
 
 /// A Go value as templates see it.
 #[derive(Clone)]
@@ -237,6 +242,7 @@ struct State<'a> {
     vars: Vec<(String, Value)>,
     out: String,
     depth: usize,
+    steps: u64,
     /// Set in HTML mode: the context the output has reached.
     html: Option<super::html::HtmlContext>,
 }
@@ -344,6 +350,7 @@ impl Templates {
             vars: vec![("$".into(), data.clone())],
             out: String::new(),
             depth: 0,
+            steps: 0,
             html: html.then(super::html::HtmlContext::default),
         };
         st.list(&tree.root, data)?;
@@ -371,6 +378,13 @@ impl State<'_> {
     }
 
     fn node(&mut self, n: &Node, dot: &Value) -> Result<Flow, ExecError> {
+        self.steps += 1;
+        if self.steps > MAX_STEPS || self.out.len() > MAX_OUTPUT {
+            return Err(self.err(format!(
+                "template execution stopped after {MAX_STEPS} steps or {} MiB of output",
+                MAX_OUTPUT >> 20
+            )));
+        }
         match n {
             Node::Text(s) => match &mut self.html {
                 Some(ctx) => {
@@ -890,6 +904,110 @@ mod tests {
             (3.0, "3"),
         ] {
             assert_eq!(Value::Float(f).go_string(), s);
+        }
+    }
+
+    #[test]
+    fn runaway_templates_stop_with_an_error() {
+        let t = Templates::alertmanager();
+        let nested = format!(
+            "{{{{ $l := list 1 2 3 4 5 6 7 8 9 10 }}}}{}x{}",
+            "{{ range $l }}".repeat(9),
+            "{{ end }}".repeat(9)
+        );
+        let e = t.execute_text(&nested, &Value::Nil).unwrap_err();
+        assert!(e.to_string().contains("stopped after"), "{e}");
+    }
+
+    /// A stable stand-in for the fuzz target (fuzz/): random soups of
+    /// template fragments must parse or fail with an error, and run or
+    /// fail with an error, never panic.
+    #[test]
+    fn random_templates_never_panic() {
+        const BITS: &[&str] = &[
+            "{{",
+            "}}",
+            "{{-",
+            "-}}",
+            " ",
+            ".",
+            ".Alerts",
+            ".Labels",
+            ".Status",
+            "$x",
+            ":=",
+            "=",
+            "|",
+            "(",
+            ")",
+            "if",
+            "else",
+            "end",
+            "range",
+            "with",
+            "define",
+            "template",
+            "block",
+            "break",
+            "continue",
+            "\"a\"",
+            "`r`",
+            "'c'",
+            "1",
+            "-2.5e3",
+            "0x1F",
+            "nil",
+            "true",
+            "printf",
+            "\"%v %d %5.2f %q\"",
+            "len",
+            "index",
+            "slice",
+            "eq",
+            "and",
+            "or",
+            "not",
+            "toUpper",
+            "join",
+            "reReplaceAll",
+            "\"(\"",
+            "safeHtml",
+            "html",
+            "urlquery",
+            "/*",
+            "*/",
+            "<a href=\"",
+            "\">",
+            "<script>",
+            "</script>",
+            "<style>",
+            "\n",
+            "\u{e9}",
+            "date",
+            "tz",
+            "toDate",
+            "humanizeDuration",
+            ".StartsAt",
+            ".Format",
+            "list",
+            "dict",
+        ];
+        let dot = super::super::am::example_data(jiff::Timestamp::UNIX_EPOCH);
+        let t = Templates::alertmanager();
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..20_000 {
+            let n = (next() % 24) as usize;
+            let text: String = (0..n)
+                .map(|_| BITS[(next() % BITS.len() as u64) as usize])
+                .collect();
+            let _ = t.execute_text(&text, &dot);
+            let _ = t.execute_html_text(&text, &dot);
         }
     }
 }
