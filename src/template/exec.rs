@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
-use super::parse::{Arg, Command, Node, Pipeline, Tree};
+use super::parse::{Arg, Command, Node, Pipeline, Pos, Tree};
 
 /// How deep `{{template}}` calls may nest. Go allows 100000 on 64-bit
 /// platforms; Herald recurses on the native stack, so it stops far earlier
@@ -199,13 +199,27 @@ impl Value {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("template: {template}:{line}: {message}")]
+/// A template that failed while running: `template: name:line:col: ...`
+/// as Go prints it, the position being the action's opening `{{`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ExecError {
     pub template: String,
     pub line: usize,
+    pub col: usize,
     pub message: String,
 }
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.col) {
+            (0, _) => write!(f, "template: {}: {}", self.template, self.message),
+            (l, 0) => write!(f, "template: {}:{l}: {}", self.template, self.message),
+            (l, c) => write!(f, "template: {}:{l}:{c}: {}", self.template, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ExecError {}
 
 /// A template that failed to parse or to run.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -238,7 +252,7 @@ struct State<'a> {
     /// the loaded ones without changing them.
     extra: Option<&'a HashMap<String, Tree>>,
     name: String,
-    line: usize,
+    pos: Pos,
     vars: Vec<(String, Value)>,
     out: String,
     depth: usize,
@@ -340,13 +354,14 @@ impl Templates {
             .ok_or_else(|| ExecError {
                 template: name.into(),
                 line: 0,
+                col: 0,
                 message: format!("no such template {name:?}"),
             })?;
         let mut st = State {
             t: self,
             extra: (!extra.is_empty()).then_some(extra),
             name: name.to_string(),
-            line: 0,
+            pos: Pos::default(),
             vars: vec![("$".into(), data.clone())],
             out: String::new(),
             depth: 0,
@@ -362,7 +377,8 @@ impl State<'_> {
     fn err(&self, message: impl Into<String>) -> ExecError {
         ExecError {
             template: self.name.clone(),
-            line: self.line,
+            line: self.pos.line,
+            col: self.pos.col,
             message: message.into(),
         }
     }
@@ -393,8 +409,8 @@ impl State<'_> {
                 }
                 None => self.out.push_str(s),
             },
-            Node::Action { line, pipe } => {
-                self.line = *line;
+            Node::Action { pos, pipe } => {
+                self.pos = *pos;
                 let v = self.pipeline(pipe, dot)?;
                 if pipe.decl.is_empty() {
                     let text = match (&v, &self.html) {
@@ -412,18 +428,18 @@ impl State<'_> {
                 }
             }
             Node::If {
-                line,
+                pos,
                 pipe,
                 list,
                 else_list,
             }
             | Node::With {
-                line,
+                pos,
                 pipe,
                 list,
                 else_list,
             } => {
-                self.line = *line;
+                self.pos = *pos;
                 let mark = self.vars.len();
                 let v = self.pipeline(pipe, dot)?;
                 let is_with = matches!(n, Node::With { .. });
@@ -439,12 +455,12 @@ impl State<'_> {
                 return Ok(flow);
             }
             Node::Range {
-                line,
+                pos,
                 pipe,
                 list,
                 else_list,
             } => {
-                self.line = *line;
+                self.pos = *pos;
                 let mark = self.vars.len();
                 // The declared variables take the index/key and the element.
                 let decl = pipe.decl.clone();
@@ -483,8 +499,8 @@ impl State<'_> {
                 }
                 self.vars.truncate(mark);
             }
-            Node::Template { line, name, pipe } => {
-                self.line = *line;
+            Node::Template { pos, name, pipe } => {
+                self.pos = *pos;
                 let arg = match pipe {
                     Some(p) => self.pipeline(p, dot)?,
                     None => Value::Nil,
@@ -905,6 +921,15 @@ mod tests {
         ] {
             assert_eq!(Value::Float(f).go_string(), s);
         }
+    }
+
+    #[test]
+    fn errors_name_template_line_and_column() {
+        let t = Templates::alertmanager();
+        let e = t
+            .execute_text("ab\n  x {{ 1 }} {{ index 1 2 }}", &Value::Nil)
+            .unwrap_err();
+        assert!(e.to_string().starts_with("template: :2:11: "), "{e}");
     }
 
     #[test]

@@ -36,6 +36,16 @@ pub enum Tok {
 pub struct Token {
     pub tok: Tok,
     pub line: usize,
+    /// Column (1-based, in bytes as Go counts) of the `{{` of the action
+    /// the token is in; 0 for text.
+    pub col: usize,
+}
+
+/// Where a node's action starts, for execution errors.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -112,6 +122,7 @@ pub fn lex(name: &str, src: &str) -> Result<Vec<Token>, SyntaxError> {
             out.push(Token {
                 tok: Tok::Text(t.to_string()),
                 line,
+                col: 0,
             });
         }
         line += text.matches('\n').count();
@@ -140,16 +151,21 @@ pub fn lex(name: &str, src: &str) -> Result<Vec<Token>, SyntaxError> {
             rest = tail;
             continue;
         }
+        let offset = src.len() - action.len();
+        let col = offset - src[..offset].rfind('\n').map_or(0, |n| n + 1) + 1;
         out.push(Token {
             tok: Tok::LeftDelim,
             line,
+            col,
         });
-        let (toks, consumed, right_trim, lines) =
+        let (mut toks, consumed, right_trim, lines) =
             lex_action(s, line).map_err(|(l, m)| err(l, m))?;
+        toks.iter_mut().for_each(|t| t.col = col);
         out.extend(toks);
         out.push(Token {
             tok: Tok::RightDelim,
             line: line + lines,
+            col,
         });
         line += lines;
         trim_next_text = right_trim;
@@ -174,7 +190,13 @@ fn lex_action(s: &str, line: usize) -> Result<(Vec<Token>, usize, bool, usize), 
             return Err((line + lines, "unclosed action".into()));
         };
         let here = line + lines;
-        let push = |toks: &mut Vec<Token>, tok: Tok| toks.push(Token { tok, line: here });
+        let push = |toks: &mut Vec<Token>, tok: Tok| {
+            toks.push(Token {
+                tok,
+                line: here,
+                col: 0,
+            })
+        };
         // Closing delimiter, with or without trim marker.
         if s[byte(i)..].starts_with("}}") {
             if parens > 0 {

@@ -10,43 +10,44 @@ use std::collections::HashMap;
 use std::iter::Peekable;
 use std::vec::IntoIter;
 
+pub use super::lex::Pos;
 use super::lex::{lex, SyntaxError, Tok, Token};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Node {
     Text(String),
     Action {
-        line: usize,
+        pos: Pos,
         pipe: Pipeline,
     },
     If {
-        line: usize,
+        pos: Pos,
         pipe: Pipeline,
         list: Vec<Node>,
         else_list: Option<Vec<Node>>,
     },
     Range {
-        line: usize,
+        pos: Pos,
         pipe: Pipeline,
         list: Vec<Node>,
         else_list: Option<Vec<Node>>,
     },
     With {
-        line: usize,
+        pos: Pos,
         pipe: Pipeline,
         list: Vec<Node>,
         else_list: Option<Vec<Node>>,
     },
     Template {
-        line: usize,
+        pos: Pos,
         name: String,
         pipe: Option<Pipeline>,
     },
     Break {
-        line: usize,
+        pos: Pos,
     },
     Continue {
-        line: usize,
+        pos: Pos,
     },
 }
 
@@ -105,6 +106,7 @@ pub fn parse(
         trees: HashMap::new(),
         range_depth: 0,
         line: 1,
+        col: 0,
     };
     let (root, end) = p.list()?;
     if let Some(e) = end {
@@ -122,16 +124,16 @@ pub fn parse(
 
 /// What ended a list of nodes.
 enum End {
-    End(usize),
-    Else(usize),
-    ElseIf(usize, Pipeline),
-    ElseWith(usize, Pipeline),
+    End(Pos),
+    Else(Pos),
+    ElseIf(Pos, Pipeline),
+    ElseWith(Pos, Pipeline),
 }
 
 impl End {
     fn line(&self) -> usize {
         match self {
-            End::End(l) | End::Else(l) | End::ElseIf(l, _) | End::ElseWith(l, _) => *l,
+            End::End(l) | End::Else(l) | End::ElseIf(l, _) | End::ElseWith(l, _) => l.line,
         }
     }
 
@@ -152,6 +154,7 @@ struct Parser<'a> {
     trees: HashMap<String, Tree>,
     range_depth: usize,
     line: usize,
+    col: usize,
 }
 
 impl Parser<'_> {
@@ -170,6 +173,7 @@ impl Parser<'_> {
     fn next(&mut self) -> Option<Tok> {
         let t = self.toks.next()?;
         self.line = t.line;
+        self.col = t.col;
         Some(t.tok)
     }
 
@@ -212,7 +216,10 @@ impl Parser<'_> {
     /// One `{{...}}`; pushes its node, or returns the terminator it is.
     fn action(&mut self, nodes: &mut Vec<Node>) -> Result<Option<End>, SyntaxError> {
         self.skip_space();
-        let line = self.line;
+        let line = Pos {
+            line: self.line,
+            col: self.col,
+        };
         let keyword = match self.peek() {
             Some(Tok::Ident(w))
                 if matches!(
@@ -232,7 +239,7 @@ impl Parser<'_> {
             }
             _ => {
                 let pipe = self.pipeline("command", true)?;
-                nodes.push(Node::Action { line, pipe });
+                nodes.push(Node::Action { pos: line, pipe });
                 return Ok(None);
             }
         };
@@ -272,9 +279,9 @@ impl Parser<'_> {
                 }
                 self.expect_close(&keyword)?;
                 nodes.push(if keyword == "break" {
-                    Node::Break { line }
+                    Node::Break { pos: line }
                 } else {
-                    Node::Continue { line }
+                    Node::Continue { pos: line }
                 });
                 Ok(None)
             }
@@ -305,7 +312,11 @@ impl Parser<'_> {
                         },
                     );
                 }
-                nodes.push(Node::Template { line, name, pipe });
+                nodes.push(Node::Template {
+                    pos: line,
+                    name,
+                    pipe,
+                });
                 Ok(None)
             }
             "define" => {
@@ -341,7 +352,7 @@ impl Parser<'_> {
     }
 
     /// `if`, `with` and `range` with their `else` branches.
-    fn control(&mut self, keyword: &str, line: usize) -> Result<Node, SyntaxError> {
+    fn control(&mut self, keyword: &str, line: Pos) -> Result<Node, SyntaxError> {
         let scope = self.vars.len();
         let pipe = self.pipeline(keyword, true)?;
         if keyword == "range" {
@@ -355,19 +366,19 @@ impl Parser<'_> {
         self.vars.truncate(scope);
         Ok(match keyword {
             "if" => Node::If {
-                line,
+                pos: line,
                 pipe,
                 list,
                 else_list,
             },
             "with" => Node::With {
-                line,
+                pos: line,
                 pipe,
                 list,
                 else_list,
             },
             _ => Node::Range {
-                line,
+                pos: line,
                 pipe,
                 list,
                 else_list,
@@ -406,19 +417,19 @@ impl Parser<'_> {
     }
 
     /// The rest of an `else if`/`else with` chain, whose pipeline was parsed.
-    fn chained(&mut self, keyword: &str, line: usize, pipe: Pipeline) -> Result<Node, SyntaxError> {
+    fn chained(&mut self, keyword: &str, line: Pos, pipe: Pipeline) -> Result<Node, SyntaxError> {
         let (list, end) = self.list()?;
         let else_list = self.else_branch(keyword, end)?;
         Ok(if keyword == "if" {
             Node::If {
-                line,
+                pos: line,
                 pipe,
                 list,
                 else_list,
             }
         } else {
             Node::With {
-                line,
+                pos: line,
                 pipe,
                 list,
                 else_list,
