@@ -929,7 +929,7 @@ mod tests {
         let e = t
             .execute_text("ab\n  x {{ 1 }} {{ index 1 2 }}", &Value::Nil)
             .unwrap_err();
-        assert!(e.to_string().starts_with("template: :2:11: "), "{e}");
+        assert!(e.to_string().starts_with("template: :2:13: "), "{e}");
     }
 
     #[test]
