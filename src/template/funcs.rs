@@ -85,6 +85,15 @@ pub fn add_builtins(m: &mut HashMap<&'static str, Func>) {
     );
     m.insert("html", f(|a| Ok(Value::from(html_escape(&sprint(a))))));
     m.insert("js", f(|a| Ok(Value::from(js_escape(&sprint(a))))));
+    // Template data never holds functions (Alertmanager's has none), so
+    // `call` can only report what Go reports for a non-function.
+    m.insert(
+        "call",
+        f(|a| match a.first() {
+            None => Err("wrong number of args for call: want at least 1 got 0".into()),
+            Some(v) => Err(format!("non-function of type {}", v.type_name())),
+        }),
+    );
     m.insert(
         "urlquery",
         f(|a| {
