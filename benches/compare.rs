@@ -92,9 +92,35 @@ async fn create_silences(p: &Proc, n: usize) {
 }
 
 async fn start(name: &'static str, hook_port: u16, extra: &str) -> Proc {
+    start_config(name, &config(hook_port, extra)).await
+}
+
+/// A Slack receiver rendering the default title plus a text listing every
+/// alert's labels and annotations: the template engine's work grows with
+/// the group.
+fn slack_config(hook_port: u16) -> String {
+    format!(
+        r#"route:
+  receiver: slack
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1h
+receivers:
+  - name: slack
+    slack_configs:
+      - api_url: http://127.0.0.1:{hook_port}/slack
+        text: '{{{{ range .Alerts }}}}*{{{{ .Labels.alertname }}}}* on {{{{ .Labels.instance }}}} since {{{{ .StartsAt.Format "2006-01-02 15:04" }}}}{{{{ "
+" }}}}{{{{ range .Labels.SortedPairs }}}}{{{{ .Name }}}}={{{{ .Value }}}} {{{{ end }}}}{{{{ "
+" }}}}{{{{ .Annotations.summary }}}}{{{{ "
+" }}}}{{{{ end }}}}'
+"#
+    )
+}
+
+async fn start_config(name: &'static str, config_text: &str) -> Proc {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.yml");
-    std::fs::write(&cfg, config(hook_port, extra)).unwrap();
+    std::fs::write(&cfg, config_text).unwrap();
     let port = free_port();
     let mut cmd = if name == "herald" {
         Command::new(env!("CARGO_BIN_EXE_herald"))
@@ -273,6 +299,37 @@ async fn notification_latency(p: &Proc, hook: &Hook, n: usize) -> (f64, f64) {
     )
 }
 
+/// Time from posting a new group of `per_group` alerts (one request) to
+/// its Slack message arriving: grouping plus rendering the templates.
+async fn slack_latency(p: &Proc, hook: &Hook, groups: usize, per_group: usize) -> f64 {
+    let client = reqwest::Client::new();
+    let mut lat = Vec::new();
+    for g in 0..groups {
+        let before = hook.count.load(Ordering::SeqCst);
+        let mut body = batch(0, per_group, &format!("slack{g}"));
+        let name = format!("Slack{g}-{}", p.name);
+        for a in body.as_array_mut().unwrap() {
+            a["labels"]["alertname"] = json!(name);
+        }
+        let t = Instant::now();
+        let r = client
+            .post(format!("{}/api/v2/alerts", p.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while hook.count.load(Ordering::SeqCst) == before {
+            assert!(Instant::now() < deadline, "no Slack message from {}", p.name);
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    lat.sort_by(f64::total_cmp);
+    lat[lat.len() / 2]
+}
+
 #[derive(Clone, Default)]
 struct Hook {
     count: Arc<AtomicUsize>,
@@ -365,6 +422,21 @@ async fn run() {
         line(format!("notification latency median ms @{size}"), hm, am_m);
         line(format!("notification latency p99 ms @{size}"), hp, am_p);
     }
+
+    // Slack notifications of large groups: template rendering.
+    let (hook, hook_port) = start_hook().await;
+    let herald = start_config("herald", &slack_config(hook_port)).await;
+    let am = start_config("alertmanager", &slack_config(hook_port)).await;
+    for per_group in [100, 1000] {
+        let h = slack_latency(&herald, &hook, 10, per_group).await;
+        let a = slack_latency(&am, &hook, 10, per_group).await;
+        line(
+            format!("Slack message of a {per_group}-alert group, median ms"),
+            h,
+            a,
+        );
+    }
+    drop((herald, am));
 
     // With 10k silences and 50 inhibit rules.
     let size: usize = std::env::var("HERALD_BENCH_SUPPRESSED")
