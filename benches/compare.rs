@@ -307,7 +307,7 @@ async fn slack_latency(p: &Proc, hook: &Hook, groups: usize, per_group: usize) -
     for g in 0..groups {
         let before = hook.count.load(Ordering::SeqCst);
         let mut body = batch(0, per_group, &format!("slack{g}"));
-        let name = format!("Slack{g}-{}", p.name);
+        let name = format!("Slack{per_group}x{g}-{}", p.name);
         for a in body.as_array_mut().unwrap() {
             a["labels"]["alertname"] = json!(name);
         }
@@ -321,7 +321,11 @@ async fn slack_latency(p: &Proc, hook: &Hook, groups: usize, per_group: usize) -
         assert!(r.status().is_success());
         let deadline = Instant::now() + Duration::from_secs(60);
         while hook.count.load(Ordering::SeqCst) == before {
-            assert!(Instant::now() < deadline, "no Slack message from {}", p.name);
+            assert!(
+                Instant::now() < deadline,
+                "no Slack message from {}",
+                p.name
+            );
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
         lat.push(t.elapsed().as_secs_f64() * 1e3);

@@ -93,6 +93,7 @@ async fn plain_smtp_with_auth_delivers_headers_and_both_parts() {
     post_alerts(&h.base, &json!([alert("DiskFull", "db1")])).await;
     let m = smtp.nth(1, T).await;
     assert_eq!(m["auth"], "herald");
+    assert_eq!(m["auth_mechanism"], "PLAIN");
     assert_eq!(m["tls"], false);
     assert_eq!(m["helo"], "herald.test");
     assert_eq!(m["mail_from"], "alerts@example.com");
@@ -145,7 +146,15 @@ async fn plain_smtp_with_auth_delivers_headers_and_both_parts() {
 async fn starttls_and_implicit_tls_with_a_private_ca() {
     let dir = tempfile::tempdir().unwrap();
     let certs = make_certs(dir.path());
-    let starttls = SmtpServer::start(dir.path(), "starttls", Some(&certs), Some(("u", "p")), 0);
+    // This server offers AUTH LOGIN only (the plain test above uses PLAIN).
+    let starttls = SmtpServer::start_with(
+        dir.path(),
+        "starttls",
+        Some(&certs),
+        Some(("u", "p")),
+        0,
+        &["--exclude-mechanism", "PLAIN"],
+    );
     let implicit = SmtpServer::start(dir.path(), "implicit", Some(&certs), None, 0);
     let cfg = route(
         &format!(
@@ -170,6 +179,7 @@ async fn starttls_and_implicit_tls_with_a_private_ca() {
     let m = starttls.nth(1, T).await;
     assert_eq!(m["tls"], true);
     assert_eq!(m["auth"], "u");
+    assert_eq!(m["auth_mechanism"], "LOGIN");
     assert_eq!(m["rcpt_tos"], json!(["a@example.com"]));
     // The default body is HTML only, as in Alertmanager.
     assert_eq!(m["parts"].as_array().unwrap().len(), 1);

@@ -32,6 +32,7 @@ ap.add_argument("key", nargs="?")
 ap.add_argument("--user")
 ap.add_argument("--password")
 ap.add_argument("--fail-first", type=int, default=0)
+ap.add_argument("--exclude-mechanism", action="append", default=[])
 args = ap.parse_args()
 os.makedirs(args.outdir, exist_ok=True)
 
@@ -61,6 +62,7 @@ class Handler:
             "data": envelope.content.decode("utf-8", "replace"),
             "tls": server.transport.get_extra_info("ssl_object") is not None,
             "auth": auth.login.decode() if isinstance(auth, LoginPassword) else None,
+            "auth_mechanism": state.get("mechanism"),
             "helo": session.host_name,
         }
         tmp = os.path.join(args.outdir, ".%d.tmp" % state["n"])
@@ -71,6 +73,7 @@ class Handler:
 
 
 def authenticator(server, session, envelope, mechanism, auth_data):
+    state["mechanism"] = mechanism
     ok = (
         isinstance(auth_data, LoginPassword)
         and auth_data.login.decode() == args.user
@@ -86,7 +89,11 @@ if args.cert:
 
 kwargs = {}
 if args.user:
-    kwargs.update(authenticator=authenticator, auth_require_tls=args.mode != "plain")
+    kwargs.update(
+        authenticator=authenticator,
+        auth_require_tls=args.mode != "plain",
+        auth_exclude_mechanism=args.exclude_mechanism,
+    )
 if args.mode == "starttls":
     kwargs.update(tls_context=ctx, require_starttls=True)
 controller = Controller(

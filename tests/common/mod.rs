@@ -273,6 +273,18 @@ impl SmtpServer {
         auth: Option<(&str, &str)>,
         fail_first: usize,
     ) -> SmtpServer {
+        Self::start_with(dir, mode, certs, auth, fail_first, &[])
+    }
+
+    /// `start` with more flags for `smtp_server.py`.
+    pub fn start_with(
+        dir: &Path,
+        mode: &str,
+        certs: Option<&Certs>,
+        auth: Option<(&str, &str)>,
+        fail_first: usize,
+        extra: &[&str],
+    ) -> SmtpServer {
         let port = free_port();
         let out = dir.join(format!("smtp-{mode}-{port}"));
         let mut cmd = Command::new("python3");
@@ -285,6 +297,7 @@ impl SmtpServer {
             cmd.args(["--user", u, "--password", p]);
         }
         cmd.args(["--fail-first", &fail_first.to_string()]);
+        cmd.args(extra);
         let mut child = cmd
             .stdout(Stdio::piped())
             .spawn()
