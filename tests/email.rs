@@ -39,33 +39,6 @@ receivers:
     )
 }
 
-/// Reads a counter of Herald's /metrics (0 when absent).
-async fn counter(base: &str, series: &str) -> f64 {
-    get_text(&format!("{base}/metrics"))
-        .await
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .map(|v| v.trim().parse().unwrap_or(0.0))
-        })
-        .unwrap_or(0.0)
-}
-
-async fn wait_counter(base: &str, series: &str, at_least: f64) -> f64 {
-    let deadline = std::time::Instant::now() + T;
-    loop {
-        let v = counter(base, series).await;
-        if v >= at_least {
-            return v;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{series} stayed at {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn plain_smtp_with_auth_delivers_headers_and_both_parts() {
     let dir = tempfile::tempdir().unwrap();

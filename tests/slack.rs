@@ -178,19 +178,11 @@ async fn ok_false_is_a_permanent_error() {
     )
     .await;
     post_alerts(&h.base, &json!([alert("A", "i1")])).await;
-    let metrics = format!("{}/metrics", h.base);
-    let series =
-        r#"alertmanager_notifications_failed_total{integration="slack",reason="clientError"} 1"#;
-    wait_for_async("failure counted", T, || {
-        let m = metrics.clone();
-        async move {
-            get_text(&m)
-                .await
-                .lines()
-                .any(|l| l == series)
-                .then_some(())
-        }
-    })
+    wait_counter(
+        &h.base,
+        r#"alertmanager_notifications_failed_total{integration="slack",reason="clientError"}"#,
+        1.0,
+    )
     .await;
     assert_eq!(hook.attempts().len(), 1, "ok:false must not be retried");
 }

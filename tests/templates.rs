@@ -127,20 +127,10 @@ fn alertmanagers_default_templates_render_identically() {
 /// Runs `herald template render` and `amtool template render` with the
 /// same flags; both must succeed. Returns (herald, amtool) outputs.
 fn render_both(flags: &[String]) -> (String, String) {
-    let run = |bin: &str| {
-        let out = Command::new(bin)
-            .args(["template", "render"])
-            .args(flags)
-            .output()
-            .unwrap_or_else(|e| panic!("{bin}: {e}"));
-        assert!(
-            out.status.success(),
-            "{bin}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    (run(env!("CARGO_BIN_EXE_herald")), run("/usr/bin/amtool"))
+    (
+        run_render(env!("CARGO_BIN_EXE_herald"), flags),
+        run_render("/usr/bin/amtool", flags),
+    )
 }
 
 #[test]
@@ -304,6 +294,7 @@ fn herald_default_templates_render_like_alertmanagers() {
     }
 }
 
+/// Runs `<bin> template render <flags>`, which must succeed.
 fn run_render(bin: &str, flags: &[String]) -> String {
     let out = Command::new(bin)
         .args(["template", "render"])

@@ -31,23 +31,6 @@ pub async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> O
     }
 }
 
-/// `wait_for` with an async condition (an HTTP request, say).
-pub async fn wait_for_async<T, Fut>(what: &str, timeout: Duration, mut f: impl FnMut() -> Fut) -> T
-where
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[derive(Clone, Debug)]
 pub struct Received {
     pub path: String,
@@ -505,4 +488,29 @@ pub async fn get_json(url: &str) -> Value {
 
 pub async fn get_text(url: &str) -> String {
     reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
+/// Reads a counter of Herald's /metrics (0 when absent).
+pub async fn counter(base: &str, series: &str) -> f64 {
+    get_text(&format!("{base}/metrics"))
+        .await
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .map(|v| v.trim().parse().unwrap_or(0.0))
+        })
+        .unwrap_or(0.0)
+}
+
+/// Waits until a counter of Herald's /metrics reaches `at_least`.
+pub async fn wait_counter(base: &str, series: &str, at_least: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = counter(base, series).await;
+        if v >= at_least {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{series} stayed at {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
