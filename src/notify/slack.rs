@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::webhook::{authorize, check_status, http_client, read_secret_file};
+use super::webhook::{authorize, check_status, http_client, Credential};
 use super::{BoxFuture, FailureReason, Notifier, NotifyCtx, NotifyError};
 use crate::config::{HttpClientConfig, SlackConfig};
 use crate::model::Alert;
@@ -21,15 +21,10 @@ use crate::template::{Templates, Value};
 const MAX_TITLE_RUNES: usize = 1024;
 
 enum Target {
-    Webhook {
-        url: Option<String>,
-        file: Option<String>,
-    },
-    App {
-        url: String,
-        token: Option<String>,
-        file: Option<String>,
-    },
+    /// An incoming-webhook URL: the URL is the credential.
+    Webhook(Credential),
+    /// A Slack app: `chat.postMessage` with a bot token.
+    App { url: String, token: Credential },
 }
 
 pub struct Slack {
@@ -149,20 +144,24 @@ impl Slack {
     ) -> Result<Slack, String> {
         let http = conf.http_config.clone().unwrap_or_default();
         let client = http_client(&http, conf.timeout.map(|d| d.0).filter(|d| !d.is_zero()))?;
-        let target = if conf.app_token.is_some() || conf.app_token_file.is_some() {
-            Target::App {
+        let app = Credential::from(
+            conf.app_token.as_ref().map(|s| s.expose()),
+            conf.app_token_file.as_ref(),
+        );
+        let hook = Credential::from(
+            conf.api_url.as_ref().map(|s| s.expose()),
+            conf.api_url_file.as_ref(),
+        );
+        let target = match (app, hook) {
+            (Some(token), _) => Target::App {
                 url: conf
                     .app_url
                     .clone()
                     .unwrap_or_else(|| crate::config::DEFAULT_SLACK_APP_URL.into()),
-                token: conf.app_token.as_ref().map(|t| t.expose().to_string()),
-                file: conf.app_token_file.clone(),
-            }
-        } else {
-            Target::Webhook {
-                url: conf.api_url.as_ref().map(|u| u.expose().to_string()),
-                file: conf.api_url_file.clone(),
-            }
+                token,
+            },
+            (None, Some(url)) => Target::Webhook(url),
+            (None, None) => return Err("slack config without api_url or app_token".into()),
         };
         Ok(Slack {
             conf: conf.clone(),
@@ -328,18 +327,8 @@ impl Notifier for Slack {
                 .execute_text(&self.conf.channel, &data)
                 .unwrap_or_default();
             let (url, token) = match &self.target {
-                Target::Webhook { url: Some(u), .. } => (u.clone(), None),
-                Target::Webhook { file: Some(f), .. } => (read_secret_file(f)?, None),
-                Target::Webhook { .. } => unreachable!("checked at config load"),
-                Target::App {
-                    url,
-                    token: Some(t),
-                    ..
-                } => (url.clone(), Some(t.clone())),
-                Target::App {
-                    url, file: Some(f), ..
-                } => (url.clone(), Some(read_secret_file(f)?)),
-                Target::App { .. } => unreachable!("checked at config load"),
+                Target::Webhook(url) => (url.read()?, None),
+                Target::App { url, token } => (url.clone(), Some(token.read()?)),
             };
             let mut req = self
                 .client

@@ -18,17 +18,34 @@ pub fn user_agent() -> String {
     format!("Alertmanager/{}", env!("CARGO_PKG_VERSION"))
 }
 
-enum Target {
-    Url(String),
-    /// Read at every notification, so a rotated secret takes effect without
-    /// a reload (as Alertmanager does).
+/// A credential given inline or in a file read at each notification (so a
+/// rotated secret takes effect without a reload).
+pub(super) enum Credential {
+    Inline(String),
     File(String),
+}
+
+impl Credential {
+    pub(super) fn from(inline: Option<&str>, file: Option<&String>) -> Option<Credential> {
+        match (inline, file) {
+            (Some(s), _) => Some(Credential::Inline(s.to_string())),
+            (None, Some(f)) => Some(Credential::File(f.clone())),
+            (None, None) => None,
+        }
+    }
+
+    pub(super) fn read(&self) -> Result<String, NotifyError> {
+        match self {
+            Credential::Inline(s) => Ok(s.clone()),
+            Credential::File(f) => read_secret_file(f),
+        }
+    }
 }
 
 pub struct Webhook {
     client: reqwest::Client,
     http: HttpClientConfig,
-    target: Target,
+    url: Credential,
     max_alerts: u64,
     external_url: String,
 }
@@ -161,15 +178,12 @@ impl Webhook {
     pub fn new(cfg: &WebhookConfig, external_url: &str) -> Result<Webhook, String> {
         let http = cfg.http_config.clone().unwrap_or_default();
         let client = http_client(&http, cfg.timeout.map(|d| d.0).filter(|d| !d.is_zero()))?;
-        let target = match (&cfg.url, &cfg.url_file) {
-            (Some(u), _) => Target::Url(u.clone()),
-            (None, Some(f)) => Target::File(f.clone()),
-            (None, None) => return Err("webhook without url".into()),
-        };
+        let url = Credential::from(cfg.url.as_deref(), cfg.url_file.as_ref())
+            .ok_or("webhook without url")?;
         Ok(Webhook {
             client,
             http,
-            target,
+            url,
             max_alerts: cfg.max_alerts,
             external_url: external_url.to_string(),
         })
@@ -207,10 +221,7 @@ impl Notifier for Webhook {
                 truncated_alerts: truncated,
             });
             body.push(b'\n');
-            let url = match &self.target {
-                Target::Url(u) => u.clone(),
-                Target::File(f) => read_secret_file(f)?,
-            };
+            let url = self.url.read()?;
             let req = self
                 .client
                 .post(&url)
