@@ -128,7 +128,7 @@ pub fn http_client(
     b.build().map_err(|e| format!("http client: {e}"))
 }
 
-pub(super) fn read_secret_file(path: &str) -> Result<String, NotifyError> {
+fn read_secret_file(path: &str) -> Result<String, NotifyError> {
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_string())
         .map_err(|e| NotifyError::new(false, FailureReason::Other, format!("reading {path}: {e}")))
