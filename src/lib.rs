@@ -23,3 +23,4 @@ pub mod storage;
 pub mod store;
 pub mod template;
 pub mod timeinterval;
+pub mod web;

@@ -86,11 +86,16 @@ fn init_logging(level: &str, format: &str) {
 }
 
 async fn serve(cli: Cli) -> Result<(), String> {
-    if !cli.web_config_file.is_empty() {
-        // Serving without the TLS/auth the operator asked for would expose
-        // the API, so refuse rather than ignore.
-        return Err("--web.config.file (TLS and basic auth) is not supported by Herald yet".into());
-    }
+    // Read before anything starts: a web config that cannot be honoured
+    // stops Herald rather than serve the API unprotected.
+    let web = if cli.web_config_file.is_empty() {
+        None
+    } else {
+        Some(
+            herald::web::WebConfig::load(std::path::Path::new(&cli.web_config_file))
+                .map_err(|e| format!("--web.config.file: {e}"))?,
+        )
+    };
     if !cli.cluster_peer.is_empty() {
         tracing::warn!(peers = ?cli.cluster_peer, "clustering is not implemented yet: this node runs alone and notifies on its own");
     }
@@ -132,7 +137,12 @@ async fn serve(cli: Cli) -> Result<(), String> {
         cli.web_get_concurrency
     };
     let timeout = (!cli.web_timeout.is_zero()).then_some(cli.web_timeout);
-    let router = herald::api::router(app.clone(), &prefix, concurrency, timeout);
+    let mut router = herald::api::router(app.clone(), &prefix, concurrency, timeout);
+    let mut tls = None;
+    if let Some(w) = web {
+        router = herald::web::layer(router, w.auth, w.headers);
+        tls = w.tls;
+    }
 
     let mut servers = Vec::new();
     for addr in &cli.web_listen_address {
@@ -140,14 +150,26 @@ async fn serve(cli: Cli) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(sock)
             .await
             .map_err(|e| format!("listen on {addr}: {e}"))?;
-        tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "Listening");
+        tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), http2 = false, tls = tls.is_some(), "Listening");
         let router = router.clone();
         let stop = shutdown.clone();
-        servers.push(tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-        }));
+        servers.push(match &tls {
+            Some(cfg) => {
+                let listener =
+                    herald::web::TlsListener::new(listener, cfg.clone(), shutdown.clone())
+                        .map_err(|e| format!("listen on {addr}: {e}"))?;
+                tokio::spawn(async move {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await
+                })
+            }
+            None => tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+            }),
+        });
     }
     spawn_signal_handlers(app.clone(), shutdown.clone());
     shutdown.cancelled().await;

@@ -232,6 +232,54 @@ pub fn make_certs(d: &Path) -> Certs {
     }
 }
 
+/// A client certificate (`client.pem`, `client.key`) signed by the CA of
+/// `make_certs` in the same directory.
+pub fn make_client_cert(d: &Path) -> (PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let st = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("openssl");
+        assert!(
+            st.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+        "-subj",
+        "/CN=herald-client",
+    ]);
+    std::fs::write(d.join("client-ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "client.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "client-ext",
+    ]);
+    (d.join("client.pem"), d.join("client.key"))
+}
+
 /// The real SMTP server of `tests/smtp_server.py` (aiosmtpd), killed on
 /// drop. Each accepted message is a JSON record in `dir`.
 pub struct SmtpServer {

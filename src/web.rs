@@ -1,0 +1,516 @@
+//! `--web.config.file`: the Prometheus exporter-toolkit's web configuration
+//! that Alertmanager serves its API and UI with — TLS with optional client
+//! certificates, basic auth with bcrypt hashes, and extra response headers.
+//! The same file works for both programs; what Herald cannot honour is
+//! refused at startup with a reason, never silently weakened.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
+use base64::Engine;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Secret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebConfigError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn invalid(m: impl Into<String>) -> WebConfigError {
+    WebConfigError::Invalid(m.into())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebConfig {
+    #[serde(default)]
+    tls_server_config: Option<RawTls>,
+    #[serde(default)]
+    http_server_config: Option<RawHttp>,
+    #[serde(default, deserialize_with = "crate::config::null_default")]
+    basic_auth_users: BTreeMap<String, Secret>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    #[serde(default)]
+    cert_file: Option<String>,
+    #[serde(default)]
+    key_file: Option<String>,
+    #[serde(default)]
+    cert: Option<String>,
+    #[serde(default)]
+    key: Option<Secret>,
+    #[serde(default)]
+    client_auth_type: Option<String>,
+    #[serde(default)]
+    client_ca_file: Option<String>,
+    #[serde(default)]
+    client_ca: Option<String>,
+    #[serde(default)]
+    min_version: Option<String>,
+    #[serde(default)]
+    max_version: Option<String>,
+    #[serde(default)]
+    cipher_suites: Option<Vec<String>>,
+    #[serde(default)]
+    curve_preferences: Option<Vec<String>>,
+    #[serde(default)]
+    prefer_server_cipher_suites: Option<bool>,
+    #[serde(default)]
+    client_allowed_sans: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default)]
+    http2: Option<bool>,
+    #[serde(default, deserialize_with = "crate::config::null_default")]
+    headers: BTreeMap<String, String>,
+}
+
+/// The loaded web configuration.
+pub struct WebConfig {
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub auth: Option<Arc<BasicAuth>>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The response headers exporter-toolkit lets a web config set.
+const ALLOWED_HEADERS: [&str; 5] = [
+    "Strict-Transport-Security",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "X-XSS-Protection",
+    "Content-Security-Policy",
+];
+
+impl WebConfig {
+    /// Reads and checks the file; relative paths in it are relative to the
+    /// file's directory, as in exporter-toolkit.
+    pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let raw: RawWebConfig = if text.trim().is_empty() {
+            RawWebConfig {
+                tls_server_config: None,
+                http_server_config: None,
+                basic_auth_users: BTreeMap::new(),
+            }
+        } else {
+            serde_saphyr::from_str(&text)
+                .map_err(|e| invalid(format!("{}: {e}", path.display())))?
+        };
+        let dir = path.parent().unwrap_or(Path::new(""));
+        let tls = match raw.tls_server_config {
+            Some(t) => Some(Arc::new(tls_config(t, dir)?)),
+            None => None,
+        };
+        let mut headers = Vec::new();
+        if let Some(h) = raw.http_server_config {
+            if h.http2 == Some(true) {
+                tracing::info!("http_server_config.http2: Herald serves HTTP/1.1 only");
+            }
+            for (k, v) in h.headers {
+                let Some(name) = ALLOWED_HEADERS.iter().find(|a| a.eq_ignore_ascii_case(&k)) else {
+                    return Err(invalid(format!(
+                        "http_server_config.headers: {k:?} is not one of the allowed headers ({})",
+                        ALLOWED_HEADERS.join(", ")
+                    )));
+                };
+                let value = HeaderValue::from_str(&v).map_err(|_| {
+                    invalid(format!("http_server_config.headers.{k}: invalid value"))
+                })?;
+                headers.push((HeaderName::from_static(lower(name)), value));
+            }
+        }
+        let auth = if raw.basic_auth_users.is_empty() {
+            None
+        } else {
+            let mut users = HashMap::new();
+            for (user, hash) in raw.basic_auth_users {
+                let h = hash.expose();
+                // Checked now so a typo fails at startup, not at each login.
+                if bcrypt::verify("", h).is_err() {
+                    return Err(invalid(format!(
+                        "basic_auth_users.{user}: not a bcrypt hash (make one with `htpasswd -nBC 10 \"\" | tr -d ':'`)"
+                    )));
+                }
+                users.insert(user, h.to_string());
+            }
+            Some(Arc::new(BasicAuth {
+                users,
+                verified: Mutex::new(HashMap::new()),
+            }))
+        };
+        Ok(WebConfig { tls, auth, headers })
+    }
+}
+
+fn lower(name: &'static str) -> &'static str {
+    match name {
+        "Strict-Transport-Security" => "strict-transport-security",
+        "X-Content-Type-Options" => "x-content-type-options",
+        "X-Frame-Options" => "x-frame-options",
+        "X-XSS-Protection" => "x-xss-protection",
+        _ => "content-security-policy",
+    }
+}
+
+fn read_pem(
+    inline: Option<&str>,
+    file: Option<&String>,
+    dir: &Path,
+    what: &str,
+) -> Result<Option<Vec<u8>>, WebConfigError> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(invalid(format!(
+            "tls_server_config: at most one of {what} and {what}_file must be configured"
+        ))),
+        (Some(pem), None) => Ok(Some(pem.as_bytes().to_vec())),
+        (None, Some(f)) => {
+            let p: PathBuf = dir.join(f);
+            std::fs::read(&p)
+                .map(Some)
+                .map_err(|source| WebConfigError::Io {
+                    path: p.display().to_string(),
+                    source,
+                })
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn tls_config(t: RawTls, dir: &Path) -> Result<rustls::ServerConfig, WebConfigError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let cert = read_pem(t.cert.as_deref(), t.cert_file.as_ref(), dir, "cert")?
+        .ok_or_else(|| invalid("tls_server_config: missing cert_file"))?;
+    let key = read_pem(
+        t.key.as_ref().map(|k| k.expose()),
+        t.key_file.as_ref(),
+        dir,
+        "key",
+    )?
+    .ok_or_else(|| invalid("tls_server_config: missing key_file"))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert)
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid(format!("tls_server_config: certificate: {e}")))?;
+    if chain.is_empty() {
+        return Err(invalid("tls_server_config: no certificate in cert_file"));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&key)
+        .map_err(|e| invalid(format!("tls_server_config: private key: {e}")))?;
+    if t.client_allowed_sans
+        .as_ref()
+        .is_some_and(|s| !s.is_empty())
+    {
+        return Err(invalid(
+            "tls_server_config.client_allowed_sans is not supported by Herald",
+        ));
+    }
+    for (set, what) in [
+        (
+            t.cipher_suites.as_ref().is_some_and(|v| !v.is_empty()),
+            "cipher_suites",
+        ),
+        (
+            t.curve_preferences.as_ref().is_some_and(|v| !v.is_empty()),
+            "curve_preferences",
+        ),
+        (
+            t.prefer_server_cipher_suites.is_some(),
+            "prefer_server_cipher_suites",
+        ),
+    ] {
+        if set {
+            tracing::warn!(setting = what, "tls_server_config setting ignored: Herald's TLS library offers only modern cipher suites and curves");
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let versions = tls_versions(t.min_version.as_deref(), t.max_version.as_deref())?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| invalid(format!("tls_server_config: {e}")))?;
+    let client_auth = t.client_auth_type.as_deref().unwrap_or("NoClientCert");
+    let ca = read_pem(
+        t.client_ca.as_deref(),
+        t.client_ca_file.as_ref(),
+        dir,
+        "client_ca",
+    )?;
+    let builder = match (client_auth, ca) {
+        ("NoClientCert", None) => builder.with_no_client_auth(),
+        ("NoClientCert", Some(_)) => {
+            return Err(invalid(
+                "tls_server_config: client CA's have been configured without a client_auth_type",
+            ))
+        }
+        ("VerifyClientCertIfGiven" | "RequireAndVerifyClientCert", ca) => {
+            let ca = ca.ok_or_else(|| {
+                invalid(format!(
+                    "tls_server_config: client_auth_type {client_auth} needs client_ca_file"
+                ))
+            })?;
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(&ca) {
+                let c = c.map_err(|e| invalid(format!("tls_server_config: client CA: {e}")))?;
+                roots
+                    .add(c)
+                    .map_err(|e| invalid(format!("tls_server_config: client CA: {e}")))?;
+            }
+            let mut v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            );
+            if client_auth == "VerifyClientCertIfGiven" {
+                v = v.allow_unauthenticated();
+            }
+            let verifier = v
+                .build()
+                .map_err(|e| invalid(format!("tls_server_config: client CA: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        ("RequestClientCert" | "RequireAnyClientCert", _) => {
+            return Err(invalid(format!(
+                "tls_server_config.client_auth_type {client_auth} (a certificate nobody verifies) is not supported by Herald: use VerifyClientCertIfGiven or RequireAndVerifyClientCert"
+            )))
+        }
+        (other, _) => {
+            return Err(invalid(format!(
+                "tls_server_config: invalid client_auth_type {other:?}"
+            )))
+        }
+    };
+    let mut cfg = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| invalid(format!("tls_server_config: {e}")))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+fn tls_versions(
+    min: Option<&str>,
+    max: Option<&str>,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, WebConfigError> {
+    let rank = |v: &str| match v {
+        "TLS10" | "TLS11" | "TLS12" => Ok(12),
+        "TLS13" => Ok(13),
+        other => Err(invalid(format!(
+            "tls_server_config: unknown TLS version {other:?}"
+        ))),
+    };
+    let lo = min.map(rank).transpose()?.unwrap_or(12);
+    let hi = max.map(rank).transpose()?.unwrap_or(13);
+    if matches!(min, Some("TLS10" | "TLS11")) {
+        tracing::warn!(
+            "tls_server_config.min_version below TLS12: Herald accepts TLS 1.2 and 1.3 only"
+        );
+    }
+    if lo > hi {
+        return Err(invalid(
+            "tls_server_config: min_version is above max_version",
+        ));
+    }
+    let mut out = Vec::new();
+    if lo <= 12 {
+        out.push(&rustls::version::TLS12);
+    }
+    if hi >= 13 {
+        out.push(&rustls::version::TLS13);
+    }
+    Ok(out)
+}
+
+/// Basic-auth users with bcrypt hashes. bcrypt is slow on purpose, so a
+/// verified (user, password) pair is remembered by its SHA-256 and later
+/// requests with it cost a hash lookup, as exporter-toolkit caches too.
+pub struct BasicAuth {
+    users: HashMap<String, String>,
+    verified: Mutex<HashMap<[u8; 32], ()>>,
+}
+
+/// Bound on remembered logins: enough for every real client, small enough
+/// that guessing passwords cannot grow it without limit (only successes go
+/// in).
+const MAX_VERIFIED: usize = 1024;
+
+/// A bcrypt hash compared against when the user is unknown, so that
+/// unknown users take as long as wrong passwords.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| bcrypt::hash("herald", bcrypt::DEFAULT_COST).unwrap_or_default())
+}
+
+impl BasicAuth {
+    async fn check(self: &Arc<Self>, authorization: Option<&HeaderValue>) -> bool {
+        let Some((user, pass)) = authorization
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Basic "))
+            .and_then(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+            })
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| {
+                s.split_once(':')
+                    .map(|(u, p)| (u.to_string(), p.to_string()))
+            })
+        else {
+            return false;
+        };
+        let key: [u8; 32] = Sha256::digest(format!("{user}\0{pass}").as_bytes()).into();
+        if self
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&key)
+        {
+            return true;
+        }
+        let hash = self.users.get(&user).cloned();
+        let ok = tokio::task::spawn_blocking(move || {
+            let known = hash.is_some();
+            let h = hash.unwrap_or_else(|| dummy_hash().to_string());
+            bcrypt::verify(&pass, &h).unwrap_or(false) && known
+        })
+        .await
+        .unwrap_or(false);
+        if ok {
+            let mut v = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+            if v.len() >= MAX_VERIFIED {
+                v.clear();
+            }
+            v.insert(key, ());
+        }
+        ok
+    }
+}
+
+/// Wraps the API: basic auth first, then the configured headers on every
+/// answer (401s included).
+pub fn layer(
+    router: axum::Router,
+    auth: Option<Arc<BasicAuth>>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+) -> axum::Router {
+    if auth.is_none() && headers.is_empty() {
+        return router;
+    }
+    let headers = Arc::new(headers);
+    router.layer(axum::middleware::from_fn(
+        move |req: Request<Body>, next: axum::middleware::Next| {
+            let auth = auth.clone();
+            let headers = headers.clone();
+            async move {
+                let allowed = match &auth {
+                    Some(a) => a.check(req.headers().get(header::AUTHORIZATION)).await,
+                    None => true,
+                };
+                let mut resp = if allowed {
+                    next.run(req).await
+                } else {
+                    let mut r = Response::new(Body::from("Unauthorized\n"));
+                    *r.status_mut() = StatusCode::UNAUTHORIZED;
+                    r.headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+                    r
+                };
+                for (k, v) in headers.iter() {
+                    resp.headers_mut().insert(k.clone(), v.clone());
+                }
+                resp
+            }
+        },
+    ))
+}
+
+/// A TLS listener for `axum::serve`: TCP connections are accepted and
+/// their handshakes run concurrently (a slow client cannot hold up the
+/// others); only finished handshakes are handed to the server.
+pub struct TlsListener {
+    rx: tokio::sync::mpsc::Receiver<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+/// How long a client may take to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl TlsListener {
+    pub fn new(
+        tcp: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<TlsListener> {
+        let local = tcp.local_addr()?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let (stream, addr) = tokio::select! {
+                    r = tcp.accept() => match r {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::debug!(err = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    },
+                    _ = shutdown.cancelled() => break,
+                };
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, addr)).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(remote = %addr, err = %e, "TLS handshake error")
+                        }
+                        Err(_) => tracing::debug!(remote = %addr, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { rx, local })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(c) => c,
+            // The acceptor stopped (shutdown): wait for the server to end.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}

@@ -1,0 +1,308 @@
+//! `--web.config.file` end to end: TLS, basic auth with bcrypt hashes,
+//! client certificates and response headers, checked with an HTTPS client,
+//! the real `amtool` and the real Prometheus sending alerts; and configs
+//! Herald cannot honour stop it at startup.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const CONFIG: &str = "route:\n  receiver: r\nreceivers:\n  - name: r\n";
+
+struct Secured {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Secured {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts Herald with `web_yml` as its web config and waits until a TCP
+/// connection is accepted.
+fn start_secured(dir: &Path, web_yml: &str) -> Secured {
+    std::fs::write(dir.join("herald.yml"), CONFIG).unwrap();
+    std::fs::write(dir.join("web.yml"), web_yml).unwrap();
+    let port = free_port();
+    let child = Command::new(herald_bin())
+        .arg(format!(
+            "--config.file={}",
+            dir.join("herald.yml").display()
+        ))
+        .arg(format!("--storage.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg(format!(
+            "--web.config.file={}",
+            dir.join("web.yml").display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "herald did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Secured {
+        child,
+        base: format!("https://127.0.0.1:{port}"),
+    }
+}
+
+fn https_client(ca: &Path, identity: Option<(&Path, &Path)>) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap());
+    if let Some((cert, key)) = identity {
+        let mut pem = std::fs::read(cert).unwrap();
+        pem.extend(std::fs::read(key).unwrap());
+        b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
+    }
+    b.build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_and_basic_auth_protect_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let certs = make_certs(d);
+    let hash = bcrypt::hash("s3cret!", 4).unwrap();
+    let h = start_secured(
+        d,
+        &format!(
+            "tls_server_config:\n  cert_file: srv.pem\n  key_file: srv.key\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\nbasic_auth_users:\n  prometheus: '{hash}'\n"
+        ),
+    );
+    let client = https_client(&certs.ca, None);
+    let url = format!("{}/api/v2/status", h.base);
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Basic");
+    assert_eq!(r.headers()["x-frame-options"], "deny");
+    let r = client
+        .get(&url)
+        .basic_auth("prometheus", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client
+        .get(&url)
+        .basic_auth("nobody", Some("s3cret!"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    for _ in 0..2 {
+        // The second time comes from the cache of verified logins.
+        let r = client
+            .get(&url)
+            .basic_auth("prometheus", Some("s3cret!"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-frame-options"], "deny");
+    }
+    // Plain HTTP gets no answer, and a client that does not trust the CA
+    // is refused.
+    let plain = reqwest::get(format!("http://{}/-/healthy", &h.base[8..])).await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    assert!(reqwest::get(&url).await.is_err());
+
+    // The real amtool, with Alertmanager's --http.config.file.
+    std::fs::write(
+        d.join("amtool-http.yml"),
+        format!(
+            "basic_auth:\n  username: prometheus\n  password: 's3cret!'\ntls_config:\n  ca_file: {}\n",
+            certs.ca.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("/usr/bin/amtool")
+        .arg(format!("--alertmanager.url={}", h.base))
+        .arg(format!(
+            "--http.config.file={}",
+            d.join("amtool-http.yml").display()
+        ))
+        .args([
+            "silence",
+            "add",
+            "alertname=Maint",
+            "-c",
+            "via amtool over TLS",
+            "-a",
+            "me",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let silences: serde_json::Value = client
+        .get(format!("{}/api/v2/silences", h.base))
+        .basic_auth("prometheus", Some("s3cret!"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(silences[0]["comment"], "via amtool over TLS");
+}
+
+/// Prometheus sends its alerts over TLS with basic auth, as the deploy
+/// stack configures it.
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_authenticates_to_herald() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let certs = make_certs(d);
+    let hash = bcrypt::hash("alerting-pw", 4).unwrap();
+    let h = start_secured(
+        d,
+        &format!(
+            "tls_server_config:\n  cert_file: srv.pem\n  key_file: srv.key\nbasic_auth_users:\n  prometheus: '{hash}'\n"
+        ),
+    );
+    let port = &h.base["https://127.0.0.1:".len()..];
+    std::fs::write(
+        d.join("rules.yml"),
+        "groups:\n  - name: t\n    rules:\n      - alert: AlwaysFiring\n        expr: vector(1)\n        labels: {severity: info}\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("pw"), "alerting-pw").unwrap();
+    std::fs::write(
+        d.join("prometheus.yml"),
+        format!(
+            "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  alertmanagers:\n    - scheme: https\n      api_version: v2\n      basic_auth: {{username: prometheus, password_file: {pw}}}\n      tls_config: {{ca_file: {ca}}}\n      static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n",
+            pw = d.join("pw").display(),
+            ca = certs.ca.display()
+        ),
+    )
+    .unwrap();
+    let prom_port = free_port();
+    let mut prom = Command::new("/usr/bin/prometheus")
+        .arg(format!(
+            "--config.file={}",
+            d.join("prometheus.yml").display()
+        ))
+        .arg(format!("--storage.tsdb.path={}", d.join("tsdb").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        // The first alert can go out before Prometheus has discovered
+        // Herald; resend soon instead of after the default minute.
+        .arg("--rules.alert.resend-delay=1s")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus: run scripts/test.sh");
+    let client = https_client(&certs.ca, None);
+    let url = format!("{}/api/v2/alerts", h.base);
+    let found = wait_for_async_value(Duration::from_secs(60), || {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let v: serde_json::Value = client
+                .get(&url)
+                .basic_auth("prometheus", Some("alerting-pw"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            v.as_array()?
+                .iter()
+                .find(|a| a["labels"]["alertname"] == "AlwaysFiring")
+                .cloned()
+        }
+    })
+    .await;
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert_eq!(found["labels"]["severity"], "info");
+}
+
+async fn wait_for_async_value<T, F: std::future::Future<Output = Option<T>>>(
+    timeout: Duration,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_certificates_are_required_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let certs = make_certs(d);
+    let (cert, key) = make_client_cert(d);
+    let h = start_secured(
+        d,
+        "tls_server_config:\n  cert_file: srv.pem\n  key_file: srv.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n  min_version: TLS13\n",
+    );
+    let url = format!("{}/-/healthy", h.base);
+    assert!(https_client(&certs.ca, None)
+        .get(&url)
+        .send()
+        .await
+        .is_err());
+    let r = https_client(&certs.ca, Some((&cert, &key)))
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A certificate from another CA is refused.
+    let other = tempfile::tempdir().unwrap();
+    make_certs(other.path());
+    let (ocert, okey) = make_client_cert(other.path());
+    assert!(https_client(&certs.ca, Some((&ocert, &okey)))
+        .get(&url)
+        .send()
+        .await
+        .is_err());
+}
+
+#[test]
+fn web_configs_herald_cannot_honour_stop_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    make_certs(d);
+    std::fs::write(d.join("herald.yml"), CONFIG).unwrap();
+    for (web, expect) in [
+        ("basic_auth_users:\n  admin: plaintext\n", "not a bcrypt hash"),
+        ("tls_server_config:\n  key_file: srv.key\n", "missing cert_file"),
+        ("tls_server_config:\n  cert_file: nope.pem\n  key_file: srv.key\n", "nope.pem"),
+        ("tls_server_config:\n  cert_file: srv.pem\n  key_file: srv.key\n  client_auth_type: RequireAnyClientCert\n", "not supported"),
+        ("tls_server_config:\n  cert_file: srv.pem\n  key_file: srv.key\n  client_ca_file: ca.pem\n", "client_auth_type"),
+        ("http_server_config:\n  headers:\n    Set-Cookie: x\n", "not one of the allowed headers"),
+        ("basic_auth_user:\n  a: b\n", "basic_auth_user"),
+    ] {
+        std::fs::write(d.join("web.yml"), web).unwrap();
+        let out = Command::new(herald_bin())
+            .arg(format!("--config.file={}", d.join("herald.yml").display()))
+            .arg(format!("--storage.path={}", d.join("data").display()))
+            .arg("--web.listen-address=127.0.0.1:0")
+            .arg(format!("--web.config.file={}", d.join("web.yml").display()))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{web} was accepted");
+        assert!(err.contains(expect), "{web}: {err}");
+    }
+}
