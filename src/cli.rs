@@ -149,6 +149,24 @@ pub enum Command {
         #[command(subcommand)]
         command: TemplateCommand,
     },
+    /// Exit 0 if Herald answers `GET /-/healthy` (for container health
+    /// checks). A 401 counts as healthy: the server is up, only the check
+    /// does not know the basic-auth password.
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:9093/-/healthy")]
+        url: String,
+        /// Do not verify the server's certificate (checking one's own
+        /// container over TLS).
+        #[arg(long = "tls-skip-verify")]
+        tls_skip_verify: bool,
+    },
+    /// Read a password on standard input and print its bcrypt hash, for
+    /// `basic_auth_users` in the `--web.config.file`.
+    #[command(name = "hash-password")]
+    HashPassword {
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=31))]
+        cost: u32,
+    },
 }
 
 #[derive(Subcommand, Debug)]

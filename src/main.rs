@@ -27,6 +27,11 @@ fn main() -> ExitCode {
     }
     match &cli.command {
         Some(Command::CheckConfig { files }) => return check_config(files),
+        Some(Command::HashPassword { cost }) => return hash_password(*cost),
+        Some(Command::Healthcheck {
+            url,
+            tls_skip_verify,
+        }) => return healthcheck(url, *tls_skip_verify),
         Some(Command::Routes {
             command:
                 RoutesCommand::Test {
@@ -246,6 +251,65 @@ fn check_config(files: &[String]) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `herald healthcheck`.
+fn healthcheck(url: &str, tls_skip_verify: bool) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("herald: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let status = rt.block_on(async {
+        reqwest::Client::builder()
+            .danger_accept_invalid_certs(tls_skip_verify)
+            .timeout(std::time::Duration::from_secs(5))
+            .build()?
+            .get(url)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    match status {
+        Ok(200 | 401) => ExitCode::SUCCESS,
+        Ok(code) => {
+            eprintln!("herald: unhealthy: {url} answered {code}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("herald: unhealthy: {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `herald hash-password`: the first line of standard input, hashed.
+fn hash_password(cost: u32) -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("herald: error: reading the password: {e}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        eprintln!("herald: error: empty password");
+        return ExitCode::FAILURE;
+    }
+    match bcrypt::hash(password, cost) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("herald: error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -117,6 +117,21 @@ async fn tls_and_basic_auth_protect_the_api() {
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
     assert!(reqwest::get(&url).await.is_err());
 
+    // The container health check: a 401 means the server is up.
+    let check = |skip: bool| {
+        let mut c = Command::new(herald_bin());
+        c.args(["healthcheck", "--url", &format!("{}/-/healthy", h.base)]);
+        if skip {
+            c.arg("--tls-skip-verify");
+        }
+        c.output().unwrap().status.success()
+    };
+    assert!(check(true));
+    assert!(
+        !check(false),
+        "an untrusted certificate must fail the check"
+    );
+
     // The real amtool, with Alertmanager's --http.config.file.
     std::fs::write(
         d.join("amtool-http.yml"),
@@ -276,6 +291,28 @@ async fn client_certificates_are_required_when_configured() {
         .send()
         .await
         .is_err());
+}
+
+#[test]
+fn hash_password_writes_a_bcrypt_hash() {
+    use std::io::Write;
+    let mut child = Command::new(herald_bin())
+        .args(["hash-password", "--cost", "4"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap();
+    assert!(bcrypt::verify("correct horse", hash.trim()).unwrap());
+    assert!(!bcrypt::verify("correct horse\n", hash.trim()).unwrap());
 }
 
 #[test]

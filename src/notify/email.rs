@@ -90,7 +90,9 @@ impl Email {
         };
         if let Some(user) = c.auth_username.as_deref().filter(|u| !u.is_empty()) {
             let password = match (&c.auth_password_file, &c.auth_password) {
+                // A final newline is an editor's, not the password's.
                 (Some(f), _) => std::fs::read_to_string(f)
+                    .map(|p| p.trim_end_matches(['\n', '\r']).to_string())
                     .map_err(|e| fatal(format!("could not read {f}: {e}")))?,
                 (None, Some(p)) => p.expose().to_string(),
                 (None, None) => String::new(),

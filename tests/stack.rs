@@ -1,0 +1,326 @@
+//! The deploy stack end to end, with the real programs and the files in
+//! `deploy/`: Node Exporter, Prometheus (its config and alert rules) and
+//! Herald (its config, and the TLS + basic-auth web config that
+//! `deploy/init-secrets.sh` writes), plus a local SMTP server and Slack
+//! endpoint. Stopping Node Exporter must page by e-mail and Slack; starting
+//! it again must send the resolved notifications. Every PromQL expression
+//! of the rules and the Grafana dashboards must run on that Prometheus.
+//!
+//! What the test changes in the deploy files: addresses (compose service
+//! names and ports become loopback ports), `/run/secrets/*` paths (to where
+//! init-secrets.sh wrote them, following the compose file's `secrets:`),
+//! and times (scrape and evaluation every second, `InstanceDown` after 2s
+//! instead of 1m, Herald's group timers in seconds) so it runs in seconds.
+//! The SMTP test server has no certificate a public CA signed, so
+//! `smtp_require_tls` is turned off.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(60);
+
+fn deploy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn node_exporter(port: u16) -> Proc {
+    Proc(
+        Command::new("/usr/bin/prometheus-node-exporter")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus-node-exporter: run scripts/test.sh"),
+    )
+}
+
+/// `/run/secrets/<name>` → the file init-secrets.sh wrote, by the compose
+/// file's `secrets:` section.
+fn secret_paths(secrets_dir: &Path) -> BTreeMap<String, PathBuf> {
+    let compose: serde_json::Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(deploy().join("docker-compose.yml")).unwrap(),
+    )
+    .unwrap();
+    compose["secrets"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, s)| {
+            let file = s["file"].as_str().unwrap().trim_start_matches("./secrets/");
+            (format!("/run/secrets/{name}"), secrets_dir.join(file))
+        })
+        .collect()
+}
+
+fn rewrite(text: &str, pairs: &[(String, String)]) -> String {
+    let mut out = text.to_string();
+    for (from, to) in pairs {
+        assert!(
+            out.contains(from.as_str()),
+            "{from:?} is not in the deploy file any more"
+        );
+        out = out.replace(from.as_str(), to);
+    }
+    out
+}
+
+async fn prometheus_query(base: &str, expr: &str) -> Value {
+    let q: String = url::form_urlencoded::byte_serialize(expr.as_bytes()).collect();
+    reqwest::Client::new()
+        .get(format!("{base}/api/v1/query?query={q}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Every `expr` of the alert rules, and every target of the dashboards with
+/// Grafana's variables filled in.
+fn promql_expressions() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let rules: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(deploy().join("prometheus/alerts.yml")).unwrap(),
+    )
+    .unwrap();
+    for g in rules["groups"].as_array().unwrap() {
+        for r in g["rules"].as_array().unwrap() {
+            out.push((
+                format!("rule {}", r["alert"].as_str().unwrap()),
+                r["expr"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    for entry in std::fs::read_dir(deploy().join("grafana/dashboards")).unwrap() {
+        let path = entry.unwrap().path();
+        let d: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for p in d["panels"].as_array().unwrap() {
+            for t in p["targets"].as_array().unwrap() {
+                let expr = t["expr"]
+                    .as_str()
+                    .unwrap()
+                    .replace("$__rate_interval", "1m")
+                    .replace("$instance", ".+");
+                out.push((
+                    format!(
+                        "{} panel {:?}",
+                        path.file_name().unwrap().to_string_lossy(),
+                        p["title"]
+                    ),
+                    expr,
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instance_down_pages_by_email_and_slack_then_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let secrets = d.join("secrets");
+    let st = Command::new("bash")
+        .arg(deploy().join("init-secrets.sh"))
+        .env("SECRETS_DIR", &secrets)
+        .env("HERALD_BIN", herald_bin())
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+
+    let slack = Webhook::start().await;
+    std::fs::write(
+        secrets.join("slack_webhook_url"),
+        slack.url("/services/T/B/X"),
+    )
+    .unwrap();
+    let smtp_password = std::fs::read_to_string(secrets.join("smtp_password")).unwrap();
+    let smtp = SmtpServer::start(
+        d,
+        "plain",
+        None,
+        Some(("alerts@example.com", smtp_password.trim())),
+        0,
+    );
+
+    let (herald_port, node_port, prom_port, grafana_port) =
+        (free_port(), free_port(), free_port(), free_port());
+    let paths = secret_paths(&secrets);
+    let secret_rewrites: Vec<(String, String)> = paths
+        .iter()
+        .map(|(k, v)| (k.clone(), v.display().to_string()))
+        .collect();
+    let used = |text: &str| -> Vec<(String, String)> {
+        secret_rewrites
+            .iter()
+            .filter(|(k, _)| text.contains(k.as_str()))
+            .cloned()
+            .collect()
+    };
+
+    // Herald with the deploy config and the generated web config.
+    let herald_yml = std::fs::read_to_string(deploy().join("herald/herald.yml")).unwrap();
+    let mut pairs = vec![
+        (
+            "smtp.example.com:587".to_string(),
+            format!("127.0.0.1:{}", smtp.port),
+        ),
+        (
+            "smtp_require_tls: true".into(),
+            "smtp_require_tls: false".into(),
+        ),
+        ("group_wait: 30s".into(), "group_wait: 1s".into()),
+        ("group_interval: 5m".into(), "group_interval: 2s".into()),
+        ("group_wait: 10s".into(), "group_wait: 1s".into()),
+    ];
+    pairs.extend(used(&herald_yml));
+    std::fs::write(d.join("herald.yml"), rewrite(&herald_yml, &pairs)).unwrap();
+    let web_yml = std::fs::read_to_string(secrets.join("web.yml")).unwrap();
+    std::fs::write(d.join("web.yml"), rewrite(&web_yml, &used(&web_yml))).unwrap();
+    let _herald = Proc(
+        Command::new(herald_bin())
+            .arg(format!("--config.file={}", d.join("herald.yml").display()))
+            .arg(format!(
+                "--storage.path={}",
+                d.join("herald-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{herald_port}"))
+            .arg(format!("--web.config.file={}", d.join("web.yml").display()))
+            .arg("--web.external-url=https://herald.example.com:9093")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    // Prometheus with the deploy config and rules.
+    let prom_yml = std::fs::read_to_string(deploy().join("prometheus/prometheus.yml")).unwrap();
+    let mut pairs = vec![
+        (
+            "herald:9093".to_string(),
+            format!("127.0.0.1:{herald_port}"),
+        ),
+        (
+            "node-exporter:9100".into(),
+            format!("127.0.0.1:{node_port}"),
+        ),
+        ("localhost:9090".into(), format!("127.0.0.1:{prom_port}")),
+        ("grafana:3000".into(), format!("127.0.0.1:{grafana_port}")),
+        ("scrape_interval: 15s".into(), "scrape_interval: 1s".into()),
+        (
+            "evaluation_interval: 15s".into(),
+            "evaluation_interval: 1s".into(),
+        ),
+    ];
+    pairs.extend(used(&prom_yml));
+    std::fs::write(d.join("prometheus.yml"), rewrite(&prom_yml, &pairs)).unwrap();
+    let rules = std::fs::read_to_string(deploy().join("prometheus/alerts.yml")).unwrap();
+    let rules = rewrite(
+        &rules,
+        &[(
+            "expr: up == 0\n        for: 1m".into(),
+            "expr: up == 0\n        for: 2s".into(),
+        )],
+    );
+    std::fs::write(d.join("alerts.yml"), rules).unwrap();
+    let mut node = Some(node_exporter(node_port));
+    let _prometheus = Proc(
+        Command::new("/usr/bin/prometheus")
+            .arg(format!(
+                "--config.file={}",
+                d.join("prometheus.yml").display()
+            ))
+            .arg(format!("--storage.tsdb.path={}", d.join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .arg("--rules.alert.resend-delay=1s")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus: run scripts/test.sh"),
+    );
+    let prom = format!("http://127.0.0.1:{prom_port}");
+    let node_instance = format!("127.0.0.1:{node_port}");
+
+    // Prometheus scrapes Node Exporter and Herald (TLS + basic auth).
+    let deadline = Instant::now() + T;
+    loop {
+        let v = prometheus_query(&prom, "up{job=~\"node|herald\"} == 1").await;
+        if v["data"]["result"].as_array().is_some_and(|r| r.len() == 2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "targets never came up: {v}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Every PromQL expression of the stack parses and runs.
+    for (what, expr) in promql_expressions() {
+        let v = prometheus_query(&prom, &expr).await;
+        assert_eq!(v["status"], "success", "{what}: {expr}: {v}");
+    }
+
+    // Node Exporter stops: InstanceDown pages by e-mail and Slack.
+    drop(node.take());
+    let is_node_down = |text: &str| text.contains("InstanceDown") && text.contains(&node_instance);
+    let mail = wait_for_async_mail(&smtp, |m| {
+        let s = m["headers"]["Subject"].as_str().unwrap_or("");
+        s.starts_with("[FIRING") && is_node_down(s)
+    })
+    .await;
+    assert_eq!(mail["rcpt_tos"], serde_json::json!(["oncall@example.com"]));
+    assert_eq!(mail["auth"], "alerts@example.com");
+    let body = mail["parts"][0]["body"].as_str().unwrap();
+    assert!(body.contains("node target"), "{body}");
+    let firing = wait_for("Slack page", T, || {
+        slack.all().into_iter().find(|r| {
+            let title = r.body["attachments"][0]["title"].as_str().unwrap_or("");
+            title.starts_with("[FIRING") && is_node_down(title)
+        })
+    })
+    .await;
+    assert_eq!(firing.body["channel"], "#alerts-critical");
+    assert_eq!(firing.body["attachments"][0]["color"], "danger");
+
+    // It comes back: the resolved notifications follow.
+    let _node = node_exporter(node_port);
+    wait_for_async_mail(&smtp, |m| {
+        let s = m["headers"]["Subject"].as_str().unwrap_or("");
+        s.starts_with("[RESOLVED]") && is_node_down(s)
+    })
+    .await;
+    let resolved = wait_for("Slack resolved", T, || {
+        slack.all().into_iter().find(|r| {
+            let title = r.body["attachments"][0]["title"].as_str().unwrap_or("");
+            title.starts_with("[RESOLVED]") && is_node_down(title)
+        })
+    })
+    .await;
+    assert_eq!(resolved.body["attachments"][0]["color"], "good");
+}
+
+async fn wait_for_async_mail(smtp: &SmtpServer, pred: impl Fn(&Value) -> bool) -> Value {
+    wait_for("e-mail", T, || {
+        smtp.messages().into_iter().find(|m| pred(m))
+    })
+    .await
+}
