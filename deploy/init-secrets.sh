@@ -63,8 +63,9 @@ hash() {
     htpasswd -nbBC 10 "" "$1" | tr -d ':\n'
     echo
   elif command -v docker >/dev/null; then
-    printf '%s\n' "$1" | docker compose -f "$here/docker-compose.yml" run --rm -T --no-deps \
-      --entrypoint /bin/herald herald hash-password
+    # The image `docker compose build` made (see docker-compose.yml).
+    printf '%s\n' "$1" | docker run --rm -i --entrypoint /bin/herald \
+      "${HERALD_IMAGE:-herald:local}" hash-password
   else
     echo "init-secrets.sh: need a herald binary (HERALD_BIN), htpasswd or docker to hash passwords" >&2
     exit 1
