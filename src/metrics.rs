@@ -191,6 +191,11 @@ impl Metrics {
             nflog_stats.query_duration.clone(),
         );
         r.register(
+            "alertmanager_nflog_entries_written",
+            "Notification log entries recorded, after they are on disk (Herald only).",
+            nflog_stats.entries_written.clone(),
+        );
+        r.register(
             "alertmanager_nflog_gc_duration_seconds",
             "Duration of the last notification log garbage collection cycle.",
             nflog_stats.gc_duration.clone(),

@@ -61,6 +61,9 @@ pub trait NotificationLog: Send + Sync {
 #[derive(Clone)]
 pub struct NflogStats {
     pub queries: prometheus_client::metrics::counter::Counter,
+    /// Entries recorded (durable ones after their commit). Herald only:
+    /// it tells a test or an operator that a sent notification is logged.
+    pub entries_written: prometheus_client::metrics::counter::Counter,
     pub query_duration: prometheus_client::metrics::histogram::Histogram,
     pub gc_duration: prometheus_client::metrics::histogram::Histogram,
 }
@@ -70,6 +73,7 @@ impl Default for NflogStats {
         use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
         NflogStats {
             queries: Default::default(),
+            entries_written: Default::default(),
             query_duration: Histogram::new(exponential_buckets(0.000_001, 4.0, 10)),
             gc_duration: Histogram::new(exponential_buckets(0.000_1, 4.0, 10)),
         }
@@ -159,6 +163,7 @@ impl NotificationLog for MemNotificationLog {
                 expires_at,
             },
         );
+        self.stats.entries_written.inc();
         Ok(())
     }
 
