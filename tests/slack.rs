@@ -12,10 +12,14 @@ use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(30);
 
+/// A new alert (an old one would make Alertmanager flush its group before
+/// the rest of the request is in it).
+/// A new alert: an old one makes Alertmanager flush its group before the
+/// rest of the request is in it.
 fn alert(name: &str, instance: &str) -> Value {
     json!({"labels": {"alertname": name, "instance": instance, "severity": "critical"},
            "annotations": {"summary": "Disk <95%> & \"rising\"", "runbook": "https://wiki/disk?a=1&b=2"},
-           "startsAt": "2024-05-01T10:00:00.123Z",
+           "startsAt": jiff::Timestamp::now().to_string(),
            "generatorURL": "http://prometheus:9090/graph?g0.expr=up"})
 }
 
@@ -119,7 +123,7 @@ async fn payload_matches_alertmanager() {
     assert_eq!(ext(&ours, &h.base, 2), ext(&theirs, &am.base, 2));
     let mut resolved = alerts.clone();
     for a in resolved.as_array_mut().unwrap() {
-        a["endsAt"] = json!("2024-05-01T11:00:00Z");
+        a["endsAt"] = json!(jiff::Timestamp::now().to_string());
     }
     post_alerts(&h.base, &resolved).await;
     post_alerts(&am.base, &resolved).await;
