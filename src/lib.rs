@@ -23,4 +23,5 @@ pub mod storage;
 pub mod store;
 pub mod template;
 pub mod timeinterval;
+pub mod ui;
 pub mod web;

@@ -449,6 +449,21 @@ fn expired_copy(s: &Silence, now: Timestamp) -> Silence {
     e
 }
 
+/// The time rules a new or updated silence must pass (API and UI alike).
+pub fn check_times(
+    starts_at: Timestamp,
+    ends_at: Timestamp,
+    now: Timestamp,
+) -> Result<(), &'static str> {
+    if starts_at >= ends_at {
+        return Err("Failed to create silence: start time must be before end time");
+    }
+    if ends_at < now {
+        return Err("Failed to create silence: end time can't be in the past");
+    }
+    Ok(())
+}
+
 /// Builds a matcher from the API's `name`, `value`, `isRegex`, `isEqual`.
 pub fn api_matcher(
     name: &str,

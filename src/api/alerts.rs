@@ -234,18 +234,19 @@ fn to_alert(
     })
 }
 
-/// The query parameters the alert endpoints share.
-struct AlertQuery {
-    filter: Matchers,
-    receiver: Option<Regex>,
-    active: bool,
-    silenced: bool,
-    inhibited: bool,
-    unprocessed: bool,
-    muted: bool,
+/// The query parameters the alert endpoints (and the web UI's alert page)
+/// share.
+pub struct AlertQuery {
+    pub filter: Matchers,
+    pub receiver: Option<Regex>,
+    pub active: bool,
+    pub silenced: bool,
+    pub inhibited: bool,
+    pub unprocessed: bool,
+    pub muted: bool,
 }
 
-fn parse_query(raw: Option<String>) -> Result<AlertQuery, String> {
+pub fn parse_query(raw: Option<String>) -> Result<AlertQuery, String> {
     let mut q = AlertQuery {
         filter: Matchers::default(),
         receiver: None,
@@ -308,7 +309,44 @@ impl AlertQuery {
 }
 
 /// Per alert of a group: the silences and the inhibiting alert muting it.
-type GroupStatuses = Vec<(Vec<String>, Option<Fingerprint>)>;
+pub type GroupStatuses = Vec<(Vec<String>, Option<Fingerprint>)>;
+
+/// The aggregation groups `GET /api/v2/alerts/groups` answers with for a
+/// query, each with its alerts' silences and inhibitions (alerts the
+/// query's flags exclude dropped, and groups left empty with them).
+pub fn query_groups(
+    app: &crate::app::App,
+    q: &AlertQuery,
+    now: Timestamp,
+) -> (Vec<GroupView>, Vec<GroupStatuses>) {
+    let rt = app.runtime();
+    let silences = app.silences.query(now);
+    let mut groups = rt
+        .dispatcher
+        .groups(|r| q.receiver_ok(&r.opts.receiver), |a| q.accepts(a, now));
+    let mut statuses: Vec<GroupStatuses> = Vec::with_capacity(groups.len());
+    groups.retain_mut(|g| {
+        let mut by = Vec::with_capacity(g.alerts.len());
+        g.alerts.retain(|a| {
+            let status = Suppression {
+                silenced_by: silences.silenced_by(&a.labels),
+                inhibited_by: rt.inhibitor.inhibited_by(&a.labels, now),
+                muted_by: &g.muted_by,
+            };
+            let keep = q.wants(&status);
+            if keep {
+                by.push((status.silenced_by, status.inhibited_by));
+            }
+            keep
+        });
+        let keep = !g.alerts.is_empty();
+        if keep {
+            statuses.push(by);
+        }
+        keep
+    });
+    (groups, statuses)
+}
 
 /// Why an alert is suppressed now, as its API `status` reports it.
 struct Suppression<'a> {
@@ -508,33 +546,7 @@ pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
 pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
     answer(s, raw, |app, q, now| {
         let rt = app.runtime();
-        let silences = app.silences.query(now);
-        let mut groups = rt
-            .dispatcher
-            .groups(|r| q.receiver_ok(&r.opts.receiver), |a| q.accepts(a, now));
-        // Each alert's silences and inhibition, computed once; alerts the flags exclude
-        // are dropped, and groups left empty with them.
-        let mut statuses: Vec<GroupStatuses> = Vec::with_capacity(groups.len());
-        groups.retain_mut(|g| {
-            let mut by = Vec::with_capacity(g.alerts.len());
-            g.alerts.retain(|a| {
-                let status = Suppression {
-                    silenced_by: silences.silenced_by(&a.labels),
-                    inhibited_by: rt.inhibitor.inhibited_by(&a.labels, now),
-                    muted_by: &g.muted_by,
-                };
-                let keep = q.wants(&status);
-                if keep {
-                    by.push((status.silenced_by, status.inhibited_by));
-                }
-                keep
-            });
-            let keep = !g.alerts.is_empty();
-            if keep {
-                statuses.push(by);
-            }
-            keep
-        });
+        let (groups, statuses) = query_groups(app, &q, now);
         let rendered: Vec<(&GroupView, &GroupStatuses)> = groups.iter().zip(&statuses).collect();
         // An alert lists every receiver whose groups hold it. Without any
         // `continue` in the tree an alert is in exactly one group, so the

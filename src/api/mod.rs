@@ -3,7 +3,7 @@
 //! and JSON is written with Go's escaping, so clients and differential tests
 //! see what Alertmanager would send.
 
-mod alerts;
+pub mod alerts;
 mod silences;
 mod status;
 
@@ -29,6 +29,11 @@ pub struct ApiState {
     pub app: Arc<App>,
     pub get_limit: Arc<Semaphore>,
     pub get_concurrency: usize,
+    /// The web UI's templates and CSRF key.
+    pub ui: Arc<crate::ui::Ui>,
+    /// `--web.route-prefix` without its trailing slash ("" at the root),
+    /// for the UI's links.
+    pub prefix: String,
 }
 
 /// A JSON answer written with Go's escaping.
@@ -79,10 +84,16 @@ pub fn router(
     get_concurrency: usize,
     timeout: Option<Duration>,
 ) -> Router {
+    let prefix = route_prefix.trim_end_matches('/').to_string();
     let state = ApiState {
         app,
         get_limit: Arc::new(Semaphore::new(get_concurrency.max(1))),
         get_concurrency: get_concurrency.max(1),
+        ui: Arc::new(crate::ui::Ui::new().unwrap_or_else(|e| {
+            // The templates are compiled in: a failure is a build defect.
+            panic!("web UI templates: {e}")
+        })),
+        prefix: prefix.clone(),
     };
     let v2 = Router::new()
         .route("/alerts", get(alerts::get_alerts).post(alerts::post_alerts))
@@ -108,7 +119,7 @@ pub fn router(
         .route("/-/ready", get(ok_text).head(ok_text))
         .route("/-/reload", post(status::reload))
         .route("/metrics", get(metrics))
-        .route("/", get(ui_placeholder))
+        .merge(crate::ui::routes())
         .layer(middleware::from_fn_with_state(state.clone(), limit_gets))
         .layer(middleware::from_fn_with_state(state.clone(), instrument))
         .with_state(state);
@@ -118,11 +129,10 @@ pub fn router(
             t,
         ));
     }
-    let prefix = route_prefix.trim_end_matches('/');
     if prefix.is_empty() {
         inner
     } else {
-        Router::new().nest(prefix, inner)
+        Router::new().nest(&prefix, inner)
     }
 }
 
@@ -134,15 +144,6 @@ async fn ok_text() -> &'static str {
 async fn gone() -> Response {
     (StatusCode::GONE, "The Alertmanager API v1 was deprecated in version 0.16.0 and is removed as of version 0.27.0 - please use the equivalent route in the v2 API\n")
         .into_response()
-}
-
-async fn ui_placeholder(State(s): State<ApiState>) -> Response {
-    let body = format!(
-        "Herald {} — an Alertmanager-compatible alert router.\nThe web UI is not built yet; use the API at {}/api/v2/ or amtool.\n",
-        env!("CARGO_PKG_VERSION"),
-        s.app.settings.external_url.trim_end_matches('/')
-    );
-    (StatusCode::OK, body).into_response()
 }
 
 async fn metrics(State(s): State<ApiState>) -> Response {

@@ -238,18 +238,9 @@ pub async fn post_silences(State(s): State<ApiState>, body: Bytes) -> Response {
         Ok(t) => t,
         Err(r) => return r,
     };
-    if starts_at >= ends_at {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            "Failed to create silence: start time must be before end time",
-        );
-    }
     let now = Timestamp::now();
-    if ends_at < now {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            "Failed to create silence: end time can't be in the past",
-        );
+    if let Err(e) = crate::silence::check_times(starts_at, ends_at, now) {
+        return error_response(StatusCode::BAD_REQUEST, e);
     }
     let silence = Silence {
         id: p.id.unwrap_or_default(),
