@@ -421,6 +421,19 @@ async fn run() {
             rss_kib(herald.child.id(), "VmHWM:") as f64 / 1024.0,
             rss_kib(am.child.id(), "VmHWM:") as f64 / 1024.0,
         );
+        // What a person waits for when opening the alerts view: Herald's
+        // server-rendered page, and the groups Alertmanager's browser UI
+        // fetches before it can render anything.
+        let (hu, husz) = get_latency(&herald, "/alerts?silenced=true&inhibited=true", 3).await;
+        let (au, _) = get_latency(&am, "/api/v2/alerts/groups", 3).await;
+        line(
+            format!(
+                "alerts view ms @{size} (Herald page {} KiB vs AM UI data)",
+                husz / 1024
+            ),
+            hu,
+            au,
+        );
         let (hm, hp) = notification_latency(&herald, &hook, 30).await;
         let (am_m, am_p) = notification_latency(&am, &hook, 30).await;
         line(format!("notification latency median ms @{size}"), hm, am_m);

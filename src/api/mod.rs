@@ -132,7 +132,13 @@ pub fn router(
     if prefix.is_empty() {
         inner
     } else {
-        Router::new().nest(&prefix, inner)
+        // "<prefix>/" is where Alertmanager's links point (with #/... after
+        // it): on to the index page, which keeps the fragment.
+        let index = prefix.clone();
+        Router::new().nest(&prefix, inner).route(
+            &format!("{prefix}/"),
+            get(move || async move { axum::response::Redirect::permanent(&index) }),
+        )
     }
 }
 

@@ -141,6 +141,7 @@ pub fn group(
             json!({
                 "state": if suppressed { "suppressed" } else { "active" },
                 "starts_at": time(a.starts_at),
+                "starts_at_iso": a.starts_at.to_string(),
                 "age": age(a.starts_at, now),
                 "generator_url": is_link(&a.generator_url).then(|| a.generator_url.to_string()),
                 "silence_link": format!("{}/silences/new?filter={}", here.prefix,
@@ -164,7 +165,10 @@ pub fn group(
     json!({
         "receiver": g.receiver,
         "labels": label_list(&g.labels),
-        "count": g.alerts.len(),
+        "count": match g.alerts.len() {
+            1 => "1 alert".to_string(),
+            n => format!("{n} alerts"),
+        },
         "open": open,
         "alerts": alerts,
         "more": (g.alerts.len() > max_alerts).then(|| g.alerts.len() - max_alerts),

@@ -1,0 +1,328 @@
+//! The web UI: the server-side HTML of every page (escaping, filter errors,
+//! CSRF, form validation, links Alertmanager puts into notifications), and
+//! the browser test (`tests/ui/browser.mjs`: playwright-core driving
+//! Debian's Chromium, with the real amtool), whose screenshots are saved
+//! in `target/ui-screenshots/`.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::json;
+
+const CONFIG: &str = r#"
+route:
+  receiver: team
+  group_by: [alertname]
+  routes:
+    - matchers: ['severity="critical"']
+      receiver: pager
+receivers:
+  - name: team
+  - name: pager
+"#;
+
+async fn seed(base: &str) {
+    let (code, body) = post_alerts(
+        base,
+        &json!([
+            {"labels": {"alertname": "DiskFull", "severity": "critical", "instance": "db1"},
+             "annotations": {"summary": "<script>alert('x')</script> & more", "runbook": "https://wiki.example.com/disk?a=1&b=2"},
+             "generatorURL": "http://prometheus:9090/graph?g0.expr=up"},
+            {"labels": {"alertname": "DiskFull", "severity": "critical", "instance": "db2"}},
+            {"labels": {"alertname": "Slow", "severity": "warning", "instance": "web1\"><b>x</b>"}},
+            {"labels": {"alertname": "HighLoad", "severity": "warning", "instance": "web2"}},
+        ]),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+}
+
+async fn page(url: &str) -> (u16, String, reqwest::header::HeaderMap) {
+    let r = reqwest::get(url).await.unwrap();
+    let code = r.status().as_u16();
+    let headers = r.headers().clone();
+    (code, r.text().await.unwrap(), headers)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_escape_values_and_report_bad_filters() {
+    let h = start_herald(CONFIG, &["--web.route-prefix=/am"]).await;
+    let base = format!("{}/am", h.base);
+    seed(&base).await;
+
+    let (code, html, headers) = page(&format!("{base}/alerts")).await;
+    assert_eq!(code, 200);
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(!html.contains("<script>alert"), "annotation not escaped");
+    assert!(
+        html.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; more"),
+        "{html}"
+    );
+    assert!(!html.contains("<b>x</b>"), "label value not escaped");
+    assert!(html.contains("4 alerts in 3 groups"), "{html}");
+    assert!(
+        html.contains(r#"href="/am/static/herald.css""#),
+        "links carry the route prefix"
+    );
+    assert!(
+        html.contains("href=\"https://wiki.example.com/disk?a&#x3D;1&amp;b&#x3D;2\""),
+        "annotation links"
+    );
+
+    // Filter syntax errors are shown, as the API words them.
+    let (code, html, _) = page(&format!("{base}/alerts?filter=alertname%3D%22")).await;
+    assert_eq!(code, 200);
+    assert!(
+        html.contains("Bad filter: matcher value contains unescaped double quote"),
+        "{html}"
+    );
+    let (_, html, _) = page(&format!("{base}/alerts?filter=%7Bfoo%7E%22x%22%7D")).await;
+    assert!(html.contains("Bad filter"), "{html}");
+    // The same filter syntax as the API and amtool.
+    let (_, html, _) = page(&format!(
+        "{base}/alerts?filter={}",
+        url_enc(r#"alertname=~"Disk.*", instance!="db2""#)
+    ))
+    .await;
+    assert!(html.contains("1 alerts in 1 groups"), "{html}");
+    let (_, html, _) = page(&format!("{base}/alerts?receiver=team")).await;
+    assert!(html.contains("2 alerts in 2 groups"), "{html}");
+
+    // Silences list and status page.
+    let (code, html, _) = page(&format!("{base}/silences?filter=%3D%3D")).await;
+    assert_eq!(code, 200);
+    assert!(html.contains("Bad filter"), "{html}");
+    let (code, html, _) = page(&format!(
+        "{base}/status?labels={}",
+        url_enc(r#"severity="critical""#)
+    ))
+    .await;
+    assert_eq!(code, 200);
+    assert!(html.contains("Receivers: <strong>pager</strong>"), "{html}");
+    assert!(html.contains("(default route)"), "{html}");
+    let (_, html, _) = page(&format!(
+        "{base}/status?labels={}",
+        url_enc(r#"severity=~"x""#)
+    ))
+    .await;
+    assert!(html.contains("no operators"), "{html}");
+
+    // Alertmanager's notification links: the form is pre-filled from ?filter=.
+    let (code, html, _) = page(&format!(
+        "{base}/silences/new?filter={}",
+        url_enc(r#"{alertname="Disk<Full>",instance=~"db.*"}"#)
+    ))
+    .await;
+    assert_eq!(code, 200);
+    assert!(
+        html.contains(r#"name="m0_value" value="Disk&lt;Full&gt;""#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<option value="=~" selected>"#), "{html}");
+    // The index page forwards #/ links with a script, and links on without.
+    let (_, html, _) = page(&format!("{base}/")).await;
+    assert!(
+        html.contains("location.hash") && html.contains(r#"var base = "/am";"#),
+        "{html}"
+    );
+    let (code, _, _) = page(&format!(
+        "{base}/silences/00000000-0000-0000-0000-000000000000"
+    ))
+    .await;
+    assert_eq!(code, 404);
+}
+
+fn url_enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A client keeping cookies, as a browser does.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn token(html: &str) -> String {
+    let at = html.find(r#"name="csrf" value=""#).expect("a csrf field") + 19;
+    html[at..at + 64].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forms_need_the_csrf_token_and_validate_fields() {
+    let h = start_herald(CONFIG, &[]).await;
+    seed(&h.base).await;
+    let c = browser();
+    let form = c
+        .get(format!("{}/silences/new", h.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = token(&form);
+    let post = |fields: Vec<(&'static str, String)>| {
+        let c = c.clone();
+        let url = format!("{}/silences/new", h.base);
+        async move {
+            let r = c.post(url).form(&fields).send().await.unwrap();
+            let code = r.status().as_u16();
+            let loc = r
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_string());
+            (code, loc, r.text().await.unwrap())
+        }
+    };
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let good = |extra: Vec<(&'static str, String)>| {
+        let mut f = vec![
+            ("csrf", csrf.clone()),
+            ("m0_name", "alertname".into()),
+            ("m0_op", "=".into()),
+            ("m0_value", "DiskFull".into()),
+            ("starts_at", now.clone()),
+            ("duration", "1h".into()),
+            ("created_by", "tester".into()),
+            ("comment", "maintenance".into()),
+            ("action", "save".into()),
+        ];
+        for (k, v) in extra {
+            f.retain(|(n, _)| *n != k);
+            f.push((k, v));
+        }
+        f
+    };
+    // Without the token, or with another browser's: refused, nothing made.
+    let (code, _, _) = post(good(vec![("csrf", "0".repeat(64))])).await;
+    assert_eq!(code, 403);
+    let other = reqwest::Client::new()
+        .post(format!("{}/silences/new", h.base))
+        .form(&good(vec![]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status().as_u16(), 403, "a token without its cookie");
+    assert!(get_json(&format!("{}/api/v2/silences", h.base))
+        .await
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // Errors are shown beside their fields, the input kept.
+    let (code, _, html) = post(good(vec![
+        ("m0_op", "=~".into()),
+        ("m0_value", "(".into()),
+        ("comment", String::new()),
+        ("duration", "soon".into()),
+    ]))
+    .await;
+    assert_eq!(code, 400);
+    assert!(html.contains("Some matchers are not valid"), "{html}");
+    assert!(html.contains("Bad duration"), "{html}");
+    assert!(html.contains("Say why"), "{html}");
+    assert!(
+        html.contains(r#"name="created_by" value="tester""#),
+        "{html}"
+    );
+    let (code, _, html) = post(good(vec![
+        ("duration", String::new()),
+        ("ends_at", "2001-01-01T00:00:00".into()),
+    ]))
+    .await;
+    assert_eq!(code, 400);
+    assert!(
+        html.contains("start time must be before end time"),
+        "{html}"
+    );
+
+    // Preview, then create; the creator is remembered.
+    let (code, _, html) = post(good(vec![("action", "preview".into())])).await;
+    assert_eq!(code, 200);
+    assert!(html.contains("would mute now (2)"), "{html}");
+    let (code, loc, _) = post(good(vec![])).await;
+    assert_eq!(code, 303);
+    let id = loc.unwrap().rsplit('/').next().unwrap().to_string();
+    let api = get_json(&format!("{}/api/v2/silence/{id}", h.base)).await;
+    assert_eq!(api["createdBy"], "tester");
+    let form = c
+        .get(format!("{}/silences/new", h.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(form.contains(r#"name="created_by" value="tester""#));
+
+    // Editing the comment keeps the id; changing a matcher makes a new one.
+    let (code, loc, _) = post(good(vec![("id", id.clone()), ("comment", "longer".into())])).await;
+    assert_eq!(code, 303);
+    assert!(loc.unwrap().ends_with(&id));
+    let (code, loc, _) = post(good(vec![("id", id.clone()), ("m0_value", "Slow".into())])).await;
+    assert_eq!(code, 303);
+    let new_id = loc.unwrap().rsplit('/').next().unwrap().to_string();
+    assert_ne!(new_id, id);
+    assert_eq!(
+        get_json(&format!("{}/api/v2/silence/{id}", h.base)).await["status"]["state"],
+        "expired"
+    );
+
+    // Expire needs the token too.
+    let r = c
+        .post(format!("{}/silences/{new_id}/expire", h.base))
+        .form(&[("csrf", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = c
+        .post(format!("{}/silences/{new_id}/expire", h.base))
+        .form(&[("csrf", csrf.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(
+        get_json(&format!("{}/api/v2/silence/{new_id}", h.base)).await["status"]["state"],
+        "expired"
+    );
+}
+
+/// The browser test. It needs Debian's chromium and `npm install` in
+/// tests/ui, which scripts/test.sh does.
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_silences_an_alert_and_expires_it() {
+    let h = start_herald(CONFIG, &[]).await;
+    seed(&h.base).await;
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/browser.mjs");
+    let base = h.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(script)
+            .arg(&base)
+            .arg(&shots)
+            .output()
+            .expect("node: run scripts/test.sh")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("the alert is active again"), "{stdout}");
+}
