@@ -13,6 +13,7 @@ use crate::model::LabelSet;
 use crate::silence::Silence;
 
 /// The current alerts page's parameters, for links that keep them.
+#[derive(Clone, Copy)]
 pub struct AlertsLink<'a> {
     pub prefix: &'a str,
     pub filter: &'a str,
@@ -44,6 +45,11 @@ impl AlertsLink<'_> {
             s.append_pair("refresh", &r.to_string());
         }
         format!("{}/alerts?{}", self.prefix, s.finish())
+    }
+
+    /// One group's alerts: its labels as the filter, its receiver.
+    pub fn for_group(&self, filter: &str, receiver: &str) -> String {
+        AlertsLink { receiver, ..*self }.with_filter(filter)
     }
 
     /// The current filter plus one more matcher.
@@ -116,10 +122,11 @@ fn is_link(v: &str) -> bool {
     (v.starts_with("https://") || v.starts_with("http://")) && !v.contains(char::is_whitespace)
 }
 
+/// A group with its first `max_alerts` alerts (none: a folded one-line
+/// group whose link shows them).
 pub fn group(
     g: &GroupView,
     statuses: &GroupStatuses,
-    open: bool,
     max_alerts: usize,
     here: &AlertsLink<'_>,
     now: Timestamp,
@@ -169,10 +176,10 @@ pub fn group(
             1 => "1 alert".to_string(),
             n => format!("{n} alerts"),
         },
-        "open": open,
+        "open": max_alerts > 0,
         "alerts": alerts,
         "more": (g.alerts.len() > max_alerts).then(|| g.alerts.len() - max_alerts),
-        "more_link": here.with_filter(&group_filter.join(", ")),
+        "more_link": here.for_group(&group_filter.join(", "), &g.receiver),
     })
 }
 
