@@ -167,19 +167,22 @@ pub struct Certs {
     pub key: PathBuf,
 }
 
+/// Runs `openssl <args>` in `d`; it must succeed.
+fn openssl(d: &Path, args: &[&str]) {
+    let st = Command::new("openssl")
+        .args(args)
+        .current_dir(d)
+        .output()
+        .expect("openssl is missing: run scripts/test.sh");
+    assert!(
+        st.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+}
+
 pub fn make_certs(d: &Path) -> Certs {
-    let run = |args: &[&str]| {
-        let st = Command::new("openssl")
-            .args(args)
-            .current_dir(d)
-            .output()
-            .expect("openssl is missing: run scripts/test.sh");
-        assert!(
-            st.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&st.stderr)
-        );
-    };
+    let run = |args: &[&str]| openssl(d, args);
     run(&[
         "req",
         "-x509",
@@ -235,18 +238,7 @@ pub fn make_certs(d: &Path) -> Certs {
 /// A client certificate (`client.pem`, `client.key`) signed by the CA of
 /// `make_certs` in the same directory.
 pub fn make_client_cert(d: &Path) -> (PathBuf, PathBuf) {
-    let run = |args: &[&str]| {
-        let st = Command::new("openssl")
-            .args(args)
-            .current_dir(d)
-            .output()
-            .expect("openssl");
-        assert!(
-            st.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&st.stderr)
-        );
-    };
+    let run = |args: &[&str]| openssl(d, args);
     run(&[
         "req",
         "-newkey",
