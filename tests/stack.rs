@@ -80,16 +80,18 @@ fn rewrite(text: &str, pairs: &[(String, String)]) -> String {
     out
 }
 
-async fn prometheus_query(base: &str, expr: &str) -> Value {
+async fn try_query(base: &str, expr: &str) -> Result<Value, reqwest::Error> {
     let q: String = url::form_urlencoded::byte_serialize(expr.as_bytes()).collect();
     reqwest::Client::new()
         .get(format!("{base}/api/v1/query?query={q}"))
         .send()
-        .await
-        .unwrap()
+        .await?
         .json()
         .await
-        .unwrap()
+}
+
+async fn prometheus_query(base: &str, expr: &str) -> Value {
+    try_query(base, expr).await.unwrap()
 }
 
 /// Every `expr` of the alert rules, and every target of the dashboards with
@@ -265,7 +267,10 @@ async fn instance_down_pages_by_email_and_slack_then_resolves() {
     // Prometheus scrapes Node Exporter and Herald (TLS + basic auth).
     let deadline = Instant::now() + T;
     loop {
-        let v = prometheus_query(&prom, "up{job=~\"node|herald\"} == 1").await;
+        // Prometheus may not listen yet.
+        let v = try_query(&prom, "up{job=~\"node|herald\"} == 1")
+            .await
+            .unwrap_or(Value::Null);
         if v["data"]["result"].as_array().is_some_and(|r| r.len() == 2) {
             break;
         }
