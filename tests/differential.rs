@@ -55,8 +55,10 @@ receivers:
     )
 }
 
-fn alerts(ends_at: &str) -> Value {
-    let starts = "2024-05-01T10:00:00.123Z";
+/// The test's alerts. They start when the test does: an alert older than
+/// group_wait makes Alertmanager flush its group at once, possibly before
+/// the rest of the request is in it.
+fn alerts(starts: &str, ends_at: &str) -> Value {
     let mk = |labels: Value| json!({"labels": labels, "annotations": {"summary": "<b>disk</b> & \"quotes\"", "runbook": "https://x/y?a=1&b=2"}, "startsAt": starts, "endsAt": ends_at, "generatorURL": "http://prom:9090/graph?g0.expr=up"});
     json!([
         mk(
@@ -138,7 +140,8 @@ async fn webhook_payloads_and_api_match_alertmanager() {
     let herald = start_herald(&config(&herald_hook), &[]).await;
     let am = start_alertmanager(&config(&am_hook)).await;
 
-    let firing = alerts("2099-01-01T00:00:00Z");
+    let started = jiff::Timestamp::now().to_string();
+    let firing = alerts(&started, "2099-01-01T00:00:00Z");
     let (hc, hb) = post_alerts(&herald.base, &firing).await;
     let (ac, ab) = post_alerts(&am.base, &firing).await;
     assert_eq!((hc, hb), (ac, ab), "POST answers differ");
@@ -193,7 +196,7 @@ async fn webhook_payloads_and_api_match_alertmanager() {
 
     // Resolve everything: the resolved notifications must match too
     // (frontend has send_resolved: false and sends nothing).
-    let resolved = alerts("2024-05-01T11:00:00Z");
+    let resolved = alerts(&started, &jiff::Timestamp::now().to_string());
     post_alerts(&herald.base, &resolved).await;
     post_alerts(&am.base, &resolved).await;
     wait_count(&am_hook, 11).await;
