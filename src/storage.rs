@@ -208,9 +208,13 @@ impl Storage {
             });
         }
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        // WAL with synchronous=NORMAL: a committed transaction survives a
-        // process crash or SIGKILL; only a power loss can take the last ones.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // WAL with synchronous=FULL: every commit is fsynced, so what the
+        // API acknowledged survives a power loss too, not only a crash.
+        // Group commit spreads the fsync over all writers waiting at that
+        // moment; measured here, ingest rate and single-POST latency did
+        // not change against NORMAL (the VM's disk flushes are cheap, a
+        // cloud volume's cost more).
+        conn.pragma_update(None, "synchronous", "FULL")?;
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = conn.unchecked_transaction()?;
             tx.execute_batch(m)?;
