@@ -135,6 +135,44 @@ async fn pages_escape_values_and_report_bad_filters() {
     ))
     .await;
     assert_eq!(code, 404);
+
+    // A silence full of markup shows as text on the list, its page and
+    // its edit form.
+    let now = jiff::Timestamp::now();
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v2/silences"))
+        .json(&json!({"matchers": [{"name": "alertname", "value": "<img src=x onerror=alert(1)>", "isRegex": false}],
+            "startsAt": now.to_string(), "endsAt": now.checked_add(jiff::SignedDuration::from_hours(1)).unwrap().to_string(),
+            "createdBy": "<b>mallory</b>", "comment": "</textarea><script>alert(2)</script>"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let id = r.json::<serde_json::Value>().await.unwrap()["silenceID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for path in [
+        "/silences".to_string(),
+        format!("/silences/{id}"),
+        format!("/silences/new?id={id}"),
+    ] {
+        let (code, html, _) = page(&format!("{base}{path}")).await;
+        assert_eq!(code, 200, "{path}");
+        for raw in [
+            "<img src=x",
+            "<b>mallory",
+            "<script>alert(2)",
+            "</textarea><script>",
+        ] {
+            assert!(!html.contains(raw), "{path} shows {raw} unescaped");
+        }
+        assert!(
+            html.contains("&lt;b&gt;mallory&lt;&#x2F;b&gt;")
+                || html.contains("&lt;b&gt;mallory&lt;/b&gt;"),
+            "{path}: {html}"
+        );
+    }
 }
 
 fn url_enc(s: &str) -> String {
