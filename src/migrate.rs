@@ -9,86 +9,9 @@ use std::path::Path;
 use jiff::Timestamp;
 use prost::Message;
 
-use crate::matcher::Matchers;
+use crate::cluster::wire::{self, PbMeshEntry, PbMeshSilence};
 use crate::nflog::Entry;
-use crate::silence::{api_matcher, Silence};
-
-#[derive(Clone, PartialEq, Message)]
-struct PbTimestamp {
-    #[prost(int64, tag = "1")]
-    seconds: i64,
-    #[prost(int32, tag = "2")]
-    nanos: i32,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct PbMatcher {
-    /// EQUAL = 0, REGEXP = 1, NOT_EQUAL = 2, NOT_REGEXP = 3.
-    #[prost(int32, tag = "1")]
-    kind: i32,
-    #[prost(string, tag = "2")]
-    name: String,
-    #[prost(string, tag = "3")]
-    pattern: String,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct PbSilence {
-    #[prost(string, tag = "1")]
-    id: String,
-    #[prost(message, repeated, tag = "2")]
-    matchers: Vec<PbMatcher>,
-    #[prost(message, optional, tag = "3")]
-    starts_at: Option<PbTimestamp>,
-    #[prost(message, optional, tag = "4")]
-    ends_at: Option<PbTimestamp>,
-    #[prost(message, optional, tag = "5")]
-    updated_at: Option<PbTimestamp>,
-    #[prost(string, tag = "8")]
-    created_by: String,
-    #[prost(string, tag = "9")]
-    comment: String,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct PbMeshSilence {
-    #[prost(message, optional, tag = "1")]
-    silence: Option<PbSilence>,
-    #[prost(message, optional, tag = "2")]
-    expires_at: Option<PbTimestamp>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct PbReceiver {
-    #[prost(string, tag = "1")]
-    group_name: String,
-    #[prost(string, tag = "2")]
-    integration: String,
-    #[prost(uint32, tag = "3")]
-    idx: u32,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct PbEntry {
-    #[prost(bytes = "vec", tag = "1")]
-    group_key: Vec<u8>,
-    #[prost(message, optional, tag = "2")]
-    receiver: Option<PbReceiver>,
-    #[prost(message, optional, tag = "5")]
-    timestamp: Option<PbTimestamp>,
-    #[prost(uint64, repeated, tag = "6")]
-    firing_alerts: Vec<u64>,
-    #[prost(uint64, repeated, tag = "7")]
-    resolved_alerts: Vec<u64>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct PbMeshEntry {
-    #[prost(message, optional, tag = "1")]
-    entry: Option<PbEntry>,
-    #[prost(message, optional, tag = "2")]
-    expires_at: Option<PbTimestamp>,
-}
+use crate::silence::Silence;
 
 #[derive(Debug, thiserror::Error)]
 #[error("reading Alertmanager's {file}: {message}")]
@@ -97,11 +20,7 @@ pub struct ImportError {
     pub message: String,
 }
 
-fn time(t: &Option<PbTimestamp>) -> Timestamp {
-    t.as_ref()
-        .and_then(|t| Timestamp::new(t.seconds, t.nanos).ok())
-        .unwrap_or(crate::model::GO_ZERO_TIME)
-}
+use wire::time;
 
 /// Splits a snapshot into its length-delimited messages.
 fn messages<M: Message + Default>(path: &Path) -> Result<Vec<M>, ImportError> {
@@ -128,38 +47,17 @@ pub fn silences(dir: &Path, now: Timestamp) -> Result<Vec<(Silence, Timestamp)>,
     let mut out = Vec::new();
     for m in messages::<PbMeshSilence>(&path)? {
         let expires = time(&m.expires_at);
-        let Some(s) = m.silence.filter(|_| expires > now) else {
+        if expires <= now {
+            continue;
+        }
+        let Some((silence, expires)) = wire::silence_from_pb(m).map_err(|message| ImportError {
+            file: path.display().to_string(),
+            message,
+        })?
+        else {
             continue;
         };
-        let matchers = s
-            .matchers
-            .iter()
-            .map(|pm| {
-                let (is_regex, is_equal) = match pm.kind {
-                    1 => (true, true),
-                    2 => (false, false),
-                    3 => (true, false),
-                    _ => (false, true),
-                };
-                api_matcher(&pm.name, &pm.pattern, is_regex, is_equal)
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|message| ImportError {
-                file: path.display().to_string(),
-                message,
-            })?;
-        out.push((
-            Silence {
-                id: s.id,
-                matchers: Matchers(matchers),
-                starts_at: time(&s.starts_at),
-                ends_at: time(&s.ends_at),
-                updated_at: time(&s.updated_at),
-                created_by: s.created_by,
-                comment: s.comment,
-            },
-            expires,
-        ));
+        out.push((silence, expires));
     }
     Ok(out)
 }
@@ -201,6 +99,7 @@ pub fn nflog(dir: &Path, now: Timestamp) -> Result<Vec<(String, Entry)>, ImportE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::wire::{PbEntry, PbMatcher, PbReceiver, PbSilence, PbTimestamp};
 
     #[test]
     fn reads_length_delimited_snapshots() {

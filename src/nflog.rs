@@ -55,6 +55,10 @@ pub trait NotificationLog: Send + Sync {
     ) -> Result<(), NflogError>;
     /// Drops expired entries; returns how many.
     fn gc(&self, now: Timestamp) -> usize;
+    /// Alertmanager's gossip merge of a peer's entry under its state key:
+    /// it replaces ours when it is newer and not expired. Returns whether
+    /// it changed our log (then a node passes it on).
+    fn merge(&self, key: &str, entry: Entry, now: Timestamp) -> Result<bool, NflogError>;
 }
 
 /// Alertmanager's notification-log metrics (`alertmanager_nflog_*`).
@@ -114,6 +118,15 @@ impl MemNotificationLog {
     }
 
     /// Puts back entries read from storage at startup.
+    /// The entry under a state key, if any.
+    pub fn query_key(&self, key: &str) -> Option<Entry> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
     pub fn restore(&self, entries: Vec<(String, Entry)>) {
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         for (key, mut e) in entries {
@@ -167,11 +180,71 @@ impl NotificationLog for MemNotificationLog {
         Ok(())
     }
 
+    fn merge(&self, key: &str, mut entry: Entry, now: Timestamp) -> Result<bool, NflogError> {
+        if entry.expires_at < now {
+            return Ok(false);
+        }
+        entry.firing.sort_unstable();
+        entry.resolved.sort_unstable();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries
+            .get(key)
+            .is_some_and(|cur| cur.timestamp >= entry.timestamp)
+        {
+            return Ok(false);
+        }
+        entries.insert(key.to_string(), entry);
+        self.stats.entries_written.inc();
+        Ok(true)
+    }
+
     fn gc(&self, now: Timestamp) -> usize {
         let _observe = Observe(&self.stats.gc_duration, std::time::Instant::now());
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let before = entries.len();
         entries.retain(|_, e| e.expires_at > now);
         before - entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(ts: i64, firing: &[u64]) -> Entry {
+        Entry {
+            firing: firing.to_vec(),
+            resolved: vec![],
+            timestamp: Timestamp::from_second(ts).unwrap(),
+            expires_at: Timestamp::from_second(ts + 100).unwrap(),
+        }
+    }
+
+    /// Entries from peers: the newest per key wins whatever the order, and
+    /// an expired one is ignored.
+    #[test]
+    fn gossip_merge_keeps_the_newest_entry() {
+        let now = Timestamp::from_second(50).unwrap();
+        let (a, b) = (MemNotificationLog::default(), MemNotificationLog::default());
+        let versions = [entry(10, &[1]), entry(30, &[2, 1]), entry(20, &[3])];
+        for e in &versions {
+            a.merge("k", e.clone(), now).unwrap();
+        }
+        for e in versions.iter().rev() {
+            b.merge("k", e.clone(), now).unwrap();
+        }
+        assert_eq!(a.query_key("k"), b.query_key("k"));
+        assert_eq!(
+            a.query_key("k").unwrap().firing,
+            vec![1, 2],
+            "sorted, newest"
+        );
+        assert!(
+            !a.merge("k", entry(30, &[9]), now).unwrap(),
+            "same age: ours stays"
+        );
+        let late = Timestamp::from_second(500).unwrap();
+        assert!(!a.merge("k2", entry(40, &[1]), late).unwrap(), "expired");
+        assert!(a.query_key("k2").is_none());
     }
 }

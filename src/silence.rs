@@ -347,6 +347,41 @@ impl Silences {
         Ok(())
     }
 
+    /// Alertmanager's gossip merge: a silence from a peer replaces ours
+    /// when it was updated later (last writer wins), is new to us, and is
+    /// still within its retention (`expires_at`). Returns whether it
+    /// changed our state, which is when a node passes it on. Merging the
+    /// same set of silences in any order gives the same state.
+    pub fn merge(
+        &self,
+        s: Silence,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, SilenceError> {
+        if expires_at < now || s.id.is_empty() {
+            return Ok(false);
+        }
+        let mut map = self.lock();
+        if map.get(&s.id).is_some_and(|cur| !newer(&s, cur)) {
+            return Ok(false);
+        }
+        validate(&s).map_err(SilenceError::Invalid)?;
+        self.store(&mut map, s)?;
+        Ok(true)
+    }
+
+    /// Every silence with the time until which peers keep it: the state a
+    /// node sends in a full push/pull exchange.
+    pub fn snapshot(&self) -> Vec<(Arc<Silence>, Timestamp)> {
+        self.lock()
+            .values()
+            .map(|s| {
+                let expires = s.ends_at.checked_add(self.retention).unwrap_or(s.ends_at);
+                (s.clone(), expires)
+            })
+            .collect()
+    }
+
     /// `Silences.Expire`: ends an active silence now; a pending one gets
     /// start and end now; an expired one is left alone.
     pub fn expire(&self, id: &str, now: Timestamp) -> Result<(), SilenceError> {
@@ -449,6 +484,28 @@ fn expired_copy(s: &Silence, now: Timestamp) -> Silence {
     e
 }
 
+/// Whether a peer's version of a silence wins over ours: the later update,
+/// and on a tie the greater content, so that every node picks the same one
+/// whatever order versions arrive in.
+fn newer(theirs: &Silence, ours: &Silence) -> bool {
+    match theirs.updated_at.cmp(&ours.updated_at) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => {
+            let key = |s: &Silence| {
+                (
+                    s.ends_at,
+                    s.starts_at,
+                    s.comment.clone(),
+                    s.created_by.clone(),
+                    s.matchers.to_string(),
+                )
+            };
+            key(theirs) > key(ours)
+        }
+    }
+}
+
 /// The time rules a new or updated silence must pass (API and UI alike).
 pub fn check_times(
     starts_at: Timestamp,
@@ -525,6 +582,53 @@ mod tests {
 
     fn silences() -> Silences {
         Silences::new(Duration::from_secs(100), Limits::default(), None)
+    }
+
+    /// Two nodes that exchange their silences in any order, any number of
+    /// times, end with the same silences (and a stale copy never wins).
+    #[test]
+    fn gossip_merge_converges() {
+        let a = silences();
+        let b = silences();
+        let id1 = a.set(sil("x=1", 100, 500), t(100)).unwrap();
+        let id2 = a.set(sil("x=2", 100, 500), t(101)).unwrap();
+        let stale = a.get(&id1).unwrap();
+        // Node B sees the first versions, then node A changes both.
+        for (s, exp) in a.snapshot() {
+            assert!(b.merge((*s).clone(), exp, t(102)).unwrap());
+        }
+        let mut longer = (*a.get(&id1).unwrap()).clone();
+        longer.ends_at = t(900);
+        a.set(longer, t(110)).unwrap();
+        a.expire(&id2, t(111)).unwrap();
+        let id3 = b.set(sil("y=1", 120, 600), t(120)).unwrap();
+        // Deliveries in opposite orders, with repeats and the stale copy.
+        let mut from_a: Vec<_> = a.snapshot();
+        from_a.push((stale.clone(), t(700)));
+        let from_b: Vec<_> = b.snapshot();
+        for (s, exp) in from_a.iter().rev().chain(from_a.iter()) {
+            b.merge((**s).clone(), *exp, t(130)).unwrap();
+        }
+        for (s, exp) in from_b.iter().chain(from_b.iter().rev()) {
+            a.merge((**s).clone(), *exp, t(130)).unwrap();
+        }
+        let state = |ss: &Silences| {
+            let mut v: Vec<Silence> = ss.list().iter().map(|s| (**s).clone()).collect();
+            v.sort_by(|x, y| x.id.cmp(&y.id));
+            v
+        };
+        assert_eq!(state(&a), state(&b));
+        assert_eq!(b.get(&id1).unwrap().ends_at, t(900), "the later update won");
+        assert_eq!(b.get(&id2).unwrap().state(t(130)), SilenceState::Expired);
+        assert!(a.get(&id3).is_some());
+        assert!(
+            !b.merge((*stale).clone(), t(700), t(130)).unwrap(),
+            "an older version changes nothing (and is not passed on)"
+        );
+        let mut gone = sil("z=1", 10, 20);
+        gone.id = "old".into();
+        assert!(!b.merge(gone, t(50), t(130)).unwrap(), "past its retention");
+        assert!(b.get("old").is_none());
     }
 
     #[test]

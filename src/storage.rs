@@ -590,6 +590,32 @@ impl NotificationLog for DurableNotificationLog {
             .send((Op::DeleteNflogBefore(now.to_string()), None));
         self.mem.gc(now)
     }
+
+    fn merge(&self, key: &str, entry: Entry, now: Timestamp) -> Result<bool, NflogError> {
+        let newer = entry.expires_at >= now
+            && self
+                .mem
+                .query_key(key)
+                .is_none_or(|cur| cur.timestamp < entry.timestamp);
+        if !newer {
+            return Ok(false);
+        }
+        let body = StoredEntry {
+            firing: entry.firing.clone(),
+            resolved: entry.resolved.clone(),
+            timestamp: entry.timestamp,
+            expires_at: entry.expires_at,
+        };
+        let json = serde_json::to_string(&body).map_err(|e| NflogError::Storage(e.to_string()))?;
+        self.storage
+            .commit(Op::PutNflog(
+                key.to_string(),
+                json,
+                entry.expires_at.to_string(),
+            ))
+            .map_err(NflogError::Storage)?;
+        self.mem.merge(key, entry, now)
+    }
 }
 
 /// Restores stored alerts, re-interning their strings.
@@ -652,6 +678,20 @@ mod tests {
                 Duration::from_secs(60),
             )
             .unwrap();
+            // An entry from a peer is written through as well.
+            let merged = crate::nflog::Entry {
+                firing: vec![9],
+                resolved: vec![],
+                timestamp: Timestamp::from_second(170).unwrap(),
+                expires_at: Timestamp::from_second(900).unwrap(),
+            };
+            assert!(nf
+                .merge(
+                    "{}:{}:peer/email/0",
+                    merged,
+                    Timestamp::from_second(171).unwrap()
+                )
+                .unwrap());
         }
         let (_, loaded) = Storage::open(dir.path()).unwrap();
         assert_eq!(loaded.silences, vec![silence("s1")]);
@@ -661,9 +701,13 @@ mod tests {
         assert_eq!(a.annotations.get("summary"), Some("<disk> full"));
         assert!(a.timeout);
         assert_eq!(a.fingerprint, a.labels.fingerprint());
-        assert_eq!(loaded.nflog.len(), 1);
-        assert_eq!(loaded.nflog[0].0, "{}:{}:r/webhook/0");
-        assert_eq!(loaded.nflog[0].1.firing, vec![1, 3]);
+        let mut nflog = loaded.nflog.clone();
+        nflog.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(nflog.len(), 2);
+        assert_eq!(nflog[1].0, "{}:{}:r/webhook/0");
+        assert_eq!(nflog[1].1.firing, vec![1, 3]);
+        assert_eq!(nflog[0].0, "{}:{}:peer/email/0");
+        assert_eq!(nflog[0].1.firing, vec![9]);
     }
 
     #[test]

@@ -1,0 +1,216 @@
+//! Alertmanager's protobuf messages for silences and the notification log
+//! (`silence/silencepb`, `nflog/nflogpb`): the records of its snapshot files
+//! and of its gossip. Herald reads them to import an Alertmanager data
+//! directory and will send and receive them between cluster peers, so the
+//! state a Herald cluster exchanges has Alertmanager's shape and merge rules.
+
+use jiff::Timestamp;
+use prost::Message;
+
+use crate::matcher::{MatchType, Matchers};
+use crate::silence::{api_matcher, Silence};
+
+#[derive(Clone, PartialEq, Message)]
+pub struct PbTimestamp {
+    #[prost(int64, tag = "1")]
+    pub seconds: i64,
+    #[prost(int32, tag = "2")]
+    pub nanos: i32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct PbMatcher {
+    /// EQUAL = 0, REGEXP = 1, NOT_EQUAL = 2, NOT_REGEXP = 3.
+    #[prost(int32, tag = "1")]
+    pub kind: i32,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(string, tag = "3")]
+    pub pattern: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct PbSilence {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(message, repeated, tag = "2")]
+    pub matchers: Vec<PbMatcher>,
+    #[prost(message, optional, tag = "3")]
+    pub starts_at: Option<PbTimestamp>,
+    #[prost(message, optional, tag = "4")]
+    pub ends_at: Option<PbTimestamp>,
+    #[prost(message, optional, tag = "5")]
+    pub updated_at: Option<PbTimestamp>,
+    #[prost(string, tag = "8")]
+    pub created_by: String,
+    #[prost(string, tag = "9")]
+    pub comment: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct PbMeshSilence {
+    #[prost(message, optional, tag = "1")]
+    pub silence: Option<PbSilence>,
+    #[prost(message, optional, tag = "2")]
+    pub expires_at: Option<PbTimestamp>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct PbReceiver {
+    #[prost(string, tag = "1")]
+    pub group_name: String,
+    #[prost(string, tag = "2")]
+    pub integration: String,
+    #[prost(uint32, tag = "3")]
+    pub idx: u32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct PbEntry {
+    #[prost(bytes = "vec", tag = "1")]
+    pub group_key: Vec<u8>,
+    #[prost(message, optional, tag = "2")]
+    pub receiver: Option<PbReceiver>,
+    #[prost(message, optional, tag = "5")]
+    pub timestamp: Option<PbTimestamp>,
+    #[prost(uint64, repeated, tag = "6")]
+    pub firing_alerts: Vec<u64>,
+    #[prost(uint64, repeated, tag = "7")]
+    pub resolved_alerts: Vec<u64>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct PbMeshEntry {
+    #[prost(message, optional, tag = "1")]
+    pub entry: Option<PbEntry>,
+    #[prost(message, optional, tag = "2")]
+    pub expires_at: Option<PbTimestamp>,
+}
+
+/// A protobuf timestamp; a missing one is Go's zero time.
+pub fn time(t: &Option<PbTimestamp>) -> Timestamp {
+    t.as_ref()
+        .and_then(|t| Timestamp::new(t.seconds, t.nanos).ok())
+        .unwrap_or(crate::model::GO_ZERO_TIME)
+}
+
+fn pb_time(t: Timestamp) -> Option<PbTimestamp> {
+    Some(PbTimestamp {
+        seconds: t.as_second(),
+        nanos: t.subsec_nanosecond(),
+    })
+}
+
+/// A silence and the time until which peers keep it.
+pub fn silence_to_pb(s: &Silence, expires_at: Timestamp) -> PbMeshSilence {
+    PbMeshSilence {
+        silence: Some(PbSilence {
+            id: s.id.clone(),
+            matchers: s
+                .matchers
+                .0
+                .iter()
+                .map(|m| PbMatcher {
+                    kind: match m.kind {
+                        MatchType::Equal => 0,
+                        MatchType::Regexp => 1,
+                        MatchType::NotEqual => 2,
+                        MatchType::NotRegexp => 3,
+                    },
+                    name: m.name.to_string(),
+                    pattern: m.value.to_string(),
+                })
+                .collect(),
+            starts_at: pb_time(s.starts_at),
+            ends_at: pb_time(s.ends_at),
+            updated_at: pb_time(s.updated_at),
+            created_by: s.created_by.clone(),
+            comment: s.comment.clone(),
+        }),
+        expires_at: pb_time(expires_at),
+    }
+}
+
+/// The silence of a message (`None` for a message without one); a matcher
+/// that does not compile is an error, so a bad record is never half-read.
+pub fn silence_from_pb(m: PbMeshSilence) -> Result<Option<(Silence, Timestamp)>, String> {
+    let expires = time(&m.expires_at);
+    let Some(s) = m.silence else {
+        return Ok(None);
+    };
+    let matchers = s
+        .matchers
+        .iter()
+        .map(|pm| {
+            let (is_regex, is_equal) = match pm.kind {
+                1 => (true, true),
+                2 => (false, false),
+                3 => (true, false),
+                _ => (false, true),
+            };
+            api_matcher(&pm.name, &pm.pattern, is_regex, is_equal)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some((
+        Silence {
+            id: s.id,
+            matchers: Matchers(matchers),
+            starts_at: time(&s.starts_at),
+            ends_at: time(&s.ends_at),
+            updated_at: time(&s.updated_at),
+            created_by: s.created_by,
+            comment: s.comment,
+        },
+        expires,
+    )))
+}
+
+/// Messages written one after another, each prefixed by its varint length
+/// (Alertmanager's snapshot files and full-state exchanges).
+pub fn encode_delimited<M: Message>(msgs: impl IntoIterator<Item = M>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in msgs {
+        // Writing into a Vec cannot run out of space.
+        let _ = m.encode_length_delimited(&mut out);
+    }
+    out
+}
+
+/// The inverse of `encode_delimited`; a truncated buffer is an error.
+pub fn decode_delimited<M: Message + Default>(mut buf: &[u8]) -> Result<Vec<M>, String> {
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        out.push(M::decode_length_delimited(&mut buf).map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::Matcher;
+
+    #[test]
+    fn silences_round_trip_through_alertmanagers_format() {
+        let t = |s| Timestamp::from_second(s).unwrap();
+        let s = Silence {
+            id: "a".into(),
+            matchers: Matchers(vec![
+                Matcher::new(MatchType::Regexp, "instance", "db.*").unwrap(),
+                Matcher::new(MatchType::NotEqual, "env", "dev").unwrap(),
+            ]),
+            starts_at: t(100),
+            ends_at: t(200),
+            updated_at: Timestamp::new(150, 123_456_789).unwrap(),
+            created_by: "me".into(),
+            comment: "c".into(),
+        };
+        let buf = encode_delimited([silence_to_pb(&s, t(900)), silence_to_pb(&s, t(901))]);
+        let back: Vec<PbMeshSilence> = decode_delimited(&buf).unwrap();
+        assert_eq!(back.len(), 2);
+        let (got, expires) = silence_from_pb(back[0].clone()).unwrap().unwrap();
+        assert_eq!(got, s);
+        assert_eq!(expires, t(900));
+        assert!(decode_delimited::<PbMeshSilence>(&buf[..buf.len() - 1]).is_err());
+    }
+}
