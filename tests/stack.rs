@@ -247,20 +247,7 @@ async fn instance_down_pages_by_email_and_slack_then_resolves() {
     );
     std::fs::write(d.join("alerts.yml"), rules).unwrap();
     let mut node = Some(node_exporter(node_port));
-    let _prometheus = Proc(
-        Command::new("/usr/bin/prometheus")
-            .arg(format!(
-                "--config.file={}",
-                d.join("prometheus.yml").display()
-            ))
-            .arg(format!("--storage.tsdb.path={}", d.join("tsdb").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .arg("--rules.alert.resend-delay=1s")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus: run scripts/test.sh"),
-    );
+    let _prometheus = Proc(spawn_prometheus(d, prom_port));
     let prom = format!("http://127.0.0.1:{prom_port}");
     let node_instance = format!("127.0.0.1:{node_port}");
 

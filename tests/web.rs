@@ -206,20 +206,7 @@ async fn prometheus_authenticates_to_herald() {
     )
     .unwrap();
     let prom_port = free_port();
-    let mut prom = Command::new("/usr/bin/prometheus")
-        .arg(format!(
-            "--config.file={}",
-            d.join("prometheus.yml").display()
-        ))
-        .arg(format!("--storage.tsdb.path={}", d.join("tsdb").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-        // The first alert can go out before Prometheus has discovered
-        // Herald; resend soon instead of after the default minute.
-        .arg("--rules.alert.resend-delay=1s")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus: run scripts/test.sh");
+    let mut prom = spawn_prometheus(d, prom_port);
     let client = https_client(&certs.ca, None);
     let url = format!("{}/api/v2/alerts", h.base);
     let found = wait_for_async_value(Duration::from_secs(60), || {

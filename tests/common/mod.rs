@@ -554,3 +554,25 @@ pub async fn wait_counter(base: &str, series: &str, at_least: f64) -> f64 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Starts Debian's Prometheus on `dir/prometheus.yml` (data in
+/// `dir/tsdb`). Alerts are re-sent every second: the first can go out
+/// before Prometheus has discovered its Alertmanager, and the default
+/// would retry only after a minute.
+pub fn spawn_prometheus(dir: &Path, port: u16) -> Child {
+    Command::new("/usr/bin/prometheus")
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--rules.alert.resend-delay=1s")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus: run scripts/test.sh")
+}
