@@ -112,7 +112,10 @@ receivers:
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let mut files = vec![root.join("herald.yml")];
     for e in std::fs::read_dir(root.join("examples")).unwrap() {
-        files.push(e.unwrap().path());
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yml") {
+            files.push(p);
+        }
     }
     for f in files {
         let f = f.to_str().unwrap();
