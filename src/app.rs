@@ -36,6 +36,9 @@ pub struct Settings {
     /// `--enable-feature=classic-mode`: label names restricted to
     /// `[a-zA-Z_][a-zA-Z0-9_]*` as before Alertmanager 0.27.
     pub classic_mode: bool,
+    /// Set when `--cluster.peer` makes this node part of a cluster; the
+    /// peer itself is started after the app (it gossips the app's state).
+    pub cluster: Option<Arc<crate::cluster::ClusterHandle>>,
 }
 
 /// What a config (re)load builds.
@@ -156,6 +159,7 @@ impl App {
             retention: settings.retention,
             inhibitor: inhibitor.clone(),
             silences: silences.clone(),
+            cluster: settings.cluster.clone(),
         };
         let pipeline = Pipeline::build(config, &deps).map_err(ReloadError::Build)?;
         let route = Route::tree(config.root_route());
@@ -165,6 +169,7 @@ impl App {
             Arc::new(pipeline),
             metrics.clone(),
             shutdown.child_token(),
+            settings.cluster.clone(),
         );
         let integrations: usize = config
             .config

@@ -101,9 +101,10 @@ async fn serve(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("--web.config.file: {e}"))?,
         )
     };
-    if !cli.cluster_peer.is_empty() {
-        tracing::warn!(peers = ?cli.cluster_peer, "clustering is not implemented yet: this node runs alone and notifies on its own");
-    }
+    let cluster_settings = cluster_settings(&cli)?;
+    let cluster = cluster_settings
+        .as_ref()
+        .map(|_| Arc::new(herald::cluster::ClusterHandle::default()));
     for f in &cli.enable_feature {
         if !matches!(f.as_str(), "classic-mode" | "utf8-strict-mode") {
             tracing::warn!(feature = %f, "unknown feature flag ignored");
@@ -128,11 +129,15 @@ async fn serve(cli: Cli) -> Result<(), String> {
             max_silence_size_bytes: cli.silences_max_silence_size_bytes as usize,
         },
         classic_mode: cli.enable_feature.iter().any(|f| f == "classic-mode"),
+        cluster: cluster.clone(),
     };
     let shutdown = CancellationToken::new();
     let app = App::start(settings, shutdown.clone())
         .map_err(|e| format!("loading configuration file {}: {e}", cli.config_file))?;
     tracing::info!(file = %cli.config_file, "Completed loading of configuration file");
+    if let (Some(cs), Some(handle)) = (cluster_settings, &cluster) {
+        start_cluster(cs, handle, &app, &shutdown).await?;
+    }
 
     let concurrency = if cli.web_get_concurrency == 0 {
         std::thread::available_parallelism()
@@ -182,6 +187,94 @@ async fn serve(cli: Cli) -> Result<(), String> {
     for s in servers {
         let _ = s.await;
     }
+    Ok(())
+}
+
+/// The cluster settings, when `--cluster.peer` asks for a cluster (a node
+/// without peers runs alone, as with `--cluster.listen-address=""`).
+fn cluster_settings(cli: &Cli) -> Result<Option<herald::cluster::ClusterSettings>, String> {
+    if cli.cluster_peer.is_empty() || cli.cluster_listen_address.is_empty() {
+        return Ok(None);
+    }
+    if !cli.cluster_tls_config.is_empty() {
+        return Err("--cluster.tls-config is not supported by Herald yet: refusing to gossip without the TLS the operator asked for".into());
+    }
+    let listen: std::net::SocketAddr = cli.cluster_listen_address.parse().map_err(|e| {
+        format!(
+            "--cluster.listen-address {:?}: {e}",
+            cli.cluster_listen_address
+        )
+    })?;
+    let advertise = if !cli.cluster_advertise_address.is_empty() {
+        cli.cluster_advertise_address.parse().map_err(|e| {
+            format!(
+                "--cluster.advertise-address {:?}: {e}",
+                cli.cluster_advertise_address
+            )
+        })?
+    } else if !listen.ip().is_unspecified() {
+        listen
+    } else {
+        // The address this host uses to reach others (no packet is sent).
+        let probe = std::net::UdpSocket::bind("0.0.0.0:0")
+            .and_then(|s| s.connect("10.255.255.255:9").map(|_| s))
+            .and_then(|s| s.local_addr())
+            .map_err(|e| {
+                format!("finding an address to advertise (set --cluster.advertise-address): {e}")
+            })?;
+        std::net::SocketAddr::new(probe.ip(), listen.port())
+    };
+    let name = if cli.cluster_peer_name.is_empty() {
+        uuid::Uuid::new_v4().simple().to_string().to_uppercase()
+    } else {
+        cli.cluster_peer_name.clone()
+    };
+    Ok(Some(herald::cluster::ClusterSettings {
+        listen,
+        advertise,
+        peers: cli.cluster_peer.clone(),
+        name,
+        peer_timeout: cli.cluster_peer_timeout,
+        gossip_interval: cli.cluster_gossip_interval,
+        pushpull_interval: cli.cluster_pushpull_interval,
+        settle_timeout: cli.cluster_settle_timeout,
+        tcp_timeout: cli.cluster_tcp_timeout,
+        probe_interval: cli.cluster_probe_interval,
+        probe_timeout: cli.cluster_probe_timeout,
+        reconnect_interval: cli.cluster_reconnect_interval,
+        reconnect_timeout: cli.cluster_reconnect_timeout,
+        label: cli.cluster_label.clone(),
+    }))
+}
+
+/// Starts the cluster peer on the app's replicated state and sends every
+/// local change of it to the peers.
+async fn start_cluster(
+    cs: herald::cluster::ClusterSettings,
+    handle: &Arc<herald::cluster::ClusterHandle>,
+    app: &Arc<App>,
+    shutdown: &CancellationToken,
+) -> Result<(), String> {
+    use herald::cluster::gossip::Gossip;
+    let peer = herald::cluster::Peer::start(
+        cs,
+        herald::cluster::Replicated {
+            silences: app.silences.clone(),
+            nflog: app.nflog.clone(),
+        },
+        shutdown.clone(),
+    )
+    .await?;
+    let p = peer.clone();
+    app.silences.on_local_change(Box::new(move |s, expires| {
+        p.broadcast(&Gossip::Silence(s.clone(), expires));
+    }));
+    let p = peer.clone();
+    app.nflog.on_local_log(Box::new(move |key, entry| {
+        p.broadcast(&Gossip::Nflog(key.to_string(), entry.clone()));
+    }));
+    tracing::info!(peer = %peer.name(), "cluster peer started");
+    handle.set(peer);
     Ok(())
 }
 

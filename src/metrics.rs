@@ -37,6 +37,7 @@ pub struct Metrics {
     receivers: Gauge,
     integrations: Gauge,
     nflog_gc_removed: Counter,
+    cluster: ClusterGauges,
 }
 
 fn latency_histogram() -> Histogram {
@@ -59,7 +60,55 @@ impl Default for Metrics {
     }
 }
 
+/// The cluster's gauges and counters, refreshed at scrape time from the
+/// peer's own counters.
+#[derive(Default)]
+struct ClusterGauges {
+    enabled: Gauge,
+    members: Gauge,
+    failed: Gauge,
+    position: Gauge,
+    health: Gauge,
+    received: Counter,
+    sent: Counter,
+    invalid: Counter,
+    pushpull: Counter,
+}
+
+/// A cluster peer's state for `/metrics`.
+pub struct ClusterSample {
+    pub members: usize,
+    pub failed: usize,
+    pub position: usize,
+    pub received: u64,
+    pub sent: u64,
+    pub invalid: u64,
+    pub pushpull: u64,
+}
+
 impl Metrics {
+    /// Refreshes the cluster metrics (counters move by what the peer's own
+    /// counters moved since the last scrape).
+    pub fn set_cluster(&self, c: &ClusterSample) {
+        let g = &self.cluster;
+        g.enabled.set(1);
+        g.members.set(c.members as i64);
+        g.failed.set(c.failed as i64);
+        g.position.set(c.position as i64);
+        g.health.set(0);
+        for (counter, now) in [
+            (&g.received, c.received),
+            (&g.sent, c.sent),
+            (&g.invalid, c.invalid),
+            (&g.pushpull, c.pushpull),
+        ] {
+            let before = counter.get();
+            if now > before {
+                counter.inc_by(now - before);
+            }
+        }
+    }
+
     pub fn new() -> Metrics {
         Self::with_stats(
             &crate::silence::SilenceStats::default(),
@@ -93,6 +142,7 @@ impl Metrics {
             receivers: Gauge::default(),
             integrations: Gauge::default(),
             nflog_gc_removed: Counter::default(),
+            cluster: ClusterGauges::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -244,11 +294,50 @@ impl Metrics {
             "A metric with a constant '1' value labeled by version, revision, branch, and goversion from which alertmanager was built.",
             build_info,
         );
-        let cluster_enabled: Gauge = Gauge::default();
         r.register(
             "alertmanager_cluster_enabled",
             "Indicates whether the clustering is enabled or not.",
-            cluster_enabled,
+            m.cluster.enabled.clone(),
+        );
+        r.register(
+            "alertmanager_cluster_members",
+            "Number indicating current number of members in cluster.",
+            m.cluster.members.clone(),
+        );
+        r.register(
+            "alertmanager_cluster_failed_peers",
+            "Number indicating the current number of failed peers in the cluster.",
+            m.cluster.failed.clone(),
+        );
+        r.register(
+            "alertmanager_peer_position",
+            "Position the Alertmanager instance believes it's in. The position determines a peer's behavior in the cluster.",
+            m.cluster.position.clone(),
+        );
+        r.register(
+            "alertmanager_cluster_health_score",
+            "Health score of the cluster. Lower values are better and zero means 'totally healthy'.",
+            m.cluster.health.clone(),
+        );
+        r.register(
+            "alertmanager_cluster_messages_received",
+            "Total number of cluster messages received.",
+            m.cluster.received.clone(),
+        );
+        r.register(
+            "alertmanager_cluster_messages_sent",
+            "Total number of cluster messages sent.",
+            m.cluster.sent.clone(),
+        );
+        r.register(
+            "alertmanager_cluster_messages_invalid",
+            "Cluster packets dropped: undecodable or from another cluster label (Herald only).",
+            m.cluster.invalid.clone(),
+        );
+        r.register(
+            "alertmanager_cluster_pushpull_exchanges",
+            "Full-state exchanges with peers (Herald only).",
+            m.cluster.pushpull.clone(),
         );
         Metrics { registry: r, ..m }
     }

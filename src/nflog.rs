@@ -59,7 +59,15 @@ pub trait NotificationLog: Send + Sync {
     /// it replaces ours when it is newer and not expired. Returns whether
     /// it changed our log (then a node passes it on).
     fn merge(&self, key: &str, entry: Entry, now: Timestamp) -> Result<bool, NflogError>;
+    /// Every entry by state key: the log's part of a full-state exchange.
+    fn snapshot(&self) -> Vec<(String, Entry)>;
+    /// Registers a callback told of every entry logged on this node (not
+    /// of merges from peers): the cluster gossips them.
+    fn on_local_log(&self, _f: LocalLog) {}
 }
+
+/// A callback for notification-log entries written on this node.
+pub type LocalLog = Box<dyn Fn(&str, &Entry) + Send + Sync>;
 
 /// Alertmanager's notification-log metrics (`alertmanager_nflog_*`).
 #[derive(Clone)]
@@ -196,6 +204,15 @@ impl NotificationLog for MemNotificationLog {
         entries.insert(key.to_string(), entry);
         self.stats.entries_written.inc();
         Ok(true)
+    }
+
+    fn snapshot(&self) -> Vec<(String, Entry)> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect()
     }
 
     fn gc(&self, now: Timestamp) -> usize {

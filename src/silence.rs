@@ -194,7 +194,13 @@ pub struct Silences {
     retention: Duration,
     limits: Limits,
     sink: Option<Arc<dyn SilenceSink>>,
+    /// Told of every change made here (not of merges from peers), with
+    /// the time until which peers keep the silence: the cluster gossips it.
+    on_local_change: std::sync::OnceLock<LocalChange>,
 }
+
+/// A callback for silences changed on this node.
+pub type LocalChange = Box<dyn Fn(&Silence, Timestamp) + Send + Sync>;
 
 /// `validateSilence`.
 fn validate(s: &Silence) -> Result<(), String> {
@@ -251,7 +257,13 @@ impl Silences {
             retention,
             limits,
             sink,
+            on_local_change: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Registers the callback for local changes (once).
+    pub fn on_local_change(&self, f: LocalChange) {
+        let _ = self.on_local_change.set(f);
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Silence>>> {
@@ -277,10 +289,16 @@ impl Silences {
         &self,
         map: &mut HashMap<String, Arc<Silence>>,
         s: Silence,
+        local: bool,
     ) -> Result<(), SilenceError> {
+        let expires = s.ends_at.checked_add(self.retention).unwrap_or(s.ends_at);
         if let Some(sink) = &self.sink {
-            let expires = s.ends_at.checked_add(self.retention).unwrap_or(s.ends_at);
             sink.write(&s, expires).map_err(SilenceError::Invalid)?;
+        }
+        if local {
+            if let Some(f) = self.on_local_change.get() {
+                f(&s, expires);
+            }
         }
         map.insert(s.id.clone(), Arc::new(s));
         self.invalidate();
@@ -302,7 +320,7 @@ impl Silences {
                 s.updated_at = now;
                 validate(&s).map_err(SilenceError::Invalid)?;
                 self.check_size(&s)?;
-                self.store(&mut map, s.clone())?;
+                self.store(&mut map, s.clone(), true)?;
                 return Ok(s.id);
             }
         }
@@ -327,12 +345,12 @@ impl Silences {
         if let Some(prev) = prev {
             if prev.state(now) != SilenceState::Expired {
                 let expired = expired_copy(&prev, now);
-                self.store(&mut map, expired)?;
+                self.store(&mut map, expired, true)?;
             }
         }
         s.id = uuid::Uuid::new_v4().to_string();
         let id = s.id.clone();
-        self.store(&mut map, s)?;
+        self.store(&mut map, s, true)?;
         Ok(id)
     }
 
@@ -366,7 +384,7 @@ impl Silences {
             return Ok(false);
         }
         validate(&s).map_err(SilenceError::Invalid)?;
-        self.store(&mut map, s)?;
+        self.store(&mut map, s, false)?;
         Ok(true)
     }
 
@@ -390,7 +408,7 @@ impl Silences {
         if s.state(now) == SilenceState::Expired {
             return Ok(());
         }
-        self.store(&mut map, expired_copy(&s, now))
+        self.store(&mut map, expired_copy(&s, now), true)
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Silence>> {

@@ -530,6 +530,9 @@ impl SilenceSink for Storage {
 pub struct DurableNotificationLog {
     mem: MemNotificationLog,
     storage: Storage,
+    /// Told of every entry logged here (not of merges from peers): the
+    /// cluster gossips it.
+    on_local_log: std::sync::OnceLock<crate::nflog::LocalLog>,
 }
 
 impl DurableNotificationLog {
@@ -541,7 +544,11 @@ impl DurableNotificationLog {
         let mut mem = MemNotificationLog::default();
         mem.stats = stats;
         mem.restore(entries);
-        DurableNotificationLog { mem, storage }
+        DurableNotificationLog {
+            mem,
+            storage,
+            on_local_log: std::sync::OnceLock::new(),
+        }
     }
 }
 
@@ -577,8 +584,19 @@ impl NotificationLog for DurableNotificationLog {
         };
         let json = serde_json::to_string(&body).map_err(|e| NflogError::Storage(e.to_string()))?;
         self.storage
-            .commit(Op::PutNflog(key, json, expires_at.to_string()))
+            .commit(Op::PutNflog(key.clone(), json, expires_at.to_string()))
             .map_err(NflogError::Storage)?;
+        if let Some(f) = self.on_local_log.get() {
+            f(
+                &key,
+                &crate::nflog::Entry {
+                    firing: firing.clone(),
+                    resolved: resolved.clone(),
+                    timestamp: now,
+                    expires_at,
+                },
+            );
+        }
         self.mem
             .log(group_key, receiver, firing, resolved, now, expiry)
     }
@@ -589,6 +607,14 @@ impl NotificationLog for DurableNotificationLog {
             .tx
             .send((Op::DeleteNflogBefore(now.to_string()), None));
         self.mem.gc(now)
+    }
+
+    fn snapshot(&self) -> Vec<(String, Entry)> {
+        self.mem.snapshot()
+    }
+
+    fn on_local_log(&self, f: crate::nflog::LocalLog) {
+        let _ = self.on_local_log.set(f);
     }
 
     fn merge(&self, key: &str, entry: Entry, now: Timestamp) -> Result<bool, NflogError> {

@@ -178,6 +178,19 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     s.app
         .metrics
         .set_silence_counts(&s.app.silences.count_by_state(now));
+    if let Some(p) = s.app.settings.cluster.as_ref().and_then(|c| c.peer()) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let m = p.metrics();
+        s.app.metrics.set_cluster(&crate::metrics::ClusterSample {
+            members: p.peers().len(),
+            failed: p.failed_peers(),
+            position: p.position(),
+            received: m.received.load(Relaxed),
+            sent: m.sent.load(Relaxed),
+            invalid: m.invalid.load(Relaxed),
+            pushpull: m.pushpull.load(Relaxed),
+        });
+    }
     (
         StatusCode::OK,
         [(

@@ -49,16 +49,39 @@ struct Status {
     version_info: VersionInfo,
 }
 
-pub async fn get_status(State(s): State<ApiState>) -> Response {
-    let rt = s.app.runtime();
-    let body = Status {
-        // A single Herald node: no gossip, as Alertmanager reports with
-        // clustering disabled.
-        cluster: ClusterStatus {
+/// A node without `--cluster.peer` reports what Alertmanager reports with
+/// clustering disabled.
+fn cluster_status(app: &crate::app::App) -> ClusterStatus {
+    match app.settings.cluster.as_ref().and_then(|c| c.peer()) {
+        Some(p) => ClusterStatus {
+            name: p.name().to_string(),
+            peers: p
+                .peers()
+                .into_iter()
+                .map(|i| PeerStatus {
+                    address: i.address,
+                    name: i.name,
+                })
+                .collect(),
+            status: if p.ready() { "ready" } else { "settling" },
+        },
+        None if app.settings.cluster.is_some() => ClusterStatus {
+            name: String::new(),
+            peers: Vec::new(),
+            status: "settling",
+        },
+        None => ClusterStatus {
             name: String::new(),
             peers: Vec::new(),
             status: "disabled",
         },
+    }
+}
+
+pub async fn get_status(State(s): State<ApiState>) -> Response {
+    let rt = s.app.runtime();
+    let body = Status {
+        cluster: cluster_status(&s.app),
         config: ConfigBody {
             original: rt.config.to_yaml(),
         },

@@ -2,11 +2,50 @@
 //!
 //! Alertmanager replicas gossip two states, silences and the notification
 //! log, and merge what they receive with last-writer-wins rules. This
-//! module holds what does not depend on the transport: Alertmanager's
-//! message format (`wire`) and the merge rules, which live beside the
-//! states themselves (`Silences::merge`). Membership and gossip (SWIM via
-//! the `foca` crate, push/pull over TCP, settle and peer position) are not
-//! built yet: a Herald node runs alone and its status says `disabled`.
-//! docs/clustering.md has the design.
+//! module holds the peer (`peer`: SWIM membership with the `foca` crate,
+//! broadcasts, push/pull over TCP, settle and position), the messages
+//! (`gossip`, built on Alertmanager's `wire` format) and the handle the
+//! pipeline waits on. The merge rules live beside the states themselves
+//! (`Silences::merge`, `NotificationLog::merge`). docs/clustering.md has
+//! the design.
 
+pub mod gossip;
+pub mod peer;
 pub mod wire;
+
+pub use peer::{ClusterSettings, Peer, PeerInfo, Replicated};
+
+use std::sync::{Arc, OnceLock};
+
+/// The cluster as the rest of Herald sees it. The pipeline is built before
+/// the peer starts (the peer needs the states the app creates), so stages
+/// hold this handle and find the peer once it is set; until then a node
+/// counts as not settled.
+#[derive(Default)]
+pub struct ClusterHandle {
+    peer: OnceLock<Arc<Peer>>,
+}
+
+impl std::fmt::Debug for ClusterHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterHandle")
+            .field("peer", &self.peer().map(|p| p.name().to_string()))
+            .finish()
+    }
+}
+
+impl ClusterHandle {
+    pub fn set(&self, peer: Arc<Peer>) {
+        let _ = self.peer.set(peer);
+    }
+
+    pub fn peer(&self) -> Option<&Arc<Peer>> {
+        self.peer.get()
+    }
+
+    /// How long this node holds a notification back before its dedup
+    /// check: `position × --cluster.peer-timeout`.
+    pub fn peer_wait(&self) -> std::time::Duration {
+        self.peer().map(|p| p.peer_wait()).unwrap_or_default()
+    }
+}

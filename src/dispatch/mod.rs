@@ -32,6 +32,7 @@ pub struct Dispatcher {
     metrics: Arc<Metrics>,
     shards: Vec<Mutex<HashMap<GroupId, Arc<AggrGroup>>>>,
     cancel: CancellationToken,
+    cluster: Option<Arc<crate::cluster::ClusterHandle>>,
 }
 
 struct GroupState {
@@ -79,6 +80,7 @@ impl Dispatcher {
         pipeline: Arc<Pipeline>,
         metrics: Arc<Metrics>,
         cancel: CancellationToken,
+        cluster: Option<Arc<crate::cluster::ClusterHandle>>,
     ) -> Arc<Dispatcher> {
         Arc::new(Dispatcher {
             route,
@@ -86,6 +88,7 @@ impl Dispatcher {
             metrics,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             cancel,
+            cluster,
         })
     }
 
@@ -175,7 +178,13 @@ impl Dispatcher {
             // This flush serves any "flush now" asked before it: the wake-up
             // left behind must not flush a second time.
             group.flush_now_pending.store(false, Ordering::Release);
-            let deadline = started + opts.group_interval.max(Duration::from_secs(10));
+            // A clustered node also waits its turn before notifying.
+            let peer_wait = self
+                .cluster
+                .as_ref()
+                .map(|c| c.peer_wait())
+                .unwrap_or_default();
+            let deadline = started + opts.group_interval.max(Duration::from_secs(10)) + peer_wait;
             if self.flush(&group, now, deadline).await {
                 break;
             }

@@ -293,6 +293,63 @@ pub struct PipelineDeps {
     pub retention: Duration,
     pub inhibitor: Arc<Inhibitor>,
     pub silences: Arc<Silences>,
+    /// Set when this node is part of a cluster.
+    pub cluster: Option<Arc<crate::cluster::ClusterHandle>>,
+}
+
+/// `GossipSettleStage`: no notification before the cluster has settled,
+/// so a node that just started does not notify what its peers already did.
+pub struct GossipSettleStage {
+    pub cluster: Arc<crate::cluster::ClusterHandle>,
+}
+
+impl Stage for GossipSettleStage {
+    fn exec<'a>(
+        &'a self,
+        ctx: &'a mut NotifyCtx,
+        alerts: Vec<Arc<Alert>>,
+    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
+        Box::pin(async move {
+            loop {
+                if let Some(p) = self.cluster.peer() {
+                    p.wait_ready(&ctx.cancel).await;
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = ctx.cancel.cancelled() => break,
+                }
+            }
+            Ok(alerts)
+        })
+    }
+}
+
+/// The wait stage: this node holds each notification back
+/// `position × --cluster.peer-timeout`, so the first node in the cluster
+/// notifies and logs it and the others find it logged (fail open: if the
+/// first node is gone, the next one notifies after its wait).
+pub struct WaitStage {
+    pub cluster: Arc<crate::cluster::ClusterHandle>,
+}
+
+impl Stage for WaitStage {
+    fn exec<'a>(
+        &'a self,
+        ctx: &'a mut NotifyCtx,
+        alerts: Vec<Arc<Alert>>,
+    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
+        Box::pin(async move {
+            let wait = self.cluster.peer_wait();
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = ctx.cancel.cancelled() => {}
+                }
+            }
+            Ok(alerts)
+        })
+    }
 }
 
 /// The notification stages of every receiver that a route uses.
@@ -311,6 +368,7 @@ impl Pipeline {
             retention,
             inhibitor,
             silences,
+            cluster,
         } = deps;
         let retention = *retention;
         let mut receivers: HashMap<String, Arc<dyn Stage>> = HashMap::new();
@@ -362,11 +420,15 @@ impl Pipeline {
                 });
                 *i += 1;
                 metrics.init_integration(kind);
-                per_integration.push(MultiStage(vec![
+                let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
+                if let Some(c) = cluster {
+                    stages.push(Arc::new(WaitStage { cluster: c.clone() }));
+                }
+                stages.extend([
                     Arc::new(DedupStage {
                         nflog: nflog.clone(),
                         integration: integration.clone(),
-                    }),
+                    }) as Arc<dyn Stage>,
                     Arc::new(RetryStage {
                         integration: integration.clone(),
                         metrics: metrics.clone(),
@@ -375,26 +437,36 @@ impl Pipeline {
                         nflog: nflog.clone(),
                         integration,
                         retention,
-                    }),
-                ]));
+                    }) as Arc<dyn Stage>,
+                ]);
+                per_integration.push(MultiStage(stages));
+            }
+            let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
+            if let Some(c) = cluster {
+                stages.push(Arc::new(GossipSettleStage { cluster: c.clone() }));
             }
             receivers.insert(
                 rc.name.clone(),
-                Arc::new(MultiStage(vec![
-                    Arc::new(InhibitStage {
-                        inhibitor: inhibitor.clone(),
-                    }),
-                    Arc::new(TimeActiveStage {
-                        intervals: intervals.clone(),
-                    }),
-                    Arc::new(TimeMuteStage {
-                        intervals: intervals.clone(),
-                    }),
-                    Arc::new(SilenceStage {
-                        silences: silences.clone(),
-                    }),
-                    Arc::new(FanoutStage(per_integration)),
-                ])),
+                Arc::new(MultiStage(
+                    stages
+                        .into_iter()
+                        .chain([
+                            Arc::new(InhibitStage {
+                                inhibitor: inhibitor.clone(),
+                            }) as Arc<dyn Stage>,
+                            Arc::new(TimeActiveStage {
+                                intervals: intervals.clone(),
+                            }),
+                            Arc::new(TimeMuteStage {
+                                intervals: intervals.clone(),
+                            }),
+                            Arc::new(SilenceStage {
+                                silences: silences.clone(),
+                            }),
+                            Arc::new(FanoutStage(per_integration)) as Arc<dyn Stage>,
+                        ])
+                        .collect(),
+                )),
             );
         }
         Ok(Pipeline { receivers })

@@ -1,0 +1,714 @@
+//! A cluster peer: SWIM membership with the `foca` crate over UDP, the
+//! replicated states (silences, notification log) gossiped as foca custom
+//! broadcasts, full-state push/pull over TCP on join and periodically, and
+//! the settle and position logic the notification pipeline waits on.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use foca::{
+    BroadcastHandler, Foca, Identity, Invalidates, Notification, PostcardCodec, Runtime, Timer,
+};
+use jiff::Timestamp;
+use rand10::SeedableRng;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::gossip::{self, Gossip};
+use crate::nflog::NotificationLog;
+use crate::silence::Silences;
+
+/// `--cluster.*` settings.
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    pub listen: SocketAddr,
+    pub advertise: SocketAddr,
+    /// `--cluster.peer`: `host:port`, resolved at start and on every
+    /// reconnect attempt.
+    pub peers: Vec<String>,
+    pub name: String,
+    pub peer_timeout: Duration,
+    pub gossip_interval: Duration,
+    pub pushpull_interval: Duration,
+    pub settle_timeout: Duration,
+    pub tcp_timeout: Duration,
+    pub probe_interval: Duration,
+    pub probe_timeout: Duration,
+    pub reconnect_interval: Duration,
+    pub reconnect_timeout: Duration,
+    /// `--cluster.label`: packets from clusters with another label are
+    /// dropped.
+    pub label: String,
+}
+
+/// A member's identity: where it listens, its name (positions are by name)
+/// and a bump that foca raises when the node rejoins under the same name.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NodeId {
+    pub addr: SocketAddr,
+    pub name: String,
+    pub bump: u16,
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}#{}", self.name, self.addr, self.bump)
+    }
+}
+
+impl Identity for NodeId {
+    type Addr = SocketAddr;
+
+    fn renew(&self) -> Option<Self> {
+        Some(NodeId {
+            bump: self.bump.wrapping_add(1),
+            ..self.clone()
+        })
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn win_addr_conflict(&self, adversary: &Self) -> bool {
+        self.bump > adversary.bump
+    }
+}
+
+/// What foca asked for while handling one event.
+#[derive(Default)]
+struct Actions {
+    sends: Vec<(SocketAddr, Vec<u8>)>,
+    timers: Vec<(Timer<NodeId>, Duration)>,
+    ups: Vec<NodeId>,
+    downs: Vec<NodeId>,
+}
+
+impl Runtime<NodeId> for Actions {
+    fn notify(&mut self, n: Notification<'_, NodeId>) {
+        match n {
+            Notification::MemberUp(id) => self.ups.push(id.clone()),
+            Notification::MemberDown(id) => self.downs.push(id.clone()),
+            Notification::Rename(old, new) => {
+                self.downs.push(old.clone());
+                self.ups.push(new.clone());
+            }
+            _ => {}
+        }
+    }
+
+    fn send_to(&mut self, to: NodeId, data: &[u8]) {
+        self.sends.push((to.addr, data.to_vec()));
+    }
+
+    fn submit_after(&mut self, event: Timer<NodeId>, after: Duration) {
+        self.timers.push((event, after));
+    }
+}
+
+/// The states a peer replicates, and the merges foca's broadcasts and the
+/// push/pull exchanges feed.
+pub struct Replicated {
+    pub silences: Arc<Silences>,
+    pub nflog: Arc<dyn NotificationLog>,
+}
+
+impl Replicated {
+    /// Merges one message; true when it changed our state.
+    fn merge(&self, g: Gossip, now: Timestamp) -> bool {
+        let r = match g {
+            Gossip::Silence(s, expires) => self
+                .silences
+                .merge(s, expires, now)
+                .map_err(|e| e.to_string()),
+            Gossip::Nflog(key, entry) => self
+                .nflog
+                .merge(&key, entry, now)
+                .map_err(|e| e.to_string()),
+        };
+        r.unwrap_or_else(|e| {
+            tracing::warn!(err = %e, "merging gossip failed");
+            false
+        })
+    }
+
+    /// Everything we hold, for a push/pull exchange.
+    fn full_state(&self) -> Vec<u8> {
+        let mut msgs: Vec<Vec<u8>> = self
+            .silences
+            .snapshot()
+            .into_iter()
+            .map(|(s, exp)| gossip::encode(&Gossip::Silence((*s).clone(), exp)))
+            .collect();
+        msgs.extend(
+            self.nflog
+                .snapshot()
+                .into_iter()
+                .map(|(k, e)| gossip::encode(&Gossip::Nflog(k, e))),
+        );
+        gossip::frame_all(&msgs)
+    }
+}
+
+/// foca's custom broadcast handler: a broadcast is passed on while it
+/// changes the state of the nodes it reaches.
+struct Handler {
+    state: Arc<Replicated>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("bad gossip message: {0}")]
+pub struct GossipError(String);
+
+impl BroadcastHandler<NodeId> for Handler {
+    type Key = gossip::Key;
+    type Error = GossipError;
+
+    fn receive_item(
+        &mut self,
+        data: &[u8],
+        sender: Option<&NodeId>,
+    ) -> Result<Option<gossip::Key>, GossipError> {
+        let g = gossip::decode(data).map_err(|e| {
+            self.shared.metrics.invalid.fetch_add(1, Ordering::Relaxed);
+            GossipError(e)
+        })?;
+        let key = g.key();
+        if sender.is_none() {
+            // Our own change, already stored: send it.
+            return Ok(Some(key));
+        }
+        self.shared.metrics.received.fetch_add(1, Ordering::Relaxed);
+        Ok(self.state.merge(g, Timestamp::now()).then_some(key))
+    }
+}
+
+impl Invalidates for gossip::Key {
+    fn invalidates(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.id == other.id && self.version >= other.version
+    }
+}
+
+/// Message counters for `/metrics`.
+#[derive(Default)]
+pub struct PeerMetrics {
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+    pub invalid: AtomicU64,
+    pub pushpull: AtomicU64,
+}
+
+struct Shared {
+    me: NodeId,
+    members: Mutex<HashMap<String, NodeId>>,
+    failed: Mutex<HashMap<String, NodeId>>,
+    settled: AtomicBool,
+    settled_notify: tokio::sync::Notify,
+    metrics: PeerMetrics,
+}
+
+enum Input {
+    Packet(Vec<u8>),
+    Timer(Timer<NodeId>),
+    Broadcast(Vec<u8>),
+    Announce(SocketAddr),
+}
+
+/// A running cluster peer.
+pub struct Peer {
+    shared: Arc<Shared>,
+    settings: ClusterSettings,
+    tx: mpsc::UnboundedSender<Input>,
+}
+
+/// A member as the status API shows it.
+pub struct PeerInfo {
+    pub name: String,
+    pub address: String,
+}
+
+impl Peer {
+    /// Binds the UDP and TCP sockets and starts gossiping. Must run inside
+    /// the tokio runtime; everything stops with `shutdown`.
+    pub async fn start(
+        settings: ClusterSettings,
+        state: Replicated,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Peer>, String> {
+        let udp = Arc::new(
+            UdpSocket::bind(settings.listen)
+                .await
+                .map_err(|e| format!("cluster listen {}: {e}", settings.listen))?,
+        );
+        let tcp = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| format!("cluster listen (tcp) {}: {e}", settings.listen))?;
+        let me = NodeId {
+            addr: settings.advertise,
+            name: settings.name.clone(),
+            bump: 0,
+        };
+        let shared = Arc::new(Shared {
+            me: me.clone(),
+            members: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
+            settled: AtomicBool::new(false),
+            settled_notify: tokio::sync::Notify::new(),
+            metrics: PeerMetrics::default(),
+        });
+        let state = Arc::new(state);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let peer = Arc::new(Peer {
+            shared: shared.clone(),
+            settings: settings.clone(),
+            tx: tx.clone(),
+        });
+        let mut config = foca::Config::new_lan(NonZeroU32::new(3).unwrap_or(NonZeroU32::MIN));
+        config.probe_period = settings.probe_interval;
+        config.probe_rtt = settings.probe_timeout.min(settings.probe_interval / 2);
+        if let Some(g) = config.periodic_gossip.as_mut() {
+            g.frequency = settings.gossip_interval;
+        }
+        let foca = Foca::with_custom_broadcast(
+            me,
+            config,
+            rand10::rngs::SmallRng::seed_from_u64(rand::random()),
+            PostcardCodec,
+            Handler {
+                state: state.clone(),
+                shared: shared.clone(),
+            },
+        );
+        tokio::spawn(recv_udp(
+            udp.clone(),
+            settings.label.clone(),
+            tx.clone(),
+            shared.clone(),
+            shutdown.clone(),
+        ));
+        tokio::spawn(serve_pushpull(
+            tcp,
+            state.clone(),
+            settings.clone(),
+            shared.clone(),
+            shutdown.clone(),
+        ));
+        tokio::spawn(run_foca(
+            foca,
+            udp,
+            rx,
+            tx.clone(),
+            state.clone(),
+            settings.clone(),
+            shared.clone(),
+            shutdown.clone(),
+        ));
+        tokio::spawn(join_and_pushpull(peer.clone(), state, shutdown.clone()));
+        tokio::spawn(settle(peer.clone(), shutdown));
+        Ok(peer)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.me.name
+    }
+
+    /// This node's index among the members sorted by name: the wait stage
+    /// holds notifications back `position × --cluster.peer-timeout`.
+    pub fn position(&self) -> usize {
+        let members = self
+            .shared
+            .members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        members
+            .keys()
+            .filter(|n| n.as_str() < self.shared.me.name.as_str())
+            .count()
+    }
+
+    pub fn peer_wait(&self) -> Duration {
+        self.settings.peer_timeout * self.position() as u32
+    }
+
+    /// Every member, this node included, sorted by name.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        let members = self
+            .shared
+            .members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<PeerInfo> = members
+            .values()
+            .chain(std::iter::once(&self.shared.me))
+            .map(|m| PeerInfo {
+                name: m.name.clone(),
+                address: m.addr.to_string(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    pub fn failed_peers(&self) -> usize {
+        self.shared
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    pub fn ready(&self) -> bool {
+        self.shared.settled.load(Ordering::Acquire)
+    }
+
+    /// Waits until the cluster has settled (or `cancel` fires).
+    pub async fn wait_ready(&self, cancel: &CancellationToken) {
+        while !self.ready() {
+            tokio::select! {
+                _ = self.shared.settled_notify.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = cancel.cancelled() => return,
+            }
+        }
+    }
+
+    pub fn metrics(&self) -> &PeerMetrics {
+        &self.shared.metrics
+    }
+
+    /// Gossips a local change (a silence set or expired here, a
+    /// notification logged here).
+    pub fn broadcast(&self, g: &Gossip) {
+        let _ = self.tx.send(Input::Broadcast(gossip::encode(g)));
+    }
+}
+
+fn frame_packet(label: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(label.len() + 1 + data.len());
+    out.extend_from_slice(label.as_bytes());
+    out.push(0);
+    out.extend_from_slice(data);
+    out
+}
+
+/// Strips the cluster label; a packet of another cluster is `None`.
+fn unframe_packet<'a>(label: &str, data: &'a [u8]) -> Option<&'a [u8]> {
+    let rest = data.strip_prefix(label.as_bytes())?;
+    rest.strip_prefix(&[0])
+}
+
+async fn recv_udp(
+    udp: Arc<UdpSocket>,
+    label: String,
+    tx: mpsc::UnboundedSender<Input>,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let n = tokio::select! {
+            r = udp.recv_from(&mut buf) => match r {
+                Ok((n, _)) => n,
+                Err(_) => continue,
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        match unframe_packet(&label, &buf[..n]) {
+            Some(d) => {
+                let _ = tx.send(Input::Packet(d.to_vec()));
+            }
+            None => {
+                shared.metrics.invalid.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_foca(
+    mut foca: Foca<NodeId, PostcardCodec, rand10::rngs::SmallRng, Handler>,
+    udp: Arc<UdpSocket>,
+    mut rx: mpsc::UnboundedReceiver<Input>,
+    tx: mpsc::UnboundedSender<Input>,
+    state: Arc<Replicated>,
+    settings: ClusterSettings,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let input = tokio::select! {
+            i = rx.recv() => match i { Some(i) => i, None => return },
+            _ = shutdown.cancelled() => {
+                let mut acts = Actions::default();
+                let _ = foca.leave_cluster(&mut acts);
+                for (to, data) in acts.sends {
+                    let _ = udp.send_to(&frame_packet(&settings.label, &data), to).await;
+                }
+                return;
+            }
+        };
+        let mut acts = Actions::default();
+        // Merges write to SQLite and wait for the commit.
+        let result = tokio::task::block_in_place(|| match input {
+            Input::Packet(d) => foca.handle_data(&d, &mut acts),
+            Input::Timer(t) => foca.handle_timer(t, &mut acts),
+            Input::Broadcast(b) => foca
+                .add_broadcast(&b)
+                .map(|_| ())
+                .and_then(|()| foca.broadcast(&mut acts)),
+            Input::Announce(addr) => foca.announce(
+                NodeId {
+                    addr,
+                    name: String::new(),
+                    bump: 0,
+                },
+                &mut acts,
+            ),
+        });
+        if let Err(e) = result {
+            tracing::debug!(err = %e, "cluster message not handled");
+        }
+        for (to, data) in acts.sends {
+            shared.metrics.sent.fetch_add(1, Ordering::Relaxed);
+            let _ = udp.send_to(&frame_packet(&settings.label, &data), to).await;
+        }
+        for (t, after) in acts.timers {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let _ = tx.send(Input::Timer(t));
+            });
+        }
+        for id in acts.downs {
+            if id == shared.me || id.name.is_empty() {
+                continue;
+            }
+            shared
+                .members
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id.name);
+            shared
+                .failed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id.name.clone(), id.clone());
+            tracing::info!(peer = %id.name, addr = %id.addr, "cluster peer left or failed");
+        }
+        for id in acts.ups {
+            if id == shared.me || id.name.is_empty() {
+                continue;
+            }
+            shared
+                .failed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id.name);
+            let new = shared
+                .members
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id.name.clone(), id.clone())
+                .is_none();
+            if new {
+                tracing::info!(peer = %id.name, addr = %id.addr, "cluster peer joined");
+                // A new member gets (and gives) the full state at once.
+                let (state, settings, shared) = (state.clone(), settings.clone(), shared.clone());
+                tokio::spawn(async move { pushpull(id.addr, &state, &settings, &shared).await });
+            }
+        }
+    }
+}
+
+/// Announces to the configured peers until one answers, then exchanges the
+/// full state with a random member every `--cluster.pushpull-interval`.
+async fn join_and_pushpull(peer: Arc<Peer>, state: Arc<Replicated>, shutdown: CancellationToken) {
+    let s = peer.settings.clone();
+    let started = std::time::Instant::now();
+    let mut next_pushpull = tokio::time::Instant::now() + s.pushpull_interval;
+    loop {
+        let alone = peer
+            .shared
+            .members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
+        if alone && started.elapsed() < s.reconnect_timeout {
+            for p in &s.peers {
+                // Names are resolved again on every attempt.
+                if let Ok(addrs) = tokio::net::lookup_host(p.as_str()).await {
+                    for a in addrs.filter(|a| *a != s.advertise && *a != s.listen) {
+                        let _ = peer.tx.send(Input::Announce(a));
+                    }
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= next_pushpull {
+            next_pushpull = tokio::time::Instant::now() + s.pushpull_interval;
+            let target = {
+                let m = peer
+                    .shared
+                    .members
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let all: Vec<SocketAddr> = m.values().map(|id| id.addr).collect();
+                (!all.is_empty()).then(|| all[rand::random_range(0..all.len())])
+            };
+            if let Some(addr) = target {
+                pushpull(addr, &state, &s, &peer.shared).await;
+            }
+        }
+        let wait = if alone {
+            s.reconnect_interval.min(Duration::from_secs(1))
+        } else {
+            s.pushpull_interval.min(Duration::from_secs(1))
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Alertmanager's settle: ready once the member count held still for three
+/// checks in a row (or at `--cluster.settle-timeout`).
+async fn settle(peer: Arc<Peer>, shutdown: CancellationToken) {
+    let interval = (peer.settings.gossip_interval * 10).max(Duration::from_millis(100));
+    let deadline = tokio::time::Instant::now() + peer.settings.settle_timeout;
+    let (mut last, mut stable) = (usize::MAX, 0);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let n = peer
+            .shared
+            .members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        stable = if n == last { stable + 1 } else { 0 };
+        last = n;
+        if stable >= 2 || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+    }
+    tracing::info!(peers = last + 1, "gossip settled; proceeding");
+    peer.shared.settled.store(true, Ordering::Release);
+    peer.shared.settled_notify.notify_waiters();
+}
+
+/// Largest full state accepted in one exchange.
+const MAX_STATE_BYTES: usize = 256 << 20;
+
+async fn read_state(stream: &mut TcpStream, label: &str) -> Result<Vec<u8>, String> {
+    let mut len = [0u8; 4];
+    stream
+        .read_exact(&mut len)
+        .await
+        .map_err(|e| e.to_string())?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_STATE_BYTES {
+        return Err(format!("state of {len} bytes refused"));
+    }
+    let mut buf = vec![0u8; len];
+    stream
+        .read_exact(&mut buf)
+        .await
+        .map_err(|e| e.to_string())?;
+    unframe_packet(label, &buf)
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| "state from another cluster (label)".to_string())
+}
+
+async fn write_state(stream: &mut TcpStream, label: &str, state: &[u8]) -> Result<(), String> {
+    let framed = frame_packet(label, state);
+    let len = u32::try_from(framed.len()).map_err(|_| "state too large".to_string())?;
+    stream
+        .write_all(&len.to_be_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    stream.write_all(&framed).await.map_err(|e| e.to_string())
+}
+
+fn merge_state(state: &Replicated, buf: &[u8], shared: &Shared) {
+    let now = Timestamp::now();
+    match gossip::unframe_all(buf) {
+        Ok(msgs) => tokio::task::block_in_place(|| {
+            for m in msgs {
+                match gossip::decode(&m) {
+                    Ok(g) => {
+                        state.merge(g, now);
+                    }
+                    Err(_) => {
+                        shared.metrics.invalid.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }),
+        Err(e) => {
+            shared.metrics.invalid.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(err = %e, "bad full state from a peer");
+        }
+    }
+}
+
+/// Sends our full state to `addr` and merges theirs.
+async fn pushpull(addr: SocketAddr, state: &Replicated, s: &ClusterSettings, shared: &Shared) {
+    let run = async {
+        let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let ours = tokio::task::block_in_place(|| state.full_state());
+        write_state(&mut stream, &s.label, &ours).await?;
+        let theirs = read_state(&mut stream, &s.label).await?;
+        merge_state(state, &theirs, shared);
+        Ok::<(), String>(())
+    };
+    match tokio::time::timeout(s.tcp_timeout, run).await {
+        Ok(Ok(())) => {
+            shared.metrics.pushpull.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Err(e)) => tracing::debug!(peer = %addr, err = %e, "push/pull failed"),
+        Err(_) => tracing::debug!(peer = %addr, "push/pull timed out"),
+    }
+}
+
+async fn serve_pushpull(
+    tcp: TcpListener,
+    state: Arc<Replicated>,
+    s: ClusterSettings,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (mut stream, _) = tokio::select! {
+            r = tcp.accept() => match r { Ok(c) => c, Err(_) => continue },
+            _ = shutdown.cancelled() => return,
+        };
+        let (state, s, shared) = (state.clone(), s.clone(), shared.clone());
+        tokio::spawn(async move {
+            let run = async {
+                let theirs = read_state(&mut stream, &s.label).await?;
+                let ours = tokio::task::block_in_place(|| state.full_state());
+                write_state(&mut stream, &s.label, &ours).await?;
+                merge_state(&state, &theirs, &shared);
+                Ok::<(), String>(())
+            };
+            match tokio::time::timeout(s.tcp_timeout, run).await {
+                Ok(Ok(())) => {
+                    shared.metrics.pushpull.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Err(e)) => tracing::debug!(err = %e, "push/pull from a peer failed"),
+                Err(_) => tracing::debug!("push/pull from a peer timed out"),
+            }
+        });
+    }
+}

@@ -1,0 +1,268 @@
+//! High availability: three Herald nodes on loopback form a cluster (SWIM
+//! membership with foca, gossip, push/pull). The same alerts posted to all
+//! three give one notification; a silence created on one node mutes on
+//! all; with the first node gone the next one notifies after its wait; a
+//! node that joins later catches up by push/pull.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const T: Duration = Duration::from_secs(30);
+
+fn config(hook: &Webhook) -> String {
+    format!(
+        "route:\n  receiver: r\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1h\n  repeat_interval: 1h\nreceivers:\n  - name: r\n    webhook_configs: [{{url: '{}'}}]\n",
+        hook.url("/ha")
+    )
+}
+
+struct Node {
+    server: Server,
+    _root: tempfile::TempDir,
+}
+
+/// Starts a node named `name` listening for gossip on `port`, peering with
+/// `peers` (cluster ports).
+async fn node(hook: &Webhook, name: &str, port: u16, peers: &[u16]) -> Node {
+    let root = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        format!("--cluster.listen-address=127.0.0.1:{port}"),
+        format!("--cluster.peer-name={name}"),
+        "--cluster.peer-timeout=1s".into(),
+        "--cluster.gossip-interval=50ms".into(),
+        "--cluster.pushpull-interval=2s".into(),
+        "--cluster.probe-interval=200ms".into(),
+        "--cluster.probe-timeout=100ms".into(),
+        "--cluster.settle-timeout=10s".into(),
+    ];
+    args.extend(
+        peers
+            .iter()
+            .map(|p| format!("--cluster.peer=127.0.0.1:{p}")),
+    );
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = start_herald_at(root.path(), &config(hook), &refs).await;
+    Node {
+        server,
+        _root: root,
+    }
+}
+
+async fn status(n: &Node) -> Value {
+    get_json(&format!("{}/api/v2/status", n.server.base)).await["cluster"].clone()
+}
+
+/// Waits until every node is ready and sees `count` members.
+async fn wait_members(nodes: &[&Node], count: usize) {
+    for n in nodes {
+        wait_for_value("cluster settled", || async {
+            let s = status(n).await;
+            (s["status"] == "ready" && s["peers"].as_array().map_or(0, Vec::len) == count)
+                .then_some(())
+        })
+        .await;
+    }
+}
+
+async fn wait_for_value<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<()>>,
+{
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        if f().await.is_some() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn metric(n: &Node, series: &str) -> f64 {
+    counter(&n.server.base, series).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_nodes_notify_once_share_silences_and_fail_over() {
+    let hook = Webhook::start().await;
+    let ports = [free_port(), free_port(), free_port()];
+    let a = node(&hook, "node-a", ports[0], &ports[1..]).await;
+    let b = node(&hook, "node-b", ports[1], &[ports[0], ports[2]]).await;
+    let c = node(&hook, "node-c", ports[2], &ports[..2]).await;
+    wait_members(&[&a, &b, &c], 3).await;
+    let positions = [
+        metric(&a, "alertmanager_peer_position").await,
+        metric(&b, "alertmanager_peer_position").await,
+        metric(&c, "alertmanager_peer_position").await,
+    ];
+    assert_eq!(
+        positions,
+        [0.0, 1.0, 2.0],
+        "positions follow the sorted names"
+    );
+    assert_eq!(metric(&c, "alertmanager_cluster_members").await, 3.0);
+
+    // The same alert, posted to every node as each Prometheus does: one
+    // notification, and every node's log knows it (so none repeats it).
+    let alert = json!([{"labels": {"alertname": "Disk", "instance": "db1"}}]);
+    for n in [&a, &b, &c] {
+        post_alerts(&n.server.base, &alert).await;
+    }
+    hook.nth(1, T).await;
+    for n in [&a, &b, &c] {
+        // Each node's dedup stage ran (after its wait) and its log holds
+        // the notification, written locally or merged from gossip.
+        wait_for_value("dedup on every node", || async {
+            (metric(n, "alertmanager_nflog_queries_total").await >= 1.0
+                && metric(n, "alertmanager_nflog_entries_written_total").await >= 1.0)
+                .then_some(())
+        })
+        .await;
+    }
+    let sent: f64 = [
+        metric(
+            &a,
+            r#"alertmanager_notifications_total{integration="webhook"}"#,
+        )
+        .await,
+        metric(
+            &b,
+            r#"alertmanager_notifications_total{integration="webhook"}"#,
+        )
+        .await,
+        metric(
+            &c,
+            r#"alertmanager_notifications_total{integration="webhook"}"#,
+        )
+        .await,
+    ]
+    .iter()
+    .sum();
+    assert_eq!(sent, 1.0, "one notification for the cluster");
+    assert_eq!(hook.count(), 1);
+
+    // A silence made on node C mutes on A and B too.
+    let now = jiff::Timestamp::now();
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v2/silences", c.server.base))
+        .json(
+            &json!({"matchers": [{"name": "alertname", "value": "Quiet", "isRegex": false}],
+            "startsAt": now.to_string(),
+            "endsAt": now.checked_add(jiff::SignedDuration::from_hours(1)).unwrap().to_string(),
+            "createdBy": "ha-test", "comment": "replicated"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let id = r.json::<Value>().await.unwrap()["silenceID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for n in [&a, &b] {
+        wait_for_value("silence replicated", || async {
+            get_json(&format!("{}/api/v2/silence/{id}", n.server.base))
+                .await
+                .get("comment")
+                .is_some_and(|c| c == "replicated")
+                .then_some(())
+        })
+        .await;
+        post_alerts(&n.server.base, &json!([{"labels": {"alertname": "Quiet"}}])).await;
+        let alerts = get_json(&format!(
+            "{}/api/v2/alerts?filter=alertname%3D%22Quiet%22",
+            n.server.base
+        ))
+        .await;
+        assert_eq!(alerts[0]["status"]["silencedBy"], json!([id]));
+    }
+
+    // The first node goes: the next one notifies a new group, once, after
+    // its wait.
+    drop(a);
+    wait_members(&[&b, &c], 2).await;
+    let alert = json!([{"labels": {"alertname": "Load", "instance": "web1"}}]);
+    for n in [&b, &c] {
+        post_alerts(&n.server.base, &alert).await;
+    }
+    let second = hook.nth(2, T).await;
+    assert_eq!(second.body["groupLabels"]["alertname"], "Load");
+    for n in [&b, &c] {
+        wait_for_value("dedup after failover", || async {
+            (metric(n, "alertmanager_nflog_entries_written_total").await >= 2.0).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(hook.count(), 2, "no duplicate after failover");
+
+    // A node joining later gets the silences by push/pull.
+    let d_port = free_port();
+    let d = node(&hook, "node-d", d_port, &[ports[1]]).await;
+    wait_for_value("late node catches up", || async {
+        get_json(&format!("{}/api/v2/silence/{id}", d.server.base))
+            .await
+            .get("comment")
+            .is_some_and(|c| c == "replicated")
+            .then_some(())
+    })
+    .await;
+    assert!(metric(&d, "alertmanager_cluster_pushpull_exchanges_total").await >= 1.0);
+    drop(d);
+}
+
+/// Packets from a cluster with another `--cluster.label` are dropped: two
+/// nodes with different labels never see each other.
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_labels_keep_clusters_apart() {
+    let hook = Webhook::start().await;
+    let (p1, p2) = (free_port(), free_port());
+    let root1 = tempfile::tempdir().unwrap();
+    let root2 = tempfile::tempdir().unwrap();
+    let args = |port: u16, peer: u16, name: &str, label: &str| {
+        vec![
+            format!("--cluster.listen-address=127.0.0.1:{port}"),
+            format!("--cluster.peer=127.0.0.1:{peer}"),
+            format!("--cluster.peer-name={name}"),
+            format!("--cluster.label={label}"),
+            "--cluster.gossip-interval=50ms".to_string(),
+            "--cluster.settle-timeout=2s".to_string(),
+        ]
+    };
+    let a1 = args(p1, p2, "x", "blue");
+    let a2 = args(p2, p1, "y", "green");
+    let n1 = start_herald_at(
+        root1.path(),
+        &config(&hook),
+        &a1.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    let n2 = start_herald_at(
+        root2.path(),
+        &config(&hook),
+        &a2.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    let n1 = Node {
+        server: n1,
+        _root: root1,
+    };
+    let n2 = Node {
+        server: n2,
+        _root: root2,
+    };
+    wait_for_value("foreign packets dropped", || async {
+        (metric(&n1, "alertmanager_cluster_messages_invalid_total").await >= 1.0).then_some(())
+    })
+    .await;
+    for n in [&n1, &n2] {
+        let s = status(n).await;
+        assert_eq!(s["peers"].as_array().unwrap().len(), 1, "{s}");
+    }
+}
