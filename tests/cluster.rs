@@ -109,6 +109,22 @@ async fn three_nodes_notify_once_share_silences_and_fail_over() {
         "positions follow the sorted names"
     );
     assert_eq!(metric(&c, "alertmanager_cluster_members").await, 3.0);
+    // The real amtool reads the cluster from the status API.
+    let out = std::process::Command::new("/usr/bin/amtool")
+        .args([
+            &format!("--alertmanager.url={}", b.server.base),
+            "cluster",
+            "show",
+            "--output=json",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("ready") && text.contains("node-b"), "{text}");
+    for name in ["node-a", "node-c"] {
+        assert!(text.contains(name), "{text}");
+    }
 
     // The same alert, posted to every node as each Prometheus does: one
     // notification, and every node's log knows it (so none repeats it).

@@ -13,6 +13,19 @@ use crate::silence::Silence;
 pub enum Gossip {
     Silence(Silence, Timestamp),
     Nflog(String, Entry),
+    /// A node is delivering a notification (notification-log state key,
+    /// hash of the alerts it carries) until `until` at the latest: peers
+    /// that reach the same notification wait for it to be logged instead
+    /// of sending a duplicate (Herald only; not part of the full state).
+    Claim(Claim),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Claim {
+    pub key: String,
+    pub hash: u64,
+    pub node: String,
+    pub until: Timestamp,
 }
 
 /// What a broadcast is about, and which version: a newer version of the
@@ -26,6 +39,7 @@ pub struct Key {
 
 const SILENCE: u8 = 1;
 const NFLOG: u8 = 2;
+const CLAIM: u8 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct NflogWire {
@@ -49,6 +63,11 @@ impl Gossip {
                 id: k.clone(),
                 version: e.timestamp.as_nanosecond(),
             },
+            Gossip::Claim(c) => Key {
+                kind: CLAIM,
+                id: format!("{}\0{}", c.key, c.node),
+                version: c.until.as_nanosecond(),
+            },
         }
     }
 }
@@ -70,6 +89,11 @@ pub fn encode(g: &Gossip) -> Vec<u8> {
                 expires_at: e.expires_at,
             };
             out.extend(serde_json::to_vec(&body).unwrap_or_default());
+            out
+        }
+        Gossip::Claim(c) => {
+            let mut out = vec![CLAIM];
+            out.extend(serde_json::to_vec(c).unwrap_or_default());
             out
         }
     }
@@ -96,6 +120,9 @@ pub fn decode(data: &[u8]) -> Result<Gossip, String> {
                 },
             ))
         }
+        Some((&CLAIM, body)) => serde_json::from_slice(body)
+            .map(Gossip::Claim)
+            .map_err(|e| e.to_string()),
         Some((tag, _)) => Err(format!("unknown message type {tag}")),
         None => Err("empty message".into()),
     }
@@ -147,7 +174,7 @@ mod tests {
                 assert_eq!(k, "k");
                 assert_eq!(got, e);
             }
-            Gossip::Silence(..) => panic!("wrong kind"),
+            _ => panic!("wrong kind"),
         }
         assert!(decode(&[]).is_err());
         assert!(decode(&[9, 1, 2]).is_err());

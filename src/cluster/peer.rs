@@ -133,6 +133,8 @@ impl Replicated {
                 .nflog
                 .merge(&key, entry, now)
                 .map_err(|e| e.to_string()),
+            // Claims are not state; the broadcast handler keeps them.
+            Gossip::Claim(_) => Ok(false),
         };
         r.unwrap_or_else(|e| {
             tracing::warn!(err = %e, "merging gossip failed");
@@ -188,7 +190,21 @@ impl BroadcastHandler<NodeId> for Handler {
             return Ok(Some(key));
         }
         self.shared.metrics.received.fetch_add(1, Ordering::Relaxed);
-        Ok(self.state.merge(g, Timestamp::now()).then_some(key))
+        let now = Timestamp::now();
+        if let Gossip::Claim(c) = g {
+            if c.until <= now || c.node == self.shared.me.name {
+                return Ok(None);
+            }
+            let mut claims = self.shared.claims.lock().unwrap_or_else(|e| e.into_inner());
+            claims.retain(|_, old| old.until > now);
+            let id = format!("{}\0{}", c.key, c.node);
+            if claims.get(&id).is_some_and(|old| old.until >= c.until) {
+                return Ok(None);
+            }
+            claims.insert(id, c);
+            return Ok(Some(key));
+        }
+        Ok(self.state.merge(g, now).then_some(key))
     }
 }
 
@@ -210,6 +226,8 @@ pub struct PeerMetrics {
 struct Shared {
     me: NodeId,
     members: Mutex<HashMap<String, NodeId>>,
+    /// Other nodes' claims on notifications they are delivering.
+    claims: Mutex<HashMap<String, gossip::Claim>>,
     failed: Mutex<HashMap<String, NodeId>>,
     settled: AtomicBool,
     settled_notify: tokio::sync::Notify,
@@ -260,6 +278,7 @@ impl Peer {
         let shared = Arc::new(Shared {
             me: me.clone(),
             members: Mutex::new(HashMap::new()),
+            claims: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
             settled: AtomicBool::new(false),
             settled_notify: tokio::sync::Notify::new(),
@@ -383,6 +402,36 @@ impl Peer {
 
     pub fn metrics(&self) -> &PeerMetrics {
         &self.shared.metrics
+    }
+
+    /// Tells the peers this node is delivering the notification `key`
+    /// carrying the alerts `hash`, until `until` at the latest.
+    pub fn claim(&self, key: &str, hash: u64, until: Timestamp) {
+        self.broadcast(&Gossip::Claim(gossip::Claim {
+            key: key.to_string(),
+            hash,
+            node: self.shared.me.name.clone(),
+            until,
+        }));
+    }
+
+    /// A live member's unexpired claim on the same notification, if any.
+    pub fn other_claim(&self, key: &str, hash: u64) -> Option<gossip::Claim> {
+        let now = Timestamp::now();
+        let members = self
+            .shared
+            .members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.shared
+            .claims
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .find(|c| {
+                c.key == key && c.hash == hash && c.until > now && members.contains_key(&c.node)
+            })
+            .cloned()
     }
 
     /// Gossips a local change (a silence set or expired here, a

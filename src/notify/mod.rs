@@ -352,6 +352,72 @@ impl Stage for WaitStage {
     }
 }
 
+/// Herald's answer to duplicate notifications in a cluster while a receiver
+/// fails: a node about to deliver tells its peers (a claim, gossiped);
+/// a peer that reaches the same notification while the claim holds waits
+/// for it to be logged instead of sending it again. If the claiming node
+/// leaves the cluster or its claim runs out, the peer delivers (fail open).
+pub struct ClaimStage {
+    pub cluster: Arc<crate::cluster::ClusterHandle>,
+    pub nflog: Arc<dyn NotificationLog>,
+    pub integration: Arc<Integration>,
+}
+
+impl Stage for ClaimStage {
+    fn exec<'a>(
+        &'a self,
+        ctx: &'a mut NotifyCtx,
+        alerts: Vec<Arc<Alert>>,
+    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
+        Box::pin(async move {
+            let Some(peer) = self.cluster.peer() else {
+                return Ok(alerts);
+            };
+            let key = crate::nflog::state_key(&ctx.group_key, &self.integration.key);
+            let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+            for x in ctx
+                .firing_hashes
+                .iter()
+                .chain([&0u64])
+                .chain(&ctx.resolved_hashes)
+            {
+                h.update(&x.to_le_bytes());
+            }
+            let hash = h.digest();
+            while peer.other_claim(&key, hash).is_some() {
+                let entry = self.nflog.query(&ctx.group_key, &self.integration.key);
+                let reason = needs_update(
+                    entry.as_ref(),
+                    &ctx.firing_hashes,
+                    &ctx.resolved_hashes,
+                    self.integration.send_resolved,
+                    ctx.repeat_interval,
+                    ctx.now,
+                );
+                if reason.is_none() {
+                    // Delivered and logged by the claiming node.
+                    return Ok(Vec::new());
+                }
+                if tokio::time::Instant::now() >= ctx.deadline || ctx.cancel.is_cancelled() {
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    _ = ctx.cancel.cancelled() => {}
+                }
+            }
+            let left = ctx
+                .deadline
+                .saturating_duration_since(tokio::time::Instant::now());
+            let until = Timestamp::now()
+                .checked_add(left)
+                .unwrap_or_else(|_| Timestamp::now());
+            peer.claim(&key, hash, until);
+            Ok(alerts)
+        })
+    }
+}
+
 /// The notification stages of every receiver that a route uses.
 pub struct Pipeline {
     receivers: HashMap<String, Arc<dyn Stage>>,
@@ -424,15 +490,22 @@ impl Pipeline {
                 if let Some(c) = cluster {
                     stages.push(Arc::new(WaitStage { cluster: c.clone() }));
                 }
-                stages.extend([
-                    Arc::new(DedupStage {
+                stages.push(Arc::new(DedupStage {
+                    nflog: nflog.clone(),
+                    integration: integration.clone(),
+                }));
+                if let Some(c) = cluster {
+                    stages.push(Arc::new(ClaimStage {
+                        cluster: c.clone(),
                         nflog: nflog.clone(),
                         integration: integration.clone(),
-                    }) as Arc<dyn Stage>,
+                    }));
+                }
+                stages.extend([
                     Arc::new(RetryStage {
                         integration: integration.clone(),
                         metrics: metrics.clone(),
-                    }),
+                    }) as Arc<dyn Stage>,
                     Arc::new(SetNotifiesStage {
                         nflog: nflog.clone(),
                         integration,

@@ -63,8 +63,13 @@ pub struct Scripted {
 
 impl Webhook {
     pub async fn start() -> Webhook {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    /// A receiver on another address (reachable from network namespaces).
+    pub async fn start_on(addr: &str) -> Webhook {
         let mut hook = Webhook::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         hook.addr = Some(listener.local_addr().unwrap());
         let app = Router::new()
             .route("/{*path}", post(record))

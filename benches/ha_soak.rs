@@ -1,0 +1,262 @@
+//! High availability under load, Herald against Alertmanager in one run:
+//! three Herald nodes and three Alertmanager nodes (Debian's 0.25), each
+//! cluster fed the same alerts on every node (as every Prometheus sends to
+//! every replica), notifying a receiver that fails every other request.
+//! Counts the notifications each receiver accepted and how many of them
+//! were duplicates (the same group with the same alerts and states
+//! accepted again).
+//!
+//! `cargo bench --bench ha_soak`; `HERALD_SOAK_SECS` sets how long alerts
+//! keep changing (default 30).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+struct Proc {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A receiver that fails every other request and remembers what it
+/// accepted.
+#[derive(Clone, Default)]
+struct Flapping {
+    requests: Arc<Mutex<u64>>,
+    accepted: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+impl Flapping {
+    async fn start() -> (Flapping, u16) {
+        let f = Flapping::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = f.clone();
+        let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+            let f = state.clone();
+            async move {
+                let n = {
+                    let mut r = f.requests.lock().unwrap();
+                    *r += 1;
+                    *r
+                };
+                if n % 2 == 0 {
+                    return StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let mut alerts: Vec<String> = v["alerts"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|x| format!("{}={}", x["fingerprint"], x["status"]))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                alerts.sort();
+                let key = format!("{}|{}", v["groupKey"], alerts.join(","));
+                *f.accepted.lock().unwrap().entry(key).or_default() += 1;
+                StatusCode::OK
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (f, port)
+    }
+
+    /// (accepted notifications, duplicates among them)
+    fn counts(&self) -> (u64, u64) {
+        let a = self.accepted.lock().unwrap();
+        let total: u64 = a.values().sum();
+        let dups: u64 = a.values().map(|n| n.saturating_sub(1)).sum();
+        (total, dups)
+    }
+}
+
+fn config(hook_port: u16) -> String {
+    format!(
+        "route:\n  receiver: r\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n  - name: r\n    webhook_configs: [{{url: 'http://127.0.0.1:{hook_port}/'}}]\n"
+    )
+}
+
+fn start_cluster(herald: bool, hook_port: u16) -> Vec<Proc> {
+    let cluster_ports = [free_port(), free_port(), free_port()];
+    (0..3)
+        .map(|i| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("c.yml"), config(hook_port)).unwrap();
+            let port = free_port();
+            let mut cmd = if herald {
+                Command::new(env!("CARGO_BIN_EXE_herald"))
+            } else {
+                let bin = "/usr/bin/prometheus-alertmanager";
+                assert!(
+                    Path::new(bin).exists(),
+                    "apt-get install prometheus-alertmanager"
+                );
+                Command::new(bin)
+            };
+            cmd.arg(format!(
+                "--config.file={}",
+                dir.path().join("c.yml").display()
+            ))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!(
+                "--cluster.listen-address=127.0.0.1:{}",
+                cluster_ports[i]
+            ))
+            .args([
+                "--cluster.peer-timeout=1s",
+                "--cluster.gossip-interval=50ms",
+                "--cluster.pushpull-interval=2s",
+                "--cluster.settle-timeout=5s",
+                "--log.level=error",
+            ]);
+            if herald {
+                cmd.arg(format!("--cluster.peer-name=node{i}"));
+            } else {
+                // 0.25 has no --cluster.peer-name (its names are random)
+                // and wants to be told what to advertise on loopback.
+                cmd.arg(format!(
+                    "--cluster.advertise-address=127.0.0.1:{}",
+                    cluster_ports[i]
+                ));
+            }
+            for (j, p) in cluster_ports.iter().enumerate() {
+                if j != i {
+                    cmd.arg(format!("--cluster.peer=127.0.0.1:{p}"));
+                }
+            }
+            let child = cmd
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            Proc {
+                child,
+                base: format!("http://127.0.0.1:{port}"),
+                _dir: dir,
+            }
+        })
+        .collect()
+}
+
+async fn wait_ready(nodes: &[Proc]) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for n in nodes {
+        loop {
+            let ok = match client.get(format!("{}/api/v2/status", n.base)).send().await {
+                Ok(r) => r.json::<Value>().await.is_ok_and(|v| {
+                    v["cluster"]["status"] == "ready"
+                        && v["cluster"]["peers"]
+                            .as_array()
+                            .is_some_and(|p| p.len() == 3)
+                }),
+                Err(_) => false,
+            };
+            if ok {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{} never settled", n.base);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+async fn post(nodes: &[Proc], alerts: &Value) {
+    let client = reqwest::Client::new();
+    for n in nodes {
+        let _ = client
+            .post(format!("{}/api/v2/alerts", n.base))
+            .json(alerts)
+            .send()
+            .await;
+    }
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
+
+async fn run() {
+    let secs: u64 = std::env::var("HERALD_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let (herald_hook, hp) = Flapping::start().await;
+    let (am_hook, ap) = Flapping::start().await;
+    let herald = start_cluster(true, hp);
+    let am = start_cluster(false, ap);
+    wait_ready(&herald).await;
+    wait_ready(&am).await;
+    // 40 groups of alerts; every second a few of them change (a new alert,
+    // or one resolving), sent to every node of both clusters.
+    let started = Instant::now();
+    let mut round = 0u64;
+    while started.elapsed() < Duration::from_secs(secs) {
+        let now = jiff::Timestamp::now().to_string();
+        let mut batch = Vec::new();
+        for g in 0..40u64 {
+            for i in 0..3u64 {
+                batch.push(
+                    json!({"labels": {"alertname": format!("G{g}"), "instance": format!("i{i}")}}),
+                );
+            }
+            if (g + round) % 7 == 0 {
+                batch.push(json!({"labels": {"alertname": format!("G{g}"), "instance": format!("r{round}")}}));
+            }
+            if round > 0 && (g + round - 1) % 7 == 0 {
+                batch.push(json!({"labels": {"alertname": format!("G{g}"), "instance": format!("r{}", round - 1)}, "endsAt": now}));
+            }
+        }
+        let batch = Value::Array(batch);
+        tokio::join!(post(&herald, &batch), post(&am, &batch));
+        round += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // Let the last changes and their retries play out.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (ht, hd) = herald_hook.counts();
+    let (at, ad) = am_hook.counts();
+    println!(
+        "HA soak: 3 nodes each, {secs}s of changing alerts, receiver failing every other request"
+    );
+    println!("{:<40} {:>10} {:>14}", "", "herald", "alertmanager");
+    println!("{:<40} {:>10} {:>14}", "notifications accepted", ht, at);
+    println!("{:<40} {:>10} {:>14}", "duplicates among them", hd, ad);
+    println!(
+        "{:<40} {:>10} {:>14}",
+        "receiver requests (incl. failed)",
+        *herald_hook.requests.lock().unwrap(),
+        *am_hook.requests.lock().unwrap()
+    );
+}
