@@ -193,7 +193,14 @@ async fn serve(cli: Cli) -> Result<(), String> {
 /// The cluster settings, when `--cluster.peer` asks for a cluster (a node
 /// without peers runs alone, as with `--cluster.listen-address=""`).
 fn cluster_settings(cli: &Cli) -> Result<Option<herald::cluster::ClusterSettings>, String> {
-    if cli.cluster_peer.is_empty() || cli.cluster_listen_address.is_empty() {
+    // An empty `--cluster.peer=` (a compose variable left unset) is none.
+    let peers: Vec<String> = cli
+        .cluster_peer
+        .iter()
+        .filter(|p| !p.trim().is_empty())
+        .cloned()
+        .collect();
+    if peers.is_empty() || cli.cluster_listen_address.is_empty() {
         return Ok(None);
     }
     if !cli.cluster_tls_config.is_empty() {
@@ -232,7 +239,7 @@ fn cluster_settings(cli: &Cli) -> Result<Option<herald::cluster::ClusterSettings
     Ok(Some(herald::cluster::ClusterSettings {
         listen,
         advertise,
-        peers: cli.cluster_peer.clone(),
+        peers,
         name,
         peer_timeout: cli.cluster_peer_timeout,
         gossip_interval: cli.cluster_gossip_interval,
