@@ -34,7 +34,9 @@ async fn node(hook: &Webhook, name: &str, port: u16, peers: &[u16]) -> Node {
         format!("--cluster.peer-name={name}"),
         "--cluster.peer-timeout=1s".into(),
         "--cluster.gossip-interval=50ms".into(),
-        "--cluster.pushpull-interval=2s".into(),
+        // No periodic exchange: what arrives comes by gossip (or, when
+        // large, by a direct TCP send), or by the push/pull of a join.
+        "--cluster.pushpull-interval=1h".into(),
         "--cluster.probe-interval=200ms".into(),
         "--cluster.probe-timeout=100ms".into(),
         "--cluster.settle-timeout=10s".into(),
@@ -198,6 +200,35 @@ async fn three_nodes_notify_once_share_silences_and_fail_over() {
         ))
         .await;
         assert_eq!(alerts[0]["status"]["silencedBy"], json!([id]));
+    }
+
+    // A silence too large for a gossip packet reaches the others over TCP.
+    let long = "x".repeat(3000);
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v2/silences", a.server.base))
+        .json(
+            &json!({"matchers": [{"name": "alertname", "value": "Big", "isRegex": false}],
+            "startsAt": now.to_string(),
+            "endsAt": now.checked_add(jiff::SignedDuration::from_hours(1)).unwrap().to_string(),
+            "createdBy": "ha-test", "comment": long}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let big = r.json::<Value>().await.unwrap()["silenceID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for n in [&b, &c] {
+        wait_for_value("large silence replicated", || async {
+            get_json(&format!("{}/api/v2/silence/{big}", n.server.base))
+                .await
+                .get("comment")
+                .and_then(Value::as_str)
+                .is_some_and(|c| c.len() == 3000)
+                .then_some(())
+        })
+        .await;
     }
 
     // The first node goes: the next one notifies a new group, once, after

@@ -506,6 +506,27 @@ async fn run_foca(
             }
         };
         let mut acts = Actions::default();
+        // A change too large for a packet goes to every member over TCP.
+        if let Input::Broadcast(b) = &input {
+            if b.len() + settings.label.len() + 1 > MAX_BROADCAST_BYTES {
+                let members: Vec<SocketAddr> = shared
+                    .members
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .map(|id| id.addr)
+                    .collect();
+                for addr in members {
+                    let (state, settings, shared) =
+                        (state.clone(), settings.clone(), shared.clone());
+                    let one = gossip::frame_all(std::slice::from_ref(b));
+                    tokio::spawn(async move {
+                        exchange(addr, &state, &settings, &shared, Some(one)).await
+                    });
+                }
+                continue;
+            }
+        }
         // Merges write to SQLite and wait for the commit.
         let result = tokio::task::block_in_place(|| match input {
             Input::Packet(d) => foca.handle_data(&d, &mut acts),
@@ -656,6 +677,10 @@ async fn settle(peer: Arc<Peer>, shutdown: CancellationToken) {
     peer.shared.settled_notify.notify_waiters();
 }
 
+/// Broadcasts larger than this do not fit in foca's packets (1400 bytes,
+/// less its headers) and are sent over TCP instead.
+const MAX_BROADCAST_BYTES: usize = 1000;
+
 /// Largest full state accepted in one exchange.
 const MAX_STATE_BYTES: usize = 256 << 20;
 
@@ -713,9 +738,24 @@ fn merge_state(state: &Replicated, buf: &[u8], shared: &Shared) {
 
 /// Sends our full state to `addr` and merges theirs.
 async fn pushpull(addr: SocketAddr, state: &Replicated, s: &ClusterSettings, shared: &Shared) {
+    exchange(addr, state, s, shared, None).await
+}
+
+/// One TCP exchange: we send `payload` (our full state when `None`), the
+/// peer answers with its full state, and we merge it.
+async fn exchange(
+    addr: SocketAddr,
+    state: &Replicated,
+    s: &ClusterSettings,
+    shared: &Shared,
+    payload: Option<Vec<u8>>,
+) {
     let run = async {
         let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        let ours = tokio::task::block_in_place(|| state.full_state());
+        let ours = match payload {
+            Some(p) => p,
+            None => tokio::task::block_in_place(|| state.full_state()),
+        };
         write_state(&mut stream, &s.label, &ours).await?;
         let theirs = read_state(&mut stream, &s.label).await?;
         merge_state(state, &theirs, shared);
