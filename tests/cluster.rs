@@ -312,4 +312,31 @@ async fn cluster_labels_keep_clusters_apart() {
         let s = status(n).await;
         assert_eq!(s["peers"].as_array().unwrap().len(), 1, "{s}");
     }
+    // A lone node (its peer is not there) counts a malformed packet with
+    // the right label and keeps running.
+    let (p3, dead) = (free_port(), free_port());
+    let root3 = tempfile::tempdir().unwrap();
+    let a3 = args(p3, dead, "z", "blue");
+    let n3 = start_herald_at(
+        root3.path(),
+        &config(&hook),
+        &a3.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    let n3 = Node {
+        server: n3,
+        _root: root3,
+    };
+    assert_eq!(
+        metric(&n3, "alertmanager_cluster_messages_invalid_total").await,
+        0.0
+    );
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(b"blue\0\xff\xfe not a foca packet", ("127.0.0.1", p3))
+        .unwrap();
+    wait_for_value("malformed packet counted", || async {
+        (metric(&n3, "alertmanager_cluster_messages_invalid_total").await >= 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(status(&n3).await["name"], "z", "the node keeps running");
 }

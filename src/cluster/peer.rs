@@ -527,6 +527,7 @@ async fn run_foca(
                 continue;
             }
         }
+        let is_packet = matches!(input, Input::Packet(_));
         // Merges write to SQLite and wait for the commit.
         let result = tokio::task::block_in_place(|| match input {
             Input::Packet(d) => foca.handle_data(&d, &mut acts),
@@ -545,6 +546,10 @@ async fn run_foca(
             ),
         });
         if let Err(e) = result {
+            // A malformed packet is dropped and counted, never fatal.
+            if is_packet {
+                shared.metrics.invalid.fetch_add(1, Ordering::Relaxed);
+            }
             tracing::debug!(err = %e, "cluster message not handled");
         }
         for (to, data) in acts.sends {
