@@ -7,7 +7,7 @@
 //! `HERALD_BENCH_SIZES=10000,100000` chooses the sizes.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,27 +19,8 @@ const IN_FLIGHT: usize = 8;
 const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
 const ENVS: [&str; 2] = ["prod", "staging"];
 
-struct Proc {
-    name: &'static str,
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod support;
+use support::{free_port, Proc};
 
 fn config(hook_port: u16, extra: &str) -> String {
     format!(

@@ -11,33 +11,15 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-struct Proc {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod support;
+use support::{free_port, Proc};
 
 /// A receiver that fails every other request and remembers what it
 /// accepted.
@@ -156,6 +138,7 @@ fn start_cluster(herald: bool, hook_port: u16) -> Vec<Proc> {
                 .spawn()
                 .unwrap();
             Proc {
+                name: if herald { "herald" } else { "alertmanager" },
                 child,
                 base: format!("http://127.0.0.1:{port}"),
                 _dir: dir,
@@ -181,7 +164,12 @@ async fn wait_ready(nodes: &[Proc]) {
             if ok {
                 break;
             }
-            assert!(Instant::now() < deadline, "{} never settled", n.base);
+            assert!(
+                Instant::now() < deadline,
+                "{} ({}) never settled",
+                n.base,
+                n.name
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
