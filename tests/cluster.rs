@@ -168,22 +168,14 @@ async fn three_nodes_notify_once_share_silences_and_fail_over() {
     assert_eq!(hook.count(), 1);
 
     // A silence made on node C mutes on A and B too.
-    let now = jiff::Timestamp::now();
-    let r = reqwest::Client::new()
-        .post(format!("{}/api/v2/silences", c.server.base))
-        .json(
-            &json!({"matchers": [{"name": "alertname", "value": "Quiet", "isRegex": false}],
-            "startsAt": now.to_string(),
-            "endsAt": now.checked_add(jiff::SignedDuration::from_hours(1)).unwrap().to_string(),
-            "createdBy": "ha-test", "comment": "replicated"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    let id = r.json::<Value>().await.unwrap()["silenceID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = create_silence(
+        &c.server.base,
+        "alertname",
+        "Quiet",
+        "ha-test",
+        "replicated",
+    )
+    .await;
     for n in [&a, &b] {
         wait_for_value("silence replicated", || async {
             get_json(&format!("{}/api/v2/silence/{id}", n.server.base))
@@ -204,21 +196,7 @@ async fn three_nodes_notify_once_share_silences_and_fail_over() {
 
     // A silence too large for a gossip packet reaches the others over TCP.
     let long = "x".repeat(3000);
-    let r = reqwest::Client::new()
-        .post(format!("{}/api/v2/silences", a.server.base))
-        .json(
-            &json!({"matchers": [{"name": "alertname", "value": "Big", "isRegex": false}],
-            "startsAt": now.to_string(),
-            "endsAt": now.checked_add(jiff::SignedDuration::from_hours(1)).unwrap().to_string(),
-            "createdBy": "ha-test", "comment": long}),
-        )
-        .send()
-        .await
-        .unwrap();
-    let big = r.json::<Value>().await.unwrap()["silenceID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let big = create_silence(&a.server.base, "alertname", "Big", "ha-test", &long).await;
     for n in [&b, &c] {
         wait_for_value("large silence replicated", || async {
             get_json(&format!("{}/api/v2/silence/{big}", n.server.base))

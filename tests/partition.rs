@@ -211,22 +211,14 @@ async fn partitioned_nodes_both_notify_and_converge_after_healing() {
     hook.nth(2, T).await;
     assert_eq!(hook.count(), 2, "both sides notified while apart");
     // A silence made on one side stays there while apart.
-    let now = jiff::Timestamp::now();
-    let r = reqwest::Client::new()
-        .post(format!("{}/api/v2/silences", a.base))
-        .json(
-            &json!({"matchers": [{"name": "alertname", "value": "Later", "isRegex": false}],
-            "startsAt": now.to_string(),
-            "endsAt": now.checked_add(jiff::SignedDuration::from_hours(1)).unwrap().to_string(),
-            "createdBy": "t", "comment": "made during the partition"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    let id = r.json::<Value>().await.unwrap()["silenceID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = create_silence(
+        &a.base,
+        "alertname",
+        "Later",
+        "t",
+        "made during the partition",
+    )
+    .await;
     assert!(!has_silence(&b, &id).await);
 
     // Heal: the members find each other again and the states converge.

@@ -467,7 +467,12 @@ async fn recv_udp(
         let n = tokio::select! {
             r = udp.recv_from(&mut buf) => match r {
                 Ok((n, _)) => n,
-                Err(_) => continue,
+                Err(e) => {
+                    // Do not spin on a socket that keeps failing.
+                    tracing::debug!(err = %e, "cluster receive failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
             },
             _ = shutdown.cancelled() => return,
         };

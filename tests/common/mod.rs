@@ -581,3 +581,36 @@ pub fn spawn_prometheus(dir: &Path, port: u16) -> Child {
         .spawn()
         .expect("prometheus: run scripts/test.sh")
 }
+
+/// Creates a one-hour silence of `name="value"` through the API and
+/// returns its id.
+pub async fn create_silence(
+    base: &str,
+    name: &str,
+    value: &str,
+    created_by: &str,
+    comment: &str,
+) -> String {
+    let now = jiff::Timestamp::now();
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v2/silences"))
+        .json(&serde_json::json!({
+            "matchers": [{"name": name, "value": value, "isRegex": false}],
+            "startsAt": now.to_string(),
+            "endsAt": now.checked_add(jiff::SignedDuration::from_hours(1)).unwrap().to_string(),
+            "createdBy": created_by,
+            "comment": comment,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "silence not created: {}",
+        r.status()
+    );
+    r.json::<Value>().await.unwrap()["silenceID"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
