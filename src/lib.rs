@@ -24,5 +24,6 @@ pub mod storage;
 pub mod store;
 pub mod template;
 pub mod timeinterval;
+pub mod tls;
 pub mod ui;
 pub mod web;

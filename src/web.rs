@@ -47,9 +47,11 @@ struct RawWebConfig {
     basic_auth_users: BTreeMap<String, Secret>,
 }
 
+/// exporter-toolkit's `tls_server_config`, as the web config and the
+/// cluster's `--cluster.tls-config` file both write it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTls {
+pub(crate) struct RawTls {
     #[serde(default)]
     cert_file: Option<String>,
     #[serde(default)]
@@ -123,7 +125,11 @@ impl WebConfig {
         };
         let dir = path.parent().unwrap_or(Path::new(""));
         let tls = match raw.tls_server_config {
-            Some(t) => Some(Arc::new(tls_config(t, dir)?)),
+            Some(t) => {
+                let mut cfg = server_tls_config(t, dir)?;
+                cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+                Some(Arc::new(cfg))
+            }
             None => None,
         };
         let mut headers = Vec::new();
@@ -201,7 +207,12 @@ fn read_pem(
     }
 }
 
-fn tls_config(t: RawTls, dir: &Path) -> Result<rustls::ServerConfig, WebConfigError> {
+/// Builds a rustls server configuration from `tls_server_config`; relative
+/// file names are relative to `dir`, the directory of the file naming them.
+pub(crate) fn server_tls_config(
+    t: RawTls,
+    dir: &Path,
+) -> Result<rustls::ServerConfig, WebConfigError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -249,7 +260,11 @@ fn tls_config(t: RawTls, dir: &Path) -> Result<rustls::ServerConfig, WebConfigEr
         }
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let versions = tls_versions(t.min_version.as_deref(), t.max_version.as_deref())?;
+    let versions = tls_versions(
+        "tls_server_config",
+        t.min_version.as_deref(),
+        t.max_version.as_deref(),
+    )?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| invalid(format!("tls_server_config: {e}")))?;
@@ -303,35 +318,35 @@ fn tls_config(t: RawTls, dir: &Path) -> Result<rustls::ServerConfig, WebConfigEr
             )))
         }
     };
-    let mut cfg = builder
+    builder
         .with_single_cert(chain, key)
-        .map_err(|e| invalid(format!("tls_server_config: {e}")))?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(cfg)
+        .map_err(|e| invalid(format!("tls_server_config: {e}")))
 }
 
-fn tls_versions(
+/// The protocol versions between `min_version` and `max_version` of the
+/// `section` (`tls_server_config`, `tls_client_config`).
+pub(crate) fn tls_versions(
+    section: &str,
     min: Option<&str>,
     max: Option<&str>,
 ) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, WebConfigError> {
     let rank = |v: &str| match v {
         "TLS10" | "TLS11" | "TLS12" => Ok(12),
         "TLS13" => Ok(13),
-        other => Err(invalid(format!(
-            "tls_server_config: unknown TLS version {other:?}"
-        ))),
+        other => Err(invalid(format!("{section}: unknown TLS version {other:?}"))),
     };
     let lo = min.map(rank).transpose()?.unwrap_or(12);
     let hi = max.map(rank).transpose()?.unwrap_or(13);
     if matches!(min, Some("TLS10" | "TLS11")) {
         tracing::warn!(
-            "tls_server_config.min_version below TLS12: Herald accepts TLS 1.2 and 1.3 only"
+            section,
+            "min_version below TLS12: Herald speaks TLS 1.2 and 1.3 only"
         );
     }
     if lo > hi {
-        return Err(invalid(
-            "tls_server_config: min_version is above max_version",
-        ));
+        return Err(invalid(format!(
+            "{section}: min_version is above max_version"
+        )));
     }
     let mut out = Vec::new();
     if lo <= 12 {

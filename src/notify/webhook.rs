@@ -86,44 +86,11 @@ pub fn http_client(
         b = b.no_proxy();
     }
     if let Some(tls) = &cfg.tls_config {
-        if tls.insecure_skip_verify {
-            b = b.tls_danger_accept_invalid_certs(true);
-        }
-        let ca = match (&tls.ca, &tls.ca_file) {
-            (Some(pem), _) => Some(pem.as_bytes().to_vec()),
-            (None, Some(f)) => {
-                Some(std::fs::read(f).map_err(|e| format!("tls_config.ca_file {f}: {e}"))?)
-            }
-            _ => None,
-        };
-        if let Some(pem) = ca {
-            for cert in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("tls_config CA: {e}"))?
-            {
-                b = b.add_root_certificate(cert);
-            }
-        }
-        let cert = match (&tls.cert, &tls.cert_file) {
-            (Some(pem), _) => Some(pem.as_bytes().to_vec()),
-            (None, Some(f)) => {
-                Some(std::fs::read(f).map_err(|e| format!("tls_config.cert_file {f}: {e}"))?)
-            }
-            _ => None,
-        };
-        let key = match (&tls.key, &tls.key_file) {
-            (Some(pem), _) => Some(pem.expose().as_bytes().to_vec()),
-            (None, Some(f)) => {
-                Some(std::fs::read(f).map_err(|e| format!("tls_config.key_file {f}: {e}"))?)
-            }
-            _ => None,
-        };
-        if let (Some(mut c), Some(k)) = (cert, key) {
-            c.extend_from_slice(&k);
-            b = b.identity(
-                reqwest::Identity::from_pem(&c)
-                    .map_err(|e| format!("tls_config client certificate: {e}"))?,
-            );
-        }
+        // One rustls configuration for every TLS client Herald has, so
+        // `server_name` and the version bounds hold here too.
+        let tls = crate::tls::client_config(tls, std::path::Path::new(""), "tls_config")
+            .map_err(|e| e.to_string())?;
+        b = b.tls_backend_preconfigured(tls);
     }
     b.build().map_err(|e| format!("http client: {e}"))
 }
