@@ -200,11 +200,16 @@ fn cluster_settings(cli: &Cli) -> Result<Option<herald::cluster::ClusterSettings
         .filter(|p| !p.trim().is_empty())
         .cloned()
         .collect();
+    // Checked even when no cluster forms, so a broken file is found now.
+    let tls = if cli.cluster_tls_config.is_empty() {
+        None
+    } else {
+        Some(herald::cluster::ClusterTls::load(std::path::Path::new(
+            &cli.cluster_tls_config,
+        ))?)
+    };
     if peers.is_empty() || cli.cluster_listen_address.is_empty() {
         return Ok(None);
-    }
-    if !cli.cluster_tls_config.is_empty() {
-        return Err("--cluster.tls-config is not supported by Herald yet: refusing to gossip without the TLS the operator asked for".into());
     }
     let listen: std::net::SocketAddr = cli.cluster_listen_address.parse().map_err(|e| {
         format!(
@@ -251,6 +256,7 @@ fn cluster_settings(cli: &Cli) -> Result<Option<herald::cluster::ClusterSettings
         reconnect_interval: cli.cluster_reconnect_interval,
         reconnect_timeout: cli.cluster_reconnect_timeout,
         label: cli.cluster_label.clone(),
+        tls,
     }))
 }
 

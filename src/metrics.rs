@@ -73,6 +73,12 @@ struct ClusterGauges {
     sent: Counter,
     invalid: Counter,
     pushpull: Counter,
+    tls_packet_bytes_sent: Counter,
+    tls_packet_bytes_received: Counter,
+    tls_streams_sent: Counter,
+    tls_streams_received: Counter,
+    tls_read_errors: Counter,
+    tls_write_errors: Family<Labels, Counter>,
 }
 
 /// A cluster peer's state for `/metrics`.
@@ -84,6 +90,8 @@ pub struct ClusterSample {
     pub sent: u64,
     pub invalid: u64,
     pub pushpull: u64,
+    /// With `--cluster.tls-config`, the TLS transport's counters.
+    pub tls: Option<std::sync::Arc<crate::cluster::transport::TlsStats>>,
 }
 
 impl Metrics {
@@ -96,12 +104,39 @@ impl Metrics {
         g.failed.set(c.failed as i64);
         g.position.set(c.position as i64);
         g.health.set(0);
-        for (counter, now) in [
-            (&g.received, c.received),
-            (&g.sent, c.sent),
-            (&g.invalid, c.invalid),
-            (&g.pushpull, c.pushpull),
-        ] {
+        let mut counters = vec![
+            (g.received.clone(), c.received),
+            (g.sent.clone(), c.sent),
+            (g.invalid.clone(), c.invalid),
+            (g.pushpull.clone(), c.pushpull),
+        ];
+        if let Some(t) = &c.tls {
+            use std::sync::atomic::Ordering::Relaxed;
+            let write_errors = |kind: &str| {
+                g.tls_write_errors
+                    .get_or_create(&vec![("connection_type", kind.to_string())])
+                    .clone()
+            };
+            counters.extend([
+                (
+                    g.tls_packet_bytes_sent.clone(),
+                    t.packet_bytes_sent.load(Relaxed),
+                ),
+                (
+                    g.tls_packet_bytes_received.clone(),
+                    t.packet_bytes_received.load(Relaxed),
+                ),
+                (g.tls_streams_sent.clone(), t.streams_sent.load(Relaxed)),
+                (
+                    g.tls_streams_received.clone(),
+                    t.streams_received.load(Relaxed),
+                ),
+                (g.tls_read_errors.clone(), t.read_errors.load(Relaxed)),
+                (write_errors("packet"), t.packet_write_errors.load(Relaxed)),
+                (write_errors("stream"), t.stream_write_errors.load(Relaxed)),
+            ]);
+        }
+        for (counter, now) in counters {
             let before = counter.get();
             if now > before {
                 counter.inc_by(now - before);
@@ -338,6 +373,42 @@ impl Metrics {
             "alertmanager_cluster_pushpull_exchanges",
             "Full-state exchanges with peers (Herald only).",
             m.cluster.pushpull.clone(),
+        );
+        // Alertmanager's TLS transport counters (zero without
+        // `--cluster.tls-config`).
+        for (name, help, counter) in [
+            (
+                "alertmanager_tls_transport_packet_bytes_sent",
+                "The number of packet bytes sent to outgoing connections (excluding internal metadata).",
+                &m.cluster.tls_packet_bytes_sent,
+            ),
+            (
+                "alertmanager_tls_transport_packet_bytes_received",
+                "The number of packet bytes received from incoming connections (excluding internal metadata).",
+                &m.cluster.tls_packet_bytes_received,
+            ),
+            (
+                "alertmanager_tls_transport_stream_connections_sent",
+                "The number of stream connections sent.",
+                &m.cluster.tls_streams_sent,
+            ),
+            (
+                "alertmanager_tls_transport_stream_connections_received",
+                "The number of stream connections received.",
+                &m.cluster.tls_streams_received,
+            ),
+            (
+                "alertmanager_tls_transport_read_errors",
+                "The number of errors encountered while reading from incoming connections.",
+                &m.cluster.tls_read_errors,
+            ),
+        ] {
+            r.register(name, help, counter.clone());
+        }
+        r.register(
+            "alertmanager_tls_transport_write_errors",
+            "The number of errors encountered while writing to outgoing connections.",
+            m.cluster.tls_write_errors.clone(),
         );
         Metrics { registry: r, ..m }
     }

@@ -189,6 +189,7 @@ async fn metrics(State(s): State<ApiState>) -> Response {
             sent: m.sent.load(Relaxed),
             invalid: m.invalid.load(Relaxed),
             pushpull: m.pushpull.load(Relaxed),
+            tls: p.tls_enabled().then(|| m.tls.clone()),
         });
     }
     (

@@ -11,9 +11,11 @@
 
 pub mod gossip;
 pub mod peer;
+pub mod transport;
 pub mod wire;
 
 pub use peer::{ClusterSettings, Peer, PeerInfo, Replicated};
+pub use transport::ClusterTls;
 
 use std::sync::{Arc, OnceLock};
 

@@ -1,7 +1,8 @@
-//! A cluster peer: SWIM membership with the `foca` crate over UDP, the
-//! replicated states (silences, notification log) gossiped as foca custom
-//! broadcasts, full-state push/pull over TCP on join and periodically, and
-//! the settle and position logic the notification pipeline waits on.
+//! A cluster peer: SWIM membership with the `foca` crate over UDP (or TLS,
+//! see `transport`), the replicated states (silences, notification log)
+//! gossiped as foca custom broadcasts, full-state push/pull over TCP on join
+//! and periodically, and the settle and position logic the notification
+//! pipeline waits on.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,12 +18,13 @@ use foca::{
 use jiff::Timestamp;
 use rand10::SeedableRng;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::gossip::{self, Gossip};
+use super::transport::{self, ClusterTls, Incoming, TlsLinks, TlsStats, Transport};
 use crate::nflog::NotificationLog;
 use crate::silence::Silences;
 
@@ -47,6 +49,8 @@ pub struct ClusterSettings {
     /// `--cluster.label`: packets from clusters with another label are
     /// dropped.
     pub label: String,
+    /// `--cluster.tls-config`: all traffic over mutually authenticated TLS.
+    pub tls: Option<ClusterTls>,
 }
 
 /// A member's identity: where it listens, its name (positions are by name)
@@ -221,6 +225,8 @@ pub struct PeerMetrics {
     pub received: AtomicU64,
     pub invalid: AtomicU64,
     pub pushpull: AtomicU64,
+    /// Only moves with `--cluster.tls-config`.
+    pub tls: Arc<TlsStats>,
 }
 
 struct Shared {
@@ -262,11 +268,6 @@ impl Peer {
         state: Replicated,
         shutdown: CancellationToken,
     ) -> Result<Arc<Peer>, String> {
-        let udp = Arc::new(
-            UdpSocket::bind(settings.listen)
-                .await
-                .map_err(|e| format!("cluster listen {}: {e}", settings.listen))?,
-        );
         let tcp = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| format!("cluster listen (tcp) {}: {e}", settings.listen))?;
@@ -286,6 +287,29 @@ impl Peer {
         });
         let state = Arc::new(state);
         let (tx, rx) = mpsc::unbounded_channel();
+        let transport = Arc::new(match &settings.tls {
+            None => {
+                let udp = Arc::new(
+                    UdpSocket::bind(settings.listen)
+                        .await
+                        .map_err(|e| format!("cluster listen {}: {e}", settings.listen))?,
+                );
+                tokio::spawn(recv_udp(
+                    udp.clone(),
+                    settings.label.clone(),
+                    tx.clone(),
+                    shared.clone(),
+                    shutdown.clone(),
+                ));
+                Transport::Udp(udp)
+            }
+            Some(tls) => Transport::Tls(TlsLinks::new(
+                tls.clone(),
+                shared.metrics.tls.clone(),
+                settings.tcp_timeout,
+                shutdown.clone(),
+            )),
+        });
         let peer = Arc::new(Peer {
             shared: shared.clone(),
             settings: settings.clone(),
@@ -307,23 +331,18 @@ impl Peer {
                 shared: shared.clone(),
             },
         );
-        tokio::spawn(recv_udp(
-            udp.clone(),
-            settings.label.clone(),
-            tx.clone(),
-            shared.clone(),
-            shutdown.clone(),
-        ));
-        tokio::spawn(serve_pushpull(
+        tokio::spawn(serve_tcp(
             tcp,
             state.clone(),
             settings.clone(),
             shared.clone(),
+            tx.clone(),
+            transport.clone(),
             shutdown.clone(),
         ));
         tokio::spawn(run_foca(
             foca,
-            udp,
+            transport.clone(),
             rx,
             tx.clone(),
             state.clone(),
@@ -331,7 +350,12 @@ impl Peer {
             shared.clone(),
             shutdown.clone(),
         ));
-        tokio::spawn(join_and_pushpull(peer.clone(), state, shutdown.clone()));
+        tokio::spawn(join_and_pushpull(
+            peer.clone(),
+            state,
+            transport,
+            shutdown.clone(),
+        ));
         tokio::spawn(settle(peer.clone(), shutdown));
         Ok(peer)
     }
@@ -398,6 +422,11 @@ impl Peer {
                 _ = cancel.cancelled() => return,
             }
         }
+    }
+
+    /// True when peers talk over TLS (`--cluster.tls-config`).
+    pub fn tls_enabled(&self) -> bool {
+        self.settings.tls.is_some()
     }
 
     pub fn metrics(&self) -> &PeerMetrics {
@@ -476,13 +505,18 @@ async fn recv_udp(
             },
             _ = shutdown.cancelled() => return,
         };
-        match unframe_packet(&label, &buf[..n]) {
-            Some(d) => {
-                let _ = tx.send(Input::Packet(d.to_vec()));
-            }
-            None => {
-                shared.metrics.invalid.fetch_add(1, Ordering::Relaxed);
-            }
+        deliver_packet(&label, &buf[..n], &tx, &shared);
+    }
+}
+
+/// Hands a received packet of our cluster to foca; others are counted.
+fn deliver_packet(label: &str, packet: &[u8], tx: &mpsc::UnboundedSender<Input>, shared: &Shared) {
+    match unframe_packet(label, packet) {
+        Some(d) => {
+            let _ = tx.send(Input::Packet(d.to_vec()));
+        }
+        None => {
+            shared.metrics.invalid.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -490,7 +524,7 @@ async fn recv_udp(
 #[allow(clippy::too_many_arguments)]
 async fn run_foca(
     mut foca: Foca<NodeId, PostcardCodec, rand10::rngs::SmallRng, Handler>,
-    udp: Arc<UdpSocket>,
+    transport: Arc<Transport>,
     mut rx: mpsc::UnboundedReceiver<Input>,
     tx: mpsc::UnboundedSender<Input>,
     state: Arc<Replicated>,
@@ -505,7 +539,7 @@ async fn run_foca(
                 let mut acts = Actions::default();
                 let _ = foca.leave_cluster(&mut acts);
                 for (to, data) in acts.sends {
-                    let _ = udp.send_to(&frame_packet(&settings.label, &data), to).await;
+                    transport.send(to, frame_packet(&settings.label, &data)).await;
                 }
                 return;
             }
@@ -522,11 +556,15 @@ async fn run_foca(
                     .map(|id| id.addr)
                     .collect();
                 for addr in members {
-                    let (state, settings, shared) =
-                        (state.clone(), settings.clone(), shared.clone());
+                    let (state, settings, shared, transport) = (
+                        state.clone(),
+                        settings.clone(),
+                        shared.clone(),
+                        transport.clone(),
+                    );
                     let one = gossip::frame_all(std::slice::from_ref(b));
                     tokio::spawn(async move {
-                        exchange(addr, &state, &settings, &shared, Some(one)).await
+                        exchange(addr, &state, &settings, &shared, &transport, Some(one)).await
                     });
                 }
                 continue;
@@ -559,7 +597,9 @@ async fn run_foca(
         }
         for (to, data) in acts.sends {
             shared.metrics.sent.fetch_add(1, Ordering::Relaxed);
-            let _ = udp.send_to(&frame_packet(&settings.label, &data), to).await;
+            transport
+                .send(to, frame_packet(&settings.label, &data))
+                .await;
         }
         for (t, after) in acts.timers {
             let tx = tx.clone();
@@ -602,8 +642,15 @@ async fn run_foca(
             if new {
                 tracing::info!(peer = %id.name, addr = %id.addr, "cluster peer joined");
                 // A new member gets (and gives) the full state at once.
-                let (state, settings, shared) = (state.clone(), settings.clone(), shared.clone());
-                tokio::spawn(async move { pushpull(id.addr, &state, &settings, &shared).await });
+                let (state, settings, shared, transport) = (
+                    state.clone(),
+                    settings.clone(),
+                    shared.clone(),
+                    transport.clone(),
+                );
+                tokio::spawn(async move {
+                    exchange(id.addr, &state, &settings, &shared, &transport, None).await
+                });
             }
         }
     }
@@ -611,7 +658,12 @@ async fn run_foca(
 
 /// Announces to the configured peers until one answers, then exchanges the
 /// full state with a random member every `--cluster.pushpull-interval`.
-async fn join_and_pushpull(peer: Arc<Peer>, state: Arc<Replicated>, shutdown: CancellationToken) {
+async fn join_and_pushpull(
+    peer: Arc<Peer>,
+    state: Arc<Replicated>,
+    transport: Arc<Transport>,
+    shutdown: CancellationToken,
+) {
     let s = peer.settings.clone();
     let started = std::time::Instant::now();
     let mut next_pushpull = tokio::time::Instant::now() + s.pushpull_interval;
@@ -644,7 +696,7 @@ async fn join_and_pushpull(peer: Arc<Peer>, state: Arc<Replicated>, shutdown: Ca
                 (!all.is_empty()).then(|| all[rand::random_range(0..all.len())])
             };
             if let Some(addr) = target {
-                pushpull(addr, &state, &s, &peer.shared).await;
+                exchange(addr, &state, &s, &peer.shared, &transport, None).await;
             }
         }
         let wait = if alone {
@@ -694,7 +746,7 @@ const MAX_BROADCAST_BYTES: usize = 1000;
 /// Largest full state accepted in one exchange.
 const MAX_STATE_BYTES: usize = 256 << 20;
 
-async fn read_state(stream: &mut TcpStream, label: &str) -> Result<Vec<u8>, String> {
+async fn read_state(stream: &mut (impl AsyncRead + Unpin), label: &str) -> Result<Vec<u8>, String> {
     let mut len = [0u8; 4];
     stream
         .read_exact(&mut len)
@@ -714,7 +766,11 @@ async fn read_state(stream: &mut TcpStream, label: &str) -> Result<Vec<u8>, Stri
         .ok_or_else(|| "state from another cluster (label)".to_string())
 }
 
-async fn write_state(stream: &mut TcpStream, label: &str, state: &[u8]) -> Result<(), String> {
+async fn write_state(
+    stream: &mut (impl AsyncWrite + Unpin),
+    label: &str,
+    state: &[u8],
+) -> Result<(), String> {
     let framed = frame_packet(label, state);
     let len = u32::try_from(framed.len()).map_err(|_| "state too large".to_string())?;
     stream
@@ -746,11 +802,6 @@ fn merge_state(state: &Replicated, buf: &[u8], shared: &Shared) {
     }
 }
 
-/// Sends our full state to `addr` and merges theirs.
-async fn pushpull(addr: SocketAddr, state: &Replicated, s: &ClusterSettings, shared: &Shared) {
-    exchange(addr, state, s, shared, None).await
-}
-
 /// One TCP exchange: we send `payload` (our full state when `None`), the
 /// peer answers with its full state, and we merge it.
 async fn exchange(
@@ -758,15 +809,17 @@ async fn exchange(
     state: &Replicated,
     s: &ClusterSettings,
     shared: &Shared,
+    transport: &Transport,
     payload: Option<Vec<u8>>,
 ) {
     let run = async {
-        let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let mut stream = transport.open_stream(addr, s.tcp_timeout).await?;
         let ours = match payload {
             Some(p) => p,
             None => tokio::task::block_in_place(|| state.full_state()),
         };
         write_state(&mut stream, &s.label, &ours).await?;
+        stream.flush().await.map_err(|e| e.to_string())?;
         let theirs = read_state(&mut stream, &s.label).await?;
         merge_state(state, &theirs, shared);
         Ok::<(), String>(())
@@ -780,34 +833,86 @@ async fn exchange(
     }
 }
 
-async fn serve_pushpull(
+/// Accepts peers' TCP connections: push/pull exchanges, and with TLS the
+/// peers' packet connections too.
+#[allow(clippy::too_many_arguments)]
+async fn serve_tcp(
     tcp: TcpListener,
     state: Arc<Replicated>,
     s: ClusterSettings,
     shared: Arc<Shared>,
+    tx: mpsc::UnboundedSender<Input>,
+    transport: Arc<Transport>,
     shutdown: CancellationToken,
 ) {
     loop {
-        let (mut stream, _) = tokio::select! {
-            r = tcp.accept() => match r { Ok(c) => c, Err(_) => continue },
+        let (stream, _) = tokio::select! {
+            r = tcp.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors, say: do not spin.
+                    tracing::debug!(err = %e, "cluster accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
             _ = shutdown.cancelled() => return,
         };
-        let (state, s, shared) = (state.clone(), s.clone(), shared.clone());
+        let (state, s, shared, tx, shutdown) = (
+            state.clone(),
+            s.clone(),
+            shared.clone(),
+            tx.clone(),
+            shutdown.clone(),
+        );
+        let tls = match &*transport {
+            Transport::Udp(_) => None,
+            Transport::Tls(_) => s.tls.clone(),
+        };
         tokio::spawn(async move {
-            let run = async {
-                let theirs = read_state(&mut stream, &s.label).await?;
-                let ours = tokio::task::block_in_place(|| state.full_state());
-                write_state(&mut stream, &s.label, &ours).await?;
-                merge_state(&state, &theirs, &shared);
-                Ok::<(), String>(())
-            };
-            match tokio::time::timeout(s.tcp_timeout, run).await {
-                Ok(Ok(())) => {
-                    shared.metrics.pushpull.fetch_add(1, Ordering::Relaxed);
+            let mut stream: Box<dyn transport::Conn> = match tls {
+                None => Box::new(stream),
+                Some(tls) => {
+                    let incoming = transport::accept_tls(
+                        &tls,
+                        stream,
+                        &shared.metrics.tls,
+                        s.tcp_timeout,
+                        &shutdown,
+                        |p| deliver_packet(&s.label, &p, &tx, &shared),
+                    )
+                    .await;
+                    match incoming {
+                        Some(Incoming::Stream(c)) => c,
+                        Some(Incoming::Packets) | None => return,
+                    }
                 }
-                Ok(Err(e)) => tracing::debug!(err = %e, "push/pull from a peer failed"),
-                Err(_) => tracing::debug!("push/pull from a peer timed out"),
-            }
+            };
+            answer_exchange(&mut stream, &state, &s, &shared).await;
         });
+    }
+}
+
+/// The answering side of a push/pull exchange: their state in, ours out.
+async fn answer_exchange(
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    state: &Replicated,
+    s: &ClusterSettings,
+    shared: &Shared,
+) {
+    let run = async {
+        let theirs = read_state(stream, &s.label).await?;
+        let ours = tokio::task::block_in_place(|| state.full_state());
+        write_state(stream, &s.label, &ours).await?;
+        stream.flush().await.map_err(|e| e.to_string())?;
+        merge_state(state, &theirs, shared);
+        Ok::<(), String>(())
+    };
+    match tokio::time::timeout(s.tcp_timeout, run).await {
+        Ok(Ok(())) => {
+            shared.metrics.pushpull.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Err(e)) => tracing::debug!(err = %e, "push/pull from a peer failed"),
+        Err(_) => tracing::debug!("push/pull from a peer timed out"),
     }
 }
