@@ -78,8 +78,13 @@ pub struct Cli {
     pub web_get_concurrency: usize,
     #[arg(long = "web.timeout", default_value = "0s", value_parser = go_duration, help = "Timeout for HTTP requests (0 = none).")]
     pub web_timeout: Duration,
-    #[arg(long = "cluster.listen-address", default_value = "0.0.0.0:9094")]
-    pub cluster_listen_address: String,
+    /// Unset means `0.0.0.0:9094`, but only with `--cluster.peer`: a node
+    /// given neither runs alone instead of opening a port nobody uses.
+    #[arg(
+        long = "cluster.listen-address",
+        help = "Listen address for cluster (default 0.0.0.0:9094 when --cluster.peer is given). Set explicitly, the node listens even without peers so others can join it; empty disables clustering."
+    )]
+    pub cluster_listen_address: Option<String>,
     #[arg(long = "cluster.advertise-address", default_value = "")]
     pub cluster_advertise_address: String,
     #[arg(long = "cluster.peer")]

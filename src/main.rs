@@ -208,15 +208,16 @@ fn cluster_settings(cli: &Cli) -> Result<Option<herald::cluster::ClusterSettings
             &cli.cluster_tls_config,
         ))?)
     };
-    if peers.is_empty() || cli.cluster_listen_address.is_empty() {
-        return Ok(None);
-    }
-    let listen: std::net::SocketAddr = cli.cluster_listen_address.parse().map_err(|e| {
-        format!(
-            "--cluster.listen-address {:?}: {e}",
-            cli.cluster_listen_address
-        )
-    })?;
+    // Alertmanager always listens on 0.0.0.0:9094 by default; Herald does
+    // when it has peers or was told where to listen (others may join it).
+    let listen = match cli.cluster_listen_address.as_deref() {
+        Some("") => return Ok(None),
+        None if peers.is_empty() => return Ok(None),
+        None => "0.0.0.0:9094",
+        Some(a) => a,
+    };
+    let listen =
+        parse_host_port(listen).map_err(|e| format!("--cluster.listen-address {listen:?}: {e}"))?;
     let advertise = if !cli.cluster_advertise_address.is_empty() {
         cli.cluster_advertise_address.parse().map_err(|e| {
             format!(
@@ -258,6 +259,15 @@ fn cluster_settings(cli: &Cli) -> Result<Option<herald::cluster::ClusterSettings
         label: cli.cluster_label.clone(),
         tls,
     }))
+}
+
+/// `host:port` as Go's net package writes it: an empty host (`:9094`) is
+/// every interface.
+fn parse_host_port(a: &str) -> Result<std::net::SocketAddr, std::net::AddrParseError> {
+    match a.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}").parse(),
+        None => a.parse(),
+    }
 }
 
 /// Starts the cluster peer on the app's replicated state and sends every

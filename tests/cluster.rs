@@ -68,30 +68,12 @@ async fn status(n: &Node) -> Value {
 /// Waits until every node is ready and sees `count` members.
 async fn wait_members(nodes: &[&Node], count: usize) {
     for n in nodes {
-        wait_for_value("cluster settled", || async {
+        wait_until("cluster settled", T, || async {
             let s = status(n).await;
             (s["status"] == "ready" && s["peers"].as_array().map_or(0, Vec::len) == count)
                 .then_some(())
         })
         .await;
-    }
-}
-
-async fn wait_for_value<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<()>>,
-{
-    let deadline = std::time::Instant::now() + T;
-    loop {
-        if f().await.is_some() {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -103,7 +85,9 @@ async fn metric(n: &Node, series: &str) -> f64 {
 async fn three_nodes_notify_once_share_silences_and_fail_over() {
     let hook = Webhook::start().await;
     let ports = [free_port(), free_port(), free_port()];
-    let a = node(&hook, "node-a", ports[0], &ports[1..]).await;
+    // Node A is given no peers: told where to listen, it waits for the
+    // others to join it, as an Alertmanager would.
+    let a = node(&hook, "node-a", ports[0], &[]).await;
     let b = node(&hook, "node-b", ports[1], &[ports[0], ports[2]]).await;
     let c = node(&hook, "node-c", ports[2], &ports[..2]).await;
     wait_members(&[&a, &b, &c], 3).await;
@@ -145,7 +129,7 @@ async fn three_nodes_notify_once_share_silences_and_fail_over() {
     for n in [&a, &b, &c] {
         // Each node's dedup stage ran (after its wait) and its log holds
         // the notification, written locally or merged from gossip.
-        wait_for_value("dedup on every node", || async {
+        wait_until("dedup on every node", T, || async {
             (metric(n, "alertmanager_nflog_queries_total").await >= 1.0
                 && metric(n, "alertmanager_nflog_entries_written_total").await >= 1.0)
                 .then_some(())
@@ -184,7 +168,7 @@ async fn three_nodes_notify_once_share_silences_and_fail_over() {
     )
     .await;
     for n in [&a, &b] {
-        wait_for_value("silence replicated", || async {
+        wait_until("silence replicated", T, || async {
             get_json(&format!("{}/api/v2/silence/{id}", n.server.base))
                 .await
                 .get("comment")
@@ -205,7 +189,7 @@ async fn three_nodes_notify_once_share_silences_and_fail_over() {
     let long = "x".repeat(3000);
     let big = create_silence(&a.server.base, "alertname", "Big", "ha-test", &long).await;
     for n in [&b, &c] {
-        wait_for_value("large silence replicated", || async {
+        wait_until("large silence replicated", T, || async {
             get_json(&format!("{}/api/v2/silence/{big}", n.server.base))
                 .await
                 .get("comment")
@@ -227,7 +211,7 @@ async fn three_nodes_notify_once_share_silences_and_fail_over() {
     let second = hook.nth(2, T).await;
     assert_eq!(second.body["groupLabels"]["alertname"], "Load");
     for n in [&b, &c] {
-        wait_for_value("dedup after failover", || async {
+        wait_until("dedup after failover", T, || async {
             (metric(n, "alertmanager_nflog_entries_written_total").await >= 2.0).then_some(())
         })
         .await;
@@ -237,7 +221,7 @@ async fn three_nodes_notify_once_share_silences_and_fail_over() {
     // A node joining later gets the silences by push/pull.
     let d_port = free_port();
     let d = node(&hook, "node-d", d_port, &[ports[1]]).await;
-    wait_for_value("late node catches up", || async {
+    wait_until("late node catches up", T, || async {
         get_json(&format!("{}/api/v2/silence/{id}", d.server.base))
             .await
             .get("comment")
@@ -289,7 +273,7 @@ async fn cluster_labels_keep_clusters_apart() {
         server: n2,
         _root: root2,
     };
-    wait_for_value("foreign packets dropped", || async {
+    wait_until("foreign packets dropped", T, || async {
         (metric(&n1, "alertmanager_cluster_messages_invalid_total").await >= 1.0).then_some(())
     })
     .await;
@@ -319,7 +303,7 @@ async fn cluster_labels_keep_clusters_apart() {
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.send_to(b"blue\0\xff\xfe not a foca packet", ("127.0.0.1", p3))
         .unwrap();
-    wait_for_value("malformed packet counted", || async {
+    wait_until("malformed packet counted", T, || async {
         (metric(&n3, "alertmanager_cluster_messages_invalid_total").await >= 1.0).then_some(())
     })
     .await;
@@ -375,7 +359,7 @@ async fn tls_peers_need_a_certificate_the_cluster_trusts() {
     )
     .await;
     for (n, id) in [(&b, &id), (&a, &big)] {
-        wait_for_value("silence replicated over TLS", || async {
+        wait_until("silence replicated over TLS", T, || async {
             get_json(&format!("{}/api/v2/silence/{id}", n.server.base))
                 .await
                 .get("id")
@@ -429,7 +413,7 @@ async fn tls_peers_need_a_certificate_the_cluster_trusts() {
     )
     .await;
     let rogue = create_silence(&c.server.base, "alertname", "Rogue", "tls-test", "injected").await;
-    wait_for_value("rogue handshakes refused", || async {
+    wait_until("rogue handshakes refused", T, || async {
         (metric(&a, "alertmanager_tls_transport_read_errors_total").await >= 2.0).then_some(())
     })
     .await;
@@ -486,7 +470,7 @@ async fn alertmanagers_cluster_tls_files_load_unchanged() {
         "am files",
     )
     .await;
-    wait_for_value("silence replicated", || async {
+    wait_until("silence replicated", T, || async {
         get_json(&format!("{}/api/v2/silence/{id}", n2.server.base))
             .await
             .get("id")

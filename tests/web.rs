@@ -209,7 +209,7 @@ async fn prometheus_authenticates_to_herald() {
     let mut prom = spawn_prometheus(d, prom_port);
     let client = https_client(&certs.ca, None);
     let url = format!("{}/api/v2/alerts", h.base);
-    let found = wait_for_async_value(Duration::from_secs(60), || {
+    let found = wait_until("the alert from Prometheus", Duration::from_secs(60), || {
         let (client, url) = (client.clone(), url.clone());
         async move {
             let v: serde_json::Value = client
@@ -231,20 +231,6 @@ async fn prometheus_authenticates_to_herald() {
     let _ = prom.kill();
     let _ = prom.wait();
     assert_eq!(found["labels"]["severity"], "info");
-}
-
-async fn wait_for_async_value<T, F: std::future::Future<Output = Option<T>>>(
-    timeout: Duration,
-    mut f: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

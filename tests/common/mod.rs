@@ -18,6 +18,23 @@ use axum::Router;
 use serde_json::Value;
 
 /// Polls `f` until it returns `Some`, failing the test at the deadline.
+/// `wait_for` for conditions that need a request (an async check).
+pub async fn wait_until<T, Fut>(what: &str, timeout: Duration, mut f: impl FnMut() -> Fut) -> T
+where
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
