@@ -48,6 +48,35 @@ if [ ! -s herald.pem ] || [ ! -s herald.key ]; then
   rm -f herald.csr herald.ext
   echo "created Herald's TLS certificate for $sans"
 fi
+# The replicas' certificate for gossip (--cluster.tls-config): both show
+# it as server and as client, and accept only peers the stack's CA signed.
+# Peers are dialled by container IP, so the name checked is herald-cluster.
+if [ ! -s cluster.pem ] || [ ! -s cluster.key ]; then
+  openssl req -newkey rsa:3072 -nodes -sha256 -keyout cluster.key -out cluster.csr \
+    -subj "/CN=herald-cluster" 2>/dev/null
+  printf 'subjectAltName=DNS:herald-cluster\nextendedKeyUsage=serverAuth,clientAuth\n' > cluster.ext
+  openssl x509 -req -sha256 -days 825 -in cluster.csr -CA ca.pem -CAkey ca.key \
+    -CAcreateserial -out cluster.pem -extfile cluster.ext 2>/dev/null
+  rm -f cluster.csr cluster.ext
+  echo "created the replicas' gossip certificate"
+fi
+if [ ! -s cluster-tls.yml ]; then
+  cat > cluster-tls.yml <<YAML
+# Herald's --cluster.tls-config (Alertmanager's format), written by
+# init-secrets.sh: replicas gossip over mutual TLS with the stack's CA.
+tls_server_config:
+  cert_file: /run/secrets/herald_cluster_cert
+  key_file: /run/secrets/herald_cluster_key
+  client_ca_file: /run/secrets/herald_ca.pem
+  client_auth_type: RequireAndVerifyClientCert
+tls_client_config:
+  cert_file: /run/secrets/herald_cluster_cert
+  key_file: /run/secrets/herald_cluster_key
+  ca_file: /run/secrets/herald_ca.pem
+  server_name: herald-cluster
+YAML
+  echo "created $dir/cluster-tls.yml"
+fi
 
 # bcrypt hashes: Herald's own subcommand when a binary is at hand, else
 # htpasswd, else the image built by docker compose.

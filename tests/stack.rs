@@ -134,10 +134,8 @@ fn promql_expressions() -> Vec<(String, String)> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn instance_down_pages_by_email_and_slack_then_resolves() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// Runs `deploy/init-secrets.sh` into `<d>/secrets`.
+fn init_secrets(d: &Path) -> PathBuf {
     let secrets = d.join("secrets");
     let st = Command::new("bash")
         .arg(deploy().join("init-secrets.sh"))
@@ -150,6 +148,14 @@ async fn instance_down_pages_by_email_and_slack_then_resolves() {
         "{}",
         String::from_utf8_lossy(&st.stderr)
     );
+    secrets
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instance_down_pages_by_email_and_slack_then_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let secrets = init_secrets(d);
 
     let slack = Webhook::start().await;
     std::fs::write(
@@ -315,4 +321,86 @@ async fn wait_for_async_mail(smtp: &SmtpServer, pred: impl Fn(&Value) -> bool) -
         smtp.messages().into_iter().find(|m| pred(m))
     })
     .await
+}
+
+/// The compose file's HA profile: the two replicas' `--cluster.*` flags
+/// (addresses made loopback ports), with the `--cluster.tls-config` and
+/// certificates init-secrets.sh wrote, form a cluster over mutual TLS and
+/// share a silence.
+#[tokio::test(flavor = "multi_thread")]
+async fn ha_replicas_gossip_over_the_generated_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let secrets = init_secrets(d);
+    let rewrites: Vec<(String, String)> = secret_paths(&secrets)
+        .into_iter()
+        .map(|(k, v)| (k, v.display().to_string()))
+        .collect();
+    let compose: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(deploy().join("docker-compose.yml")).unwrap(),
+    )
+    .unwrap();
+    let ports = [free_port(), free_port()];
+    let mut nodes = Vec::new();
+    for (i, service) in ["herald", "herald-2"].into_iter().enumerate() {
+        let root = d.join(service);
+        std::fs::create_dir_all(&root).unwrap();
+        let mut args = vec![
+            format!("--cluster.listen-address=127.0.0.1:{}", ports[i]),
+            format!("--cluster.peer=127.0.0.1:{}", ports[1 - i]),
+            "--cluster.gossip-interval=50ms".to_string(),
+            "--cluster.settle-timeout=5s".to_string(),
+        ];
+        let command = compose["services"][service]["command"].as_array().unwrap();
+        let mut tls_config = None;
+        for a in command.iter().map(|a| a.as_str().unwrap()) {
+            if let Some(path) = a.strip_prefix("--cluster.tls-config=") {
+                // The file and the paths in it, as the container sees them.
+                let file = &rewrites.iter().find(|(k, _)| k == path).unwrap().1;
+                let text = std::fs::read_to_string(file).unwrap();
+                let used: Vec<(String, String)> = rewrites
+                    .iter()
+                    .filter(|(k, _)| text.contains(k.as_str()))
+                    .cloned()
+                    .collect();
+                let local = root.join("cluster-tls.yml");
+                std::fs::write(&local, rewrite(&text, &used)).unwrap();
+                tls_config = Some(format!("--cluster.tls-config={}", local.display()));
+            } else if a.starts_with("--cluster.peer-name=") {
+                args.push(a.to_string());
+            }
+        }
+        args.push(tls_config.unwrap_or_else(|| panic!("{service} has no --cluster.tls-config")));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        nodes.push(
+            start_herald_at(
+                &root,
+                "route: {receiver: r}\nreceivers: [{name: r}]\n",
+                &refs,
+            )
+            .await,
+        );
+    }
+    for n in &nodes {
+        wait_until("the replicas to see each other", T, || async {
+            let status = get_json(&format!("{}/api/v2/status", n.base)).await;
+            (status["cluster"]["peers"].as_array().map_or(0, Vec::len) == 2).then_some(())
+        })
+        .await;
+    }
+    let id = create_silence(&nodes[0].base, "alertname", "Ha", "stack-test", "gossiped").await;
+    wait_until("the silence on the other replica", T, || async {
+        let found = get_json(&format!("{}/api/v2/silence/{id}", nodes[1].base)).await;
+        found.get("id").is_some().then_some(())
+    })
+    .await;
+    assert!(
+        counter(
+            &nodes[1].base,
+            "alertmanager_tls_transport_packet_bytes_received_total"
+        )
+        .await
+            > 0.0,
+        "gossip went over TLS"
+    );
 }
