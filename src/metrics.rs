@@ -86,6 +86,9 @@ pub struct ClusterSample {
     pub members: usize,
     pub failed: usize,
     pub position: usize,
+    /// Herald's health score: how many members this node suspects of
+    /// being down (memberlist's own awareness score is not reproduced).
+    pub health: u64,
     pub received: u64,
     pub sent: u64,
     pub invalid: u64,
@@ -103,7 +106,7 @@ impl Metrics {
         g.members.set(c.members as i64);
         g.failed.set(c.failed as i64);
         g.position.set(c.position as i64);
-        g.health.set(0);
+        g.health.set(c.health as i64);
         let mut counters = vec![
             (g.received.clone(), c.received),
             (g.sent.clone(), c.sent),

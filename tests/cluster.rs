@@ -43,8 +43,9 @@ async fn node_with(hook: &Webhook, name: &str, port: u16, peers: &[u16], extra: 
         // No periodic exchange: what arrives comes by gossip (or, when
         // large, by a direct TCP send), or by the push/pull of a join.
         "--cluster.pushpull-interval=1h".into(),
-        "--cluster.probe-interval=200ms".into(),
-        "--cluster.probe-timeout=100ms".into(),
+        // Suspected members are declared down after 4 probe intervals.
+        "--cluster.probe-interval=300ms".into(),
+        "--cluster.probe-timeout=150ms".into(),
         "--cluster.settle-timeout=10s".into(),
     ];
     args.extend(
@@ -200,10 +201,25 @@ async fn three_nodes_notify_once_share_silences_and_fail_over() {
         .await;
     }
 
-    // The first node goes: the next one notifies a new group, once, after
-    // its wait.
-    drop(a);
+    // The first node hangs (stopped, as a frozen VM): the others suspect
+    // it, which the health score shows, then declare it down; the next
+    // node notifies a new group, once, after its wait.
+    assert_eq!(metric(&b, "alertmanager_cluster_health_score").await, 0.0);
+    let st = std::process::Command::new("kill")
+        .args(["-STOP", &a.server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_until("node A suspected", T, || async {
+        (metric(&b, "alertmanager_cluster_health_score").await >= 1.0).then_some(())
+    })
+    .await;
     wait_members(&[&b, &c], 2).await;
+    assert_eq!(
+        metric(&b, "alertmanager_cluster_health_score").await,
+        0.0,
+        "a member declared down is no longer suspected"
+    );
     let alert = json!([{"labels": {"alertname": "Load", "instance": "web1"}}]);
     for n in [&b, &c] {
         post_alerts(&n.server.base, &alert).await;
@@ -231,6 +247,7 @@ async fn three_nodes_notify_once_share_silences_and_fail_over() {
     .await;
     assert!(metric(&d, "alertmanager_cluster_pushpull_exchanges_total").await >= 1.0);
     drop(d);
+    drop(a);
 }
 
 /// Packets from a cluster with another `--cluster.label` are dropped: two

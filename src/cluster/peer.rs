@@ -225,6 +225,8 @@ pub struct PeerMetrics {
     pub received: AtomicU64,
     pub invalid: AtomicU64,
     pub pushpull: AtomicU64,
+    /// Members this node suspects right now (`alertmanager_cluster_health_score`).
+    pub suspects: AtomicU64,
     /// Only moves with `--cluster.tls-config`.
     pub tls: Arc<TlsStats>,
 }
@@ -318,6 +320,9 @@ impl Peer {
         let mut config = foca::Config::new_lan(NonZeroU32::new(3).unwrap_or(NonZeroU32::MIN));
         config.probe_period = settings.probe_interval;
         config.probe_rtt = settings.probe_timeout.min(settings.probe_interval / 2);
+        // memberlist's suspicion timeout for clusters under ten nodes:
+        // SuspicionMult (4) probe intervals.
+        config.suspect_to_down_after = settings.probe_interval * 4;
         if let Some(g) = config.periodic_gossip.as_mut() {
             g.frequency = settings.gossip_interval;
         }
@@ -601,6 +606,14 @@ async fn run_foca(
                 .send(to, frame_packet(&settings.label, &data))
                 .await;
         }
+        let suspects = foca
+            .iter_membership_state()
+            .filter(|m| m.state() == foca::State::Suspect)
+            .count();
+        shared
+            .metrics
+            .suspects
+            .store(suspects as u64, Ordering::Relaxed);
         for (t, after) in acts.timers {
             let tx = tx.clone();
             tokio::spawn(async move {
