@@ -7,7 +7,9 @@
 //! accepted again).
 //!
 //! `cargo bench --bench ha_soak`; `HERALD_SOAK_SECS` sets how long alerts
-//! keep changing (default 30).
+//! keep changing (default 30); `HERALD_SOAK_TLS=1` makes both clusters
+//! gossip over mutual TLS (`--cluster.tls-config`, certificates made with
+//! openssl).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -80,7 +82,77 @@ fn config(hook_port: u16) -> String {
     )
 }
 
-fn start_cluster(herald: bool, hook_port: u16) -> Vec<Proc> {
+/// A CA and one certificate for 127.0.0.1 (server and client use) in
+/// `dir`, and a `--cluster.tls-config` file both programs read.
+fn make_cluster_tls(dir: &Path) -> std::path::PathBuf {
+    let openssl = |args: &[&str]| {
+        let st = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(st.success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=soak-ca",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "node.key",
+        "-out",
+        "node.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "node.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "node.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext",
+    ]);
+    let file = dir.join("cluster-tls.yml");
+    std::fs::write(
+        &file,
+        "tls_server_config:\n  cert_file: node.pem\n  key_file: node.key\n  client_ca_file: ca.pem\n  client_auth_type: RequireAndVerifyClientCert\ntls_client_config:\n  cert_file: node.pem\n  key_file: node.key\n  ca_file: ca.pem\n",
+    )
+    .unwrap();
+    file
+}
+
+fn start_cluster(herald: bool, hook_port: u16, tls: Option<&Path>) -> Vec<Proc> {
     let cluster_ports = [free_port(), free_port(), free_port()];
     (0..3)
         .map(|i| {
@@ -126,6 +198,9 @@ fn start_cluster(herald: bool, hook_port: u16) -> Vec<Proc> {
                     "--cluster.advertise-address=127.0.0.1:{}",
                     cluster_ports[i]
                 ));
+            }
+            if let Some(t) = tls {
+                cmd.arg(format!("--cluster.tls-config={}", t.display()));
             }
             for (j, p) in cluster_ports.iter().enumerate() {
                 if j != i {
@@ -202,8 +277,12 @@ async fn run() {
         .unwrap_or(30);
     let (herald_hook, hp) = Flapping::start().await;
     let (am_hook, ap) = Flapping::start().await;
-    let herald = start_cluster(true, hp);
-    let am = start_cluster(false, ap);
+    let tls_dir = tempfile::tempdir().unwrap();
+    let tls = std::env::var("HERALD_SOAK_TLS")
+        .is_ok_and(|v| v == "1")
+        .then(|| make_cluster_tls(tls_dir.path()));
+    let herald = start_cluster(true, hp, tls.as_deref());
+    let am = start_cluster(false, ap, tls.as_deref());
     wait_ready(&herald).await;
     wait_ready(&am).await;
     // 40 groups of alerts; every second a few of them change (a new alert,
@@ -236,7 +315,12 @@ async fn run() {
     let (ht, hd) = herald_hook.counts();
     let (at, ad) = am_hook.counts();
     println!(
-        "HA soak: 3 nodes each, {secs}s of changing alerts, receiver failing every other request"
+        "HA soak: 3 nodes each{}, {secs}s of changing alerts, receiver failing every other request",
+        if tls.is_some() {
+            ", gossip over mutual TLS"
+        } else {
+            ""
+        }
     );
     println!("{:<40} {:>10} {:>14}", "", "herald", "alertmanager");
     println!("{:<40} {:>10} {:>14}", "notifications accepted", ht, at);
