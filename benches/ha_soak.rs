@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
+#[path = "../tests/common/certs.rs"]
+#[allow(dead_code)]
+mod certs;
 mod support;
 use support::{free_port, Proc};
 
@@ -82,74 +85,11 @@ fn config(hook_port: u16) -> String {
     )
 }
 
-/// A CA and one certificate for 127.0.0.1 (server and client use) in
-/// `dir`, and a `--cluster.tls-config` file both programs read.
+/// A `--cluster.tls-config` file both programs read, with the tests' CA
+/// and 127.0.0.1 certificate in `dir`.
 fn make_cluster_tls(dir: &Path) -> std::path::PathBuf {
-    let openssl = |args: &[&str]| {
-        let st = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(st.success(), "openssl {args:?}");
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=soak-ca",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "node.key",
-        "-out",
-        "node.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(
-        dir.join("ext"),
-        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "node.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "node.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "ext",
-    ]);
-    let file = dir.join("cluster-tls.yml");
-    std::fs::write(
-        &file,
-        "tls_server_config:\n  cert_file: node.pem\n  key_file: node.key\n  client_ca_file: ca.pem\n  client_auth_type: RequireAndVerifyClientCert\ntls_client_config:\n  cert_file: node.pem\n  key_file: node.key\n  ca_file: ca.pem\n",
-    )
-    .unwrap();
-    file
+    certs::make_certs(dir);
+    certs::cluster_tls_file(dir, "srv.pem", "srv.key", "ca.pem")
 }
 
 fn start_cluster(herald: bool, hook_port: u16, tls: Option<&Path>) -> Vec<Proc> {

@@ -224,58 +224,45 @@ impl ServerCertVerifier for AnyServer {
 mod tests {
     use super::*;
 
-    fn cfg(yaml: &str) -> TlsConfig {
-        serde_saphyr::from_str(yaml).expect("tls config")
+    /// The error `client_config` gives for the `tls_config` in `yaml`.
+    fn refused(yaml: &str, dir: &str, section: &str) -> String {
+        let t: TlsConfig = serde_saphyr::from_str(yaml).expect("tls config");
+        client_config(&t, Path::new(dir), section)
+            .expect_err("must be refused")
+            .to_string()
     }
 
     #[test]
     fn refuses_half_a_client_identity_and_names_the_section() {
-        let e = client_config(
-            &cfg("cert: 'x'\ninsecure_skip_verify: true\n"),
-            Path::new(""),
-            "tls_client_config",
-        )
-        .unwrap_err();
         assert_eq!(
-            e.to_string(),
+            refused(
+                "cert: 'x'\ninsecure_skip_verify: true\n",
+                "",
+                "tls_client_config"
+            ),
             "tls_client_config: client cert specified without client key"
         );
     }
 
     #[test]
     fn missing_ca_file_is_named_relative_to_the_config_directory() {
-        let e = client_config(
-            &cfg("ca_file: ca.pem\n"),
-            Path::new("/nonexistent-dir"),
-            "tls_config",
-        )
-        .unwrap_err();
+        let e = refused("ca_file: ca.pem\n", "/nonexistent-dir", "tls_config");
         assert!(
-            e.to_string()
-                .starts_with("tls_config: ca_file /nonexistent-dir/ca.pem:"),
+            e.starts_with("tls_config: ca_file /nonexistent-dir/ca.pem:"),
             "{e}"
         );
     }
 
     #[test]
     fn bad_versions_and_server_names_are_refused() {
-        let e = client_config(
-            &cfg("min_version: TLS13\nmax_version: TLS12\ninsecure_skip_verify: true\n"),
-            Path::new(""),
+        let e = refused(
+            "min_version: TLS13\nmax_version: TLS12\ninsecure_skip_verify: true\n",
+            "",
             "tls_config",
-        )
-        .unwrap_err();
-        assert!(
-            e.to_string().contains("min_version is above max_version"),
-            "{e}"
         );
-        let e = client_config(
-            &cfg("server_name: 'bad name!'\n"),
-            Path::new(""),
-            "tls_config",
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("server_name"), "{e}");
+        assert!(e.contains("min_version is above max_version"), "{e}");
+        let e = refused("server_name: 'bad name!'\n", "", "tls_config");
+        assert!(e.contains("server_name"), "{e}");
     }
 
     #[test]

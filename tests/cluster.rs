@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -169,14 +169,10 @@ async fn three_nodes_notify_once_share_silences_and_fail_over() {
     )
     .await;
     for n in [&a, &b] {
-        wait_until("silence replicated", T, || async {
-            get_json(&format!("{}/api/v2/silence/{id}", n.server.base))
-                .await
-                .get("comment")
-                .is_some_and(|c| c == "replicated")
-                .then_some(())
-        })
-        .await;
+        assert_eq!(
+            wait_silence(&n.server.base, &id).await["comment"],
+            "replicated"
+        );
         post_alerts(&n.server.base, &json!([{"labels": {"alertname": "Quiet"}}])).await;
         let alerts = get_json(&format!(
             "{}/api/v2/alerts?filter=alertname%3D%22Quiet%22",
@@ -190,15 +186,7 @@ async fn three_nodes_notify_once_share_silences_and_fail_over() {
     let long = "x".repeat(3000);
     let big = create_silence(&a.server.base, "alertname", "Big", "ha-test", &long).await;
     for n in [&b, &c] {
-        wait_until("large silence replicated", T, || async {
-            get_json(&format!("{}/api/v2/silence/{big}", n.server.base))
-                .await
-                .get("comment")
-                .and_then(Value::as_str)
-                .is_some_and(|c| c.len() == 3000)
-                .then_some(())
-        })
-        .await;
+        assert_eq!(wait_silence(&n.server.base, &big).await["comment"], long);
     }
 
     // The first node hangs (stopped, as a frozen VM): the others suspect
@@ -237,14 +225,10 @@ async fn three_nodes_notify_once_share_silences_and_fail_over() {
     // A node joining later gets the silences by push/pull.
     let d_port = free_port();
     let d = node(&hook, "node-d", d_port, &[ports[1]]).await;
-    wait_until("late node catches up", T, || async {
-        get_json(&format!("{}/api/v2/silence/{id}", d.server.base))
-            .await
-            .get("comment")
-            .is_some_and(|c| c == "replicated")
-            .then_some(())
-    })
-    .await;
+    assert_eq!(
+        wait_silence(&d.server.base, &id).await["comment"],
+        "replicated"
+    );
     assert!(metric(&d, "alertmanager_cluster_pushpull_exchanges_total").await >= 1.0);
     drop(d);
     drop(a);
@@ -327,22 +311,6 @@ async fn cluster_labels_keep_clusters_apart() {
     assert_eq!(status(&n3).await["name"], "z", "the node keeps running");
 }
 
-/// Writes a `--cluster.tls-config` file in `dir` (paths in it relative, as
-/// Alertmanager allows): the node shows `cert`/`key` both as server and as
-/// client, trusts `ca` for both directions, and requires a client
-/// certificate.
-fn cluster_tls_file(dir: &Path, cert: &str, key: &str, ca: &str) -> PathBuf {
-    let path = dir.join("cluster-tls.yml");
-    std::fs::write(
-        &path,
-        format!(
-            "tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  client_ca_file: {ca}\n  client_auth_type: RequireAndVerifyClientCert\ntls_client_config:\n  cert_file: {cert}\n  key_file: {key}\n  ca_file: {ca}\n"
-        ),
-    )
-    .unwrap();
-    path
-}
-
 /// With `--cluster.tls-config` peers talk only over mutually authenticated
 /// TLS: two nodes with certificates of the cluster's CA form a cluster and
 /// share silences (small ones as packets, large ones and the join's state
@@ -375,16 +343,8 @@ async fn tls_peers_need_a_certificate_the_cluster_trusts() {
         &"y".repeat(3000),
     )
     .await;
-    for (n, id) in [(&b, &id), (&a, &big)] {
-        wait_until("silence replicated over TLS", T, || async {
-            get_json(&format!("{}/api/v2/silence/{id}", n.server.base))
-                .await
-                .get("id")
-                .is_some()
-                .then_some(())
-        })
-        .await;
-    }
+    wait_silence(&b.server.base, &id).await;
+    wait_silence(&a.server.base, &big).await;
     for n in [&a, &b] {
         assert!(metric(n, "alertmanager_tls_transport_packet_bytes_received_total").await > 0.0);
         assert!(metric(n, "alertmanager_tls_transport_packet_bytes_sent_total").await > 0.0);
@@ -487,12 +447,5 @@ async fn alertmanagers_cluster_tls_files_load_unchanged() {
         "am files",
     )
     .await;
-    wait_until("silence replicated", T, || async {
-        get_json(&format!("{}/api/v2/silence/{id}", n2.server.base))
-            .await
-            .get("id")
-            .is_some()
-            .then_some(())
-    })
-    .await;
+    wait_silence(&n2.server.base, &id).await;
 }

@@ -389,11 +389,7 @@ async fn ha_replicas_gossip_over_the_generated_mutual_tls() {
         .await;
     }
     let id = create_silence(&nodes[0].base, "alertname", "Ha", "stack-test", "gossiped").await;
-    wait_until("the silence on the other replica", T, || async {
-        let found = get_json(&format!("{}/api/v2/silence/{id}", nodes[1].base)).await;
-        found.get("id").is_some().then_some(())
-    })
-    .await;
+    wait_silence(&nodes[1].base, &id).await;
     assert!(
         counter(
             &nodes[1].base,

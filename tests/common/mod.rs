@@ -17,7 +17,9 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::Value;
 
-/// Polls `f` until it returns `Some`, failing the test at the deadline.
+mod certs;
+pub use certs::*;
+
 /// `wait_for` for conditions that need a request (an async check).
 pub async fn wait_until<T, Fut>(what: &str, timeout: Duration, mut f: impl FnMut() -> Fut) -> T
 where
@@ -35,6 +37,7 @@ where
     }
 }
 
+/// Polls `f` until it returns `Some`, failing the test at the deadline.
 pub async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
@@ -179,119 +182,6 @@ fn store(hook: Webhook, path: String, headers: HeaderMap, body: axum::body::Byte
         at: Instant::now(),
     });
     answer
-}
-
-/// A private CA and a server certificate for 127.0.0.1 signed by it,
-/// made with openssl in `dir`.
-pub struct Certs {
-    pub ca: PathBuf,
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-/// Runs `openssl <args>` in `d`; it must succeed.
-fn openssl(d: &Path, args: &[&str]) {
-    let st = Command::new("openssl")
-        .args(args)
-        .current_dir(d)
-        .output()
-        .expect("openssl is missing: run scripts/test.sh");
-    assert!(
-        st.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-}
-
-pub fn make_certs(d: &Path) -> Certs {
-    let run = |args: &[&str]| openssl(d, args);
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=herald-test-ca",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "srv.key",
-        "-out",
-        "srv.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(d.join("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "srv.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "srv.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "ext",
-    ]);
-    Certs {
-        ca: d.join("ca.pem"),
-        cert: d.join("srv.pem"),
-        key: d.join("srv.key"),
-    }
-}
-
-/// A client certificate (`client.pem`, `client.key`) signed by the CA of
-/// `make_certs` in the same directory.
-pub fn make_client_cert(d: &Path) -> (PathBuf, PathBuf) {
-    let run = |args: &[&str]| openssl(d, args);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "client.key",
-        "-out",
-        "client.csr",
-        "-subj",
-        "/CN=herald-client",
-    ]);
-    std::fs::write(d.join("client-ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "client.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "client.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "client-ext",
-    ]);
-    (d.join("client.pem"), d.join("client.key"))
 }
 
 /// The real SMTP server of `tests/smtp_server.py` (aiosmtpd), killed on
@@ -597,6 +487,21 @@ pub fn spawn_prometheus(dir: &Path, port: u16) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("prometheus: run scripts/test.sh")
+}
+
+/// Waits until the node at `base` holds the silence `id` (created there or
+/// replicated to it) and returns it.
+pub async fn wait_silence(base: &str, id: &str) -> Value {
+    let url = format!("{base}/api/v2/silence/{id}");
+    wait_until(
+        &format!("silence {id} at {base}"),
+        Duration::from_secs(30),
+        || async {
+            let s = get_json(&url).await;
+            s.get("id").is_some().then_some(s)
+        },
+    )
+    .await
 }
 
 /// Creates a one-hour silence of `name="value"` through the API and
