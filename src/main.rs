@@ -184,6 +184,10 @@ async fn serve(cli: Cli) -> Result<(), String> {
     spawn_signal_handlers(app.clone(), shutdown.clone());
     shutdown.cancelled().await;
     tracing::info!("Received shutdown signal, exiting gracefully");
+    if let Some(peer) = cluster.as_ref().and_then(|c| c.peer()) {
+        // Tell the peers we leave, so they do not wait on a dead member.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), peer.left()).await;
+    }
     for s in servers {
         let _ = s.await;
     }

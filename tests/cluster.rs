@@ -32,7 +32,7 @@ async fn node(hook: &Webhook, name: &str, port: u16, peers: &[u16]) -> Node {
     node_with(hook, name, port, peers, &[]).await
 }
 
-/// `node` with more command-line flags.
+/// `node` with more command-line flags (or other values for its own).
 async fn node_with(hook: &Webhook, name: &str, port: u16, peers: &[u16], extra: &[String]) -> Node {
     let root = tempfile::tempdir().unwrap();
     let mut args = vec![
@@ -53,6 +53,9 @@ async fn node_with(hook: &Webhook, name: &str, port: u16, peers: &[u16], extra: 
             .iter()
             .map(|p| format!("--cluster.peer=127.0.0.1:{p}")),
     );
+    // A flag in `extra` replaces the default above.
+    let name = |a: &str| a.split('=').next().unwrap_or_default().to_string();
+    args.retain(|a| !extra.iter().any(|e| name(e) == name(a)));
     args.extend_from_slice(extra);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = start_herald_at(root.path(), &config(hook), &refs).await;
@@ -448,4 +451,42 @@ async fn alertmanagers_cluster_tls_files_load_unchanged() {
     )
     .await;
     wait_silence(&n2.server.base, &id).await;
+}
+
+/// A node that shuts down tells its peers it leaves (over UDP, and over
+/// TLS on a connection of its own): with probes ten seconds apart the peer
+/// could not have found out by itself before the deadline (a probe, then
+/// four intervals of suspicion).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_shutting_down_tells_its_peers_it_leaves() {
+    let hook = Webhook::start().await;
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let tls = cluster_tls_file(certs.path(), "srv.pem", "srv.key", "ca.pem");
+    for flags in [
+        vec![],
+        vec![format!("--cluster.tls-config={}", tls.display())],
+    ] {
+        let mut flags = flags;
+        flags.push("--cluster.probe-interval=10s".into());
+        flags.push("--cluster.probe-timeout=1s".into());
+        let (p1, p2) = (free_port(), free_port());
+        let stays = node_with(&hook, "stays", p1, &[p2], &flags).await;
+        let leaves = node_with(&hook, "leaves", p2, &[p1], &flags).await;
+        wait_members(&[&stays, &leaves], 2).await;
+        let st = std::process::Command::new("kill")
+            .args(["-TERM", &leaves.server.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        wait_until(
+            "the peer to see the node leave",
+            Duration::from_secs(12),
+            || async {
+                let s = status(&stays).await;
+                (s["peers"].as_array().map_or(0, Vec::len) == 1).then_some(())
+            },
+        )
+        .await;
+    }
 }

@@ -240,6 +240,8 @@ struct Shared {
     settled: AtomicBool,
     settled_notify: tokio::sync::Notify,
     metrics: PeerMetrics,
+    /// Cancelled once the leave message went out at shutdown.
+    left: CancellationToken,
 }
 
 enum Input {
@@ -286,6 +288,7 @@ impl Peer {
             settled: AtomicBool::new(false),
             settled_notify: tokio::sync::Notify::new(),
             metrics: PeerMetrics::default(),
+            left: CancellationToken::new(),
         });
         let state = Arc::new(state);
         let (tx, rx) = mpsc::unbounded_channel();
@@ -342,7 +345,6 @@ impl Peer {
             settings.clone(),
             shared.clone(),
             tx.clone(),
-            transport.clone(),
             shutdown.clone(),
         ));
         tokio::spawn(run_foca(
@@ -427,6 +429,12 @@ impl Peer {
                 _ = cancel.cancelled() => return,
             }
         }
+    }
+
+    /// Resolves once this node, shutting down, has told its peers it
+    /// leaves.
+    pub async fn left(&self) {
+        self.shared.left.cancelled().await
     }
 
     /// True when peers talk over TLS (`--cluster.tls-config`).
@@ -544,8 +552,9 @@ async fn run_foca(
                 let mut acts = Actions::default();
                 let _ = foca.leave_cluster(&mut acts);
                 for (to, data) in acts.sends {
-                    transport.send(to, frame_packet(&settings.label, &data)).await;
+                    transport.send_last(to, frame_packet(&settings.label, &data)).await;
                 }
+                shared.left.cancel();
                 return;
             }
         };
@@ -848,14 +857,12 @@ async fn exchange(
 
 /// Accepts peers' TCP connections: push/pull exchanges, and with TLS the
 /// peers' packet connections too.
-#[allow(clippy::too_many_arguments)]
 async fn serve_tcp(
     tcp: TcpListener,
     state: Arc<Replicated>,
     s: ClusterSettings,
     shared: Arc<Shared>,
     tx: mpsc::UnboundedSender<Input>,
-    transport: Arc<Transport>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -878,12 +885,8 @@ async fn serve_tcp(
             tx.clone(),
             shutdown.clone(),
         );
-        let tls = match &*transport {
-            Transport::Udp(_) => None,
-            Transport::Tls(_) => s.tls.clone(),
-        };
         tokio::spawn(async move {
-            let mut stream: Box<dyn transport::Conn> = match tls {
+            let mut stream: Box<dyn transport::Conn> = match s.tls.clone() {
                 None => Box::new(stream),
                 Some(tls) => {
                     let incoming = transport::accept_tls(

@@ -141,6 +141,30 @@ impl Transport {
         }
     }
 
+    /// Sends a packet while the node shuts down (its leave message): over
+    /// TLS on a connection of its own, since the kept-open ones are closing.
+    pub async fn send_last(&self, to: SocketAddr, packet: Vec<u8>) {
+        match self {
+            Transport::Udp(_) => self.send(to, packet).await,
+            Transport::Tls(links) => {
+                let timeout = links.timeout.min(Duration::from_secs(1));
+                let run = async {
+                    let mut conn = links.tls.connect(to, PACKET_CONNECTION, timeout).await?;
+                    conn.write_all(&frame(&packet)?)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    conn.shutdown().await.map_err(|e| e.to_string())
+                };
+                if !matches!(tokio::time::timeout(timeout, run).await, Ok(Ok(()))) {
+                    links
+                        .stats
+                        .packet_write_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
     /// Opens a connection for a push/pull exchange.
     pub async fn open_stream(
         &self,
@@ -252,12 +276,9 @@ async fn write_packets(
             },
             _ = shutdown.cancelled() => return,
         };
-        let Ok(len) = u32::try_from(packet.len()) else {
+        let Ok(framed) = frame(&packet) else {
             continue;
         };
-        let mut framed = Vec::with_capacity(4 + packet.len());
-        framed.extend_from_slice(&len.to_be_bytes());
-        framed.extend_from_slice(&packet);
         match tokio::time::timeout(timeout, conn.write_all(&framed)).await {
             Ok(Ok(())) => {
                 stats
@@ -270,6 +291,15 @@ async fn write_packets(
             }
         }
     }
+}
+
+/// A packet as a packet connection carries it: its length, then itself.
+fn frame(packet: &[u8]) -> Result<Vec<u8>, String> {
+    let len = u32::try_from(packet.len()).map_err(|_| "packet too large".to_string())?;
+    let mut framed = Vec::with_capacity(4 + packet.len());
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(packet);
+    Ok(framed)
 }
 
 /// What an accepted connection turned out to be.
