@@ -7,7 +7,8 @@
 //! accepted again).
 //!
 //! `cargo bench --bench ha_soak`; `HERALD_SOAK_SECS` sets how long alerts
-//! keep changing (default 30); `HERALD_SOAK_TLS=1` makes both clusters
+//! keep changing (default 30), `HERALD_SOAK_GROUPS` how many groups
+//! (default 40, each of 3 or 4 alerts); `HERALD_SOAK_TLS=1` makes both clusters
 //! gossip over mutual TLS (`--cluster.tls-config`, certificates made with
 //! openssl).
 
@@ -225,14 +226,18 @@ async fn run() {
     let am = start_cluster(false, ap, tls.as_deref());
     wait_ready(&herald).await;
     wait_ready(&am).await;
-    // 40 groups of alerts; every second a few of them change (a new alert,
+    let groups: u64 = std::env::var("HERALD_SOAK_GROUPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40);
+    // Groups of alerts; every second a few of them change (a new alert,
     // or one resolving), sent to every node of both clusters.
     let started = Instant::now();
     let mut round = 0u64;
     while started.elapsed() < Duration::from_secs(secs) {
         let now = jiff::Timestamp::now().to_string();
         let mut batch = Vec::new();
-        for g in 0..40u64 {
+        for g in 0..groups {
             for i in 0..3u64 {
                 batch.push(
                     json!({"labels": {"alertname": format!("G{g}"), "instance": format!("i{i}")}}),
@@ -255,7 +260,7 @@ async fn run() {
     let (ht, hd) = herald_hook.counts();
     let (at, ad) = am_hook.counts();
     println!(
-        "HA soak: 3 nodes each{}, {secs}s of changing alerts, receiver failing every other request",
+        "HA soak: 3 nodes each{}, {groups} groups, {secs}s of changing alerts, receiver failing every other request",
         if tls.is_some() {
             ", gossip over mutual TLS"
         } else {
