@@ -141,6 +141,17 @@ impl Transport {
         }
     }
 
+    /// `send` from outside the gossip loop, without waiting: a datagram
+    /// the socket cannot take now is dropped.
+    pub fn send_now(&self, to: SocketAddr, packet: Vec<u8>) {
+        match self {
+            Transport::Udp(udp) => {
+                let _ = udp.try_send_to(&packet, to);
+            }
+            Transport::Tls(links) => links.send(to, packet),
+        }
+    }
+
     /// Sends a packet while the node shuts down (its leave message): over
     /// TLS on a connection of its own, since the kept-open ones are closing.
     pub async fn send_last(&self, to: SocketAddr, packet: Vec<u8>) {

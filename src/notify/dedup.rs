@@ -82,6 +82,16 @@ pub fn needs_update(
     (e.timestamp < threshold).then_some(NotificationReason::RepeatIntervalElapsed)
 }
 
+/// Herald only: a peer already notified a newer view of the group than
+/// ours. Entries carry the flush time of the notification they log, so an
+/// entry later than our flush means our alerts are a stale snapshot; sending
+/// them would repeat (or undo) what the cluster has said. Our next flush
+/// compares again, so an alert the peer had not seen is delayed by one
+/// group interval, never dropped.
+pub fn superseded(entry: Option<&Entry>, flush: Timestamp) -> bool {
+    entry.is_some_and(|e| e.timestamp > flush)
+}
+
 pub struct DedupStage {
     pub nflog: Arc<dyn NotificationLog>,
     pub integration: Arc<Integration>,
@@ -111,6 +121,7 @@ impl Stage for DedupStage {
                 ctx.repeat_interval,
                 ctx.now,
             );
+            let reason = reason.filter(|_| !superseded(entry.as_ref(), ctx.now));
             ctx.firing_hashes = firing;
             ctx.resolved_hashes = resolved;
             ctx.reason = reason;
@@ -149,6 +160,20 @@ mod tests {
             REPEAT,
             Timestamp::from_second(now).unwrap(),
         )
+    }
+
+    #[test]
+    fn a_peers_newer_notification_supersedes_our_snapshot() {
+        let flush = Timestamp::from_second(1000).unwrap();
+        assert!(!superseded(None, flush), "nothing logged yet");
+        assert!(
+            !superseded(Some(&entry(&[1], &[], 990)), flush),
+            "an older entry is compared by content, as in Alertmanager"
+        );
+        assert!(
+            superseded(Some(&entry(&[1, 2], &[], 1001)), flush),
+            "a peer flushed after us and notified: our view is stale"
+        );
     }
 
     #[test]

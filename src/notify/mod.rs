@@ -384,37 +384,67 @@ impl Stage for ClaimStage {
                 h.update(&x.to_le_bytes());
             }
             let hash = h.digest();
-            while peer.other_claim(&key, hash).is_some() {
-                let entry = self.nflog.query(&ctx.group_key, &self.integration.key);
-                let reason = needs_update(
-                    entry.as_ref(),
-                    &ctx.firing_hashes,
-                    &ctx.resolved_hashes,
-                    self.integration.send_resolved,
-                    ctx.repeat_interval,
-                    ctx.now,
-                );
-                if reason.is_none() {
+            loop {
+                if self.wait_for_claims(ctx, peer, &key, hash).await {
                     // Delivered and logged by the claiming node.
                     return Ok(Vec::new());
                 }
-                if tokio::time::Instant::now() >= ctx.deadline || ctx.cancel.is_cancelled() {
-                    break;
+                let left = ctx
+                    .deadline
+                    .saturating_duration_since(tokio::time::Instant::now());
+                let until = Timestamp::now()
+                    .checked_add(left)
+                    .unwrap_or_else(|_| Timestamp::now());
+                peer.claim(&key, hash, until);
+                if peer.position() == 0 || tokio::time::Instant::now() >= ctx.deadline {
+                    return Ok(alerts);
                 }
+                // Two nodes may claim at once: the one first in position
+                // order goes, the other waits for it.
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    _ = tokio::time::sleep(peer.claim_settle()) => {}
                     _ = ctx.cancel.cancelled() => {}
                 }
+                if peer.other_claim(&key, hash, true).is_none() || ctx.cancel.is_cancelled() {
+                    return Ok(alerts);
+                }
             }
-            let left = ctx
-                .deadline
-                .saturating_duration_since(tokio::time::Instant::now());
-            let until = Timestamp::now()
-                .checked_add(left)
-                .unwrap_or_else(|_| Timestamp::now());
-            peer.claim(&key, hash, until);
-            Ok(alerts)
         })
+    }
+}
+
+impl ClaimStage {
+    /// Waits while a live peer's claim on the same notification holds;
+    /// true when the peer has logged it (or a newer view) meanwhile.
+    async fn wait_for_claims(
+        &self,
+        ctx: &NotifyCtx,
+        peer: &crate::cluster::Peer,
+        key: &str,
+        hash: u64,
+    ) -> bool {
+        while peer.other_claim(key, hash, false).is_some() {
+            let entry = self.nflog.query(&ctx.group_key, &self.integration.key);
+            let reason = needs_update(
+                entry.as_ref(),
+                &ctx.firing_hashes,
+                &ctx.resolved_hashes,
+                self.integration.send_resolved,
+                ctx.repeat_interval,
+                ctx.now,
+            );
+            if reason.is_none() || dedup::superseded(entry.as_ref(), ctx.now) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= ctx.deadline || ctx.cancel.is_cancelled() {
+                return false;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = ctx.cancel.cancelled() => {}
+            }
+        }
+        false
     }
 }
 
