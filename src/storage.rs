@@ -633,13 +633,18 @@ impl NotificationLog for DurableNotificationLog {
             expires_at: entry.expires_at,
         };
         let json = serde_json::to_string(&body).map_err(|e| NflogError::Storage(e.to_string()))?;
+        // Queued, not waited for: the gossip loop merges every peer's
+        // entries one by one, and waiting for each commit made it fall
+        // seconds behind under load (delaying claims, causing duplicates).
+        // An entry lost in a crash is the peer's, and comes back by
+        // push/pull when this node rejoins.
         self.storage
-            .commit(Op::PutNflog(
-                key.to_string(),
-                json,
-                entry.expires_at.to_string(),
+            .tx
+            .send((
+                Op::PutNflog(key.to_string(), json, entry.expires_at.to_string()),
+                None,
             ))
-            .map_err(NflogError::Storage)?;
+            .map_err(|_| NflogError::Storage(StorageError::Stopped.to_string()))?;
         self.mem.merge(key, entry, now)
     }
 }
