@@ -33,6 +33,9 @@ use support::{free_port, Proc};
 struct Flapping {
     requests: Arc<Mutex<u64>>,
     accepted: Arc<Mutex<HashMap<String, u64>>>,
+    /// Every (group, alert, state) some accepted notification carried:
+    /// what the receiver learnt, duplicates or not.
+    states: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Flapping {
@@ -63,6 +66,10 @@ impl Flapping {
                     .unwrap_or_default();
                 alerts.sort();
                 let key = format!("{}|{}", v["groupKey"], alerts.join(","));
+                f.states
+                    .lock()
+                    .unwrap()
+                    .extend(alerts.iter().map(|a| format!("{}|{a}", v["groupKey"])));
                 *f.accepted.lock().unwrap().entry(key).or_default() += 1;
                 StatusCode::OK
             }
@@ -270,6 +277,12 @@ async fn run() {
     println!("{:<40} {:>10} {:>14}", "", "herald", "alertmanager");
     println!("{:<40} {:>10} {:>14}", "notifications accepted", ht, at);
     println!("{:<40} {:>10} {:>14}", "duplicates among them", hd, ad);
+    println!(
+        "{:<40} {:>10} {:>14}",
+        "distinct alert states notified",
+        herald_hook.states.lock().unwrap().len(),
+        am_hook.states.lock().unwrap().len()
+    );
     println!(
         "{:<40} {:>10} {:>14}",
         "receiver requests (incl. failed)",
