@@ -191,6 +191,10 @@ async fn serve(cli: Cli) -> Result<(), String> {
     for s in servers {
         let _ = s.await;
     }
+    let storage = app.storage.clone();
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || storage.sync()).await {
+        tracing::warn!(err = %e, "flushing the database at shutdown failed");
+    }
     Ok(())
 }
 

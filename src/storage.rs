@@ -71,6 +71,9 @@ enum Op {
     DeleteSilence(String),
     PutNflog(String, String, String),
     DeleteNflogBefore(String),
+    /// Writes nothing: its commit means every change queued before it is
+    /// on disk.
+    Barrier,
 }
 
 type Ack = mpsc::Sender<Result<(), String>>;
@@ -254,6 +257,12 @@ impl Storage {
         &self.path
     }
 
+    /// Waits until every change queued so far (those nobody waits for,
+    /// such as merged peer entries) is on disk: at shutdown.
+    pub fn sync(&self) -> Result<(), String> {
+        self.commit(Op::Barrier)
+    }
+
     /// Queues a change and waits until it is committed.
     fn commit(&self, op: Op) -> Result<(), String> {
         let (ack, done) = mpsc::channel();
@@ -429,6 +438,7 @@ fn apply(
     let tx = conn.transaction()?;
     for (op, _) in batch {
         match op {
+            Op::Barrier => {}
             Op::AppendAlerts(rows) => {
                 // Multi-row INSERTs: one statement step per 64 versions.
                 for chunk in rows.chunks(64) {
@@ -723,6 +733,9 @@ mod tests {
                     Timestamp::from_second(171).unwrap()
                 )
                 .unwrap());
+            // Merged entries are queued without waiting: sync is what a
+            // shutting-down node does.
+            st.sync().unwrap();
         }
         let (_, loaded) = Storage::open(dir.path()).unwrap();
         assert_eq!(loaded.silences, vec![silence("s1")]);
