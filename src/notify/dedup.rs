@@ -92,6 +92,28 @@ pub fn superseded(entry: Option<&Entry>, flush: Timestamp) -> bool {
     entry.is_some_and(|e| e.timestamp > flush)
 }
 
+/// In a cluster, while this node waits on a peer's claim or retries a
+/// failing receiver: has the cluster meanwhile notified what this flush
+/// would (the same alerts, or a newer view)? Then sending is a duplicate,
+/// or worse, a stale message after a newer one.
+pub fn covered_by_peer(
+    nflog: &dyn NotificationLog,
+    ctx: &NotifyCtx,
+    integration: &Integration,
+) -> bool {
+    let entry = nflog.query(&ctx.group_key, &integration.key);
+    superseded(entry.as_ref(), ctx.now)
+        || needs_update(
+            entry.as_ref(),
+            &ctx.firing_hashes,
+            &ctx.resolved_hashes,
+            integration.send_resolved,
+            ctx.repeat_interval,
+            ctx.now,
+        )
+        .is_none()
+}
+
 pub struct DedupStage {
     pub nflog: Arc<dyn NotificationLog>,
     pub integration: Arc<Integration>,

@@ -424,16 +424,7 @@ impl ClaimStage {
         hash: u64,
     ) -> bool {
         while peer.other_claim(key, hash, false).is_some() {
-            let entry = self.nflog.query(&ctx.group_key, &self.integration.key);
-            let reason = needs_update(
-                entry.as_ref(),
-                &ctx.firing_hashes,
-                &ctx.resolved_hashes,
-                self.integration.send_resolved,
-                ctx.repeat_interval,
-                ctx.now,
-            );
-            if reason.is_none() || dedup::superseded(entry.as_ref(), ctx.now) {
+            if dedup::covered_by_peer(self.nflog.as_ref(), ctx, &self.integration) {
                 return true;
             }
             if tokio::time::Instant::now() >= ctx.deadline || ctx.cancel.is_cancelled() {
@@ -535,6 +526,7 @@ impl Pipeline {
                     Arc::new(RetryStage {
                         integration: integration.clone(),
                         metrics: metrics.clone(),
+                        cluster_nflog: cluster.as_ref().map(|_| nflog.clone()),
                     }) as Arc<dyn Stage>,
                     Arc::new(SetNotifiesStage {
                         nflog: nflog.clone(),

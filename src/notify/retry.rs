@@ -28,6 +28,10 @@ pub fn backoff_delay(n: u32) -> Duration {
 pub struct RetryStage {
     pub integration: Arc<Integration>,
     pub metrics: Arc<Metrics>,
+    /// In a cluster, the log is checked before each retry: once a peer has
+    /// notified these alerts (or a newer view), retrying would only repeat
+    /// it or, worse, send a stale message after a newer one.
+    pub cluster_nflog: Option<Arc<dyn NotificationLog>>,
 }
 
 impl RetryStage {
@@ -106,6 +110,12 @@ impl RetryStage {
                     NotifyError::new(false, reason, "context deadline exceeded")
                 });
                 return Err(self.give_up(e, attempt));
+            }
+            if let Some(nflog) = &self.cluster_nflog {
+                if super::dedup::covered_by_peer(nflog.as_ref(), ctx, &self.integration) {
+                    tracing::debug!(integration = %self.label(), attempts = attempt, "a peer notified the group meanwhile; not retrying");
+                    return Ok(());
+                }
             }
         }
     }
