@@ -36,6 +36,12 @@ struct Flapping {
     /// Every (group, alert, state) some accepted notification carried:
     /// what the receiver learnt, duplicates or not.
     states: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// Alerts accepted as firing after the receiver was told they had
+    /// resolved: a stale notification that leaves the receiver wrong
+    /// (Alertmanager's #4008).
+    regressions: Arc<Mutex<u64>>,
+    /// The last state the receiver accepted for each (group, instance).
+    last: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl Flapping {
@@ -66,16 +72,51 @@ impl Flapping {
                     .unwrap_or_default();
                 alerts.sort();
                 let key = format!("{}|{}", v["groupKey"], alerts.join(","));
-                f.states
-                    .lock()
-                    .unwrap()
-                    .extend(alerts.iter().map(|a| format!("{}|{a}", v["groupKey"])));
+                {
+                    let mut states = f.states.lock().unwrap();
+                    for x in v["alerts"].as_array().into_iter().flatten() {
+                        f.last.lock().unwrap().insert(
+                            format!(
+                                "{}|{}",
+                                v["groupKey"],
+                                x["labels"]["instance"].as_str().unwrap_or("")
+                            ),
+                            x["status"].as_str().unwrap_or("").to_string(),
+                        );
+                        let alert = format!("{}|{}", v["groupKey"], x["fingerprint"]);
+                        if x["status"] == "firing"
+                            && states.contains(&format!("{alert}=\"resolved\""))
+                        {
+                            *f.regressions.lock().unwrap() += 1;
+                        }
+                    }
+                    states.extend(alerts.iter().map(|a| format!("{}|{a}", v["groupKey"])));
+                }
                 *f.accepted.lock().unwrap().entry(key).or_default() += 1;
                 StatusCode::OK
             }
         });
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         (f, port)
+    }
+
+    /// Alerts `r<n>` (n before the last round, so resolved before the
+    /// soak ended) whose last accepted state is still firing: the
+    /// receiver was never told they resolved.
+    fn stuck_firing(&self, last_round: u64) -> usize {
+        self.last
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(k, state)| {
+                *state == "firing"
+                    && k.rsplit('|')
+                        .next()
+                        .and_then(|i| i.strip_prefix('r'))
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .is_some_and(|n| n + 1 < last_round)
+            })
+            .count()
     }
 
     /// (accepted notifications, duplicates among them)
@@ -282,6 +323,18 @@ async fn run() {
         "distinct alert states notified",
         herald_hook.states.lock().unwrap().len(),
         am_hook.states.lock().unwrap().len()
+    );
+    println!(
+        "{:<40} {:>10} {:>14}",
+        "resolved alerts last seen firing",
+        herald_hook.stuck_firing(round),
+        am_hook.stuck_firing(round)
+    );
+    println!(
+        "{:<40} {:>10} {:>14}",
+        "alerts firing again after 'resolved'",
+        *herald_hook.regressions.lock().unwrap(),
+        *am_hook.regressions.lock().unwrap()
     );
     println!(
         "{:<40} {:>10} {:>14}",
