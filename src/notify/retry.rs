@@ -202,7 +202,86 @@ impl Stage for SetNotifiesStage {
 
 #[cfg(test)]
 mod tests {
-    use super::backoff_delay;
+    use super::*;
+    use crate::nflog::{MemNotificationLog, ReceiverKey};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A receiver that always fails (retryably) and counts the attempts.
+    struct Failing(Arc<AtomicU32>);
+
+    impl super::super::Notifier for Failing {
+        fn notify<'a>(
+            &'a self,
+            _ctx: &'a NotifyCtx,
+            _alerts: &'a [Arc<Alert>],
+        ) -> BoxFuture<'a, Result<(), NotifyError>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Err(NotifyError::new(true, FailureReason::Other, "down")) })
+        }
+    }
+
+    /// A clustered node retrying a failing receiver stops once a peer's
+    /// notification of the same alerts reaches its log, instead of
+    /// retrying until the flush deadline.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_clustered_retry_stops_when_a_peer_has_notified() {
+        let attempts = Arc::new(AtomicU32::new(0));
+        let key = ReceiverKey {
+            group_name: "r".into(),
+            integration: "webhook",
+            index: 0,
+        };
+        let nflog = Arc::new(MemNotificationLog::default());
+        let stage = RetryStage {
+            integration: Arc::new(Integration {
+                notifier: Arc::new(Failing(attempts.clone())),
+                key: key.clone(),
+                send_resolved: true,
+            }),
+            metrics: Arc::new(Metrics::new()),
+            cluster_nflog: Some(nflog.clone()),
+        };
+        let now = jiff::Timestamp::now();
+        let mut ctx = NotifyCtx {
+            group_key: "{}:{}".into(),
+            group_labels: Default::default(),
+            receiver: "r".into(),
+            now,
+            repeat_interval: Duration::from_secs(3600),
+            deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+            cancel: tokio_util::sync::CancellationToken::new(),
+            firing_hashes: vec![1],
+            resolved_hashes: vec![],
+            reason: None,
+            mute_time_intervals: vec![],
+            active_time_intervals: vec![],
+            marker: Default::default(),
+        };
+        let started = tokio::time::Instant::now();
+        let run = tokio::spawn(async move { stage.exec(&mut ctx, Vec::new()).await.is_ok() });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while attempts.load(Ordering::SeqCst) == 0 {
+            assert!(std::time::Instant::now() < deadline, "no first attempt");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // A peer delivered the same alerts (its entry arrives by gossip).
+        nflog
+            .log(
+                "{}:{}",
+                &key,
+                vec![1],
+                vec![],
+                now,
+                Duration::from_secs(600),
+            )
+            .unwrap();
+        assert!(run.await.unwrap(), "covered by the peer: done");
+        assert!(attempts.load(Ordering::SeqCst) <= 2);
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "well before the deadline"
+        );
+    }
 
     #[test]
     fn backoff_grows_and_caps() {
