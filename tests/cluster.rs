@@ -419,28 +419,9 @@ async fn alertmanagers_cluster_tls_files_load_unchanged() {
     );
     let hook = Webhook::start().await;
     let (p1, p2) = (free_port(), free_port());
-    let n1 = node_with(
-        &hook,
-        "am-tls-1",
-        p1,
-        &[p2],
-        &[format!(
-            "--cluster.tls-config={}",
-            src.join("tls_config_node1.yml").display()
-        )],
-    )
-    .await;
-    let n2 = node_with(
-        &hook,
-        "am-tls-2",
-        p2,
-        &[p1],
-        &[format!(
-            "--cluster.tls-config={}",
-            src.join("tls_config_node2.yml").display()
-        )],
-    )
-    .await;
+    let flag = |file: &str| [format!("--cluster.tls-config={}", src.join(file).display())];
+    let n1 = node_with(&hook, "am-tls-1", p1, &[p2], &flag("tls_config_node1.yml")).await;
+    let n2 = node_with(&hook, "am-tls-2", p2, &[p1], &flag("tls_config_node2.yml")).await;
     wait_members(&[&n1, &n2], 2).await;
     let id = create_silence(
         &n1.server.base,

@@ -237,6 +237,16 @@ struct Shared {
 }
 
 impl Shared {
+    /// Where the other members listen.
+    fn member_addrs(&self) -> Vec<SocketAddr> {
+        self.members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|id| id.addr)
+            .collect()
+    }
+
     /// Records a peer's claim; false when it is stale, ours, or no newer
     /// than the one we hold.
     fn accept_claim(&self, c: gossip::Claim, now: Timestamp) -> bool {
@@ -472,15 +482,7 @@ impl Peer {
             until,
         }));
         let packet = frame(&self.settings.label, DIRECT, &msg);
-        let members: Vec<SocketAddr> = self
-            .shared
-            .members
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .map(|id| id.addr)
-            .collect();
-        for addr in members {
+        for addr in self.shared.member_addrs() {
             self.shared.metrics.sent.fetch_add(1, Ordering::Relaxed);
             self.transport.send_now(addr, packet.clone());
         }
@@ -623,14 +625,7 @@ async fn run_foca(
         // A change too large for a packet goes to every member over TCP.
         if let Input::Broadcast(b) = &input {
             if b.len() + settings.label.len() + 1 > MAX_BROADCAST_BYTES {
-                let members: Vec<SocketAddr> = shared
-                    .members
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .values()
-                    .map(|id| id.addr)
-                    .collect();
-                for addr in members {
+                for addr in shared.member_addrs() {
                     let (state, settings, shared, transport) = (
                         state.clone(),
                         settings.clone(),
@@ -769,15 +764,8 @@ async fn join_and_pushpull(
         }
         if tokio::time::Instant::now() >= next_pushpull {
             next_pushpull = tokio::time::Instant::now() + s.pushpull_interval;
-            let target = {
-                let m = peer
-                    .shared
-                    .members
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                let all: Vec<SocketAddr> = m.values().map(|id| id.addr).collect();
-                (!all.is_empty()).then(|| all[rand::random_range(0..all.len())])
-            };
+            let all = peer.shared.member_addrs();
+            let target = (!all.is_empty()).then(|| all[rand::random_range(0..all.len())]);
             if let Some(addr) = target {
                 exchange(addr, &state, &s, &peer.shared, &transport, None).await;
             }
