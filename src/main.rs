@@ -97,7 +97,7 @@ async fn serve(cli: Cli) -> Result<(), String> {
         None
     } else {
         Some(
-            herald::web::WebConfig::load(std::path::Path::new(&cli.web_config_file))
+            herald::web::LiveWebConfig::load(std::path::Path::new(&cli.web_config_file))
                 .map_err(|e| format!("--web.config.file: {e}"))?,
         )
     };
@@ -150,8 +150,8 @@ async fn serve(cli: Cli) -> Result<(), String> {
     let mut router = herald::api::router(app.clone(), &prefix, concurrency, timeout);
     let mut tls = None;
     if let Some(w) = web {
-        router = herald::web::layer(router, w.auth, w.headers);
-        tls = w.tls;
+        router = herald::web::layer(router, w.clone());
+        tls = w.current().tls.is_some().then_some(w);
     }
 
     let mut servers = Vec::new();

@@ -2,7 +2,10 @@
 //! that Alertmanager serves its API and UI with — TLS with optional client
 //! certificates, basic auth with bcrypt hashes, and extra response headers.
 //! The same file works for both programs; what Herald cannot honour is
-//! refused at startup with a reason, never silently weakened.
+//! refused at startup with a reason, never silently weakened. Like
+//! exporter-toolkit, Herald picks up changes to the file and to the
+//! certificates it names while running (certificate rotation, new
+//! passwords): see `LiveWebConfig`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -94,6 +97,8 @@ pub struct WebConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub auth: Option<Arc<BasicAuth>>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The certificate, key and CA files it was built from.
+    files: Vec<PathBuf>,
 }
 
 /// The response headers exporter-toolkit lets a web config set.
@@ -124,6 +129,13 @@ impl WebConfig {
                 .map_err(|e| invalid(format!("{}: {e}", path.display())))?
         };
         let dir = path.parent().unwrap_or(Path::new(""));
+        let files: Vec<PathBuf> = raw
+            .tls_server_config
+            .iter()
+            .flat_map(|t| [&t.cert_file, &t.key_file, &t.client_ca_file])
+            .flatten()
+            .map(|f| dir.join(f))
+            .collect();
         let tls = match raw.tls_server_config {
             Some(t) => {
                 let mut cfg = server_tls_config(t, dir)?;
@@ -169,7 +181,86 @@ impl WebConfig {
                 verified: Mutex::new(HashMap::new()),
             }))
         };
-        Ok(WebConfig { tls, auth, headers })
+        Ok(WebConfig {
+            tls,
+            auth,
+            headers,
+            files,
+        })
+    }
+}
+
+/// How often the web config's files are checked for changes.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// The web configuration as it is now. exporter-toolkit reads the file on
+/// every handshake and request, so operators rotate certificates and
+/// change passwords without a restart; Herald checks the file and the
+/// certificates it names (modification time and size) at most once a
+/// second and reloads when they changed. A file that no longer loads is
+/// logged and the last good configuration stays, rather than every request
+/// failing. Whether TLS is on is fixed at startup, as the listener is.
+pub struct LiveWebConfig {
+    path: PathBuf,
+    state: Mutex<LiveState>,
+}
+
+struct LiveState {
+    config: Arc<WebConfig>,
+    stamp: Vec<Option<(std::time::SystemTime, u64)>>,
+    checked: std::time::Instant,
+}
+
+fn stamp(path: &Path, files: &[PathBuf]) -> Vec<Option<(std::time::SystemTime, u64)>> {
+    std::iter::once(path)
+        .chain(files.iter().map(PathBuf::as_path))
+        .map(|f| {
+            let m = std::fs::metadata(f).ok()?;
+            Some((m.modified().ok()?, m.len()))
+        })
+        .collect()
+}
+
+impl LiveWebConfig {
+    pub fn load(path: &Path) -> Result<Arc<LiveWebConfig>, WebConfigError> {
+        let config = WebConfig::load(path)?;
+        Ok(Arc::new(LiveWebConfig {
+            path: path.to_path_buf(),
+            state: Mutex::new(LiveState {
+                stamp: stamp(path, &config.files),
+                config: Arc::new(config),
+                checked: std::time::Instant::now(),
+            }),
+        }))
+    }
+
+    /// The configuration to apply to this request or connection.
+    pub fn current(&self) -> Arc<WebConfig> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.checked.elapsed() < RECHECK {
+            return st.config.clone();
+        }
+        st.checked = std::time::Instant::now();
+        let now = stamp(&self.path, &st.config.files);
+        if now == st.stamp {
+            return st.config.clone();
+        }
+        st.stamp = now;
+        match WebConfig::load(&self.path) {
+            Ok(c) if c.tls.is_some() != st.config.tls.is_some() => {
+                tracing::error!(file = %self.path.display(), "web config changed whether TLS is on: that needs a restart; keeping the running configuration");
+            }
+            Ok(c) => {
+                tracing::info!(file = %self.path.display(), "web config reloaded");
+                // The new config may name other certificate files.
+                st.stamp = stamp(&self.path, &c.files);
+                st.config = Arc::new(c);
+            }
+            Err(e) => {
+                tracing::error!(file = %self.path.display(), err = %e, "web config no longer loads; keeping the running configuration");
+            }
+        }
+        st.config.clone()
     }
 }
 
@@ -425,22 +516,14 @@ impl BasicAuth {
 }
 
 /// Wraps the API: basic auth first, then the configured headers on every
-/// answer (401s included).
-pub fn layer(
-    router: axum::Router,
-    auth: Option<Arc<BasicAuth>>,
-    headers: Vec<(HeaderName, HeaderValue)>,
-) -> axum::Router {
-    if auth.is_none() && headers.is_empty() {
-        return router;
-    }
-    let headers = Arc::new(headers);
+/// answer (401s included), both as the web config says now.
+pub fn layer(router: axum::Router, web: Arc<LiveWebConfig>) -> axum::Router {
     router.layer(axum::middleware::from_fn(
         move |req: Request<Body>, next: axum::middleware::Next| {
-            let auth = auth.clone();
-            let headers = headers.clone();
+            let config = web.current();
             async move {
-                let allowed = match &auth {
+                let (auth, headers) = (&config.auth, &config.headers);
+                let allowed = match auth {
                     Some(a) => a.check(req.headers().get(header::AUTHORIZATION)).await,
                     None => true,
                 };
@@ -474,13 +557,14 @@ pub struct TlsListener {
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl TlsListener {
+    /// Each connection is served with the TLS settings of the web config
+    /// as they are when it arrives.
     pub fn new(
         tcp: TcpListener,
-        config: Arc<rustls::ServerConfig>,
+        web: Arc<LiveWebConfig>,
         shutdown: CancellationToken,
     ) -> std::io::Result<TlsListener> {
         let local = tcp.local_addr()?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(config);
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
             loop {
@@ -495,7 +579,11 @@ impl TlsListener {
                     },
                     _ = shutdown.cancelled() => break,
                 };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                let Some(config) = web.current().tls.clone() else {
+                    continue;
+                };
+                let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                let tx = tx.clone();
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {

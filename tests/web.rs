@@ -316,3 +316,69 @@ fn web_configs_herald_cannot_honour_stop_it() {
         assert!(err.contains(expect), "{web}: {err}");
     }
 }
+
+/// As with exporter-toolkit, a running Herald picks up a rotated
+/// certificate (here, one from a new CA) and changed passwords without a
+/// restart; a config that no longer loads leaves the last good one
+/// running.
+#[tokio::test(flavor = "multi_thread")]
+async fn certificates_and_passwords_change_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let old = make_certs(d);
+    let web = |hash: &str| {
+        format!(
+            "tls_server_config:\n  cert_file: srv.pem\n  key_file: srv.key\nbasic_auth_users:\n  admin: '{hash}'\n"
+        )
+    };
+    let h = start_secured(d, &web(&bcrypt::hash("first", 4).unwrap()));
+    let url = format!("{}/api/v2/status", h.base);
+    let status = |ca: &Path, pass: &'static str| {
+        let client = https_client(ca, None);
+        let url = url.clone();
+        async move {
+            match client
+                .get(&url)
+                .basic_auth("admin", Some(pass))
+                .send()
+                .await
+            {
+                Ok(r) => Some(r.status().as_u16()),
+                Err(_) => None, // the TLS handshake failed
+            }
+        }
+    };
+    assert_eq!(status(&old.ca, "first").await, Some(200));
+
+    // Rotate: a new CA signs a new certificate written over the old files,
+    // and the password changes.
+    let new_dir = tempfile::tempdir().unwrap();
+    let new = make_certs(new_dir.path());
+    std::fs::copy(&new.cert, d.join("srv.pem")).unwrap();
+    std::fs::copy(&new.key, d.join("srv.key")).unwrap();
+    std::fs::write(d.join("web.yml"), web(&bcrypt::hash("second", 4).unwrap())).unwrap();
+    wait_until(
+        "the new certificate and password",
+        Duration::from_secs(20),
+        || async { (status(&new.ca, "second").await == Some(200)).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        status(&new.ca, "first").await,
+        Some(401),
+        "the old password is gone"
+    );
+    assert_eq!(
+        status(&old.ca, "second").await,
+        None,
+        "the old CA's certificate is gone"
+    );
+
+    // A broken file is not applied: the running configuration stays.
+    std::fs::write(d.join("web.yml"), "tls_server_config: [not a map\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        assert_eq!(status(&new.ca, "second").await, Some(200));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
