@@ -200,6 +200,31 @@ async fn transient_errors_are_retried_and_tls_requirements_enforced() {
     assert_eq!(flaky.messages().len(), 1, "retries must not duplicate");
 }
 
+/// A relay that offers no AUTH gets the mail unauthenticated even with
+/// `auth_username` set, as Alertmanager sends it (a local Postfix relay
+/// behind a global `smtp_auth_username`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_without_auth_gets_the_mail_unauthenticated() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = SmtpServer::start(dir.path(), "plain", None, None, 0);
+    let cfg = route(
+        &format!(
+            "      - to: ops@example.com\n        smarthost: 127.0.0.1:{}\n        require_tls: false\n",
+            relay.port
+        ),
+        "  smtp_auth_username: herald\n  smtp_auth_password: s3cret\n",
+    );
+    let h = start_herald(&cfg, &[]).await;
+    post_alerts(&h.base, &json!([alert("Relay", "i1")])).await;
+    let m = relay.nth(1, T).await;
+    assert_eq!(m["rcpt_tos"], json!(["ops@example.com"]));
+    assert_eq!(
+        m["auth"],
+        Value::Null,
+        "no AUTH was offered, none was tried"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn template_errors_fail_without_retrying() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,9 +13,10 @@ use lettre::message::header::{
 };
 use lettre::message::{Mailboxes, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, Identity, Tls, TlsParameters, TlsVersion};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, Certificate, Identity, TlsParameters, TlsVersion,
+};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::{BoxFuture, FailureReason, Notifier, NotifyCtx, NotifyError};
 use crate::config::{EmailConfig, HostPort, TlsConfig, DEFAULT_EMAIL_SUBJECT};
@@ -71,43 +72,70 @@ impl Email {
         })
     }
 
-    fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, NotifyError> {
+    /// One SMTP session, as Alertmanager runs it: connect (implicit TLS,
+    /// STARTTLS or plain), authenticate only when the server offers AUTH
+    /// (a relay without AUTH gets the mail unauthenticated even with
+    /// `auth_username` set, as in Alertmanager), send, quit.
+    async fn deliver(
+        &self,
+        envelope: &lettre::address::Envelope,
+        message: &[u8],
+    ) -> Result<(), NotifyError> {
         let c = &self.conf;
         let host = &self.smarthost.host;
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
-            .port(self.smarthost.port)
-            .timeout(Some(SMTP_TIMEOUT));
-        if let Some(h) = c.hello.as_deref().filter(|h| !h.is_empty()) {
-            b = b.hello_name(ClientId::Domain(h.to_string()));
-        }
-        let tls = || tls_parameters(c.tls_config.as_ref(), host).map_err(fatal);
-        b = if c.implicit_tls() {
-            b.tls(Tls::Wrapper(tls()?))
-        } else if c.require_tls.unwrap_or(true) {
-            b.tls(Tls::Required(tls()?))
-        } else {
-            b.tls(Tls::None)
+        let hello = match c.hello.as_deref().filter(|h| !h.is_empty()) {
+            Some(h) => ClientId::Domain(h.to_string()),
+            None => ClientId::default(),
         };
-        if let Some(user) = c.auth_username.as_deref().filter(|u| !u.is_empty()) {
-            let password = match (&c.auth_password_file, &c.auth_password) {
-                // A final newline is an editor's, not the password's.
-                (Some(f), _) => std::fs::read_to_string(f)
-                    .map(|p| p.trim_end_matches(['\n', '\r']).to_string())
-                    .map_err(|e| fatal(format!("could not read {f}: {e}")))?,
-                (None, Some(p)) => p.expose().to_string(),
-                (None, None) => String::new(),
-            };
-            if password.is_empty() {
-                return Err(fatal(
-                    "find auth mechanism: missing password for PLAIN and LOGIN auth mechanisms"
-                        .into(),
-                ));
-            }
-            b = b
-                .credentials(Credentials::new(user.to_string(), password))
-                .authentication(vec![Mechanism::Plain, Mechanism::Login]);
+        let credentials = self.credentials()?;
+        let tls = || tls_parameters(c.tls_config.as_ref(), host).map_err(fatal);
+        let at = |e: lettre::transport::smtp::Error| {
+            retryable(format!("send e-mail via {}: {e}", self.smarthost))
+        };
+        let implicit = c.implicit_tls();
+        let mut conn = AsyncSmtpConnection::connect_tokio1(
+            (host.as_str(), self.smarthost.port),
+            Some(SMTP_TIMEOUT),
+            &hello,
+            if implicit { Some(tls()?) } else { None },
+            None,
+        )
+        .await
+        .map_err(at)?;
+        if !implicit && c.require_tls.unwrap_or(true) {
+            conn.starttls(tls()?, &hello).await.map_err(at)?;
         }
-        Ok(b.build())
+        if let Some(creds) = credentials {
+            let mechanisms = [Mechanism::Plain, Mechanism::Login];
+            if conn.server_info().get_auth_mechanism(&mechanisms).is_some() {
+                conn.auth(&mechanisms, &creds).await.map_err(at)?;
+            }
+        }
+        let sent = conn.send(envelope, message).await.map_err(at);
+        let _ = conn.quit().await;
+        sent.map(|_| ())
+    }
+
+    /// `auth_username` with its password, when set.
+    fn credentials(&self) -> Result<Option<Credentials>, NotifyError> {
+        let c = &self.conf;
+        let Some(user) = c.auth_username.as_deref().filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        let password = match (&c.auth_password_file, &c.auth_password) {
+            // A final newline is an editor's, not the password's.
+            (Some(f), _) => std::fs::read_to_string(f)
+                .map(|p| p.trim_end_matches(['\n', '\r']).to_string())
+                .map_err(|e| fatal(format!("could not read {f}: {e}")))?,
+            (None, Some(p)) => p.expose().to_string(),
+            (None, None) => String::new(),
+        };
+        if password.is_empty() {
+            return Err(fatal(
+                "find auth mechanism: missing password for PLAIN and LOGIN auth mechanisms".into(),
+            ));
+        }
+        Ok(Some(Credentials::new(user.to_string(), password)))
     }
 
     /// Renders and assembles the message; every error here is permanent.
@@ -269,12 +297,7 @@ impl Notifier for Email {
         Box::pin(async move {
             let data = super::template_data(ctx, alerts, &self.external_url);
             let (envelope, message) = self.message(&data)?;
-            let transport = self.transport()?;
-            transport
-                .send_raw(&envelope, &message)
-                .await
-                .map_err(|e| retryable(format!("send e-mail via {}: {e}", self.smarthost)))?;
-            Ok(())
+            self.deliver(&envelope, &message).await
         })
     }
 }
