@@ -86,10 +86,13 @@ pub fn needs_update(
 /// ours. Entries carry the flush time of the notification they log, so an
 /// entry later than our flush means our alerts are a stale snapshot; sending
 /// them would repeat (or undo) what the cluster has said. Our next flush
-/// compares again, so an alert the peer had not seen is delayed by one
-/// group interval, never dropped.
-pub fn superseded(entry: Option<&Entry>, flush: Timestamp) -> bool {
-    entry.is_some_and(|e| e.timestamp > flush)
+/// compares again, so a firing alert the peer had not seen is delayed by
+/// one group interval, never dropped. Not so a resolution: the group
+/// forgets a resolved alert once a flush succeeds, so a newer entry that
+/// still lists one of our `resolved` alerts as firing (its node had not
+/// heard of the resolution yet) does not supersede us.
+pub fn superseded(entry: Option<&Entry>, flush: Timestamp, resolved: &[u64]) -> bool {
+    entry.is_some_and(|e| e.timestamp > flush && !resolved.iter().any(|h| e.firing.contains(h)))
 }
 
 /// In a cluster, while this node waits on a peer's claim or retries a
@@ -102,7 +105,7 @@ pub fn covered_by_peer(
     integration: &Integration,
 ) -> bool {
     let entry = nflog.query(&ctx.group_key, &integration.key);
-    superseded(entry.as_ref(), ctx.now)
+    superseded(entry.as_ref(), ctx.now, &ctx.resolved_hashes)
         || needs_update(
             entry.as_ref(),
             &ctx.firing_hashes,
@@ -143,7 +146,7 @@ impl Stage for DedupStage {
                 ctx.repeat_interval,
                 ctx.now,
             );
-            let reason = reason.filter(|_| !superseded(entry.as_ref(), ctx.now));
+            let reason = reason.filter(|_| !superseded(entry.as_ref(), ctx.now, &resolved));
             ctx.firing_hashes = firing;
             ctx.resolved_hashes = resolved;
             ctx.reason = reason;
@@ -187,14 +190,18 @@ mod tests {
     #[test]
     fn a_peers_newer_notification_supersedes_our_snapshot() {
         let flush = Timestamp::from_second(1000).unwrap();
-        assert!(!superseded(None, flush), "nothing logged yet");
+        assert!(!superseded(None, flush, &[]), "nothing logged yet");
         assert!(
-            !superseded(Some(&entry(&[1], &[], 990)), flush),
+            !superseded(Some(&entry(&[1], &[], 990)), flush, &[]),
             "an older entry is compared by content, as in Alertmanager"
         );
         assert!(
-            superseded(Some(&entry(&[1, 2], &[], 1001)), flush),
+            superseded(Some(&entry(&[1, 2], &[], 1001)), flush, &[3]),
             "a peer flushed after us and notified: our view is stale"
+        );
+        assert!(
+            !superseded(Some(&entry(&[1, 2], &[], 1001)), flush, &[2]),
+            "the peer still told the receiver 2 fires: our resolution is news"
         );
     }
 
