@@ -304,7 +304,9 @@ async fn run() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     // Let the last changes and their retries play out.
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // Longer than a flush may take (its deadline, 10 s, plus the peers'
+    // waits and a group interval), so that repairs under way finish.
+    tokio::time::sleep(Duration::from_secs(25)).await;
     let (ht, hd) = herald_hook.counts();
     let (at, ad) = am_hook.counts();
     println!(
