@@ -237,6 +237,20 @@ struct Shared {
 }
 
 impl Shared {
+    /// A node alone, not settled yet.
+    fn new(me: NodeId) -> Shared {
+        Shared {
+            me,
+            members: Mutex::new(HashMap::new()),
+            claims: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
+            settled: AtomicBool::new(false),
+            settled_notify: tokio::sync::Notify::new(),
+            metrics: PeerMetrics::default(),
+            left: CancellationToken::new(),
+        }
+    }
+
     /// Where the other members listen.
     fn member_addrs(&self) -> Vec<SocketAddr> {
         self.members
@@ -301,16 +315,7 @@ impl Peer {
             name: settings.name.clone(),
             bump: 0,
         };
-        let shared = Arc::new(Shared {
-            me: me.clone(),
-            members: Mutex::new(HashMap::new()),
-            claims: Mutex::new(HashMap::new()),
-            failed: Mutex::new(HashMap::new()),
-            settled: AtomicBool::new(false),
-            settled_notify: tokio::sync::Notify::new(),
-            metrics: PeerMetrics::default(),
-            left: CancellationToken::new(),
-        });
+        let shared = Arc::new(Shared::new(me.clone()));
         let state = Arc::new(state);
         let (tx, rx) = mpsc::unbounded_channel();
         let transport = Arc::new(match &settings.tls {
@@ -992,16 +997,12 @@ mod tests {
             name: n.to_string(),
             bump: 0,
         };
-        Shared {
-            me: id(name),
-            members: Mutex::new(HashMap::from([("a".to_string(), id("a"))])),
-            claims: Mutex::new(HashMap::new()),
-            failed: Mutex::new(HashMap::new()),
-            settled: AtomicBool::new(false),
-            settled_notify: tokio::sync::Notify::new(),
-            metrics: PeerMetrics::default(),
-            left: CancellationToken::new(),
-        }
+        let s = Shared::new(id(name));
+        s.members
+            .lock()
+            .expect("members")
+            .insert("a".to_string(), id("a"));
+        s
     }
 
     fn claim(node: &str, hash: u64, secs: i64) -> Vec<u8> {
