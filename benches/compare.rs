@@ -337,12 +337,7 @@ async fn start_hook() -> (Hook, u16) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run());
+    support::block_on(run());
 }
 
 async fn run() {

@@ -251,12 +251,7 @@ async fn post(nodes: &[Proc], alerts: &Value) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run());
+    support::block_on(run());
 }
 
 async fn run() {

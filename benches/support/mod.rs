@@ -1,5 +1,5 @@
-//! What the benchmark binaries share: a child process killed on drop and
-//! free ports.
+//! What the benchmark binaries share: a child process killed on drop,
+//! free ports, and the runtime they run on.
 
 use std::process::Child;
 
@@ -17,6 +17,16 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs a bench's body on the two worker threads the benches compare on.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
 }
 
 pub fn free_port() -> u16 {

@@ -3,7 +3,8 @@
 //! Alertmanager replicas gossip two states, silences and the notification
 //! log, and merge what they receive with last-writer-wins rules. This
 //! module holds the peer (`peer`: SWIM membership with the `foca` crate,
-//! broadcasts, push/pull over TCP, settle and position), the messages
+//! broadcasts, push/pull, settle and position, claims), how peers reach
+//! each other (`transport`: UDP and TCP, or mutual TLS), the messages
 //! (`gossip`, built on Alertmanager's `wire` format) and the handle the
 //! pipeline waits on. The merge rules live beside the states themselves
 //! (`Silences::merge`, `NotificationLog::merge`). docs/clustering.md has

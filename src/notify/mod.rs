@@ -353,7 +353,7 @@ impl Stage for WaitStage {
 }
 
 /// Herald's answer to duplicate notifications in a cluster while a receiver
-/// fails: a node about to deliver tells its peers (a claim, gossiped);
+/// fails: a node about to deliver tells its peers (a claim, sent to each);
 /// a peer that reaches the same notification while the claim holds waits
 /// for it to be logged instead of sending it again. If the claiming node
 /// leaves the cluster or its claim runs out, the peer delivers (fail open).
