@@ -17,7 +17,7 @@ use crate::inhibit::Inhibitor;
 use crate::metrics::Metrics;
 use crate::model::{Alert, Interner};
 use crate::nflog::NotificationLog;
-use crate::notify::{Pipeline, PipelineDeps};
+use crate::notify::{integration_count, Pipeline, PipelineDeps, PipelineError};
 use crate::silence::{Limits, Silences};
 use crate::storage::{restore_alert, DurableNotificationLog, Storage, StorageError};
 use crate::store::AlertStore;
@@ -68,8 +68,8 @@ pub struct App {
 pub enum ReloadError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("{0}")]
-    Build(String),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -161,7 +161,12 @@ impl App {
             silences: silences.clone(),
             cluster: settings.cluster.clone(),
         };
-        let pipeline = Pipeline::build(config, &deps).map_err(ReloadError::Build)?;
+        let pipeline = Pipeline::build(
+            &config.config.receivers,
+            &config.config.templates,
+            config.time_intervals(),
+            &deps,
+        )?;
         let route = Route::tree(config.root_route());
         log_config_warnings(&route, settings.retention);
         let dispatcher = Dispatcher::new(
@@ -171,13 +176,10 @@ impl App {
             shutdown.child_token(),
             settings.cluster.clone(),
         );
-        let integrations: usize = config
-            .config
-            .receivers
-            .iter()
-            .map(|r| r.webhook_configs.len() + r.email_configs.len() + r.slack_configs.len())
-            .sum();
-        metrics.set_configured(config.config.receivers.len(), integrations);
+        metrics.set_configured(
+            config.config.receivers.len(),
+            integration_count(&config.config.receivers),
+        );
         Ok(Runtime {
             config: config.clone(),
             route,

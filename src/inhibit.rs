@@ -133,6 +133,14 @@ impl Inhibitor {
     }
 }
 
+impl crate::model::Muter for Inhibitor {
+    fn retain_unmuted(&self, alerts: &mut Vec<Arc<Alert>>, now: Timestamp) {
+        if !self.is_empty() {
+            alerts.retain(|a| self.inhibited_by(&a.labels, now).is_none());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

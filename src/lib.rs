@@ -7,6 +7,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod cluster;
+pub mod commoncfg;
 pub mod config;
 pub mod dispatch;
 pub mod duration;

@@ -351,7 +351,7 @@ fn check_config(files: &[String]) -> ExitCode {
                 // text in the receivers must parse.
                 match herald::template::Templates::load(&cfg.templates) {
                     Ok(t) => {
-                        for p in herald::notify::template_problems(&c, &t) {
+                        for p in herald::notify::template_problems(&cfg.receivers, &t) {
                             println!("  FAILED: {p}");
                             failed = true;
                         }

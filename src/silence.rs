@@ -577,6 +577,19 @@ pub fn matches_filter(s: &Silence, filter: &Matchers) -> bool {
     })
 }
 
+impl crate::model::Muter for Silences {
+    fn retain_unmuted(
+        &self,
+        alerts: &mut Vec<std::sync::Arc<crate::model::Alert>>,
+        now: Timestamp,
+    ) {
+        if !self.is_empty() {
+            let q = self.query(now);
+            alerts.retain(|a| q.silenced_by(&a.labels).is_empty());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct TimeIntervalDef {
     #[serde(default)]
     pub name: String,
-    #[serde(default, deserialize_with = "crate::config::null_default")]
+    #[serde(default, deserialize_with = "crate::commoncfg::null_default")]
     pub time_intervals: Vec<TimeInterval>,
 }
 
@@ -33,7 +33,7 @@ impl TimeIntervalDef {
 pub struct TimeInterval {
     #[serde(
         default,
-        deserialize_with = "crate::config::null_default",
+        deserialize_with = "crate::commoncfg::null_default",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub times: Vec<TimeRange>,

@@ -16,7 +16,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{DigitallySignedStruct, SignatureScheme};
 
-use crate::config::TlsConfig;
+use crate::commoncfg::TlsConfig;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{section}: {message}")]

@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Secret;
+use crate::commoncfg::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebConfigError {
@@ -46,7 +46,7 @@ struct RawWebConfig {
     tls_server_config: Option<RawTls>,
     #[serde(default)]
     http_server_config: Option<RawHttp>,
-    #[serde(default, deserialize_with = "crate::config::null_default")]
+    #[serde(default, deserialize_with = "crate::commoncfg::null_default")]
     basic_auth_users: BTreeMap<String, Secret>,
 }
 
@@ -88,7 +88,7 @@ pub(crate) struct RawTls {
 struct RawHttp {
     #[serde(default)]
     http2: Option<bool>,
-    #[serde(default, deserialize_with = "crate::config::null_default")]
+    #[serde(default, deserialize_with = "crate::commoncfg::null_default")]
     headers: BTreeMap<String, String>,
 }
 

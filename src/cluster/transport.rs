@@ -46,7 +46,7 @@ struct RawClusterTls {
     #[serde(default)]
     tls_server_config: Option<crate::web::RawTls>,
     #[serde(default)]
-    tls_client_config: Option<crate::config::TlsConfig>,
+    tls_client_config: Option<crate::commoncfg::TlsConfig>,
 }
 
 /// Mutual TLS between peers, loaded from `--cluster.tls-config`.

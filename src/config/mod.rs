@@ -4,24 +4,29 @@
 //! uses it (unknown and duplicate keys are errors, anchors and merge keys
 //! work), then applies Alertmanager's defaults and validation rules. A config
 //! that loads here is one the dispatcher can run without re-checking anything.
-
-mod email;
-mod http;
-mod receiver;
-mod secret;
-mod slack;
+//!
+//! This module is the whole file; the sections it is made of live with the
+//! code that reads them (receivers and `global:` in `notify`, time intervals
+//! in `timeinterval`), and the shared vocabulary in `commoncfg`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::commoncfg::{
+    check_http_url, null_default, Authorization, BasicAuth, FieldError, HttpClientConfig, Secret,
+    TlsConfig, Unsupported, SECRET_TOKEN,
+};
+pub use crate::notify::email::{
+    canonical_header_key, EmailConfig, HostPort, DEFAULT_EMAIL_SUBJECT,
+};
+pub use crate::notify::slack::{
+    SlackAction, SlackConfig, SlackConfirm, SlackField, DEFAULT_SLACK_APP_URL,
+};
+pub use crate::notify::webhook::WebhookConfig;
+pub use crate::notify::{GlobalConfig, ReceiverConfig};
 pub use crate::timeinterval::TimeIntervalDef;
-pub use email::{canonical_header_key, EmailConfig, HostPort, DEFAULT_EMAIL_SUBJECT};
-pub use http::{Authorization, BasicAuth, HttpClientConfig, TlsConfig};
-pub use receiver::{ReceiverConfig, WebhookConfig};
-pub use secret::{Secret, SECRET_TOKEN};
-pub use slack::{SlackAction, SlackConfig, SlackConfirm, SlackField, DEFAULT_SLACK_APP_URL};
 
 use crate::duration::PromDuration;
 use crate::matcher::{is_valid_label_name, MatchType, Matcher, Matchers};
@@ -35,44 +40,13 @@ pub enum ConfigError {
     },
     #[error("{0}")]
     Yaml(String),
-    /// A rule of Alertmanager's that the YAML was well-formed but broke;
-    /// `field` is the path to the offending key.
-    #[error("{field}: {message}")]
-    Invalid { field: String, message: String },
+    /// A rule of Alertmanager's that the YAML was well-formed but broke.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field: field.into(),
-        message: message.into(),
-    }
-}
-
-/// yaml.v2 reads an empty value (`key:` or `key: ~`) as the zero value;
-/// serde would refuse null for a list or map.
-pub(crate) fn null_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(
-    d: D,
-) -> Result<T, D::Error> {
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
-/// Accepts any YAML and remembers only that something was there: used for
-/// parts of the schema Herald recognises but does not implement, so they are
-/// refused by name instead of being reported as unknown keys.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Unsupported;
-
-impl<'de> Deserialize<'de> for Unsupported {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        serde::de::IgnoredAny::deserialize(d)?;
-        Ok(Unsupported)
-    }
-}
-
-impl Serialize for Unsupported {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_unit()
-    }
+    crate::commoncfg::invalid(field, message).into()
 }
 
 /// A regular expression from `match_re`: kept as written (for re-serialising)
@@ -93,119 +67,6 @@ impl<'de> Deserialize<'de> for AnchoredRegex {
 impl Serialize for AnchoredRegex {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.source)
-    }
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct GlobalConfig {
-    #[serde(default = "default_resolve_timeout")]
-    pub resolve_timeout: PromDuration,
-    #[serde(default)]
-    pub http_config: HttpClientConfig,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_from: Option<String>,
-    #[serde(default = "default_smtp_hello")]
-    pub smtp_hello: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_smarthost: Option<HostPort>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_auth_username: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_auth_password: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_auth_password_file: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_auth_secret: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_auth_identity: Option<String>,
-    #[serde(default = "yes")]
-    pub smtp_require_tls: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_tls_config: Option<TlsConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_force_implicit_tls: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slack_api_url: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slack_api_url_file: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slack_app_token: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slack_app_token_file: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slack_app_url: Option<String>,
-    #[serde(default = "default_pagerduty_url")]
-    pub pagerduty_url: String,
-    #[serde(default = "default_opsgenie_url")]
-    pub opsgenie_api_url: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub opsgenie_api_key: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub opsgenie_api_key_file: Option<String>,
-    #[serde(default = "default_wechat_url")]
-    pub wechat_api_url: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wechat_api_secret: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wechat_api_corp_id: Option<String>,
-    #[serde(default = "default_victorops_url")]
-    pub victorops_api_url: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub victorops_api_key: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub victorops_api_key_file: Option<String>,
-    #[serde(default = "default_telegram_url")]
-    pub telegram_api_url: String,
-    #[serde(default = "default_webex_url")]
-    pub webex_api_url: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rocketchat_api_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rocketchat_token: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rocketchat_token_file: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rocketchat_token_id: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rocketchat_token_id_file: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jira_api_url: Option<String>,
-}
-
-fn yes() -> bool {
-    true
-}
-fn default_resolve_timeout() -> PromDuration {
-    PromDuration(std::time::Duration::from_secs(300))
-}
-fn default_smtp_hello() -> String {
-    "localhost".into()
-}
-fn default_pagerduty_url() -> String {
-    "https://events.pagerduty.com/v2/enqueue".into()
-}
-fn default_opsgenie_url() -> String {
-    "https://api.opsgenie.com/".into()
-}
-fn default_wechat_url() -> String {
-    "https://qyapi.weixin.qq.com/cgi-bin/".into()
-}
-fn default_victorops_url() -> String {
-    "https://alert.victorops.com/integrations/generic/20131114/alert/".into()
-}
-fn default_telegram_url() -> String {
-    "https://api.telegram.org".into()
-}
-fn default_webex_url() -> String {
-    "https://webexapis.com/v1/messages".into()
-}
-
-impl Default for GlobalConfig {
-    fn default() -> Self {
-        // An empty mapping takes every serde default above.
-        serde_json::from_str("{}")
-            .unwrap_or_else(|_| unreachable!("all GlobalConfig fields have defaults"))
     }
 }
 
@@ -348,6 +209,20 @@ impl LoadedConfig {
             .unwrap_or_else(|| unreachable!("route checked at load"))
     }
 
+    /// The named time intervals routes refer to: `time_intervals` and the
+    /// deprecated `mute_time_intervals` share one namespace (names are
+    /// unique across both).
+    pub fn time_intervals(&self) -> crate::notify::TimeIntervals {
+        std::sync::Arc::new(
+            self.config
+                .time_intervals
+                .iter()
+                .chain(&self.config.mute_time_intervals)
+                .map(|ti| (ti.name.clone(), ti.clone()))
+                .collect(),
+        )
+    }
+
     /// The config re-serialised with secrets hidden, as `GET /api/v2/status`
     /// shows it; `amtool` parses this text with Alertmanager's strict loader.
     pub fn to_yaml(&self) -> String {
@@ -410,39 +285,7 @@ impl Config {
     /// Alertmanager's `Config.UnmarshalYAML` and `Load` rules, in its order.
     fn check(&mut self) -> Result<(), ConfigError> {
         let global = self.global.get_or_insert_with(GlobalConfig::default);
-        global
-            .http_config
-            .validate()
-            .map_err(|m| invalid("global.http_config", m))?;
-        for (a, b, both) in [
-            (
-                global.slack_api_url.is_some(),
-                global.slack_api_url_file.is_some(),
-                "slack_api_url & slack_api_url_file",
-            ),
-            (
-                global.opsgenie_api_key.is_some(),
-                global.opsgenie_api_key_file.is_some(),
-                "opsgenie_api_key & opsgenie_api_key_file",
-            ),
-            (
-                global.victorops_api_key.is_some(),
-                global.victorops_api_key_file.is_some(),
-                "victorops_api_key & victorops_api_key_file",
-            ),
-            (
-                global.smtp_auth_password.is_some(),
-                global.smtp_auth_password_file.is_some(),
-                "smtp_auth_password & smtp_auth_password_file",
-            ),
-        ] {
-            if a && b {
-                return Err(invalid(
-                    "global",
-                    format!("at most one of {both} must be configured"),
-                ));
-            }
-        }
+        global.check()?;
         let global = global.clone();
 
         let mut names = HashSet::new();

@@ -17,7 +17,17 @@ pub use alert::{
 pub use intern::Interner;
 pub use labels::{Fingerprint, LabelSet};
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
+
+/// Alertmanager's `types.Muter`: what silences and inhibit rules are to the
+/// notification pipeline. The pipeline knows only this, so `notify` does
+/// not depend on `silence` or `inhibit`.
+pub trait Muter: Send + Sync {
+    /// Drops the alerts that are muted at `now`.
+    fn retain_unmuted(&self, alerts: &mut Vec<Arc<Alert>>, now: Timestamp);
+}
 
 /// Go's zero `time.Time` (`0001-01-01T00:00:00Z`). Alertmanager uses it for
 /// "not set" (a firing alert's `endsAt` in notifications), so Herald keeps the

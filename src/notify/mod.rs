@@ -1,14 +1,22 @@
 //! The notification pipeline (`notify/notify.go`): a sequence of stages run
 //! for each flush of an aggregation group.
 //!
-//! Per receiver the pipeline is: [inhibit, time-active, time-mute, silence —
-//! added with the silences issue] then a fan-out to every integration, each
-//! running wait → dedup → retry → set-notifies. A stage that empties the
-//! alert list ends the pipeline without error, as in Alertmanager.
+//! Per receiver the pipeline is: [gossip-settle in a cluster,] inhibit,
+//! time-active, time-mute, silence, then a fan-out to every integration,
+//! each running [wait,] dedup, [claim,] retry, set-notifies. A stage that
+//! empties the alert list ends the pipeline without error, as in
+//! Alertmanager.
+//!
+//! Each integration is a folder, `notify/<kind>/` (its config in
+//! `config.rs`, its notifier in `mod.rs`), listed once in `registry.rs`;
+//! `http.rs` is what the HTTP integrations share.
 
 mod dedup;
 pub mod email;
+mod global;
+pub mod http;
 mod mute;
+mod registry;
 mod retry;
 pub mod slack;
 pub mod webhook;
@@ -24,17 +32,16 @@ use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 pub use dedup::{hash_alert, needs_update, DedupStage, NotificationReason};
-pub use mute::{
-    GroupMarker, InhibitStage, SilenceStage, TimeActiveStage, TimeIntervals, TimeMuteStage,
+pub use global::GlobalConfig;
+pub use mute::{GroupMarker, MuteStage, TimeActiveStage, TimeIntervals, TimeMuteStage};
+pub use registry::{
+    integration_count, template_problems, BuildCtx, BuildError, IntegrationConfig, ReceiverConfig,
 };
 pub use retry::{RetryStage, SetNotifiesStage};
 
-use crate::config::LoadedConfig;
-use crate::inhibit::Inhibitor;
 use crate::metrics::Metrics;
-use crate::model::{Alert, LabelSet};
+use crate::model::{Alert, LabelSet, Muter};
 use crate::nflog::{NotificationLog, ReceiverKey};
-use crate::silence::Silences;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -102,67 +109,6 @@ impl NotifyError {
             retry_after: None,
         }
     }
-}
-
-/// Every template text of the receivers' e-mail and Slack configs that does
-/// not parse, as `receivers[i].slack_configs[j].title: <error>`.
-/// Alertmanager finds these only when a notification fails; Herald reports
-/// them at load (a warning) and in `check-config` (a failure).
-pub fn template_problems(
-    config: &LoadedConfig,
-    templates: &crate::template::Templates,
-) -> Vec<String> {
-    let mut texts: Vec<(String, &str)> = Vec::new();
-    for (r, rc) in config.config.receivers.iter().enumerate() {
-        for (i, e) in rc.email_configs.iter().enumerate() {
-            let f = format!("receivers[{r}].email_configs[{i}]");
-            for (name, text) in [
-                ("to", e.to.as_ref().map_or("", |t| t.0.as_str())),
-                ("from", e.from.as_deref().unwrap_or("")),
-                ("html", &e.html),
-                ("text", &e.text),
-            ] {
-                texts.push((format!("{f}.{name}"), text));
-            }
-            for (h, text) in &e.headers {
-                texts.push((format!("{f}.headers.{h}"), text));
-            }
-        }
-        for (i, c) in rc.slack_configs.iter().enumerate() {
-            let f = format!("receivers[{r}].slack_configs[{i}]");
-            for (name, text) in [
-                ("channel", &c.channel),
-                ("username", &c.username),
-                ("color", &c.color),
-                ("title", &c.title),
-                ("title_link", &c.title_link),
-                ("pretext", &c.pretext),
-                ("text", &c.text),
-                ("footer", &c.footer),
-                ("fallback", &c.fallback),
-                ("callback_id", &c.callback_id),
-                ("icon_emoji", &c.icon_emoji),
-                ("icon_url", &c.icon_url),
-                ("image_url", &c.image_url),
-                ("thumb_url", &c.thumb_url),
-            ] {
-                texts.push((format!("{f}.{name}"), text.as_str()));
-            }
-            for (j, fl) in c.fields.iter().enumerate() {
-                texts.push((format!("{f}.fields[{j}].title"), &fl.title));
-                texts.push((format!("{f}.fields[{j}].value"), &fl.value));
-            }
-        }
-    }
-    texts
-        .into_iter()
-        .filter_map(|(field, text)| {
-            templates
-                .check_text(text)
-                .err()
-                .map(|e| format!("{field}: {e}"))
-        })
-        .collect()
 }
 
 /// The template data of a notification (`notify.GetTemplateData`).
@@ -291,8 +237,9 @@ pub struct PipelineDeps {
     pub external_url: String,
     /// `--data.retention`, capping notification-log entries.
     pub retention: Duration,
-    pub inhibitor: Arc<Inhibitor>,
-    pub silences: Arc<Silences>,
+    /// The inhibit rules and the silences.
+    pub inhibitor: Arc<dyn Muter>,
+    pub silences: Arc<dyn Muter>,
     /// Set when this node is part of a cluster.
     pub cluster: Option<Arc<crate::cluster::ClusterHandle>>,
 }
@@ -444,127 +391,65 @@ pub struct Pipeline {
     receivers: HashMap<String, Arc<dyn Stage>>,
 }
 
+/// Why a config's pipeline could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("loading templates: {0}")]
+    Templates(String),
+    #[error("receiver {name:?}: {source}")]
+    Receiver { name: String, source: BuildError },
+}
+
 impl Pipeline {
-    /// Builds the integrations of every receiver in the config and wraps them
-    /// in their stages.
-    pub fn build(config: &LoadedConfig, deps: &PipelineDeps) -> Result<Pipeline, String> {
-        let PipelineDeps {
-            nflog,
-            metrics,
-            external_url,
-            retention,
-            inhibitor,
-            silences,
-            cluster,
-        } = deps;
-        let retention = *retention;
-        let mut receivers: HashMap<String, Arc<dyn Stage>> = HashMap::new();
-        // Top-level time_intervals and the deprecated mute_time_intervals
-        // share one namespace (names are unique across both).
-        let intervals: TimeIntervals = Arc::new(
-            config
-                .config
-                .time_intervals
-                .iter()
-                .chain(&config.config.mute_time_intervals)
-                .map(|ti| (ti.name.clone(), ti.clone()))
-                .collect(),
-        );
+    /// Builds the integrations of every receiver and wraps them in their
+    /// stages. `templates` are the config's template globs; `intervals`
+    /// its `time_intervals` and `mute_time_intervals`.
+    pub fn build(
+        receivers: &[ReceiverConfig],
+        templates: &[String],
+        intervals: TimeIntervals,
+        deps: &PipelineDeps,
+    ) -> Result<Pipeline, PipelineError> {
         let templates = Arc::new(
-            crate::template::Templates::load(&config.config.templates)
-                .map_err(|e| format!("loading templates: {e}"))?,
+            crate::template::Templates::load(templates)
+                .map_err(|e| PipelineError::Templates(e.to_string()))?,
         );
-        for problem in template_problems(config, &templates) {
+        for problem in template_problems(receivers, &templates) {
             tracing::warn!(err = %problem, "Template does not parse: notifications using it will fail");
         }
-        for rc in &config.config.receivers {
-            let mut notifiers: Vec<(&'static str, Arc<dyn Notifier>, bool)> = Vec::new();
-            let named = |e: String| format!("receiver {:?}: {e}", rc.name);
-            for wc in &rc.webhook_configs {
-                let n = webhook::Webhook::new(wc, external_url).map_err(named)?;
-                notifiers.push(("webhook", Arc::new(n), wc.send_resolved));
-            }
-            for ec in &rc.email_configs {
-                let n = email::Email::new(ec, templates.clone(), external_url).map_err(named)?;
-                notifiers.push(("email", Arc::new(n), ec.send_resolved));
-            }
-            for sc in &rc.slack_configs {
-                let n = slack::Slack::new(sc, templates.clone(), external_url).map_err(named)?;
-                notifiers.push(("slack", Arc::new(n), sc.send_resolved));
-            }
+        let ctx = BuildCtx {
+            templates: &templates,
+            external_url: &deps.external_url,
+        };
+        let mut stages = HashMap::new();
+        for rc in receivers {
+            let mut index = registry::KindIndex::default();
             let mut per_integration = Vec::new();
-            let mut index: HashMap<&'static str, usize> = HashMap::new();
-            for (kind, notifier, send_resolved) in notifiers {
-                let i = index.entry(kind).or_default();
+            for (kind, config) in rc.integrations() {
+                let notifier = config
+                    .build(&ctx)
+                    .map_err(|source| PipelineError::Receiver {
+                        name: rc.name.clone(),
+                        source,
+                    })?;
                 let integration = Arc::new(Integration {
                     notifier,
                     key: ReceiverKey {
                         group_name: rc.name.clone(),
                         integration: kind,
-                        index: *i,
+                        index: index.next(kind),
                     },
-                    send_resolved,
+                    send_resolved: config.send_resolved(),
                 });
-                *i += 1;
-                metrics.init_integration(kind);
-                let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
-                if let Some(c) = cluster {
-                    stages.push(Arc::new(WaitStage { cluster: c.clone() }));
-                }
-                stages.push(Arc::new(DedupStage {
-                    nflog: nflog.clone(),
-                    integration: integration.clone(),
-                }));
-                if let Some(c) = cluster {
-                    stages.push(Arc::new(ClaimStage {
-                        cluster: c.clone(),
-                        nflog: nflog.clone(),
-                        integration: integration.clone(),
-                    }));
-                }
-                stages.extend([
-                    Arc::new(RetryStage {
-                        integration: integration.clone(),
-                        metrics: metrics.clone(),
-                        cluster_nflog: cluster.as_ref().map(|_| nflog.clone()),
-                    }) as Arc<dyn Stage>,
-                    Arc::new(SetNotifiesStage {
-                        nflog: nflog.clone(),
-                        integration,
-                        retention,
-                    }) as Arc<dyn Stage>,
-                ]);
-                per_integration.push(MultiStage(stages));
+                deps.metrics.init_integration(kind);
+                per_integration.push(integration_stages(integration, deps));
             }
-            let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
-            if let Some(c) = cluster {
-                stages.push(Arc::new(GossipSettleStage { cluster: c.clone() }));
-            }
-            receivers.insert(
+            stages.insert(
                 rc.name.clone(),
-                Arc::new(MultiStage(
-                    stages
-                        .into_iter()
-                        .chain([
-                            Arc::new(InhibitStage {
-                                inhibitor: inhibitor.clone(),
-                            }) as Arc<dyn Stage>,
-                            Arc::new(TimeActiveStage {
-                                intervals: intervals.clone(),
-                            }),
-                            Arc::new(TimeMuteStage {
-                                intervals: intervals.clone(),
-                            }),
-                            Arc::new(SilenceStage {
-                                silences: silences.clone(),
-                            }),
-                            Arc::new(FanoutStage(per_integration)) as Arc<dyn Stage>,
-                        ])
-                        .collect(),
-                )),
+                receiver_stage(per_integration, &intervals, deps),
             );
         }
-        Ok(Pipeline { receivers })
+        Ok(Pipeline { receivers: stages })
     }
 
     /// Runs the receiver's pipeline. `Ok` means the flush succeeded, even if
@@ -583,4 +468,64 @@ impl Pipeline {
         };
         stage.exec(ctx, alerts).await.map(|_| ())
     }
+}
+
+/// One integration's stages: [wait,] dedup, [claim,] retry, set-notifies.
+fn integration_stages(integration: Arc<Integration>, deps: &PipelineDeps) -> MultiStage {
+    let nflog = &deps.nflog;
+    let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
+    if let Some(c) = &deps.cluster {
+        stages.push(Arc::new(WaitStage { cluster: c.clone() }));
+    }
+    stages.push(Arc::new(DedupStage {
+        nflog: nflog.clone(),
+        integration: integration.clone(),
+    }));
+    if let Some(c) = &deps.cluster {
+        stages.push(Arc::new(ClaimStage {
+            cluster: c.clone(),
+            nflog: nflog.clone(),
+            integration: integration.clone(),
+        }));
+    }
+    stages.push(Arc::new(RetryStage {
+        integration: integration.clone(),
+        metrics: deps.metrics.clone(),
+        cluster_nflog: deps.cluster.as_ref().map(|_| nflog.clone()),
+    }));
+    stages.push(Arc::new(SetNotifiesStage {
+        nflog: nflog.clone(),
+        integration,
+        retention: deps.retention,
+    }));
+    MultiStage(stages)
+}
+
+/// A receiver's stages: [gossip-settle,] inhibit, time-active, time-mute,
+/// silence, then the integrations side by side.
+fn receiver_stage(
+    integrations: Vec<MultiStage>,
+    intervals: &TimeIntervals,
+    deps: &PipelineDeps,
+) -> Arc<dyn Stage> {
+    let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
+    if let Some(c) = &deps.cluster {
+        stages.push(Arc::new(GossipSettleStage { cluster: c.clone() }));
+    }
+    stages.extend([
+        Arc::new(MuteStage {
+            muter: deps.inhibitor.clone(),
+        }) as Arc<dyn Stage>,
+        Arc::new(TimeActiveStage {
+            intervals: intervals.clone(),
+        }),
+        Arc::new(TimeMuteStage {
+            intervals: intervals.clone(),
+        }),
+        Arc::new(MuteStage {
+            muter: deps.silences.clone(),
+        }),
+        Arc::new(FanoutStage(integrations)),
+    ]);
+    Arc::new(MultiStage(stages))
 }

@@ -1,7 +1,7 @@
-//! The time-interval stages (`notify/mute.go` `TimeActiveStage`,
-//! `TimeMuteStage`): outside a route's active intervals, or inside one of
-//! its mute intervals, the flush sends nothing and the group is marked muted
-//! (shown as `mutedBy` in the API).
+//! The muting stages (`notify/notify.go`): `MuteStage` drops what a silence
+//! or an inhibit rule mutes; `TimeActiveStage` and `TimeMuteStage` send
+//! nothing outside a route's active intervals or inside one of its mute
+//! intervals, and mark the group muted (shown as `mutedBy` in the API).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 
 use super::{BoxFuture, NotifyCtx, NotifyError, Stage};
-use crate::inhibit::Inhibitor;
-use crate::model::Alert;
-use crate::silence::Silences;
+use crate::model::{Alert, Muter};
 use crate::timeinterval::TimeIntervalDef;
 
 /// Per aggregation group: the time intervals that muted its last flush.
@@ -44,42 +42,20 @@ fn matching(intervals: &TimeIntervals, names: &[String], now: Timestamp) -> Vec<
         .collect()
 }
 
-/// Drops alerts that inhibit rules mute (`MuteStage` with the inhibitor).
-pub struct InhibitStage {
-    pub inhibitor: Arc<Inhibitor>,
+/// Drops the alerts a muter mutes (`MuteStage`): the inhibitor's rules or
+/// the silences.
+pub struct MuteStage {
+    pub muter: Arc<dyn Muter>,
 }
 
-impl Stage for InhibitStage {
+impl Stage for MuteStage {
     fn exec<'a>(
         &'a self,
         ctx: &'a mut NotifyCtx,
         mut alerts: Vec<Arc<Alert>>,
     ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
         Box::pin(async move {
-            if !self.inhibitor.is_empty() {
-                alerts.retain(|a| self.inhibitor.inhibited_by(&a.labels, ctx.now).is_none());
-            }
-            Ok(alerts)
-        })
-    }
-}
-
-/// Drops alerts an active silence matches (`MuteStage` with the silencer).
-pub struct SilenceStage {
-    pub silences: Arc<Silences>,
-}
-
-impl Stage for SilenceStage {
-    fn exec<'a>(
-        &'a self,
-        ctx: &'a mut NotifyCtx,
-        mut alerts: Vec<Arc<Alert>>,
-    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
-        Box::pin(async move {
-            if !self.silences.is_empty() {
-                let q = self.silences.query(ctx.now);
-                alerts.retain(|a| q.silenced_by(&a.labels).is_empty());
-            }
+            self.muter.retain_unmuted(&mut alerts, ctx.now);
             Ok(alerts)
         })
     }

@@ -3,10 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{invalid, ConfigError, GlobalConfig, Secret, TlsConfig};
+use crate::commoncfg::{invalid, FieldError, Secret, TlsConfig};
+use crate::notify::registry::{BuildCtx, BuildError, IntegrationConfig};
+use crate::notify::{GlobalConfig, Notifier};
 
 /// `host:port` of the SMTP smarthost; the port is required.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,7 +117,7 @@ pub struct EmailConfig {
     /// Header name (canonical MIME form after load) → value template.
     #[serde(
         default,
-        deserialize_with = "super::null_default",
+        deserialize_with = "crate::commoncfg::null_default",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub headers: BTreeMap<String, String>,
@@ -160,9 +163,13 @@ pub fn canonical_header_key(k: &str) -> String {
         .collect()
 }
 
-impl EmailConfig {
+impl IntegrationConfig for EmailConfig {
+    fn send_resolved(&self) -> bool {
+        self.send_resolved
+    }
+
     /// Alertmanager's per-config rules and the `global.smtp_*` defaults.
-    pub(super) fn apply_global(&mut self, g: &GlobalConfig, f: &str) -> Result<(), ConfigError> {
+    fn apply_global(&mut self, g: &GlobalConfig, f: &str) -> Result<(), FieldError> {
         if self.to.as_ref().is_none_or(|t| t.0.trim().is_empty()) {
             return Err(invalid(f, "missing to address in email config"));
         }
@@ -236,6 +243,32 @@ impl EmailConfig {
         Ok(())
     }
 
+    fn template_texts(&self) -> Vec<(String, &str)> {
+        let mut texts: Vec<(String, &str)> = [
+            ("to", self.to.as_ref().map_or("", |t| t.0.as_str())),
+            ("from", self.from.as_deref().unwrap_or("")),
+            ("html", &self.html),
+            ("text", &self.text),
+        ]
+        .into_iter()
+        .map(|(name, text)| (name.to_string(), text))
+        .collect();
+        for (h, text) in &self.headers {
+            texts.push((format!("headers.{h}"), text));
+        }
+        texts
+    }
+
+    fn build(&self, ctx: &BuildCtx<'_>) -> Result<Arc<dyn Notifier>, BuildError> {
+        Ok(Arc::new(super::Email::new(
+            self,
+            ctx.templates.clone(),
+            ctx.external_url,
+        )?))
+    }
+}
+
+impl EmailConfig {
     /// Implicit TLS (SMTPS): asked for, or port 465 unless turned off.
     pub fn implicit_tls(&self) -> bool {
         match self.force_implicit_tls {

@@ -2,10 +2,14 @@
 //! posting to `chat.postMessage`) and the attachment fields, each a
 //! template, with Alertmanager's defaults.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, ConfigError, GlobalConfig, HttpClientConfig, Secret};
+use crate::commoncfg::{check_http_url, invalid, FieldError, HttpClientConfig, Secret};
 use crate::duration::PromDuration;
+use crate::notify::registry::{BuildCtx, BuildError, IntegrationConfig};
+use crate::notify::{GlobalConfig, Notifier};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -41,7 +45,7 @@ pub struct SlackConfig {
     pub text: String,
     #[serde(
         default,
-        deserialize_with = "super::null_default",
+        deserialize_with = "crate::commoncfg::null_default",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub fields: Vec<SlackField>,
@@ -65,13 +69,13 @@ pub struct SlackConfig {
     pub link_names: bool,
     #[serde(
         default,
-        deserialize_with = "super::null_default",
+        deserialize_with = "crate::commoncfg::null_default",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub mrkdwn_in: Vec<String>,
     #[serde(
         default,
-        deserialize_with = "super::null_default",
+        deserialize_with = "crate::commoncfg::null_default",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub actions: Vec<SlackAction>,
@@ -162,9 +166,13 @@ pub struct SlackConfirm {
 /// Slack's API endpoint for bot tokens.
 pub const DEFAULT_SLACK_APP_URL: &str = "https://slack.com/api/chat.postMessage";
 
-impl SlackConfig {
+impl IntegrationConfig for SlackConfig {
+    fn send_resolved(&self) -> bool {
+        self.send_resolved
+    }
+
     /// Alertmanager's field checks and the `global.slack_*` defaults.
-    pub(super) fn apply_global(&mut self, g: &GlobalConfig, f: &str) -> Result<(), ConfigError> {
+    fn apply_global(&mut self, g: &GlobalConfig, f: &str) -> Result<(), FieldError> {
         for (i, field) in self.fields.iter().enumerate() {
             let p = format!("{f}.fields[{i}]");
             if field.title.is_empty() {
@@ -248,14 +256,69 @@ impl SlackConfig {
                 );
             }
             if let Some(u) = &self.app_url {
-                super::receiver::check_http_url(u)
-                    .map_err(|m| invalid(format!("{f}.app_url"), m))?;
+                check_http_url(u).map_err(|m| invalid(format!("{f}.app_url"), m))?;
             }
         }
         if let Some(u) = &self.api_url {
-            super::receiver::check_http_url(u.expose())
-                .map_err(|m| invalid(format!("{f}.api_url"), m))?;
+            check_http_url(u.expose()).map_err(|m| invalid(format!("{f}.api_url"), m))?;
         }
         Ok(())
+    }
+
+    fn template_texts(&self) -> Vec<(String, &str)> {
+        let mut texts: Vec<(String, &str)> = [
+            ("channel", &self.channel),
+            ("username", &self.username),
+            ("color", &self.color),
+            ("title", &self.title),
+            ("title_link", &self.title_link),
+            ("pretext", &self.pretext),
+            ("text", &self.text),
+            ("footer", &self.footer),
+            ("fallback", &self.fallback),
+            ("callback_id", &self.callback_id),
+            ("icon_emoji", &self.icon_emoji),
+            ("icon_url", &self.icon_url),
+            ("image_url", &self.image_url),
+            ("thumb_url", &self.thumb_url),
+        ]
+        .into_iter()
+        .map(|(name, text)| (name.to_string(), text.as_str()))
+        .collect();
+        for (j, fl) in self.fields.iter().enumerate() {
+            texts.push((format!("fields[{j}].title"), &fl.title));
+            texts.push((format!("fields[{j}].value"), &fl.value));
+        }
+        for (j, a) in self.actions.iter().enumerate() {
+            for (name, text) in [
+                ("type", &a.kind),
+                ("text", &a.text),
+                ("url", &a.url),
+                ("style", &a.style),
+                ("name", &a.name),
+                ("value", &a.value),
+            ] {
+                texts.push((format!("actions[{j}].{name}"), text));
+            }
+            if let Some(c) = &a.confirm {
+                for (name, text) in [
+                    ("text", &c.text),
+                    ("title", &c.title),
+                    ("ok_text", &c.ok_text),
+                    ("dismiss_text", &c.dismiss_text),
+                ] {
+                    texts.push((format!("actions[{j}].confirm.{name}"), text));
+                }
+            }
+        }
+        texts
+    }
+
+    fn build(&self, ctx: &BuildCtx<'_>) -> Result<Arc<dyn Notifier>, BuildError> {
+        Ok(Arc::new(super::Slack::new(
+            self,
+            ctx.templates.clone(),
+            ctx.external_url,
+        )?))
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::Secret;
+use super::{yes, Secret, Unsupported};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -15,7 +15,7 @@ pub struct HttpClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization: Option<Authorization>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oauth2: Option<super::Unsupported>,
+    pub oauth2: Option<Unsupported>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_token: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,10 +34,6 @@ pub struct HttpClientConfig {
     pub follow_redirects: bool,
     #[serde(default = "yes")]
     pub enable_http2: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl Default for HttpClientConfig {

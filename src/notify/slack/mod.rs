@@ -6,14 +6,17 @@
 //! with `"ok": false` is a permanent error) and better than any of them on
 //! rate limits: HTTP 429 is retried no sooner than its `Retry-After`.
 
+mod config;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Serialize;
 
-use super::webhook::{authorize, check_status, http_client, Credential};
+pub use config::{SlackAction, SlackConfig, SlackConfirm, SlackField, DEFAULT_SLACK_APP_URL};
+
+use super::http::{check_status, transport_error, truncate_runes, Client, Credential};
+use super::registry::BuildError;
 use super::{BoxFuture, FailureReason, Notifier, NotifyCtx, NotifyError};
-use crate::config::{HttpClientConfig, SlackConfig};
 use crate::model::Alert;
 use crate::template::{Templates, Value};
 
@@ -29,8 +32,7 @@ enum Target {
 
 pub struct Slack {
     conf: SlackConfig,
-    client: reqwest::Client,
-    http: HttpClientConfig,
+    client: Client,
     target: Target,
     templates: Arc<Templates>,
     external_url: String,
@@ -116,20 +118,6 @@ struct Confirm {
     dismiss_text: String,
 }
 
-/// Go's `TruncateInRunes`: at most `n` characters, the last one an
-/// ellipsis when something was cut.
-pub fn truncate_runes(s: String, n: usize) -> (String, bool) {
-    if s.chars().count() <= n {
-        return (s, false);
-    }
-    if n <= 3 {
-        return (s.chars().take(n).collect(), true);
-    }
-    let mut out: String = s.chars().take(n - 1).collect();
-    out.push('…');
-    (out, true)
-}
-
 /// Which of `mrkdwn_in` applies when the config leaves it empty.
 fn default_mrkdwn_in() -> &'static [String] {
     static DEFAULT: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
@@ -137,13 +125,13 @@ fn default_mrkdwn_in() -> &'static [String] {
 }
 
 impl Slack {
-    pub fn new(
+    fn new(
         conf: &SlackConfig,
         templates: Arc<Templates>,
         external_url: &str,
-    ) -> Result<Slack, String> {
+    ) -> Result<Slack, BuildError> {
         let http = conf.http_config.clone().unwrap_or_default();
-        let client = http_client(&http, conf.timeout.map(|d| d.0).filter(|d| !d.is_zero()))?;
+        let client = Client::new(&http, conf.timeout.map(|d| d.0))?;
         let app = Credential::from(
             conf.app_token.as_ref().map(|s| s.expose()),
             conf.app_token_file.as_ref(),
@@ -157,16 +145,19 @@ impl Slack {
                 url: conf
                     .app_url
                     .clone()
-                    .unwrap_or_else(|| crate::config::DEFAULT_SLACK_APP_URL.into()),
+                    .unwrap_or_else(|| DEFAULT_SLACK_APP_URL.into()),
                 token,
             },
             (None, Some(url)) => Target::Webhook(url),
-            (None, None) => return Err("slack config without api_url or app_token".into()),
+            (None, None) => {
+                return Err(BuildError::Missing(
+                    "slack config without api_url or app_token",
+                ))
+            }
         };
         Ok(Slack {
             conf: conf.clone(),
             client,
-            http,
             target,
             templates,
             external_url: external_url.to_string(),
@@ -247,25 +238,12 @@ impl Slack {
     }
 }
 
-/// `Retry-After`: delay-seconds or an HTTP date.
-pub fn parse_retry_after(v: &str, now: jiff::Timestamp) -> Option<Duration> {
-    let v = v.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
-    Some(Duration::try_from(at.duration_since(now)).unwrap_or_default())
-}
-
 /// Slack's answer to a POST: the status first (5xx and 429 retried, the
 /// latter after `Retry-After`), then the body of a JSON answer.
 async fn check_response(resp: reqwest::Response, channel: &str) -> Result<(), NotifyError> {
-    let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
+    // Slack rate-limits with 429, which is worth retrying once its
+    // Retry-After has passed.
+    let status = check_status(&resp, &[429]);
     let is_json = resp
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -273,11 +251,7 @@ async fn check_response(resp: reqwest::Response, channel: &str) -> Result<(), No
         .is_some_and(|v| v.starts_with("application/json"));
     let body = resp.bytes().await.unwrap_or_default();
     let details = String::from_utf8_lossy(&body[..body.len().min(1024)]).into_owned();
-    if let Err(mut e) = check_status(status) {
-        if status == 429 {
-            e.retryable = true;
-            e.retry_after = retry_after;
-        }
+    if let Err(mut e) = status {
         if !details.trim().is_empty() {
             e.message = format!("{}: {}", e.message, details.trim());
         }
@@ -330,47 +304,16 @@ impl Notifier for Slack {
                 Target::Webhook(url) => (url.read()?, None),
                 Target::App { url, token } => (url.clone(), Some(token.read()?)),
             };
-            let mut req = self
-                .client
-                .post(&url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body);
-            req = authorize(req, &self.http)?;
+            let mut req = self.client.post_json(&url, body)?;
             if let Some(token) = token {
                 req = req.header(reqwest::header::AUTHORIZATION, format!("Bearer {token}"));
             }
             // The webhook URL is the credential: never in an error.
-            let resp = req.send().await.map_err(|e| {
-                NotifyError::new(
-                    true,
-                    FailureReason::Other,
-                    format!("Post \"<redacted>\": {}", e.without_url()),
-                )
-            })?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| transport_error("<redacted>", e))?;
             check_response(resp, &channel).await
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn titles_are_truncated_in_runes() {
-        assert_eq!(truncate_runes("abc".into(), 5), ("abc".into(), false));
-        assert_eq!(truncate_runes("äöüäöü".into(), 4), ("äöü…".into(), true));
-        assert_eq!(truncate_runes("abcdef".into(), 2), ("ab".into(), true));
-    }
-
-    #[test]
-    fn retry_after_seconds_and_dates() {
-        let now: jiff::Timestamp = "2015-10-21T07:27:00Z".parse().unwrap();
-        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
     }
 }

@@ -18,8 +18,13 @@ use lettre::transport::smtp::client::{
 };
 use lettre::transport::smtp::extension::ClientId;
 
+mod config;
+
+pub use config::{canonical_header_key, AddressList, EmailConfig, HostPort, DEFAULT_EMAIL_SUBJECT};
+
+use super::registry::BuildError;
 use super::{BoxFuture, FailureReason, Notifier, NotifyCtx, NotifyError};
-use crate::config::{EmailConfig, HostPort, TlsConfig, DEFAULT_EMAIL_SUBJECT};
+use crate::commoncfg::TlsConfig;
 use crate::model::Alert;
 use crate::template::{Templates, Value};
 
@@ -43,16 +48,16 @@ fn retryable(message: String) -> NotifyError {
 }
 
 impl Email {
-    pub fn new(
+    fn new(
         conf: &EmailConfig,
         templates: Arc<Templates>,
         external_url: &str,
-    ) -> Result<Email, String> {
+    ) -> Result<Email, BuildError> {
         let mut conf = conf.clone();
         let smarthost = conf
             .smarthost
             .clone()
-            .ok_or("email config without smarthost")?;
+            .ok_or(BuildError::Missing("email config without smarthost"))?;
         // Alertmanager fills these three headers from the fields when the
         // user did not set them.
         conf.headers
@@ -63,7 +68,7 @@ impl Email {
         let from = conf.from.clone().unwrap_or_default();
         conf.headers.entry("From".into()).or_insert(from);
         // Fail at load, not at the first alert, on unreadable TLS files.
-        tls_parameters(conf.tls_config.as_ref(), &smarthost.host)?;
+        tls_parameters(conf.tls_config.as_ref(), &smarthost.host).map_err(BuildError::Tls)?;
         Ok(Email {
             conf,
             smarthost,

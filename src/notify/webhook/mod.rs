@@ -1,0 +1,95 @@
+//! The webhook integration (`notify/webhook`): POSTs Alertmanager's version
+//! "4" JSON payload.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+mod config;
+
+pub use config::WebhookConfig;
+
+use super::http::{check_status, redact, transport_error, Client, Credential};
+use super::registry::BuildError;
+use super::{BoxFuture, Notifier, NotifyCtx, NotifyError};
+use crate::model::Alert;
+use crate::template::Data;
+
+pub struct Webhook {
+    client: Client,
+    url: Credential,
+    max_alerts: u64,
+    external_url: String,
+}
+
+/// The payload: template data plus three webhook fields, in Go's order.
+#[derive(Serialize)]
+struct Message<'a> {
+    #[serde(flatten)]
+    data: &'a Data,
+    version: &'static str,
+    #[serde(rename = "groupKey")]
+    group_key: &'a str,
+    #[serde(rename = "truncatedAlerts")]
+    truncated_alerts: u64,
+}
+
+impl Webhook {
+    fn new(cfg: &WebhookConfig, external_url: &str) -> Result<Webhook, BuildError> {
+        let http = cfg.http_config.clone().unwrap_or_default();
+        let client = Client::new(&http, cfg.timeout.map(|d| d.0))?;
+        let url = Credential::from(cfg.url.as_deref(), cfg.url_file.as_ref())
+            .ok_or(BuildError::Missing("webhook without url"))?;
+        Ok(Webhook {
+            client,
+            url,
+            max_alerts: cfg.max_alerts,
+            external_url: external_url.to_string(),
+        })
+    }
+}
+
+impl Notifier for Webhook {
+    fn notify<'a>(
+        &'a self,
+        ctx: &'a NotifyCtx,
+        alerts: &'a [Arc<Alert>],
+    ) -> BoxFuture<'a, Result<(), NotifyError>> {
+        Box::pin(async move {
+            let (kept, truncated) = if self.max_alerts > 0 && alerts.len() as u64 > self.max_alerts
+            {
+                (
+                    &alerts[..self.max_alerts as usize],
+                    alerts.len() as u64 - self.max_alerts,
+                )
+            } else {
+                (alerts, 0)
+            };
+            let mut data = Data::new(
+                &ctx.receiver,
+                &ctx.group_labels,
+                kept,
+                ctx.now,
+                &self.external_url,
+            );
+            data.notification_reason = ctx.reason.map(|r| r.as_str());
+            let mut body = crate::gojson::to_vec(&Message {
+                data: &data,
+                version: "4",
+                group_key: &ctx.group_key,
+                truncated_alerts: truncated,
+            });
+            body.push(b'\n');
+            let url = self.url.read()?;
+            let resp = self
+                .client
+                .post_json(&url, body)?
+                .send()
+                .await
+                .map_err(|e| transport_error(&redact(&url), e))?;
+            // Alertmanager's webhook retries 5xx only; a 503's Retry-After
+            // is honoured.
+            check_status(&resp, &[])
+        })
+    }
+}
