@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::config::{Config, ConfigError, LoadedConfig};
 use crate::dispatch::{Dispatcher, Route};
 use crate::duration::format_go_duration;
@@ -39,6 +40,8 @@ pub struct Settings {
     /// Set when `--cluster.peer` makes this node part of a cluster; the
     /// peer itself is started after the app (it gossips the app's state).
     pub cluster: Option<Arc<crate::cluster::ClusterHandle>>,
+    /// The wall clock every decision by time reads.
+    pub clock: Clock,
 }
 
 /// What a config (re)load builds.
@@ -104,6 +107,7 @@ impl App {
         silences.load(loaded.silences);
         let runtime = Self::build(&config, &settings, &nflog, &metrics, &silences, &shutdown)?;
         metrics.config_loaded(config.hash(), true);
+        let started = settings.clock.now();
         let app = Arc::new(App {
             settings,
             store: AlertStore::default(),
@@ -113,7 +117,7 @@ impl App {
             nflog,
             silences,
             runtime: ArcSwap::from_pointee(runtime),
-            started: Timestamp::now(),
+            started,
             shutdown,
             reload_lock: tokio::sync::Mutex::new(()),
         });
@@ -126,7 +130,7 @@ impl App {
     /// dispatcher (old alerts flush at once, and the restored notification
     /// log keeps that flush from repeating what was already sent).
     fn restore_alerts(&self, alerts: Vec<Alert>) {
-        let now = Timestamp::now();
+        let now = self.settings.clock.now();
         let rt = self.runtime.load();
         let stored: Vec<Arc<Alert>> = alerts
             .into_iter()
@@ -173,6 +177,7 @@ impl App {
             route.clone(),
             Arc::new(pipeline),
             metrics.clone(),
+            settings.clock.clone(),
             shutdown.child_token(),
             settings.cluster.clone(),
         );
@@ -277,7 +282,7 @@ impl App {
             tick.tick().await;
             loop {
                 tokio::select! {
-                    _ = tick.tick() => task(&app, Timestamp::now()),
+                    _ = tick.tick() => task(&app, app.settings.clock.now()),
                     _ = app.shutdown.cancelled() => break,
                 }
             }

@@ -130,6 +130,7 @@ async fn serve(cli: Cli) -> Result<(), String> {
         },
         classic_mode: cli.enable_feature.iter().any(|f| f == "classic-mode"),
         cluster: cluster.clone(),
+        clock: herald::clock::Clock::system(),
     };
     let shutdown = CancellationToken::new();
     let app = App::start(settings, shutdown.clone())

@@ -141,7 +141,7 @@ pub async fn post_alerts(State(s): State<ApiState>, body: Bytes) -> Response {
         return schema_error(602, format!("{i}.labels in body is required"));
     }
     let app = &s.app;
-    let now = Timestamp::now();
+    let now = app.settings.clock.now();
     let resolve_timeout = app.runtime().config.global().resolve_timeout.0;
     let classic = app.settings.classic_mode;
     let mut errors: Vec<String> = Vec::new();
@@ -491,7 +491,12 @@ async fn answer(
         Err(e) => return error_response(StatusCode::BAD_REQUEST, &e),
     };
     let app = s.app.clone();
-    match tokio::task::spawn_blocking(move || render(&app, q, Timestamp::now())).await {
+    match tokio::task::spawn_blocking(move || {
+        let now = app.settings.clock.now();
+        render(&app, q, now)
+    })
+    .await
+    {
         Ok(chunks) => (
             StatusCode::OK,
             [(

@@ -156,7 +156,7 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     // Alert counts are computed at scrape time, like Alertmanager's
     // collector: suppressed means silenced or inhibited now.
     let rt = s.app.runtime();
-    let now = jiff::Timestamp::now();
+    let now = s.app.settings.clock.now();
     let (mut active, mut suppressed) = (0i64, 0i64);
     let silences = s.app.silences.query(now);
     for a in s

@@ -17,9 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use route::{GroupBy, Route, RouteOpts};
 
+use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::model::{sort_for_notification, Alert, Fingerprint, LabelSet};
-use crate::notify::{GroupMarker, NotifyCtx, Pipeline};
+use crate::notify::{GroupMarker, NotifyCtx, Stage};
 
 const SHARDS: usize = 32;
 
@@ -28,8 +29,12 @@ type GroupId = (usize, Fingerprint);
 
 pub struct Dispatcher {
     route: Arc<Route>,
-    pipeline: Arc<Pipeline>,
+    /// What a flush runs: the receivers' notification pipeline, or in
+    /// tests a stage that records (as `dispatch_test.go` plugs in its
+    /// `recordStage`).
+    stage: Arc<dyn Stage>,
     metrics: Arc<Metrics>,
+    clock: Clock,
     shards: Vec<Mutex<HashMap<GroupId, Arc<AggrGroup>>>>,
     cancel: CancellationToken,
     cluster: Option<Arc<crate::cluster::ClusterHandle>>,
@@ -77,15 +82,17 @@ impl AggrGroup {
 impl Dispatcher {
     pub fn new(
         route: Arc<Route>,
-        pipeline: Arc<Pipeline>,
+        stage: Arc<dyn Stage>,
         metrics: Arc<Metrics>,
+        clock: Clock,
         cancel: CancellationToken,
         cluster: Option<Arc<crate::cluster::ClusterHandle>>,
     ) -> Arc<Dispatcher> {
         Arc::new(Dispatcher {
             route,
-            pipeline,
+            stage,
             metrics,
+            clock,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             cancel,
             cluster,
@@ -118,7 +125,7 @@ impl Dispatcher {
         if let Some(group) = shard.get(&id).cloned() {
             let mut st = group.lock();
             if !st.destroyed {
-                insert_alert(&group, &mut st, alert);
+                insert_alert(&group, &mut st, alert, self.clock.now());
                 return;
             }
         }
@@ -139,7 +146,7 @@ impl Dispatcher {
         });
         {
             let mut st = group.lock();
-            insert_alert(&group, &mut st, alert);
+            insert_alert(&group, &mut st, alert, self.clock.now());
         }
         shard.insert(id, group.clone());
         drop(shard);
@@ -169,7 +176,7 @@ impl Dispatcher {
             } else if self.cancel.is_cancelled() {
                 break;
             }
-            let now = Timestamp::now();
+            let now = self.clock.now();
             // Re-armed before flushing, so a slow flush does not shift the
             // schedule (Alertmanager resets its timer the same way).
             let started = tokio::time::Instant::now();
@@ -232,12 +239,12 @@ impl Dispatcher {
             active_time_intervals: group.route.opts.active_time_intervals.clone(),
             marker: group.marker.clone(),
         };
-        match self.pipeline.exec(&mut ctx, alerts.clone()).await {
+        match self.stage.exec(&mut ctx, alerts.clone()).await {
             Err(e) => {
                 tracing::error!(aggrGroup = %group.key, err = %e, "Notify for alerts failed");
                 false
             }
-            Ok(()) => {
+            Ok(_) => {
                 let mut st = group.lock();
                 for a in alerts.iter().filter(|a| a.resolved_at(now)) {
                     // Keep an alert that was updated while we notified.
@@ -341,7 +348,7 @@ impl Dispatcher {
     }
 }
 
-fn insert_alert(group: &AggrGroup, st: &mut GroupState, alert: &Arc<Alert>) {
+fn insert_alert(group: &AggrGroup, st: &mut GroupState, alert: &Arc<Alert>, now: Timestamp) {
     // Concurrent posts of the same alert may arrive out of order; the group
     // keeps the most recently received version, as the store does.
     if st
@@ -356,13 +363,12 @@ fn insert_alert(group: &AggrGroup, st: &mut GroupState, alert: &Arc<Alert>) {
     // (typically after a restart or reload) is flushed at once.
     if !st.has_flushed {
         let wait = group.route.opts.group_wait;
-        if alert
-            .starts_at
-            .checked_add(wait)
-            .is_ok_and(|t| t < Timestamp::now())
-        {
+        if alert.starts_at.checked_add(wait).is_ok_and(|t| t < now) {
             group.flush_now_pending.store(true, Ordering::Release);
             group.flush_now.notify_one();
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

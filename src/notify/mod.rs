@@ -451,22 +451,64 @@ impl Pipeline {
         }
         Ok(Pipeline { receivers: stages })
     }
+}
 
-    /// Runs the receiver's pipeline. `Ok` means the flush succeeded, even if
-    /// nothing needed sending.
-    pub async fn exec(
-        &self,
-        ctx: &mut NotifyCtx,
+#[cfg(test)]
+impl Pipeline {
+    /// A pipeline whose one receiver `name` delivers to `notifiers` (kind,
+    /// notifier, `send_resolved`), its stages assembled as `build`
+    /// assembles a config's: what in-process tests run on.
+    pub(crate) fn with_notifiers(
+        name: &str,
+        notifiers: Vec<(&'static str, Arc<dyn Notifier>, bool)>,
+        deps: &PipelineDeps,
+    ) -> Pipeline {
+        let mut index = registry::KindIndex::default();
+        let integrations = notifiers
+            .into_iter()
+            .map(|(kind, notifier, send_resolved)| {
+                let key = ReceiverKey {
+                    group_name: name.to_string(),
+                    integration: kind,
+                    index: index.next(kind),
+                };
+                integration_stages(
+                    Arc::new(Integration {
+                        notifier,
+                        key,
+                        send_resolved,
+                    }),
+                    deps,
+                )
+            })
+            .collect();
+        let intervals = TimeIntervals::default();
+        let receivers = HashMap::from([(
+            name.to_string(),
+            receiver_stage(integrations, &intervals, deps),
+        )]);
+        Pipeline { receivers }
+    }
+}
+
+/// The receiver's pipeline for a flush of one of its groups. `Ok` means
+/// the flush succeeded, even if nothing needed sending.
+impl Stage for Pipeline {
+    fn exec<'a>(
+        &'a self,
+        ctx: &'a mut NotifyCtx,
         alerts: Vec<Arc<Alert>>,
-    ) -> Result<(), NotifyError> {
-        let Some(stage) = self.receivers.get(ctx.receiver.as_ref()) else {
-            return Err(NotifyError::new(
-                false,
-                FailureReason::Other,
-                format!("unknown receiver {:?}", ctx.receiver),
-            ));
-        };
-        stage.exec(ctx, alerts).await.map(|_| ())
+    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
+        Box::pin(async move {
+            let Some(stage) = self.receivers.get(ctx.receiver.as_ref()) else {
+                return Err(NotifyError::new(
+                    false,
+                    FailureReason::Other,
+                    format!("unknown receiver {:?}", ctx.receiver),
+                ));
+            };
+            stage.exec(ctx, alerts).await
+        })
     }
 }
 

@@ -1,0 +1,392 @@
+//! The dispatcher in-process, on tokio's paused clock: each test runs the
+//! real timers and routing tree against a stage that records every flush
+//! (as Alertmanager's `dispatch_test.go` does with its `recordStage`), or
+//! against the real pipeline with a recording notifier. Time moves only
+//! when every task waits, so each expectation is exact to the millisecond
+//! and a test of hours of group timing runs in milliseconds.
+
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::*;
+use crate::config::Config;
+
+use crate::notify::{BoxFuture, NotifyError};
+
+/// One flush as the stage saw it.
+#[derive(Debug)]
+struct Flush {
+    /// Time since the test started, on tokio's clock.
+    at: Duration,
+    receiver: String,
+    group_key: String,
+    /// `alertname` of each alert, with `!` after a resolved one.
+    alerts: Vec<String>,
+}
+
+/// Records each flush; fails it while `fail` is set.
+struct Recorder {
+    start: Instant,
+    tx: mpsc::UnboundedSender<Flush>,
+    fail: AtomicBool,
+}
+
+impl Stage for Recorder {
+    fn exec<'a>(
+        &'a self,
+        ctx: &'a mut NotifyCtx,
+        alerts: Vec<Arc<Alert>>,
+    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
+        Box::pin(async move {
+            let _ = self.tx.send(Flush {
+                at: self.start.elapsed(),
+                receiver: ctx.receiver.to_string(),
+                group_key: ctx.group_key.to_string(),
+                alerts: names(&alerts, ctx.now),
+            });
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(NotifyError::new(
+                    false,
+                    crate::notify::FailureReason::Other,
+                    "receiver down",
+                ));
+            }
+            Ok(alerts)
+        })
+    }
+}
+
+fn names(alerts: &[Arc<Alert>], now: Timestamp) -> Vec<String> {
+    alerts
+        .iter()
+        .map(|a| {
+            let n = a.labels.get("alertname").unwrap_or_default().to_string();
+            if a.resolved_at(now) {
+                n + "!"
+            } else {
+                n
+            }
+        })
+        .collect()
+}
+
+struct Harness {
+    start: Instant,
+    clock: Clock,
+    dispatcher: Arc<Dispatcher>,
+    metrics: Arc<Metrics>,
+}
+
+impl Harness {
+    fn new(config: &str, stage: impl FnOnce(Instant) -> Arc<dyn Stage>) -> Harness {
+        let start = Instant::now();
+        let clock = Clock::following_tokio("2026-01-01T00:00:00Z".parse().unwrap());
+        let config = Config::load(config).unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let dispatcher = Dispatcher::new(
+            Route::tree(config.root_route()),
+            stage(start),
+            metrics.clone(),
+            clock.clone(),
+            CancellationToken::new(),
+            None,
+        );
+        Harness {
+            start,
+            clock,
+            dispatcher,
+            metrics,
+        }
+    }
+
+    /// A recorder as the stage, and the flushes it records.
+    fn recording(config: &str) -> (Harness, Arc<Recorder>, mpsc::UnboundedReceiver<Flush>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut rec = None;
+        let h = Harness::new(config, |start| {
+            let r = Arc::new(Recorder {
+                start,
+                tx,
+                fail: AtomicBool::new(false),
+            });
+            rec = Some(r.clone());
+            r
+        });
+        (h, rec.unwrap(), rx)
+    }
+
+    /// Posts `name` (plus `labels`), started `age` ago, firing until
+    /// `firing_for` from now (resolved when zero).
+    fn post(&self, name: &str, labels: &[(&str, &str)], age: Duration, firing_for: Duration) {
+        let now = self.clock.now();
+        let mut pairs = vec![("alertname", name)];
+        pairs.extend_from_slice(labels);
+        let labels = LabelSet::from_strs(pairs);
+        let alert = Alert {
+            fingerprint: labels.fingerprint(),
+            labels,
+            annotations: LabelSet::default(),
+            starts_at: now - jiff::SignedDuration::try_from(age).unwrap(),
+            ends_at: now + jiff::SignedDuration::try_from(firing_for).unwrap(),
+            generator_url: Arc::from(""),
+            updated_at: now,
+            timeout: false,
+        };
+        self.dispatcher.insert(&Arc::new(alert));
+    }
+
+    fn fire(&self, name: &str) {
+        self.post(name, &[], Duration::ZERO, Duration::from_secs(3600 * 24));
+    }
+
+    fn resolve(&self, name: &str) {
+        self.post(name, &[], Duration::ZERO, Duration::ZERO);
+    }
+
+    fn since_start(&self) -> Duration {
+        self.start.elapsed()
+    }
+}
+
+const SIMPLE: &str = "
+route:
+  receiver: r
+  group_by: [alertname]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 1h
+receivers:
+  - name: r
+";
+
+/// The next flush; tokio's paused clock jumps to it.
+async fn next(rx: &mut mpsc::UnboundedReceiver<Flush>) -> Flush {
+    rx.recv().await.expect("the dispatcher dropped its stage")
+}
+
+/// Asserts nothing is flushed for `d` (of tokio's time, which passes at once).
+async fn quiet_for(rx: &mut mpsc::UnboundedReceiver<Flush>, d: Duration) {
+    if let Ok(f) = tokio::time::timeout(d, rx.recv()).await {
+        panic!("unexpected flush {f:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_waits_group_wait_then_flushes_every_group_interval() {
+    let (h, _, mut rx) = Harness::recording(SIMPLE);
+    h.fire("A");
+    let f = next(&mut rx).await;
+    assert_eq!(f.at, Duration::from_secs(30));
+    assert_eq!(f.group_key, "{}:{alertname=\"A\"}");
+    assert_eq!(f.alerts, ["A"]);
+    // An alert of another group has its own group_wait.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    h.fire("B");
+    let f = next(&mut rx).await;
+    assert_eq!(
+        (f.at, f.alerts),
+        (Duration::from_secs(70), vec!["B".into()])
+    );
+    // A's group flushes on its own schedule, every group_interval.
+    let f = next(&mut rx).await;
+    assert_eq!(
+        (f.at, f.alerts),
+        (Duration::from_secs(330), vec!["A".into()])
+    );
+    let f = next(&mut rx).await;
+    assert_eq!(
+        (f.at, f.alerts),
+        (Duration::from_secs(370), vec!["B".into()])
+    );
+    assert_eq!(h.metrics.aggregation_groups.get(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn alerts_joining_a_group_wait_for_its_next_interval() {
+    let (h, _, mut rx) = Harness::recording(SIMPLE);
+    h.post(
+        "A",
+        &[("instance", "1")],
+        Duration::ZERO,
+        Duration::from_secs(86400),
+    );
+    assert_eq!(next(&mut rx).await.at, Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    h.post(
+        "A",
+        &[("instance", "2")],
+        Duration::ZERO,
+        Duration::from_secs(86400),
+    );
+    // Not flushed at once, nor after another group_wait.
+    quiet_for(&mut rx, Duration::from_secs(200)).await;
+    let f = next(&mut rx).await;
+    assert_eq!(f.at, Duration::from_secs(330));
+    assert_eq!(f.alerts, ["A", "A"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_alert_older_than_group_wait_flushes_at_once() {
+    let (h, _, mut rx) = Harness::recording(SIMPLE);
+    h.post(
+        "A",
+        &[],
+        Duration::from_secs(3600),
+        Duration::from_secs(86400),
+    );
+    let f = next(&mut rx).await;
+    assert_eq!(f.at, Duration::ZERO);
+    // Then the usual interval, not a second immediate flush.
+    assert_eq!(next(&mut rx).await.at, Duration::from_secs(300));
+}
+
+#[tokio::test(start_paused = true)]
+async fn resolved_alerts_leave_after_a_successful_flush_and_the_empty_group_goes() {
+    let (h, _, mut rx) = Harness::recording(SIMPLE);
+    h.fire("A");
+    assert_eq!(next(&mut rx).await.alerts, ["A"]);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    h.resolve("A");
+    let f = next(&mut rx).await;
+    assert_eq!(
+        (f.at, f.alerts),
+        (Duration::from_secs(330), vec!["A!".into()])
+    );
+    // The group emptied: its timer ends and nothing more is flushed.
+    quiet_for(&mut rx, Duration::from_secs(3600)).await;
+    assert_eq!(h.metrics.aggregation_groups.get(), 0);
+    assert!(h.dispatcher.groups(|_| true, |_| true).is_empty());
+    // The alert firing again makes a new group, with a new group_wait.
+    let again = h.since_start();
+    h.fire("A");
+    let f = next(&mut rx).await;
+    assert_eq!(f.at - again, Duration::from_secs(30));
+    assert_eq!(f.alerts, ["A"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_flush_keeps_resolved_alerts_for_the_next() {
+    let (h, rec, mut rx) = Harness::recording(SIMPLE);
+    h.fire("A");
+    h.fire("B");
+    assert_eq!(next(&mut rx).await.alerts, ["A"]);
+    assert_eq!(next(&mut rx).await.alerts, ["B"]);
+    h.resolve("A");
+    rec.fail.store(true, Ordering::SeqCst);
+    assert_eq!(next(&mut rx).await.alerts, ["A!"]);
+    assert_eq!(next(&mut rx).await.alerts, ["B"]);
+    rec.fail.store(false, Ordering::SeqCst);
+    let f = next(&mut rx).await;
+    assert_eq!(
+        (f.at, f.alerts),
+        (Duration::from_secs(630), vec!["A!".into()])
+    );
+    assert_eq!(next(&mut rx).await.alerts, ["B"]);
+    // Delivered now: A's group is gone, B's stays.
+    quiet_for(&mut rx, Duration::from_secs(200)).await;
+    assert_eq!(h.metrics.aggregation_groups.get(), 1);
+}
+
+const TREE: &str = r#"
+route:
+  receiver: default
+  group_by: [alertname]
+  group_wait: 10s
+  group_interval: 1m
+  routes:
+    - matchers: ['severity="critical"']
+      receiver: pager
+      group_by: ['...']
+      group_wait: 1s
+      continue: true
+    - matchers: ['severity=~"crit.*|warn"']
+      receiver: tickets
+      group_by: [team]
+receivers:
+  - name: default
+  - name: pager
+  - name: tickets
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn continue_sends_an_alert_to_every_matching_route_with_its_own_options() {
+    let (h, _, mut rx) = Harness::recording(TREE);
+    let long = Duration::from_secs(86400);
+    h.post(
+        "Down",
+        &[("severity", "critical"), ("team", "db")],
+        Duration::ZERO,
+        long,
+    );
+    h.post(
+        "Slow",
+        &[("severity", "warn"), ("team", "db")],
+        Duration::ZERO,
+        long,
+    );
+    h.post("Info", &[("severity", "info")], Duration::ZERO, long);
+    let mut flushes = vec![
+        next(&mut rx).await,
+        next(&mut rx).await,
+        next(&mut rx).await,
+    ];
+    flushes.sort_by(|a, b| (a.at, &a.receiver).cmp(&(b.at, &b.receiver)));
+    let seen: Vec<(u64, &str, &str, Vec<String>)> = flushes
+        .iter()
+        .map(|f| {
+            (
+                f.at.as_secs(),
+                f.receiver.as_str(),
+                f.group_key.as_str(),
+                f.alerts.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                1,
+                "pager",
+                r#"{}/{severity="critical"}:{alertname="Down", severity="critical", team="db"}"#,
+                vec!["Down".to_string()]
+            ),
+            (
+                10,
+                "default",
+                r#"{}:{alertname="Info"}"#,
+                vec!["Info".into()]
+            ),
+            (
+                10,
+                "tickets",
+                r#"{}/{severity=~"crit.*|warn"}:{team="db"}"#,
+                vec!["Down".into(), "Slow".into()]
+            ),
+        ]
+    );
+    quiet_for(&mut rx, Duration::from_secs(50)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_dispatcher_flushes_no_more() {
+    let (h, _, mut rx) = Harness::recording(SIMPLE);
+    h.fire("A");
+    assert_eq!(next(&mut rx).await.at, Duration::from_secs(30));
+    h.dispatcher.stop();
+    quiet_for(&mut rx, Duration::from_secs(3600)).await;
+    // What a reload does next: a new dispatcher takes the stored alerts; its
+    // groups start over, so an alert older than group_wait flushes at once.
+    let (h2, _, mut rx2) = Harness::recording(SIMPLE);
+    h2.post(
+        "A",
+        &[],
+        Duration::from_secs(3630),
+        Duration::from_secs(86400),
+    );
+    assert_eq!(next(&mut rx2).await.at, Duration::ZERO);
+    drop(h);
+}
