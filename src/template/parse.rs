@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use std::iter::Peekable;
 use std::vec::IntoIter;
 
-pub use super::lex::Pos;
+pub(crate) use super::lex::Pos;
 use super::lex::{lex, SyntaxError, Tok, Token};
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum Node {
+pub(crate) enum Node {
     Text(String),
     Action {
         pos: Pos,
@@ -52,20 +52,20 @@ pub enum Node {
 }
 
 #[derive(Clone, Debug, PartialEq, Default)]
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     /// Variables declared (`$x :=`) or assigned (`$x =`) by the pipeline.
-    pub decl: Vec<String>,
-    pub is_assign: bool,
-    pub cmds: Vec<Command>,
+    pub(crate) decl: Vec<String>,
+    pub(crate) is_assign: bool,
+    pub(crate) cmds: Vec<Command>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Command {
-    pub args: Vec<Arg>,
+pub(crate) struct Command {
+    pub(crate) args: Vec<Arg>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum Arg {
+pub(crate) enum Arg {
     Dot,
     Nil,
     Bool(bool),
@@ -82,17 +82,19 @@ pub enum Arg {
     Pipe(Box<Pipeline>, Vec<String>),
 }
 
-/// A parsed template and the ones it defines.
+/// A parsed template and the ones it defines. `pub` only because
+/// `Templates::trees` is (tests list the names a file defines); what is
+/// inside stays the crate's.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tree {
-    pub name: String,
-    pub root: Vec<Node>,
+    pub(crate) name: String,
+    pub(crate) root: Vec<Node>,
 }
 
 /// Parses `src` as the template `name`. Returns every tree it holds: `name`
 /// itself and each `{{define}}` or `{{block}}`. `is_func` tells whether a
 /// function name exists (Go checks this while parsing).
-pub fn parse(
+pub(crate) fn parse(
     name: &str,
     src: &str,
     is_func: &dyn Fn(&str) -> bool,
