@@ -1089,8 +1089,8 @@ fn kv_map(m: std::collections::BTreeMap<String, String>) -> Value {
 }
 
 /// Parses template data written as JSON.
-pub fn data_from_json(json: &str) -> Result<Value, String> {
-    let d: JsonData = serde_json::from_str(json).map_err(|e| e.to_string())?;
+pub fn data_from_json(json: &str) -> Result<Value, serde_json::Error> {
+    let d: JsonData = serde_json::from_str(json)?;
     let zero = crate::model::GO_ZERO_TIME;
     let alerts = d
         .alerts

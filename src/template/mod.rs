@@ -36,5 +36,5 @@ mod value;
 pub(crate) use data::Data;
 pub use exec::ExecError;
 pub use lex::SyntaxError;
-pub use templates::{RenderError, Templates};
+pub use templates::{LoadError, TemplateError, Templates};
 pub use value::Value;

@@ -5,6 +5,7 @@
 //! as one-off templates, as Alertmanager's `template.Template` does.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use super::am;
 use super::exec::{self, ExecError, Mode, Set, Trees};
@@ -20,13 +21,35 @@ const DEFAULT_TEMPLATES: [(&str, &str); 2] = [
     ("email.tmpl", include_str!("../../templates/email.tmpl")),
 ];
 
-/// A template that failed to parse or to run.
+/// A one-off template text that failed to parse or to run. The texts are
+/// Go's, which users see in logs and in `template render`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum RenderError {
+pub enum TemplateError {
     #[error(transparent)]
-    Syntax(#[from] SyntaxError),
+    Parse(#[from] SyntaxError),
     #[error(transparent)]
     Exec(#[from] ExecError),
+}
+
+/// Template files that could not be loaded: kept apart from
+/// `TemplateError` because only loading touches the file system.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Parse(#[from] SyntaxError),
+    #[error("bad glob {glob:?}: {source}")]
+    Pattern {
+        glob: String,
+        source: glob::PatternError,
+    },
+    /// A directory the glob had to walk could not be read.
+    #[error(transparent)]
+    Glob(#[from] glob::GlobError),
+    #[error("{}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Parsed templates by name plus the function map.
@@ -55,28 +78,33 @@ impl Templates {
     /// Loads Alertmanager's function map, Herald's default templates and
     /// then the user's template files (which override the defaults by
     /// defining the same names), as Alertmanager's `FromGlobs` does.
-    pub fn load(globs: &[String]) -> Result<Templates, String> {
+    pub fn load(globs: &[String]) -> Result<Templates, LoadError> {
         let mut t = Templates::alertmanager();
         for (name, src) in DEFAULT_TEMPLATES {
-            t.add(name, src).map_err(|e| e.to_string())?;
+            t.add(name, src)?;
         }
         t.load_globs(globs)?;
         Ok(t)
     }
 
     /// Loads every file matching the globs, in order (later definitions win).
-    fn load_globs(&mut self, globs: &[String]) -> Result<(), String> {
+    fn load_globs(&mut self, globs: &[String]) -> Result<(), LoadError> {
         for g in globs {
-            let paths = glob::glob(g).map_err(|e| format!("bad glob {g:?}: {e}"))?;
+            let paths = glob::glob(g).map_err(|source| LoadError::Pattern {
+                glob: g.clone(),
+                source,
+            })?;
             for p in paths {
-                let p = p.map_err(|e| e.to_string())?;
-                let src =
-                    std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                let p = p?;
+                let src = std::fs::read_to_string(&p).map_err(|source| LoadError::Read {
+                    path: p.clone(),
+                    source,
+                })?;
                 let name = p
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                self.add(&name, &src).map_err(|e| e.to_string())?;
+                self.add(&name, &src)?;
             }
         }
         Ok(())
@@ -110,22 +138,22 @@ impl Templates {
     /// Runs `text` (a config field such as a Slack `title:`) as a template
     /// of its own, with the loaded templates callable from it, as
     /// Alertmanager's `ExecuteTextString` does. Empty text renders empty.
-    pub fn execute_text(&self, text: &str, data: &Value) -> Result<String, RenderError> {
+    pub fn execute_text(&self, text: &str, data: &Value) -> Result<String, TemplateError> {
         self.run_text(text, data, Mode::Text)
     }
 
     /// `execute_text` in HTML mode (`ExecuteHTMLString`, for e-mail bodies).
-    pub fn execute_html_text(&self, text: &str, data: &Value) -> Result<String, RenderError> {
+    pub fn execute_html_text(&self, text: &str, data: &Value) -> Result<String, TemplateError> {
         self.run_text(text, data, Mode::Html)
     }
 
     /// Parses `text` as `execute_text` would, without running it.
-    pub(crate) fn check_text(&self, text: &str) -> Result<(), RenderError> {
+    pub(crate) fn check_text(&self, text: &str) -> Result<(), TemplateError> {
         parse::parse("", text, &|n| self.is_func(n))?;
         Ok(())
     }
 
-    fn run_text(&self, text: &str, data: &Value, mode: Mode) -> Result<String, RenderError> {
+    fn run_text(&self, text: &str, data: &Value, mode: Mode) -> Result<String, TemplateError> {
         if text.is_empty() {
             return Ok(String::new());
         }
@@ -400,5 +428,36 @@ mod tests {
             let _ = t.execute_text(&text, &dot);
             let _ = t.execute_html_text(&text, &dot);
         }
+    }
+
+    /// Loading errors read as they did when they were plain strings: the
+    /// bad glob, the file that could not be read, the template's position.
+    #[test]
+    fn load_errors_keep_their_texts() {
+        let e = Templates::load(&["[".into()])
+            .err()
+            .expect("a bad glob fails");
+        let pattern = glob::Pattern::new("[").expect_err("not a pattern");
+        assert!(matches!(e, LoadError::Pattern { .. }), "{e:?}");
+        assert_eq!(e.to_string(), format!("bad glob \"[\": {pattern}"));
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sub = dir.path().join("sub.tmpl");
+        std::fs::create_dir(&sub).expect("mkdir");
+        let glob = format!("{}/*.tmpl", dir.path().display());
+        let e = Templates::load(std::slice::from_ref(&glob))
+            .err()
+            .expect("a directory cannot be read");
+        let io = std::fs::read_to_string(&sub).expect_err("a directory");
+        assert!(matches!(e, LoadError::Read { .. }), "{e:?}");
+        assert_eq!(e.to_string(), format!("{}: {io}", sub.display()));
+
+        std::fs::remove_dir(&sub).expect("rmdir");
+        std::fs::write(dir.path().join("bad.tmpl"), "ok\n{{ if }}").expect("write");
+        let e = Templates::load(&[glob])
+            .err()
+            .expect("a bad template fails");
+        assert!(matches!(e, LoadError::Parse(_)), "{e:?}");
+        assert!(e.to_string().starts_with("template: bad.tmpl:2: "), "{e}");
     }
 }
