@@ -174,10 +174,13 @@ pub(crate) fn lex(name: &str, src: &str) -> Result<Vec<Token>, SyntaxError> {
     Ok(out)
 }
 
-/// Lexes from inside `{{` to the matching `}}`; returns the tokens, the
-/// bytes consumed (including the delimiter), whether it ended with ` -}}`,
-/// and the newlines crossed.
-fn lex_action(s: &str, line: usize) -> Result<(Vec<Token>, usize, bool, usize), (usize, String)> {
+/// One lexed action: its tokens, the bytes consumed (including the
+/// delimiter), whether it ended with ` -}}`, and the newlines crossed.
+type Action = (Vec<Token>, usize, bool, usize);
+
+/// Lexes from inside `{{` to the matching `}}`. An error is the line it is
+/// on and its message.
+fn lex_action(s: &str, line: usize) -> Result<Action, (usize, String)> {
     let mut toks = Vec::new();
     let chars: Vec<(usize, char)> = s.char_indices().collect();
     let mut i = 0;
