@@ -442,11 +442,12 @@ fn hash_password(cost: u32) -> ExitCode {
 fn template_render(globs: &[String], text: &str, kind: &str, data: Option<&str>) -> ExitCode {
     use herald::template::{am, Templates};
     let result = Templates::load(globs)
+        .map_err(|e| e.to_string())
         .and_then(|t| {
             let dot = match data {
                 Some(path) => std::fs::read_to_string(path)
                     .map_err(|e| format!("{path}: {e}"))
-                    .and_then(|s| am::data_from_json(&s))?,
+                    .and_then(|s| am::data_from_json(&s).map_err(|e| e.to_string()))?,
                 None => am::example_data(jiff::Timestamp::now()),
             };
             Ok((t, dot))

@@ -2,20 +2,21 @@
 //! `KV` with `SortedPairs`, `Names`, `Values`, `Remove`; `Pairs`; `Alerts`
 //! with `Firing` and `Resolved`; times; and Alertmanager's function map.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use regex::Regex;
 
 use super::data::Data;
-use super::exec::{Func, Object, Value};
+use super::funcs::go_g;
+use super::html::SafeHtml;
+use super::value::{Func, FuncMap, Object, Value};
 
 /// A `map[string]string`; kept sorted by key, as Go iterates and prints it.
-pub struct Kv(Vec<(String, String)>);
+struct Kv(Vec<(String, String)>);
 
 impl Kv {
-    pub fn new(mut pairs: Vec<(String, String)>) -> Kv {
+    fn new(mut pairs: Vec<(String, String)>) -> Kv {
         pairs.sort();
         pairs.dedup_by(|a, b| a.0 == b.0);
         Kv(pairs)
@@ -102,7 +103,7 @@ impl Object for Kv {
 }
 
 /// `template.Pairs`.
-pub struct Pairs(Vec<(String, String)>);
+struct Pairs(Vec<(String, String)>);
 
 impl Object for Pairs {
     fn type_name(&self) -> &'static str {
@@ -142,7 +143,7 @@ impl Object for Pairs {
     }
 }
 
-pub struct Pair(String, String);
+struct Pair(String, String);
 
 impl Object for Pair {
     fn type_name(&self) -> &'static str {
@@ -163,14 +164,14 @@ impl Object for Pair {
 }
 
 /// One alert of the template data.
-pub struct AlertObj {
-    pub status: String,
-    pub labels: Value,
-    pub annotations: Value,
-    pub starts_at: Timestamp,
-    pub ends_at: Timestamp,
-    pub generator_url: String,
-    pub fingerprint: String,
+struct AlertObj {
+    status: String,
+    labels: Value,
+    annotations: Value,
+    starts_at: Timestamp,
+    ends_at: Timestamp,
+    generator_url: String,
+    fingerprint: String,
 }
 
 impl Object for AlertObj {
@@ -206,7 +207,7 @@ impl Object for AlertObj {
 }
 
 /// `template.Alerts` (and the `[]Alert` its methods return).
-pub struct Alerts(Vec<Value>);
+struct Alerts(Vec<Value>);
 
 impl Alerts {
     fn with_status(&self, status: &str) -> Value {
@@ -250,10 +251,10 @@ impl Object for Alerts {
 
 /// A `time.Time`: an instant and the zone it prints in (UTC unless `tz`
 /// moved it).
-pub struct Time(pub jiff::ZonedDateTime);
+struct Time(jiff::ZonedDateTime);
 
 impl Time {
-    pub fn utc(t: Timestamp) -> Time {
+    fn utc(t: Timestamp) -> Time {
         Time(jiff::ZonedDateTime::new(t, jiff::tz::TimeZone::UTC))
     }
 }
@@ -297,7 +298,7 @@ impl Object for Time {
 }
 
 /// A `time.Duration` (what `since` returns).
-pub struct GoDuration(pub std::time::Duration);
+struct GoDuration(std::time::Duration);
 
 impl Object for GoDuration {
     fn type_name(&self) -> &'static str {
@@ -325,8 +326,7 @@ impl Object for GoDuration {
 
 /// Prometheus' `humanizeDuration`, which Alertmanager adopted: seconds as
 /// `1d 2h 3m 4s`, or with an SI prefix below one second.
-pub fn humanize_duration(v: f64) -> String {
-    use super::funcs::go_g;
+fn humanize_duration(v: f64) -> String {
     if v.is_nan() || v.is_infinite() {
         return Value::Float(v).go_string();
     }
@@ -362,7 +362,7 @@ pub fn humanize_duration(v: f64) -> String {
 
 /// Formats a time with a Go layout string (the reference time
 /// `Mon Jan 2 15:04:05 MST 2006`), for the tokens templates use.
-pub fn go_format(t: &jiff::ZonedDateTime, layout: &str) -> String {
+fn go_format(t: &jiff::ZonedDateTime, layout: &str) -> String {
     let dt = t.datetime();
     let offset = t.offset().seconds();
     let (sign, abs) = if offset < 0 {
@@ -473,7 +473,7 @@ pub fn go_format(t: &jiff::ZonedDateTime, layout: &str) -> String {
 /// Parses a time written in a Go layout (`toDate`), by translating the
 /// layout's tokens to strftime directives. A time without an offset is UTC,
 /// as Go's `time.Parse` reads it.
-pub fn go_parse(layout: &str, value: &str) -> Result<jiff::ZonedDateTime, String> {
+fn go_parse(layout: &str, value: &str) -> Result<jiff::ZonedDateTime, String> {
     const TOKENS: [(&str, &str); 27] = [
         ("January", "%B"),
         ("Monday", "%A"),
@@ -568,7 +568,7 @@ fn kv(pairs: &crate::model::LabelSet) -> Value {
 
 impl Data {
     /// The template data as a template value (dot).
-    pub fn to_value(&self) -> Value {
+    pub(crate) fn to_value(&self) -> Value {
         let alerts: Vec<Value> = self
             .alerts
             .iter()
@@ -665,7 +665,7 @@ fn title(s: &str) -> String {
 }
 
 /// Alertmanager's function map (`template.DefaultFuncs`).
-pub fn add_alertmanager_funcs(m: &mut HashMap<&'static str, Func>) {
+pub(crate) fn add_alertmanager_funcs(m: &mut FuncMap) {
     m.insert(
         "toUpper",
         f(|a| {
@@ -737,7 +737,7 @@ pub fn add_alertmanager_funcs(m: &mut HashMap<&'static str, Func>) {
     m.insert(
         "safeHtml",
         f(|a| {
-            Ok(Value::Object(Arc::new(super::html::SafeHtml(
+            Ok(Value::Object(Arc::new(SafeHtml(
                 a.first().map(Value::go_string).unwrap_or_default(),
             ))))
         }),
@@ -965,6 +965,23 @@ pub fn example_data(now: Timestamp) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::template::exec::{is_func, ExecError, Mode, Set};
+    use crate::template::{funcs, parse};
+
+    /// Runs `src` (which must parse) with Go's builtins and Alertmanager's
+    /// function map, straight on the engine below `Templates`.
+    fn render(src: &str) -> Result<String, ExecError> {
+        let mut fm = FuncMap::new();
+        funcs::add_builtins(&mut fm);
+        add_alertmanager_funcs(&mut fm);
+        let trees = parse::parse("t", src, &|n| is_func(&fm, n)).expect("parses");
+        Set {
+            trees: &trees,
+            extra: None,
+            funcs: &fm,
+        }
+        .execute("t", &Value::Nil, Mode::Text)
+    }
 
     #[test]
     fn go_time_layouts() {
@@ -984,20 +1001,14 @@ mod tests {
 
     #[test]
     fn tz_and_to_date() {
-        let mut t = super::super::Templates::alertmanager();
-        t.add(
-            "t",
-            r#"{{ (toDate "2006-01-02 15:04" "2024-07-01 12:30") | tz "Europe/Paris" | date "15:04 MST -07:00" }}|{{ (toDate "2006-01-02T15:04:05Z07:00" "2024-01-02T03:04:05Z").Unix }}|{{ (toDate "Jan 2 2006 3:04PM -0700" "Feb 9 2024 4:05PM +0130").Format "2006-01-02 15:04 -0700" }}"#,
-        )
-        .unwrap();
         assert_eq!(
-            t.execute("t", &Value::Nil).unwrap(),
+            render(
+                r#"{{ (toDate "2006-01-02 15:04" "2024-07-01 12:30") | tz "Europe/Paris" | date "15:04 MST -07:00" }}|{{ (toDate "2006-01-02T15:04:05Z07:00" "2024-01-02T03:04:05Z").Unix }}|{{ (toDate "Jan 2 2006 3:04PM -0700" "Feb 9 2024 4:05PM +0130").Format "2006-01-02 15:04 -0700" }}"#,
+            )
+            .unwrap(),
             "14:30 CEST +02:00|1704164645|2024-02-09 16:05 +0130"
         );
-        t.add("bad", r#"{{ now | tz "Nowhere/Atlantis" }}"#)
-            .unwrap();
-        assert!(t
-            .execute("bad", &Value::Nil)
+        assert!(render(r#"{{ now | tz "Nowhere/Atlantis" }}"#)
             .unwrap_err()
             .to_string()
             .contains("unknown time zone Nowhere/Atlantis"));
@@ -1022,9 +1033,11 @@ mod tests {
 
     #[test]
     fn time_functions() {
-        let mut t = crate::template::Templates::alertmanager();
-        t.add("x", r#"{{ date "2006-01-02" now | len }} {{ humanizeDuration 3725 }} {{ (since now).Seconds | printf "%.0f" }}"#).unwrap();
-        assert_eq!(t.execute("x", &Value::Nil).unwrap(), "10 1h 2m 5s 0");
+        assert_eq!(
+            render(r#"{{ date "2006-01-02" now | len }} {{ humanizeDuration 3725 }} {{ (since now).Seconds | printf "%.0f" }}"#)
+                .unwrap(),
+            "10 1h 2m 5s 0"
+        );
     }
 
     #[test]
@@ -1076,8 +1089,8 @@ fn kv_map(m: std::collections::BTreeMap<String, String>) -> Value {
 }
 
 /// Parses template data written as JSON.
-pub fn data_from_json(json: &str) -> Result<Value, String> {
-    let d: JsonData = serde_json::from_str(json).map_err(|e| e.to_string())?;
+pub fn data_from_json(json: &str) -> Result<Value, serde_json::Error> {
+    let d: JsonData = serde_json::from_str(json)?;
     let zero = crate::model::GO_ZERO_TIME;
     let alerts = d
         .alerts
@@ -1109,21 +1122,4 @@ pub fn data_from_json(json: &str) -> Result<Value, String> {
     );
     m.insert("ExternalURL".to_string(), Value::from(d.external_url));
     Ok(Value::Object(Arc::new(DataObj(m))))
-}
-
-/// Loads every file matching the globs, in order (later definitions win).
-pub fn load_globs(t: &mut super::Templates, globs: &[String]) -> Result<(), String> {
-    for g in globs {
-        let paths = glob::glob(g).map_err(|e| format!("bad glob {g:?}: {e}"))?;
-        for p in paths {
-            let p = p.map_err(|e| e.to_string())?;
-            let src = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            t.add(&name, &src).map_err(|e| e.to_string())?;
-        }
-    }
-    Ok(())
 }

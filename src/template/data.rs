@@ -11,14 +11,14 @@ use serde::{Serialize, Serializer};
 use crate::model::{format_rfc3339_nano, Alert, LabelSet};
 
 /// One alert as templates and the webhook see it.
-pub struct TemplateAlert {
-    pub status: &'static str,
-    pub labels: LabelSet,
-    pub annotations: LabelSet,
-    pub starts_at: Timestamp,
-    pub ends_at: Timestamp,
-    pub generator_url: Arc<str>,
-    pub fingerprint: String,
+pub(crate) struct TemplateAlert {
+    pub(crate) status: &'static str,
+    pub(crate) labels: LabelSet,
+    pub(crate) annotations: LabelSet,
+    pub(crate) starts_at: Timestamp,
+    pub(crate) ends_at: Timestamp,
+    pub(crate) generator_url: Arc<str>,
+    pub(crate) fingerprint: String,
 }
 
 impl Serialize for TemplateAlert {
@@ -37,23 +37,23 @@ impl Serialize for TemplateAlert {
 
 /// `template.Data`, field order as Go marshals it.
 #[derive(Serialize)]
-pub struct Data {
-    pub receiver: String,
-    pub status: &'static str,
-    pub alerts: Vec<TemplateAlert>,
+pub(crate) struct Data {
+    pub(crate) receiver: String,
+    pub(crate) status: &'static str,
+    pub(crate) alerts: Vec<TemplateAlert>,
     #[serde(
         rename = "notification_reason",
         skip_serializing_if = "Option::is_none"
     )]
-    pub notification_reason: Option<&'static str>,
+    pub(crate) notification_reason: Option<&'static str>,
     #[serde(rename = "groupLabels")]
-    pub group_labels: LabelSet,
+    pub(crate) group_labels: LabelSet,
     #[serde(rename = "commonLabels")]
-    pub common_labels: LabelSet,
+    pub(crate) common_labels: LabelSet,
     #[serde(rename = "commonAnnotations")]
-    pub common_annotations: LabelSet,
+    pub(crate) common_annotations: LabelSet,
     #[serde(rename = "externalURL")]
-    pub external_url: String,
+    pub(crate) external_url: String,
 }
 
 /// Pairs present with the same value in every set.
@@ -74,7 +74,7 @@ fn common(sets: impl Iterator<Item = LabelSet>) -> LabelSet {
 
 /// Escapes regex metacharacters like Go's `regexp.QuoteMeta`, which
 /// Alertmanager applies to the receiver name in template data.
-pub fn quote_meta(s: &str) -> String {
+fn quote_meta(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if r"\.+*?()|[]{}^$".contains(c) {
@@ -86,7 +86,7 @@ pub fn quote_meta(s: &str) -> String {
 }
 
 impl Data {
-    pub fn new(
+    pub(crate) fn new(
         receiver: &str,
         group_labels: &LabelSet,
         alerts: &[Arc<Alert>],

@@ -1,16 +1,15 @@
 //! Go's template builtins (`text/template/funcs.go`), with Go's semantics:
 //! comparisons by basic kind, `printf` verbs, and the escapers.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::exec::{Func, Value};
+use super::value::{Func, FuncMap, Value};
 
 fn f(func: impl Fn(&[Value]) -> Result<Value, String> + Send + Sync + 'static) -> Func {
     Arc::new(func)
 }
 
-pub fn add_builtins(m: &mut HashMap<&'static str, Func>) {
+pub(crate) fn add_builtins(m: &mut FuncMap) {
     m.insert("not", f(|a| one(a).map(|v| Value::Bool(!v.truthy()))));
     m.insert("len", f(|a| len(one(a)?).map(|n| Value::Int(n as i64))));
     m.insert("index", f(index));
@@ -202,7 +201,7 @@ fn slice(a: &[Value]) -> Result<Value, String> {
 }
 
 /// Go's `fmt.Sprint`: a space between operands when neither is a string.
-pub fn sprint(a: &[Value]) -> String {
+fn sprint(a: &[Value]) -> String {
     let mut out = String::new();
     for (i, v) in a.iter().enumerate() {
         if i > 0 && !matches!(v, Value::Str(_)) && !matches!(a[i - 1], Value::Str(_)) {
@@ -260,7 +259,7 @@ fn less(a: &Value, b: &Value) -> Result<bool, String> {
 }
 
 /// Go's `template.HTMLEscapeString`.
-pub fn html_escape(s: &str) -> String {
+fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -277,7 +276,7 @@ pub fn html_escape(s: &str) -> String {
 }
 
 /// Go's `template.JSEscapeString`.
-pub fn js_escape(s: &str) -> String {
+fn js_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -297,7 +296,7 @@ pub fn js_escape(s: &str) -> String {
 
 /// Go's `fmt.Sprintf` for the verbs templates use: `%v %s %d %q %x %X %f
 /// %e %g %t %c %%`, flags `-+# 0`, width and precision.
-pub fn sprintf(fmt: &str, args: &[Value]) -> String {
+fn sprintf(fmt: &str, args: &[Value]) -> String {
     let mut out = String::new();
     let mut it = fmt.chars().peekable();
     let mut argi = 0;
@@ -469,7 +468,7 @@ fn format_one(
 
 /// Go's `%.{prec}g`: `prec` significant digits, exponent form when the
 /// exponent is below -4 or not below the precision, trailing zeros dropped.
-pub fn go_g(x: f64, prec: usize) -> String {
+pub(crate) fn go_g(x: f64, prec: usize) -> String {
     if x == 0.0 {
         return "0".into();
     }

@@ -8,7 +8,7 @@
 //! `{{template}}` call is escaped in the context it is called from, as Go
 //! does. Values marked safe with `safeHtml` are written as they are.
 
-use super::exec::{Object, Value};
+use super::value::{Object, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum UrlPart {
@@ -38,7 +38,7 @@ enum State {
 
 /// Where in an HTML document the next value goes.
 #[derive(Clone, Debug)]
-pub struct HtmlContext {
+pub(crate) struct HtmlContext {
     state: State,
     /// Text of the tag name or attribute name being read.
     word: String,
@@ -74,7 +74,7 @@ fn is_url_attr(name: &str) -> bool {
 impl HtmlContext {
     /// Advances the context over template text and returns the text to
     /// write: HTML comments are left out, as `html/template` does.
-    pub fn feed(&mut self, text: &str) -> String {
+    pub(crate) fn feed(&mut self, text: &str) -> String {
         let mut out = String::with_capacity(text.len());
         let mut chars = text.chars().peekable();
         // The tag name read ahead after a '<'.
@@ -196,7 +196,7 @@ impl HtmlContext {
     /// Escapes a value for the current context. `urlquery_last` says the
     /// action's pipeline already ended with `urlquery`, which Go counts as
     /// the URL escaper (so it is not applied twice).
-    pub fn escape(&self, v: &Value, urlquery_last: bool) -> String {
+    pub(crate) fn escape(&self, v: &Value, urlquery_last: bool) -> String {
         let safe = matches!(v, Value::Object(o) if o.type_name() == "template.HTML");
         let s = v.go_string();
         match &self.state {
@@ -265,7 +265,7 @@ fn js_string_literal(s: &str) -> String {
 }
 
 /// `html/template`'s HTML escaper (it also escapes `+`).
-pub fn html_escape(s: &str) -> String {
+fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -340,7 +340,7 @@ fn url_escape(s: &str) -> String {
 }
 
 /// A value `safeHtml` marked as trusted HTML.
-pub struct SafeHtml(pub String);
+pub(crate) struct SafeHtml(pub(crate) String);
 
 impl Object for SafeHtml {
     fn type_name(&self) -> &'static str {

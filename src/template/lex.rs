@@ -5,7 +5,7 @@
 use std::fmt;
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum Tok {
+pub(crate) enum Tok {
     /// Plain text outside actions (already trimmed where markers ask).
     Text(String),
     LeftDelim,
@@ -33,27 +33,27 @@ pub enum Tok {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Token {
-    pub tok: Tok,
-    pub line: usize,
+pub(crate) struct Token {
+    pub(crate) tok: Tok,
+    pub(crate) line: usize,
     /// Column (1-based, in bytes as Go counts) of the `{{` of the action
     /// the token is in; 0 for text.
-    pub col: usize,
+    pub(crate) col: usize,
 }
 
 /// Where a node's action starts, for execution errors.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
-pub struct Pos {
-    pub line: usize,
-    pub col: usize,
+pub(crate) struct Pos {
+    pub(crate) line: usize,
+    pub(crate) col: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("template: {name}:{line}: {message}")]
 pub struct SyntaxError {
-    pub name: String,
-    pub line: usize,
-    pub message: String,
+    pub(crate) name: String,
+    pub(crate) line: usize,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for Tok {
@@ -87,7 +87,7 @@ fn is_alnum(c: char) -> bool {
 }
 
 /// Splits `src` into tokens. `name` is only used in error messages.
-pub fn lex(name: &str, src: &str) -> Result<Vec<Token>, SyntaxError> {
+pub(crate) fn lex(name: &str, src: &str) -> Result<Vec<Token>, SyntaxError> {
     let err = |line: usize, message: String| SyntaxError {
         name: name.to_string(),
         line,
@@ -174,10 +174,13 @@ pub fn lex(name: &str, src: &str) -> Result<Vec<Token>, SyntaxError> {
     Ok(out)
 }
 
-/// Lexes from inside `{{` to the matching `}}`; returns the tokens, the
-/// bytes consumed (including the delimiter), whether it ended with ` -}}`,
-/// and the newlines crossed.
-fn lex_action(s: &str, line: usize) -> Result<(Vec<Token>, usize, bool, usize), (usize, String)> {
+/// One lexed action: its tokens, the bytes consumed (including the
+/// delimiter), whether it ended with ` -}}`, and the newlines crossed.
+type Action = (Vec<Token>, usize, bool, usize);
+
+/// Lexes from inside `{{` to the matching `}}`. An error is the line it is
+/// on and its message.
+fn lex_action(s: &str, line: usize) -> Result<Action, (usize, String)> {
     let mut toks = Vec::new();
     let chars: Vec<(usize, char)> = s.char_indices().collect();
     let mut i = 0;
@@ -396,7 +399,7 @@ fn lex_action(s: &str, line: usize) -> Result<(Vec<Token>, usize, bool, usize), 
 }
 
 /// Go's `strconv.Unquote` for double-quoted strings.
-pub fn unquote(raw: &str) -> Result<String, String> {
+fn unquote(raw: &str) -> Result<String, String> {
     let bad = || format!("invalid syntax: {raw}");
     let body = raw
         .strip_prefix('"')

@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use std::iter::Peekable;
 use std::vec::IntoIter;
 
-pub use super::lex::Pos;
+pub(crate) use super::lex::Pos;
 use super::lex::{lex, SyntaxError, Tok, Token};
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum Node {
+pub(crate) enum Node {
     Text(String),
     Action {
         pos: Pos,
@@ -52,20 +52,20 @@ pub enum Node {
 }
 
 #[derive(Clone, Debug, PartialEq, Default)]
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     /// Variables declared (`$x :=`) or assigned (`$x =`) by the pipeline.
-    pub decl: Vec<String>,
-    pub is_assign: bool,
-    pub cmds: Vec<Command>,
+    pub(crate) decl: Vec<String>,
+    pub(crate) is_assign: bool,
+    pub(crate) cmds: Vec<Command>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Command {
-    pub args: Vec<Arg>,
+pub(crate) struct Command {
+    pub(crate) args: Vec<Arg>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum Arg {
+pub(crate) enum Arg {
     Dot,
     Nil,
     Bool(bool),
@@ -82,17 +82,19 @@ pub enum Arg {
     Pipe(Box<Pipeline>, Vec<String>),
 }
 
-/// A parsed template and the ones it defines.
+/// A parsed template and the ones it defines. `pub` only because
+/// `Templates::trees` is (tests list the names a file defines); what is
+/// inside stays the crate's.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tree {
-    pub name: String,
-    pub root: Vec<Node>,
+    pub(crate) name: String,
+    pub(crate) root: Vec<Node>,
 }
 
 /// Parses `src` as the template `name`. Returns every tree it holds: `name`
 /// itself and each `{{define}}` or `{{block}}`. `is_func` tells whether a
 /// function name exists (Go checks this while parsing).
-pub fn parse(
+pub(crate) fn parse(
     name: &str,
     src: &str,
     is_func: &dyn Fn(&str) -> bool,
@@ -123,23 +125,26 @@ pub fn parse(
 }
 
 /// What ended a list of nodes.
-enum End {
+enum ListEnd {
     End(Pos),
     Else(Pos),
     ElseIf(Pos, Pipeline),
     ElseWith(Pos, Pipeline),
 }
 
-impl End {
+impl ListEnd {
     fn line(&self) -> usize {
         match self {
-            End::End(l) | End::Else(l) | End::ElseIf(l, _) | End::ElseWith(l, _) => l.line,
+            ListEnd::End(l)
+            | ListEnd::Else(l)
+            | ListEnd::ElseIf(l, _)
+            | ListEnd::ElseWith(l, _) => l.line,
         }
     }
 
     fn word(&self) -> &'static str {
         match self {
-            End::End(_) => "end",
+            ListEnd::End(_) => "end",
             _ => "else",
         }
     }
@@ -197,7 +202,7 @@ impl Parser<'_> {
     }
 
     /// Nodes up to `{{end}}`, `{{else}}` or the end of input.
-    fn list(&mut self) -> Result<(Vec<Node>, Option<End>), SyntaxError> {
+    fn list(&mut self) -> Result<(Vec<Node>, Option<ListEnd>), SyntaxError> {
         let mut nodes = Vec::new();
         while let Some(t) = self.next() {
             match t {
@@ -214,7 +219,7 @@ impl Parser<'_> {
     }
 
     /// One `{{...}}`; pushes its node, or returns the terminator it is.
-    fn action(&mut self, nodes: &mut Vec<Node>) -> Result<Option<End>, SyntaxError> {
+    fn action(&mut self, nodes: &mut Vec<Node>) -> Result<Option<ListEnd>, SyntaxError> {
         self.skip_space();
         let line = Pos {
             line: self.line,
@@ -247,7 +252,7 @@ impl Parser<'_> {
         match keyword.as_str() {
             "end" => {
                 self.expect_close("end")?;
-                Ok(Some(End::End(line)))
+                Ok(Some(ListEnd::End(line)))
             }
             "else" => {
                 self.skip_space();
@@ -257,14 +262,14 @@ impl Parser<'_> {
                         self.next();
                         let pipe = self.pipeline(if is_if { "if" } else { "with" }, true)?;
                         Ok(Some(if is_if {
-                            End::ElseIf(line, pipe)
+                            ListEnd::ElseIf(line, pipe)
                         } else {
-                            End::ElseWith(line, pipe)
+                            ListEnd::ElseWith(line, pipe)
                         }))
                     }
                     _ => {
                         self.expect_close("else")?;
-                        Ok(Some(End::Else(line)))
+                        Ok(Some(ListEnd::Else(line)))
                     }
                 }
             }
@@ -342,7 +347,7 @@ impl Parser<'_> {
         self.vars = saved;
         self.range_depth = depth;
         match end {
-            Some(End::End(_)) => Ok(body),
+            Some(ListEnd::End(_)) => Ok(body),
             Some(e) => Err(self.err_at(
                 e.line(),
                 format!("unexpected {{{{{}}}}} in define of {name:?}", e.word()),
@@ -392,14 +397,14 @@ impl Parser<'_> {
     fn else_branch(
         &mut self,
         keyword: &str,
-        end: Option<End>,
+        end: Option<ListEnd>,
     ) -> Result<Option<Vec<Node>>, SyntaxError> {
         match end {
-            Some(End::End(_)) => Ok(None),
-            Some(End::Else(_)) => {
+            Some(ListEnd::End(_)) => Ok(None),
+            Some(ListEnd::Else(_)) => {
                 let (l, e) = self.list()?;
                 match e {
-                    Some(End::End(_)) => Ok(Some(l)),
+                    Some(ListEnd::End(_)) => Ok(Some(l)),
                     Some(e) => Err(self.err_at(
                         e.line(),
                         format!("expected end; found {{{{{}}}}}", e.word()),
@@ -407,8 +412,10 @@ impl Parser<'_> {
                     None => Err(self.err(format!("unexpected EOF in {keyword}"))),
                 }
             }
-            Some(End::ElseIf(l, p)) if keyword == "if" => Ok(Some(vec![self.chained("if", l, p)?])),
-            Some(End::ElseWith(l, p)) if keyword == "with" => {
+            Some(ListEnd::ElseIf(l, p)) if keyword == "if" => {
+                Ok(Some(vec![self.chained("if", l, p)?]))
+            }
+            Some(ListEnd::ElseWith(l, p)) if keyword == "with" => {
                 Ok(Some(vec![self.chained("with", l, p)?]))
             }
             Some(e) => Err(self.err_at(e.line(), format!("unexpected else chain in {keyword}"))),
