@@ -21,6 +21,7 @@ use crate::notify::{integration_count, Pipeline, PipelineDeps, PipelineError};
 use crate::silence::{Limits, Silences};
 use crate::storage::{restore_alert, DurableNotificationLog, Storage, StorageError};
 use crate::store::AlertStore;
+use crate::tasks::Tasks;
 
 /// Settings from the command line that the core needs.
 #[derive(Clone, Debug)]
@@ -60,7 +61,11 @@ pub struct App {
     pub silences: Arc<Silences>,
     runtime: ArcSwap<Runtime>,
     pub started: Timestamp,
+    /// Cancelled when a stop begins: the servers stop accepting and the
+    /// group timers and maintenance loops end.
     pub shutdown: CancellationToken,
+    /// Every background task, the dispatchers' group timers included.
+    pub tasks: Tasks,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -102,7 +107,10 @@ impl App {
         silences.stats = silence_stats;
         let silences = Arc::new(silences);
         silences.load(loaded.silences);
-        let runtime = Self::build(&config, &settings, &nflog, &metrics, &silences, &shutdown)?;
+        let tasks = Tasks::new();
+        let runtime = Self::build(
+            &config, &settings, &nflog, &metrics, &silences, &shutdown, &tasks,
+        )?;
         metrics.config_loaded(config.hash(), true);
         let app = Arc::new(App {
             settings,
@@ -115,6 +123,7 @@ impl App {
             runtime: ArcSwap::from_pointee(runtime),
             started: Timestamp::now(),
             shutdown,
+            tasks,
             reload_lock: tokio::sync::Mutex::new(()),
         });
         app.restore_alerts(loaded.alerts);
@@ -150,6 +159,7 @@ impl App {
         metrics: &Arc<Metrics>,
         silences: &Arc<Silences>,
         shutdown: &CancellationToken,
+        tasks: &Tasks,
     ) -> Result<Runtime, ReloadError> {
         let inhibitor = Arc::new(Inhibitor::new(&config.config.inhibit_rules));
         let deps = PipelineDeps {
@@ -175,6 +185,7 @@ impl App {
             metrics.clone(),
             shutdown.child_token(),
             settings.cluster.clone(),
+            tasks.clone(),
         );
         metrics.set_configured(
             config.config.receivers.len(),
@@ -206,6 +217,7 @@ impl App {
                     &self.metrics,
                     &self.silences,
                     &self.shutdown,
+                    &self.tasks,
                 )
             });
         let runtime = match result {
@@ -256,23 +268,32 @@ impl App {
     /// alert GC (store, disk log, inhibitor sources, unused strings) and
     /// the maintenance of the notification log and silences.
     fn spawn_maintenance(self: Arc<Self>) {
-        self.every(self.settings.alerts_gc_interval, |app, now| {
+        self.every("alert GC", self.settings.alerts_gc_interval, |app, now| {
             let removed = app.store.gc(now);
             app.storage.compact_alerts(now);
             app.runtime().inhibitor.gc(now);
             let strings = app.interner.gc();
             tracing::debug!(alerts = removed.len(), strings, "alert GC");
         });
-        self.every(self.settings.maintenance_interval, |app, now| {
-            app.metrics.nflog_gc(app.nflog.gc(now));
-            app.silences.gc(now);
-        });
+        self.every(
+            "maintenance",
+            self.settings.maintenance_interval,
+            |app, now| {
+                app.metrics.nflog_gc(app.nflog.gc(now));
+                app.silences.gc(now);
+            },
+        );
     }
 
     /// Runs `task` every `period` (not at start) until shutdown.
-    fn every(self: &Arc<Self>, period: Duration, task: impl Fn(&App, Timestamp) + Send + 'static) {
+    fn every(
+        self: &Arc<Self>,
+        name: &'static str,
+        period: Duration,
+        task: impl Fn(&App, Timestamp) + Send + 'static,
+    ) {
         let app = self.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(name, async move {
             let mut tick = tokio::time::interval(period.max(Duration::from_millis(100)));
             tick.tick().await;
             loop {

@@ -27,6 +27,7 @@ use super::gossip::{self, Gossip};
 use super::transport::{self, ClusterTls, Incoming, TlsLinks, TlsStats, Transport};
 use crate::nflog::NotificationLog;
 use crate::silence::Silences;
+use crate::tasks::Tasks;
 
 /// `--cluster.*` settings.
 #[derive(Clone, Debug)]
@@ -300,12 +301,14 @@ pub struct PeerInfo {
 }
 
 impl Peer {
-    /// Binds the UDP and TCP sockets and starts gossiping. Must run inside
-    /// the tokio runtime; everything stops with `shutdown`.
+    /// Binds the UDP and TCP sockets and starts gossiping, its tasks on
+    /// `tasks`. Must run inside the tokio runtime; everything stops with
+    /// `shutdown` (the node then tells its peers it leaves).
     pub async fn start(
         settings: ClusterSettings,
         state: Replicated,
         shutdown: CancellationToken,
+        tasks: Tasks,
     ) -> Result<Arc<Peer>, String> {
         let tcp = TcpListener::bind(settings.listen)
             .await
@@ -325,13 +328,16 @@ impl Peer {
                         .await
                         .map_err(|e| format!("cluster listen {}: {e}", settings.listen))?,
                 );
-                tokio::spawn(recv_udp(
-                    udp.clone(),
-                    settings.label.clone(),
-                    tx.clone(),
-                    shared.clone(),
-                    shutdown.clone(),
-                ));
+                tasks.spawn(
+                    "cluster UDP receiver",
+                    recv_udp(
+                        udp.clone(),
+                        settings.label.clone(),
+                        tx.clone(),
+                        shared.clone(),
+                        shutdown.clone(),
+                    ),
+                );
                 Transport::Udp(udp)
             }
             Some(tls) => Transport::Tls(TlsLinks::new(
@@ -339,6 +345,7 @@ impl Peer {
                 shared.metrics.tls.clone(),
                 settings.tcp_timeout,
                 shutdown.clone(),
+                tasks.clone(),
             )),
         });
         let peer = Arc::new(Peer {
@@ -366,31 +373,37 @@ impl Peer {
                 shared: shared.clone(),
             },
         );
-        tokio::spawn(serve_tcp(
-            tcp,
-            state.clone(),
-            settings.clone(),
-            shared.clone(),
-            tx.clone(),
-            shutdown.clone(),
-        ));
-        tokio::spawn(run_foca(
-            foca,
-            transport.clone(),
-            rx,
-            tx.clone(),
-            state.clone(),
-            settings.clone(),
-            shared.clone(),
-            shutdown.clone(),
-        ));
-        tokio::spawn(join_and_pushpull(
-            peer.clone(),
-            state,
-            transport,
-            shutdown.clone(),
-        ));
-        tokio::spawn(settle(peer.clone(), shutdown));
+        tasks.spawn(
+            "cluster TCP listener",
+            serve_tcp(
+                tcp,
+                state.clone(),
+                settings.clone(),
+                shared.clone(),
+                tx.clone(),
+                shutdown.clone(),
+                tasks.clone(),
+            ),
+        );
+        tasks.spawn(
+            "cluster gossip",
+            run_foca(
+                foca,
+                transport.clone(),
+                rx,
+                tx.clone(),
+                state.clone(),
+                settings.clone(),
+                shared.clone(),
+                shutdown.clone(),
+                tasks.clone(),
+            ),
+        );
+        tasks.spawn(
+            "cluster join and push/pull",
+            join_and_pushpull(peer.clone(), state, transport, shutdown.clone()),
+        );
+        tasks.spawn("cluster settle", settle(peer.clone(), shutdown));
         Ok(peer)
     }
 
@@ -612,6 +625,7 @@ async fn run_foca(
     settings: ClusterSettings,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
+    tasks: Tasks,
 ) {
     loop {
         let input = tokio::select! {
@@ -638,8 +652,12 @@ async fn run_foca(
                         transport.clone(),
                     );
                     let one = gossip::frame_all(std::slice::from_ref(b));
-                    tokio::spawn(async move {
-                        exchange(addr, &state, &settings, &shared, &transport, Some(one)).await
+                    let stop = shutdown.clone();
+                    tasks.spawn("cluster large broadcast", async move {
+                        tokio::select! {
+                            _ = exchange(addr, &state, &settings, &shared, &transport, Some(one)) => {}
+                            _ = stop.cancelled() => {}
+                        }
                     });
                 }
                 continue;
@@ -685,10 +703,14 @@ async fn run_foca(
             .suspects
             .store(suspects as u64, Ordering::Relaxed);
         for (t, after) in acts.timers {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(after).await;
-                let _ = tx.send(Input::Timer(t));
+            let (tx, stop) = (tx.clone(), shutdown.clone());
+            tasks.spawn("cluster timer", async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(after) => {
+                        let _ = tx.send(Input::Timer(t));
+                    }
+                    _ = stop.cancelled() => {}
+                }
             });
         }
         for id in acts.downs {
@@ -731,8 +753,12 @@ async fn run_foca(
                     shared.clone(),
                     transport.clone(),
                 );
-                tokio::spawn(async move {
-                    exchange(id.addr, &state, &settings, &shared, &transport, None).await
+                let stop = shutdown.clone();
+                tasks.spawn("cluster push/pull", async move {
+                    tokio::select! {
+                        _ = exchange(id.addr, &state, &settings, &shared, &transport, None) => {}
+                        _ = stop.cancelled() => {}
+                    }
                 });
             }
         }
@@ -918,6 +944,7 @@ async fn serve_tcp(
     shared: Arc<Shared>,
     tx: mpsc::UnboundedSender<Input>,
     shutdown: CancellationToken,
+    tasks: Tasks,
 ) {
     loop {
         let (stream, _) = tokio::select! {
@@ -939,7 +966,7 @@ async fn serve_tcp(
             tx.clone(),
             shutdown.clone(),
         );
-        tokio::spawn(async move {
+        tasks.spawn("cluster TCP connection", async move {
             let mut stream: Box<dyn transport::Conn> = match s.tls.clone() {
                 None => Box::new(stream),
                 Some(tls) => {
@@ -958,7 +985,10 @@ async fn serve_tcp(
                     }
                 }
             };
-            answer_exchange(&mut stream, &state, &s, &shared).await;
+            tokio::select! {
+                _ = answer_exchange(&mut stream, &state, &s, &shared) => {}
+                _ = shutdown.cancelled() => {}
+            }
         });
     }
 }

@@ -20,6 +20,7 @@ pub use route::{GroupBy, Route, RouteOpts};
 use crate::metrics::Metrics;
 use crate::model::{sort_for_notification, Alert, Fingerprint, LabelSet};
 use crate::notify::{GroupMarker, NotifyCtx, Pipeline};
+use crate::tasks::Tasks;
 
 const SHARDS: usize = 32;
 
@@ -31,8 +32,14 @@ pub struct Dispatcher {
     pipeline: Arc<Pipeline>,
     metrics: Arc<Metrics>,
     shards: Vec<Mutex<HashMap<GroupId, Arc<AggrGroup>>>>,
+    /// Stops the group timers: no flush starts once it is cancelled.
     cancel: CancellationToken,
     cluster: Option<Arc<crate::cluster::ClusterHandle>>,
+    tasks: Tasks,
+    /// The pipeline's `NotifyCtx.cancel`: a flush under way is cut only by
+    /// `stop` (a reload) or when a shutdown's grace period runs out, not by
+    /// the shutdown signal that stops the timers.
+    flush_cancel: CancellationToken,
 }
 
 struct GroupState {
@@ -81,6 +88,7 @@ impl Dispatcher {
         metrics: Arc<Metrics>,
         cancel: CancellationToken,
         cluster: Option<Arc<crate::cluster::ClusterHandle>>,
+        tasks: Tasks,
     ) -> Arc<Dispatcher> {
         Arc::new(Dispatcher {
             route,
@@ -89,6 +97,8 @@ impl Dispatcher {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             cancel,
             cluster,
+            flush_cancel: tasks.abort_token().child_token(),
+            tasks,
         })
     }
 
@@ -145,7 +155,9 @@ impl Dispatcher {
         drop(shard);
         self.metrics.aggregation_groups.inc();
         let this = self.clone();
-        tokio::spawn(async move { this.run_group(group).await });
+        let name = format!("aggregation group {}", group.key);
+        self.tasks
+            .spawn_flushing(name, async move { this.run_group(group).await });
     }
 
     /// The group's timer loop (`aggrGroup.run`).
@@ -166,7 +178,10 @@ impl Dispatcher {
                     }
                     _ = self.cancel.cancelled() => break,
                 }
-            } else if self.cancel.is_cancelled() {
+            }
+            // Checked after every wake-up: a timer due at the same moment
+            // as the stop must not start a flush.
+            if self.cancel.is_cancelled() {
                 break;
             }
             let now = Timestamp::now();
@@ -224,7 +239,7 @@ impl Dispatcher {
             now,
             repeat_interval: group.route.opts.repeat_interval,
             deadline,
-            cancel: self.cancel.clone(),
+            cancel: self.flush_cancel.clone(),
             firing_hashes: Vec::new(),
             resolved_hashes: Vec::new(),
             reason: None,
@@ -338,6 +353,7 @@ impl Dispatcher {
     /// Stops every group timer; in-flight notifications are cancelled.
     pub fn stop(&self) {
         self.cancel.cancel();
+        self.flush_cancel.cancel();
     }
 }
 
