@@ -29,6 +29,13 @@ use crate::nflog::NotificationLog;
 use crate::silence::Silences;
 use crate::tasks::Tasks;
 
+/// Inputs queued for the gossip loop. memberlist queues incoming gossip
+/// the same way (`HandoffQueueDepth`, 1024) and drops what arrives while
+/// the queue is full: a node that cannot keep up loses packets, as UDP
+/// would, instead of growing without bound or stalling the socket reader.
+/// Timers and local changes wait for room; only packets are dropped.
+const INPUT_QUEUE: usize = 1024;
+
 /// `--cluster.*` settings.
 #[derive(Clone, Debug)]
 pub struct ClusterSettings {
@@ -222,6 +229,8 @@ pub struct PeerMetrics {
     pub suspects: AtomicU64,
     /// Only moves with `--cluster.tls-config`.
     pub tls: Arc<TlsStats>,
+    /// Packets dropped because the gossip loop's queue was full.
+    pub dropped: AtomicU64,
 }
 
 struct Shared {
@@ -277,6 +286,22 @@ impl Shared {
         claims.insert(id, c);
         true
     }
+
+    /// A packet for the gossip loop; dropped (and counted) when its queue
+    /// is full, never waited for: the socket reader must keep reading.
+    fn queue_packet(&self, tx: &mpsc::Sender<Input>, packet: Vec<u8>) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(Input::Packet(packet)) {
+            let n = self.metrics.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            // The 1st, 2nd, 4th, 8th... drop: seen, without a line per packet.
+            if n.is_power_of_two() {
+                tracing::warn!(
+                    dropped = n,
+                    queue = INPUT_QUEUE,
+                    "cluster input queue full, dropping packets"
+                );
+            }
+        }
+    }
 }
 
 enum Input {
@@ -290,8 +315,9 @@ enum Input {
 pub struct Peer {
     shared: Arc<Shared>,
     settings: ClusterSettings,
-    tx: mpsc::UnboundedSender<Input>,
+    tx: mpsc::Sender<Input>,
     transport: Arc<Transport>,
+    tasks: Tasks,
 }
 
 /// A member as the status API shows it.
@@ -320,7 +346,7 @@ impl Peer {
         };
         let shared = Arc::new(Shared::new(me.clone()));
         let state = Arc::new(state);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let transport = Arc::new(match &settings.tls {
             None => {
                 let udp = Arc::new(
@@ -353,6 +379,7 @@ impl Peer {
             settings: settings.clone(),
             tx: tx.clone(),
             transport: transport.clone(),
+            tasks: tasks.clone(),
         });
         let mut config = foca::Config::new_lan(NonZeroU32::new(3).unwrap_or(NonZeroU32::MIN));
         config.probe_period = settings.probe_interval;
@@ -538,8 +565,17 @@ impl Peer {
 
     /// Gossips a local change (a silence set or expired here, a
     /// notification logged here).
+    /// Never blocks the caller (an API request or a flush): while the
+    /// gossip loop's queue is full a task waits for room; a local change
+    /// is not dropped.
     pub fn broadcast(&self, g: &Gossip) {
-        let _ = self.tx.send(Input::Broadcast(gossip::encode(g)));
+        let input = Input::Broadcast(gossip::encode(g));
+        if let Err(mpsc::error::TrySendError::Full(input)) = self.tx.try_send(input) {
+            let tx = self.tx.clone();
+            self.tasks.spawn("cluster broadcast", async move {
+                let _ = tx.send(input).await;
+            });
+        }
     }
 }
 
@@ -569,7 +605,7 @@ fn unframe_packet<'a>(label: &str, data: &'a [u8]) -> Option<&'a [u8]> {
 async fn recv_udp(
     udp: Arc<UdpSocket>,
     label: String,
-    tx: mpsc::UnboundedSender<Input>,
+    tx: mpsc::Sender<Input>,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) {
@@ -594,12 +630,10 @@ async fn recv_udp(
 /// Hands a received packet of our cluster to foca, or takes in a direct
 /// message at once (it does not queue behind SWIM traffic); packets of
 /// other clusters and malformed ones are counted.
-fn deliver_packet(label: &str, packet: &[u8], tx: &mpsc::UnboundedSender<Input>, shared: &Shared) {
+fn deliver_packet(label: &str, packet: &[u8], tx: &mpsc::Sender<Input>, shared: &Shared) {
     let body = packet.strip_prefix(label.as_bytes());
     match body.and_then(<[u8]>::split_first) {
-        Some((&SWIM, d)) => {
-            let _ = tx.send(Input::Packet(d.to_vec()));
-        }
+        Some((&SWIM, d)) => shared.queue_packet(tx, d.to_vec()),
         Some((&DIRECT, d)) => match gossip::decode(d) {
             Ok(Gossip::Claim(c)) => {
                 shared.metrics.received.fetch_add(1, Ordering::Relaxed);
@@ -619,8 +653,8 @@ fn deliver_packet(label: &str, packet: &[u8], tx: &mpsc::UnboundedSender<Input>,
 async fn run_foca(
     mut foca: Foca<NodeId, PostcardCodec, rand10::rngs::SmallRng, Handler>,
     transport: Arc<Transport>,
-    mut rx: mpsc::UnboundedReceiver<Input>,
-    tx: mpsc::UnboundedSender<Input>,
+    mut rx: mpsc::Receiver<Input>,
+    tx: mpsc::Sender<Input>,
     state: Arc<Replicated>,
     settings: ClusterSettings,
     shared: Arc<Shared>,
@@ -707,7 +741,7 @@ async fn run_foca(
             tasks.spawn("cluster timer", async move {
                 tokio::select! {
                     _ = tokio::time::sleep(after) => {
-                        let _ = tx.send(Input::Timer(t));
+                        let _ = tx.send(Input::Timer(t)).await;
                     }
                     _ = stop.cancelled() => {}
                 }
@@ -788,7 +822,7 @@ async fn join_and_pushpull(
                 // Names are resolved again on every attempt.
                 if let Ok(addrs) = tokio::net::lookup_host(p.as_str()).await {
                     for a in addrs.filter(|a| *a != s.advertise && *a != s.listen) {
-                        let _ = peer.tx.send(Input::Announce(a));
+                        let _ = peer.tx.send(Input::Announce(a)).await;
                     }
                 }
             }
@@ -942,7 +976,7 @@ async fn serve_tcp(
     state: Arc<Replicated>,
     s: ClusterSettings,
     shared: Arc<Shared>,
-    tx: mpsc::UnboundedSender<Input>,
+    tx: mpsc::Sender<Input>,
     shutdown: CancellationToken,
     tasks: Tasks,
 ) {
@@ -1049,7 +1083,7 @@ mod tests {
     #[test]
     fn direct_claims_are_taken_in_at_once_and_bad_packets_counted() {
         let s = shared("b");
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::channel(INPUT_QUEUE);
         deliver_packet("l", &frame("l", DIRECT, &claim("a", 7, 60)), &tx, &s);
         deliver_packet("l", &frame("l", DIRECT, &claim("a", 8, 60)), &tx, &s);
         assert!(rx.try_recv().is_err(), "claims do not queue behind SWIM");
@@ -1073,5 +1107,33 @@ mod tests {
         assert_eq!(s.metrics.invalid.load(Ordering::Relaxed), 3);
         deliver_packet("l", &frame("l", SWIM, b"swim"), &tx, &s);
         assert!(matches!(rx.try_recv(), Ok(Input::Packet(p)) if p == b"swim"));
+    }
+
+    #[tokio::test]
+    async fn a_full_input_queue_drops_packets_and_counts_them_but_keeps_local_changes() {
+        let s = shared("b");
+        let (tx, mut rx) = mpsc::channel(2);
+        for p in [b"p1", b"p2", b"p3", b"p4"] {
+            deliver_packet("l", &frame("l", SWIM, p), &tx, &s);
+        }
+        assert_eq!(s.metrics.dropped.load(Ordering::Relaxed), 2);
+        // A waiting sender (a timer, a local change) gets the next free
+        // slot before any packet arriving meanwhile.
+        let waiting = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.send(Input::Broadcast(b"local".to_vec())).await.is_ok() }
+        });
+        tokio::task::yield_now().await;
+        assert!(matches!(rx.recv().await, Some(Input::Packet(p)) if p == b"p1"));
+        deliver_packet("l", &frame("l", SWIM, b"p5"), &tx, &s);
+        assert!(waiting.await.expect("sender task"));
+        assert!(matches!(rx.recv().await, Some(Input::Packet(p)) if p == b"p2"));
+        assert!(matches!(rx.recv().await, Some(Input::Broadcast(b)) if b == b"local"));
+        assert_eq!(
+            s.metrics.dropped.load(Ordering::Relaxed),
+            3,
+            "p5 found no room"
+        );
+        assert!(rx.try_recv().is_err());
     }
 }
