@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use rand10::SeedableRng;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::gossip::{self, Gossip};
@@ -208,7 +208,11 @@ impl BroadcastHandler<NodeId> for Handler {
             // gossiped one is still honoured.
             return Ok(self.shared.accept_claim(c, now).then_some(key));
         }
-        Ok(self.state.merge(g, now).then_some(key))
+        let changed = self.state.merge(g, now);
+        if changed {
+            self.shared.changed();
+        }
+        Ok(changed.then_some(key))
     }
 }
 
@@ -239,8 +243,10 @@ struct Shared {
     /// Other nodes' claims on notifications they are delivering.
     claims: Mutex<HashMap<String, gossip::Claim>>,
     failed: Mutex<HashMap<String, NodeId>>,
-    settled: AtomicBool,
-    settled_notify: tokio::sync::Notify,
+    settled: watch::Sender<bool>,
+    /// Bumped whenever a claim is taken in, a member comes or goes, or a
+    /// peer's state is merged: what a node waiting on a claim waits for.
+    changes: watch::Sender<()>,
     metrics: PeerMetrics,
     /// Cancelled once the leave message went out at shutdown.
     left: CancellationToken,
@@ -254,8 +260,8 @@ impl Shared {
             members: Mutex::new(HashMap::new()),
             claims: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
-            settled: AtomicBool::new(false),
-            settled_notify: tokio::sync::Notify::new(),
+            settled: watch::Sender::new(false),
+            changes: watch::Sender::new(()),
             metrics: PeerMetrics::default(),
             left: CancellationToken::new(),
         }
@@ -284,7 +290,14 @@ impl Shared {
             return false;
         }
         claims.insert(id, c);
+        drop(claims);
+        self.changed();
         true
+    }
+
+    /// Wakes whoever waits on `Peer::changes`.
+    fn changed(&self) {
+        self.changes.send_replace(());
     }
 
     /// A packet for the gossip loop; dropped (and counted) when its queue
@@ -484,18 +497,23 @@ impl Peer {
     }
 
     pub fn ready(&self) -> bool {
-        self.shared.settled.load(Ordering::Acquire)
+        *self.shared.settled.borrow()
     }
 
     /// Waits until the cluster has settled (or `cancel` fires).
     pub async fn wait_ready(&self, cancel: &CancellationToken) {
-        while !self.ready() {
-            tokio::select! {
-                _ = self.shared.settled_notify.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                _ = cancel.cancelled() => return,
-            }
+        let mut settled = self.shared.settled.subscribe();
+        tokio::select! {
+            _ = settled.wait_for(|s| *s) => {}
+            _ = cancel.cancelled() => {}
         }
+    }
+
+    /// Changes when a claim is taken in, a member joins or leaves, or a
+    /// peer's silences or notification log are merged here: a node waiting
+    /// on a peer's claim wakes on it rather than polling.
+    pub fn changes(&self) -> watch::Receiver<()> {
+        self.shared.changes.subscribe()
     }
 
     /// Resolves once this node, shutting down, has told its peers it
@@ -747,6 +765,7 @@ async fn run_foca(
                 }
             });
         }
+        let membership_changed = !acts.downs.is_empty() || !acts.ups.is_empty();
         for id in acts.downs {
             if id == shared.me || id.name.is_empty() {
                 continue;
@@ -795,6 +814,9 @@ async fn run_foca(
                     }
                 });
             }
+        }
+        if membership_changed {
+            shared.changed();
         }
     }
 }
@@ -871,8 +893,7 @@ async fn settle(peer: Arc<Peer>, shutdown: CancellationToken) {
         }
     }
     tracing::info!(peers = last + 1, "gossip settled; proceeding");
-    peer.shared.settled.store(true, Ordering::Release);
-    peer.shared.settled_notify.notify_waiters();
+    peer.shared.settled.send_replace(true);
 }
 
 /// Broadcasts larger than this do not fit in foca's packets (1400 bytes,
@@ -920,15 +941,19 @@ fn merge_state(state: &Replicated, buf: &[u8], shared: &Shared) {
     let now = Timestamp::now();
     match gossip::unframe_all(buf) {
         Ok(msgs) => tokio::task::block_in_place(|| {
+            let mut changed = false;
             for m in msgs {
                 match gossip::decode(&m) {
                     Ok(g) => {
-                        state.merge(g, now);
+                        changed |= state.merge(g, now);
                     }
                     Err(_) => {
                         shared.metrics.invalid.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+            }
+            if changed {
+                shared.changed();
             }
         }),
         Err(e) => {
@@ -1135,5 +1160,38 @@ mod tests {
             "p5 found no room"
         );
         assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_claim_taken_in_wakes_those_waiting_for_changes() {
+        let s = shared("b");
+        let mut changes = s.changes.subscribe();
+        assert!(!changes.has_changed().expect("sender alive"));
+        assert!(s.accept_claim(
+            gossip::Claim {
+                key: "g/r".into(),
+                hash: 1,
+                node: "a".into(),
+                until: Timestamp::now()
+                    .checked_add(jiff::SignedDuration::from_secs(60))
+                    .expect("time"),
+            },
+            Timestamp::now(),
+        ));
+        tokio::time::timeout(Duration::from_secs(5), changes.changed())
+            .await
+            .expect("woken by the claim")
+            .expect("sender alive");
+        // A stale claim changes nothing and wakes nobody.
+        assert!(!s.accept_claim(
+            gossip::Claim {
+                key: "g/r".into(),
+                hash: 2,
+                node: "a".into(),
+                until: Timestamp::now(),
+            },
+            Timestamp::now(),
+        ));
+        assert!(!changes.has_changed().expect("sender alive"));
     }
 }
