@@ -22,6 +22,7 @@ use crate::notify::{integration_count, Pipeline, PipelineDeps, PipelineError};
 use crate::silence::{Limits, Silences};
 use crate::storage::{restore_alert, DurableNotificationLog, Storage, StorageError};
 use crate::store::AlertStore;
+use crate::tasks::Tasks;
 
 /// Settings from the command line that the core needs.
 #[derive(Clone, Debug)]
@@ -63,7 +64,11 @@ pub struct App {
     pub silences: Arc<Silences>,
     runtime: ArcSwap<Runtime>,
     pub started: Timestamp,
+    /// Cancelled when a stop begins: the servers stop accepting and the
+    /// group timers and maintenance loops end.
     pub shutdown: CancellationToken,
+    /// Every background task, the dispatchers' group timers included.
+    pub tasks: Tasks,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -105,7 +110,10 @@ impl App {
         silences.stats = silence_stats;
         let silences = Arc::new(silences);
         silences.load(loaded.silences);
-        let runtime = Self::build(&config, &settings, &nflog, &metrics, &silences, &shutdown)?;
+        let tasks = Tasks::new();
+        let runtime = Self::build(
+            &config, &settings, &nflog, &metrics, &silences, &shutdown, &tasks,
+        )?;
         metrics.config_loaded(config.hash(), true);
         let started = settings.clock.now();
         let app = Arc::new(App {
@@ -119,6 +127,7 @@ impl App {
             runtime: ArcSwap::from_pointee(runtime),
             started,
             shutdown,
+            tasks,
             reload_lock: tokio::sync::Mutex::new(()),
         });
         app.restore_alerts(loaded.alerts);
@@ -154,6 +163,7 @@ impl App {
         metrics: &Arc<Metrics>,
         silences: &Arc<Silences>,
         shutdown: &CancellationToken,
+        tasks: &Tasks,
     ) -> Result<Runtime, ReloadError> {
         let inhibitor = Arc::new(Inhibitor::new(&config.config.inhibit_rules));
         let deps = PipelineDeps {
@@ -180,6 +190,7 @@ impl App {
             settings.clock.clone(),
             shutdown.child_token(),
             settings.cluster.clone(),
+            tasks.clone(),
         );
         metrics.set_configured(
             config.config.receivers.len(),
@@ -211,6 +222,7 @@ impl App {
                     &self.metrics,
                     &self.silences,
                     &self.shutdown,
+                    &self.tasks,
                 )
             });
         let runtime = match result {
@@ -261,23 +273,32 @@ impl App {
     /// alert GC (store, disk log, inhibitor sources, unused strings) and
     /// the maintenance of the notification log and silences.
     fn spawn_maintenance(self: Arc<Self>) {
-        self.every(self.settings.alerts_gc_interval, |app, now| {
+        self.every("alert GC", self.settings.alerts_gc_interval, |app, now| {
             let removed = app.store.gc(now);
             app.storage.compact_alerts(now);
             app.runtime().inhibitor.gc(now);
             let strings = app.interner.gc();
             tracing::debug!(alerts = removed.len(), strings, "alert GC");
         });
-        self.every(self.settings.maintenance_interval, |app, now| {
-            app.metrics.nflog_gc(app.nflog.gc(now));
-            app.silences.gc(now);
-        });
+        self.every(
+            "maintenance",
+            self.settings.maintenance_interval,
+            |app, now| {
+                app.metrics.nflog_gc(app.nflog.gc(now));
+                app.silences.gc(now);
+            },
+        );
     }
 
     /// Runs `task` every `period` (not at start) until shutdown.
-    fn every(self: &Arc<Self>, period: Duration, task: impl Fn(&App, Timestamp) + Send + 'static) {
+    fn every(
+        self: &Arc<Self>,
+        name: &'static str,
+        period: Duration,
+        task: impl Fn(&App, Timestamp) + Send + 'static,
+    ) {
         let app = self.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(name, async move {
             let mut tick = tokio::time::interval(period.max(Duration::from_millis(100)));
             tick.tick().await;
             loop {

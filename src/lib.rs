@@ -24,6 +24,7 @@ pub mod notify;
 pub mod silence;
 pub mod storage;
 pub mod store;
+pub mod tasks;
 pub mod template;
 pub mod timeinterval;
 pub mod tls;

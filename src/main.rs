@@ -136,8 +136,12 @@ async fn serve(cli: Cli) -> Result<(), String> {
     let app = App::start(settings, shutdown.clone())
         .map_err(|e| format!("loading configuration file {}: {e}", cli.config_file))?;
     tracing::info!(file = %cli.config_file, "Completed loading of configuration file");
+    let tasks = app.tasks.clone();
+    // The cluster outlives the shutdown signal: flushes finishing during
+    // the grace period still claim and gossip what they logged.
+    let cluster_stop = CancellationToken::new();
     if let (Some(cs), Some(handle)) = (cluster_settings, &cluster) {
-        start_cluster(cs, handle, &app, &shutdown).await?;
+        start_cluster(cs, handle, &app, &cluster_stop).await?;
     }
 
     let concurrency = if cli.web_get_concurrency == 0 {
@@ -155,7 +159,6 @@ async fn serve(cli: Cli) -> Result<(), String> {
         tls = w.current().tls.is_some().then_some(w);
     }
 
-    let mut servers = Vec::new();
     for addr in &cli.web_listen_address {
         let sock = parse_listen_address(addr)?;
         let listener = tokio::net::TcpListener::bind(sock)
@@ -164,33 +167,53 @@ async fn serve(cli: Cli) -> Result<(), String> {
         tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), http2 = false, tls = tls.is_some(), "Listening");
         let router = router.clone();
         let stop = shutdown.clone();
-        servers.push(match &tls {
+        // Graceful: on shutdown the listener closes and the requests being
+        // answered finish.
+        let done = |r: std::io::Result<()>| {
+            if let Err(e) = r {
+                tracing::error!(err = %e, "HTTP server failed");
+            }
+        };
+        match &tls {
             Some(cfg) => {
                 let listener =
-                    herald::web::TlsListener::new(listener, cfg.clone(), shutdown.clone())
+                    herald::web::TlsListener::new(listener, cfg.clone(), shutdown.clone(), &tasks)
                         .map_err(|e| format!("listen on {addr}: {e}"))?;
-                tokio::spawn(async move {
-                    axum::serve(listener, router)
-                        .with_graceful_shutdown(async move { stop.cancelled().await })
-                        .await
+                tasks.spawn("HTTP server", async move {
+                    done(
+                        axum::serve(listener, router)
+                            .with_graceful_shutdown(async move { stop.cancelled().await })
+                            .await,
+                    )
                 })
             }
-            None => tokio::spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
+            None => tasks.spawn("HTTP server", async move {
+                done(
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await,
+                )
             }),
-        });
+        }
     }
     spawn_signal_handlers(app.clone(), shutdown.clone());
     shutdown.cancelled().await;
     tracing::info!("Received shutdown signal, exiting gracefully");
+    // The signal stopped the listeners and the group timers; the flushes
+    // already under way finish (their notification-log commits included)
+    // or are cut at the end of the grace period.
+    tasks.drain_flushes(herald::tasks::SHUTDOWN_GRACE).await;
+    cluster_stop.cancel();
     if let Some(peer) = cluster.as_ref().and_then(|c| c.peer()) {
         // Tell the peers we leave, so they do not wait on a dead member.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(3), peer.left()).await;
     }
-    for s in servers {
-        let _ = s.await;
+    let left = tasks.stop(herald::tasks::TASKS_STOP_TIMEOUT).await;
+    if left > 0 {
+        tracing::warn!(
+            tasks = left,
+            "background tasks still running at exit are dropped"
+        );
     }
     let storage = app.storage.clone();
     if let Ok(Err(e)) = tokio::task::spawn_blocking(move || storage.sync()).await {
@@ -285,7 +308,7 @@ async fn start_cluster(
     cs: herald::cluster::ClusterSettings,
     handle: &Arc<herald::cluster::ClusterHandle>,
     app: &Arc<App>,
-    shutdown: &CancellationToken,
+    stop: &CancellationToken,
 ) -> Result<(), String> {
     use herald::cluster::gossip::Gossip;
     let peer = herald::cluster::Peer::start(
@@ -294,7 +317,8 @@ async fn start_cluster(
             silences: app.silences.clone(),
             nflog: app.nflog.clone(),
         },
-        shutdown.clone(),
+        stop.clone(),
+        app.tasks.clone(),
     )
     .await?;
     let p = peer.clone();
@@ -312,7 +336,8 @@ async fn start_cluster(
 
 fn spawn_signal_handlers(app: Arc<App>, shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    tokio::spawn(async move {
+    let tasks = app.tasks.clone();
+    tasks.spawn("signal handler", async move {
         let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
             signal(SignalKind::hangup()),
             signal(SignalKind::terminate()),
@@ -326,6 +351,7 @@ fn spawn_signal_handlers(app: Arc<App>, shutdown: CancellationToken) {
                 _ = hup.recv() => { let _ = app.reload().await; }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
+                _ = shutdown.cancelled() => break,
             }
         }
         shutdown.cancel();

@@ -563,10 +563,12 @@ impl TlsListener {
         tcp: TcpListener,
         web: Arc<LiveWebConfig>,
         shutdown: CancellationToken,
+        tasks: &crate::tasks::Tasks,
     ) -> std::io::Result<TlsListener> {
         let local = tcp.local_addr()?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        tokio::spawn(async move {
+        let handshakes = tasks.clone();
+        tasks.spawn("TLS listener", async move {
             loop {
                 let (stream, addr) = tokio::select! {
                     r = tcp.accept() => match r {
@@ -584,7 +586,7 @@ impl TlsListener {
                 };
                 let acceptor = tokio_rustls::TlsAcceptor::from(config);
                 let tx = tx.clone();
-                tokio::spawn(async move {
+                handshakes.spawn("TLS handshake", async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, addr)).await;

@@ -27,6 +27,8 @@ use std::sync::{Arc, OnceLock};
 #[derive(Default)]
 pub struct ClusterHandle {
     peer: OnceLock<Arc<Peer>>,
+    /// True once `peer` is set, for those waiting on it.
+    started: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for ClusterHandle {
@@ -40,10 +42,24 @@ impl std::fmt::Debug for ClusterHandle {
 impl ClusterHandle {
     pub fn set(&self, peer: Arc<Peer>) {
         let _ = self.peer.set(peer);
+        self.started.send_replace(true);
     }
 
     pub fn peer(&self) -> Option<&Arc<Peer>> {
         self.peer.get()
+    }
+
+    /// Waits until the peer is set; `None` when `cancel` fires first.
+    pub async fn wait_peer(
+        &self,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Option<&Arc<Peer>> {
+        let mut started = self.started.subscribe();
+        tokio::select! {
+            _ = started.wait_for(|s| *s) => {}
+            _ = cancel.cancelled() => {}
+        }
+        self.peer()
     }
 
     /// How long this node holds a notification back before its dedup

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,13 +20,21 @@ use rand10::SeedableRng;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::gossip::{self, Gossip};
 use super::transport::{self, ClusterTls, Incoming, TlsLinks, TlsStats, Transport};
 use crate::nflog::NotificationLog;
 use crate::silence::Silences;
+use crate::tasks::Tasks;
+
+/// Inputs queued for the gossip loop. memberlist queues incoming gossip
+/// the same way (`HandoffQueueDepth`, 1024) and drops what arrives while
+/// the queue is full: a node that cannot keep up loses packets, as UDP
+/// would, instead of growing without bound or stalling the socket reader.
+/// Timers and local changes wait for room; only packets are dropped.
+const INPUT_QUEUE: usize = 1024;
 
 /// `--cluster.*` settings.
 #[derive(Clone, Debug)]
@@ -200,7 +208,11 @@ impl BroadcastHandler<NodeId> for Handler {
             // gossiped one is still honoured.
             return Ok(self.shared.accept_claim(c, now).then_some(key));
         }
-        Ok(self.state.merge(g, now).then_some(key))
+        let changed = self.state.merge(g, now);
+        if changed {
+            self.shared.changed();
+        }
+        Ok(changed.then_some(key))
     }
 }
 
@@ -221,6 +233,8 @@ pub struct PeerMetrics {
     pub suspects: AtomicU64,
     /// Only moves with `--cluster.tls-config`.
     pub tls: Arc<TlsStats>,
+    /// Packets dropped because the gossip loop's queue was full.
+    pub dropped: AtomicU64,
 }
 
 struct Shared {
@@ -229,8 +243,10 @@ struct Shared {
     /// Other nodes' claims on notifications they are delivering.
     claims: Mutex<HashMap<String, gossip::Claim>>,
     failed: Mutex<HashMap<String, NodeId>>,
-    settled: AtomicBool,
-    settled_notify: tokio::sync::Notify,
+    settled: watch::Sender<bool>,
+    /// Bumped whenever a claim is taken in, a member comes or goes, or a
+    /// peer's state is merged: what a node waiting on a claim waits for.
+    changes: watch::Sender<()>,
     metrics: PeerMetrics,
     /// Cancelled once the leave message went out at shutdown.
     left: CancellationToken,
@@ -244,8 +260,8 @@ impl Shared {
             members: Mutex::new(HashMap::new()),
             claims: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
-            settled: AtomicBool::new(false),
-            settled_notify: tokio::sync::Notify::new(),
+            settled: watch::Sender::new(false),
+            changes: watch::Sender::new(()),
             metrics: PeerMetrics::default(),
             left: CancellationToken::new(),
         }
@@ -274,7 +290,30 @@ impl Shared {
             return false;
         }
         claims.insert(id, c);
+        drop(claims);
+        self.changed();
         true
+    }
+
+    /// Wakes whoever waits on `Peer::changes`.
+    fn changed(&self) {
+        self.changes.send_replace(());
+    }
+
+    /// A packet for the gossip loop; dropped (and counted) when its queue
+    /// is full, never waited for: the socket reader must keep reading.
+    fn queue_packet(&self, tx: &mpsc::Sender<Input>, packet: Vec<u8>) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(Input::Packet(packet)) {
+            let n = self.metrics.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            // The 1st, 2nd, 4th, 8th... drop: seen, without a line per packet.
+            if n.is_power_of_two() {
+                tracing::warn!(
+                    dropped = n,
+                    queue = INPUT_QUEUE,
+                    "cluster input queue full, dropping packets"
+                );
+            }
+        }
     }
 }
 
@@ -289,8 +328,9 @@ enum Input {
 pub struct Peer {
     shared: Arc<Shared>,
     settings: ClusterSettings,
-    tx: mpsc::UnboundedSender<Input>,
+    tx: mpsc::Sender<Input>,
     transport: Arc<Transport>,
+    tasks: Tasks,
 }
 
 /// A member as the status API shows it.
@@ -300,12 +340,14 @@ pub struct PeerInfo {
 }
 
 impl Peer {
-    /// Binds the UDP and TCP sockets and starts gossiping. Must run inside
-    /// the tokio runtime; everything stops with `shutdown`.
+    /// Binds the UDP and TCP sockets and starts gossiping, its tasks on
+    /// `tasks`. Must run inside the tokio runtime; everything stops with
+    /// `shutdown` (the node then tells its peers it leaves).
     pub async fn start(
         settings: ClusterSettings,
         state: Replicated,
         shutdown: CancellationToken,
+        tasks: Tasks,
     ) -> Result<Arc<Peer>, String> {
         let tcp = TcpListener::bind(settings.listen)
             .await
@@ -317,7 +359,7 @@ impl Peer {
         };
         let shared = Arc::new(Shared::new(me.clone()));
         let state = Arc::new(state);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let transport = Arc::new(match &settings.tls {
             None => {
                 let udp = Arc::new(
@@ -325,13 +367,16 @@ impl Peer {
                         .await
                         .map_err(|e| format!("cluster listen {}: {e}", settings.listen))?,
                 );
-                tokio::spawn(recv_udp(
-                    udp.clone(),
-                    settings.label.clone(),
-                    tx.clone(),
-                    shared.clone(),
-                    shutdown.clone(),
-                ));
+                tasks.spawn(
+                    "cluster UDP receiver",
+                    recv_udp(
+                        udp.clone(),
+                        settings.label.clone(),
+                        tx.clone(),
+                        shared.clone(),
+                        shutdown.clone(),
+                    ),
+                );
                 Transport::Udp(udp)
             }
             Some(tls) => Transport::Tls(TlsLinks::new(
@@ -339,6 +384,7 @@ impl Peer {
                 shared.metrics.tls.clone(),
                 settings.tcp_timeout,
                 shutdown.clone(),
+                tasks.clone(),
             )),
         });
         let peer = Arc::new(Peer {
@@ -346,6 +392,7 @@ impl Peer {
             settings: settings.clone(),
             tx: tx.clone(),
             transport: transport.clone(),
+            tasks: tasks.clone(),
         });
         let mut config = foca::Config::new_lan(NonZeroU32::new(3).unwrap_or(NonZeroU32::MIN));
         config.probe_period = settings.probe_interval;
@@ -366,31 +413,37 @@ impl Peer {
                 shared: shared.clone(),
             },
         );
-        tokio::spawn(serve_tcp(
-            tcp,
-            state.clone(),
-            settings.clone(),
-            shared.clone(),
-            tx.clone(),
-            shutdown.clone(),
-        ));
-        tokio::spawn(run_foca(
-            foca,
-            transport.clone(),
-            rx,
-            tx.clone(),
-            state.clone(),
-            settings.clone(),
-            shared.clone(),
-            shutdown.clone(),
-        ));
-        tokio::spawn(join_and_pushpull(
-            peer.clone(),
-            state,
-            transport,
-            shutdown.clone(),
-        ));
-        tokio::spawn(settle(peer.clone(), shutdown));
+        tasks.spawn(
+            "cluster TCP listener",
+            serve_tcp(
+                tcp,
+                state.clone(),
+                settings.clone(),
+                shared.clone(),
+                tx.clone(),
+                shutdown.clone(),
+                tasks.clone(),
+            ),
+        );
+        tasks.spawn(
+            "cluster gossip",
+            run_foca(
+                foca,
+                transport.clone(),
+                rx,
+                tx.clone(),
+                state.clone(),
+                settings.clone(),
+                shared.clone(),
+                shutdown.clone(),
+                tasks.clone(),
+            ),
+        );
+        tasks.spawn(
+            "cluster join and push/pull",
+            join_and_pushpull(peer.clone(), state, transport, shutdown.clone()),
+        );
+        tasks.spawn("cluster settle", settle(peer.clone(), shutdown));
         Ok(peer)
     }
 
@@ -444,18 +497,23 @@ impl Peer {
     }
 
     pub fn ready(&self) -> bool {
-        self.shared.settled.load(Ordering::Acquire)
+        *self.shared.settled.borrow()
     }
 
     /// Waits until the cluster has settled (or `cancel` fires).
     pub async fn wait_ready(&self, cancel: &CancellationToken) {
-        while !self.ready() {
-            tokio::select! {
-                _ = self.shared.settled_notify.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                _ = cancel.cancelled() => return,
-            }
+        let mut settled = self.shared.settled.subscribe();
+        tokio::select! {
+            _ = settled.wait_for(|s| *s) => {}
+            _ = cancel.cancelled() => {}
         }
+    }
+
+    /// Changes when a claim is taken in, a member joins or leaves, or a
+    /// peer's silences or notification log are merged here: a node waiting
+    /// on a peer's claim wakes on it rather than polling.
+    pub fn changes(&self) -> watch::Receiver<()> {
+        self.shared.changes.subscribe()
     }
 
     /// Resolves once this node, shutting down, has told its peers it
@@ -525,8 +583,17 @@ impl Peer {
 
     /// Gossips a local change (a silence set or expired here, a
     /// notification logged here).
+    /// Never blocks the caller (an API request or a flush): while the
+    /// gossip loop's queue is full a task waits for room; a local change
+    /// is not dropped.
     pub fn broadcast(&self, g: &Gossip) {
-        let _ = self.tx.send(Input::Broadcast(gossip::encode(g)));
+        let input = Input::Broadcast(gossip::encode(g));
+        if let Err(mpsc::error::TrySendError::Full(input)) = self.tx.try_send(input) {
+            let tx = self.tx.clone();
+            self.tasks.spawn("cluster broadcast", async move {
+                let _ = tx.send(input).await;
+            });
+        }
     }
 }
 
@@ -556,7 +623,7 @@ fn unframe_packet<'a>(label: &str, data: &'a [u8]) -> Option<&'a [u8]> {
 async fn recv_udp(
     udp: Arc<UdpSocket>,
     label: String,
-    tx: mpsc::UnboundedSender<Input>,
+    tx: mpsc::Sender<Input>,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) {
@@ -581,12 +648,10 @@ async fn recv_udp(
 /// Hands a received packet of our cluster to foca, or takes in a direct
 /// message at once (it does not queue behind SWIM traffic); packets of
 /// other clusters and malformed ones are counted.
-fn deliver_packet(label: &str, packet: &[u8], tx: &mpsc::UnboundedSender<Input>, shared: &Shared) {
+fn deliver_packet(label: &str, packet: &[u8], tx: &mpsc::Sender<Input>, shared: &Shared) {
     let body = packet.strip_prefix(label.as_bytes());
     match body.and_then(<[u8]>::split_first) {
-        Some((&SWIM, d)) => {
-            let _ = tx.send(Input::Packet(d.to_vec()));
-        }
+        Some((&SWIM, d)) => shared.queue_packet(tx, d.to_vec()),
         Some((&DIRECT, d)) => match gossip::decode(d) {
             Ok(Gossip::Claim(c)) => {
                 shared.metrics.received.fetch_add(1, Ordering::Relaxed);
@@ -606,12 +671,13 @@ fn deliver_packet(label: &str, packet: &[u8], tx: &mpsc::UnboundedSender<Input>,
 async fn run_foca(
     mut foca: Foca<NodeId, PostcardCodec, rand10::rngs::SmallRng, Handler>,
     transport: Arc<Transport>,
-    mut rx: mpsc::UnboundedReceiver<Input>,
-    tx: mpsc::UnboundedSender<Input>,
+    mut rx: mpsc::Receiver<Input>,
+    tx: mpsc::Sender<Input>,
     state: Arc<Replicated>,
     settings: ClusterSettings,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
+    tasks: Tasks,
 ) {
     loop {
         let input = tokio::select! {
@@ -638,8 +704,12 @@ async fn run_foca(
                         transport.clone(),
                     );
                     let one = gossip::frame_all(std::slice::from_ref(b));
-                    tokio::spawn(async move {
-                        exchange(addr, &state, &settings, &shared, &transport, Some(one)).await
+                    let stop = shutdown.clone();
+                    tasks.spawn("cluster large broadcast", async move {
+                        tokio::select! {
+                            _ = exchange(addr, &state, &settings, &shared, &transport, Some(one)) => {}
+                            _ = stop.cancelled() => {}
+                        }
                     });
                 }
                 continue;
@@ -685,12 +755,17 @@ async fn run_foca(
             .suspects
             .store(suspects as u64, Ordering::Relaxed);
         for (t, after) in acts.timers {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(after).await;
-                let _ = tx.send(Input::Timer(t));
+            let (tx, stop) = (tx.clone(), shutdown.clone());
+            tasks.spawn("cluster timer", async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(after) => {
+                        let _ = tx.send(Input::Timer(t)).await;
+                    }
+                    _ = stop.cancelled() => {}
+                }
             });
         }
+        let membership_changed = !acts.downs.is_empty() || !acts.ups.is_empty();
         for id in acts.downs {
             if id == shared.me || id.name.is_empty() {
                 continue;
@@ -731,10 +806,17 @@ async fn run_foca(
                     shared.clone(),
                     transport.clone(),
                 );
-                tokio::spawn(async move {
-                    exchange(id.addr, &state, &settings, &shared, &transport, None).await
+                let stop = shutdown.clone();
+                tasks.spawn("cluster push/pull", async move {
+                    tokio::select! {
+                        _ = exchange(id.addr, &state, &settings, &shared, &transport, None) => {}
+                        _ = stop.cancelled() => {}
+                    }
                 });
             }
+        }
+        if membership_changed {
+            shared.changed();
         }
     }
 }
@@ -762,7 +844,7 @@ async fn join_and_pushpull(
                 // Names are resolved again on every attempt.
                 if let Ok(addrs) = tokio::net::lookup_host(p.as_str()).await {
                     for a in addrs.filter(|a| *a != s.advertise && *a != s.listen) {
-                        let _ = peer.tx.send(Input::Announce(a));
+                        let _ = peer.tx.send(Input::Announce(a)).await;
                     }
                 }
             }
@@ -811,8 +893,7 @@ async fn settle(peer: Arc<Peer>, shutdown: CancellationToken) {
         }
     }
     tracing::info!(peers = last + 1, "gossip settled; proceeding");
-    peer.shared.settled.store(true, Ordering::Release);
-    peer.shared.settled_notify.notify_waiters();
+    peer.shared.settled.send_replace(true);
 }
 
 /// Broadcasts larger than this do not fit in foca's packets (1400 bytes,
@@ -860,15 +941,19 @@ fn merge_state(state: &Replicated, buf: &[u8], shared: &Shared) {
     let now = Timestamp::now();
     match gossip::unframe_all(buf) {
         Ok(msgs) => tokio::task::block_in_place(|| {
+            let mut changed = false;
             for m in msgs {
                 match gossip::decode(&m) {
                     Ok(g) => {
-                        state.merge(g, now);
+                        changed |= state.merge(g, now);
                     }
                     Err(_) => {
                         shared.metrics.invalid.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+            }
+            if changed {
+                shared.changed();
             }
         }),
         Err(e) => {
@@ -916,8 +1001,9 @@ async fn serve_tcp(
     state: Arc<Replicated>,
     s: ClusterSettings,
     shared: Arc<Shared>,
-    tx: mpsc::UnboundedSender<Input>,
+    tx: mpsc::Sender<Input>,
     shutdown: CancellationToken,
+    tasks: Tasks,
 ) {
     loop {
         let (stream, _) = tokio::select! {
@@ -939,7 +1025,7 @@ async fn serve_tcp(
             tx.clone(),
             shutdown.clone(),
         );
-        tokio::spawn(async move {
+        tasks.spawn("cluster TCP connection", async move {
             let mut stream: Box<dyn transport::Conn> = match s.tls.clone() {
                 None => Box::new(stream),
                 Some(tls) => {
@@ -958,7 +1044,10 @@ async fn serve_tcp(
                     }
                 }
             };
-            answer_exchange(&mut stream, &state, &s, &shared).await;
+            tokio::select! {
+                _ = answer_exchange(&mut stream, &state, &s, &shared) => {}
+                _ = shutdown.cancelled() => {}
+            }
         });
     }
 }
@@ -1019,7 +1108,7 @@ mod tests {
     #[test]
     fn direct_claims_are_taken_in_at_once_and_bad_packets_counted() {
         let s = shared("b");
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::channel(INPUT_QUEUE);
         deliver_packet("l", &frame("l", DIRECT, &claim("a", 7, 60)), &tx, &s);
         deliver_packet("l", &frame("l", DIRECT, &claim("a", 8, 60)), &tx, &s);
         assert!(rx.try_recv().is_err(), "claims do not queue behind SWIM");
@@ -1043,5 +1132,66 @@ mod tests {
         assert_eq!(s.metrics.invalid.load(Ordering::Relaxed), 3);
         deliver_packet("l", &frame("l", SWIM, b"swim"), &tx, &s);
         assert!(matches!(rx.try_recv(), Ok(Input::Packet(p)) if p == b"swim"));
+    }
+
+    #[tokio::test]
+    async fn a_full_input_queue_drops_packets_and_counts_them_but_keeps_local_changes() {
+        let s = shared("b");
+        let (tx, mut rx) = mpsc::channel(2);
+        for p in [b"p1", b"p2", b"p3", b"p4"] {
+            deliver_packet("l", &frame("l", SWIM, p), &tx, &s);
+        }
+        assert_eq!(s.metrics.dropped.load(Ordering::Relaxed), 2);
+        // A waiting sender (a timer, a local change) gets the next free
+        // slot before any packet arriving meanwhile.
+        let waiting = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.send(Input::Broadcast(b"local".to_vec())).await.is_ok() }
+        });
+        tokio::task::yield_now().await;
+        assert!(matches!(rx.recv().await, Some(Input::Packet(p)) if p == b"p1"));
+        deliver_packet("l", &frame("l", SWIM, b"p5"), &tx, &s);
+        assert!(waiting.await.expect("sender task"));
+        assert!(matches!(rx.recv().await, Some(Input::Packet(p)) if p == b"p2"));
+        assert!(matches!(rx.recv().await, Some(Input::Broadcast(b)) if b == b"local"));
+        assert_eq!(
+            s.metrics.dropped.load(Ordering::Relaxed),
+            3,
+            "p5 found no room"
+        );
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_claim_taken_in_wakes_those_waiting_for_changes() {
+        let s = shared("b");
+        let mut changes = s.changes.subscribe();
+        assert!(!changes.has_changed().expect("sender alive"));
+        assert!(s.accept_claim(
+            gossip::Claim {
+                key: "g/r".into(),
+                hash: 1,
+                node: "a".into(),
+                until: Timestamp::now()
+                    .checked_add(jiff::SignedDuration::from_secs(60))
+                    .expect("time"),
+            },
+            Timestamp::now(),
+        ));
+        tokio::time::timeout(Duration::from_secs(5), changes.changed())
+            .await
+            .expect("woken by the claim")
+            .expect("sender alive");
+        // A stale claim changes nothing and wakes nobody.
+        assert!(!s.accept_claim(
+            gossip::Claim {
+                key: "g/r".into(),
+                hash: 2,
+                node: "a".into(),
+                until: Timestamp::now(),
+            },
+            Timestamp::now(),
+        ));
+        assert!(!changes.has_changed().expect("sender alive"));
     }
 }

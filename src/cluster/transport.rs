@@ -210,6 +210,7 @@ pub struct TlsLinks {
     timeout: Duration,
     queues: Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>,
     shutdown: CancellationToken,
+    tasks: crate::tasks::Tasks,
 }
 
 impl TlsLinks {
@@ -218,6 +219,7 @@ impl TlsLinks {
         stats: Arc<TlsStats>,
         timeout: Duration,
         shutdown: CancellationToken,
+        tasks: crate::tasks::Tasks,
     ) -> TlsLinks {
         TlsLinks {
             tls,
@@ -225,6 +227,7 @@ impl TlsLinks {
             timeout,
             queues: Mutex::new(HashMap::new()),
             shutdown,
+            tasks,
         }
     }
 
@@ -247,14 +250,17 @@ impl TlsLinks {
         let (tx, rx) = mpsc::channel(QUEUED_PACKETS);
         let _ = tx.try_send(packet);
         queues.insert(to, tx);
-        tokio::spawn(write_packets(
-            self.tls.clone(),
-            to,
-            rx,
-            self.stats.clone(),
-            self.timeout,
-            self.shutdown.clone(),
-        ));
+        self.tasks.spawn(
+            "cluster packet writer",
+            write_packets(
+                self.tls.clone(),
+                to,
+                rx,
+                self.stats.clone(),
+                self.timeout,
+                self.shutdown.clone(),
+            ),
+        );
     }
 }
 

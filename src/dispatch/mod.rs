@@ -21,6 +21,7 @@ use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::model::{sort_for_notification, Alert, Fingerprint, LabelSet};
 use crate::notify::{GroupMarker, NotifyCtx, Stage};
+use crate::tasks::Tasks;
 
 const SHARDS: usize = 32;
 
@@ -36,8 +37,14 @@ pub struct Dispatcher {
     metrics: Arc<Metrics>,
     clock: Clock,
     shards: Vec<Mutex<HashMap<GroupId, Arc<AggrGroup>>>>,
+    /// Stops the group timers: no flush starts once it is cancelled.
     cancel: CancellationToken,
     cluster: Option<Arc<crate::cluster::ClusterHandle>>,
+    tasks: Tasks,
+    /// The pipeline's `NotifyCtx.cancel`: a flush under way is cut only by
+    /// `stop` (a reload) or when a shutdown's grace period runs out, not by
+    /// the shutdown signal that stops the timers.
+    flush_cancel: CancellationToken,
 }
 
 struct GroupState {
@@ -87,6 +94,7 @@ impl Dispatcher {
         clock: Clock,
         cancel: CancellationToken,
         cluster: Option<Arc<crate::cluster::ClusterHandle>>,
+        tasks: Tasks,
     ) -> Arc<Dispatcher> {
         Arc::new(Dispatcher {
             route,
@@ -96,6 +104,8 @@ impl Dispatcher {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             cancel,
             cluster,
+            flush_cancel: tasks.abort_token().child_token(),
+            tasks,
         })
     }
 
@@ -152,7 +162,9 @@ impl Dispatcher {
         drop(shard);
         self.metrics.aggregation_groups.inc();
         let this = self.clone();
-        tokio::spawn(async move { this.run_group(group).await });
+        let name = format!("aggregation group {}", group.key);
+        self.tasks
+            .spawn_flushing(name, async move { this.run_group(group).await });
     }
 
     /// The group's timer loop (`aggrGroup.run`).
@@ -173,7 +185,10 @@ impl Dispatcher {
                     }
                     _ = self.cancel.cancelled() => break,
                 }
-            } else if self.cancel.is_cancelled() {
+            }
+            // Checked after every wake-up: a timer due at the same moment
+            // as the stop must not start a flush.
+            if self.cancel.is_cancelled() {
                 break;
             }
             let now = self.clock.now();
@@ -231,7 +246,7 @@ impl Dispatcher {
             now,
             repeat_interval: group.route.opts.repeat_interval,
             deadline,
-            cancel: self.cancel.clone(),
+            cancel: self.flush_cancel.clone(),
             firing_hashes: Vec::new(),
             resolved_hashes: Vec::new(),
             reason: None,
@@ -345,6 +360,7 @@ impl Dispatcher {
     /// Stops every group timer; in-flight notifications are cancelled.
     pub fn stop(&self) {
         self.cancel.cancel();
+        self.flush_cancel.cancel();
     }
 }
 

@@ -93,6 +93,7 @@ impl Harness {
             clock.clone(),
             CancellationToken::new(),
             None,
+            crate::tasks::Tasks::new(),
         );
         Harness {
             start,

@@ -257,15 +257,8 @@ impl Stage for GossipSettleStage {
         alerts: Vec<Arc<Alert>>,
     ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
         Box::pin(async move {
-            loop {
-                if let Some(p) = self.cluster.peer() {
-                    p.wait_ready(&ctx.cancel).await;
-                    break;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                    _ = ctx.cancel.cancelled() => break,
-                }
+            if let Some(p) = self.cluster.wait_peer(&ctx.cancel).await {
+                p.wait_ready(&ctx.cancel).await;
             }
             Ok(alerts)
         })
@@ -362,7 +355,9 @@ impl Stage for ClaimStage {
 
 impl ClaimStage {
     /// Waits while a live peer's claim on the same notification holds;
-    /// true when the peer has logged it (or a newer view) meanwhile.
+    /// true when the peer has logged it (or a newer view) meanwhile. Wakes
+    /// when the peer's state changes here (a claim, a member, a merged
+    /// log entry), when the claim runs out, or at the flush deadline.
     async fn wait_for_claims(
         &self,
         ctx: &NotifyCtx,
@@ -370,19 +365,33 @@ impl ClaimStage {
         key: &str,
         hash: u64,
     ) -> bool {
-        while peer.other_claim(key, hash, false).is_some() {
+        let mut changes = peer.changes();
+        loop {
+            // Marked seen before the checks: a change made while they run
+            // wakes the wait below.
+            changes.borrow_and_update();
+            let Some(claim) = peer.other_claim(key, hash, false) else {
+                return false;
+            };
             if dedup::covered_by_peer(self.nflog.as_ref(), ctx, &self.integration) {
                 return true;
             }
             if tokio::time::Instant::now() >= ctx.deadline || ctx.cancel.is_cancelled() {
                 return false;
             }
+            let claim_left = claim
+                .until
+                .duration_since(Timestamp::now())
+                .try_into()
+                .unwrap_or(Duration::ZERO);
+            let wake = ctx.deadline.min(tokio::time::Instant::now() + claim_left);
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                // Never an error: the sender lives as long as `peer`.
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep_until(wake) => {}
                 _ = ctx.cancel.cancelled() => {}
             }
         }
-        false
     }
 }
 
