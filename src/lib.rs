@@ -3,7 +3,7 @@
 //! Modules are cut the way Alertmanager's Go packages are, so a reader who
 //! knows one finds the concept here under the same name. See ARCHITECTURE.md.
 
-pub mod api;
+mod api;
 pub mod app;
 pub mod cli;
 pub mod clock;
@@ -21,6 +21,8 @@ pub mod migrate;
 pub mod model;
 pub mod nflog;
 pub mod notify;
+mod query;
+pub mod server;
 pub mod silence;
 pub mod storage;
 pub mod store;
@@ -28,5 +30,5 @@ pub mod tasks;
 pub mod template;
 pub mod timeinterval;
 pub mod tls;
-pub mod ui;
+mod ui;
 pub mod web;

@@ -152,7 +152,7 @@ async fn serve(cli: Cli) -> Result<(), String> {
         cli.web_get_concurrency
     };
     let timeout = (!cli.web_timeout.is_zero()).then_some(cli.web_timeout);
-    let mut router = herald::api::router(app.clone(), &prefix, concurrency, timeout);
+    let mut router = herald::server::router(app.clone(), &prefix, concurrency, timeout);
     let mut tls = None;
     if let Some(w) = web {
         router = herald::web::layer(router, w.clone());

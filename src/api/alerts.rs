@@ -9,18 +9,17 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
-use regex::Regex;
 use serde::Deserialize;
 
 use super::{error_response, schema_error, ApiState};
 use crate::app::App;
 use crate::dispatch::GroupView;
 use crate::gojson;
-use crate::matcher::{parse_matchers, Matchers};
 use crate::model::{
     notification_order_indices, write_rfc3339_millis, Alert, Fingerprint, Interner, LabelSet,
     GO_ZERO_TIME,
 };
+use crate::query::{parse_query, query_groups, AlertQuery, GroupStatuses, Suppression};
 
 /// `postableAlert`. Strings are borrowed from the request body where JSON
 /// escaping allows, and interned once, straight into the stored label sets.
@@ -125,7 +124,7 @@ fn valid_label_name(n: &str, classic: bool) -> bool {
     }
 }
 
-pub async fn post_alerts(State(s): State<ApiState>, body: Bytes) -> Response {
+pub(crate) async fn post_alerts(State(s): State<ApiState>, body: Bytes) -> Response {
     let posted: Vec<PostableAlert> = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
@@ -232,133 +231,6 @@ fn to_alert(
         updated_at: now,
         timeout,
     })
-}
-
-/// The query parameters the alert endpoints (and the web UI's alert page)
-/// share.
-pub struct AlertQuery {
-    pub filter: Matchers,
-    pub receiver: Option<Regex>,
-    pub active: bool,
-    pub silenced: bool,
-    pub inhibited: bool,
-    pub unprocessed: bool,
-    pub muted: bool,
-}
-
-pub fn parse_query(raw: Option<String>) -> Result<AlertQuery, String> {
-    let mut q = AlertQuery {
-        filter: Matchers::default(),
-        receiver: None,
-        active: true,
-        silenced: true,
-        inhibited: true,
-        unprocessed: true,
-        muted: true,
-    };
-    let raw = raw.unwrap_or_default();
-    for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
-        let flag = || match v.as_ref() {
-            "true" | "1" => Ok(true),
-            "false" | "0" => Ok(false),
-            other => Err(format!("{k} in query must be of type boolean: {other:?}")),
-        };
-        match k.as_ref() {
-            "filter" => q
-                .filter
-                .0
-                .extend(parse_matchers(&v).map_err(|e| e.to_string())?),
-            "receiver" => {
-                q.receiver = Some(
-                    Regex::new(&format!("^(?:{v})$"))
-                        .map_err(|e| format!("failed to parse receiver param: {e}"))?,
-                );
-            }
-            "active" => q.active = flag()?,
-            "silenced" => q.silenced = flag()?,
-            "inhibited" => q.inhibited = flag()?,
-            "unprocessed" => q.unprocessed = flag()?,
-            "muted" => q.muted = flag()?,
-            _ => {}
-        }
-    }
-    Ok(q)
-}
-
-impl AlertQuery {
-    /// `api.alertFilter`, first half: not yet ended and matching the filter.
-    fn accepts(&self, a: &Alert, now: Timestamp) -> bool {
-        if a.ends_at != GO_ZERO_TIME && a.ends_at < now {
-            return false;
-        }
-        self.filter.matches(&a.labels)
-    }
-
-    /// Second half: the alert's state is one the flags ask for
-    /// (`active`, `silenced`, `inhibited`, `muted`).
-    fn wants(&self, s: &Suppression) -> bool {
-        !(!self.active && !s.suppressed()
-            || !self.silenced && !s.silenced_by.is_empty()
-            || !self.inhibited && s.inhibited_by.is_some()
-            || !self.muted && !s.muted_by.is_empty())
-    }
-
-    fn receiver_ok(&self, name: &str) -> bool {
-        self.receiver.as_ref().is_none_or(|r| r.is_match(name))
-    }
-}
-
-/// Per alert of a group: the silences and the inhibiting alert muting it.
-pub type GroupStatuses = Vec<(Vec<String>, Option<Fingerprint>)>;
-
-/// The aggregation groups `GET /api/v2/alerts/groups` answers with for a
-/// query, each with its alerts' silences and inhibitions (alerts the
-/// query's flags exclude dropped, and groups left empty with them).
-pub fn query_groups(
-    app: &crate::app::App,
-    q: &AlertQuery,
-    now: Timestamp,
-) -> (Vec<GroupView>, Vec<GroupStatuses>) {
-    let rt = app.runtime();
-    let silences = app.silences.query(now);
-    let mut groups = rt
-        .dispatcher
-        .groups(|r| q.receiver_ok(&r.opts.receiver), |a| q.accepts(a, now));
-    let mut statuses: Vec<GroupStatuses> = Vec::with_capacity(groups.len());
-    groups.retain_mut(|g| {
-        let mut by = Vec::with_capacity(g.alerts.len());
-        g.alerts.retain(|a| {
-            let status = Suppression {
-                silenced_by: silences.silenced_by(&a.labels),
-                inhibited_by: rt.inhibitor.inhibited_by(&a.labels, now),
-                muted_by: &g.muted_by,
-            };
-            let keep = q.wants(&status);
-            if keep {
-                by.push((status.silenced_by, status.inhibited_by));
-            }
-            keep
-        });
-        let keep = !g.alerts.is_empty();
-        if keep {
-            statuses.push(by);
-        }
-        keep
-    });
-    (groups, statuses)
-}
-
-/// Why an alert is suppressed now, as its API `status` reports it.
-struct Suppression<'a> {
-    silenced_by: Vec<String>,
-    inhibited_by: Option<Fingerprint>,
-    muted_by: &'a [String],
-}
-
-impl Suppression<'_> {
-    fn suppressed(&self) -> bool {
-        !self.silenced_by.is_empty() || self.inhibited_by.is_some() || !self.muted_by.is_empty()
-    }
 }
 
 /// Appends a `gettableAlert`, keys in go-swagger's order, written directly
@@ -515,7 +387,7 @@ async fn answer(
     }
 }
 
-pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
+pub(crate) async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
     answer(s, raw, |app, q, now| {
         let rt = app.runtime();
         let silences = app.silences.query(now);
@@ -548,7 +420,7 @@ pub async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> R
     .await
 }
 
-pub async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
+pub(crate) async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
     answer(s, raw, |app, q, now| {
         let rt = app.runtime();
         let (groups, statuses) = query_groups(app, &q, now);

@@ -3,21 +3,18 @@
 //! and JSON is written with Go's escaping, so clients and differential tests
 //! see what Alertmanager would send.
 
-pub mod alerts;
+mod alerts;
 mod silences;
 mod status;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
-use tokio::sync::Semaphore;
 
 use crate::app::App;
 
@@ -25,15 +22,8 @@ use crate::app::App;
 const MAX_BODY_BYTES: usize = 64 << 20;
 
 #[derive(Clone)]
-pub struct ApiState {
-    pub app: Arc<App>,
-    pub get_limit: Arc<Semaphore>,
-    pub get_concurrency: usize,
-    /// The web UI's templates and CSRF key.
-    pub ui: Arc<crate::ui::Ui>,
-    /// `--web.route-prefix` without its trailing slash ("" at the root),
-    /// for the UI's links.
-    pub prefix: String,
+pub(crate) struct ApiState {
+    pub(crate) app: Arc<App>,
 }
 
 /// A JSON answer written with Go's escaping.
@@ -78,23 +68,9 @@ pub(crate) fn error_response(code: StatusCode, msg: &str) -> Response {
     json_response(code, msg)
 }
 
-pub fn router(
-    app: Arc<App>,
-    route_prefix: &str,
-    get_concurrency: usize,
-    timeout: Option<Duration>,
-) -> Router {
-    let prefix = route_prefix.trim_end_matches('/').to_string();
-    let state = ApiState {
-        app,
-        get_limit: Arc::new(Semaphore::new(get_concurrency.max(1))),
-        get_concurrency: get_concurrency.max(1),
-        ui: Arc::new(crate::ui::Ui::new().unwrap_or_else(|e| {
-            // The templates are compiled in: a failure is a build defect.
-            panic!("web UI templates: {e}")
-        })),
-        prefix: prefix.clone(),
-    };
+/// API v2 and the operational endpoints (`/-/healthy`, `/-/reload`,
+/// `/metrics`, ...), to be nested under the route prefix beside the UI's.
+pub(crate) fn router(app: Arc<App>) -> Router {
     let v2 = Router::new()
         .route("/alerts", get(alerts::get_alerts).post(alerts::post_alerts))
         .route("/alerts/groups", get(alerts::get_groups))
@@ -112,34 +88,14 @@ pub fn router(
         // Alertmanager reads request bodies without a limit; axum's default
         // of 2 MiB would refuse a 3000-alert batch from a script.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
-    let mut inner = Router::new()
+    Router::new()
         .nest("/api/v2", v2)
         .route("/api/v1/{*rest}", any(gone))
         .route("/-/healthy", get(ok_text).head(ok_text))
         .route("/-/ready", get(ok_text).head(ok_text))
         .route("/-/reload", post(status::reload))
         .route("/metrics", get(metrics))
-        .merge(crate::ui::routes())
-        .layer(middleware::from_fn_with_state(state.clone(), limit_gets))
-        .layer(middleware::from_fn_with_state(state.clone(), instrument))
-        .with_state(state);
-    if let Some(t) = timeout {
-        inner = inner.layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            t,
-        ));
-    }
-    if prefix.is_empty() {
-        inner
-    } else {
-        // "<prefix>/" is where Alertmanager's links point (with #/... after
-        // it): on to the index page, which keeps the fragment.
-        let index = prefix.clone();
-        Router::new().nest(&prefix, inner).route(
-            &format!("{prefix}/"),
-            get(move || async move { axum::response::Redirect::permanent(&index) }),
-        )
-    }
+        .with_state(ApiState { app })
 }
 
 async fn ok_text() -> &'static str {
@@ -230,40 +186,5 @@ async fn api_headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("Date"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
-/// `--web.get-concurrency`: GETs beyond the limit are refused with 503
-/// instead of queueing, as in Alertmanager.
-async fn limit_gets(State(s): State<ApiState>, req: Request, next: Next) -> Response {
-    if req.method() != Method::GET {
-        return next.run(req).await;
-    }
-    match s.get_limit.clone().try_acquire_owned() {
-        Ok(_permit) => next.run(req).await,
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "Limit of concurrent GET requests reached ({}), try again later.\n",
-                s.get_concurrency
-            ),
-        )
-            .into_response(),
-    }
-}
-
-async fn instrument(State(s): State<ApiState>, req: Request<Body>, next: Next) -> Response {
-    let handler = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "other".into());
-    let method = req.method().as_str().to_string();
-    let started = Instant::now();
-    let resp = next.run(req).await;
-    let size = axum::body::HttpBody::size_hint(resp.body()).exact();
-    s.app
-        .metrics
-        .observe_http(&handler, &method, started.elapsed(), size);
     resp
 }

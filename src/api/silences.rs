@@ -74,7 +74,7 @@ fn is_uuid(s: &str) -> bool {
     uuid::Uuid::parse_str(s).is_ok()
 }
 
-pub async fn get_silences(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
+pub(crate) async fn get_silences(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
     let mut filter = Matchers::default();
     let (mut active, mut pending, mut expired) = (true, true, true);
     for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
@@ -118,7 +118,7 @@ pub async fn get_silences(State(s): State<ApiState>, RawQuery(raw): RawQuery) ->
     json_response(StatusCode::OK, &body)
 }
 
-pub async fn get_silence(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
+pub(crate) async fn get_silence(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
     if !is_uuid(&id) {
         return schema_error(
             605,
@@ -131,7 +131,7 @@ pub async fn get_silence(State(s): State<ApiState>, Path(id): Path<String>) -> R
     }
 }
 
-pub async fn delete_silence(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
+pub(crate) async fn delete_silence(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
     if !is_uuid(&id) {
         return schema_error(
             605,
@@ -171,7 +171,7 @@ struct PostableSilence {
     comment: Option<String>,
 }
 
-pub async fn post_silences(State(s): State<ApiState>, body: Bytes) -> Response {
+pub(crate) async fn post_silences(State(s): State<ApiState>, body: Bytes) -> Response {
     let p: PostableSilence = match serde_json::from_slice(&body) {
         Ok(p) => p,
         Err(e) => {

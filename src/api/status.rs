@@ -78,7 +78,7 @@ fn cluster_status(app: &crate::app::App) -> ClusterStatus {
     }
 }
 
-pub async fn get_status(State(s): State<ApiState>) -> Response {
+pub(crate) async fn get_status(State(s): State<ApiState>) -> Response {
     let rt = s.app.runtime();
     let body = Status {
         cluster: cluster_status(&s.app),
@@ -98,7 +98,7 @@ pub async fn get_status(State(s): State<ApiState>) -> Response {
     json_response(StatusCode::OK, &body)
 }
 
-pub async fn get_receivers(State(s): State<ApiState>) -> Response {
+pub(crate) async fn get_receivers(State(s): State<ApiState>) -> Response {
     #[derive(Serialize)]
     struct Receiver<'a> {
         name: &'a str,
@@ -114,7 +114,7 @@ pub async fn get_receivers(State(s): State<ApiState>) -> Response {
     json_response(StatusCode::OK, &list)
 }
 
-pub async fn reload(State(s): State<ApiState>) -> Response {
+pub(crate) async fn reload(State(s): State<ApiState>) -> Response {
     match s.app.reload().await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => (

@@ -24,9 +24,9 @@ use handlebars::Handlebars;
 use jiff::Timestamp;
 use serde_json::{json, Value};
 
-use crate::api::alerts::{parse_query, query_groups};
-use crate::api::ApiState;
+use crate::app::App;
 use crate::matcher::{parse_matchers, MatchType, Matcher, Matchers};
+use crate::query::{parse_query, query_groups};
 use crate::silence::{api_matcher, matches_filter, Silence, SilenceState};
 
 pub use csrf::Csrf;
@@ -104,8 +104,30 @@ impl Ui {
     }
 }
 
-/// The UI's routes, to be nested under the route prefix with the API's.
-pub fn routes() -> Router<ApiState> {
+/// What the UI's handlers share.
+#[derive(Clone)]
+struct UiState {
+    app: Arc<App>,
+    ui: Arc<Ui>,
+    /// `--web.route-prefix` without its trailing slash ("" at the root),
+    /// for the pages' links.
+    prefix: String,
+}
+
+/// The UI's routes, to be nested under the route prefix beside the API's.
+pub(crate) fn router(app: Arc<App>, prefix: &str) -> Router {
+    let ui = Ui::new().unwrap_or_else(|e| {
+        // The templates are compiled in: a failure is a build defect.
+        panic!("web UI templates: {e}")
+    });
+    routes().with_state(UiState {
+        app,
+        ui: Arc::new(ui),
+        prefix: prefix.to_string(),
+    })
+}
+
+fn routes() -> Router<UiState> {
     Router::new()
         .route("/", get(index))
         .route("/static/herald.css", get(css))
@@ -122,12 +144,12 @@ pub fn routes() -> Router<ApiState> {
 
 /// What every page template gets: prefix, version, navigation, CSRF token.
 struct Page<'a> {
-    s: &'a ApiState,
+    s: &'a UiState,
     session: csrf::Session,
 }
 
 impl<'a> Page<'a> {
-    fn new(s: &'a ApiState, headers: &HeaderMap) -> Page<'a> {
+    fn new(s: &'a UiState, headers: &HeaderMap) -> Page<'a> {
         Page {
             s,
             session: s.ui.csrf.session(headers),
@@ -151,7 +173,7 @@ impl<'a> Page<'a> {
     }
 }
 
-async fn index(State(s): State<ApiState>) -> Response {
+async fn index(State(s): State<UiState>) -> Response {
     // The prefix as a JS string literal that cannot close the script.
     let prefix_json = serde_json::to_string(&s.prefix)
         .unwrap_or_else(|_| "\"\"".into())
@@ -195,7 +217,7 @@ fn enc(s: &str) -> String {
 }
 
 async fn alerts_page(
-    State(s): State<ApiState>,
+    State(s): State<UiState>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
@@ -289,7 +311,7 @@ fn state_name(st: SilenceState) -> &'static str {
 }
 
 async fn silences_page(
-    State(s): State<ApiState>,
+    State(s): State<UiState>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
@@ -351,7 +373,7 @@ async fn silences_page(
 }
 
 async fn silence_page(
-    State(s): State<ApiState>,
+    State(s): State<UiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
@@ -460,7 +482,7 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 async fn silence_form_page(
-    State(s): State<ApiState>,
+    State(s): State<UiState>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
@@ -534,7 +556,7 @@ fn parse_op(op: &str) -> MatchType {
     }
 }
 
-async fn silence_form_post(State(s): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn silence_form_post(State(s): State<UiState>, headers: HeaderMap, body: Bytes) -> Response {
     let page = Page::new(&s, &headers);
     let fields: Vec<(String, String)> = url::form_urlencoded::parse(&body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -696,7 +718,7 @@ fn csrf_failure() -> Response {
 }
 
 async fn expire_post(
-    State(s): State<ApiState>,
+    State(s): State<UiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
@@ -720,7 +742,7 @@ async fn expire_post(
 }
 
 async fn status_page(
-    State(s): State<ApiState>,
+    State(s): State<UiState>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {

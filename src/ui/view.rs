@@ -7,9 +7,9 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde_json::{json, Value};
 
-use crate::api::alerts::GroupStatuses;
 use crate::dispatch::{GroupView, Route};
 use crate::model::LabelSet;
+use crate::query::GroupStatuses;
 use crate::silence::Silence;
 
 /// The current alerts page's parameters, for links that keep them.

@@ -1,0 +1,139 @@
+//! The alerts and groups as the API and the web UI ask for them: the
+//! query both take (`filter`, `receiver`, the state flags) and the groups
+//! with each alert's silences and inhibitions. Both front ends build on it,
+//! so neither depends on the other.
+
+use jiff::Timestamp;
+use regex::Regex;
+
+use crate::app::App;
+use crate::dispatch::GroupView;
+use crate::matcher::{parse_matchers, Matchers};
+use crate::model::{Alert, Fingerprint, GO_ZERO_TIME};
+
+/// The query parameters the alert endpoints (and the web UI's alert page)
+/// share.
+pub(crate) struct AlertQuery {
+    pub filter: Matchers,
+    pub receiver: Option<Regex>,
+    pub active: bool,
+    pub silenced: bool,
+    pub inhibited: bool,
+    pub unprocessed: bool,
+    pub muted: bool,
+}
+
+pub(crate) fn parse_query(raw: Option<String>) -> Result<AlertQuery, String> {
+    let mut q = AlertQuery {
+        filter: Matchers::default(),
+        receiver: None,
+        active: true,
+        silenced: true,
+        inhibited: true,
+        unprocessed: true,
+        muted: true,
+    };
+    let raw = raw.unwrap_or_default();
+    for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+        let flag = || match v.as_ref() {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            other => Err(format!("{k} in query must be of type boolean: {other:?}")),
+        };
+        match k.as_ref() {
+            "filter" => q
+                .filter
+                .0
+                .extend(parse_matchers(&v).map_err(|e| e.to_string())?),
+            "receiver" => {
+                q.receiver = Some(
+                    Regex::new(&format!("^(?:{v})$"))
+                        .map_err(|e| format!("failed to parse receiver param: {e}"))?,
+                );
+            }
+            "active" => q.active = flag()?,
+            "silenced" => q.silenced = flag()?,
+            "inhibited" => q.inhibited = flag()?,
+            "unprocessed" => q.unprocessed = flag()?,
+            "muted" => q.muted = flag()?,
+            _ => {}
+        }
+    }
+    Ok(q)
+}
+
+impl AlertQuery {
+    /// `api.alertFilter`, first half: not yet ended and matching the filter.
+    pub(crate) fn accepts(&self, a: &Alert, now: Timestamp) -> bool {
+        if a.ends_at != GO_ZERO_TIME && a.ends_at < now {
+            return false;
+        }
+        self.filter.matches(&a.labels)
+    }
+
+    /// Second half: the alert's state is one the flags ask for
+    /// (`active`, `silenced`, `inhibited`, `muted`).
+    pub(crate) fn wants(&self, s: &Suppression) -> bool {
+        !(!self.active && !s.suppressed()
+            || !self.silenced && !s.silenced_by.is_empty()
+            || !self.inhibited && s.inhibited_by.is_some()
+            || !self.muted && !s.muted_by.is_empty())
+    }
+
+    pub(crate) fn receiver_ok(&self, name: &str) -> bool {
+        self.receiver.as_ref().is_none_or(|r| r.is_match(name))
+    }
+}
+
+/// Per alert of a group: the silences and the inhibiting alert muting it.
+pub(crate) type GroupStatuses = Vec<(Vec<String>, Option<Fingerprint>)>;
+
+/// The aggregation groups `GET /api/v2/alerts/groups` answers with for a
+/// query, each with its alerts' silences and inhibitions (alerts the
+/// query's flags exclude dropped, and groups left empty with them).
+pub(crate) fn query_groups(
+    app: &App,
+    q: &AlertQuery,
+    now: Timestamp,
+) -> (Vec<GroupView>, Vec<GroupStatuses>) {
+    let rt = app.runtime();
+    let silences = app.silences.query(now);
+    let mut groups = rt
+        .dispatcher
+        .groups(|r| q.receiver_ok(&r.opts.receiver), |a| q.accepts(a, now));
+    let mut statuses: Vec<GroupStatuses> = Vec::with_capacity(groups.len());
+    groups.retain_mut(|g| {
+        let mut by = Vec::with_capacity(g.alerts.len());
+        g.alerts.retain(|a| {
+            let status = Suppression {
+                silenced_by: silences.silenced_by(&a.labels),
+                inhibited_by: rt.inhibitor.inhibited_by(&a.labels, now),
+                muted_by: &g.muted_by,
+            };
+            let keep = q.wants(&status);
+            if keep {
+                by.push((status.silenced_by, status.inhibited_by));
+            }
+            keep
+        });
+        let keep = !g.alerts.is_empty();
+        if keep {
+            statuses.push(by);
+        }
+        keep
+    });
+    (groups, statuses)
+}
+
+/// Why an alert is suppressed now, as its API `status` reports it.
+pub(crate) struct Suppression<'a> {
+    pub(crate) silenced_by: Vec<String>,
+    pub(crate) inhibited_by: Option<Fingerprint>,
+    pub(crate) muted_by: &'a [String],
+}
+
+impl Suppression<'_> {
+    pub(crate) fn suppressed(&self) -> bool {
+        !self.silenced_by.is_empty() || self.inhibited_by.is_some() || !self.muted_by.is_empty()
+    }
+}
