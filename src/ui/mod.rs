@@ -142,6 +142,24 @@ fn routes() -> Router<UiState> {
         .route("/status", get(status_page))
 }
 
+/// One line on the status page: this node's place in its cluster.
+fn cluster_summary(app: &App) -> String {
+    match app.settings.cluster.as_ref().map(|c| c.peer()) {
+        None => "disabled (no --cluster.peer or --cluster.listen-address given)".into(),
+        Some(None) => "starting".into(),
+        Some(Some(p)) => {
+            let members = p.peers().len();
+            format!(
+                "{} as {} ({members} member{}, position {})",
+                if p.ready() { "ready" } else { "settling" },
+                p.name(),
+                if members == 1 { "" } else { "s" },
+                p.position()
+            )
+        }
+    }
+}
+
 /// What every page template gets: prefix, version, navigation, CSRF token.
 struct Page<'a> {
     s: &'a UiState,
@@ -772,7 +790,7 @@ async fn status_page(
     let data = json!({
         "started": view::time(s.app.started),
         "uptime": view::age(s.app.started, now),
-        "cluster": "disabled (Herald does not cluster yet)",
+        "cluster": cluster_summary(&s.app),
         "external_url": s.app.settings.external_url,
         "labels": labels,
         "labels_error": labels_error,
