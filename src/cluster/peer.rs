@@ -646,8 +646,8 @@ async fn run_foca(
             }
         }
         let is_packet = matches!(input, Input::Packet(_));
-        // Merges write to SQLite and wait for the commit.
-        let result = tokio::task::block_in_place(|| match input {
+        // Merges queue their writes to SQLite without waiting for them.
+        let result = match input {
             Input::Packet(d) => foca.handle_data(&d, &mut acts),
             Input::Timer(t) => foca.handle_timer(t, &mut acts),
             Input::Broadcast(b) => foca
@@ -662,7 +662,7 @@ async fn run_foca(
                 },
                 &mut acts,
             ),
-        });
+        };
         if let Err(e) = result {
             // A malformed packet is dropped and counted, never fatal.
             if is_packet {
@@ -859,6 +859,7 @@ async fn write_state(
 fn merge_state(state: &Replicated, buf: &[u8], shared: &Shared) {
     let now = Timestamp::now();
     match gossip::unframe_all(buf) {
+        // CPU only: merges queue their writes without waiting.
         Ok(msgs) => tokio::task::block_in_place(|| {
             for m in msgs {
                 match gossip::decode(&m) {

@@ -662,7 +662,7 @@ async fn silence_form_post(State(s): State<ApiState>, headers: HeaderMap, body: 
         created_by: form.created_by.clone(),
         comment: form.comment.clone(),
     };
-    match tokio::task::block_in_place(|| s.app.silences.set(silence, now)) {
+    match s.app.silences.set(silence, now).await {
         Ok(id) => {
             let mut r = Redirect::to(&format!("{}/silences/{id}", s.prefix)).into_response();
             *r.status_mut() = StatusCode::SEE_OTHER;
@@ -709,7 +709,7 @@ async fn expire_post(
     if !page.session.verify(&token) {
         return csrf_failure();
     }
-    match tokio::task::block_in_place(|| s.app.silences.expire(&id, Timestamp::now())) {
+    match s.app.silences.expire(&id, Timestamp::now()).await {
         Ok(()) => {
             let mut r = Redirect::to(&format!("{}/silences/{id}", s.prefix)).into_response();
             *r.status_mut() = StatusCode::SEE_OTHER;
