@@ -234,7 +234,18 @@ async fn alerts_page(
     };
     let app = s.app.clone();
     let now = Timestamp::now();
-    let (groups, statuses) = tokio::task::block_in_place(|| query_groups(&app, &q, now));
+    // CPU-heavy with many alerts: on the blocking pool, as the API does.
+    let (groups, statuses) =
+        match tokio::task::spawn_blocking(move || query_groups(&app, &q, now)).await {
+            Ok(r) => r,
+            Err(e) => {
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("querying alerts: {e}"),
+                )
+                    .into_response()
+            }
+        };
     let alert_count: usize = groups.iter().map(|g| g.alerts.len()).sum();
     let here = view::AlertsLink {
         prefix: page.prefix(),
