@@ -124,7 +124,7 @@ impl MemNotificationLog {
     /// search them). None when the log holds a newer entry for the key (a
     /// concurrent flush's), which a write at `now` must not replace. A log
     /// that writes the entry elsewhere does so between this and `insert`.
-    pub fn prepare(
+    pub(crate) fn prepare(
         &self,
         group_key: &str,
         receiver: &ReceiverKey,
@@ -150,7 +150,7 @@ impl MemNotificationLog {
 
     /// The second half of `log`: records a prepared entry, unless a newer
     /// one arrived meanwhile (never go back in time).
-    pub fn insert(&self, key: String, entry: Entry) {
+    pub(crate) fn insert(&self, key: String, entry: Entry) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries
             .get(&key)

@@ -19,11 +19,10 @@ use std::thread;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use tokio::sync::oneshot;
-
 use jiff::Timestamp;
 use rusqlite::{params, Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
 
 use crate::matcher::Matchers;
 use crate::model::{Alert, Interner, LabelSet};
@@ -113,7 +112,7 @@ impl Future for Commit {
 impl Commit {
     /// Blocks the thread until the commit is done: only for callers that
     /// are not on the async runtime (it panics there).
-    pub fn wait(self) -> Result<(), String> {
+    pub(crate) fn wait(self) -> Result<(), String> {
         self.0
             .blocking_recv()
             .unwrap_or_else(|_| Err(StorageError::Stopped.to_string()))
