@@ -5,6 +5,11 @@
 //!
 //! `cargo bench --bench compare` (needs Debian's prometheus-alertmanager).
 //! `HERALD_BENCH_SIZES=10000,100000` chooses the sizes.
+//! `HERALD_BENCH_ONLY=silences` (a comma-separated list of `alerts`,
+//! `slack`, `silences`, `suppressed`) runs only those sections; the default
+//! is all of them. `silences` is the silence creation rate: 5,000 POSTs to
+//! `/api/v2/silences`, one silence each, 8 in flight, where every POST
+//! waits for its change to be durable (Herald: committed to SQLite).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -40,14 +45,16 @@ fn inhibit_rules() -> String {
     out
 }
 
-/// Creates `n` silences, one per instance, 8 requests in flight.
-async fn create_silences(p: &Proc, n: usize) {
+/// Creates `n` silences, one per instance, 8 requests in flight; returns
+/// silences created per second.
+async fn create_silences(p: &Proc, n: usize) -> f64 {
     let client = reqwest::Client::new();
     let next = Arc::new(AtomicUsize::new(0));
     let start = jiff::Timestamp::now();
     let end = start
         .checked_add(jiff::SignedDuration::from_hours(2))
         .unwrap();
+    let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..IN_FLIGHT {
         let (client, next, url) = (
@@ -70,6 +77,7 @@ async fn create_silences(p: &Proc, n: usize) {
     for t in tasks {
         t.await.unwrap();
     }
+    n as f64 / started.elapsed().as_secs_f64()
 }
 
 async fn start(name: &'static str, hook_port: u16, extra: &str) -> Proc {
@@ -341,6 +349,8 @@ fn main() {
 }
 
 async fn run() {
+    let only = std::env::var("HERALD_BENCH_ONLY").unwrap_or_default();
+    let wanted = |section: &str| only.is_empty() || only.split(',').any(|s| s.trim() == section);
     let sizes: Vec<usize> = std::env::var("HERALD_BENCH_SIZES")
         .unwrap_or_else(|_| "10000,100000".into())
         .split(',')
@@ -355,7 +365,7 @@ async fn run() {
         rows.push((what, herald, am));
     };
     println!("{:<52} {:>12} {:>12}", "measure", "herald", "alertmanager");
-    for &size in &sizes {
+    for &size in sizes.iter().filter(|_| wanted("alerts")) {
         let (hook, hook_port) = start_hook().await;
         let herald = start("herald", hook_port, "").await;
         let am = start("alertmanager", hook_port, "").await;
@@ -416,7 +426,19 @@ async fn run() {
         line(format!("notification latency p99 ms @{size}"), hp, am_p);
     }
 
-    // Slack notifications of large groups: template rendering.
+    if wanted("slack") {
+        slack(&mut line).await;
+    }
+    if wanted("silences") {
+        silences().await;
+    }
+    if wanted("suppressed") {
+        suppressed(&mut line).await;
+    }
+}
+
+/// Slack notifications of large groups: template rendering.
+async fn slack(line: &mut impl FnMut(String, f64, f64)) {
     let (hook, hook_port) = start_hook().await;
     let herald = start_config("herald", &slack_config(hook_port)).await;
     let am = start_config("alertmanager", &slack_config(hook_port)).await;
@@ -429,9 +451,30 @@ async fn run() {
             a,
         );
     }
-    drop((herald, am));
+}
 
-    // With 10k silences and 50 inhibit rules.
+/// Silence creation rate, each on a fresh instance.
+async fn silences() {
+    const SILENCES: usize = 5_000;
+    let (_hook, hook_port) = start_hook().await;
+    let mut rate = Vec::new();
+    for name in ["herald", "alertmanager"] {
+        let p = start(name, hook_port, "").await;
+        // Warm-up so connection setup is not measured.
+        create_silences(&p, 100).await;
+        rate.push(create_silences(&p, SILENCES).await);
+    }
+    println!(
+        "{:<52} {:>12.0} {:>12.0}   ratio Herald/AM {:>6.2}",
+        format!("silences created/s ({SILENCES}, {IN_FLIGHT} in flight)"),
+        rate[0],
+        rate[1],
+        rate[0] / rate[1]
+    );
+}
+
+/// With 10k silences and 50 inhibit rules.
+async fn suppressed(line: &mut impl FnMut(String, f64, f64)) {
     let size: usize = std::env::var("HERALD_BENCH_SUPPRESSED")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 
 /// Identifies one integration of a receiver (`nflogpb.Receiver`).
@@ -44,15 +45,17 @@ pub trait NotificationLog: Send + Sync {
     fn query(&self, group_key: &str, receiver: &ReceiverKey) -> Option<Entry>;
     /// Records a notification. `expiry` is how long the entry must outlive
     /// `now` (Alertmanager: 2 × repeat_interval, capped by retention).
-    fn log(
-        &self,
-        group_key: &str,
-        receiver: &ReceiverKey,
+    /// Resolves once the entry is durable (for a log that keeps it), so
+    /// the runtime is not held while it is written.
+    fn log<'a>(
+        &'a self,
+        group_key: &'a str,
+        receiver: &'a ReceiverKey,
         firing: Vec<u64>,
         resolved: Vec<u64>,
         now: Timestamp,
         expiry: Duration,
-    ) -> Result<(), NflogError>;
+    ) -> BoxFuture<'a, Result<(), NflogError>>;
     /// Drops expired entries; returns how many.
     fn gc(&self, now: Timestamp) -> usize;
     /// Alertmanager's gossip merge of a peer's entry under its state key:
@@ -116,16 +119,54 @@ impl Drop for Observe<'_> {
 }
 
 impl MemNotificationLog {
-    /// Whether the log holds an entry newer than `now` for this key, which
-    /// a write at `now` must not replace. Not counted as a query.
-    pub fn has_newer(&self, group_key: &str, receiver: &ReceiverKey, now: Timestamp) -> bool {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(&state_key(group_key, receiver))
-            .is_some_and(|e| e.timestamp > now)
+    /// The first half of `log`, shared by every log kept in memory: the
+    /// entry to record under its state key, hashes sorted (subset checks
+    /// search them). None when the log holds a newer entry for the key (a
+    /// concurrent flush's), which a write at `now` must not replace. A log
+    /// that writes the entry elsewhere does so between this and `insert`.
+    pub(crate) fn prepare(
+        &self,
+        group_key: &str,
+        receiver: &ReceiverKey,
+        mut firing: Vec<u64>,
+        mut resolved: Vec<u64>,
+        now: Timestamp,
+        expiry: Duration,
+    ) -> Option<(String, Entry)> {
+        let key = state_key(group_key, receiver);
+        if self.is_newer_than(&key, now) {
+            return None;
+        }
+        firing.sort_unstable();
+        resolved.sort_unstable();
+        let entry = Entry {
+            firing,
+            resolved,
+            timestamp: now,
+            expires_at: now.checked_add(expiry).unwrap_or(now),
+        };
+        Some((key, entry))
     }
 
-    /// Puts back entries read from storage at startup.
+    /// The second half of `log`: records a prepared entry, unless a newer
+    /// one arrived meanwhile (never go back in time).
+    pub(crate) fn insert(&self, key: String, entry: Entry) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries
+            .get(&key)
+            .is_some_and(|e| e.timestamp > entry.timestamp)
+        {
+            return;
+        }
+        entries.insert(key, entry);
+        self.stats.entries_written.inc();
+    }
+
+    fn is_newer_than(&self, key: &str, now: Timestamp) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.get(key).is_some_and(|e| e.timestamp > now)
+    }
+
     /// The entry under a state key, if any.
     pub fn query_key(&self, key: &str) -> Option<Entry> {
         self.entries
@@ -135,6 +176,7 @@ impl MemNotificationLog {
             .cloned()
     }
 
+    /// Puts back entries read from storage at startup.
     pub fn restore(&self, entries: Vec<(String, Entry)>) {
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         for (key, mut e) in entries {
@@ -157,35 +199,23 @@ impl NotificationLog for MemNotificationLog {
             .cloned()
     }
 
-    fn log(
-        &self,
-        group_key: &str,
-        receiver: &ReceiverKey,
-        mut firing: Vec<u64>,
-        mut resolved: Vec<u64>,
+    fn log<'a>(
+        &'a self,
+        group_key: &'a str,
+        receiver: &'a ReceiverKey,
+        firing: Vec<u64>,
+        resolved: Vec<u64>,
         now: Timestamp,
         expiry: Duration,
-    ) -> Result<(), NflogError> {
-        firing.sort_unstable();
-        resolved.sort_unstable();
-        let expires_at = now.checked_add(expiry).unwrap_or(now);
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let key = state_key(group_key, receiver);
-        // Never go back in time: a newer entry (from a concurrent flush) wins.
-        if entries.get(&key).is_some_and(|e| e.timestamp > now) {
-            return Ok(());
-        }
-        entries.insert(
-            key,
-            Entry {
-                firing,
-                resolved,
-                timestamp: now,
-                expires_at,
-            },
-        );
-        self.stats.entries_written.inc();
-        Ok(())
+    ) -> BoxFuture<'a, Result<(), NflogError>> {
+        Box::pin(async move {
+            if let Some((key, entry)) =
+                self.prepare(group_key, receiver, firing, resolved, now, expiry)
+            {
+                self.insert(key, entry);
+            }
+            Ok(())
+        })
     }
 
     fn merge(&self, key: &str, mut entry: Entry, now: Timestamp) -> Result<bool, NflogError> {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 
 use crate::matcher::{MatchType, Matcher, Matchers};
@@ -67,13 +68,26 @@ pub enum SilenceError {
     TooMany { count: usize, limit: usize },
     #[error("silence exceeded maximum size: {size} bytes (limit: {limit} bytes)")]
     TooLarge { size: usize, limit: usize },
+    #[error("writing the silence to storage failed: {0}")]
+    Storage(String),
 }
 
-/// Where silences go when they change: the durable store (and, with
-/// clustering, the gossip). The in-memory map is the read path.
+/// A row change for a [`SilenceSink`].
+pub enum SilenceWrite<'a> {
+    /// A silence's new version, kept until the given time.
+    Put(&'a Silence, Timestamp),
+    Delete(&'a str),
+}
+
+/// Where silences go when they change: the durable store. The in-memory
+/// map is the read path.
 pub trait SilenceSink: Send + Sync {
-    fn write(&self, silence: &Silence, expires_at: Timestamp) -> Result<(), String>;
-    fn delete(&self, id: &str) -> Result<(), String>;
+    /// Queues the rows, to be committed together after everything queued
+    /// before, and returns at once: it is called under the silences' lock,
+    /// so that storage gets changes in the order memory does. The future
+    /// resolves once they are committed (or failed); dropping it does not
+    /// withdraw them.
+    fn write(&self, rows: &[SilenceWrite<'_>]) -> BoxFuture<'static, Result<(), String>>;
 }
 
 /// Limits from `--silences.max-silences` and `--silences.max-silence-size-bytes`
@@ -187,20 +201,144 @@ impl SilenceQuery<'_> {
 
 pub struct Silences {
     pub stats: SilenceStats,
-    by_id: Mutex<HashMap<String, Arc<Silence>>>,
+    state: Mutex<State>,
     /// Built on first use after a change; expiry is re-checked on use.
-    /// Only locked while `by_id` is held (lock order: by_id, then index).
+    /// Only locked while `state` is held (lock order: state, then index).
     index: Mutex<Option<Arc<SilenceIndex>>>,
     retention: Duration,
     limits: Limits,
     sink: Option<Arc<dyn SilenceSink>>,
     /// Told of every change made here (not of merges from peers), with
     /// the time until which peers keep the silence: the cluster gossips it.
+    /// Called with no lock held.
     on_local_change: std::sync::OnceLock<LocalChange>,
 }
 
 /// A callback for silences changed on this node.
 pub type LocalChange = Box<dyn Fn(&Silence, Timestamp) + Send + Sync>;
+
+/// A silence as held in memory, with the version of its last change.
+struct Held {
+    silence: Arc<Silence>,
+    /// From `State::clock`. A local change applies only if the versions it
+    /// was planned against are still current once its commit is done.
+    version: u64,
+}
+
+/// What the silences' lock guards.
+#[derive(Default)]
+struct State {
+    by_id: HashMap<String, Held>,
+    /// Hands out versions. They are never reused, so a silence that is
+    /// removed and comes back (the GC, then a peer's copy) does not look
+    /// unchanged.
+    clock: u64,
+    /// New silences whose commit is in flight: counted with the live ones
+    /// against `--silences.max-silences`, so concurrent creations cannot
+    /// overshoot it.
+    creating: usize,
+}
+
+impl State {
+    fn version(&self, id: &str) -> Option<u64> {
+        self.by_id.get(id).map(|h| h.version)
+    }
+
+    fn put(&mut self, s: Silence) -> Arc<Silence> {
+        self.clock += 1;
+        let s = Arc::new(s);
+        self.by_id.insert(
+            s.id.clone(),
+            Held {
+                silence: s.clone(),
+                version: self.clock,
+            },
+        );
+        s
+    }
+
+    /// Gives a silence a new version without changing it.
+    fn touch(&mut self, id: &str) {
+        self.clock += 1;
+        if let Some(h) = self.by_id.get_mut(id) {
+            h.version = self.clock;
+        }
+    }
+}
+
+/// A row a local change writes.
+struct Write {
+    id: String,
+    /// The silence's new version; None removes the row.
+    silence: Option<Silence>,
+    /// Whether peers are told: not for a row put back as memory holds it.
+    announce: bool,
+}
+
+impl Write {
+    fn new(s: Silence) -> Write {
+        Write {
+            id: s.id.clone(),
+            silence: Some(s),
+            announce: true,
+        }
+    }
+}
+
+/// What a local change would do to the silences as they are.
+struct Planned<R> {
+    writes: Vec<Write>,
+    /// Silences it depends on without writing them (an expired one that
+    /// an update replaces).
+    reads: Vec<String>,
+    /// Whether it adds a silence (counted against the limit meanwhile).
+    creates: bool,
+    result: R,
+}
+
+/// A local change under way: the rows its attempts queued, so that a
+/// retry, or a change given up (an error, or the caller dropped it during
+/// its commit), puts them back in line with memory.
+struct Attempts<'a> {
+    silences: &'a Silences,
+    /// Ids whose rows an attempt queued.
+    written: Vec<String>,
+    /// Holds one place in `State::creating`.
+    reserved: bool,
+    applied: bool,
+}
+
+impl Drop for Attempts<'_> {
+    fn drop(&mut self) {
+        let silences = self.silences;
+        let mut st = silences.lock();
+        if self.reserved {
+            st.creating -= 1;
+        }
+        if self.applied || self.written.is_empty() {
+            return;
+        }
+        // Those rows may be on disk though memory never took them: write
+        // memory's version over them. New versions make any change
+        // planned before this one go round again, so that its rows are
+        // queued after these.
+        for id in &self.written {
+            st.touch(id);
+        }
+        if let Some(sink) = &silences.sink {
+            let rows: Vec<SilenceWrite<'_>> = self
+                .written
+                .iter()
+                .map(|id| match st.by_id.get(id) {
+                    Some(h) => SilenceWrite::Put(&h.silence, silences.expires(&h.silence)),
+                    None => SilenceWrite::Delete(id),
+                })
+                .collect();
+            // Nobody is left to hear the outcome; the writer logs failures.
+            drop(sink.write(&rows));
+        }
+    }
+}
 
 /// `validateSilence`.
 fn validate(s: &Silence) -> Result<(), String> {
@@ -252,7 +390,7 @@ impl Silences {
     ) -> Silences {
         Silences {
             stats: SilenceStats::default(),
-            by_id: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
             index: Mutex::new(None),
             retention,
             limits,
@@ -266,15 +404,15 @@ impl Silences {
         let _ = self.on_local_change.set(f);
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Silence>>> {
-        self.by_id.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Restores silences read from storage at startup.
     pub fn load(&self, silences: impl IntoIterator<Item = Silence>) {
-        let mut map = self.lock();
+        let mut st = self.lock();
         for s in silences {
-            map.insert(s.id.clone(), Arc::new(s));
+            st.put(s);
         }
         self.invalidate();
     }
@@ -283,45 +421,186 @@ impl Silences {
         *self.index.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    /// Writes through to the sink first: a silence the API acknowledges is
-    /// on disk.
-    fn store(
+    /// Until when peers (and the disk) keep a silence.
+    fn expires(&self, s: &Silence) -> Timestamp {
+        s.ends_at.checked_add(self.retention).unwrap_or(s.ends_at)
+    }
+
+    /// Makes a local change: `plan` decides under the lock what to write,
+    /// given the silences as they are and how many others are being
+    /// created. The rows are queued under the lock too, so storage gets
+    /// changes in the order memory does; the commit is awaited with the
+    /// lock released (queries, flushes and merges go on meanwhile), and
+    /// only then does memory change, so the API acknowledges only what is
+    /// on disk and a failed commit changes nothing.
+    ///
+    /// If a silence the change depends on changed meanwhile (a concurrent
+    /// change of the same silence, a peer's copy, the GC), the change is
+    /// planned and committed again against that, as if it had come second:
+    /// Alertmanager makes changes one at a time under its lock, and so
+    /// nothing is lost or done twice. The retry also rewrites the rows of
+    /// the earlier attempt that it does not write itself.
+    async fn change<R>(
         &self,
-        map: &mut HashMap<String, Arc<Silence>>,
-        s: Silence,
-        local: bool,
-    ) -> Result<(), SilenceError> {
-        let expires = s.ends_at.checked_add(self.retention).unwrap_or(s.ends_at);
-        if let Some(sink) = &self.sink {
-            sink.write(&s, expires).map_err(SilenceError::Invalid)?;
+        mut now: Timestamp,
+        mut plan: impl FnMut(&State, Timestamp, usize) -> Result<Planned<R>, SilenceError>,
+    ) -> Result<R, SilenceError> {
+        let mut attempts = Attempts {
+            silences: self,
+            written: Vec::new(),
+            reserved: false,
+            applied: false,
+        };
+        loop {
+            let (commit, bases, writes, result) = {
+                let mut st = self.lock();
+                let others_creating = st.creating - usize::from(attempts.reserved);
+                let Planned {
+                    mut writes,
+                    reads,
+                    creates,
+                    result,
+                } = plan(&st, now, others_creating)?;
+                if creates != attempts.reserved {
+                    if creates {
+                        st.creating += 1;
+                    } else {
+                        st.creating -= 1;
+                    }
+                    attempts.reserved = creates;
+                }
+                for id in &attempts.written {
+                    if !writes.iter().any(|w| &w.id == id) {
+                        writes.push(Write {
+                            id: id.clone(),
+                            silence: st.by_id.get(id).map(|h| (*h.silence).clone()),
+                            announce: false,
+                        });
+                    }
+                }
+                if writes.is_empty() {
+                    // Nothing to change (expiring an expired silence).
+                    return Ok(result);
+                }
+                let Some(sink) = &self.sink else {
+                    self.finish(st, writes, &mut attempts);
+                    return Ok(result);
+                };
+                let bases: Vec<(String, Option<u64>)> = writes
+                    .iter()
+                    .map(|w| &w.id)
+                    .chain(&reads)
+                    .map(|id| (id.clone(), st.version(id)))
+                    .collect();
+                let rows: Vec<SilenceWrite<'_>> = writes
+                    .iter()
+                    .map(|w| match &w.silence {
+                        Some(s) => SilenceWrite::Put(s, self.expires(s)),
+                        None => SilenceWrite::Delete(&w.id),
+                    })
+                    .collect();
+                let commit = sink.write(&rows);
+                drop(rows);
+                for w in &writes {
+                    if !attempts.written.contains(&w.id) {
+                        attempts.written.push(w.id.clone());
+                    }
+                }
+                (commit, bases, writes, result)
+            };
+            commit.await.map_err(SilenceError::Storage)?;
+            {
+                let st = self.lock();
+                if bases.iter().all(|(id, v)| st.version(id) == *v) {
+                    self.finish(st, writes, &mut attempts);
+                    return Ok(result);
+                }
+            }
+            // Redone now: later than the change it comes after, as peers
+            // keep the latest update of a silence.
+            now = now.max(Timestamp::now());
         }
-        if local {
-            if let Some(f) = self.on_local_change.get() {
-                f(&s, expires);
+    }
+
+    /// Applies a change's rows to memory, then tells peers with the lock
+    /// released.
+    fn finish(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        writes: Vec<Write>,
+        attempts: &mut Attempts<'_>,
+    ) {
+        let mut news = Vec::new();
+        for w in writes {
+            match w.silence {
+                Some(s) => {
+                    let s = st.put(s);
+                    if w.announce {
+                        news.push(s);
+                    }
+                }
+                None => {
+                    st.by_id.remove(&w.id);
+                }
             }
         }
-        map.insert(s.id.clone(), Arc::new(s));
         self.invalidate();
-        Ok(())
+        if attempts.reserved {
+            st.creating -= 1;
+            attempts.reserved = false;
+        }
+        attempts.applied = true;
+        drop(st);
+        if let Some(f) = self.on_local_change.get() {
+            for s in news {
+                f(&s, self.expires(&s));
+            }
+        }
     }
 
     /// `Silences.Set`: creates a silence (empty id), updates one in place, or
     /// replaces it with a new id (expiring the old one) when the change is
-    /// not allowed in place. Returns the id the silence now has.
-    pub fn set(&self, mut s: Silence, now: Timestamp) -> Result<String, SilenceError> {
-        let mut map = self.lock();
+    /// not allowed in place. Returns the id the silence now has, once the
+    /// change is on disk.
+    pub async fn set(&self, s: Silence, now: Timestamp) -> Result<String, SilenceError> {
+        // Chosen once: a retry writes the same new silence, not another.
+        let new_id = uuid::Uuid::new_v4().to_string();
+        self.change(now, |st, now, others_creating| {
+            self.plan_set(st, s.clone(), now, &new_id, others_creating)
+        })
+        .await
+    }
+
+    fn plan_set(
+        &self,
+        st: &State,
+        mut s: Silence,
+        now: Timestamp,
+        new_id: &str,
+        others_creating: usize,
+    ) -> Result<Planned<String>, SilenceError> {
         let prev = if s.id.is_empty() {
             None
         } else {
-            Some(map.get(&s.id).cloned().ok_or(SilenceError::NotFound)?)
+            Some(
+                st.by_id
+                    .get(&s.id)
+                    .map(|h| h.silence.clone())
+                    .ok_or(SilenceError::NotFound)?,
+            )
         };
         if let Some(prev) = &prev {
             if can_update(prev, &s, now) {
                 s.updated_at = now;
                 validate(&s).map_err(SilenceError::Invalid)?;
                 self.check_size(&s)?;
-                self.store(&mut map, s.clone(), true)?;
-                return Ok(s.id);
+                let id = s.id.clone();
+                return Ok(Planned {
+                    writes: vec![Write::new(s)],
+                    reads: Vec::new(),
+                    creates: false,
+                    result: id,
+                });
             }
         }
         s.updated_at = now;
@@ -331,10 +610,12 @@ impl Silences {
         validate(&s).map_err(SilenceError::Invalid)?;
         self.check_size(&s)?;
         if self.limits.max_silences > 0 {
-            let live = map
+            let live = st
+                .by_id
                 .values()
-                .filter(|x| x.state(now) != SilenceState::Expired)
-                .count();
+                .filter(|h| h.silence.state(now) != SilenceState::Expired)
+                .count()
+                + others_creating;
             if live >= self.limits.max_silences {
                 return Err(SilenceError::TooMany {
                     count: live,
@@ -342,16 +623,22 @@ impl Silences {
                 });
             }
         }
+        let (mut writes, mut reads) = (Vec::new(), Vec::new());
         if let Some(prev) = prev {
             if prev.state(now) != SilenceState::Expired {
-                let expired = expired_copy(&prev, now);
-                self.store(&mut map, expired, true)?;
+                writes.push(Write::new(expired_copy(&prev, now)));
+            } else {
+                reads.push(prev.id.clone());
             }
         }
-        s.id = uuid::Uuid::new_v4().to_string();
-        let id = s.id.clone();
-        self.store(&mut map, s, true)?;
-        Ok(id)
+        s.id = new_id.to_string();
+        writes.push(Write::new(s));
+        Ok(Planned {
+            writes,
+            reads,
+            creates: true,
+            result: new_id.to_string(),
+        })
     }
 
     fn check_size(&self, s: &Silence) -> Result<(), SilenceError> {
@@ -370,6 +657,11 @@ impl Silences {
     /// still within its retention (`expires_at`). Returns whether it
     /// changed our state, which is when a node passes it on. Merging the
     /// same set of silences in any order gives the same state.
+    ///
+    /// The row is queued in the order memory changes but not waited for:
+    /// gossip is merged inside the cluster's event loop, which must not
+    /// stop for the disk. A copy lost in a crash is the peer's, and comes
+    /// back by push/pull.
     pub fn merge(
         &self,
         s: Silence,
@@ -379,12 +671,20 @@ impl Silences {
         if expires_at < now || s.id.is_empty() {
             return Ok(false);
         }
-        let mut map = self.lock();
-        if map.get(&s.id).is_some_and(|cur| !newer(&s, cur)) {
+        let mut st = self.lock();
+        if st
+            .by_id
+            .get(&s.id)
+            .is_some_and(|cur| !newer(&s, &cur.silence))
+        {
             return Ok(false);
         }
         validate(&s).map_err(SilenceError::Invalid)?;
-        self.store(&mut map, s, false)?;
+        if let Some(sink) = &self.sink {
+            drop(sink.write(&[SilenceWrite::Put(&s, self.expires(&s))]));
+        }
+        st.put(s);
+        self.invalidate();
         Ok(true)
     }
 
@@ -392,31 +692,43 @@ impl Silences {
     /// node sends in a full push/pull exchange.
     pub fn snapshot(&self) -> Vec<(Arc<Silence>, Timestamp)> {
         self.lock()
+            .by_id
             .values()
-            .map(|s| {
-                let expires = s.ends_at.checked_add(self.retention).unwrap_or(s.ends_at);
-                (s.clone(), expires)
-            })
+            .map(|h| (h.silence.clone(), self.expires(&h.silence)))
             .collect()
     }
 
     /// `Silences.Expire`: ends an active silence now; a pending one gets
-    /// start and end now; an expired one is left alone.
-    pub fn expire(&self, id: &str, now: Timestamp) -> Result<(), SilenceError> {
-        let mut map = self.lock();
-        let s = map.get(id).cloned().ok_or(SilenceError::NotFound)?;
-        if s.state(now) == SilenceState::Expired {
-            return Ok(());
-        }
-        self.store(&mut map, expired_copy(&s, now), true)
+    /// start and end now; an expired one is left alone. Returns once the
+    /// change is on disk.
+    pub async fn expire(&self, id: &str, now: Timestamp) -> Result<(), SilenceError> {
+        self.change(now, |st, now, _| {
+            let s = &st.by_id.get(id).ok_or(SilenceError::NotFound)?.silence;
+            let writes = if s.state(now) == SilenceState::Expired {
+                Vec::new()
+            } else {
+                vec![Write::new(expired_copy(s, now))]
+            };
+            Ok(Planned {
+                writes,
+                reads: Vec::new(),
+                creates: false,
+                result: (),
+            })
+        })
+        .await
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Silence>> {
-        self.lock().get(id).cloned()
+        self.lock().by_id.get(id).map(|h| h.silence.clone())
     }
 
     pub fn list(&self) -> Vec<Arc<Silence>> {
-        self.lock().values().cloned().collect()
+        self.lock()
+            .by_id
+            .values()
+            .map(|h| h.silence.clone())
+            .collect()
     }
 
     /// The ids of the active silences that match `labels`, sorted.
@@ -428,10 +740,15 @@ impl Silences {
     /// without taking the silences' locks for each.
     pub fn query(&self, now: Timestamp) -> SilenceQuery<'_> {
         let index = {
-            let map = self.lock();
+            let st = self.lock();
             let mut cached = self.index.lock().unwrap_or_else(|e| e.into_inner());
             cached
-                .get_or_insert_with(|| Arc::new(SilenceIndex::build(map.values(), now)))
+                .get_or_insert_with(|| {
+                    Arc::new(SilenceIndex::build(
+                        st.by_id.values().map(|h| &h.silence),
+                        now,
+                    ))
+                })
                 .clone()
         };
         SilenceQuery {
@@ -442,7 +759,7 @@ impl Silences {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().by_id.is_empty()
     }
 
     /// Removes silences whose retention after their end has passed.
@@ -456,33 +773,41 @@ impl Silences {
     }
 
     fn gc_inner(&self, now: Timestamp) -> usize {
-        let mut map = self.lock();
+        let mut st = self.lock();
         let retention = self.retention;
-        let dead: Vec<String> = map
+        let dead: Vec<String> = st
+            .by_id
             .values()
-            .filter(|s| s.ends_at.checked_add(retention).is_ok_and(|t| t < now))
-            .map(|s| s.id.clone())
+            .filter(|h| {
+                h.silence
+                    .ends_at
+                    .checked_add(retention)
+                    .is_ok_and(|t| t < now)
+            })
+            .map(|h| h.silence.id.clone())
             .collect();
+        if dead.is_empty() {
+            return 0;
+        }
+        if let Some(sink) = &self.sink {
+            // Queued, not waited for: a row whose delete is lost in a crash
+            // is past its retention, and is removed again after restart.
+            let rows: Vec<SilenceWrite<'_>> =
+                dead.iter().map(|id| SilenceWrite::Delete(id)).collect();
+            drop(sink.write(&rows));
+        }
         for id in &dead {
-            if let Some(sink) = &self.sink {
-                if let Err(e) = sink.delete(id) {
-                    tracing::error!(id = %id, err = %e, "removing an expired silence from storage failed");
-                    continue;
-                }
-            }
-            map.remove(id);
+            st.by_id.remove(id);
         }
-        if !dead.is_empty() {
-            self.invalidate();
-        }
+        self.invalidate();
         dead.len()
     }
 
     pub fn count_by_state(&self, now: Timestamp) -> [(SilenceState, usize); 3] {
-        let map = self.lock();
+        let st = self.lock();
         let mut c = [0usize; 3];
-        for s in map.values() {
-            c[s.state(now) as usize] += 1;
+        for h in st.by_id.values() {
+            c[h.silence.state(now) as usize] += 1;
         }
         [
             (SilenceState::Active, c[0]),
@@ -617,12 +942,12 @@ mod tests {
 
     /// Two nodes that exchange their silences in any order, any number of
     /// times, end with the same silences (and a stale copy never wins).
-    #[test]
-    fn gossip_merge_converges() {
+    #[tokio::test]
+    async fn gossip_merge_converges() {
         let a = silences();
         let b = silences();
-        let id1 = a.set(sil("x=1", 100, 500), t(100)).unwrap();
-        let id2 = a.set(sil("x=2", 100, 500), t(101)).unwrap();
+        let id1 = a.set(sil("x=1", 100, 500), t(100)).await.unwrap();
+        let id2 = a.set(sil("x=2", 100, 500), t(101)).await.unwrap();
         let stale = a.get(&id1).unwrap();
         // Node B sees the first versions, then node A changes both.
         for (s, exp) in a.snapshot() {
@@ -630,9 +955,9 @@ mod tests {
         }
         let mut longer = (*a.get(&id1).unwrap()).clone();
         longer.ends_at = t(900);
-        a.set(longer, t(110)).unwrap();
-        a.expire(&id2, t(111)).unwrap();
-        let id3 = b.set(sil("y=1", 120, 600), t(120)).unwrap();
+        a.set(longer, t(110)).await.unwrap();
+        a.expire(&id2, t(111)).await.unwrap();
+        let id3 = b.set(sil("y=1", 120, 600), t(120)).await.unwrap();
         // Deliveries in opposite orders, with repeats and the stale copy.
         let mut from_a: Vec<_> = a.snapshot();
         from_a.push((stale.clone(), t(700)));
@@ -671,67 +996,67 @@ mod tests {
         assert_eq!(s.state(t(201)), SilenceState::Expired);
     }
 
-    #[test]
-    fn create_moves_start_to_now_and_validates() {
+    #[tokio::test]
+    async fn create_moves_start_to_now_and_validates() {
         let ss = silences();
-        let id = ss.set(sil("a=b", 10, 200), t(100)).unwrap();
+        let id = ss.set(sil("a=b", 10, 200), t(100)).await.unwrap();
         assert_eq!(ss.get(&id).unwrap().starts_at, t(100));
         assert!(
-            matches!(ss.set(sil("a=~.*", 100, 200), t(100)), Err(SilenceError::Invalid(m)) if m.contains("empty string"))
+            matches!(ss.set(sil("a=~.*", 100, 200), t(100)).await, Err(SilenceError::Invalid(m)) if m.contains("empty string"))
         );
         assert!(matches!(
-            ss.set(sil("a=\"\"", 100, 200), t(100)),
+            ss.set(sil("a=\"\"", 100, 200), t(100)).await,
             Err(SilenceError::Invalid(_))
         ));
         let mut unknown = sil("a=b", 100, 200);
         unknown.id = "nope".into();
-        assert_eq!(ss.set(unknown, t(100)), Err(SilenceError::NotFound));
+        assert_eq!(ss.set(unknown, t(100)).await, Err(SilenceError::NotFound));
     }
 
-    #[test]
-    fn update_in_place_or_replace() {
+    #[tokio::test]
+    async fn update_in_place_or_replace() {
         let ss = silences();
-        let id = ss.set(sil("a=b", 100, 200), t(100)).unwrap();
+        let id = ss.set(sil("a=b", 100, 200), t(100)).await.unwrap();
         // Active: extending the end keeps the id.
         let mut upd = (*ss.get(&id).unwrap()).clone();
         upd.ends_at = t(300);
-        assert_eq!(ss.set(upd.clone(), t(150)).unwrap(), id);
+        assert_eq!(ss.set(upd.clone(), t(150)).await.unwrap(), id);
         assert_eq!(ss.get(&id).unwrap().ends_at, t(300));
         // Changing matchers gives a new id and expires the old silence.
         let mut changed = upd.clone();
         changed.matchers = Matchers(parse_matchers("a=c").unwrap());
-        let new_id = ss.set(changed, t(160)).unwrap();
+        let new_id = ss.set(changed, t(160)).await.unwrap();
         assert_ne!(new_id, id);
         assert_eq!(ss.get(&id).unwrap().state(t(161)), SilenceState::Expired);
         assert_eq!(ss.get(&new_id).unwrap().state(t(161)), SilenceState::Active);
         // Changing the start of an active silence also replaces it.
         let mut moved = (*ss.get(&new_id).unwrap()).clone();
         moved.starts_at = t(170);
-        let third = ss.set(moved, t(165)).unwrap();
+        let third = ss.set(moved, t(165)).await.unwrap();
         assert_ne!(third, new_id);
         // A pending silence may move its start as long as it stays in the future.
-        let pid = ss.set(sil("x=y", 500, 600), t(165)).unwrap();
+        let pid = ss.set(sil("x=y", 500, 600), t(165)).await.unwrap();
         let mut p = (*ss.get(&pid).unwrap()).clone();
         p.starts_at = t(550);
-        assert_eq!(ss.set(p, t(170)).unwrap(), pid);
+        assert_eq!(ss.set(p, t(170)).await.unwrap(), pid);
         // An expired silence is never updated in place.
         let mut e = (*ss.get(&id).unwrap()).clone();
         e.ends_at = t(900);
-        assert_ne!(ss.set(e, t(200)).unwrap(), id);
+        assert_ne!(ss.set(e, t(200)).await.unwrap(), id);
     }
 
-    #[test]
-    fn expire_rules() {
+    #[tokio::test]
+    async fn expire_rules() {
         let ss = silences();
-        let active = ss.set(sil("a=b", 100, 200), t(100)).unwrap();
-        let pending = ss.set(sil("a=c", 500, 600), t(100)).unwrap();
-        ss.expire(&active, t(150)).unwrap();
+        let active = ss.set(sil("a=b", 100, 200), t(100)).await.unwrap();
+        let pending = ss.set(sil("a=c", 500, 600), t(100)).await.unwrap();
+        ss.expire(&active, t(150)).await.unwrap();
         assert_eq!(ss.get(&active).unwrap().ends_at, t(150));
-        ss.expire(&pending, t(150)).unwrap();
+        ss.expire(&pending, t(150)).await.unwrap();
         let p = ss.get(&pending).unwrap();
         assert_eq!((p.starts_at, p.ends_at), (t(150), t(150)));
-        assert_eq!(ss.expire("nope", t(150)), Err(SilenceError::NotFound));
-        ss.expire(&active, t(160)).unwrap();
+        assert_eq!(ss.expire("nope", t(150)).await, Err(SilenceError::NotFound));
+        ss.expire(&active, t(160)).await.unwrap();
         assert_eq!(
             ss.get(&active).unwrap().ends_at,
             t(150),
@@ -739,11 +1064,12 @@ mod tests {
         );
     }
 
-    #[test]
-    fn silencing_and_gc() {
+    #[tokio::test]
+    async fn silencing_and_gc() {
         let ss = silences();
         let id = ss
             .set(sil("alertname=Disk,instance=~\"a|b\"", 100, 200), t(100))
+            .await
             .unwrap();
         let labels = LabelSet::from_strs([("alertname", "Disk"), ("instance", "b")]);
         assert_eq!(ss.silenced_by(&labels, t(150)), vec![id.clone()]);
@@ -759,8 +1085,8 @@ mod tests {
         assert!(ss.is_empty());
     }
 
-    #[test]
-    fn index_finds_what_a_scan_finds() {
+    #[tokio::test]
+    async fn index_finds_what_a_scan_finds() {
         let ss = silences();
         let specs = [
             "alertname=Disk",
@@ -771,7 +1097,7 @@ mod tests {
             "severity=~\"crit.*\",team=\"\"",
         ];
         for m in specs {
-            ss.set(sil(m, 100, 200), t(100)).unwrap();
+            ss.set(sil(m, 100, 200), t(100)).await.unwrap();
         }
         let all = ss.list();
         for labels in [
@@ -791,15 +1117,18 @@ mod tests {
             assert_eq!(ss.silenced_by(&ls, t(150)), scan, "{ls:?}");
         }
         // A change is seen at once.
-        let id = ss.set(sil("alertname=New", 100, 200), t(150)).unwrap();
+        let id = ss
+            .set(sil("alertname=New", 100, 200), t(150))
+            .await
+            .unwrap();
         assert_eq!(
             ss.silenced_by(&LabelSet::from_strs([("alertname", "New")]), t(150)),
             vec![id]
         );
     }
 
-    #[test]
-    fn limits() {
+    #[tokio::test]
+    async fn limits() {
         let ss = Silences::new(
             Duration::from_secs(100),
             Limits {
@@ -808,9 +1137,9 @@ mod tests {
             },
             None,
         );
-        ss.set(sil("a=b", 100, 200), t(100)).unwrap();
+        ss.set(sil("a=b", 100, 200), t(100)).await.unwrap();
         assert!(matches!(
-            ss.set(sil("a=c", 100, 200), t(100)),
+            ss.set(sil("a=c", 100, 200), t(100)).await,
             Err(SilenceError::TooMany { .. })
         ));
         let ss = Silences::new(
@@ -824,7 +1153,7 @@ mod tests {
         let mut big = sil("a=b", 100, 200);
         big.comment = "x".repeat(100);
         assert!(matches!(
-            ss.set(big, t(100)),
+            ss.set(big, t(100)).await,
             Err(SilenceError::TooLarge { .. })
         ));
     }
@@ -838,5 +1167,282 @@ mod tests {
         assert!(f("severity=\"\""), "absent name, empty value");
         assert!(!f("severity=critical"));
         assert!(f("team=ops"), "the filter compares values, not operators");
+    }
+
+    /// A sink that keeps rows as a store committing in queue order ends up
+    /// with them, and answers each write only when the test says so.
+    struct Gated {
+        rows: Mutex<HashMap<String, Silence>>,
+        gates: tokio::sync::mpsc::UnboundedSender<Gate>,
+    }
+
+    type Gate = tokio::sync::oneshot::Sender<Result<(), String>>;
+    type Gates = tokio::sync::mpsc::UnboundedReceiver<Gate>;
+
+    impl Gated {
+        fn new() -> (Arc<Gated>, Gates) {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let sink = Gated {
+                rows: Mutex::new(HashMap::new()),
+                gates: tx,
+            };
+            (Arc::new(sink), rx)
+        }
+
+        fn rows(&self) -> Vec<Silence> {
+            let mut v: Vec<Silence> = self.rows.lock().unwrap().values().cloned().collect();
+            v.sort_by(|a, b| a.id.cmp(&b.id));
+            v
+        }
+    }
+
+    impl SilenceSink for Gated {
+        fn write(&self, rows: &[SilenceWrite<'_>]) -> BoxFuture<'static, Result<(), String>> {
+            let mut kept = self.rows.lock().unwrap();
+            for r in rows {
+                match r {
+                    SilenceWrite::Put(s, _) => {
+                        kept.insert(s.id.clone(), (*s).clone());
+                    }
+                    SilenceWrite::Delete(id) => {
+                        kept.remove(*id);
+                    }
+                }
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let _ = self.gates.send(tx);
+            Box::pin(async move { rx.await.unwrap_or_else(|_| Err("gate dropped".into())) })
+        }
+    }
+
+    /// The commit of the next write queued, to answer.
+    async fn next_gate(gates: &mut Gates) -> Gate {
+        tokio::time::timeout(Duration::from_secs(5), gates.recv())
+            .await
+            .expect("a write is queued")
+            .expect("the sink is alive")
+    }
+
+    fn memory(ss: &Silences) -> Vec<Silence> {
+        let mut v: Vec<Silence> = ss.list().iter().map(|s| (**s).clone()).collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    fn mins(m: i64) -> Timestamp {
+        Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_mins(m))
+            .unwrap()
+    }
+
+    fn sil_until(matchers: &str, end: Timestamp) -> Silence {
+        Silence {
+            ends_at: end,
+            starts_at: Timestamp::now(),
+            ..sil(matchers, 0, 0)
+        }
+    }
+
+    /// Creates a silence through a gated sink, opening its gate.
+    async fn create(ss: &Silences, gates: &mut Gates, s: Silence) -> String {
+        let (id, ()) = tokio::join!(ss.set(s, Timestamp::now()), async {
+            next_gate(gates).await.send(Ok(())).unwrap();
+        });
+        id.unwrap()
+    }
+
+    /// While a change waits for its commit, queries, listings and merges
+    /// go on (on another thread, so a held lock would show as a timeout),
+    /// and do not see the change before it is on disk.
+    #[tokio::test]
+    async fn a_query_does_not_wait_for_a_commit() {
+        let (sink, mut gates) = Gated::new();
+        let ss = Arc::new(Silences::new(
+            Duration::from_secs(100),
+            Limits::default(),
+            Some(sink),
+        ));
+        let set = tokio::spawn({
+            let ss = ss.clone();
+            async move { ss.set(sil("a=b", 100, 200), t(100)).await }
+        });
+        let gate = next_gate(&mut gates).await;
+        let labels = LabelSet::from_strs([("a", "b")]);
+        let reader = ss.clone();
+        let (l, mut peer) = (labels.clone(), sil("p=q", 100, 200));
+        peer.id = "peer".into();
+        let seen = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::task::spawn_blocking(move || {
+                (
+                    reader.silenced_by(&l, t(150)),
+                    reader.list().len(),
+                    reader.merge(peer, t(300), t(150)),
+                )
+            }),
+        )
+        .await
+        .expect("readers do not wait for the commit")
+        .unwrap();
+        assert_eq!(seen, (vec![], 0, Ok(true)));
+        assert!(!set.is_finished(), "the change waits for its commit");
+        gate.send(Ok(())).unwrap();
+        let id = set.await.unwrap().unwrap();
+        assert_eq!(ss.silenced_by(&labels, t(150)), vec![id]);
+    }
+
+    /// A failed commit leaves memory as it was, tells no peer, and the
+    /// caller gets the error.
+    #[tokio::test]
+    async fn a_failed_commit_changes_nothing() {
+        let (sink, mut gates) = Gated::new();
+        let ss = Silences::new(Duration::from_secs(100), Limits::default(), Some(sink));
+        let told = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = told.clone();
+        ss.on_local_change(Box::new(move |_, _| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+        let (r, ()) = tokio::join!(ss.set(sil("a=b", 100, 200), t(100)), async {
+            next_gate(&mut gates)
+                .await
+                .send(Err("disk full".into()))
+                .unwrap();
+        });
+        assert!(matches!(r, Err(SilenceError::Storage(m)) if m.contains("disk full")));
+        assert!(ss.is_empty());
+        let mut s = sil("a=b", 100, 200);
+        s.id = "kept".into();
+        ss.load([s.clone()]);
+        let (r, ()) = tokio::join!(ss.expire("kept", t(150)), async {
+            // The failed create's row is put back first (deleted).
+            let _ = next_gate(&mut gates).await;
+            next_gate(&mut gates)
+                .await
+                .send(Err("disk full".into()))
+                .unwrap();
+        });
+        assert!(r.is_err());
+        assert_eq!(*ss.get("kept").unwrap(), s, "still active");
+        assert_eq!(told.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    /// Two updates of one silence committing at once: the one applied
+    /// second is redone against the first, as if it had waited for it
+    /// (Alertmanager runs them one after the other), and what is left on
+    /// disk is what memory holds.
+    #[tokio::test]
+    async fn concurrent_changes_of_a_silence_are_each_applied_once() {
+        let (sink, mut gates) = Gated::new();
+        let ss = Arc::new(Silences::new(
+            Duration::from_secs(3600),
+            Limits::default(),
+            Some(sink.clone()),
+        ));
+        let id = create(&ss, &mut gates, sil_until("x=1", mins(60))).await;
+        let version = |ends: Timestamp, matchers: &str| {
+            let mut s = (*ss.get(&id).unwrap()).clone();
+            s.ends_at = ends;
+            s.matchers = Matchers(parse_matchers(matchers).unwrap());
+            s
+        };
+        let spawn_set = |s: Silence| {
+            let ss = ss.clone();
+            tokio::spawn(async move { ss.set(s, Timestamp::now()).await })
+        };
+
+        // Both extend it in place; B commits and applies first.
+        let (a_end, b_end) = (mins(120), mins(180));
+        let a = spawn_set(version(a_end, "x=1"));
+        let gate_a = next_gate(&mut gates).await;
+        let b = spawn_set(version(b_end, "x=1"));
+        next_gate(&mut gates).await.send(Ok(())).unwrap();
+        assert_eq!(b.await.unwrap().unwrap(), id);
+        let after_b = ss.get(&id).unwrap();
+        assert_eq!(after_b.ends_at, b_end);
+        gate_a.send(Ok(())).unwrap();
+        // A's base changed under it: it is planned and written again.
+        next_gate(&mut gates).await.send(Ok(())).unwrap();
+        assert_eq!(a.await.unwrap().unwrap(), id);
+        let after_a = ss.get(&id).unwrap();
+        assert_eq!(after_a.ends_at, a_end, "A came second");
+        assert!(after_a.updated_at > after_b.updated_at, "and later");
+        assert_eq!(ss.list().len(), 1);
+        assert_eq!(sink.rows(), memory(&ss));
+
+        // A replaces it (new matchers) while B extends it; A applies first,
+        // so B, redone, finds it expired and creates a silence of its own.
+        let a = spawn_set(version(mins(120), "x=2"));
+        let gate_a = next_gate(&mut gates).await;
+        let b = spawn_set(version(mins(240), "x=1"));
+        let gate_b = next_gate(&mut gates).await;
+        gate_a.send(Ok(())).unwrap();
+        let a_id = a.await.unwrap().unwrap();
+        gate_b.send(Ok(())).unwrap();
+        next_gate(&mut gates).await.send(Ok(())).unwrap();
+        let b_id = b.await.unwrap().unwrap();
+        assert!(a_id != id && b_id != id && a_id != b_id);
+        let now = Timestamp::now();
+        assert_eq!(ss.get(&id).unwrap().state(now), SilenceState::Expired);
+        assert_eq!(ss.get(&a_id).unwrap().matchers.to_string(), r#"{x="2"}"#);
+        let bs = ss.get(&b_id).unwrap();
+        assert_eq!(
+            (bs.state(now), bs.matchers.to_string().as_str()),
+            (SilenceState::Active, r#"{x="1"}"#)
+        );
+        assert_eq!(ss.list().len(), 3, "one new silence each, no more");
+        assert_eq!(
+            sink.rows(),
+            memory(&ss),
+            "B's first row (the old silence extended) was written over"
+        );
+    }
+
+    /// A change dropped while its commit is pending (the client went
+    /// away) changes nothing in memory, and its row is written back as
+    /// memory holds it.
+    #[tokio::test]
+    async fn a_dropped_change_puts_its_row_back() {
+        let (sink, mut gates) = Gated::new();
+        let ss = Arc::new(Silences::new(
+            Duration::from_secs(3600),
+            Limits::default(),
+            Some(sink.clone()),
+        ));
+        let id = create(&ss, &mut gates, sil_until("x=1", mins(60))).await;
+        let before = memory(&ss);
+        let mut longer = (*ss.get(&id).unwrap()).clone();
+        longer.ends_at = mins(120);
+        let change = tokio::spawn({
+            let ss = ss.clone();
+            async move { ss.set(longer, Timestamp::now()).await }
+        });
+        let _pending = next_gate(&mut gates).await;
+        assert_ne!(sink.rows(), before, "the longer version is queued");
+        change.abort();
+        assert!(change.await.unwrap_err().is_cancelled());
+        assert_eq!(memory(&ss), before);
+        assert_eq!(sink.rows(), before);
+    }
+
+    /// Creations waiting for their commit count against the limit.
+    #[tokio::test]
+    async fn creations_in_flight_count_against_the_limit() {
+        let (sink, mut gates) = Gated::new();
+        let limits = Limits {
+            max_silences: 1,
+            max_silence_size_bytes: 0,
+        };
+        let ss = Arc::new(Silences::new(Duration::from_secs(100), limits, Some(sink)));
+        let first = tokio::spawn({
+            let ss = ss.clone();
+            async move { ss.set(sil("a=b", 100, 200), t(100)).await }
+        });
+        let gate = next_gate(&mut gates).await;
+        assert!(matches!(
+            ss.set(sil("a=c", 100, 200), t(100)).await,
+            Err(SilenceError::TooMany { count: 1, limit: 1 })
+        ));
+        gate.send(Ok(())).unwrap();
+        assert!(first.await.unwrap().is_ok());
     }
 }

@@ -5,22 +5,29 @@
 //!
 //! One writer thread owns the connection and commits whatever is queued in
 //! one transaction (group commit), so concurrent API requests do not take
-//! turns on a lock; each caller waits for the commit that holds its change.
+//! turns on a lock. Queueing never waits; each caller gets a [`Commit`] that
+//! resolves once the commit holding its change is done, which async code
+//! awaits without holding a runtime worker.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::thread;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 use rusqlite::{params, Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
 
 use crate::matcher::Matchers;
 use crate::model::{Alert, Interner, LabelSet};
 use crate::nflog::{Entry, MemNotificationLog, NflogError, NotificationLog, ReceiverKey};
-use crate::silence::{api_matcher, Silence, SilenceSink};
+use crate::silence::{api_matcher, Silence, SilenceSink, SilenceWrite};
 
 /// The schema version this Herald writes. Each migration moves a database
 /// one version up; a database from a newer Herald is refused untouched.
@@ -67,8 +74,9 @@ enum Op {
     /// Rewrites the alert log keeping the latest version of each alert not
     /// resolved at the given time.
     CompactAlerts(Timestamp),
-    PutSilence(String, String, String),
-    DeleteSilence(String),
+    /// Silence rows written together: a replaced silence's expiry and its
+    /// successor commit in one transaction.
+    Silences(Vec<SilenceRow>),
     PutNflog(String, String, String),
     DeleteNflogBefore(String),
     /// Writes nothing: its commit means every change queued before it is
@@ -76,7 +84,40 @@ enum Op {
     Barrier,
 }
 
-type Ack = mpsc::Sender<Result<(), String>>;
+enum SilenceRow {
+    /// Id, JSON, retention end.
+    Put(String, String, String),
+    Delete(String),
+}
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+/// The outcome of a queued change, ready once the transaction holding it
+/// has committed (or failed). Async code awaits it; code off the runtime
+/// calls [`Commit::wait`]. Dropping it does not withdraw the change: it is
+/// queued already, only nobody hears how it went (the writer logs errors).
+pub struct Commit(oneshot::Receiver<Result<(), String>>);
+
+impl Future for Commit {
+    type Output = Result<(), String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The writer drops the sender unanswered only when it is gone.
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or_else(|_| Err(StorageError::Stopped.to_string())))
+    }
+}
+
+impl Commit {
+    /// Blocks the thread until the commit is done: only for callers that
+    /// are not on the async runtime (it panics there).
+    pub(crate) fn wait(self) -> Result<(), String> {
+        self.0
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(StorageError::Stopped.to_string()))
+    }
+}
 
 /// A handle on the database; cheap to clone.
 #[derive(Clone)]
@@ -258,22 +299,28 @@ impl Storage {
     }
 
     /// Waits until every change queued so far (those nobody waits for,
-    /// such as merged peer entries) is on disk: at shutdown.
+    /// such as merged peer entries) is on disk: at shutdown, off the
+    /// runtime.
     pub fn sync(&self) -> Result<(), String> {
-        self.commit(Op::Barrier)
+        self.queue(Op::Barrier).wait()
     }
 
-    /// Queues a change and waits until it is committed.
-    fn commit(&self, op: Op) -> Result<(), String> {
-        let (ack, done) = mpsc::channel();
-        self.tx
-            .send((op, Some(ack)))
-            .map_err(|_| StorageError::Stopped.to_string())?;
-        done.recv().map_err(|_| StorageError::Stopped.to_string())?
+    /// Queues a change; the commit holding it answers on the returned
+    /// future. Changes are committed in the order they are queued.
+    fn queue(&self, op: Op) -> Commit {
+        let (ack, done) = oneshot::channel();
+        // When the writer is gone the message, and with it `ack`, is
+        // dropped: `done` then reports that the writer stopped.
+        let _ = self.tx.send((op, Some(ack)));
+        Commit(done)
     }
 
-    /// Queues a change and waits for its commit without blocking the async
-    /// runtime's worker.
+    /// Queues a change nobody waits for.
+    fn queue_unanswered(&self, op: Op) -> Result<(), StorageError> {
+        self.tx.send((op, None)).map_err(|_| StorageError::Stopped)
+    }
+
+    /// Appends versions of alerts; resolves once they are on disk.
     pub async fn put_alerts(&self, alerts: &[Arc<Alert>]) -> Result<(), String> {
         if alerts.is_empty() {
             return Ok(());
@@ -282,16 +329,14 @@ impl Storage {
             .iter()
             .map(|a| version_row(a))
             .collect::<Result<Vec<_>, String>>()?;
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || me.commit(Op::AppendAlerts(rows)))
-            .await
-            .map_err(|e| e.to_string())?
+        self.queue(Op::AppendAlerts(rows)).await
     }
 
     /// Drops superseded versions and alerts resolved at `now` from disk
-    /// (with the store's alert GC).
-    pub fn compact_alerts(&self, now: Timestamp) {
-        let _ = self.tx.send((Op::CompactAlerts(now), None));
+    /// (with the store's alert GC). The alert GC does not wait for it; a
+    /// test does.
+    pub fn compact_alerts(&self, now: Timestamp) -> Commit {
+        self.queue(Op::CompactAlerts(now))
     }
 }
 
@@ -309,13 +354,7 @@ fn import_alertmanager(tx: &Connection, dir: &Path) -> Result<(), StorageError> 
         )?;
     }
     for (key, e) in &entries {
-        let body = StoredEntry {
-            firing: e.firing.clone(),
-            resolved: e.resolved.clone(),
-            timestamp: e.timestamp,
-            expires_at: e.expires_at,
-        };
-        let json = serde_json::to_string(&body).unwrap_or_default();
+        let json = serde_json::to_string(&stored_entry(e)).unwrap_or_default();
         tx.execute(
             "INSERT OR REPLACE INTO nflog (key, body, expires_at) VALUES (?1, ?2, ?3)",
             params![key, json, e.expires_at.to_string()],
@@ -470,15 +509,21 @@ fn apply(
                 size.versions = fps.len();
                 size.fingerprints = fps;
             }
-            Op::PutSilence(id, body, expires) => {
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO silences (id, body, expires_at) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![id, body, expires])?;
-            }
-            Op::DeleteSilence(id) => {
-                tx.prepare_cached("DELETE FROM silences WHERE id = ?1")?
-                    .execute(params![id])?;
+            Op::Silences(rows) => {
+                for row in rows {
+                    match row {
+                        SilenceRow::Put(id, body, expires) => {
+                            tx.prepare_cached(
+                                "INSERT OR REPLACE INTO silences (id, body, expires_at) VALUES (?1, ?2, ?3)",
+                            )?
+                            .execute(params![id, body, expires])?;
+                        }
+                        SilenceRow::Delete(id) => {
+                            tx.prepare_cached("DELETE FROM silences WHERE id = ?1")?
+                                .execute(params![id])?;
+                        }
+                    }
+                }
             }
             Op::PutNflog(key, body, expires) => {
                 tx.prepare_cached(
@@ -497,6 +542,15 @@ fn apply(
         }
     }
     tx.commit()
+}
+
+fn stored_entry(e: &Entry) -> StoredEntry {
+    StoredEntry {
+        firing: e.firing.clone(),
+        resolved: e.resolved.clone(),
+        timestamp: e.timestamp,
+        expires_at: e.expires_at,
+    }
 }
 
 fn stored_silence(s: &Silence) -> StoredSilence {
@@ -523,14 +577,22 @@ fn stored_silence(s: &Silence) -> StoredSilence {
 }
 
 impl SilenceSink for Storage {
-    fn write(&self, s: &Silence, expires_at: Timestamp) -> Result<(), String> {
-        let body = stored_silence(s);
-        let json = serde_json::to_string(&body).map_err(|e| e.to_string())?;
-        self.commit(Op::PutSilence(s.id.clone(), json, expires_at.to_string()))
-    }
-
-    fn delete(&self, id: &str) -> Result<(), String> {
-        self.commit(Op::DeleteSilence(id.to_string()))
+    fn write(&self, writes: &[SilenceWrite<'_>]) -> BoxFuture<'static, Result<(), String>> {
+        let rows = writes
+            .iter()
+            .map(|w| match w {
+                SilenceWrite::Put(s, expires_at) => {
+                    let json =
+                        serde_json::to_string(&stored_silence(s)).map_err(|e| e.to_string())?;
+                    Ok(SilenceRow::Put(s.id.clone(), json, expires_at.to_string()))
+                }
+                SilenceWrite::Delete(id) => Ok(SilenceRow::Delete(id.to_string())),
+            })
+            .collect::<Result<Vec<_>, String>>();
+        match rows {
+            Ok(rows) => Box::pin(self.queue(Op::Silences(rows))),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
     }
 }
 
@@ -567,55 +629,48 @@ impl NotificationLog for DurableNotificationLog {
         self.mem.query(group_key, receiver)
     }
 
-    fn log(
-        &self,
-        group_key: &str,
-        receiver: &ReceiverKey,
-        mut firing: Vec<u64>,
-        mut resolved: Vec<u64>,
+    fn log<'a>(
+        &'a self,
+        group_key: &'a str,
+        receiver: &'a ReceiverKey,
+        firing: Vec<u64>,
+        resolved: Vec<u64>,
         now: Timestamp,
         expiry: Duration,
-    ) -> Result<(), NflogError> {
-        // Never go back in time, on disk either: a newer entry (from a
-        // concurrent flush) wins, as in the in-memory log.
-        if self.mem.has_newer(group_key, receiver, now) {
-            return Ok(());
-        }
-        // Entries are compared by binary search: keep them sorted on disk too.
-        firing.sort_unstable();
-        resolved.sort_unstable();
-        let key = crate::nflog::state_key(group_key, receiver);
-        let expires_at = now.checked_add(expiry).unwrap_or(now);
-        let body = StoredEntry {
-            firing: firing.clone(),
-            resolved: resolved.clone(),
-            timestamp: now,
-            expires_at,
-        };
-        let json = serde_json::to_string(&body).map_err(|e| NflogError::Storage(e.to_string()))?;
-        self.storage
-            .commit(Op::PutNflog(key.clone(), json, expires_at.to_string()))
-            .map_err(NflogError::Storage)?;
-        if let Some(f) = self.on_local_log.get() {
-            f(
-                &key,
-                &crate::nflog::Entry {
-                    firing: firing.clone(),
-                    resolved: resolved.clone(),
-                    timestamp: now,
-                    expires_at,
-                },
-            );
-        }
-        self.mem
-            .log(group_key, receiver, firing, resolved, now, expiry)
+    ) -> BoxFuture<'a, Result<(), NflogError>> {
+        Box::pin(async move {
+            // Never go back in time, on disk either: a newer entry (from a
+            // concurrent flush) wins, as in the in-memory log. The entry
+            // comes sorted: it is on disk as it is compared.
+            let Some((key, entry)) = self
+                .mem
+                .prepare(group_key, receiver, firing, resolved, now, expiry)
+            else {
+                return Ok(());
+            };
+            let json = serde_json::to_string(&stored_entry(&entry))
+                .map_err(|e| NflogError::Storage(e.to_string()))?;
+            self.storage
+                .queue(Op::PutNflog(
+                    key.clone(),
+                    json,
+                    entry.expires_at.to_string(),
+                ))
+                .await
+                .map_err(NflogError::Storage)?;
+            if let Some(f) = self.on_local_log.get() {
+                f(&key, &entry);
+            }
+            self.mem.insert(key, entry);
+            Ok(())
+        })
     }
 
     fn gc(&self, now: Timestamp) -> usize {
+        // Not waited for: what it deletes has expired in memory already.
         let _ = self
             .storage
-            .tx
-            .send((Op::DeleteNflogBefore(now.to_string()), None));
+            .queue_unanswered(Op::DeleteNflogBefore(now.to_string()));
         self.mem.gc(now)
     }
 
@@ -636,25 +691,20 @@ impl NotificationLog for DurableNotificationLog {
         if !newer {
             return Ok(false);
         }
-        let body = StoredEntry {
-            firing: entry.firing.clone(),
-            resolved: entry.resolved.clone(),
-            timestamp: entry.timestamp,
-            expires_at: entry.expires_at,
-        };
-        let json = serde_json::to_string(&body).map_err(|e| NflogError::Storage(e.to_string()))?;
+        let json = serde_json::to_string(&stored_entry(&entry))
+            .map_err(|e| NflogError::Storage(e.to_string()))?;
         // Queued, not waited for: the gossip loop merges every peer's
         // entries one by one, and waiting for each commit made it fall
         // seconds behind under load (delaying claims, causing duplicates).
         // An entry lost in a crash is the peer's, and comes back by
         // push/pull when this node rejoins.
         self.storage
-            .tx
-            .send((
-                Op::PutNflog(key.to_string(), json, entry.expires_at.to_string()),
-                None,
+            .queue_unanswered(Op::PutNflog(
+                key.to_string(),
+                json,
+                entry.expires_at.to_string(),
             ))
-            .map_err(|_| NflogError::Storage(StorageError::Stopped.to_string()))?;
+            .map_err(|e| NflogError::Storage(e.to_string()))?;
         self.mem.merge(key, entry, now)
     }
 }
@@ -685,25 +735,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn everything_written_is_read_back() {
+    #[tokio::test]
+    async fn everything_written_is_read_back() {
         let dir = tempfile::tempdir().unwrap();
         {
             let (st, loaded) = Storage::open(dir.path()).unwrap();
             assert!(
                 loaded.alerts.is_empty() && loaded.silences.is_empty() && loaded.nflog.is_empty()
             );
-            st.write(&silence("s1"), Timestamp::from_second(500).unwrap())
-                .unwrap();
+            st.write(&[SilenceWrite::Put(
+                &silence("s1"),
+                Timestamp::from_second(500).unwrap(),
+            )])
+            .await
+            .unwrap();
             let mut a = crate::model::test_alert(100, 900, 150, true);
             a.annotations = LabelSet::from_strs([("summary", "<disk> full")]);
-            st.commit(Op::AppendAlerts(vec![version_row(&a).unwrap()]))
-                .unwrap();
+            st.put_alerts(&[Arc::new(a.clone())]).await.unwrap();
             // A newer version appended later wins on load.
             let mut newer = a.clone();
             newer.updated_at = Timestamp::from_second(160).unwrap();
-            st.commit(Op::AppendAlerts(vec![version_row(&newer).unwrap()]))
-                .unwrap();
+            st.put_alerts(&[Arc::new(newer)]).await.unwrap();
             let nf = DurableNotificationLog::new(st.clone(), Vec::new(), Default::default());
             let rk = ReceiverKey {
                 group_name: "r".into(),
@@ -718,6 +770,7 @@ mod tests {
                 Timestamp::from_second(150).unwrap(),
                 Duration::from_secs(60),
             )
+            .await
             .unwrap();
             // An entry from a peer is written through as well.
             let merged = crate::nflog::Entry {
@@ -733,9 +786,9 @@ mod tests {
                     Timestamp::from_second(171).unwrap()
                 )
                 .unwrap());
-            // Merged entries are queued without waiting: sync is what a
-            // shutting-down node does.
-            st.sync().unwrap();
+            // Merged entries are queued without waiting: a barrier after
+            // them is what a shutting-down node waits for.
+            st.queue(Op::Barrier).await.unwrap();
         }
         let (_, loaded) = Storage::open(dir.path()).unwrap();
         assert_eq!(loaded.silences, vec![silence("s1")]);
@@ -754,6 +807,58 @@ mod tests {
         assert_eq!(nflog[0].1.firing, vec![9]);
     }
 
+    /// Every path that commits works on a current-thread runtime (nothing
+    /// blocks a worker to wait for the disk), and what the awaited changes
+    /// leave on disk is what memory holds.
+    #[tokio::test]
+    async fn changes_commit_on_a_current_thread_runtime() {
+        use crate::silence::{Limits, Silences};
+        let dir = tempfile::tempdir().unwrap();
+        let (st, _) = Storage::open(dir.path()).unwrap();
+        let silences = Silences::new(
+            Duration::from_secs(3600),
+            Limits::default(),
+            Some(Arc::new(st.clone())),
+        );
+        let now = Timestamp::now();
+        let later = |h: i64| {
+            now.checked_add(jiff::SignedDuration::from_hours(h))
+                .unwrap()
+        };
+        let mut s = silence("");
+        (s.starts_at, s.ends_at) = (now, later(1));
+        let id = silences.set(s.clone(), now).await.unwrap();
+        let mut longer = (*silences.get(&id).unwrap()).clone();
+        longer.ends_at = later(2);
+        assert_eq!(silences.set(longer, now).await.unwrap(), id);
+        let mut other = s.clone();
+        other.comment = "other".into();
+        let other = silences.set(other, now).await.unwrap();
+        silences.expire(&other, now).await.unwrap();
+        let nf = DurableNotificationLog::new(st.clone(), Vec::new(), Default::default());
+        let rk = ReceiverKey {
+            group_name: "r".into(),
+            integration: "webhook",
+            index: 0,
+        };
+        nf.log("{}:{}", &rk, vec![1], vec![], now, Duration::from_secs(60))
+            .await
+            .unwrap();
+        st.put_alerts(&[Arc::new(crate::model::test_alert(100, 900, 150, false))])
+            .await
+            .unwrap();
+
+        let (_, loaded) = Storage::open(dir.path()).unwrap();
+        let mut on_disk = loaded.silences;
+        on_disk.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut in_memory: Vec<Silence> = silences.list().iter().map(|s| (**s).clone()).collect();
+        in_memory.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(on_disk, in_memory);
+        assert_eq!(in_memory.len(), 2);
+        assert_eq!(loaded.nflog.len(), 1);
+        assert_eq!(loaded.alerts.len(), 1);
+    }
+
     #[test]
     fn compaction_keeps_the_latest_live_alerts() {
         let dir = tempfile::tempdir().unwrap();
@@ -765,12 +870,13 @@ mod tests {
             let mut gone = crate::model::test_alert(100, 900, 100, false);
             gone.labels = LabelSet::from_strs([("alertname", "Gone")]);
             for a in [&live, &gone, &newer] {
-                st.commit(Op::AppendAlerts(vec![version_row(a).unwrap()]))
+                st.queue(Op::AppendAlerts(vec![version_row(a).unwrap()]))
+                    .wait()
                     .unwrap();
             }
-            st.compact_alerts(Timestamp::from_second(1000).unwrap());
-            // A committed no-op after it: the compaction is done.
-            st.commit(Op::DeleteSilence("none".into())).unwrap();
+            st.compact_alerts(Timestamp::from_second(1000).unwrap())
+                .wait()
+                .unwrap();
         }
         let (_, loaded) = Storage::open(dir.path()).unwrap();
         assert_eq!(loaded.alerts.len(), 1);
@@ -828,7 +934,7 @@ mod compaction_tests {
         let a = crate::model::test_alert(100, 4_000_000_000, 100, false);
         let batch: Vec<_> = (0..1000).map(|_| version_row(&a).unwrap()).collect();
         for _ in 0..(MIN_VERSIONS_BEFORE_COMPACTION / 1000 + 5) {
-            st.commit(Op::AppendAlerts(batch.clone())).unwrap();
+            st.queue(Op::AppendAlerts(batch.clone())).wait().unwrap();
         }
         let conn = Connection::open(dir.path().join("herald.db")).unwrap();
         let rows: i64 = conn

@@ -138,8 +138,8 @@ pub(crate) async fn delete_silence(State(s): State<ApiState>, Path(id): Path<Str
             format!("silenceID in path must be of type uuid: {id:?}"),
         );
     }
-    // Both write through to disk and wait for the commit.
-    match tokio::task::block_in_place(|| s.app.silences.expire(&id, Timestamp::now())) {
+    // Both answer once the change is on disk.
+    match s.app.silences.expire(&id, Timestamp::now()).await {
         Ok(()) => StatusCode::OK.into_response(),
         // Alertmanager 0.25 answers 500 here; later releases 404.
         Err(e @ SilenceError::NotFound) => error_response(StatusCode::NOT_FOUND, &e.to_string()),
@@ -251,7 +251,7 @@ pub(crate) async fn post_silences(State(s): State<ApiState>, body: Bytes) -> Res
         created_by: p.created_by.unwrap_or_default(),
         comment: p.comment.unwrap_or_default(),
     };
-    match tokio::task::block_in_place(|| s.app.silences.set(silence, now)) {
+    match s.app.silences.set(silence, now).await {
         Ok(id) => {
             #[derive(Serialize)]
             struct Created {

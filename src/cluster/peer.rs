@@ -716,8 +716,8 @@ async fn run_foca(
             }
         }
         let is_packet = matches!(input, Input::Packet(_));
-        // Merges write to SQLite and wait for the commit.
-        let result = tokio::task::block_in_place(|| match input {
+        // Merges queue their writes to SQLite without waiting for them.
+        let result = match input {
             Input::Packet(d) => foca.handle_data(&d, &mut acts),
             Input::Timer(t) => foca.handle_timer(t, &mut acts),
             Input::Broadcast(b) => foca
@@ -732,7 +732,7 @@ async fn run_foca(
                 },
                 &mut acts,
             ),
-        });
+        };
         if let Err(e) = result {
             // A malformed packet is dropped and counted, never fatal.
             if is_packet {
@@ -937,37 +937,54 @@ async fn write_state(
     stream.write_all(&framed).await.map_err(|e| e.to_string())
 }
 
-fn merge_state(state: &Replicated, buf: &[u8], shared: &Shared) {
-    let now = Timestamp::now();
-    match gossip::unframe_all(buf) {
-        Ok(msgs) => tokio::task::block_in_place(|| {
-            let mut changed = false;
-            for m in msgs {
-                match gossip::decode(&m) {
-                    Ok(g) => {
-                        changed |= state.merge(g, now);
-                    }
-                    Err(_) => {
-                        shared.metrics.invalid.fetch_add(1, Ordering::Relaxed);
-                    }
+/// Merges a peer's full state: thousands of messages when it joins, so on
+/// the blocking pool, not on a runtime worker.
+async fn merge_state(state: &Arc<Replicated>, buf: Vec<u8>, shared: &Shared) {
+    let state = state.clone();
+    let merged = tokio::task::spawn_blocking(move || {
+        let now = Timestamp::now();
+        let msgs = gossip::unframe_all(&buf)?;
+        let (mut invalid, mut changed) = (0, false);
+        for m in msgs {
+            match gossip::decode(&m) {
+                Ok(g) => {
+                    changed |= state.merge(g, now);
                 }
+                Err(_) => invalid += 1,
             }
+        }
+        Ok::<(u64, bool), String>((invalid, changed))
+    })
+    .await;
+    match merged {
+        Ok(Ok((invalid, changed))) => {
+            shared.metrics.invalid.fetch_add(invalid, Ordering::Relaxed);
             if changed {
                 shared.changed();
             }
-        }),
-        Err(e) => {
+        }
+        Ok(Err(e)) => {
             shared.metrics.invalid.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(err = %e, "bad full state from a peer");
         }
+        Err(e) => tracing::warn!(err = %e, "merging a peer's full state failed"),
     }
+}
+
+/// Everything we hold, encoded on the blocking pool (it grows with the
+/// silences and the notification log).
+async fn full_state(state: &Arc<Replicated>) -> Result<Vec<u8>, String> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || state.full_state())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// One TCP exchange: we send `payload` (our full state when `None`), the
 /// peer answers with its full state, and we merge it.
 async fn exchange(
     addr: SocketAddr,
-    state: &Replicated,
+    state: &Arc<Replicated>,
     s: &ClusterSettings,
     shared: &Shared,
     transport: &Transport,
@@ -977,12 +994,12 @@ async fn exchange(
         let mut stream = transport.open_stream(addr, s.tcp_timeout).await?;
         let ours = match payload {
             Some(p) => p,
-            None => tokio::task::block_in_place(|| state.full_state()),
+            None => full_state(state).await?,
         };
         write_state(&mut stream, &s.label, &ours).await?;
         stream.flush().await.map_err(|e| e.to_string())?;
         let theirs = read_state(&mut stream, &s.label).await?;
-        merge_state(state, &theirs, shared);
+        merge_state(state, theirs, shared).await;
         Ok::<(), String>(())
     };
     match tokio::time::timeout(s.tcp_timeout, run).await {
@@ -1055,16 +1072,16 @@ async fn serve_tcp(
 /// The answering side of a push/pull exchange: their state in, ours out.
 async fn answer_exchange(
     stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
-    state: &Replicated,
+    state: &Arc<Replicated>,
     s: &ClusterSettings,
     shared: &Shared,
 ) {
     let run = async {
         let theirs = read_state(stream, &s.label).await?;
-        let ours = tokio::task::block_in_place(|| state.full_state());
+        let ours = full_state(state).await?;
         write_state(stream, &s.label, &ours).await?;
         stream.flush().await.map_err(|e| e.to_string())?;
-        merge_state(state, &theirs, shared);
+        merge_state(state, theirs, shared).await;
         Ok::<(), String>(())
     };
     match tokio::time::timeout(s.tcp_timeout, run).await {

@@ -182,10 +182,9 @@ impl Stage for SetNotifiesStage {
     ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
         Box::pin(async move {
             let expiry = (ctx.repeat_interval * 2).min(self.retention);
-            // The durable log waits for its commit: tell the runtime this
-            // worker blocks, so other tasks move to another thread.
-            tokio::task::block_in_place(|| {
-                self.nflog.log(
+            // The durable log resolves once its entry is committed.
+            self.nflog
+                .log(
                     &ctx.group_key,
                     &self.integration.key,
                     ctx.firing_hashes.clone(),
@@ -193,8 +192,8 @@ impl Stage for SetNotifiesStage {
                     ctx.now,
                     expiry,
                 )
-            })
-            .map_err(|e| NotifyError::new(false, FailureReason::Other, e.to_string()))?;
+                .await
+                .map_err(|e| NotifyError::new(false, FailureReason::Other, e.to_string()))?;
             Ok(alerts)
         })
     }
@@ -274,6 +273,7 @@ mod tests {
                 now,
                 Duration::from_secs(600),
             )
+            .await
             .unwrap();
         assert!(run.await.unwrap(), "covered by the peer: done");
         assert!(attempts.load(Ordering::SeqCst) <= 2);

@@ -274,7 +274,18 @@ async fn alerts_page(
     };
     let app = s.app.clone();
     let now = Timestamp::now();
-    let (groups, statuses) = tokio::task::block_in_place(|| query_groups(&app, &q, now));
+    // CPU-heavy with many alerts: on the blocking pool, as the API does.
+    let (groups, statuses) =
+        match tokio::task::spawn_blocking(move || query_groups(&app, &q, now)).await {
+            Ok(r) => r,
+            Err(e) => {
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("querying alerts: {e}"),
+                )
+                    .into_response()
+            }
+        };
     let alert_count: usize = groups.iter().map(|g| g.alerts.len()).sum();
     let here = view::AlertsLink {
         prefix: page.prefix(),
@@ -702,7 +713,7 @@ async fn silence_form_post(State(s): State<UiState>, headers: HeaderMap, body: B
         created_by: form.created_by.clone(),
         comment: form.comment.clone(),
     };
-    match tokio::task::block_in_place(|| s.app.silences.set(silence, now)) {
+    match s.app.silences.set(silence, now).await {
         Ok(id) => {
             let mut r = Redirect::to(&format!("{}/silences/{id}", s.prefix)).into_response();
             *r.status_mut() = StatusCode::SEE_OTHER;
@@ -749,7 +760,7 @@ async fn expire_post(
     if !page.session.verify(&token) {
         return csrf_failure();
     }
-    match tokio::task::block_in_place(|| s.app.silences.expire(&id, Timestamp::now())) {
+    match s.app.silences.expire(&id, Timestamp::now()).await {
         Ok(()) => {
             let mut r = Redirect::to(&format!("{}/silences/{id}", s.prefix)).into_response();
             *r.status_mut() = StatusCode::SEE_OTHER;
