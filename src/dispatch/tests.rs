@@ -14,7 +14,9 @@ use tokio::time::Instant;
 use super::*;
 use crate::config::Config;
 
-use crate::notify::{BoxFuture, NotifyError};
+use crate::model::Muter;
+use crate::nflog::MemNotificationLog;
+use crate::notify::{BoxFuture, Notifier, NotifyError, Pipeline, PipelineDeps};
 
 /// One flush as the stage saw it.
 #[derive(Debug)]
@@ -390,4 +392,145 @@ async fn a_stopped_dispatcher_flushes_no_more() {
     );
     assert_eq!(next(&mut rx2).await.at, Duration::ZERO);
     drop(h);
+}
+/// A notifier that records the alerts it was given and fails while `fail` is set.
+struct Recipient {
+    start: Instant,
+    calls: std::sync::Mutex<Vec<(Duration, Vec<String>)>>,
+    fail: AtomicBool,
+    tx: mpsc::UnboundedSender<()>,
+}
+
+impl Notifier for Recipient {
+    fn notify<'a>(
+        &'a self,
+        ctx: &'a NotifyCtx,
+        alerts: &'a [Arc<Alert>],
+    ) -> BoxFuture<'a, Result<(), NotifyError>> {
+        Box::pin(async move {
+            self.calls
+                .lock()
+                .unwrap()
+                .push((self.start.elapsed(), names(alerts, ctx.now)));
+            let _ = self.tx.send(());
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(NotifyError::new(
+                    false,
+                    crate::notify::FailureReason::ServerError,
+                    "unexpected status code 500",
+                ));
+            }
+            Ok(())
+        })
+    }
+}
+
+struct NoMute;
+
+impl Muter for NoMute {
+    fn retain_unmuted(&self, _: &mut Vec<Arc<Alert>>, _: Timestamp) {}
+}
+
+/// The real pipeline (dedup against a notification log, retry,
+/// set-notifies) behind the dispatcher, delivering to two recipients.
+fn with_pipeline(config: &str) -> (Harness, [Arc<Recipient>; 2], mpsc::UnboundedReceiver<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let start = Instant::now();
+    let recipients = [0, 1].map(|_| {
+        Arc::new(Recipient {
+            start,
+            calls: Default::default(),
+            fail: AtomicBool::new(false),
+            tx: tx.clone(),
+        })
+    });
+    let deps = PipelineDeps {
+        nflog: Arc::new(MemNotificationLog::default()),
+        metrics: Arc::new(Metrics::new()),
+        external_url: "http://herald.test".into(),
+        retention: Duration::from_secs(120 * 3600),
+        inhibitor: Arc::new(NoMute),
+        silences: Arc::new(NoMute),
+        cluster: None,
+    };
+    let notifiers: Vec<(&'static str, Arc<dyn Notifier>, bool)> = recipients
+        .iter()
+        .map(|r| ("webhook", r.clone() as Arc<dyn Notifier>, true))
+        .collect();
+    let pipeline = Arc::new(Pipeline::with_notifiers("r", notifiers, &deps));
+    let h = Harness::new(config, |_| pipeline);
+    (h, recipients, rx)
+}
+
+fn calls(r: &Recipient) -> Vec<(u64, Vec<String>)> {
+    r.calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(at, a)| (at.as_secs(), a.clone()))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn unchanged_groups_repeat_only_after_repeat_interval() {
+    let config = "
+route:
+  receiver: r
+  group_by: [alertname]
+  group_wait: 10s
+  group_interval: 1m
+  repeat_interval: 5m
+receivers:
+  - name: r
+";
+    let (h, [a, _], mut rx) = with_pipeline(config);
+    h.fire("A");
+    rx.recv().await;
+    rx.recv().await;
+    // Flushes at 70 s … 310 s find the notification logged within
+    // repeat_interval; the one at 370 s is past it (Alertmanager compares
+    // strictly: 300 s after the entry is not yet due).
+    tokio::time::sleep(Duration::from_secs(400)).await;
+    assert_eq!(calls(&a), [(10, vec!["A".into()]), (370, vec!["A".into()])]);
+    drop(h);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_integration_keeps_the_resolution_for_the_next_flush_and_only_it_gets_it() {
+    let (h, [ok, down], mut rx) = with_pipeline(SIMPLE);
+    h.fire("A");
+    rx.recv().await;
+    rx.recv().await;
+    down.fail.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.resolve("A");
+    // At 330 s both are told of the resolution; one fails, so the flush
+    // fails and the group keeps the resolved alert.
+    rx.recv().await;
+    rx.recv().await;
+    down.fail.store(false, Ordering::SeqCst);
+    // At 630 s the healthy integration's log already holds the resolution:
+    // only the one that failed is sent it again. Then the group is gone.
+    rx.recv().await;
+    quiet_for_signal(&mut rx, Duration::from_secs(3600)).await;
+    assert_eq!(
+        calls(&ok),
+        [(30, vec!["A".into()]), (330, vec!["A!".into()])]
+    );
+    assert_eq!(
+        calls(&down),
+        [
+            (30, vec!["A".into()]),
+            (330, vec!["A!".into()]),
+            (630, vec!["A!".into()])
+        ]
+    );
+    assert_eq!(h.metrics.aggregation_groups.get(), 0);
+}
+
+async fn quiet_for_signal(rx: &mut mpsc::UnboundedReceiver<()>, d: Duration) {
+    assert!(
+        tokio::time::timeout(d, rx.recv()).await.is_err(),
+        "unexpected notification"
+    );
 }
