@@ -89,7 +89,7 @@ pub(crate) async fn get_silences(State(s): State<ApiState>, RawQuery(raw): RawQu
             _ => {}
         }
     }
-    let now = Timestamp::now();
+    let now = s.app.settings.clock.now();
     let mut list: Vec<_> = s
         .app
         .silences
@@ -126,7 +126,7 @@ pub(crate) async fn get_silence(State(s): State<ApiState>, Path(id): Path<String
         );
     }
     match s.app.silences.get(&id) {
-        Some(sil) => json_response(StatusCode::OK, &gettable(&sil, Timestamp::now())),
+        Some(sil) => json_response(StatusCode::OK, &gettable(&sil, s.app.settings.clock.now())),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -139,7 +139,7 @@ pub(crate) async fn delete_silence(State(s): State<ApiState>, Path(id): Path<Str
         );
     }
     // Both answer once the change is on disk.
-    match s.app.silences.expire(&id, Timestamp::now()).await {
+    match s.app.silences.expire(&id, s.app.settings.clock.now()).await {
         Ok(()) => StatusCode::OK.into_response(),
         // Alertmanager 0.25 answers 500 here; later releases 404.
         Err(e @ SilenceError::NotFound) => error_response(StatusCode::NOT_FOUND, &e.to_string()),
@@ -238,7 +238,7 @@ pub(crate) async fn post_silences(State(s): State<ApiState>, body: Bytes) -> Res
         Ok(t) => t,
         Err(r) => return r,
     };
-    let now = Timestamp::now();
+    let now = s.app.settings.clock.now();
     if let Err(e) = crate::silence::check_times(starts_at, ends_at, now) {
         return error_response(StatusCode::BAD_REQUEST, e);
     }

@@ -21,7 +21,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use handlebars::Handlebars;
-use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::app::App;
@@ -273,7 +272,7 @@ async fn alerts_page(
         }
     };
     let app = s.app.clone();
-    let now = Timestamp::now();
+    let now = s.app.settings.clock.now();
     // CPU-heavy with many alerts: on the blocking pool, as the API does.
     let (groups, statuses) =
         match tokio::task::spawn_blocking(move || query_groups(&app, &q, now)).await {
@@ -357,7 +356,7 @@ async fn silences_page(
         Err(_) if filter.is_empty() => (Matchers::default(), None),
         Err(e) => (Matchers::default(), Some(format!("Bad filter: {e}"))),
     };
-    let now = Timestamp::now();
+    let now = s.app.settings.clock.now();
     let mut all: Vec<Arc<Silence>> = s
         .app
         .silences
@@ -410,7 +409,7 @@ async fn silence_page(
     let Some(sil) = s.app.silences.get(&id) else {
         return not_found(page, &format!("No silence with id {id}."));
     };
-    let now = Timestamp::now();
+    let now = s.app.settings.clock.now();
     let mut data = view::silence(&sil, page.prefix(), now);
     let affected: Vec<Value> = s
         .app
@@ -517,7 +516,7 @@ async fn silence_form_page(
 ) -> Response {
     let page = Page::new(&s, &headers);
     let pairs = query_pairs(&raw);
-    let now = Timestamp::now();
+    let now = s.app.settings.clock.now();
     let mut form = SilenceForm {
         starts_at: view::form_time(now),
         duration: "2h".into(),
@@ -617,7 +616,7 @@ async fn silence_form_post(State(s): State<UiState>, headers: HeaderMap, body: B
             value,
         ));
     }
-    let now = Timestamp::now();
+    let now = s.app.settings.clock.now();
     let mut errors = BTreeMap::new();
     let mut row_errors = BTreeMap::new();
     let mut matchers: Vec<Matcher> = Vec::new();
@@ -760,7 +759,7 @@ async fn expire_post(
     if !page.session.verify(&token) {
         return csrf_failure();
     }
-    match s.app.silences.expire(&id, Timestamp::now()).await {
+    match s.app.silences.expire(&id, s.app.settings.clock.now()).await {
         Ok(()) => {
             let mut r = Redirect::to(&format!("{}/silences/{id}", s.prefix)).into_response();
             *r.status_mut() = StatusCode::SEE_OTHER;
@@ -797,7 +796,7 @@ async fn status_page(
             Err(e) => labels_error = Some(format!("Bad labels: {e}")),
         }
     }
-    let now = Timestamp::now();
+    let now = s.app.settings.clock.now();
     let data = json!({
         "started": view::time(s.app.started),
         "uptime": view::age(s.app.started, now),
