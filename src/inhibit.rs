@@ -21,7 +21,6 @@ use crate::model::{Alert, Fingerprint, LabelSet};
 type EqualKey = Vec<Arc<str>>;
 
 pub struct InhibitRule {
-    pub name: Option<String>,
     pub source: Matchers,
     pub target: Matchers,
     pub equal: Vec<String>,
@@ -46,7 +45,6 @@ impl InhibitRule {
                 Matchers(out)
             };
         InhibitRule {
-            name: c.name.clone(),
             source: side(&c.source_match, &c.source_match_re, &c.source_matchers),
             target: side(&c.target_match, &c.target_match_re, &c.target_matchers),
             equal: c.equal.clone().unwrap_or_default(),
