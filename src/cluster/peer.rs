@@ -16,7 +16,7 @@ use foca::{
     BroadcastHandler, Foca, Identity, Invalidates, Notification, PostcardCodec, Runtime, Timer,
 };
 use jiff::Timestamp;
-use rand10::SeedableRng;
+use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -406,7 +406,7 @@ impl Peer {
         let foca = Foca::with_custom_broadcast(
             me,
             config,
-            rand10::rngs::SmallRng::seed_from_u64(rand::random()),
+            rand::rngs::SmallRng::seed_from_u64(rand::random()),
             PostcardCodec,
             Handler {
                 state: state.clone(),
@@ -669,7 +669,7 @@ fn deliver_packet(label: &str, packet: &[u8], tx: &mpsc::Sender<Input>, shared: 
 
 #[allow(clippy::too_many_arguments)]
 async fn run_foca(
-    mut foca: Foca<NodeId, PostcardCodec, rand10::rngs::SmallRng, Handler>,
+    mut foca: Foca<NodeId, PostcardCodec, rand::rngs::SmallRng, Handler>,
     transport: Arc<Transport>,
     mut rx: mpsc::Receiver<Input>,
     tx: mpsc::Sender<Input>,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
+use rand::RngExt;
 
 use super::{BoxFuture, FailureReason, Integration, NotifyCtx, NotifyError, Stage};
 use crate::metrics::Metrics;

@@ -7,7 +7,7 @@
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use hmac::{Hmac, Mac};
-use rand::Rng;
+use rand::RngExt;
 use sha2::Sha256;
 
 const COOKIE: &str = "herald_csrf";
