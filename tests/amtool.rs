@@ -1,6 +1,9 @@
 //! The real `amtool` (Debian's Alertmanager 0.25) talks to Herald: it must
 //! parse `GET /api/v2/status` (the re-serialised config) and list alerts.
 
+// Needs Debian's amtool: the system tier only.
+#![cfg(feature = "system-tests")]
+
 mod common;
 
 use std::path::Path;

@@ -6,11 +6,14 @@
 
 mod common;
 
+#[cfg(feature = "system-tests")]
 use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use serde_json::{json, Value};
+#[cfg(feature = "system-tests")]
+use serde_json::json;
+use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
 
@@ -28,11 +31,13 @@ struct Node {
 
 /// Starts a node named `name` listening for gossip on `port`, peering with
 /// `peers` (cluster ports).
+#[cfg(feature = "system-tests")]
 async fn node(hook: &Webhook, name: &str, port: u16, peers: &[u16]) -> Node {
     node_with(hook, name, port, peers, &[]).await
 }
 
 /// `node` with more command-line flags (or other values for its own).
+#[cfg(feature = "system-tests")]
 async fn node_with(hook: &Webhook, name: &str, port: u16, peers: &[u16], extra: &[String]) -> Node {
     let root = tempfile::tempdir().unwrap();
     let mut args = vec![
@@ -70,6 +75,7 @@ async fn status(n: &Node) -> Value {
 }
 
 /// Waits until every node is ready and sees `count` members.
+#[cfg(feature = "system-tests")]
 async fn wait_members(nodes: &[&Node], count: usize) {
     for n in nodes {
         wait_until("cluster settled", T, || async {
@@ -85,6 +91,8 @@ async fn metric(n: &Node, series: &str) -> f64 {
     counter(&n.server.base, series).await
 }
 
+// System tier: the real amtool.
+#[cfg(feature = "system-tests")]
 #[tokio::test(flavor = "multi_thread")]
 async fn three_nodes_notify_once_share_silences_and_fail_over() {
     let hook = Webhook::start().await;
@@ -320,6 +328,8 @@ async fn cluster_labels_keep_clusters_apart() {
 /// over TLS streams), no UDP port is open, and a node whose certificate
 /// another CA signed is refused: it never joins and its silence never
 /// arrives.
+// System tier: openssl makes the certificates.
+#[cfg(feature = "system-tests")]
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_peers_need_a_certificate_the_cluster_trusts() {
     let hook = Webhook::start().await;
@@ -409,6 +419,8 @@ async fn tls_peers_need_a_certificate_the_cluster_trusts() {
 
 /// Alertmanager's own test files for `--cluster.tls-config` (two nodes,
 /// `VerifyClientCertIfGiven`, paths relative to the file) work unchanged.
+// System tier: Alertmanager's Go sources.
+#[cfg(feature = "system-tests")]
 #[tokio::test(flavor = "multi_thread")]
 async fn alertmanagers_cluster_tls_files_load_unchanged() {
     let src =
@@ -438,6 +450,8 @@ async fn alertmanagers_cluster_tls_files_load_unchanged() {
 /// TLS on a connection of its own): with probes ten seconds apart the peer
 /// could not have found out by itself before the deadline (a probe, then
 /// four intervals of suspicion).
+// System tier: openssl makes the certificates.
+#[cfg(feature = "system-tests")]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_shutting_down_tells_its_peers_it_leaves() {
     let hook = Webhook::start().await;

@@ -4,6 +4,9 @@
 //! errors counted in the metrics. Messages are decoded by Python's own MIME
 //! implementation.
 
+// Needs python3 with aiosmtpd, openssl and Debian's Alertmanager: the system tier only.
+#![cfg(feature = "system-tests")]
+
 mod common;
 
 use std::time::Duration;

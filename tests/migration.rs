@@ -2,6 +2,9 @@
 //! writes its snapshot files, Herald imports them on first start and keeps
 //! the silences (same ids) and the notification log (no repeat).
 
+// Needs Debian's Alertmanager: the system tier only.
+#![cfg(feature = "system-tests")]
+
 mod common;
 
 use std::time::Duration;

@@ -7,6 +7,9 @@
 //!
 //! Needs root and iproute2 (`ip`, `bridge`), as scripts/test.sh and CI run.
 
+// Needs root and iproute2: the system tier only.
+#![cfg(feature = "system-tests")]
+
 mod common;
 
 use std::process::{Child, Command, Stdio};

@@ -2,6 +2,9 @@
 //! sends its alerts to Herald through its `alerting` section; Herald must
 //! deliver them to the webhook.
 
+// Needs Debian's Prometheus: the system tier only.
+#![cfg(feature = "system-tests")]
+
 mod common;
 
 use std::path::Path;

@@ -14,6 +14,9 @@
 //! The SMTP test server has no certificate a public CA signed, so
 //! `smtp_require_tls` is turned off.
 
+// Needs Node Exporter, Prometheus, python3 with aiosmtpd, bash and openssl: the system tier only.
+#![cfg(feature = "system-tests")]
+
 mod common;
 
 use std::collections::BTreeMap;

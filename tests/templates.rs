@@ -4,8 +4,11 @@
 
 use std::process::Command;
 
-use herald::template::{Templates, Value};
+use herald::template::Templates;
+#[cfg(feature = "system-tests")]
+use herald::template::Value;
 
+#[cfg(feature = "system-tests")]
 fn amtool_render(text: &str) -> Result<String, String> {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.tmpl");
@@ -14,6 +17,7 @@ fn amtool_render(text: &str) -> Result<String, String> {
 }
 
 /// Renders `text` with the real Go engine, with the templates in `glob`.
+#[cfg(feature = "system-tests")]
 fn amtool_render_with(text: &str, glob: &str) -> Result<String, String> {
     let out = Command::new("/usr/bin/amtool")
         .args([
@@ -33,12 +37,14 @@ fn amtool_render_with(text: &str, glob: &str) -> Result<String, String> {
     }
 }
 
+#[cfg(feature = "system-tests")]
 fn herald_render(text: &str) -> Result<String, String> {
     let mut t = Templates::with_builtins();
     t.add("text", text).map_err(|e| e.to_string())?;
     t.execute("text", &Value::Nil).map_err(|e| e.to_string())
 }
 
+#[cfg(feature = "system-tests")]
 const CASES: &[&str] = &[
     r#"{{ printf "%5.2f|%-4d|%q|%x|%X|%t|%c|%03d|%+d|%e|%g" 3.14159 7 "a\"b" 255 "hi" true 65 7 5 1234.5678 0.000012 }}"#,
     r#"{{ printf "%s %d" 1 "x" }}|{{ printf "%d" }}|{{ printf "%d" 1 2 }}|{{ printf "%v %v %v" nil 1.5 1e21 }}"#,
@@ -55,6 +61,8 @@ const CASES: &[&str] = &[
     r#"{{ printf "%.4g|%.2g|%.4g|%.3g|%.4g" 1234.5678 123.456 0.000012 59.999 12345678.0 }}"#,
 ];
 
+// System tier: the real amtool.
+#[cfg(feature = "system-tests")]
 #[test]
 fn renders_like_go_text_template() {
     for case in CASES {
@@ -64,6 +72,8 @@ fn renders_like_go_text_template() {
     }
 }
 
+// System tier: the real amtool.
+#[cfg(feature = "system-tests")]
 #[test]
 fn errors_like_go_text_template() {
     for case in [
@@ -78,11 +88,14 @@ fn errors_like_go_text_template() {
     }
 }
 
+#[cfg(feature = "system-tests")]
 const AM_TEMPLATES: &str = "/usr/share/gocode/src/github.com/prometheus/alertmanager/template";
 
 /// Every template Alertmanager's `default.tmpl` defines renders the same
 /// text with Herald's engine as with Go, on amtool's example data. The
 /// template file is read from Debian's source package at test time.
+// System tier: the real amtool and Alertmanager's Go sources.
+#[cfg(feature = "system-tests")]
 #[test]
 fn alertmanagers_default_templates_render_identically() {
     let src = std::fs::read_to_string(format!("{AM_TEMPLATES}/default.tmpl"))
@@ -126,6 +139,7 @@ fn alertmanagers_default_templates_render_identically() {
 /// output for the same flags, with a data file and with the example data.
 /// Runs `herald template render` and `amtool template render` with the
 /// same flags; both must succeed. Returns (herald, amtool) outputs.
+#[cfg(feature = "system-tests")]
 fn render_both(flags: &[String]) -> (String, String) {
     (
         run_render(env!("CARGO_BIN_EXE_herald"), flags),
@@ -133,6 +147,8 @@ fn render_both(flags: &[String]) -> (String, String) {
     )
 }
 
+// System tier: the real amtool.
+#[cfg(feature = "system-tests")]
 #[test]
 fn template_render_command_matches_amtool() {
     let dir = tempfile::tempdir().unwrap();
@@ -177,6 +193,8 @@ fn template_render_command_matches_amtool() {
 /// HTML mode: Alertmanager's e-mail body (`email.default.html`, rendered
 /// with Go's html/template) comes out byte-identical, with the example data
 /// and with data full of characters that need escaping.
+// System tier: the real amtool.
+#[cfg(feature = "system-tests")]
 #[test]
 fn email_html_matches_go_html_template() {
     let dir = tempfile::tempdir().unwrap();
@@ -214,6 +232,7 @@ fn email_html_matches_go_html_template() {
 /// Data sets for the golden tests of Herald's default templates: mixed,
 /// all resolved with no group labels, one alert with characters that need
 /// quoting, and an empty group.
+#[cfg(feature = "system-tests")]
 const GOLDEN_DATA: &[&str] = &[
     r#"{"receiver":"team-x","status":"firing","alerts":[
         {"status":"firing","labels":{"alertname":"DiskFull","instance":"db1:9100","severity":"critical"},"annotations":{"summary":"Disk 95% full","runbook":"http://wiki/disk"},"startsAt":"2024-05-01T10:00:00.5Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prom/graph?g0.expr=up","fingerprint":"abc"},
@@ -236,6 +255,8 @@ const GOLDEN_DATA: &[&str] = &[
 /// template render` with no template files against `amtool template render`
 /// with the files the real Alertmanager loads. The HTML e-mail body is
 /// Herald's own design (docs/compatibility.md) and is checked separately.
+// System tier: the real amtool and Alertmanager's templates.
+#[cfg(feature = "system-tests")]
 #[test]
 fn herald_default_templates_render_like_alertmanagers() {
     let am_dir = "/usr/share/prometheus/alertmanager";
@@ -295,6 +316,7 @@ fn herald_default_templates_render_like_alertmanagers() {
 }
 
 /// Runs `<bin> template render <flags>`, which must succeed.
+#[cfg(feature = "system-tests")]
 fn run_render(bin: &str, flags: &[String]) -> String {
     let out = Command::new(bin)
         .args(["template", "render"])

@@ -6,6 +6,8 @@
 
 mod common;
 
+// System tier: :process::Command;:.
+#[cfg(feature = "system-tests")]
 use std::process::Command;
 
 use common::*;
@@ -342,6 +344,8 @@ async fn forms_need_the_csrf_token_and_validate_fields() {
 
 /// The browser test. It needs Debian's chromium and `npm install` in
 /// tests/ui, which scripts/test.sh does.
+// System tier: node with playwright-core and Chromium.
+#[cfg(feature = "system-tests")]
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_silences_an_alert_and_expires_it() {
     let h = start_herald(CONFIG, &[]).await;

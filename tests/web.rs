@@ -5,19 +5,26 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+#[cfg(feature = "system-tests")]
+use std::{
+    path::Path,
+    process::Child,
+    time::{Duration, Instant},
+};
 
 use common::*;
 
+#[cfg(feature = "system-tests")]
 const CONFIG: &str = "route:\n  receiver: r\nreceivers:\n  - name: r\n";
 
+#[cfg(feature = "system-tests")]
 struct Secured {
     child: Child,
     base: String,
 }
 
+#[cfg(feature = "system-tests")]
 impl Drop for Secured {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -27,6 +34,7 @@ impl Drop for Secured {
 
 /// Starts Herald with `web_yml` as its web config and waits until a TCP
 /// connection is accepted.
+#[cfg(feature = "system-tests")]
 fn start_secured(dir: &Path, web_yml: &str) -> Secured {
     std::fs::write(dir.join("herald.yml"), CONFIG).unwrap();
     std::fs::write(dir.join("web.yml"), web_yml).unwrap();
@@ -57,6 +65,7 @@ fn start_secured(dir: &Path, web_yml: &str) -> Secured {
     }
 }
 
+#[cfg(feature = "system-tests")]
 fn https_client(ca: &Path, identity: Option<(&Path, &Path)>) -> reqwest::Client {
     let mut b = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap());
@@ -68,6 +77,8 @@ fn https_client(ca: &Path, identity: Option<(&Path, &Path)>) -> reqwest::Client 
     b.build().unwrap()
 }
 
+// System tier: openssl makes the certificates; the real amtool.
+#[cfg(feature = "system-tests")]
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_and_basic_auth_protect_the_api() {
     let dir = tempfile::tempdir().unwrap();
@@ -177,6 +188,8 @@ async fn tls_and_basic_auth_protect_the_api() {
 
 /// Prometheus sends its alerts over TLS with basic auth, as the deploy
 /// stack configures it.
+// System tier: openssl makes the certificates; Prometheus.
+#[cfg(feature = "system-tests")]
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_authenticates_to_herald() {
     let dir = tempfile::tempdir().unwrap();
@@ -233,6 +246,8 @@ async fn prometheus_authenticates_to_herald() {
     assert_eq!(found["labels"]["severity"], "info");
 }
 
+// System tier: openssl makes the certificates.
+#[cfg(feature = "system-tests")]
 #[tokio::test(flavor = "multi_thread")]
 async fn client_certificates_are_required_when_configured() {
     let dir = tempfile::tempdir().unwrap();
@@ -288,6 +303,8 @@ fn hash_password_writes_a_bcrypt_hash() {
     assert!(!bcrypt::verify("correct horse\n", hash.trim()).unwrap());
 }
 
+// System tier: openssl makes the certificates.
+#[cfg(feature = "system-tests")]
 #[test]
 fn web_configs_herald_cannot_honour_stop_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -321,6 +338,8 @@ fn web_configs_herald_cannot_honour_stop_it() {
 /// certificate (here, one from a new CA) and changed passwords without a
 /// restart; a config that no longer loads leaves the last good one
 /// running.
+// System tier: openssl makes the certificates.
+#[cfg(feature = "system-tests")]
 #[tokio::test(flavor = "multi_thread")]
 async fn certificates_and_passwords_change_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();

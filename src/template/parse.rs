@@ -751,7 +751,8 @@ mod tests {
     }
 }
 
-#[cfg(test)]
+// Needs Alertmanager's Go sources: the system test tier only.
+#[cfg(all(test, feature = "system-tests"))]
 mod alertmanager_templates {
     use super::*;
 

@@ -17,7 +17,12 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::Value;
 
+// The helpers that run programs beyond the Rust toolchain (openssl,
+// python3, Alertmanager, Prometheus) exist only in the system tier, so a
+// laptop-tier test cannot call one by mistake.
+#[cfg(feature = "system-tests")]
 mod certs;
+#[cfg(feature = "system-tests")]
 pub use certs::*;
 
 /// `wait_for` for conditions that need a request (an async check).
@@ -186,12 +191,14 @@ fn store(hook: Webhook, path: String, headers: HeaderMap, body: axum::body::Byte
 
 /// The real SMTP server of `tests/smtp_server.py` (aiosmtpd), killed on
 /// drop. Each accepted message is a JSON record in `dir`.
+#[cfg(feature = "system-tests")]
 pub struct SmtpServer {
     child: Child,
     pub port: u16,
     pub dir: PathBuf,
 }
 
+#[cfg(feature = "system-tests")]
 impl Drop for SmtpServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -199,6 +206,7 @@ impl Drop for SmtpServer {
     }
 }
 
+#[cfg(feature = "system-tests")]
 impl SmtpServer {
     /// `mode` is plain, starttls or implicit; `auth` is (user, password).
     pub fn start(
@@ -382,6 +390,7 @@ pub fn free_port() -> u16 {
 
 /// Starts the real Alertmanager from Debian's package. The tests that call
 /// this are the differential ones: a missing binary is a failure, not a skip.
+#[cfg(feature = "system-tests")]
 pub async fn start_alertmanager(config: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let mut s = start_alertmanager_at(dir.path(), config).await;
@@ -391,6 +400,7 @@ pub async fn start_alertmanager(config: &str) -> Server {
 
 /// Starts Alertmanager with its config and data directory (`<root>/data`)
 /// under `root`, the layout `start_herald_at` uses.
+#[cfg(feature = "system-tests")]
 pub async fn start_alertmanager_at(root: &Path, config: &str) -> Server {
     let bin = "/usr/bin/prometheus-alertmanager";
     assert!(
@@ -471,6 +481,7 @@ pub async fn wait_counter(base: &str, series: &str, at_least: f64) -> f64 {
 /// `dir/tsdb`). Alerts are re-sent every second: the first can go out
 /// before Prometheus has discovered its Alertmanager, and the default
 /// would retry only after a minute.
+#[cfg(feature = "system-tests")]
 pub fn spawn_prometheus(dir: &Path, port: u16) -> Child {
     Command::new("/usr/bin/prometheus")
         .arg(format!(
