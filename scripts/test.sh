@@ -2,7 +2,8 @@
 # Runs Herald's whole test suite on a fresh Debian machine. It installs what
 # the tests need (the real Alertmanager and Prometheus for the differential
 # and end-to-end tests, Python's jsonschema for the OpenAPI checks) and fails
-# loudly if it cannot: no test is skipped for a missing tool.
+# loudly if it cannot: no test is skipped for a missing tool. It is the full
+# gate: formatting, clippy, and the tests with the system-tests feature.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,8 +40,13 @@ python3 -c 'import jsonschema, yaml, aiosmtpd, compose' 2>/dev/null \
 # playwright-core only (no browser download: the test uses /usr/bin/chromium).
 (cd tests/ui && npm ci --no-audit --no-fund --silent)
 
-cargo build --locked --all-targets
+# Formatting and lints first (the cheapest failures), then every test, the
+# system tier included: plain `cargo test` runs only the tests that need
+# nothing beyond the Rust toolchain.
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets --features system-tests -- -D warnings
+cargo build --locked --all-targets --features system-tests
 # Benches are built above but not run: `cargo bench --bench compare` measures.
-cargo test --locked --lib --bins --tests -- --test-threads=2
+cargo test --locked --features system-tests --lib --bins --tests -- --test-threads=2
 python3 tests/openapi_check.py target/debug/herald
 tests/deploy_checks.sh target/debug/herald
