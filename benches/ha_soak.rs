@@ -286,10 +286,10 @@ async fn run() {
                     json!({"labels": {"alertname": format!("G{g}"), "instance": format!("i{i}")}}),
                 );
             }
-            if (g + round) % 7 == 0 {
+            if (g + round).is_multiple_of(7) {
                 batch.push(json!({"labels": {"alertname": format!("G{g}"), "instance": format!("r{round}")}}));
             }
-            if round > 0 && (g + round - 1) % 7 == 0 {
+            if round > 0 && (g + round - 1).is_multiple_of(7) {
                 batch.push(json!({"labels": {"alertname": format!("G{g}"), "instance": format!("r{}", round - 1)}, "endsAt": now}));
             }
         }
