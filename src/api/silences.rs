@@ -221,6 +221,8 @@ pub(crate) async fn post_silences(State(s): State<ApiState>, body: Bytes) -> Res
             }
         }
     }
+    // The error is the answer itself, built at most once per request.
+    #[allow(clippy::result_large_err)]
     let parse = |v: &Option<String>, field: &str| -> Result<Timestamp, Response> {
         let v = v.as_deref().unwrap_or_default();
         v.parse::<Timestamp>().map_err(|_| {
