@@ -4,12 +4,14 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 # Dependencies first, in their own cached layer: a change to Herald's code
-# rebuilds only Herald.
+# rebuilds only Herald. Every target Cargo.toml declares needs a stub file
+# here, or cargo refuses the manifest.
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
     && echo 'fn main() {}' > benches/compare.rs \
+    && echo 'fn main() {}' > benches/ha_soak.rs \
     && cargo build --release --locked \
     && rm -rf src benches
 COPY src src
