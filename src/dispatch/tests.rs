@@ -331,7 +331,7 @@ async fn continue_sends_an_alert_to_every_matching_route_with_its_own_options() 
         long,
     );
     h.post("Info", &[("severity", "info")], Duration::ZERO, long);
-    let mut flushes = vec![
+    let mut flushes = [
         next(&mut rx).await,
         next(&mut rx).await,
         next(&mut rx).await,
