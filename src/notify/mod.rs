@@ -467,8 +467,6 @@ impl Pipeline {
     /// A pipeline whose one receiver `name` delivers to `notifiers` (kind,
     /// notifier, `send_resolved`), its stages assembled as `build`
     /// assembles a config's: what in-process tests run on.
-    // No test calls it yet; kept for the in-process notify tests it is for.
-    #[allow(dead_code)]
     pub(crate) fn with_notifiers(
         name: &str,
         notifiers: Vec<(&'static str, Arc<dyn Notifier>, bool)>,
