@@ -1179,6 +1179,18 @@ mod tests {
     type Gate = tokio::sync::oneshot::Sender<Result<(), String>>;
     type Gates = tokio::sync::mpsc::UnboundedReceiver<Gate>;
 
+    /// Silences on a gated sink, holding one committed silence `x=1`.
+    async fn gated_with_one() -> (Arc<Silences>, Arc<Gated>, Gates, String) {
+        let (sink, mut gates) = Gated::new();
+        let ss = Arc::new(Silences::new(
+            Duration::from_secs(3600),
+            Limits::default(),
+            Some(sink.clone()),
+        ));
+        let id = create(&ss, &mut gates, sil_until("x=1", mins(60))).await;
+        (ss, sink, gates, id)
+    }
+
     impl Gated {
         fn new() -> (Arc<Gated>, Gates) {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -1332,13 +1344,7 @@ mod tests {
     /// disk is what memory holds.
     #[tokio::test]
     async fn concurrent_changes_of_a_silence_are_each_applied_once() {
-        let (sink, mut gates) = Gated::new();
-        let ss = Arc::new(Silences::new(
-            Duration::from_secs(3600),
-            Limits::default(),
-            Some(sink.clone()),
-        ));
-        let id = create(&ss, &mut gates, sil_until("x=1", mins(60))).await;
+        let (ss, sink, mut gates, id) = gated_with_one().await;
         let version = |ends: Timestamp, matchers: &str| {
             let mut s = (*ss.get(&id).unwrap()).clone();
             s.ends_at = ends;
@@ -1402,13 +1408,7 @@ mod tests {
     /// memory holds it.
     #[tokio::test]
     async fn a_dropped_change_puts_its_row_back() {
-        let (sink, mut gates) = Gated::new();
-        let ss = Arc::new(Silences::new(
-            Duration::from_secs(3600),
-            Limits::default(),
-            Some(sink.clone()),
-        ));
-        let id = create(&ss, &mut gates, sil_until("x=1", mins(60))).await;
+        let (ss, sink, mut gates, id) = gated_with_one().await;
         let before = memory(&ss);
         let mut longer = (*ss.get(&id).unwrap()).clone();
         longer.ends_at = mins(120);

@@ -247,6 +247,7 @@ impl Dispatcher {
             repeat_interval: group.route.opts.repeat_interval,
             deadline,
             cancel: self.flush_cancel.clone(),
+            stopping: self.cancel.clone(),
             firing_hashes: Vec::new(),
             resolved_hashes: Vec::new(),
             reason: None,

@@ -138,7 +138,13 @@ pub struct NotifyCtx {
     pub repeat_interval: Duration,
     /// The flush must finish by then (`max(group_interval, 10s)`).
     pub deadline: tokio::time::Instant,
+    /// Cuts the flush wherever it is: a reload, or a stop's grace period
+    /// running out.
     pub cancel: CancellationToken,
+    /// Herald is stopping: an attempt under way may finish and be logged,
+    /// but nothing new starts (no retry, no wait for this node's turn), so
+    /// a failing receiver does not hold the stop for the whole grace period.
+    pub stopping: CancellationToken,
     /// Set by the dedup stage for the set-notifies stage.
     pub firing_hashes: Vec<u64>,
     pub resolved_hashes: Vec<u64>,
@@ -285,6 +291,8 @@ impl Stage for WaitStage {
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = ctx.cancel.cancelled() => {}
+                    // Stopping before our turn: the peers notify instead.
+                    _ = ctx.stopping.cancelled() => return Ok(Vec::new()),
                 }
             }
             Ok(alerts)

@@ -99,9 +99,11 @@ impl RetryStage {
             tokio::select! {
                 _ = tokio::time::sleep_until(wake.min(ctx.deadline)) => {}
                 _ = ctx.cancel.cancelled() => {}
+                _ = ctx.stopping.cancelled() => {}
             }
-            if tokio::time::Instant::now() >= ctx.deadline || ctx.cancel.is_cancelled() {
-                let reason = if ctx.cancel.is_cancelled() {
+            let stopping = ctx.cancel.is_cancelled() || ctx.stopping.is_cancelled();
+            if tokio::time::Instant::now() >= ctx.deadline || stopping {
+                let reason = if stopping {
                     FailureReason::ContextCanceled
                 } else {
                     FailureReason::ContextDeadlineExceeded
@@ -249,6 +251,7 @@ mod tests {
             repeat_interval: Duration::from_secs(3600),
             deadline: tokio::time::Instant::now() + Duration::from_secs(60),
             cancel: tokio_util::sync::CancellationToken::new(),
+            stopping: tokio_util::sync::CancellationToken::new(),
             firing_hashes: vec![1],
             resolved_hashes: vec![],
             reason: None,
@@ -281,6 +284,63 @@ mod tests {
             started.elapsed() < Duration::from_secs(30),
             "well before the deadline"
         );
+    }
+
+    /// Stopping Herald ends a retry loop at its next backoff: the attempt
+    /// under way finishes, no new one starts, so a receiver that is down
+    /// does not hold the stop for the whole grace period.
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_ends_the_retries_after_the_attempt_under_way() {
+        let attempts = Arc::new(AtomicU32::new(0));
+        let stage = RetryStage {
+            integration: Arc::new(Integration {
+                notifier: Arc::new(Failing(attempts.clone())),
+                key: ReceiverKey {
+                    group_name: "r".into(),
+                    integration: "webhook",
+                    index: 0,
+                },
+                send_resolved: true,
+            }),
+            metrics: Arc::new(Metrics::new()),
+            cluster_nflog: None,
+        };
+        let stopping = tokio_util::sync::CancellationToken::new();
+        let mut ctx = NotifyCtx {
+            group_key: "{}:{}".into(),
+            group_labels: Default::default(),
+            receiver: "r".into(),
+            now: jiff::Timestamp::now(),
+            repeat_interval: Duration::from_secs(3600),
+            deadline: tokio::time::Instant::now() + Duration::from_secs(300),
+            cancel: tokio_util::sync::CancellationToken::new(),
+            stopping: stopping.clone(),
+            firing_hashes: vec![1],
+            resolved_hashes: vec![],
+            reason: None,
+            mute_time_intervals: vec![],
+            active_time_intervals: vec![],
+            marker: Default::default(),
+        };
+        let started = tokio::time::Instant::now();
+        let stop = async {
+            // Long enough for a few retries on the paused clock.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            stopping.cancel();
+        };
+        let (result, ()) = tokio::join!(stage.exec(&mut ctx, Vec::new()), stop);
+        // The flush fails with the receiver's last error, as a reload's
+        // cancellation does.
+        assert_eq!(result.unwrap_err().reason, FailureReason::Other);
+        let tried = attempts.load(Ordering::SeqCst);
+        assert!((2..10).contains(&tried), "{tried} attempts");
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(5),
+            "ends at the stop"
+        );
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        assert_eq!(attempts.load(Ordering::SeqCst), tried, "nothing after it");
     }
 
     #[test]
