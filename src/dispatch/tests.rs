@@ -16,7 +16,7 @@ use crate::config::Config;
 
 use crate::model::Muter;
 use crate::nflog::MemNotificationLog;
-use crate::notify::{BoxFuture, Notifier, NotifyError, Pipeline, PipelineDeps};
+use crate::notify::{Notifier, NotifyError, Pipeline, PipelineDeps};
 
 /// One flush as the stage saw it.
 #[derive(Debug)]
@@ -36,28 +36,27 @@ struct Recorder {
     fail: AtomicBool,
 }
 
+#[async_trait::async_trait]
 impl Stage for Recorder {
-    fn exec<'a>(
-        &'a self,
-        ctx: &'a mut NotifyCtx,
+    async fn exec(
+        &self,
+        ctx: &mut NotifyCtx,
         alerts: Vec<Arc<Alert>>,
-    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
-        Box::pin(async move {
-            let _ = self.tx.send(Flush {
-                at: self.start.elapsed(),
-                receiver: ctx.receiver.to_string(),
-                group_key: ctx.group_key.to_string(),
-                alerts: names(&alerts, ctx.now),
-            });
-            if self.fail.load(Ordering::SeqCst) {
-                return Err(NotifyError::new(
-                    false,
-                    crate::notify::FailureReason::Other,
-                    "receiver down",
-                ));
-            }
-            Ok(alerts)
-        })
+    ) -> Result<Vec<Arc<Alert>>, NotifyError> {
+        let _ = self.tx.send(Flush {
+            at: self.start.elapsed(),
+            receiver: ctx.receiver.to_string(),
+            group_key: ctx.group_key.to_string(),
+            alerts: names(&alerts, ctx.now),
+        });
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(NotifyError::new(
+                false,
+                crate::notify::FailureReason::Other,
+                "receiver down",
+            ));
+        }
+        Ok(alerts)
     }
 }
 
@@ -401,27 +400,22 @@ struct Recipient {
     tx: mpsc::UnboundedSender<()>,
 }
 
+#[async_trait::async_trait]
 impl Notifier for Recipient {
-    fn notify<'a>(
-        &'a self,
-        ctx: &'a NotifyCtx,
-        alerts: &'a [Arc<Alert>],
-    ) -> BoxFuture<'a, Result<(), NotifyError>> {
-        Box::pin(async move {
-            self.calls
-                .lock()
-                .unwrap()
-                .push((self.start.elapsed(), names(alerts, ctx.now)));
-            let _ = self.tx.send(());
-            if self.fail.load(Ordering::SeqCst) {
-                return Err(NotifyError::new(
-                    false,
-                    crate::notify::FailureReason::ServerError,
-                    "unexpected status code 500",
-                ));
-            }
-            Ok(())
-        })
+    async fn notify(&self, ctx: &NotifyCtx, alerts: &[Arc<Alert>]) -> Result<(), NotifyError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((self.start.elapsed(), names(alerts, ctx.now)));
+        let _ = self.tx.send(());
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(NotifyError::new(
+                false,
+                crate::notify::FailureReason::ServerError,
+                "unexpected status code 500",
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use xxhash_rust::xxh64::Xxh64;
 
-use super::{BoxFuture, Integration, NotifyCtx, NotifyError, Stage};
+use super::{Integration, NotifyCtx, NotifyError, Stage};
 use crate::model::Alert;
 use crate::nflog::{Entry, NotificationLog};
 
@@ -122,36 +122,35 @@ pub struct DedupStage {
     pub integration: Arc<Integration>,
 }
 
+#[async_trait::async_trait]
 impl Stage for DedupStage {
-    fn exec<'a>(
-        &'a self,
-        ctx: &'a mut NotifyCtx,
+    async fn exec(
+        &self,
+        ctx: &mut NotifyCtx,
         alerts: Vec<Arc<Alert>>,
-    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
-        Box::pin(async move {
-            let (mut firing, mut resolved) = (Vec::new(), Vec::new());
-            for a in &alerts {
-                if a.resolved_at(ctx.now) {
-                    resolved.push(hash_alert(a));
-                } else {
-                    firing.push(hash_alert(a));
-                }
+    ) -> Result<Vec<Arc<Alert>>, NotifyError> {
+        let (mut firing, mut resolved) = (Vec::new(), Vec::new());
+        for a in &alerts {
+            if a.resolved_at(ctx.now) {
+                resolved.push(hash_alert(a));
+            } else {
+                firing.push(hash_alert(a));
             }
-            let entry = self.nflog.query(&ctx.group_key, &self.integration.key);
-            let reason = needs_update(
-                entry.as_ref(),
-                &firing,
-                &resolved,
-                self.integration.send_resolved,
-                ctx.repeat_interval,
-                ctx.now,
-            );
-            let reason = reason.filter(|_| !superseded(entry.as_ref(), ctx.now, &resolved));
-            ctx.firing_hashes = firing;
-            ctx.resolved_hashes = resolved;
-            ctx.reason = reason;
-            Ok(if reason.is_some() { alerts } else { Vec::new() })
-        })
+        }
+        let entry = self.nflog.query(&ctx.group_key, &self.integration.key);
+        let reason = needs_update(
+            entry.as_ref(),
+            &firing,
+            &resolved,
+            self.integration.send_resolved,
+            ctx.repeat_interval,
+            ctx.now,
+        );
+        let reason = reason.filter(|_| !superseded(entry.as_ref(), ctx.now, &resolved));
+        ctx.firing_hashes = firing;
+        ctx.resolved_hashes = resolved;
+        ctx.reason = reason;
+        Ok(if reason.is_some() { alerts } else { Vec::new() })
     }
 }
 

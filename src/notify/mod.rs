@@ -23,8 +23,6 @@ pub mod webhook;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,8 +40,6 @@ pub use retry::{RetryStage, SetNotifiesStage};
 use crate::metrics::Metrics;
 use crate::model::{Alert, LabelSet, Muter};
 use crate::nflog::{NotificationLog, ReceiverKey};
-
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Alertmanager's failure reasons, the `reason` label of
 /// `alertmanager_notifications_failed_total`.
@@ -156,22 +152,20 @@ pub struct NotifyCtx {
     pub marker: Arc<GroupMarker>,
 }
 
+#[async_trait::async_trait]
 pub trait Stage: Send + Sync {
-    fn exec<'a>(
-        &'a self,
-        ctx: &'a mut NotifyCtx,
+    async fn exec(
+        &self,
+        ctx: &mut NotifyCtx,
         alerts: Vec<Arc<Alert>>,
-    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>>;
+    ) -> Result<Vec<Arc<Alert>>, NotifyError>;
 }
 
 /// Delivers one notification to one destination. Implementations report
 /// whether a failure is worth retrying within this flush.
+#[async_trait::async_trait]
 pub trait Notifier: Send + Sync {
-    fn notify<'a>(
-        &'a self,
-        ctx: &'a NotifyCtx,
-        alerts: &'a [Arc<Alert>],
-    ) -> BoxFuture<'a, Result<(), NotifyError>>;
+    async fn notify(&self, ctx: &NotifyCtx, alerts: &[Arc<Alert>]) -> Result<(), NotifyError>;
 }
 
 /// One entry of a receiver's `*_configs` list.
@@ -184,21 +178,20 @@ pub struct Integration {
 /// Runs stages in order, stopping quietly once no alert is left.
 pub struct MultiStage(pub Vec<Arc<dyn Stage>>);
 
+#[async_trait::async_trait]
 impl Stage for MultiStage {
-    fn exec<'a>(
-        &'a self,
-        ctx: &'a mut NotifyCtx,
+    async fn exec(
+        &self,
+        ctx: &mut NotifyCtx,
         mut alerts: Vec<Arc<Alert>>,
-    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
-        Box::pin(async move {
-            for s in &self.0 {
-                if alerts.is_empty() {
-                    return Ok(alerts);
-                }
-                alerts = s.exec(ctx, alerts).await?;
+    ) -> Result<Vec<Arc<Alert>>, NotifyError> {
+        for s in &self.0 {
+            if alerts.is_empty() {
+                return Ok(alerts);
             }
-            Ok(alerts)
-        })
+            alerts = s.exec(ctx, alerts).await?;
+        }
+        Ok(alerts)
     }
 }
 
@@ -206,33 +199,32 @@ impl Stage for MultiStage {
 /// (so resolved alerts stay for the next one), errors joined.
 pub struct FanoutStage(pub Vec<MultiStage>);
 
+#[async_trait::async_trait]
 impl Stage for FanoutStage {
-    fn exec<'a>(
-        &'a self,
-        ctx: &'a mut NotifyCtx,
+    async fn exec(
+        &self,
+        ctx: &mut NotifyCtx,
         alerts: Vec<Arc<Alert>>,
-    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
-        Box::pin(async move {
-            let runs = self.0.iter().map(|stage| {
-                let mut c = ctx.clone();
-                let a = alerts.clone();
-                async move { stage.exec(&mut c, a).await }
-            });
-            let results = futures_util::future::join_all(runs).await;
-            let errors: Vec<NotifyError> = results.into_iter().filter_map(Result::err).collect();
-            match errors.first() {
-                None => Ok(alerts),
-                Some(first) => Err(NotifyError::new(
-                    false,
-                    first.reason,
-                    errors
-                        .iter()
-                        .map(|e| e.message.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                )),
-            }
-        })
+    ) -> Result<Vec<Arc<Alert>>, NotifyError> {
+        let runs = self.0.iter().map(|stage| {
+            let mut c = ctx.clone();
+            let a = alerts.clone();
+            async move { stage.exec(&mut c, a).await }
+        });
+        let results = futures_util::future::join_all(runs).await;
+        let errors: Vec<NotifyError> = results.into_iter().filter_map(Result::err).collect();
+        match errors.first() {
+            None => Ok(alerts),
+            Some(first) => Err(NotifyError::new(
+                false,
+                first.reason,
+                errors
+                    .iter()
+                    .map(|e| e.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
+        }
     }
 }
 
@@ -256,18 +248,17 @@ pub struct GossipSettleStage {
     pub cluster: Arc<crate::cluster::ClusterHandle>,
 }
 
+#[async_trait::async_trait]
 impl Stage for GossipSettleStage {
-    fn exec<'a>(
-        &'a self,
-        ctx: &'a mut NotifyCtx,
+    async fn exec(
+        &self,
+        ctx: &mut NotifyCtx,
         alerts: Vec<Arc<Alert>>,
-    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
-        Box::pin(async move {
-            if let Some(p) = self.cluster.wait_peer(&ctx.cancel).await {
-                p.wait_ready(&ctx.cancel).await;
-            }
-            Ok(alerts)
-        })
+    ) -> Result<Vec<Arc<Alert>>, NotifyError> {
+        if let Some(p) = self.cluster.wait_peer(&ctx.cancel).await {
+            p.wait_ready(&ctx.cancel).await;
+        }
+        Ok(alerts)
     }
 }
 
@@ -279,24 +270,23 @@ pub struct WaitStage {
     pub cluster: Arc<crate::cluster::ClusterHandle>,
 }
 
+#[async_trait::async_trait]
 impl Stage for WaitStage {
-    fn exec<'a>(
-        &'a self,
-        ctx: &'a mut NotifyCtx,
+    async fn exec(
+        &self,
+        ctx: &mut NotifyCtx,
         alerts: Vec<Arc<Alert>>,
-    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
-        Box::pin(async move {
-            let wait = self.cluster.peer_wait();
-            if !wait.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = ctx.cancel.cancelled() => {}
-                    // Stopping before our turn: the peers notify instead.
-                    _ = ctx.stopping.cancelled() => return Ok(Vec::new()),
-                }
+    ) -> Result<Vec<Arc<Alert>>, NotifyError> {
+        let wait = self.cluster.peer_wait();
+        if !wait.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = ctx.cancel.cancelled() => {}
+                // Stopping before our turn: the peers notify instead.
+                _ = ctx.stopping.cancelled() => return Ok(Vec::new()),
             }
-            Ok(alerts)
-        })
+        }
+        Ok(alerts)
     }
 }
 
@@ -311,53 +301,52 @@ pub struct ClaimStage {
     pub integration: Arc<Integration>,
 }
 
+#[async_trait::async_trait]
 impl Stage for ClaimStage {
-    fn exec<'a>(
-        &'a self,
-        ctx: &'a mut NotifyCtx,
+    async fn exec(
+        &self,
+        ctx: &mut NotifyCtx,
         alerts: Vec<Arc<Alert>>,
-    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
-        Box::pin(async move {
-            let Some(peer) = self.cluster.peer() else {
+    ) -> Result<Vec<Arc<Alert>>, NotifyError> {
+        let Some(peer) = self.cluster.peer() else {
+            return Ok(alerts);
+        };
+        let key = crate::nflog::state_key(&ctx.group_key, &self.integration.key);
+        let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+        for x in ctx
+            .firing_hashes
+            .iter()
+            .chain([&0u64])
+            .chain(&ctx.resolved_hashes)
+        {
+            h.update(&x.to_le_bytes());
+        }
+        let hash = h.digest();
+        loop {
+            if self.wait_for_claims(ctx, peer, &key, hash).await {
+                // Delivered and logged by the claiming node.
+                return Ok(Vec::new());
+            }
+            let left = ctx
+                .deadline
+                .saturating_duration_since(tokio::time::Instant::now());
+            let until = Timestamp::now()
+                .checked_add(left)
+                .unwrap_or_else(|_| Timestamp::now());
+            peer.claim(&key, hash, until);
+            if peer.position() == 0 || tokio::time::Instant::now() >= ctx.deadline {
                 return Ok(alerts);
-            };
-            let key = crate::nflog::state_key(&ctx.group_key, &self.integration.key);
-            let mut h = xxhash_rust::xxh64::Xxh64::new(0);
-            for x in ctx
-                .firing_hashes
-                .iter()
-                .chain([&0u64])
-                .chain(&ctx.resolved_hashes)
-            {
-                h.update(&x.to_le_bytes());
             }
-            let hash = h.digest();
-            loop {
-                if self.wait_for_claims(ctx, peer, &key, hash).await {
-                    // Delivered and logged by the claiming node.
-                    return Ok(Vec::new());
-                }
-                let left = ctx
-                    .deadline
-                    .saturating_duration_since(tokio::time::Instant::now());
-                let until = Timestamp::now()
-                    .checked_add(left)
-                    .unwrap_or_else(|_| Timestamp::now());
-                peer.claim(&key, hash, until);
-                if peer.position() == 0 || tokio::time::Instant::now() >= ctx.deadline {
-                    return Ok(alerts);
-                }
-                // Two nodes may claim at once: the one first in position
-                // order goes, the other waits for it.
-                tokio::select! {
-                    _ = tokio::time::sleep(peer.claim_settle()) => {}
-                    _ = ctx.cancel.cancelled() => {}
-                }
-                if peer.other_claim(&key, hash, true).is_none() || ctx.cancel.is_cancelled() {
-                    return Ok(alerts);
-                }
+            // Two nodes may claim at once: the one first in position
+            // order goes, the other waits for it.
+            tokio::select! {
+                _ = tokio::time::sleep(peer.claim_settle()) => {}
+                _ = ctx.cancel.cancelled() => {}
             }
-        })
+            if peer.other_claim(&key, hash, true).is_none() || ctx.cancel.is_cancelled() {
+                return Ok(alerts);
+            }
+        }
     }
 }
 
@@ -510,22 +499,21 @@ impl Pipeline {
 
 /// The receiver's pipeline for a flush of one of its groups. `Ok` means
 /// the flush succeeded, even if nothing needed sending.
+#[async_trait::async_trait]
 impl Stage for Pipeline {
-    fn exec<'a>(
-        &'a self,
-        ctx: &'a mut NotifyCtx,
+    async fn exec(
+        &self,
+        ctx: &mut NotifyCtx,
         alerts: Vec<Arc<Alert>>,
-    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
-        Box::pin(async move {
-            let Some(stage) = self.receivers.get(ctx.receiver.as_ref()) else {
-                return Err(NotifyError::new(
-                    false,
-                    FailureReason::Other,
-                    format!("unknown receiver {:?}", ctx.receiver),
-                ));
-            };
-            stage.exec(ctx, alerts).await
-        })
+    ) -> Result<Vec<Arc<Alert>>, NotifyError> {
+        let Some(stage) = self.receivers.get(ctx.receiver.as_ref()) else {
+            return Err(NotifyError::new(
+                false,
+                FailureReason::Other,
+                format!("unknown receiver {:?}", ctx.receiver),
+            ));
+        };
+        stage.exec(ctx, alerts).await
     }
 }
 

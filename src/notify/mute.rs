@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 
-use super::{BoxFuture, NotifyCtx, NotifyError, Stage};
+use super::{NotifyCtx, NotifyError, Stage};
 use crate::model::{Alert, Muter};
 use crate::timeinterval::TimeIntervalDef;
 
@@ -48,16 +48,15 @@ pub struct MuteStage {
     pub muter: Arc<dyn Muter>,
 }
 
+#[async_trait::async_trait]
 impl Stage for MuteStage {
-    fn exec<'a>(
-        &'a self,
-        ctx: &'a mut NotifyCtx,
+    async fn exec(
+        &self,
+        ctx: &mut NotifyCtx,
         mut alerts: Vec<Arc<Alert>>,
-    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
-        Box::pin(async move {
-            self.muter.retain_unmuted(&mut alerts, ctx.now);
-            Ok(alerts)
-        })
+    ) -> Result<Vec<Arc<Alert>>, NotifyError> {
+        self.muter.retain_unmuted(&mut alerts, ctx.now);
+        Ok(alerts)
     }
 }
 
@@ -65,24 +64,23 @@ pub struct TimeActiveStage {
     pub intervals: TimeIntervals,
 }
 
+#[async_trait::async_trait]
 impl Stage for TimeActiveStage {
-    fn exec<'a>(
-        &'a self,
-        ctx: &'a mut NotifyCtx,
+    async fn exec(
+        &self,
+        ctx: &mut NotifyCtx,
         alerts: Vec<Arc<Alert>>,
-    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
-        Box::pin(async move {
-            if ctx.active_time_intervals.is_empty() {
-                return Ok(alerts);
-            }
-            if matching(&self.intervals, &ctx.active_time_intervals, ctx.now).is_empty() {
-                // Outside every active interval: muted by all of them.
-                tracing::debug!(aggrGroup = %ctx.group_key, "Notifications not sent, route is not within active time");
-                ctx.marker.set(ctx.active_time_intervals.clone());
-                return Ok(Vec::new());
-            }
-            Ok(alerts)
-        })
+    ) -> Result<Vec<Arc<Alert>>, NotifyError> {
+        if ctx.active_time_intervals.is_empty() {
+            return Ok(alerts);
+        }
+        if matching(&self.intervals, &ctx.active_time_intervals, ctx.now).is_empty() {
+            // Outside every active interval: muted by all of them.
+            tracing::debug!(aggrGroup = %ctx.group_key, "Notifications not sent, route is not within active time");
+            ctx.marker.set(ctx.active_time_intervals.clone());
+            return Ok(Vec::new());
+        }
+        Ok(alerts)
     }
 }
 
@@ -90,21 +88,20 @@ pub struct TimeMuteStage {
     pub intervals: TimeIntervals,
 }
 
+#[async_trait::async_trait]
 impl Stage for TimeMuteStage {
-    fn exec<'a>(
-        &'a self,
-        ctx: &'a mut NotifyCtx,
+    async fn exec(
+        &self,
+        ctx: &mut NotifyCtx,
         alerts: Vec<Arc<Alert>>,
-    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
-        Box::pin(async move {
-            let muted = matching(&self.intervals, &ctx.mute_time_intervals, ctx.now);
-            if !muted.is_empty() {
-                tracing::debug!(aggrGroup = %ctx.group_key, "Notifications not sent, route is within mute time");
-                ctx.marker.set(muted);
-                return Ok(Vec::new());
-            }
-            ctx.marker.set(Vec::new());
-            Ok(alerts)
-        })
+    ) -> Result<Vec<Arc<Alert>>, NotifyError> {
+        let muted = matching(&self.intervals, &ctx.mute_time_intervals, ctx.now);
+        if !muted.is_empty() {
+            tracing::debug!(aggrGroup = %ctx.group_key, "Notifications not sent, route is within mute time");
+            ctx.marker.set(muted);
+            return Ok(Vec::new());
+        }
+        ctx.marker.set(Vec::new());
+        Ok(alerts)
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rand::RngExt;
 
-use super::{BoxFuture, FailureReason, Integration, NotifyCtx, NotifyError, Stage};
+use super::{FailureReason, Integration, NotifyCtx, NotifyError, Stage};
 use crate::metrics::Metrics;
 use crate::model::Alert;
 use crate::nflog::NotificationLog;
@@ -134,38 +134,37 @@ impl RetryStage {
     }
 }
 
+#[async_trait::async_trait]
 impl Stage for RetryStage {
-    fn exec<'a>(
-        &'a self,
-        ctx: &'a mut NotifyCtx,
+    async fn exec(
+        &self,
+        ctx: &mut NotifyCtx,
         alerts: Vec<Arc<Alert>>,
-    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
-        Box::pin(async move {
-            let name = self.integration.key.integration;
-            self.metrics.notifications_total(name);
-            // Without send_resolved, a flush with only resolved alerts counts
-            // as delivered (so the log records the resolution) but sends
-            // nothing; otherwise resolved alerts are left out of the message.
-            let sent: Vec<Arc<Alert>> = if self.integration.send_resolved {
-                alerts.clone()
-            } else {
-                if ctx.firing_hashes.is_empty() {
-                    return Ok(alerts);
-                }
-                alerts
-                    .iter()
-                    .filter(|a| !a.resolved_at(ctx.now))
-                    .cloned()
-                    .collect()
-            };
-            match self.attempt_until_deadline(ctx, &sent).await {
-                Ok(()) => Ok(alerts),
-                Err(e) => {
-                    self.metrics.notification_failed(name, e.reason.as_str());
-                    Err(e)
-                }
+    ) -> Result<Vec<Arc<Alert>>, NotifyError> {
+        let name = self.integration.key.integration;
+        self.metrics.notifications_total(name);
+        // Without send_resolved, a flush with only resolved alerts counts
+        // as delivered (so the log records the resolution) but sends
+        // nothing; otherwise resolved alerts are left out of the message.
+        let sent: Vec<Arc<Alert>> = if self.integration.send_resolved {
+            alerts.clone()
+        } else {
+            if ctx.firing_hashes.is_empty() {
+                return Ok(alerts);
             }
-        })
+            alerts
+                .iter()
+                .filter(|a| !a.resolved_at(ctx.now))
+                .cloned()
+                .collect()
+        };
+        match self.attempt_until_deadline(ctx, &sent).await {
+            Ok(()) => Ok(alerts),
+            Err(e) => {
+                self.metrics.notification_failed(name, e.reason.as_str());
+                Err(e)
+            }
+        }
     }
 }
 
@@ -176,28 +175,27 @@ pub struct SetNotifiesStage {
     pub retention: Duration,
 }
 
+#[async_trait::async_trait]
 impl Stage for SetNotifiesStage {
-    fn exec<'a>(
-        &'a self,
-        ctx: &'a mut NotifyCtx,
+    async fn exec(
+        &self,
+        ctx: &mut NotifyCtx,
         alerts: Vec<Arc<Alert>>,
-    ) -> BoxFuture<'a, Result<Vec<Arc<Alert>>, NotifyError>> {
-        Box::pin(async move {
-            let expiry = (ctx.repeat_interval * 2).min(self.retention);
-            // The durable log resolves once its entry is committed.
-            self.nflog
-                .log(
-                    &ctx.group_key,
-                    &self.integration.key,
-                    ctx.firing_hashes.clone(),
-                    ctx.resolved_hashes.clone(),
-                    ctx.now,
-                    expiry,
-                )
-                .await
-                .map_err(|e| NotifyError::new(false, FailureReason::Other, e.to_string()))?;
-            Ok(alerts)
-        })
+    ) -> Result<Vec<Arc<Alert>>, NotifyError> {
+        let expiry = (ctx.repeat_interval * 2).min(self.retention);
+        // The durable log resolves once its entry is committed.
+        self.nflog
+            .log(
+                &ctx.group_key,
+                &self.integration.key,
+                ctx.firing_hashes.clone(),
+                ctx.resolved_hashes.clone(),
+                ctx.now,
+                expiry,
+            )
+            .await
+            .map_err(|e| NotifyError::new(false, FailureReason::Other, e.to_string()))?;
+        Ok(alerts)
     }
 }
 
@@ -210,14 +208,15 @@ mod tests {
     /// A receiver that always fails (retryably) and counts the attempts.
     struct Failing(Arc<AtomicU32>);
 
+    #[async_trait::async_trait]
     impl super::super::Notifier for Failing {
-        fn notify<'a>(
-            &'a self,
-            _ctx: &'a NotifyCtx,
-            _alerts: &'a [Arc<Alert>],
-        ) -> BoxFuture<'a, Result<(), NotifyError>> {
+        async fn notify(
+            &self,
+            _ctx: &NotifyCtx,
+            _alerts: &[Arc<Alert>],
+        ) -> Result<(), NotifyError> {
             self.0.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async { Err(NotifyError::new(true, FailureReason::Other, "down")) })
+            Err(NotifyError::new(true, FailureReason::Other, "down"))
         }
     }
 

@@ -23,7 +23,7 @@ mod config;
 pub use config::{canonical_header_key, AddressList, EmailConfig, HostPort, DEFAULT_EMAIL_SUBJECT};
 
 use super::registry::BuildError;
-use super::{BoxFuture, FailureReason, Notifier, NotifyCtx, NotifyError};
+use super::{FailureReason, Notifier, NotifyCtx, NotifyError};
 use crate::commoncfg::TlsConfig;
 use crate::model::Alert;
 use crate::template::{Templates, Value};
@@ -293,16 +293,11 @@ fn split_pem(pem: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+#[async_trait::async_trait]
 impl Notifier for Email {
-    fn notify<'a>(
-        &'a self,
-        ctx: &'a NotifyCtx,
-        alerts: &'a [Arc<Alert>],
-    ) -> BoxFuture<'a, Result<(), NotifyError>> {
-        Box::pin(async move {
-            let data = super::template_data(ctx, alerts, &self.external_url);
-            let (envelope, message) = self.message(&data)?;
-            self.deliver(&envelope, &message).await
-        })
+    async fn notify(&self, ctx: &NotifyCtx, alerts: &[Arc<Alert>]) -> Result<(), NotifyError> {
+        let data = super::template_data(ctx, alerts, &self.external_url);
+        let (envelope, message) = self.message(&data)?;
+        self.deliver(&envelope, &message).await
     }
 }

@@ -16,7 +16,7 @@ pub use config::{SlackAction, SlackConfig, SlackConfirm, SlackField, DEFAULT_SLA
 
 use super::http::{check_status, transport_error, truncate_runes, Client, Credential};
 use super::registry::BuildError;
-use super::{BoxFuture, FailureReason, Notifier, NotifyCtx, NotifyError};
+use super::{FailureReason, Notifier, NotifyCtx, NotifyError};
 use crate::model::Alert;
 use crate::template::{Templates, Value};
 
@@ -287,33 +287,28 @@ async fn check_response(resp: reqwest::Response, channel: &str) -> Result<(), No
     Ok(())
 }
 
+#[async_trait::async_trait]
 impl Notifier for Slack {
-    fn notify<'a>(
-        &'a self,
-        ctx: &'a NotifyCtx,
-        alerts: &'a [Arc<Alert>],
-    ) -> BoxFuture<'a, Result<(), NotifyError>> {
-        Box::pin(async move {
-            let data = super::template_data(ctx, alerts, &self.external_url);
-            let body = self.payload(ctx, &data)?;
-            let channel = self
-                .templates
-                .execute_text(&self.conf.channel, &data)
-                .unwrap_or_default();
-            let (url, token) = match &self.target {
-                Target::Webhook(url) => (url.read()?, None),
-                Target::App { url, token } => (url.clone(), Some(token.read()?)),
-            };
-            let mut req = self.client.post_json(&url, body)?;
-            if let Some(token) = token {
-                req = req.header(reqwest::header::AUTHORIZATION, format!("Bearer {token}"));
-            }
-            // The webhook URL is the credential: never in an error.
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| transport_error("<redacted>", e))?;
-            check_response(resp, &channel).await
-        })
+    async fn notify(&self, ctx: &NotifyCtx, alerts: &[Arc<Alert>]) -> Result<(), NotifyError> {
+        let data = super::template_data(ctx, alerts, &self.external_url);
+        let body = self.payload(ctx, &data)?;
+        let channel = self
+            .templates
+            .execute_text(&self.conf.channel, &data)
+            .unwrap_or_default();
+        let (url, token) = match &self.target {
+            Target::Webhook(url) => (url.read()?, None),
+            Target::App { url, token } => (url.clone(), Some(token.read()?)),
+        };
+        let mut req = self.client.post_json(&url, body)?;
+        if let Some(token) = token {
+            req = req.header(reqwest::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        // The webhook URL is the credential: never in an error.
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| transport_error("<redacted>", e))?;
+        check_response(resp, &channel).await
     }
 }

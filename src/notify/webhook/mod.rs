@@ -11,7 +11,7 @@ pub use config::WebhookConfig;
 
 use super::http::{check_status, redact, transport_error, Client, Credential};
 use super::registry::BuildError;
-use super::{BoxFuture, Notifier, NotifyCtx, NotifyError};
+use super::{Notifier, NotifyCtx, NotifyError};
 use crate::model::Alert;
 use crate::template::Data;
 
@@ -49,47 +49,41 @@ impl Webhook {
     }
 }
 
+#[async_trait::async_trait]
 impl Notifier for Webhook {
-    fn notify<'a>(
-        &'a self,
-        ctx: &'a NotifyCtx,
-        alerts: &'a [Arc<Alert>],
-    ) -> BoxFuture<'a, Result<(), NotifyError>> {
-        Box::pin(async move {
-            let (kept, truncated) = if self.max_alerts > 0 && alerts.len() as u64 > self.max_alerts
-            {
-                (
-                    &alerts[..self.max_alerts as usize],
-                    alerts.len() as u64 - self.max_alerts,
-                )
-            } else {
-                (alerts, 0)
-            };
-            let mut data = Data::new(
-                &ctx.receiver,
-                &ctx.group_labels,
-                kept,
-                ctx.now,
-                &self.external_url,
-            );
-            data.notification_reason = ctx.reason.map(|r| r.as_str());
-            let mut body = crate::gojson::to_vec(&Message {
-                data: &data,
-                version: "4",
-                group_key: &ctx.group_key,
-                truncated_alerts: truncated,
-            });
-            body.push(b'\n');
-            let url = self.url.read()?;
-            let resp = self
-                .client
-                .post_json(&url, body)?
-                .send()
-                .await
-                .map_err(|e| transport_error(&redact(&url), e))?;
-            // Alertmanager's webhook retries 5xx only; a 503's Retry-After
-            // is honoured.
-            check_status(&resp, &[])
-        })
+    async fn notify(&self, ctx: &NotifyCtx, alerts: &[Arc<Alert>]) -> Result<(), NotifyError> {
+        let (kept, truncated) = if self.max_alerts > 0 && alerts.len() as u64 > self.max_alerts {
+            (
+                &alerts[..self.max_alerts as usize],
+                alerts.len() as u64 - self.max_alerts,
+            )
+        } else {
+            (alerts, 0)
+        };
+        let mut data = Data::new(
+            &ctx.receiver,
+            &ctx.group_labels,
+            kept,
+            ctx.now,
+            &self.external_url,
+        );
+        data.notification_reason = ctx.reason.map(|r| r.as_str());
+        let mut body = crate::gojson::to_vec(&Message {
+            data: &data,
+            version: "4",
+            group_key: &ctx.group_key,
+            truncated_alerts: truncated,
+        });
+        body.push(b'\n');
+        let url = self.url.read()?;
+        let resp = self
+            .client
+            .post_json(&url, body)?
+            .send()
+            .await
+            .map_err(|e| transport_error(&redact(&url), e))?;
+        // Alertmanager's webhook retries 5xx only; a 503's Retry-After
+        // is honoured.
+        check_status(&resp, &[])
     }
 }
