@@ -220,6 +220,30 @@ mod tests {
         }
     }
 
+    /// A flush of one firing alert (hash 1) to receiver `r`.
+    fn firing_ctx(
+        now: jiff::Timestamp,
+        deadline_in: Duration,
+        stopping: tokio_util::sync::CancellationToken,
+    ) -> NotifyCtx {
+        NotifyCtx {
+            group_key: "{}:{}".into(),
+            group_labels: Default::default(),
+            receiver: "r".into(),
+            now,
+            repeat_interval: Duration::from_secs(3600),
+            deadline: tokio::time::Instant::now() + deadline_in,
+            cancel: Default::default(),
+            stopping,
+            firing_hashes: vec![1],
+            resolved_hashes: vec![],
+            reason: None,
+            mute_time_intervals: vec![],
+            active_time_intervals: vec![],
+            marker: Default::default(),
+        }
+    }
+
     /// A clustered node retrying a failing receiver stops once a peer's
     /// notification of the same alerts reaches its log, instead of
     /// retrying until the flush deadline.
@@ -242,22 +266,7 @@ mod tests {
             cluster_nflog: Some(nflog.clone()),
         };
         let now = jiff::Timestamp::now();
-        let mut ctx = NotifyCtx {
-            group_key: "{}:{}".into(),
-            group_labels: Default::default(),
-            receiver: "r".into(),
-            now,
-            repeat_interval: Duration::from_secs(3600),
-            deadline: tokio::time::Instant::now() + Duration::from_secs(60),
-            cancel: tokio_util::sync::CancellationToken::new(),
-            stopping: tokio_util::sync::CancellationToken::new(),
-            firing_hashes: vec![1],
-            resolved_hashes: vec![],
-            reason: None,
-            mute_time_intervals: vec![],
-            active_time_intervals: vec![],
-            marker: Default::default(),
-        };
+        let mut ctx = firing_ctx(now, Duration::from_secs(60), Default::default());
         let started = tokio::time::Instant::now();
         let run = tokio::spawn(async move { stage.exec(&mut ctx, Vec::new()).await.is_ok() });
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -305,22 +314,11 @@ mod tests {
             cluster_nflog: None,
         };
         let stopping = tokio_util::sync::CancellationToken::new();
-        let mut ctx = NotifyCtx {
-            group_key: "{}:{}".into(),
-            group_labels: Default::default(),
-            receiver: "r".into(),
-            now: jiff::Timestamp::now(),
-            repeat_interval: Duration::from_secs(3600),
-            deadline: tokio::time::Instant::now() + Duration::from_secs(300),
-            cancel: tokio_util::sync::CancellationToken::new(),
-            stopping: stopping.clone(),
-            firing_hashes: vec![1],
-            resolved_hashes: vec![],
-            reason: None,
-            mute_time_intervals: vec![],
-            active_time_intervals: vec![],
-            marker: Default::default(),
-        };
+        let mut ctx = firing_ctx(
+            jiff::Timestamp::now(),
+            Duration::from_secs(300),
+            stopping.clone(),
+        );
         let started = tokio::time::Instant::now();
         let stop = async {
             // Long enough for a few retries on the paused clock.
