@@ -135,7 +135,7 @@ impl Dispatcher {
         if let Some(group) = shard.get(&id).cloned() {
             let mut st = group.lock();
             if !st.destroyed {
-                insert_alert(&group, &mut st, alert, self.clock.now());
+                insert_alert(&group, &mut st, alert, &self.clock);
                 return;
             }
         }
@@ -156,7 +156,7 @@ impl Dispatcher {
         });
         {
             let mut st = group.lock();
-            insert_alert(&group, &mut st, alert, self.clock.now());
+            insert_alert(&group, &mut st, alert, &self.clock);
         }
         shard.insert(id, group.clone());
         drop(shard);
@@ -365,7 +365,7 @@ impl Dispatcher {
     }
 }
 
-fn insert_alert(group: &AggrGroup, st: &mut GroupState, alert: &Arc<Alert>, now: Timestamp) {
+fn insert_alert(group: &AggrGroup, st: &mut GroupState, alert: &Arc<Alert>, clock: &Clock) {
     // Concurrent posts of the same alert may arrive out of order; the group
     // keeps the most recently received version, as the store does.
     if st
@@ -380,7 +380,11 @@ fn insert_alert(group: &AggrGroup, st: &mut GroupState, alert: &Arc<Alert>, now:
     // (typically after a restart or reload) is flushed at once.
     if !st.has_flushed {
         let wait = group.route.opts.group_wait;
-        if alert.starts_at.checked_add(wait).is_ok_and(|t| t < now) {
+        if alert
+            .starts_at
+            .checked_add(wait)
+            .is_ok_and(|t| t < clock.now())
+        {
             group.flush_now_pending.store(true, Ordering::Release);
             group.flush_now.notify_one();
         }
