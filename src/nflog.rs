@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 
 /// Identifies one integration of a receiver (`nflogpb.Receiver`).
@@ -41,21 +40,22 @@ pub enum NflogError {
     Storage(String),
 }
 
+#[async_trait::async_trait]
 pub trait NotificationLog: Send + Sync {
     fn query(&self, group_key: &str, receiver: &ReceiverKey) -> Option<Entry>;
     /// Records a notification. `expiry` is how long the entry must outlive
     /// `now` (Alertmanager: 2 × repeat_interval, capped by retention).
     /// Resolves once the entry is durable (for a log that keeps it), so
     /// the runtime is not held while it is written.
-    fn log<'a>(
-        &'a self,
-        group_key: &'a str,
-        receiver: &'a ReceiverKey,
+    async fn log(
+        &self,
+        group_key: &str,
+        receiver: &ReceiverKey,
         firing: Vec<u64>,
         resolved: Vec<u64>,
         now: Timestamp,
         expiry: Duration,
-    ) -> BoxFuture<'a, Result<(), NflogError>>;
+    ) -> Result<(), NflogError>;
     /// Drops expired entries; returns how many.
     fn gc(&self, now: Timestamp) -> usize;
     /// Alertmanager's gossip merge of a peer's entry under its state key:
@@ -187,6 +187,7 @@ impl MemNotificationLog {
     }
 }
 
+#[async_trait::async_trait]
 impl NotificationLog for MemNotificationLog {
     fn query(&self, group_key: &str, receiver: &ReceiverKey) -> Option<Entry> {
         let started = std::time::Instant::now();
@@ -199,23 +200,20 @@ impl NotificationLog for MemNotificationLog {
             .cloned()
     }
 
-    fn log<'a>(
-        &'a self,
-        group_key: &'a str,
-        receiver: &'a ReceiverKey,
+    async fn log(
+        &self,
+        group_key: &str,
+        receiver: &ReceiverKey,
         firing: Vec<u64>,
         resolved: Vec<u64>,
         now: Timestamp,
         expiry: Duration,
-    ) -> BoxFuture<'a, Result<(), NflogError>> {
-        Box::pin(async move {
-            if let Some((key, entry)) =
-                self.prepare(group_key, receiver, firing, resolved, now, expiry)
-            {
-                self.insert(key, entry);
-            }
-            Ok(())
-        })
+    ) -> Result<(), NflogError> {
+        if let Some((key, entry)) = self.prepare(group_key, receiver, firing, resolved, now, expiry)
+        {
+            self.insert(key, entry);
+        }
+        Ok(())
     }
 
     fn merge(&self, key: &str, mut entry: Entry, now: Timestamp) -> Result<bool, NflogError> {

@@ -624,46 +624,45 @@ impl DurableNotificationLog {
     }
 }
 
+#[async_trait::async_trait]
 impl NotificationLog for DurableNotificationLog {
     fn query(&self, group_key: &str, receiver: &ReceiverKey) -> Option<Entry> {
         self.mem.query(group_key, receiver)
     }
 
-    fn log<'a>(
-        &'a self,
-        group_key: &'a str,
-        receiver: &'a ReceiverKey,
+    async fn log(
+        &self,
+        group_key: &str,
+        receiver: &ReceiverKey,
         firing: Vec<u64>,
         resolved: Vec<u64>,
         now: Timestamp,
         expiry: Duration,
-    ) -> BoxFuture<'a, Result<(), NflogError>> {
-        Box::pin(async move {
-            // Never go back in time, on disk either: a newer entry (from a
-            // concurrent flush) wins, as in the in-memory log. The entry
-            // comes sorted: it is on disk as it is compared.
-            let Some((key, entry)) = self
-                .mem
-                .prepare(group_key, receiver, firing, resolved, now, expiry)
-            else {
-                return Ok(());
-            };
-            let json = serde_json::to_string(&stored_entry(&entry))
-                .map_err(|e| NflogError::Storage(e.to_string()))?;
-            self.storage
-                .queue(Op::PutNflog(
-                    key.clone(),
-                    json,
-                    entry.expires_at.to_string(),
-                ))
-                .await
-                .map_err(NflogError::Storage)?;
-            if let Some(f) = self.on_local_log.get() {
-                f(&key, &entry);
-            }
-            self.mem.insert(key, entry);
-            Ok(())
-        })
+    ) -> Result<(), NflogError> {
+        // Never go back in time, on disk either: a newer entry (from a
+        // concurrent flush) wins, as in the in-memory log. The entry
+        // comes sorted: it is on disk as it is compared.
+        let Some((key, entry)) = self
+            .mem
+            .prepare(group_key, receiver, firing, resolved, now, expiry)
+        else {
+            return Ok(());
+        };
+        let json = serde_json::to_string(&stored_entry(&entry))
+            .map_err(|e| NflogError::Storage(e.to_string()))?;
+        self.storage
+            .queue(Op::PutNflog(
+                key.clone(),
+                json,
+                entry.expires_at.to_string(),
+            ))
+            .await
+            .map_err(NflogError::Storage)?;
+        if let Some(f) = self.on_local_log.get() {
+            f(&key, &entry);
+        }
+        self.mem.insert(key, entry);
+        Ok(())
     }
 
     fn gc(&self, now: Timestamp) -> usize {
