@@ -1,23 +1,30 @@
-//! The real `amtool` (Debian's Alertmanager 0.25) talks to Herald: it must
-//! parse `GET /api/v2/status` (the re-serialised config) and list alerts.
+//! The real `amtool` talks to Herald: it must parse `GET /api/v2/status`
+//! (the re-serialised config) and list alerts. Every test runs with the
+//! reference release's amtool (0.33.1) and with Debian 12's 0.25, which
+//! users of older installations still have.
 
 // Needs Debian's amtool: the system tier only.
 #![cfg(feature = "system-tests")]
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
 use serde_json::json;
 
-fn amtool(args: &[&str]) -> (bool, String) {
+/// Both amtools: the reference release's and Debian 12's.
+fn amtools() -> [PathBuf; 2] {
     assert!(
-        Path::new("/usr/bin/amtool").exists(),
-        "amtool is missing: run scripts/test.sh"
+        Path::new(AMTOOL_025).exists(),
+        "{AMTOOL_025} is missing: run scripts/test.sh"
     );
-    let out = Command::new("/usr/bin/amtool").args(args).output().unwrap();
+    [am_current_bin("amtool"), PathBuf::from(AMTOOL_025)]
+}
+
+fn amtool(bin: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin).args(args).output().unwrap();
     (
         out.status.success(),
         format!(
@@ -30,6 +37,12 @@ fn amtool(args: &[&str]) -> (bool, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn amtool_reads_status_config_and_alerts() {
+    for bin in amtools() {
+        amtool_reads_status_config_and_alerts_with(&bin).await;
+    }
+}
+
+async fn amtool_reads_status_config_and_alerts_with(bin: &Path) {
     let cfg = r#"
 global:
   resolve_timeout: 2m
@@ -71,13 +84,13 @@ receivers:
 "#;
     let h = start_herald(cfg, &[]).await;
     let url = format!("--alertmanager.url={}", h.base);
-    let (ok, out) = amtool(&[&url, "config", "routes"]);
+    let (ok, out) = amtool(bin, &[&url, "config", "routes"]);
     assert!(ok, "amtool could not parse Herald's status: {out}");
     assert!(
         out.contains(r#"{severity=~"crit|page"}  continue: true  receiver: pager"#),
         "{out}"
     );
-    let (ok, out) = amtool(&[&url, "config", "show"]);
+    let (ok, out) = amtool(bin, &[&url, "config", "show"]);
     assert!(ok, "{out}");
     assert!(
         !out.contains("very-secret") && out.contains("<secret>"),
@@ -93,19 +106,22 @@ receivers:
         !out.contains("mail-secret") && !out.contains("slack-secret"),
         "{out}"
     );
-    let (ok, out) = amtool(&[
-        &url,
-        "config",
-        "routes",
-        "test",
-        "severity=crit",
-        "service=api1",
-    ]);
+    let (ok, out) = amtool(
+        bin,
+        &[
+            &url,
+            "config",
+            "routes",
+            "test",
+            "severity=crit",
+            "service=api1",
+        ],
+    );
     assert!(ok, "{out}");
     assert!(out.lines().any(|l| l.trim() == "pager,team"), "{out}");
 
     post_alerts(&h.base, &json!([{"labels": {"alertname": "DiskFull", "severity": "crit"}, "annotations": {"summary": "disk"}}])).await;
-    let (ok, out) = amtool(&[&url, "alert", "query", "-o", "json"]);
+    let (ok, out) = amtool(bin, &[&url, "alert", "query", "-o", "json"]);
     assert!(ok, "{out}");
     let json_start = out.find('[').unwrap();
     let v: serde_json::Value =
@@ -122,7 +138,7 @@ receivers:
     }
     for f in files {
         let f = f.to_str().unwrap();
-        let (ok, out) = amtool(&["check-config", f]);
+        let (ok, out) = amtool(bin, &["check-config", f]);
         assert!(ok, "amtool refuses {f}: {out}");
         let st = Command::new(herald_bin())
             .args(["check-config", f])
@@ -134,21 +150,30 @@ receivers:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn amtool_silences_round_trip() {
+    for bin in amtools() {
+        amtool_silences_round_trip_with(&bin).await;
+    }
+}
+
+async fn amtool_silences_round_trip_with(bin: &Path) {
     let cfg = "route:\n  receiver: r\n  group_wait: 1h\nreceivers:\n  - name: r\n";
     let h = start_herald(cfg, &[]).await;
     let url = format!("--alertmanager.url={}", h.base);
     post_alerts(&h.base, &json!([{"labels": {"alertname": "Disk", "instance": "a"}}, {"labels": {"alertname": "Load"}}])).await;
 
-    let (ok, out) = amtool(&[
-        &url,
-        "silence",
-        "add",
-        "alertname=Disk",
-        "instance=~a|b",
-        "--comment=maintenance",
-        "--author=ops",
-        "--duration=2h",
-    ]);
+    let (ok, out) = amtool(
+        bin,
+        &[
+            &url,
+            "silence",
+            "add",
+            "alertname=Disk",
+            "instance=~a|b",
+            "--comment=maintenance",
+            "--author=ops",
+            "--duration=2h",
+        ],
+    );
     assert!(ok, "{out}");
     let id = out
         .lines()
@@ -156,22 +181,22 @@ async fn amtool_silences_round_trip() {
         .find(|l| l.len() == 36)
         .unwrap_or_else(|| panic!("no id in {out}"))
         .to_string();
-    let (ok, out) = amtool(&[&url, "silence", "query", "-q"]);
+    let (ok, out) = amtool(bin, &[&url, "silence", "query", "-q"]);
     assert!(ok && out.contains(&id), "{out}");
-    let (ok, out) = amtool(&[&url, "silence", "query", "alertname=Disk"]);
+    let (ok, out) = amtool(bin, &[&url, "silence", "query", "alertname=Disk"]);
     assert!(
         ok && out.contains("maintenance") && out.contains("ops"),
         "{out}"
     );
     // The alert is silenced; `alert query` hides it unless asked (-s).
-    let (ok, out) = amtool(&[&url, "alert", "query"]);
+    let (ok, out) = amtool(bin, &[&url, "alert", "query"]);
     assert!(ok && !out.contains("Disk") && out.contains("Load"), "{out}");
-    let (ok, out) = amtool(&[&url, "alert", "query", "-s", "alertname=Disk"]);
+    let (ok, out) = amtool(bin, &[&url, "alert", "query", "-s", "alertname=Disk"]);
     assert!(ok && out.contains("Disk"), "{out}");
 
     // Export and re-import with --force: a new silence with the same matchers
     // (without it, amtool posts the same id and the silence updates in place).
-    let (ok, exported) = amtool(&[&url, "silence", "query", "-o", "json"]);
+    let (ok, exported) = amtool(bin, &[&url, "silence", "query", "-o", "json"]);
     assert!(ok, "{exported}");
     let file = h.root.join("silences.json");
     let json_line = exported
@@ -179,80 +204,98 @@ async fn amtool_silences_round_trip() {
         .find(|l| l.trim_start().starts_with('['))
         .unwrap();
     std::fs::write(&file, json_line).unwrap();
-    let (ok, out) = amtool(&[&url, "silence", "import", "--force", file.to_str().unwrap()]);
+    let (ok, out) = amtool(
+        bin,
+        &[&url, "silence", "import", "--force", file.to_str().unwrap()],
+    );
     assert!(ok, "{out}");
-    let (ok, out) = amtool(&[&url, "silence", "query", "-q"]);
+    let (ok, out) = amtool(bin, &[&url, "silence", "query", "-q"]);
     assert!(
         ok && out.lines().filter(|l| l.trim().len() == 36).count() == 2,
         "{out}"
     );
 
     // Update the comment in place: the id stays.
-    let (ok, out) = amtool(&[&url, "silence", "update", &id, "--comment=extended"]);
+    let (ok, out) = amtool(bin, &[&url, "silence", "update", &id, "--comment=extended"]);
     assert!(ok && out.contains(&id), "{out}");
 
     // Expire both: nothing active, the first shows under -e.
-    let (_, ids) = amtool(&[&url, "silence", "query", "-q"]);
+    let (_, ids) = amtool(bin, &[&url, "silence", "query", "-q"]);
     for sid in ids.lines().map(str::trim).filter(|l| l.len() == 36) {
-        let (ok, out) = amtool(&[&url, "silence", "expire", sid]);
+        let (ok, out) = amtool(bin, &[&url, "silence", "expire", sid]);
         assert!(ok, "{out}");
     }
-    let (ok, out) = amtool(&[&url, "silence", "query", "-q"]);
+    let (ok, out) = amtool(bin, &[&url, "silence", "query", "-q"]);
     assert!(ok && !out.lines().any(|l| l.trim().len() == 36), "{out}");
-    let (ok, out) = amtool(&[&url, "silence", "query", "--expired", "-q"]);
+    let (ok, out) = amtool(bin, &[&url, "silence", "query", "--expired", "-q"]);
     assert!(ok && out.contains(&id), "{out}");
-    let (ok, out) = amtool(&[&url, "alert", "query"]);
+    let (ok, out) = amtool(bin, &[&url, "alert", "query"]);
     assert!(ok && out.contains("Disk"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn amtool_alert_add_inhibited_and_cluster() {
+    for bin in amtools() {
+        amtool_alert_add_inhibited_and_cluster_with(&bin).await;
+    }
+}
+
+async fn amtool_alert_add_inhibited_and_cluster_with(bin: &Path) {
     let cfg = "route:\n  receiver: r\n  group_wait: 1h\ninhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [instance]\nreceivers:\n  - name: r\n";
     let h = start_herald(cfg, &[]).await;
     let url = format!("--alertmanager.url={}", h.base);
-    let (ok, out) = amtool(&[
-        &url,
-        "alert",
-        "add",
-        "alertname=Down",
-        "severity=critical",
-        "instance=a",
-        "--annotation=summary=down",
-    ]);
+    let (ok, out) = amtool(
+        bin,
+        &[
+            &url,
+            "alert",
+            "add",
+            "alertname=Down",
+            "severity=critical",
+            "instance=a",
+            "--annotation=summary=down",
+        ],
+    );
     assert!(ok, "{out}");
-    let (ok, out) = amtool(&[
-        &url,
-        "alert",
-        "add",
-        "alertname=Slow",
-        "severity=warning",
-        "instance=a",
-    ]);
+    let (ok, out) = amtool(
+        bin,
+        &[
+            &url,
+            "alert",
+            "add",
+            "alertname=Slow",
+            "severity=warning",
+            "instance=a",
+        ],
+    );
     assert!(ok, "{out}");
     // The warning is inhibited: hidden by default, listed with -i.
-    let (ok, out) = amtool(&[&url, "alert", "query"]);
+    let (ok, out) = amtool(bin, &[&url, "alert", "query"]);
     assert!(ok && out.contains("Down") && !out.contains("Slow"), "{out}");
-    let (ok, out) = amtool(&[&url, "alert", "query", "-i"]);
+    let (ok, out) = amtool(bin, &[&url, "alert", "query", "-i"]);
     assert!(ok && out.contains("Slow"), "{out}");
     // -a lists active (not suppressed) alerts only, with a matcher filter.
-    let (ok, out) = amtool(&[&url, "alert", "query", "-a", "severity=warning"]);
+    let (ok, out) = amtool(bin, &[&url, "alert", "query", "-a", "severity=warning"]);
     assert!(ok && !out.contains("Slow"), "{out}");
-    let (ok, out) = amtool(&[&url, "alert", "query", "-a", "instance=a"]);
+    let (ok, out) = amtool(bin, &[&url, "alert", "query", "-a", "instance=a"]);
     assert!(ok && out.contains("Down") && !out.contains("Slow"), "{out}");
     // A silence expiring within the window shows with --within.
-    let (ok, _) = amtool(&[
-        &url,
-        "silence",
-        "add",
-        "alertname=Down",
-        "--comment=x",
-        "--duration=30m",
-    ]);
+    let (ok, _) = amtool(
+        bin,
+        &[
+            &url,
+            "silence",
+            "add",
+            "alertname=Down",
+            "--comment=x",
+            "--duration=30m",
+        ],
+    );
     assert!(ok);
-    let (ok, out) = amtool(&[&url, "silence", "query", "--within=1h", "-q"]);
+    let (ok, out) = amtool(bin, &[&url, "silence", "query", "--within=1h", "-q"]);
     assert!(ok && out.lines().any(|l| l.trim().len() == 36), "{out}");
-    let (ok, out) = amtool(&[&url, "silence", "query", "--within=10m", "-q"]);
+    let (ok, out) = amtool(bin, &[&url, "silence", "query", "--within=10m", "-q"]);
     assert!(ok && !out.lines().any(|l| l.trim().len() == 36), "{out}");
-    let (ok, out) = amtool(&[&url, "cluster", "show"]);
+    let (ok, out) = amtool(bin, &[&url, "cluster", "show"]);
     assert!(ok && out.contains("disabled"), "{out}");
 }

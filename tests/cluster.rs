@@ -115,7 +115,7 @@ async fn three_nodes_notify_once_share_silences_and_fail_over() {
     );
     assert_eq!(metric(&c, "alertmanager_cluster_members").await, 3.0);
     // The real amtool reads the cluster from the status API.
-    let out = std::process::Command::new("/usr/bin/amtool")
+    let out = std::process::Command::new(am_current_bin("amtool"))
         .args([
             &format!("--alertmanager.url={}", b.server.base),
             "cluster",

@@ -22,7 +22,7 @@ async fn takes_over_an_alertmanager_data_directory() {
         "route:\n  receiver: r\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: r\n    webhook_configs: [{{url: '{}'}}]\n",
         hook.url("/m")
     );
-    let mut am = start_alertmanager_at(root.path(), &cfg).await;
+    let mut am = start_alertmanager_025_at(root.path(), &cfg).await;
     let now = jiff::Timestamp::now();
     let sil = json!({"matchers": [{"name": "alertname", "value": "Quiet", "isRegex": false}], "startsAt": now.to_string(), "endsAt": now.checked_add(jiff::SignedDuration::from_hours(2)).unwrap().to_string(), "createdBy": "am-user", "comment": "from Alertmanager"});
     let r = reqwest::Client::new()

@@ -152,7 +152,7 @@ async fn tls_and_basic_auth_protect_the_api() {
         ),
     )
     .unwrap();
-    let out = Command::new("/usr/bin/amtool")
+    let out = Command::new(am_current_bin("amtool"))
         .arg(format!("--alertmanager.url={}", h.base))
         .arg(format!(
             "--http.config.file={}",

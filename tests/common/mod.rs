@@ -388,8 +388,48 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Starts the real Alertmanager from Debian's package. The tests that call
-/// this are the differential ones: a missing binary is a failure, not a skip.
+/// Where `scripts/reference.sh` unpacked the reference Alertmanager (the
+/// current release, 0.33.1 from Debian's sid suite). `HERALD_AM_CURRENT`
+/// points elsewhere, for a build whose target directory is not `target/`.
+pub fn am_current() -> PathBuf {
+    std::env::var_os("HERALD_AM_CURRENT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/am-current"))
+}
+
+/// A program of the reference release (`alertmanager`, `amtool`,
+/// `prometheus`), through the wrapper that gives it its own default
+/// templates. Missing is a failure, not a skip.
+pub fn am_current_bin(name: &str) -> PathBuf {
+    let bin = am_current().join("bin").join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run scripts/reference.sh (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The reference release's source tree (Debian's
+/// golang-github-prometheus-alertmanager-dev): OpenAPI spec, templates,
+/// test data, acceptance suites.
+pub fn am_current_src() -> PathBuf {
+    let src = am_current().join("root/usr/share/gocode/src/github.com/prometheus/alertmanager");
+    assert!(
+        src.exists(),
+        "{} is missing: run scripts/reference.sh (scripts/test.sh does)",
+        src.display()
+    );
+    src
+}
+
+/// Debian 12's Alertmanager 0.25, only for tests about 0.25 itself
+/// (importing an old data directory, the old amtool).
+pub const AM_025_BIN: &str = "/usr/bin/prometheus-alertmanager";
+pub const AMTOOL_025: &str = "/usr/bin/amtool";
+
+/// Starts the reference Alertmanager (0.33.1). The tests that call this are
+/// the differential ones: a missing binary is a failure, not a skip.
 #[cfg(feature = "system-tests")]
 pub async fn start_alertmanager(config: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
@@ -398,15 +438,25 @@ pub async fn start_alertmanager(config: &str) -> Server {
     s
 }
 
-/// Starts Alertmanager with its config and data directory (`<root>/data`)
-/// under `root`, the layout `start_herald_at` uses.
+/// Starts the reference Alertmanager with its config and data directory
+/// (`<root>/data`) under `root`, the layout `start_herald_at` uses.
 #[cfg(feature = "system-tests")]
 pub async fn start_alertmanager_at(root: &Path, config: &str) -> Server {
-    let bin = "/usr/bin/prometheus-alertmanager";
+    start_alertmanager_bin_at(&am_current_bin("alertmanager"), root, config).await
+}
+
+/// Starts Debian 12's Alertmanager 0.25 (tests about 0.25 itself).
+#[cfg(feature = "system-tests")]
+pub async fn start_alertmanager_025_at(root: &Path, config: &str) -> Server {
     assert!(
-        Path::new(bin).exists(),
-        "{bin} is missing: run scripts/test.sh, which installs Debian's prometheus-alertmanager"
+        Path::new(AM_025_BIN).exists(),
+        "{AM_025_BIN} is missing: run scripts/test.sh, which installs Debian's prometheus-alertmanager"
     );
+    start_alertmanager_bin_at(Path::new(AM_025_BIN), root, config).await
+}
+
+#[cfg(feature = "system-tests")]
+async fn start_alertmanager_bin_at(bin: &Path, root: &Path, config: &str) -> Server {
     let config_path = root.join("alertmanager.yml");
     std::fs::write(&config_path, config).unwrap();
     let port = free_port();
