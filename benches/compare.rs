@@ -3,7 +3,8 @@
 //! 10k and 100k alerts, `GET /api/v2/alerts` and `/alerts/groups` latency
 //! at those sizes, and notification latency (post → webhook).
 //!
-//! `cargo bench --bench compare` (needs Debian's prometheus-alertmanager).
+//! `cargo bench --bench compare` (needs the reference Alertmanager, 0.33.1:
+//! `scripts/reference.sh` unpacks it).
 //! `HERALD_BENCH_SIZES=10000,100000` chooses the sizes.
 //! `HERALD_BENCH_ONLY=silences` (a comma-separated list of `alerts`,
 //! `slack`, `silences`, `suppressed`) runs only those sections; the default
@@ -114,12 +115,7 @@ async fn start_config(name: &'static str, config_text: &str) -> Proc {
     let mut cmd = if name == "herald" {
         Command::new(env!("CARGO_BIN_EXE_herald"))
     } else {
-        let bin = "/usr/bin/prometheus-alertmanager";
-        assert!(
-            Path::new(bin).exists(),
-            "{bin} missing: apt-get install prometheus-alertmanager"
-        );
-        let mut c = Command::new(bin);
+        let mut c = Command::new(reference_alertmanager());
         c.arg("--cluster.listen-address=");
         c
     };
@@ -508,4 +504,19 @@ async fn suppressed(line: &mut impl FnMut(String, f64, f64)) {
         hg,
         ag,
     );
+}
+
+/// The reference Alertmanager (0.33.1 from Debian's sid suite) that
+/// `scripts/reference.sh` unpacks, run through its wrapper.
+fn reference_alertmanager() -> std::path::PathBuf {
+    let root = std::env::var_os("HERALD_AM_CURRENT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/am-current"));
+    let bin = root.join("bin/alertmanager");
+    assert!(
+        bin.exists(),
+        "{} missing: run scripts/reference.sh",
+        bin.display()
+    );
+    bin
 }

@@ -1,5 +1,5 @@
 //! High availability under load, Herald against Alertmanager in one run:
-//! three Herald nodes and three Alertmanager nodes (Debian's 0.25), each
+//! three Herald nodes and three Alertmanager nodes (the reference, 0.33.1), each
 //! cluster fed the same alerts on every node (as every Prometheus sends to
 //! every replica), notifying a receiver that fails every other request.
 //! Counts the notifications each receiver accepted and how many of them
@@ -151,12 +151,7 @@ fn start_cluster(herald: bool, hook_port: u16, tls: Option<&Path>) -> Vec<Proc> 
             let mut cmd = if herald {
                 Command::new(env!("CARGO_BIN_EXE_herald"))
             } else {
-                let bin = "/usr/bin/prometheus-alertmanager";
-                assert!(
-                    Path::new(bin).exists(),
-                    "apt-get install prometheus-alertmanager"
-                );
-                Command::new(bin)
+                Command::new(reference_alertmanager())
             };
             cmd.arg(format!(
                 "--config.file={}",
@@ -181,7 +176,7 @@ fn start_cluster(herald: bool, hook_port: u16, tls: Option<&Path>) -> Vec<Proc> 
             if herald {
                 cmd.arg(format!("--cluster.peer-name=node{i}"));
             } else {
-                // 0.25 has no --cluster.peer-name (its names are random)
+                // Alertmanager names its peers itself
                 // and wants to be told what to advertise on loopback.
                 cmd.arg(format!(
                     "--cluster.advertise-address=127.0.0.1:{}",
@@ -339,4 +334,19 @@ async fn run() {
         *herald_hook.requests.lock().unwrap(),
         *am_hook.requests.lock().unwrap()
     );
+}
+
+/// The reference Alertmanager (0.33.1 from Debian's sid suite) that
+/// `scripts/reference.sh` unpacks, run through its wrapper.
+fn reference_alertmanager() -> std::path::PathBuf {
+    let root = std::env::var_os("HERALD_AM_CURRENT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/am-current"));
+    let bin = root.join("bin/alertmanager");
+    assert!(
+        bin.exists(),
+        "{} missing: run scripts/reference.sh",
+        bin.display()
+    );
+    bin
 }

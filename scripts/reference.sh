@@ -21,7 +21,7 @@ root="$dest/root"
 # be added by the caller in REFERENCE_EXTRA_PACKAGES.
 pkgs=(prometheus-alertmanager prometheus golang-github-prometheus-alertmanager-dev ${REFERENCE_EXTRA_PACKAGES:-})
 stamp="$dest/.unpacked-$(echo "${pkgs[*]}" | md5sum | cut -c1-12)"
-[ -f "$stamp" ] && [ -x "$dest/bin/alertmanager" ] && exit 0
+if ! { [ -f "$stamp" ] && [ -x "$dest/bin/alertmanager" ]; }; then
 
 mkdir -p "$dest"/{lists/partial,cache/archives/partial,debs,bin} "$root"
 # The machine's own Debian mirror, sid suite.
@@ -60,3 +60,19 @@ WRAP
 done
 "$dest/bin/alertmanager" --version 2>&1 | head -1
 touch "$stamp"
+fi
+
+# With REFERENCE_GO=1: also sid's Go and every Go library the source package
+# depends on (recursively), unpacked into gopath-root, for the acceptance
+# suites (scripts/acceptance.sh).
+if [ "${REFERENCE_GO:-}" = 1 ] && [ ! -f "$dest/.go-unpacked" ]; then
+  export APT_CONFIG="$dest/apt.conf"
+  mkdir -p "$dest/godebs" "$dest/gopath-root"
+  apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+      --no-replaces --no-enhances golang-github-prometheus-alertmanager-dev 2>/dev/null \
+    | grep -E '^golang-.*-dev$' | sort -u >"$dest/go-packages.txt"
+  (cd "$dest/godebs" && apt-get download -qq $(cat "$dest/go-packages.txt") golang-1.27-go golang-1.27-src)
+  for deb in "$dest"/godebs/*.deb; do dpkg -x "$deb" "$dest/gopath-root"; done
+  "$dest/gopath-root/usr/lib/go-1.27/bin/go" version
+  touch "$dest/.go-unpacked"
+fi
