@@ -44,7 +44,16 @@ exec "$herald" "\${args[@]}"
 WRAP
   chmod +x "$gp/bin/prometheus-alertmanager"
 fi
-ln -sfn "$ref/bin/amtool" "$gp/bin/amtool"
+# Herald reports the release it implements (0.34.0) in /api/v2/status; the
+# suites' amtool is 0.33.1, which then prints a version warning that the
+# suites' exact-output checks do not expect. amtool 0.34 prints none.
+rm -f "$gp/bin/amtool"
+if [ "${ACCEPTANCE_TARGET:-herald}" = alertmanager ]; then
+  ln -sfn "$ref/bin/amtool" "$gp/bin/amtool"
+else
+  printf '#!/bin/sh\nexec "%s" --no-version-check "$@"\n' "$ref/bin/amtool" >"$gp/bin/amtool"
+  chmod +x "$gp/bin/amtool"
+fi
 
 export GOROOT="$ref/gopath-root/usr/lib/go-1.27" GOPATH="$gp" GO111MODULE=off \
   GOCACHE="$ref/gocache" GOTOOLCHAIN=local GOFLAGS= CGO_ENABLED=0

@@ -53,4 +53,6 @@ cargo build --locked --all-targets --features system-tests
 # Benches are built above but not run: `cargo bench --bench compare` measures.
 cargo test --locked --features system-tests --lib --bins --tests -- --test-threads=2
 python3 tests/openapi_check.py target/debug/herald
+# Alertmanager 0.33.1's own acceptance suites, against Herald.
+scripts/acceptance.sh target/debug/herald
 tests/deploy_checks.sh target/debug/herald
