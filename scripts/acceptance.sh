@@ -24,6 +24,9 @@ ref="$repo/target/am-current"
 gp="$ref/gopath"
 mkdir -p "$gp/bin"
 ln -sfn "$ref/gopath-root/usr/share/gocode/src" "$gp/src"
+# Replace, never write through: in the other mode these are symlinks to the
+# reference's own wrappers.
+rm -f "$gp/bin/prometheus-alertmanager"
 if [ "${ACCEPTANCE_TARGET:-herald}" = alertmanager ]; then
   ln -sfn "$ref/bin/alertmanager" "$gp/bin/prometheus-alertmanager"
 else
