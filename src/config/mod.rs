@@ -183,6 +183,13 @@ pub struct Config {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub time_intervals: Vec<TimeIntervalDef>,
+    /// Alertmanager 0.30's OTLP tracing (`tracing/config.go`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<crate::otel::TracingConfig>,
+    /// Alertmanager 0.33's event recorder, parsed (and checked) whether or
+    /// not `--enable-feature=event-recorder` turns it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_recorder: Option<crate::eventrecorder::EventRecorderConfig>,
 }
 
 /// A config that passed every check, with the text it came from (whose hash
@@ -255,6 +262,9 @@ impl Config {
         })?;
         // Template globs are relative to the config file, as in Alertmanager.
         let dir = path.parent().unwrap_or(Path::new(""));
+        if let Some(er) = &mut loaded.config.event_recorder {
+            er.check(dir)?;
+        }
         for t in &mut loaded.config.templates {
             if Path::new(t.as_str()).is_relative() {
                 *t = dir.join(&*t).to_string_lossy().into_owned();
@@ -373,6 +383,12 @@ impl Config {
             ));
         }
         check_route(route, "route", &names, &intervals)?;
+        if let Some(t) = &mut self.tracing {
+            t.check()?;
+        }
+        if let Some(er) = &mut self.event_recorder {
+            er.check(Path::new(""))?;
+        }
         Ok(())
     }
 }
