@@ -287,11 +287,28 @@ pub(crate) fn notification(n: &Notification<'_>) -> EventData {
     }
 }
 
+/// protojson's JSON name of a field: `alert_created` is `alertCreated`.
+fn camel(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `Event`: the payload wrapped with when, where and the node's position
 /// in the cluster.
 pub(crate) fn envelope(data: &EventData, instance: &str, at: Timestamp, position: u32) -> Value {
     let mut d = Map::new();
-    d.insert(data.kind.to_string(), data.body.clone());
+    d.insert(camel(data.kind), data.body.clone());
     obj(vec![
         ("@timestamp", timestamp(at)),
         ("instance", json!(instance)),
