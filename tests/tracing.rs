@@ -287,3 +287,20 @@ async fn a_reload_installs_and_removes_the_exporter() {
     .await;
     assert!(third.headers.get("traceparent").is_none());
 }
+
+#[tokio::test]
+async fn an_unreachable_grpc_collector_does_not_hold_up_notifications() {
+    let hook = Webhook::start().await;
+    // Go's default client: gRPC. Nothing listens on the port.
+    let config = format!(
+        "route:\n  receiver: wh\n  group_wait: 0s\nreceivers:\n- name: wh\n  webhook_configs:\n  - url: {}\ntracing:\n  endpoint: 127.0.0.1:{}\n  insecure: true\n  sampling_fraction: 1\n  timeout: 1s\n",
+        hook.url("/hook"),
+        free_port()
+    );
+    let mut server = start_herald(&config, &[]).await;
+    post_alerts(&server.base, &json!([{"labels": {"alertname": "Grpc"}}])).await;
+    let got = hook.nth(1, Duration::from_secs(15)).await;
+    assert!(got.headers.get("traceparent").is_some());
+    // The stop still ends: the exporter gives up within its timeout.
+    sigterm_and_wait(&mut server).await;
+}
