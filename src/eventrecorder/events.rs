@@ -48,35 +48,34 @@ fn u64s(n: u64) -> Value {
     }
 }
 
-pub(crate) fn timestamp(t: Timestamp) -> Value {
-    let secs = t.as_second();
-    let nanos = t.subsec_nanosecond();
-    let whole = Timestamp::from_second(secs).unwrap_or(t);
-    let base = whole.strftime("%Y-%m-%dT%H:%M:%S").to_string();
-    let frac = if nanos == 0 {
+/// protojson's fraction of a second: none, or 3, 6 or 9 digits.
+fn fraction(nanos: u32) -> String {
+    if nanos == 0 {
         String::new()
-    } else if nanos % 1_000_000 == 0 {
+    } else if nanos.is_multiple_of(1_000_000) {
         format!(".{:03}", nanos / 1_000_000)
-    } else if nanos % 1_000 == 0 {
+    } else if nanos.is_multiple_of(1_000) {
         format!(".{:06}", nanos / 1_000)
     } else {
         format!(".{nanos:09}")
-    };
-    Value::String(format!("{base}{frac}Z"))
+    }
+}
+
+pub(crate) fn timestamp(t: Timestamp) -> Value {
+    // Floor to the second, so times before 1970 keep a positive fraction.
+    let nanos = t.as_nanosecond().rem_euclid(1_000_000_000);
+    let secs = (t.as_nanosecond() - nanos) / 1_000_000_000;
+    let whole = i64::try_from(secs)
+        .ok()
+        .and_then(|s| Timestamp::from_second(s).ok())
+        .unwrap_or(t);
+    let base = whole.strftime("%Y-%m-%dT%H:%M:%S").to_string();
+    let nanos = u32::try_from(nanos).unwrap_or(0);
+    Value::String(format!("{base}{}Z", fraction(nanos)))
 }
 
 fn duration(d: Duration) -> Value {
-    let nanos = d.subsec_nanos();
-    let s = if nanos == 0 {
-        format!("{}s", d.as_secs())
-    } else if nanos % 1_000_000 == 0 {
-        format!("{}.{:03}s", d.as_secs(), nanos / 1_000_000)
-    } else if nanos % 1_000 == 0 {
-        format!("{}.{:06}s", d.as_secs(), nanos / 1_000)
-    } else {
-        format!("{}.{nanos:09}s", d.as_secs())
-    };
-    Value::String(s)
+    Value::String(format!("{}{}s", d.as_secs(), fraction(d.subsec_nanos())))
 }
 
 /// `LabelSetAsProto`: pairs sorted by name.
@@ -315,4 +314,49 @@ pub(crate) fn envelope(data: &EventData, instance: &str, at: Timestamp, position
         ("data", Value::Object(d)),
         ("clusterPosition", json!(position)),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_durations_are_written_as_protojson_writes_them() {
+        let t = |s: &str| timestamp(s.parse().unwrap());
+        assert_eq!(t("2026-01-02T03:04:05Z"), "2026-01-02T03:04:05Z");
+        assert_eq!(t("2026-01-02T03:04:05.5Z"), "2026-01-02T03:04:05.500Z");
+        assert_eq!(
+            t("2026-01-02T03:04:05.000123Z"),
+            "2026-01-02T03:04:05.000123Z"
+        );
+        assert_eq!(
+            t("2026-01-02T03:04:05.000000007Z"),
+            "2026-01-02T03:04:05.000000007Z"
+        );
+        assert_eq!(
+            timestamp(crate::model::GO_ZERO_TIME),
+            "0001-01-01T00:00:00Z"
+        );
+        assert_eq!(t("1969-12-31T23:59:59.5Z"), "1969-12-31T23:59:59.500Z");
+        assert_eq!(duration(Duration::from_secs(14400)), "14400s");
+        assert_eq!(duration(Duration::from_millis(1500)), "1.500s");
+    }
+
+    #[test]
+    fn zero_values_are_left_out_and_integers_are_strings() {
+        let v = obj(vec![
+            ("a", json!("")),
+            ("b", json!(false)),
+            ("c", u64s(0)),
+            ("d", u64s(7)),
+            ("e", json!([])),
+            ("f", json!({})),
+            ("g", json!(0)),
+        ]);
+        assert_eq!(v, json!({"d": "7", "f": {}}));
+        assert_eq!(
+            camel("alertmanager_startup_event"),
+            "alertmanagerStartupEvent"
+        );
+    }
 }
