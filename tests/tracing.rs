@@ -304,3 +304,87 @@ async fn an_unreachable_grpc_collector_does_not_hold_up_notifications() {
     // The stop still ends: the exporter gives up within its timeout.
     sigterm_and_wait(&mut server).await;
 }
+
+/// An OTLP/gRPC trace receiver.
+#[derive(Clone, Default)]
+struct GrpcCollector {
+    spans: Arc<Mutex<Vec<Span>>>,
+}
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for GrpcCollector
+{
+    async fn export(
+        &self,
+        req: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        let mut spans = self.spans.lock().unwrap();
+        for rs in req.into_inner().resource_spans {
+            for ss in rs.scope_spans {
+                spans.extend(ss.spans);
+            }
+        }
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+#[tokio::test]
+async fn the_default_grpc_client_exports_the_flush() {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+    let collector = GrpcCollector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Collectors accept gzip; Herald sends it as asked.
+    let svc = TraceServiceServer::new(collector.clone())
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming(tokio_stream_listener(listener))
+            .await
+            .unwrap()
+    });
+    let hook = Webhook::start().await;
+    let config = format!(
+        "route:\n  receiver: wh\n  group_wait: 0s\nreceivers:\n- name: wh\n  webhook_configs:\n  - url: {}\ntracing:\n  endpoint: {addr}\n  insecure: true\n  sampling_fraction: 1\n  compression: gzip\n",
+        hook.url("/hook"),
+    );
+    let mut server = start_herald(&config, &[]).await;
+    post_alerts(&server.base, &json!([{"labels": {"alertname": "Grpc"}}])).await;
+    hook.nth(1, Duration::from_secs(15)).await;
+    sigterm_and_wait(&mut server).await;
+    let names: Vec<String> = wait_for("spans over gRPC", Duration::from_secs(10), || {
+        let names: Vec<String> = collector
+            .spans
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        names
+            .iter()
+            .any(|n| n == "dispatch.AggregationGroup.flush")
+            .then_some(names)
+    })
+    .await;
+    assert!(
+        names.iter().any(|n| n == "notify.Integration.Notify"),
+        "{names:?}"
+    );
+}
+
+/// The accepted connections of `listener`, as tonic's server takes them.
+fn tokio_stream_listener(
+    listener: tokio::net::TcpListener,
+) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures_util::stream::unfold(listener, |l| async move {
+        let r = l.accept().await.map(|(s, _)| s);
+        Some((r, l))
+    })
+}
