@@ -234,6 +234,47 @@ pub(crate) fn silence_updated(s: &crate::silence::Silence) -> EventData {
     }
 }
 
+/// `NewInhibitionMutedAlertEvent`: the rule that muted `muted`, and the
+/// source alert that did.
+pub(crate) fn inhibition_muted_alert(
+    name: &str,
+    source: &crate::matcher::Matchers,
+    target: &crate::matcher::Matchers,
+    equal: &[String],
+    muted: &Alert,
+    by: crate::model::Fingerprint,
+) -> EventData {
+    let mut equal: Vec<&String> = equal.iter().collect();
+    equal.sort();
+    equal.dedup();
+    let rule = obj(vec![
+        (
+            "sourceMatchers",
+            Value::Array(source.0.iter().map(matcher).collect()),
+        ),
+        (
+            "targetMatchers",
+            Value::Array(target.0.iter().map(matcher).collect()),
+        ),
+        ("equalLabels", json!(equal)),
+        ("name", json!(name)),
+    ]);
+    EventData {
+        kind: "inhibition_muted_alert",
+        body: obj(vec![
+            ("inhibitRules", Value::Array(vec![rule])),
+            (
+                "mutedAlert",
+                obj(vec![
+                    ("labels", label_set(&muted.labels)),
+                    ("fingerprint", u64s(muted.fingerprint.0)),
+                ]),
+            ),
+            ("inhibitingFingerprints", json!([by.0.to_string()])),
+        ]),
+    }
+}
+
 /// What a successful delivery reports (`NewNotificationEvent`).
 pub(crate) struct Notification<'a> {
     pub(crate) group: GroupInfo<'a>,
