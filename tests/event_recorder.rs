@@ -462,3 +462,23 @@ fn blocks_are_accepted_and_refused_as_amtool_0_33_does() {
         assert_eq!(ours.is_ok(), valid, "herald on {extra:?}: {:?}", ours.err());
     }
 }
+
+/// `GET /api/v2/status` shows both blocks as 0.33.1 does, secrets hidden.
+#[cfg(feature = "system-tests")]
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_the_blocks_as_alertmanager_does() {
+    let cfg = "route:\n  receiver: wh\nreceivers:\n- name: wh\ntracing:\n  endpoint: c:4317\n  insecure: true\n  sampling_fraction: 0.5\n  headers:\n    X-Tok:\n      secrets: [abc]\n  timeout: 5s\nevent_recorder:\n  file_outputs:\n  - path: /nonexistent/ev.jsonl\n  webhook_outputs:\n  - url: http://u:p@h/x?q=1\n    workers: 2\n";
+    let herald = start_herald(cfg, &[]).await;
+    let am = start_alertmanager(cfg).await;
+    let original = |v: Value| {
+        v["config"]["original"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let ours = original(get_json(&format!("{}/api/v2/status", herald.base)).await);
+    let theirs = original(get_json(&format!("{}/api/v2/status", am.base)).await);
+    let tail = |s: &str| s[s.find("tracing:").unwrap_or(0)..].to_string();
+    assert_eq!(tail(&ours), tail(&theirs));
+    assert!(!ours.contains("abc") && !ours.contains("u:p"));
+}
