@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use common::*;
 
-const SILENCE: &str = r#"{"matchers":[{"name":"alertname","value":"Other","isRegex":false}],"startsAt":"2026-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z","createdBy":"me","comment":"c"}"#;
+const SILENCE: &str = r#"{"matchers":[{"name":"alertname","value":"Quiet","isRegex":false}],"startsAt":"2026-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z","createdBy":"me","comment":"c"}"#;
 
 fn config(hook: &str, outputs: &str) -> String {
     format!(
@@ -42,11 +42,13 @@ fn kinds(events: &[Value]) -> Vec<String> {
     events.iter().map(kind).collect()
 }
 
-/// The notification of the source alert and the muting of the target are
-/// both there.
+/// The notification of the source alert, the inhibition of the target and
+/// the silencing of the third are all there.
 fn complete(events: &[Value]) -> bool {
     let k = kinds(events);
-    k.iter().any(|k| k == "notification") && k.iter().any(|k| k == "inhibitionMutedAlert")
+    ["notification", "inhibitionMutedAlert", "silenceMutedAlert"]
+        .iter()
+        .all(|want| k.iter().any(|k| k == want))
 }
 
 async fn post_silence(base: &str) {
@@ -66,7 +68,8 @@ async fn drive(base: &str, hook: &Webhook) {
         base,
         &json!([
             {"labels": {"alertname": "Rec", "sev": "crit", "team": "a"}, "annotations": {"summary": "s"}},
-            {"labels": {"alertname": "Muted", "sev": "warn", "team": "a"}}
+            {"labels": {"alertname": "Muted", "sev": "warn", "team": "a"}},
+            {"labels": {"alertname": "Quiet"}}
         ]),
     )
     .await;
@@ -98,6 +101,7 @@ async fn file_output_records_the_alert_path_relative_to_the_config_dir() {
         "silenceCreated",
         "notification",
         "inhibitionMutedAlert",
+        "silenceMutedAlert",
     ] {
         assert!(ks.contains(&k.to_string()), "{k} missing from {ks:?}");
     }
@@ -142,7 +146,7 @@ async fn file_output_records_the_alert_path_relative_to_the_config_dir() {
 
     let metrics = get_text(&format!("{}/metrics", server.base)).await;
     let series = format!(
-        "alertmanager_events_recorded_total{{event_type=\"alert_created\",output=\"file:{}\",result=\"success\"}} 2",
+        "alertmanager_events_recorded_total{{event_type=\"alert_created\",output=\"file:{}\",result=\"success\"}} 3",
         file.display()
     );
     assert!(metrics.contains(&series), "{series} not in\n{metrics}");

@@ -234,6 +234,24 @@ pub(crate) fn silence_updated(s: &crate::silence::Silence) -> EventData {
     }
 }
 
+fn muted_alert(a: &Alert) -> Value {
+    obj(vec![
+        ("labels", label_set(&a.labels)),
+        ("fingerprint", u64s(a.fingerprint.0)),
+    ])
+}
+
+/// `NewSilenceMutedAlertEvent`: one per active silence muting the alert.
+pub(crate) fn silence_muted_alert(s: &crate::silence::Silence, muted: &Alert) -> EventData {
+    EventData {
+        kind: "silence_muted_alert",
+        body: obj(vec![
+            ("silence", silence(s)),
+            ("mutedAlert", muted_alert(muted)),
+        ]),
+    }
+}
+
 /// `NewInhibitionMutedAlertEvent`: the rule that muted `muted`, and the
 /// source alert that did.
 pub(crate) fn inhibition_muted_alert(
@@ -263,13 +281,7 @@ pub(crate) fn inhibition_muted_alert(
         kind: "inhibition_muted_alert",
         body: obj(vec![
             ("inhibitRules", Value::Array(vec![rule])),
-            (
-                "mutedAlert",
-                obj(vec![
-                    ("labels", label_set(&muted.labels)),
-                    ("fingerprint", u64s(muted.fingerprint.0)),
-                ]),
-            ),
+            ("mutedAlert", muted_alert(muted)),
             ("inhibitingFingerprints", json!([by.0.to_string()])),
         ]),
     }
