@@ -130,6 +130,7 @@ tracing:
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let got = hook.nth(1, Duration::from_secs(15)).await;
+    get_json(&format!("{}/api/v2/status", server.base)).await;
 
     // The exporter's batch is sent at the latest when Herald stops.
     sigterm_and_wait(&mut server).await;
@@ -176,6 +177,10 @@ tracing:
     let insert = span("dispatch.AggregationGroup.insert");
     assert_eq!(insert.parent_span_id, handler.span_id);
     assert_eq!(insert.trace_id, server_span.trace_id);
+
+    // Every API request has its server span and handler span.
+    let status = span("api.getStatusHandler");
+    assert_eq!(status.parent_span_id, span("GET /api/v2/status").span_id);
 
     // The flush: a trace of its own, down to the webhook's HTTP request.
     let flush = span("dispatch.AggregationGroup.flush");

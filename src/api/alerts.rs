@@ -124,40 +124,7 @@ fn valid_label_name(n: &str, classic: bool) -> bool {
     }
 }
 
-pub(crate) async fn post_alerts(
-    State(s): State<ApiState>,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> Response {
-    // Alertmanager's otelhttp server span, then the handler's own.
-    let server = crate::otel::start(
-        "github.com/prometheus/alertmanager/api",
-        "POST /api/v2/alerts",
-        opentelemetry::trace::SpanKind::Server,
-        &crate::otel::extract(&headers),
-        || vec![opentelemetry::KeyValue::new("http.request.method", "POST")],
-    );
-    let handler = crate::otel::start(
-        "github.com/prometheus/alertmanager/api/v2",
-        "api.postAlertsHandler",
-        opentelemetry::trace::SpanKind::Internal,
-        server.context(),
-        Vec::new,
-    );
-    let resp = post_alerts_traced(s, handler.context(), body).await;
-    if !resp.status().is_success() {
-        handler.error(resp.status().to_string());
-    }
-    server.set_attribute(opentelemetry::KeyValue::new(
-        "http.response.status_code",
-        i64::from(resp.status().as_u16()),
-    ));
-    handler.end();
-    server.end();
-    resp
-}
-
-async fn post_alerts_traced(s: ApiState, cx: &opentelemetry::Context, body: Bytes) -> Response {
+pub(crate) async fn post_alerts(State(s): State<ApiState>, body: Bytes) -> Response {
     let posted: Vec<PostableAlert> = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
@@ -178,8 +145,6 @@ async fn post_alerts_traced(s: ApiState, cx: &opentelemetry::Context, body: Byte
     let classic = app.settings.classic_mode;
     let mut errors: Vec<String> = Vec::new();
     let mut stored = Vec::with_capacity(posted.len());
-    // The dispatcher's spans for these alerts are children of this request's.
-    let attached = cx.clone().attach();
     for p in posted {
         match to_alert(p, now, resolve_timeout, classic, &app.interner) {
             Ok(alert) => {
@@ -194,7 +159,6 @@ async fn post_alerts_traced(s: ApiState, cx: &opentelemetry::Context, body: Byte
             }
         }
     }
-    drop(attached);
     // Acknowledged only once on disk: a crash after this answer loses nothing.
     if let Err(e) = app.storage.put_alerts(&stored).await {
         return error_response(

@@ -10,6 +10,7 @@
 //! The module is named `otel` because `tracing` is the crate Herald logs with.
 
 mod config;
+mod http;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -23,6 +24,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 
 pub use config::{ClientType, HeaderValues, TracingConfig};
+pub(crate) use http::server_spans;
 
 /// Set while a provider is installed: spans are only built then.
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -327,6 +329,17 @@ impl SpanGuard {
 pub(crate) fn start(
     scope: &'static str,
     name: &'static str,
+    kind: SpanKind,
+    parent: &Context,
+    attributes: impl FnOnce() -> Vec<KeyValue>,
+) -> SpanGuard {
+    start_named(scope, name, kind, parent, attributes)
+}
+
+/// `start` with a name made at run time (`GET /api/v2/status`).
+pub(crate) fn start_named(
+    scope: &'static str,
+    name: impl Into<std::borrow::Cow<'static, str>>,
     kind: SpanKind,
     parent: &Context,
     attributes: impl FnOnce() -> Vec<KeyValue>,
