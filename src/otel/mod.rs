@@ -29,9 +29,9 @@ pub(crate) use http::server_spans;
 /// Set while a provider is installed: spans are only built then.
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
-/// The installed provider. A `std` mutex: it is only held to clone or swap
-/// the handle, never across an export or an `.await`.
-static PROVIDER: Mutex<Option<SdkTracerProvider>> = Mutex::new(None);
+/// The installed provider; read without a lock by every span start.
+static PROVIDER: arc_swap::ArcSwapOption<SdkTracerProvider> =
+    arc_swap::ArcSwapOption::const_empty();
 
 /// Alertmanager's `service.name`, so trace backends group Herald's spans
 /// with the Alertmanagers it replaces.
@@ -96,10 +96,7 @@ impl Manager {
         // Built before the old one goes, so tracing stays available
         // throughout the reload.
         let provider = build_provider(cfg, dir)?;
-        let old = {
-            let mut slot = PROVIDER.lock().unwrap_or_else(|e| e.into_inner());
-            slot.replace(provider)
-        };
+        let old = PROVIDER.swap(Some(std::sync::Arc::new(provider)));
         ENABLED.store(true, Ordering::Release);
         shutdown_in_background(old);
         *applied = Some(cfg.clone());
@@ -119,11 +116,11 @@ impl Manager {
     }
 }
 
-fn take_provider() -> Option<SdkTracerProvider> {
-    PROVIDER.lock().unwrap_or_else(|e| e.into_inner()).take()
+fn take_provider() -> Option<std::sync::Arc<SdkTracerProvider>> {
+    PROVIDER.swap(None)
 }
 
-fn shutdown_in_background(p: Option<SdkTracerProvider>) {
+fn shutdown_in_background(p: Option<std::sync::Arc<SdkTracerProvider>>) {
     if let Some(p) = p {
         tokio::spawn(shutdown(p));
     }
@@ -131,7 +128,7 @@ fn shutdown_in_background(p: Option<SdkTracerProvider>) {
 
 /// The SDK's shutdown blocks until the exporter has sent what it holds,
 /// so it runs off the async worker threads.
-async fn shutdown(p: SdkTracerProvider) {
+async fn shutdown(p: std::sync::Arc<SdkTracerProvider>) {
     let done = tokio::task::spawn_blocking(move || p.shutdown_with_timeout(SHUTDOWN_TIMEOUT)).await;
     match done {
         Ok(Ok(())) | Err(_) => {}
@@ -350,8 +347,8 @@ pub(crate) fn start_named(
             own: false,
         };
     }
-    let provider = PROVIDER.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let Some(provider) = provider else {
+    let provider = PROVIDER.load();
+    let Some(provider) = provider.as_ref() else {
         return SpanGuard {
             cx: parent.clone(),
             own: false,
