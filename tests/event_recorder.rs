@@ -153,6 +153,32 @@ async fn file_output_records_the_alert_path_relative_to_the_config_dir() {
 }
 
 #[tokio::test]
+async fn a_rotated_file_is_opened_again() {
+    let hook = Webhook::start().await;
+    let cfg = config(
+        &hook.url("/hook"),
+        "  file_outputs:\n  - path: events.jsonl\n",
+    );
+    let server = start_herald(&cfg, &["--enable-feature=event-recorder,classic-mode"]).await;
+    let file = server.root.join("events.jsonl");
+    wait_for("the startup event", Duration::from_secs(10), || {
+        (!read_events(&file).is_empty()).then_some(())
+    })
+    .await;
+    // What logrotate does: move the file away, the writer must follow.
+    std::fs::rename(&file, server.root.join("events.jsonl.1")).unwrap();
+    post_alerts(&server.base, &json!([{"labels": {"alertname": "After"}}])).await;
+    let events = wait_for("events in the new file", Duration::from_secs(10), || {
+        let e = read_events(&file);
+        kinds(&e).contains(&"alertCreated".to_string()).then_some(e)
+    })
+    .await;
+    assert!(!kinds(&events).contains(&"alertmanagerStartupEvent".to_string()));
+    let old = read_events(&server.root.join("events.jsonl.1"));
+    assert_eq!(kinds(&old), ["alertmanagerStartupEvent"]);
+}
+
+#[tokio::test]
 async fn without_the_feature_the_block_only_loads() {
     let hook = Webhook::start().await;
     let cfg = config(
