@@ -294,6 +294,14 @@ impl Config {
 
     /// Alertmanager's `Config.UnmarshalYAML` and `Load` rules, in its order.
     fn check(&mut self) -> Result<(), ConfigError> {
+        // These blocks' rules run while yaml.v2 decodes them in Alertmanager,
+        // so before the whole file's own.
+        if let Some(t) = &mut self.tracing {
+            t.check()?;
+        }
+        if let Some(er) = &mut self.event_recorder {
+            er.check(Path::new(""))?;
+        }
         let global = self.global.get_or_insert_with(GlobalConfig::default);
         global.check()?;
         let global = global.clone();
@@ -383,12 +391,6 @@ impl Config {
             ));
         }
         check_route(route, "route", &names, &intervals)?;
-        if let Some(t) = &mut self.tracing {
-            t.check()?;
-        }
-        if let Some(er) = &mut self.event_recorder {
-            er.check(Path::new(""))?;
-        }
         Ok(())
     }
 }
