@@ -402,3 +402,55 @@ pub(crate) fn extract(headers: &axum::http::HeaderMap) -> Context {
     }
     TraceContextPropagator::new().extract(&Headers(headers))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(yaml: &str) -> TracingConfig {
+        let mut c: TracingConfig = serde_saphyr::from_str(yaml).unwrap();
+        c.check().unwrap();
+        c
+    }
+
+    #[test]
+    fn the_endpoint_is_host_port_with_the_scheme_from_insecure() {
+        assert_eq!(base_url(&cfg("endpoint: c:4317\n")), "https://c:4317");
+        assert_eq!(
+            base_url(&cfg("endpoint: c:4318\ninsecure: true\n")),
+            "http://c:4318"
+        );
+        assert_eq!(
+            base_url(&cfg("endpoint: http://c:4318/\n")),
+            "http://c:4318"
+        );
+        assert_eq!(cfg("endpoint: c:1\n").client_type, ClientType::Grpc);
+        assert_eq!(
+            cfg("endpoint: c:1\nclient_type: http\n").client_type,
+            ClientType::Http
+        );
+    }
+
+    #[test]
+    fn headers_send_their_first_value_and_files_are_refused() {
+        let c = cfg("endpoint: c:1\nheaders:\n  A:\n    values: [x, y]\n  B:\n    secrets: [s]\n");
+        let h = c.header_map().unwrap();
+        assert_eq!(h.get("A").map(String::as_str), Some("x"));
+        assert_eq!(h.get("B").map(String::as_str), Some("s"));
+        let c = cfg("endpoint: c:1\nheaders:\n  A:\n    files: [/f]\n");
+        assert_eq!(
+            c.header_map().unwrap_err(),
+            "header files are not supported for tracing configuration"
+        );
+    }
+
+    #[test]
+    fn without_a_provider_spans_are_not_built() {
+        let parent = Context::new();
+        let s = start("scope", "name", SpanKind::Internal, &parent, || {
+            unreachable!("attributes are only built for a span that is recorded")
+        });
+        assert!(!s.context().has_active_span());
+        s.end();
+    }
+}
