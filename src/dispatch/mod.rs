@@ -68,6 +68,23 @@ pub struct AggrGroup {
     flush_now_pending: AtomicBool,
     /// Time intervals that muted the last flush (`mutedBy`).
     pub marker: Arc<GroupMarker>,
+    /// What the event recorder's notifications name the group and its
+    /// flushes by (Alertmanager's aggregation group ID and `flushIdx`).
+    events: GroupEvents,
+}
+
+struct GroupEvents {
+    uuid: Arc<str>,
+    next_flush: std::sync::atomic::AtomicU64,
+}
+
+impl GroupEvents {
+    fn new() -> GroupEvents {
+        GroupEvents {
+            uuid: Arc::from(uuid::Uuid::new_v4().to_string()),
+            next_flush: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
 }
 
 /// A group as the API shows it.
@@ -153,6 +170,7 @@ impl Dispatcher {
             flush_now: Notify::new(),
             flush_now_pending: AtomicBool::new(false),
             marker: Arc::new(GroupMarker::default()),
+            events: GroupEvents::new(),
         });
         {
             let mut st = group.lock();
@@ -271,9 +289,18 @@ impl Dispatcher {
                 ]
             },
         );
-        let result = opentelemetry::context::FutureExt::with_context(
-            self.stage.exec(&mut ctx, alerts.clone()),
-            span.context().clone(),
+        let flush_id = group.events.next_flush.fetch_add(1, Ordering::Relaxed);
+        let info = crate::eventrecorder::active().then(|| crate::eventrecorder::FlushInfo {
+            group_uuid: group.events.uuid.clone(),
+            flush_id,
+            matchers: group.route.matchers.0.clone(),
+        });
+        let result = crate::eventrecorder::in_flush(
+            info,
+            opentelemetry::context::FutureExt::with_context(
+                self.stage.exec(&mut ctx, alerts.clone()),
+                span.context().clone(),
+            ),
         )
         .await;
         if result.is_err() {
@@ -460,6 +487,7 @@ fn group_info(group: &AggrGroup) -> crate::eventrecorder::events::GroupInfo<'_> 
         group_labels: &group.labels,
         receiver: &group.route.opts.receiver,
         matchers: &[],
+        group_uuid: "",
     }
 }
 

@@ -155,6 +155,7 @@ pub(crate) struct GroupInfo<'a> {
     pub(crate) group_labels: &'a LabelSet,
     pub(crate) receiver: &'a str,
     pub(crate) matchers: &'a [Matcher],
+    pub(crate) group_uuid: &'a str,
 }
 
 fn group_info(g: &GroupInfo<'_>) -> Value {
@@ -170,6 +171,7 @@ fn group_info(g: &GroupInfo<'_>) -> Value {
             "matchers",
             Value::Array(g.matchers.iter().map(matcher).collect()),
         ),
+        ("groupUuid", json!(g.group_uuid)),
     ])
 }
 
@@ -297,6 +299,7 @@ pub(crate) struct Notification<'a> {
     pub(crate) reason: Option<crate::notify::NotificationReason>,
     pub(crate) integration: &'a str,
     pub(crate) index: usize,
+    pub(crate) flush_id: u64,
     pub(crate) now: Timestamp,
 }
 
@@ -328,6 +331,7 @@ pub(crate) fn notification(n: &Notification<'_>) -> EventData {
             ("groupInfo", group_info(&n.group)),
             ("repeatInterval", duration(n.repeat_interval)),
             ("reason", json!(reason)),
+            ("flushId", u64s(n.flush_id)),
             (
                 "integration",
                 obj(vec![

@@ -72,6 +72,30 @@ pub(crate) fn record(build: impl FnOnce() -> EventData) {
     }
 }
 
+/// What a notification event says about the flush it came from, which
+/// the notify stages do not carry themselves: set by the dispatcher around
+/// a flush, read by the retry stage on the same task.
+#[derive(Clone)]
+pub(crate) struct FlushInfo {
+    pub(crate) group_uuid: Arc<str>,
+    pub(crate) flush_id: u64,
+    /// The route's matchers (`AlertGroupInfo.matchers`).
+    pub(crate) matchers: Vec<crate::matcher::Matcher>,
+}
+
+tokio::task_local! {
+    static FLUSH: Option<FlushInfo>;
+}
+
+/// Runs a flush with `info` visible to [`flush_info`].
+pub(crate) async fn in_flush<F: std::future::Future>(info: Option<FlushInfo>, f: F) -> F::Output {
+    FLUSH.scope(info, f).await
+}
+
+pub(crate) fn flush_info() -> Option<FlushInfo> {
+    FLUSH.try_with(|i| i.clone()).ok().flatten()
+}
+
 /// Whether events are being recorded (to skip work that only feeds them).
 pub(crate) fn active() -> bool {
     RECORDER.load().is_some()

@@ -210,13 +210,15 @@ impl Stage for RetryStage {
             Ok(()) => {
                 span.end();
                 crate::eventrecorder::record(|| {
+                    let flush = crate::eventrecorder::flush_info();
                     crate::eventrecorder::events::notification(
                         &crate::eventrecorder::events::Notification {
                             group: crate::eventrecorder::events::GroupInfo {
                                 group_key: &ctx.group_key,
                                 group_labels: &ctx.group_labels,
                                 receiver: &ctx.receiver,
-                                matchers: &[],
+                                matchers: flush.as_ref().map_or(&[], |f| &f.matchers),
+                                group_uuid: flush.as_ref().map_or("", |f| &f.group_uuid),
                             },
                             sent: &sent,
                             firing: &ctx.firing_hashes,
@@ -225,6 +227,7 @@ impl Stage for RetryStage {
                             reason: ctx.reason,
                             integration: name,
                             index: self.integration.key.index,
+                            flush_id: flush.as_ref().map_or(0, |f| f.flush_id),
                             now: ctx.now,
                         },
                     )
