@@ -248,6 +248,34 @@ async fn webhook_output_posts_each_event_and_batches_when_asked() {
     .await;
 }
 
+#[tokio::test]
+async fn a_failing_event_webhook_is_retried_with_backoff() {
+    let hook = Webhook::start().await;
+    let events = Webhook::start().await;
+    // The first two attempts fail (5xx); the third of max_retries gets through.
+    events.fail(2, 503);
+    let cfg = config(
+        &hook.url("/hook"),
+        &format!(
+            "  webhook_outputs:\n  - url: {}\n    workers: 1\n    max_retries: 3\n    retry_backoff: 20ms\n",
+            events.url("/events")
+        ),
+    );
+    let _server = start_herald(&cfg, &["--enable-feature=event-recorder"]).await;
+    let got = wait_for(
+        "the startup event after two failures",
+        Duration::from_secs(10),
+        || events.all().into_iter().next(),
+    )
+    .await;
+    assert_eq!(kind(&got.body), "alertmanagerStartupEvent");
+    let attempts = events.attempts();
+    assert!(attempts.len() >= 3, "{attempts:?}");
+    // Exponential: 20ms, then 40ms.
+    assert!(attempts[2].duration_since(attempts[1]) >= Duration::from_millis(40));
+    assert!(attempts[1].duration_since(attempts[0]) >= Duration::from_millis(20));
+}
+
 #[test]
 fn blocks_load_with_alertmanagers_rules() {
     let base = "route:\n  receiver: r\nreceivers:\n- name: r\n";
