@@ -43,6 +43,9 @@ pub struct Settings {
     pub cluster: Option<Arc<crate::cluster::ClusterHandle>>,
     /// The wall clock every decision by time reads.
     pub clock: Clock,
+    /// `--enable-feature=event-recorder`: the config's `event_recorder:`
+    /// outputs are written to.
+    pub event_recorder: bool,
 }
 
 /// What a config (re)load builds.
@@ -70,6 +73,8 @@ pub struct App {
     /// Every background task, the dispatchers' group timers included.
     pub tasks: Tasks,
     reload_lock: tokio::sync::Mutex<()>,
+    /// The `tracing:` block's tracer provider, swapped on reload.
+    tracing: crate::otel::Manager,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +85,8 @@ pub enum ReloadError {
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Tracing(#[from] crate::otel::OtelError),
 }
 
 impl App {
@@ -114,6 +121,17 @@ impl App {
         let runtime = Self::build(
             &config, &settings, &nflog, &metrics, &silences, &shutdown, &tasks,
         )?;
+        let tracing = crate::otel::Manager::new();
+        tracing.apply(config.config.tracing.as_ref(), config_dir(&settings))?;
+        if settings.event_recorder {
+            crate::eventrecorder::start(
+                config
+                    .config
+                    .event_recorder
+                    .as_ref()
+                    .unwrap_or(&Default::default()),
+            );
+        }
         metrics.config_loaded(config.hash(), true);
         let started = settings.clock.now();
         let app = Arc::new(App {
@@ -129,6 +147,7 @@ impl App {
             shutdown,
             tasks,
             reload_lock: tokio::sync::Mutex::new(()),
+            tracing,
         });
         app.restore_alerts(loaded.alerts);
         app.clone().spawn_maintenance();
@@ -225,6 +244,13 @@ impl App {
                     &self.tasks,
                 )
             });
+        // Alertmanager applies the tracing block with the rest: a provider
+        // that cannot be built fails the reload.
+        let result = result.and_then(|r| {
+            self.tracing
+                .apply(r.config.config.tracing.as_ref(), config_dir(&self.settings))?;
+            Ok(r)
+        });
         let runtime = match result {
             Ok(r) => r,
             Err(e) => {
@@ -252,9 +278,24 @@ impl App {
         for a in &stored {
             new.dispatcher.insert(a);
         }
+        if self.settings.event_recorder {
+            let cfg = new.config.config.event_recorder.clone().unwrap_or_default();
+            // The writer thread switches outputs; waiting for it is a blocking wait.
+            let _ = tokio::task::spawn_blocking(move || crate::eventrecorder::apply(&cfg)).await;
+        }
         self.metrics.config_loaded(hash, true);
         tracing::info!(file = %self.settings.config_file.display(), "Completed loading of configuration file");
         Ok(())
+    }
+
+    /// At the end of a stop, after the last flush: records the shutdown
+    /// event, lets the recorder's outputs and the span exporter send what
+    /// they hold.
+    pub async fn stop_telemetry(&self) {
+        if self.settings.event_recorder {
+            let _ = tokio::task::spawn_blocking(crate::eventrecorder::stop).await;
+        }
+        self.tracing.stop().await;
     }
 
     /// Stores an alert (its strings already taken from `self.interner`) and
@@ -263,6 +304,11 @@ impl App {
     /// acknowledges the alert.
     pub fn put_alert(&self, alert: Alert, now: Timestamp) -> Arc<Alert> {
         let stored = self.store.put(alert, now);
+        if !stored.existed {
+            crate::eventrecorder::record(|| {
+                crate::eventrecorder::events::alert_created(&stored.alert, now)
+            });
+        }
         let rt = self.runtime.load();
         rt.inhibitor.observe(&stored.alert);
         rt.dispatcher.insert(&stored.alert);
@@ -309,6 +355,15 @@ impl App {
             }
         });
     }
+}
+
+/// The config file's directory, which the `tracing:` TLS files are
+/// relative to.
+fn config_dir(settings: &Settings) -> &std::path::Path {
+    settings
+        .config_file
+        .parent()
+        .unwrap_or(std::path::Path::new(""))
 }
 
 /// Alertmanager's own warnings about timers that will not behave as the

@@ -83,12 +83,18 @@ impl InhibitRule {
 #[derive(Default)]
 pub struct Inhibitor {
     rules: Vec<InhibitRule>,
+    /// The rules' `name`s, for the event recorder's inhibition events.
+    names: Vec<String>,
 }
 
 impl Inhibitor {
     pub fn new(rules: &[RuleConfig]) -> Inhibitor {
         Inhibitor {
             rules: rules.iter().map(InhibitRule::from_config).collect(),
+            names: rules
+                .iter()
+                .map(|r| r.name.clone().unwrap_or_default())
+                .collect(),
         }
     }
 
@@ -134,7 +140,28 @@ impl Inhibitor {
 impl crate::model::Muter for Inhibitor {
     fn retain_unmuted(&self, alerts: &mut Vec<Arc<Alert>>, now: Timestamp) {
         if !self.is_empty() {
-            alerts.retain(|a| self.inhibited_by(&a.labels, now).is_none());
+            alerts.retain(|a| {
+                let found = self
+                    .rules
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, r)| r.inhibiting_source(&a.labels, now).map(|fp| (i, fp)));
+                let Some((i, source)) = found else {
+                    return true;
+                };
+                crate::eventrecorder::record(|| {
+                    let r = &self.rules[i];
+                    crate::eventrecorder::events::inhibition_muted_alert(
+                        self.names.get(i).map_or("", String::as_str),
+                        &r.source,
+                        &r.target,
+                        &r.equal,
+                        a,
+                        source,
+                    )
+                });
+                false
+            });
         }
     }
 }

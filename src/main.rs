@@ -106,7 +106,10 @@ async fn serve(cli: Cli) -> Result<(), String> {
         .as_ref()
         .map(|_| Arc::new(herald::cluster::ClusterHandle::default()));
     for f in &cli.enable_feature {
-        if !matches!(f.as_str(), "classic-mode" | "utf8-strict-mode") {
+        if !matches!(
+            f.as_str(),
+            "classic-mode" | "utf8-strict-mode" | "event-recorder"
+        ) {
             tracing::warn!(feature = %f, "unknown feature flag ignored");
         }
     }
@@ -131,6 +134,7 @@ async fn serve(cli: Cli) -> Result<(), String> {
         classic_mode: cli.enable_feature.iter().any(|f| f == "classic-mode"),
         cluster: cluster.clone(),
         clock: herald::clock::Clock::system(),
+        event_recorder: cli.enable_feature.iter().any(|f| f == "event-recorder"),
     };
     let shutdown = CancellationToken::new();
     let app = App::start(settings, shutdown.clone())
@@ -215,6 +219,7 @@ async fn serve(cli: Cli) -> Result<(), String> {
             "background tasks still running at exit are dropped"
         );
     }
+    app.stop_telemetry().await;
     let storage = app.storage.clone();
     if let Ok(Err(e)) = tokio::task::spawn_blocking(move || storage.sync()).await {
         tracing::warn!(err = %e, "flushing the database at shutdown failed");

@@ -550,7 +550,10 @@ impl Metrics {
         if encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
-        let process = process_metrics();
+        let mut process = process_metrics();
+        if let Some(events) = crate::eventrecorder::render_metrics() {
+            process.push_str(&events);
+        }
         match out.rfind("# EOF") {
             Some(pos) => out.insert_str(pos, &process),
             None => out.push_str(&process),

@@ -910,7 +910,20 @@ impl crate::model::Muter for Silences {
     ) {
         if !self.is_empty() {
             let q = self.query(now);
-            alerts.retain(|a| q.silenced_by(&a.labels).is_empty());
+            alerts.retain(|a| {
+                let ids = q.silenced_by(&a.labels);
+                if ids.is_empty() {
+                    return true;
+                }
+                if crate::eventrecorder::active() {
+                    for s in ids.iter().filter_map(|id| self.get(id)) {
+                        crate::eventrecorder::record(|| {
+                            crate::eventrecorder::events::silence_muted_alert(&s, a)
+                        });
+                    }
+                }
+                false
+            });
         }
     }
 }

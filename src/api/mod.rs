@@ -95,6 +95,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/-/ready", get(ok_text).head(ok_text))
         .route("/-/reload", post(status::reload))
         .route("/metrics", get(metrics))
+        .layer(middleware::from_fn(crate::otel::server_spans))
         .with_state(ApiState { app })
 }
 

@@ -244,6 +244,7 @@ pub(crate) async fn post_silences(State(s): State<ApiState>, body: Bytes) -> Res
     if let Err(e) = crate::silence::check_times(starts_at, ends_at, now) {
         return error_response(StatusCode::BAD_REQUEST, e);
     }
+    let posted_id = p.id.clone().unwrap_or_default();
     let silence = Silence {
         id: p.id.unwrap_or_default(),
         matchers: Matchers(matchers),
@@ -255,6 +256,20 @@ pub(crate) async fn post_silences(State(s): State<ApiState>, body: Bytes) -> Res
     };
     match s.app.silences.set(silence, now).await {
         Ok(id) => {
+            // Alertmanager's `Silences.Set`: a new ID is a created silence,
+            // the same one an update in place.
+            if let Some(stored) = crate::eventrecorder::active()
+                .then(|| s.app.silences.get(&id))
+                .flatten()
+            {
+                crate::eventrecorder::record(|| {
+                    if id == posted_id {
+                        crate::eventrecorder::events::silence_updated(&stored)
+                    } else {
+                        crate::eventrecorder::events::silence_created(&stored)
+                    }
+                });
+            }
             #[derive(Serialize)]
             struct Created {
                 #[serde(rename = "silenceID")]

@@ -183,6 +183,13 @@ pub struct Config {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub time_intervals: Vec<TimeIntervalDef>,
+    /// Alertmanager 0.30's OTLP tracing (`tracing/config.go`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<crate::otel::TracingConfig>,
+    /// Alertmanager 0.33's event recorder, parsed (and checked) whether or
+    /// not `--enable-feature=event-recorder` turns it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_recorder: Option<crate::eventrecorder::EventRecorderConfig>,
 }
 
 /// A config that passed every check, with the text it came from (whose hash
@@ -255,6 +262,9 @@ impl Config {
         })?;
         // Template globs are relative to the config file, as in Alertmanager.
         let dir = path.parent().unwrap_or(Path::new(""));
+        if let Some(er) = &mut loaded.config.event_recorder {
+            er.check(dir)?;
+        }
         for t in &mut loaded.config.templates {
             if Path::new(t.as_str()).is_relative() {
                 *t = dir.join(&*t).to_string_lossy().into_owned();
@@ -284,6 +294,14 @@ impl Config {
 
     /// Alertmanager's `Config.UnmarshalYAML` and `Load` rules, in its order.
     fn check(&mut self) -> Result<(), ConfigError> {
+        // These blocks' rules run while yaml.v2 decodes them in Alertmanager,
+        // so before the whole file's own.
+        if let Some(t) = &mut self.tracing {
+            t.check()?;
+        }
+        if let Some(er) = &mut self.event_recorder {
+            er.check(Path::new(""))?;
+        }
         let global = self.global.get_or_insert_with(GlobalConfig::default);
         global.check()?;
         let global = global.clone();

@@ -68,6 +68,23 @@ pub struct AggrGroup {
     flush_now_pending: AtomicBool,
     /// Time intervals that muted the last flush (`mutedBy`).
     pub marker: Arc<GroupMarker>,
+    /// What the event recorder's notifications name the group and its
+    /// flushes by (Alertmanager's aggregation group ID and `flushIdx`).
+    events: GroupEvents,
+}
+
+struct GroupEvents {
+    uuid: Arc<str>,
+    next_flush: std::sync::atomic::AtomicU64,
+}
+
+impl GroupEvents {
+    fn new() -> GroupEvents {
+        GroupEvents {
+            uuid: Arc::from(uuid::Uuid::new_v4().to_string()),
+            next_flush: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
 }
 
 /// A group as the API shows it.
@@ -153,6 +170,7 @@ impl Dispatcher {
             flush_now: Notify::new(),
             flush_now_pending: AtomicBool::new(false),
             marker: Arc::new(GroupMarker::default()),
+            events: GroupEvents::new(),
         });
         {
             let mut st = group.lock();
@@ -255,12 +273,54 @@ impl Dispatcher {
             active_time_intervals: group.route.opts.active_time_intervals.clone(),
             marker: group.marker.clone(),
         };
-        match self.stage.exec(&mut ctx, alerts.clone()).await {
+        // A root span, as in Alertmanager: a flush serves many requests.
+        let span = crate::otel::start(
+            DISPATCH_SCOPE,
+            "dispatch.AggregationGroup.flush",
+            opentelemetry::trace::SpanKind::Internal,
+            &opentelemetry::Context::new(),
+            || {
+                vec![
+                    opentelemetry::KeyValue::new(
+                        "alerting.aggregation_group.key",
+                        group.key.to_string(),
+                    ),
+                    opentelemetry::KeyValue::new("alerting.alerts.count", alerts.len() as i64),
+                ]
+            },
+        );
+        let flush_id = group.events.next_flush.fetch_add(1, Ordering::Relaxed);
+        let info = crate::eventrecorder::active().then(|| crate::eventrecorder::FlushInfo {
+            group_uuid: group.events.uuid.clone(),
+            flush_id,
+            matchers: group.route.matchers.0.clone(),
+        });
+        let result = crate::eventrecorder::in_flush(
+            info,
+            opentelemetry::context::FutureExt::with_context(
+                self.stage.exec(&mut ctx, alerts.clone()),
+                span.context().clone(),
+            ),
+        )
+        .await;
+        if result.is_err() {
+            span.error("notification failed");
+        }
+        span.end();
+        match result {
             Err(e) => {
                 tracing::error!(aggrGroup = %group.key, err = %e, "Notify for alerts failed");
                 false
             }
             Ok(_) => {
+                if crate::eventrecorder::active() {
+                    let info = group_info(group);
+                    for a in alerts.iter().filter(|a| a.resolved_at(now)) {
+                        crate::eventrecorder::record(|| {
+                            crate::eventrecorder::events::alert_resolved(&info, a, now)
+                        });
+                    }
+                }
                 let mut st = group.lock();
                 for a in alerts.iter().filter(|a| a.resolved_at(now)) {
                     // Keep an alert that was updated while we notified.
@@ -376,6 +436,32 @@ fn insert_alert(group: &AggrGroup, st: &mut GroupState, alert: &Arc<Alert>, cloc
         return;
     }
     st.alerts.insert(alert.fingerprint, alert.clone());
+    let span = crate::otel::start(
+        DISPATCH_SCOPE,
+        "dispatch.AggregationGroup.insert",
+        opentelemetry::trace::SpanKind::Internal,
+        &opentelemetry::Context::current(),
+        || {
+            vec![
+                opentelemetry::KeyValue::new(
+                    "alerting.alert.name",
+                    alert.labels.get("alertname").unwrap_or("").to_string(),
+                ),
+                opentelemetry::KeyValue::new(
+                    "alerting.alert.fingerprint",
+                    alert.fingerprint.to_string(),
+                ),
+                opentelemetry::KeyValue::new(
+                    "alerting.aggregation_group.key",
+                    group.key.to_string(),
+                ),
+            ]
+        },
+    );
+    crate::eventrecorder::record(|| {
+        crate::eventrecorder::events::alert_grouped(&group_info(group), alert, clock.now())
+    });
+    span.end();
     // An alert older than group_wait that arrives before the first flush
     // (typically after a restart or reload) is flushed at once.
     if !st.has_flushed {
@@ -388,6 +474,20 @@ fn insert_alert(group: &AggrGroup, st: &mut GroupState, alert: &Arc<Alert>, cloc
             group.flush_now_pending.store(true, Ordering::Release);
             group.flush_now.notify_one();
         }
+    }
+}
+
+/// The instrumentation scope of the dispatcher's spans (Go's package).
+const DISPATCH_SCOPE: &str = "github.com/prometheus/alertmanager/dispatch";
+
+/// The group as the event recorder describes it.
+fn group_info(group: &AggrGroup) -> crate::eventrecorder::events::GroupInfo<'_> {
+    crate::eventrecorder::events::GroupInfo {
+        group_key: &group.key,
+        group_labels: &group.labels,
+        receiver: &group.route.opts.receiver,
+        matchers: &[],
+        group_uuid: "",
     }
 }
 

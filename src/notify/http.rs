@@ -117,6 +117,43 @@ impl Client {
     }
 }
 
+/// Sends a notifier's request inside an HTTP client span, with the trace
+/// context in `traceparent` so the receiver can join the trace (Go wraps
+/// every notifier's transport in otelhttp for this).
+pub(crate) async fn send(
+    mut req: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, reqwest::Error> {
+    if !crate::otel::enabled() {
+        return req.send().await;
+    }
+    let span = crate::otel::start(
+        "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp",
+        "HTTP POST",
+        opentelemetry::trace::SpanKind::Client,
+        &opentelemetry::Context::current(),
+        || vec![opentelemetry::KeyValue::new("http.request.method", "POST")],
+    );
+    for (k, v) in crate::otel::inject(span.context()) {
+        req = req.header(k, v);
+    }
+    let result = req.send().await;
+    match &result {
+        Ok(resp) => {
+            let code = resp.status().as_u16();
+            span.set_attribute(opentelemetry::KeyValue::new(
+                "http.response.status_code",
+                i64::from(code),
+            ));
+            if code >= 400 {
+                span.error(format!("HTTP {code}"));
+            }
+        }
+        Err(e) => span.error(e.to_string()),
+    }
+    span.end();
+    result
+}
+
 /// Adds the credentials of `http_config` to a request.
 fn authorize(
     mut req: reqwest::RequestBuilder,

@@ -25,6 +25,9 @@ pub fn backoff_delay(n: u32) -> Duration {
     Duration::from_secs_f64(base * (1.0 + jitter))
 }
 
+/// The instrumentation scope of the notify stages' spans (Go's package).
+const NOTIFY_SCOPE: &str = "github.com/prometheus/alertmanager/notify";
+
 pub struct RetryStage {
     pub integration: Arc<Integration>,
     pub metrics: Arc<Metrics>,
@@ -55,13 +58,37 @@ impl RetryStage {
         loop {
             attempt += 1;
             let started = std::time::Instant::now();
+            let span = crate::otel::start(
+                NOTIFY_SCOPE,
+                "notify.Integration.Notify",
+                opentelemetry::trace::SpanKind::Client,
+                &opentelemetry::Context::current(),
+                || {
+                    vec![
+                        opentelemetry::KeyValue::new("alerting.notify.integration.name", name),
+                        opentelemetry::KeyValue::new("alerting.alerts.count", sent.len() as i64),
+                    ]
+                },
+            );
+            let notify = opentelemetry::context::FutureExt::with_context(
+                self.integration.notifier.notify(ctx, sent),
+                span.context().clone(),
+            );
             let result = tokio::select! {
-                r = self.integration.notifier.notify(ctx, sent) => r,
+                r = notify => r,
                 _ = tokio::time::sleep_until(ctx.deadline) => Err(NotifyError::new(false, FailureReason::ContextDeadlineExceeded, "context deadline exceeded")),
                 _ = ctx.cancel.cancelled() => Err(NotifyError::new(false, FailureReason::ContextCanceled, "context canceled")),
             };
             self.metrics
                 .observe_request(name, started.elapsed(), result.is_ok());
+            if let Err(e) = &result {
+                span.set_attribute(opentelemetry::KeyValue::new(
+                    "alerting.notify.error.recoverable",
+                    e.retryable,
+                ));
+                span.error(e.message.clone());
+            }
+            span.end();
             match result {
                 Ok(()) => {
                     if attempt > 1 {
@@ -158,9 +185,58 @@ impl Stage for RetryStage {
                 .cloned()
                 .collect()
         };
-        match self.attempt_until_deadline(ctx, &sent).await {
-            Ok(()) => Ok(alerts),
+        let span = crate::otel::start(
+            NOTIFY_SCOPE,
+            "notify.RetryStage.Exec",
+            opentelemetry::trace::SpanKind::Internal,
+            &opentelemetry::Context::current(),
+            || {
+                vec![
+                    opentelemetry::KeyValue::new(
+                        "alerting.group.name",
+                        self.integration.key.group_name.clone(),
+                    ),
+                    opentelemetry::KeyValue::new("alerting.integration.name", name),
+                    opentelemetry::KeyValue::new("alerting.alerts.count", alerts.len() as i64),
+                ]
+            },
+        );
+        let result = opentelemetry::context::FutureExt::with_context(
+            self.attempt_until_deadline(ctx, &sent),
+            span.context().clone(),
+        )
+        .await;
+        match result {
+            Ok(()) => {
+                span.end();
+                crate::eventrecorder::record(|| {
+                    let flush = crate::eventrecorder::flush_info();
+                    crate::eventrecorder::events::notification(
+                        &crate::eventrecorder::events::Notification {
+                            group: crate::eventrecorder::events::GroupInfo {
+                                group_key: &ctx.group_key,
+                                group_labels: &ctx.group_labels,
+                                receiver: &ctx.receiver,
+                                matchers: flush.as_ref().map_or(&[], |f| &f.matchers),
+                                group_uuid: flush.as_ref().map_or("", |f| &f.group_uuid),
+                            },
+                            sent: &sent,
+                            firing: &ctx.firing_hashes,
+                            resolved: &ctx.resolved_hashes,
+                            repeat_interval: ctx.repeat_interval,
+                            reason: ctx.reason,
+                            integration: name,
+                            index: self.integration.key.index,
+                            flush_id: flush.as_ref().map_or(0, |f| f.flush_id),
+                            now: ctx.now,
+                        },
+                    )
+                });
+                Ok(alerts)
+            }
             Err(e) => {
+                span.error(e.message.clone());
+                span.end();
                 self.metrics.notification_failed(name, e.reason.as_str());
                 Err(e)
             }

@@ -305,8 +305,7 @@ impl Notifier for Slack {
             req = req.header(reqwest::header::AUTHORIZATION, format!("Bearer {token}"));
         }
         // The webhook URL is the credential: never in an error.
-        let resp = req
-            .send()
+        let resp = super::http::send(req)
             .await
             .map_err(|e| transport_error("<redacted>", e))?;
         check_response(resp, &channel).await

@@ -76,10 +76,7 @@ impl Notifier for Webhook {
         });
         body.push(b'\n');
         let url = self.url.read()?;
-        let resp = self
-            .client
-            .post_json(&url, body)?
-            .send()
+        let resp = super::http::send(self.client.post_json(&url, body)?)
             .await
             .map_err(|e| transport_error(&redact(&url), e))?;
         // Alertmanager's webhook retries 5xx only; a 503's Retry-After
