@@ -30,10 +30,12 @@ mod funcs;
 mod html;
 mod lex;
 mod parse;
+mod route_labels;
 mod templates;
 mod value;
 
 pub(crate) use data::Data;
+pub(crate) use route_labels::render as render_route_labels;
 pub use exec::ExecError;
 pub use lex::SyntaxError;
 pub use templates::{LoadError, TemplateError, Templates};
