@@ -98,8 +98,10 @@ pub struct RouteConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat_interval: Option<PromDuration>,
     /// Route labels (0.34): inherited by child routes, values are text
-    /// templates rendered per aggregation group. Checked at load.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// templates rendered per aggregation group. Checked at load. Left out
+    /// of the re-serialised config (`/api/v2/status`), which `amtool` 0.33
+    /// parses strictly and would refuse with them.
+    #[serde(default, skip_serializing)]
     pub labels: Option<BTreeMap<String, String>>,
 }
 
