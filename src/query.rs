@@ -187,3 +187,37 @@ impl Suppression<'_> {
         !self.silenced_by.is_empty() || self.inhibited_by.is_some() || !self.muted_by.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(matchers: &str, labels: &[(&str, &str)]) -> bool {
+        let m = parse_matchers(matchers).unwrap();
+        let l = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match_filter_labels(&m, &l)
+    }
+
+    #[test]
+    fn receiver_matchers_follow_match_filter_labels() {
+        let l = [("name", "db"), ("team", "data"), ("empty", "")];
+        assert!(ok(r#"team="data""#, &l));
+        assert!(ok(r#"name=~"d.*",team!="ops""#, &l));
+        assert!(!ok(r#"team="ops""#, &l));
+        assert!(!ok(r#"tier="gold""#, &l));
+        // A negative matcher with an empty value accepts a present label,
+        // even one whose value is empty.
+        assert!(ok(r#"empty!="""#, &l));
+        assert!(ok(r#"empty!~"""#, &l));
+        assert!(!ok(r#"absent!="""#, &l));
+        assert!(ok(r#"absent="""#, &l));
+        let q = parse_query(Some("receiver_matchers=team%3D%22data%22".into())).unwrap();
+        assert!(q.receiver_labels_ok(Some(&l.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())));
+        assert!(!q.receiver_labels_ok(None), "an unknown receiver has no labels");
+        let e = parse_query(Some("receiver_matchers=%3Dbad".into())).err().unwrap();
+        assert!(e.starts_with("failed to parse receiver_matchers param: "), "{e}");
+    }
+}

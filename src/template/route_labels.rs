@@ -157,3 +157,96 @@ impl Render<'_> {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Alert, LabelSet};
+    use crate::template::Data;
+
+    fn data(route_labels: &[(&str, &str)], reason: Option<&'static str>) -> Value {
+        let labels = LabelSet::from_strs([("alertname", "A")]);
+        let alert = Arc::new(Alert {
+            fingerprint: labels.fingerprint(),
+            labels: labels.clone(),
+            annotations: LabelSet::default(),
+            starts_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            ends_at: crate::model::GO_ZERO_TIME,
+            generator_url: Arc::from(""),
+            updated_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            timeout: false,
+        });
+        let mut d = Data::new(
+            "r",
+            &labels,
+            &[alert],
+            "2026-01-01T00:01:00Z".parse().unwrap(),
+            "http://am",
+        );
+        d.route_labels = LabelSet::from_strs(route_labels.iter().copied());
+        d.notification_reason = reason;
+        d.to_value()
+    }
+
+    fn raw(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn labels_refer_to_each_other_and_cycles_fail() {
+        let t = Templates::alertmanager();
+        let r = raw(&[
+            ("a", "{{ routeLabels \"b\" }}-{{ routeLabels \"c\" }}"),
+            ("b", "{{ .GroupLabels.alertname }}"),
+            ("c", "{{ routeLabels \"b\" }}{{ routeLabels \"missing\" }}!"),
+            ("x", "{{ routeLabels \"y\" }}"),
+            ("y", "{{ routeLabels \"x\" }}"),
+            ("self", "{{ routeLabels \"self\" }}"),
+            ("bad", "{{ .Nope }}"),
+        ]);
+        let out: BTreeMap<String, Result<String, String>> =
+            render(&t, &r, &data(&[], None)).into_iter().collect();
+        assert_eq!(out["a"], Ok("A-A!".to_string()));
+        assert_eq!(out["b"], Ok("A".to_string()));
+        assert!(out["x"]
+            .as_ref()
+            .unwrap_err()
+            .contains("route label cycle detected: x -> y -> x"));
+        assert!(out["y"].is_err());
+        assert!(out["self"]
+            .as_ref()
+            .unwrap_err()
+            .contains("route label cycle detected: self -> self"));
+        assert!(out["bad"].is_err());
+    }
+
+    #[test]
+    fn notification_templates_see_rendered_labels_and_the_reason() {
+        let t = Templates::alertmanager();
+        let d = data(
+            &[("team", "{{ not rendered again }}"), ("Names", "n")],
+            Some("first notification"),
+        );
+        let out = t
+            .execute_text(
+                "{{ routeLabels \"team\" }}|{{ routeLabels \"Names\" }}|{{ routeLabels \"none\" }}|{{ .RouteLabels.team }}|{{ .NotificationReason }}",
+                &d,
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            "{{ not rendered again }}|n||{{ not rendered again }}|first notification"
+        );
+        // Without route labels every name is empty; the reason defaults.
+        let d = data(&[], None);
+        assert_eq!(
+            t.execute_text("[{{ routeLabels \"team\" }}] {{ .NotificationReason }}", &d)
+                .unwrap(),
+            "[] unknown"
+        );
+        assert!(t.execute_text("{{ routeLabels }}", &d).is_err());
+    }
+}
