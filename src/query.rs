@@ -142,15 +142,13 @@ pub(crate) fn query_groups(
     let rt = app.runtime();
     let silences = app.silences.query(now);
     let rcv_labels = receiver_labels(&rt.config.config.receivers);
-    let mut groups = rt
-        .dispatcher
-        .groups(
-            |r| {
-                q.receiver_ok(&r.opts.receiver)
-                    && q.receiver_labels_ok(rcv_labels.get(r.opts.receiver.as_str()))
-            },
-            |a| q.accepts(a, now),
-        );
+    let mut groups = rt.dispatcher.groups(
+        |r| {
+            q.receiver_ok(&r.opts.receiver)
+                && q.receiver_labels_ok(rcv_labels.get(r.opts.receiver.as_str()))
+        },
+        |a| q.accepts(a, now),
+    );
     let mut statuses: Vec<GroupStatuses> = Vec::with_capacity(groups.len());
     groups.retain_mut(|g| {
         let mut by = Vec::with_capacity(g.alerts.len());
@@ -215,9 +213,21 @@ mod tests {
         assert!(!ok(r#"absent!="""#, &l));
         assert!(ok(r#"absent="""#, &l));
         let q = parse_query(Some("receiver_matchers=team%3D%22data%22".into())).unwrap();
-        assert!(q.receiver_labels_ok(Some(&l.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())));
-        assert!(!q.receiver_labels_ok(None), "an unknown receiver has no labels");
-        let e = parse_query(Some("receiver_matchers=%3Dbad".into())).err().unwrap();
-        assert!(e.starts_with("failed to parse receiver_matchers param: "), "{e}");
+        assert!(q.receiver_labels_ok(Some(
+            &l.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        )));
+        assert!(
+            !q.receiver_labels_ok(None),
+            "an unknown receiver has no labels"
+        );
+        let e = parse_query(Some("receiver_matchers=%3Dbad".into()))
+            .err()
+            .unwrap();
+        assert!(
+            e.starts_with("failed to parse receiver_matchers param: "),
+            "{e}"
+        );
     }
 }

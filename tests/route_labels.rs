@@ -151,7 +151,10 @@ async fn receiver_labels_and_matchers_match_alertmanager() {
         let (ac, ab) = get(&format!("{}{path}", am.base)).await;
         assert_eq!((hc, ac), (400, 400), "GET {path}: {hb} / {ab}");
         let prefix = "\"failed to parse receiver_matchers param: ";
-        assert!(hb.starts_with(prefix) && ab.starts_with(prefix), "{hb} / {ab}");
+        assert!(
+            hb.starts_with(prefix) && ab.starts_with(prefix),
+            "{hb} / {ab}"
+        );
     }
 
     // Payloads: the same but for 0.34's routeLabels, which Herald always
@@ -178,7 +181,9 @@ async fn receiver_labels_and_matchers_match_alertmanager() {
         by_key(am_hook.all(), false),
     );
     assert_eq!(h, a);
-    assert!(a.iter().all(|(_, b)| b["notification_reason"] == "first notification"));
+    assert!(a
+        .iter()
+        .all(|(_, b)| b["notification_reason"] == "first notification"));
 }
 
 /// Route labels (0.34): rendered per group, inherited and overridden, in
@@ -202,7 +207,11 @@ async fn route_labels_in_groups_payloads_and_amtool() {
         json!({"count": "2", "summary": "Slow for db", "team": "db"})
     );
     let raw = String::from_utf8(db.raw.clone()).unwrap();
-    let order = ["\"commonAnnotations\"", "\"routeLabels\"", "\"externalURL\""];
+    let order = [
+        "\"commonAnnotations\"",
+        "\"routeLabels\"",
+        "\"externalURL\"",
+    ];
     let at: Vec<usize> = order.iter().map(|k| raw.find(k).unwrap()).collect();
     assert!(at.windows(2).all(|w| w[0] < w[1]), "{raw}");
     assert_eq!(
@@ -232,8 +241,8 @@ async fn route_labels_in_groups_payloads_and_amtool() {
         .args([&url, "config", "routes"])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "amtool 0.33.1: {text}");
     assert!(text.contains("receiver: db"), "{text}");
 }

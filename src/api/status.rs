@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::{error_response, json_response, ApiState};
 use crate::matcher::parse_matchers;
-use crate::query::match_filter_labels;
 use crate::model::format_rfc3339_millis;
+use crate::query::match_filter_labels;
 
 #[derive(Serialize)]
 struct ClusterStatus {
@@ -102,10 +102,7 @@ pub(crate) async fn get_status(State(s): State<ApiState>) -> Response {
     json_response(StatusCode::OK, &body)
 }
 
-pub(crate) async fn get_receivers(
-    State(s): State<ApiState>,
-    RawQuery(raw): RawQuery,
-) -> Response {
+pub(crate) async fn get_receivers(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
     #[derive(Serialize)]
     struct Receiver<'a> {
         labels: BTreeMap<String, String>,

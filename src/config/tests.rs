@@ -290,7 +290,11 @@ fn route_and_receiver_labels() {
     .unwrap();
     assert_eq!(
         c.config.receivers[0].api_labels(),
-        [("name".to_string(), "team".to_string()), ("team".into(), "t".into())].into()
+        [
+            ("name".to_string(), "team".to_string()),
+            ("team".into(), "t".into())
+        ]
+        .into()
     );
     assert_eq!(
         c.config.receivers[1].api_labels(),
@@ -298,7 +302,10 @@ fn route_and_receiver_labels() {
     );
     // Route labels stay out of the re-serialised config (amtool 0.33).
     let yaml = c.to_yaml();
-    assert!(!yaml.contains(".Receiver") && yaml.contains("team: t"), "{yaml}");
+    assert!(
+        !yaml.contains(".Receiver") && yaml.contains("team: t"),
+        "{yaml}"
+    );
     assert!(Config::load(&c.to_yaml()).is_ok());
     let e = err("route:\n  receiver: team\nreceivers:\n  - name: team\n    labels: {name: x}\n");
     assert!(
@@ -306,7 +313,10 @@ fn route_and_receiver_labels() {
         "{e}"
     );
     let e = err("route:\n  receiver: team\n  labels: {a-b: x}\nreceivers:\n  - name: team\n");
-    assert!(e.contains(r#"invalid label name "a-b" in route labels"#), "{e}");
+    assert!(
+        e.contains(r#"invalid label name "a-b" in route labels"#),
+        "{e}"
+    );
     let e = err("route:\n  receiver: team\n  labels: {a: '{{ .X '}\nreceivers:\n  - name: team\n");
     assert!(e.contains(r#"route label "a""#), "{e}");
 }

@@ -566,8 +566,18 @@ fn pairs(l: &LabelSet) -> Vec<(String, String)> {
 async fn route_labels_are_inherited_and_rendered_per_flush() {
     let (h, _, mut rx) = Harness::recording(ROUTE_LABELS);
     h.fire("Other");
-    h.post("Db", &[("i", "1")], Duration::ZERO, Duration::from_secs(3600));
-    h.post("Db", &[("i", "2")], Duration::ZERO, Duration::from_secs(3600));
+    h.post(
+        "Db",
+        &[("i", "1")],
+        Duration::ZERO,
+        Duration::from_secs(3600),
+    );
+    h.post(
+        "Db",
+        &[("i", "2")],
+        Duration::ZERO,
+        Duration::from_secs(3600),
+    );
     let mut flushes = vec![next(&mut rx).await, next(&mut rx).await];
     flushes.sort_by(|a, b| a.receiver.cmp(&b.receiver));
     // The child overrides `team` and inherits `summary`, which sees the
@@ -594,7 +604,12 @@ async fn route_labels_are_inherited_and_rendered_per_flush() {
         [s("summary", "Other for ops (1)"), s("team", "ops")]
     );
     // The groups API renders against the group's current alerts.
-    h.post("Db", &[("i", "3")], Duration::ZERO, Duration::from_secs(3600));
+    h.post(
+        "Db",
+        &[("i", "3")],
+        Duration::ZERO,
+        Duration::from_secs(3600),
+    );
     let groups = h.dispatcher.groups(|_| true, |_| true);
     let db = groups.iter().find(|g| g.receiver == "db").unwrap();
     assert_eq!(db.route_labels.get("summary"), Some("Db for db (3)"));

@@ -679,7 +679,10 @@ fn title(s: &str) -> String {
 
 /// Alertmanager's function map (`template.DefaultFuncs`).
 pub(crate) fn add_alertmanager_funcs(m: &mut FuncMap) {
-    m.insert(super::route_labels::FUNC, super::route_labels::placeholder());
+    m.insert(
+        super::route_labels::FUNC,
+        super::route_labels::placeholder(),
+    );
     m.insert(
         "toUpper",
         f(|a| {

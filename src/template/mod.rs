@@ -35,8 +35,8 @@ mod templates;
 mod value;
 
 pub(crate) use data::Data;
-pub(crate) use route_labels::render as render_route_labels;
 pub use exec::ExecError;
 pub use lex::SyntaxError;
+pub(crate) use route_labels::render as render_route_labels;
 pub use templates::{LoadError, TemplateError, Templates};
 pub use value::Value;

@@ -99,7 +99,10 @@ pub(crate) fn render(
             if st.stack.contains(&name) {
                 let mut cycle = st.stack.clone();
                 cycle.push(name);
-                return Err(format!("route label cycle detected: {}", cycle.join(" -> ")));
+                return Err(format!(
+                    "route label cycle detected: {}",
+                    cycle.join(" -> ")
+                ));
             }
             st.wanted = Some(name);
             Err("route label not rendered yet".into())
