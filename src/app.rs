@@ -202,6 +202,7 @@ impl App {
         )?;
         let route = Route::tree(config.root_route());
         log_config_warnings(&route, settings.retention);
+        let templates = pipeline.templates.clone();
         let dispatcher = Dispatcher::new(
             route.clone(),
             Arc::new(pipeline),
@@ -211,6 +212,7 @@ impl App {
             settings.cluster.clone(),
             tasks.clone(),
         );
+        dispatcher.set_templates(templates, settings.external_url.clone());
         metrics.set_configured(
             config.config.receivers.len(),
             integration_count(&config.config.receivers),

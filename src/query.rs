@@ -8,7 +8,10 @@ use regex::Regex;
 
 use crate::app::App;
 use crate::dispatch::GroupView;
-use crate::matcher::{parse_matchers, Matchers};
+use std::collections::{BTreeMap, HashMap};
+
+use crate::config::ReceiverConfig;
+use crate::matcher::{parse_matchers, MatchType, Matcher, Matchers};
 use crate::model::{Alert, Fingerprint, GO_ZERO_TIME};
 
 /// The query parameters the alert endpoints (and the web UI's alert page)
@@ -16,6 +19,9 @@ use crate::model::{Alert, Fingerprint, GO_ZERO_TIME};
 pub(crate) struct AlertQuery {
     pub filter: Matchers,
     pub receiver: Option<Regex>,
+    /// `receiver_matchers` (0.33): against the labels of the receivers an
+    /// alert or group goes to.
+    pub receiver_matchers: Vec<Matcher>,
     pub active: bool,
     pub silenced: bool,
     pub inhibited: bool,
@@ -27,6 +33,7 @@ pub(crate) fn parse_query(raw: Option<String>) -> Result<AlertQuery, String> {
     let mut q = AlertQuery {
         filter: Matchers::default(),
         receiver: None,
+        receiver_matchers: Vec::new(),
         active: true,
         silenced: true,
         inhibited: true,
@@ -51,6 +58,10 @@ pub(crate) fn parse_query(raw: Option<String>) -> Result<AlertQuery, String> {
                         .map_err(|e| format!("failed to parse receiver param: {e}"))?,
                 );
             }
+            "receiver_matchers" => q.receiver_matchers.extend(
+                parse_matchers(&v)
+                    .map_err(|e| format!("failed to parse receiver_matchers param: {e}"))?,
+            ),
             "active" => q.active = flag()?,
             "silenced" => q.silenced = flag()?,
             "inhibited" => q.inhibited = flag()?,
@@ -83,6 +94,38 @@ impl AlertQuery {
     pub(crate) fn receiver_ok(&self, name: &str) -> bool {
         self.receiver.as_ref().is_none_or(|r| r.is_match(name))
     }
+
+    /// `receiver_matchers` against one receiver's labels; a receiver the
+    /// config does not know (`None`) matches no matcher.
+    pub(crate) fn receiver_labels_ok(&self, labels: Option<&ReceiverLabels>) -> bool {
+        self.receiver_matchers.is_empty()
+            || labels.is_some_and(|l| match_filter_labels(&self.receiver_matchers, l))
+    }
+}
+
+/// A receiver's labels (with the implied `name`).
+pub(crate) type ReceiverLabels = BTreeMap<String, String>;
+
+/// The config's receivers' labels by receiver name.
+pub(crate) fn receiver_labels(receivers: &[ReceiverConfig]) -> HashMap<&str, ReceiverLabels> {
+    receivers
+        .iter()
+        .map(|r| (r.name.as_str(), r.api_labels()))
+        .collect()
+}
+
+/// Alertmanager's `matchFilterLabels`: like matching a label set, except
+/// that a negative matcher with an empty value accepts any present label
+/// (even one whose value is empty).
+pub(crate) fn match_filter_labels(matchers: &[Matcher], labels: &ReceiverLabels) -> bool {
+    matchers.iter().all(|m| {
+        let v = labels.get(&*m.name);
+        let negative = matches!(m.kind, MatchType::NotEqual | MatchType::NotRegexp);
+        match (negative, m.value.is_empty(), v) {
+            (true, true, Some(_)) | (false, true, None) => true,
+            _ => m.matches(v.map(String::as_str).unwrap_or("")),
+        }
+    })
 }
 
 /// Per alert of a group: the silences and the inhibiting alert muting it.
@@ -98,9 +141,14 @@ pub(crate) fn query_groups(
 ) -> (Vec<GroupView>, Vec<GroupStatuses>) {
     let rt = app.runtime();
     let silences = app.silences.query(now);
-    let mut groups = rt
-        .dispatcher
-        .groups(|r| q.receiver_ok(&r.opts.receiver), |a| q.accepts(a, now));
+    let rcv_labels = receiver_labels(&rt.config.config.receivers);
+    let mut groups = rt.dispatcher.groups(
+        |r| {
+            q.receiver_ok(&r.opts.receiver)
+                && q.receiver_labels_ok(rcv_labels.get(r.opts.receiver.as_str()))
+        },
+        |a| q.accepts(a, now),
+    );
     let mut statuses: Vec<GroupStatuses> = Vec::with_capacity(groups.len());
     groups.retain_mut(|g| {
         let mut by = Vec::with_capacity(g.alerts.len());
@@ -135,5 +183,51 @@ pub(crate) struct Suppression<'a> {
 impl Suppression<'_> {
     pub(crate) fn suppressed(&self) -> bool {
         !self.silenced_by.is_empty() || self.inhibited_by.is_some() || !self.muted_by.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(matchers: &str, labels: &[(&str, &str)]) -> bool {
+        let m = parse_matchers(matchers).unwrap();
+        let l = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match_filter_labels(&m, &l)
+    }
+
+    #[test]
+    fn receiver_matchers_follow_match_filter_labels() {
+        let l = [("name", "db"), ("team", "data"), ("empty", "")];
+        assert!(ok(r#"team="data""#, &l));
+        assert!(ok(r#"name=~"d.*",team!="ops""#, &l));
+        assert!(!ok(r#"team="ops""#, &l));
+        assert!(!ok(r#"tier="gold""#, &l));
+        // A negative matcher with an empty value accepts a present label,
+        // even one whose value is empty.
+        assert!(ok(r#"empty!="""#, &l));
+        assert!(ok(r#"empty!~"""#, &l));
+        assert!(!ok(r#"absent!="""#, &l));
+        assert!(ok(r#"absent="""#, &l));
+        let q = parse_query(Some("receiver_matchers=team%3D%22data%22".into())).unwrap();
+        assert!(q.receiver_labels_ok(Some(
+            &l.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        )));
+        assert!(
+            !q.receiver_labels_ok(None),
+            "an unknown receiver has no labels"
+        );
+        let e = parse_query(Some("receiver_matchers=%3Dbad".into()))
+            .err()
+            .unwrap();
+        assert!(
+            e.starts_with("failed to parse receiver_matchers param: "),
+            "{e}"
+        );
     }
 }

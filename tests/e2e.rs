@@ -248,7 +248,10 @@ async fn bad_reload_keeps_the_running_config() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let receivers = get_json(&format!("{}/api/v2/receivers", h.base)).await;
-    assert_eq!(receivers, json!([{"name": "renamed"}]));
+    assert_eq!(
+        receivers,
+        json!([{"labels": {"name": "renamed"}, "name": "renamed"}])
+    );
     let n = hook.nth(2, T).await;
     assert_eq!(n.body["receiver"], "renamed");
 }
@@ -269,7 +272,7 @@ async fn sighup_reloads() {
         .success());
     let url = format!("{}/api/v2/receivers", h.base);
     let deadline = std::time::Instant::now() + T;
-    while get_json(&url).await != json!([{"name": "viahup"}]) {
+    while get_json(&url).await != json!([{"labels": {"name": "viahup"}, "name": "viahup"}]) {
         assert!(
             std::time::Instant::now() < deadline,
             "SIGHUP did not reload"

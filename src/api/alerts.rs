@@ -19,7 +19,9 @@ use crate::model::{
     notification_order_indices, write_rfc3339_millis, Alert, Fingerprint, Interner, LabelSet,
     GO_ZERO_TIME,
 };
-use crate::query::{parse_query, query_groups, AlertQuery, GroupStatuses, Suppression};
+use crate::query::{
+    parse_query, query_groups, receiver_labels, AlertQuery, GroupStatuses, Suppression,
+};
 
 /// `postableAlert`. Strings are borrowed from the request body where JSON
 /// escaping allows, and interned once, straight into the stored label sets.
@@ -391,6 +393,7 @@ pub(crate) async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuer
     answer(s, raw, |app, q, now| {
         let rt = app.runtime();
         let silences = app.silences.query(now);
+        let rcv_labels = receiver_labels(&rt.config.config.receivers);
         let mut alerts: Vec<Arc<Alert>> = app
             .store
             .snapshot()
@@ -402,6 +405,14 @@ pub(crate) async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuer
             let routes = rt.route.matching(&a.labels);
             let receivers: Vec<&str> = routes.iter().map(|r| r.opts.receiver.as_str()).collect();
             if q.receiver.is_some() && !receivers.iter().any(|r| q.receiver_ok(r)) {
+                return false;
+            }
+            // `receiversMatchLabels`: one receiver whose labels match all.
+            if !q.receiver_matchers.is_empty()
+                && !receivers
+                    .iter()
+                    .any(|r| q.receiver_labels_ok(rcv_labels.get(r)))
+            {
                 return false;
             }
             let muted_by = rt.dispatcher.muted_by(&routes, &a.labels);
@@ -481,7 +492,9 @@ pub(crate) async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuer
             g.labels.write_json(out);
             out.extend_from_slice(b",\"receiver\":{\"name\":");
             gojson::write_str(out, &g.receiver);
-            out.extend_from_slice(b"}}");
+            out.extend_from_slice(b"},\"routeLabels\":");
+            g.route_labels.write_json(out);
+            out.push(b'}');
             true
         })
     })

@@ -1,12 +1,16 @@
 //! `/api/v2/status`, `/api/v2/receivers` and `/-/reload`.
 
-use axum::extract::State;
+use std::collections::BTreeMap;
+
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::{json_response, ApiState};
+use super::{error_response, json_response, ApiState};
+use crate::matcher::parse_matchers;
 use crate::model::format_rfc3339_millis;
+use crate::query::match_filter_labels;
 
 #[derive(Serialize)]
 struct ClusterStatus {
@@ -98,10 +102,25 @@ pub(crate) async fn get_status(State(s): State<ApiState>) -> Response {
     json_response(StatusCode::OK, &body)
 }
 
-pub(crate) async fn get_receivers(State(s): State<ApiState>) -> Response {
+pub(crate) async fn get_receivers(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
     #[derive(Serialize)]
     struct Receiver<'a> {
+        labels: BTreeMap<String, String>,
         name: &'a str,
+    }
+    let mut matchers = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        if k == "receiver_matchers" {
+            match parse_matchers(&v) {
+                Ok(m) => matchers.extend(m),
+                Err(e) => {
+                    return error_response(
+                        StatusCode::BAD_REQUEST,
+                        &format!("failed to parse receiver_matchers param: {e}"),
+                    )
+                }
+            }
+        }
     }
     let rt = s.app.runtime();
     let list: Vec<Receiver> = rt
@@ -109,7 +128,11 @@ pub(crate) async fn get_receivers(State(s): State<ApiState>) -> Response {
         .config
         .receivers
         .iter()
-        .map(|r| Receiver { name: &r.name })
+        .map(|r| Receiver {
+            labels: r.api_labels(),
+            name: &r.name,
+        })
+        .filter(|r| matchers.is_empty() || match_filter_labels(&matchers, &r.labels))
         .collect();
     json_response(StatusCode::OK, &list)
 }

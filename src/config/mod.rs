@@ -97,6 +97,12 @@ pub struct RouteConfig {
     pub group_interval: Option<PromDuration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat_interval: Option<PromDuration>,
+    /// Route labels (0.34): inherited by child routes, values are text
+    /// templates rendered per aggregation group. Checked at load. Left out
+    /// of the re-serialised config (`/api/v2/status`), which `amtool` 0.33
+    /// parses strictly and would refuse with them.
+    #[serde(default, skip_serializing)]
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 impl RouteConfig {
@@ -159,7 +165,7 @@ pub struct Config {
     pub route: Option<RouteConfig>,
     #[serde(
         default,
-        deserialize_with = "null_default",
+        deserialize_with = "null_entries_default",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub inhibit_rules: Vec<InhibitRule>,
@@ -190,6 +196,18 @@ pub struct Config {
     /// not `--enable-feature=event-recorder` turns it on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_recorder: Option<crate::eventrecorder::EventRecorderConfig>,
+}
+
+/// A list whose null entries (`- ` with nothing after it) are the zero
+/// value, as `yaml.v2` decodes them into a slice of structs.
+fn null_entries_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
+    let v: Option<Vec<Option<T>>> = Option::deserialize(d)?;
+    Ok(v.unwrap_or_default()
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect())
 }
 
 /// A config that passed every check, with the text it came from (whose hash
@@ -312,6 +330,17 @@ impl Config {
             if rcv.name.is_empty() {
                 return Err(invalid(field, "missing name in receiver"));
             }
+            if let Some(v) = rcv.labels.as_ref().and_then(|l| l.get("name")) {
+                if *v != rcv.name {
+                    return Err(invalid(
+                        field,
+                        format!(
+                            "receiver label \"name\" must match receiver name {:?}, got {v:?}",
+                            rcv.name
+                        ),
+                    ));
+                }
+            }
             if !names.insert(rcv.name.clone()) {
                 return Err(invalid(
                     field,
@@ -412,6 +441,25 @@ fn check_inhibit_rule(r: &InhibitRule) -> Result<(), String> {
     check_label_names(r.equal.iter().flatten())
 }
 
+/// Route label names as `group_by` names are checked; values must parse as
+/// templates, so a typo fails the load rather than every render (where
+/// Alertmanager would log it and drop the label).
+fn check_route_labels(labels: Option<&BTreeMap<String, String>>) -> Result<(), String> {
+    let Some(labels) = labels.filter(|l| !l.is_empty()) else {
+        return Ok(());
+    };
+    let templates = crate::template::Templates::alertmanager();
+    for (k, v) in labels {
+        if !is_valid_label_name(k) {
+            return Err(format!("invalid label name {k:?} in route labels"));
+        }
+        templates
+            .check_text(v)
+            .map_err(|e| format!("route label {k:?}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Per-route rules (`Route.UnmarshalYAML`) plus the cross-references
 /// (`checkReceiver`, `checkTimeInterval`), walking the tree once.
 fn check_route(
@@ -424,6 +472,7 @@ fn check_route(
         .map_err(|m| invalid(format!("{field}.match"), m))?;
     check_label_names(r.match_re.iter().flat_map(|m| m.keys()))
         .map_err(|m| invalid(format!("{field}.match_re"), m))?;
+    check_route_labels(r.labels.as_ref()).map_err(|m| invalid(format!("{field}.labels"), m))?;
     if let Some(group_by) = &r.group_by {
         let mut seen = HashSet::new();
         for l in group_by {

@@ -281,3 +281,53 @@ fn empty_values_are_zero_values_like_yaml_v2() {
     assert_eq!(m["code"], "500");
     assert_eq!(m["on"], "yes");
 }
+
+#[test]
+fn route_and_receiver_labels() {
+    let c = Config::load(
+        "route:\n  receiver: team\n  labels: {a: x}\n  routes:\n    - receiver: team\n      labels: {b: '{{ .Receiver }}'}\nreceivers:\n  - name: team\n    labels: {team: t, name: team}\n  - name: other\n    labels:\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.config.receivers[0].api_labels(),
+        [
+            ("name".to_string(), "team".to_string()),
+            ("team".into(), "t".into())
+        ]
+        .into()
+    );
+    assert_eq!(
+        c.config.receivers[1].api_labels(),
+        [("name".to_string(), "other".to_string())].into()
+    );
+    // Route labels stay out of the re-serialised config (amtool 0.33).
+    let yaml = c.to_yaml();
+    assert!(
+        !yaml.contains(".Receiver") && yaml.contains("team: t"),
+        "{yaml}"
+    );
+    assert!(Config::load(&c.to_yaml()).is_ok());
+    let e = err("route:\n  receiver: team\nreceivers:\n  - name: team\n    labels: {name: x}\n");
+    assert!(
+        e.contains(r#"receiver label "name" must match receiver name "team", got "x""#),
+        "{e}"
+    );
+    let e = err("route:\n  receiver: team\n  labels: {a-b: x}\nreceivers:\n  - name: team\n");
+    assert!(
+        e.contains(r#"invalid label name "a-b" in route labels"#),
+        "{e}"
+    );
+    let e = err("route:\n  receiver: team\n  labels: {a: '{{ .X '}\nreceivers:\n  - name: team\n");
+    assert!(e.contains(r#"route label "a""#), "{e}");
+}
+
+#[test]
+fn empty_inhibit_rules_load_as_in_alertmanager() {
+    for entry in ["- {}", "-", "- null", "- name: n"] {
+        let c = Config::load(&format!(
+            "route:\n  receiver: team\nreceivers:\n  - name: team\ninhibit_rules:\n  {entry}\n"
+        ))
+        .unwrap_or_else(|e| panic!("{entry}: {e}"));
+        assert_eq!(c.config.inhibit_rules.len(), 1, "{entry}");
+    }
+}

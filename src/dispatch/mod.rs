@@ -8,7 +8,7 @@ mod route;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::model::{sort_for_notification, Alert, Fingerprint, LabelSet};
 use crate::notify::{GroupMarker, NotifyCtx, Stage};
 use crate::tasks::Tasks;
+use crate::template::Templates;
 
 const SHARDS: usize = 32;
 
@@ -45,6 +46,9 @@ pub struct Dispatcher {
     /// `stop` (a reload) or when a shutdown's grace period runs out, not by
     /// the shutdown signal that stops the timers.
     flush_cancel: CancellationToken,
+    /// What route labels are rendered with: the config's templates and
+    /// `--web.external-url`. Unset (labels render empty) only in tests.
+    templates: OnceLock<(Arc<Templates>, String)>,
 }
 
 struct GroupState {
@@ -94,6 +98,8 @@ pub struct GroupView {
     pub muted_by: Vec<String>,
     pub receiver: String,
     pub route: Arc<Route>,
+    /// The route labels rendered against the group's current alerts.
+    pub route_labels: LabelSet,
     pub alerts: Vec<Arc<Alert>>,
 }
 
@@ -123,7 +129,57 @@ impl Dispatcher {
             cluster,
             flush_cancel: tasks.abort_token().child_token(),
             tasks,
+            templates: OnceLock::new(),
         })
+    }
+
+    /// Gives the dispatcher the templates route labels render with; set
+    /// once, right after `new`.
+    pub fn set_templates(&self, templates: Arc<Templates>, external_url: String) {
+        let _ = self.templates.set((templates, external_url));
+    }
+
+    /// `aggrGroup.renderRouteLabels`: the route's labels rendered against
+    /// `alerts` (notification reason unknown, `RouteLabels` raw). A label
+    /// whose template fails is logged and left out, as in Alertmanager.
+    fn render_route_labels(
+        &self,
+        group: &AggrGroup,
+        alerts: &[Arc<Alert>],
+        now: Timestamp,
+    ) -> LabelSet {
+        let raw = &group.route.opts.labels;
+        let Some((templates, external_url)) = self.templates.get().filter(|_| !raw.is_empty())
+        else {
+            return LabelSet::default();
+        };
+        let mut data = crate::template::Data::new(
+            &group.route.opts.receiver,
+            &group.labels,
+            alerts,
+            now,
+            external_url,
+        );
+        data.route_labels = LabelSet::from_strs(raw.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let value = data.to_value();
+        let rendered: Vec<(String, String)> =
+            crate::template::render_route_labels(templates, raw, &value)
+                .into_iter()
+                .filter_map(|(name, r)| match r {
+                    Ok(v) => Some((name, v)),
+                    Err(e) => {
+                        tracing::error!(
+                            aggrGroup = %group.key,
+                            label = %name,
+                            value = %raw.get(&name).map(String::as_str).unwrap_or_default(),
+                            err = %e,
+                            "failed to render route label"
+                        );
+                        None
+                    }
+                })
+                .collect();
+        LabelSet::from_strs(rendered.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 
     pub fn route(&self) -> &Arc<Route> {
@@ -257,9 +313,11 @@ impl Dispatcher {
             }
         }
         sort_for_notification(&mut alerts);
+        let route_labels = self.render_route_labels(group, &alerts, now);
         let mut ctx = NotifyCtx {
             group_key: group.key.clone(),
             group_labels: group.labels.clone(),
+            route_labels,
             receiver: Arc::from(group.route.opts.receiver.as_str()),
             now,
             repeat_interval: group.route.opts.repeat_interval,
@@ -379,11 +437,21 @@ impl Dispatcher {
             if alerts.is_empty() {
                 continue;
             }
+            // Rendered against every alert of the group, not only those the
+            // query keeps, as Alertmanager's `ag.RouteLabels()`.
+            let route_labels = if g.route.opts.labels.is_empty() {
+                LabelSet::default()
+            } else {
+                let mut all: Vec<Arc<Alert>> = g.lock().alerts.values().cloned().collect();
+                sort_for_notification(&mut all);
+                self.render_route_labels(&g, &all, self.clock.now())
+            };
             out.push(GroupView {
                 muted_by: g.marker.muted_by(),
                 labels: g.labels.clone(),
                 receiver: g.route.opts.receiver.clone(),
                 route: g.route.clone(),
+                route_labels,
                 alerts,
             });
         }

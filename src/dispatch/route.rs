@@ -2,7 +2,7 @@
 //! depth-first matching with `continue`, and the route keys that prefix
 //! every group key.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +26,8 @@ pub struct RouteOpts {
     pub repeat_interval: Duration,
     pub mute_time_intervals: Vec<String>,
     pub active_time_intervals: Vec<String>,
+    /// Route labels, raw: a child's override its parent's of the same name.
+    pub labels: BTreeMap<String, String>,
 }
 
 impl Default for RouteOpts {
@@ -38,6 +40,7 @@ impl Default for RouteOpts {
             repeat_interval: Duration::from_secs(4 * 3600),
             mute_time_intervals: Vec::new(),
             active_time_intervals: Vec::new(),
+            labels: BTreeMap::new(),
         }
     }
 }
@@ -86,6 +89,9 @@ impl Route {
         }
         if let Some(d) = cr.repeat_interval {
             opts.repeat_interval = d.0;
+        }
+        for (k, v) in cr.labels.iter().flatten() {
+            opts.labels.insert(k.clone(), v.clone());
         }
         // Time intervals are the one option children do not inherit.
         opts.mute_time_intervals = cr.mute_time_intervals.clone().unwrap_or_default();

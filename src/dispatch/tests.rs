@@ -27,6 +27,8 @@ struct Flush {
     group_key: String,
     /// `alertname` of each alert, with `!` after a resolved one.
     alerts: Vec<String>,
+    /// The route labels rendered for the flush.
+    route_labels: LabelSet,
 }
 
 /// Records each flush; fails it while `fail` is set.
@@ -48,6 +50,7 @@ impl Stage for Recorder {
             receiver: ctx.receiver.to_string(),
             group_key: ctx.group_key.to_string(),
             alerts: names(&alerts, ctx.now),
+            route_labels: ctx.route_labels.clone(),
         });
         if self.fail.load(Ordering::SeqCst) {
             return Err(NotifyError::new(
@@ -95,6 +98,10 @@ impl Harness {
             CancellationToken::new(),
             None,
             crate::tasks::Tasks::new(),
+        );
+        dispatcher.set_templates(
+            Arc::new(crate::template::Templates::alertmanager()),
+            "http://am.example".into(),
         );
         Harness {
             start,
@@ -527,4 +534,83 @@ async fn quiet_for_signal(rx: &mut mpsc::UnboundedReceiver<()>, d: Duration) {
         tokio::time::timeout(d, rx.recv()).await.is_err(),
         "unexpected notification"
     );
+}
+
+const ROUTE_LABELS: &str = r#"
+route:
+  receiver: r
+  group_by: [alertname]
+  group_wait: 30s
+  labels:
+    team: ops
+    summary: '{{ .GroupLabels.alertname }} for {{ routeLabels "team" }} ({{ len .Alerts }})'
+  routes:
+    - matchers: ['alertname="Db"']
+      receiver: db
+      labels:
+        team: db
+        loop: '{{ routeLabels "loop2" }}'
+        loop2: '{{ routeLabels "loop" }}'
+        reason: '{{ .NotificationReason }}'
+        raw: '{{ .RouteLabels.team }}'
+receivers:
+  - name: r
+  - name: db
+"#;
+
+fn pairs(l: &LabelSet) -> Vec<(String, String)> {
+    l.iter().map(|(k, v)| (k.into(), v.into())).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn route_labels_are_inherited_and_rendered_per_flush() {
+    let (h, _, mut rx) = Harness::recording(ROUTE_LABELS);
+    h.fire("Other");
+    h.post(
+        "Db",
+        &[("i", "1")],
+        Duration::ZERO,
+        Duration::from_secs(3600),
+    );
+    h.post(
+        "Db",
+        &[("i", "2")],
+        Duration::ZERO,
+        Duration::from_secs(3600),
+    );
+    let mut flushes = vec![next(&mut rx).await, next(&mut rx).await];
+    flushes.sort_by(|a, b| a.receiver.cmp(&b.receiver));
+    // The child overrides `team` and inherits `summary`, which sees the
+    // child's value; a cycle drops both labels; the reason is unknown while
+    // route labels render, and `.RouteLabels` holds the raw values then.
+    let s = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(flushes[0].receiver, "db");
+    // Route labels are not part of the group key.
+    assert_eq!(
+        flushes[0].group_key,
+        "{}/{alertname=\"Db\"}:{alertname=\"Db\"}"
+    );
+    assert_eq!(
+        pairs(&flushes[0].route_labels),
+        [
+            s("raw", "db"),
+            s("reason", "unknown"),
+            s("summary", "Db for db (2)"),
+            s("team", "db"),
+        ]
+    );
+    assert_eq!(
+        pairs(&flushes[1].route_labels),
+        [s("summary", "Other for ops (1)"), s("team", "ops")]
+    );
+    // The groups API renders against the group's current alerts.
+    h.post(
+        "Db",
+        &[("i", "3")],
+        Duration::ZERO,
+        Duration::from_secs(3600),
+    );
+    let groups = h.dispatcher.groups(|_| true, |_| true);
+    let db = groups.iter().find(|g| g.receiver == "db").unwrap();
+    assert_eq!(db.route_labels.get("summary"), Some("Db for db (3)"));
 }

@@ -113,14 +113,16 @@ pub fn template_data(
     alerts: &[Arc<Alert>],
     external_url: &str,
 ) -> crate::template::Value {
-    crate::template::Data::new(
+    let mut data = crate::template::Data::new(
         &ctx.receiver,
         &ctx.group_labels,
         alerts,
         ctx.now,
         external_url,
-    )
-    .to_value()
+    );
+    data.route_labels = ctx.route_labels.clone();
+    data.notification_reason = ctx.reason.map(|r| r.as_str());
+    data.to_value()
 }
 
 /// What Alertmanager carries in a `context.Context` through the pipeline.
@@ -128,6 +130,8 @@ pub fn template_data(
 pub struct NotifyCtx {
     pub group_key: Arc<str>,
     pub group_labels: LabelSet,
+    /// The group's route labels, rendered for this flush.
+    pub route_labels: LabelSet,
     pub receiver: Arc<str>,
     /// The flush time: every decision in one flush uses the same clock.
     pub now: Timestamp,
@@ -395,6 +399,8 @@ impl ClaimStage {
 /// The notification stages of every receiver that a route uses.
 pub struct Pipeline {
     receivers: HashMap<String, Arc<dyn Stage>>,
+    /// The loaded templates, which the dispatcher renders route labels with.
+    pub templates: Arc<crate::template::Templates>,
 }
 
 /// Why a config's pipeline could not be built.
@@ -455,7 +461,10 @@ impl Pipeline {
                 receiver_stage(per_integration, &intervals, deps),
             );
         }
-        Ok(Pipeline { receivers: stages })
+        Ok(Pipeline {
+            receivers: stages,
+            templates,
+        })
     }
 }
 
@@ -493,7 +502,10 @@ impl Pipeline {
             name.to_string(),
             receiver_stage(integrations, &intervals, deps),
         )]);
-        Pipeline { receivers }
+        Pipeline {
+            receivers,
+            templates: Arc::new(crate::template::Templates::alertmanager()),
+        }
     }
 }
 

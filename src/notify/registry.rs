@@ -69,6 +69,10 @@ macro_rules! integrations {
         pub struct ReceiverConfig {
             #[serde(default)]
             pub name: String,
+            /// Receiver labels (0.33) for `receiver_matchers`; `name` is
+            /// implied (see `api_labels()`), so it is kept as written.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub labels: Option<std::collections::BTreeMap<String, String>>,
             $(
                 #[serde(
                     default,
@@ -89,6 +93,14 @@ macro_rules! integrations {
         pub const DELIVERED: &[&str] = &[$($kind),*];
 
         impl ReceiverConfig {
+            /// The receiver's labels as the API shows and filters them:
+            /// those configured plus `name`, as Alertmanager injects it.
+            pub fn api_labels(&self) -> std::collections::BTreeMap<String, String> {
+                let mut l = self.labels.clone().unwrap_or_default();
+                l.insert("name".to_string(), self.name.clone());
+                l
+            }
+
             /// Every integration config of the receiver with its kind, in the
             /// table's order (which is also the order of the status page).
             pub fn integrations(&self) -> Vec<(&'static str, &dyn IntegrationConfig)> {

@@ -305,6 +305,7 @@ mod tests {
         NotifyCtx {
             group_key: "{}:{}".into(),
             group_labels: Default::default(),
+            route_labels: Default::default(),
             receiver: "r".into(),
             now,
             repeat_interval: Duration::from_secs(3600),

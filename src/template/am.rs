@@ -61,6 +61,11 @@ impl Object for Kv {
     }
 
     fn call(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+        if name == super::route_labels::KV_GET {
+            let key = args.first().map(Value::go_string).unwrap_or_default();
+            let v = self.0.iter().find(|(k, _)| *k == key);
+            return Some(Ok(Value::from(v.map(|(_, v)| v.as_str()).unwrap_or(""))));
+        }
         (name == "Remove").then(|| {
             let drop: Vec<String> = match args {
                 [Value::List(l)] => l.iter().map(Value::go_string).collect(),
@@ -597,6 +602,14 @@ impl Data {
             "CommonAnnotations".to_string(),
             kv(&self.common_annotations),
         );
+        m.insert("RouteLabels".to_string(), kv(&self.route_labels));
+        m.insert(
+            "NotificationReason".to_string(),
+            Value::from(
+                self.notification_reason
+                    .unwrap_or(super::data::REASON_UNKNOWN),
+            ),
+        );
         m.insert(
             "ExternalURL".to_string(),
             Value::from(self.external_url.as_str()),
@@ -666,6 +679,10 @@ fn title(s: &str) -> String {
 
 /// Alertmanager's function map (`template.DefaultFuncs`).
 pub(crate) fn add_alertmanager_funcs(m: &mut FuncMap) {
+    m.insert(
+        super::route_labels::FUNC,
+        super::route_labels::placeholder(),
+    );
     m.insert(
         "toUpper",
         f(|a| {
@@ -955,6 +972,8 @@ pub fn example_data(now: Timestamp) -> Value {
     );
     m.insert("CommonLabels".to_string(), kvp(&common_l));
     m.insert("CommonAnnotations".to_string(), kvp(&common_a));
+    m.insert("RouteLabels".to_string(), kvp(&[]));
+    m.insert("NotificationReason".to_string(), Value::from(""));
     m.insert(
         "ExternalURL".to_string(),
         Value::from("https://example.com"),
@@ -1062,6 +1081,10 @@ struct JsonData {
     common_labels: std::collections::BTreeMap<String, String>,
     #[serde(rename = "commonAnnotations", default)]
     common_annotations: std::collections::BTreeMap<String, String>,
+    #[serde(rename = "routeLabels", default)]
+    route_labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    notification_reason: String,
     #[serde(rename = "externalURL", default)]
     external_url: String,
 }
@@ -1119,6 +1142,11 @@ pub fn data_from_json(json: &str) -> Result<Value, serde_json::Error> {
     m.insert(
         "CommonAnnotations".to_string(),
         kv_map(d.common_annotations),
+    );
+    m.insert("RouteLabels".to_string(), kv_map(d.route_labels));
+    m.insert(
+        "NotificationReason".to_string(),
+        Value::from(d.notification_reason),
     );
     m.insert("ExternalURL".to_string(), Value::from(d.external_url));
     Ok(Value::Object(Arc::new(DataObj(m))))

@@ -41,10 +41,8 @@ pub(crate) struct Data {
     pub(crate) receiver: String,
     pub(crate) status: &'static str,
     pub(crate) alerts: Vec<TemplateAlert>,
-    #[serde(
-        rename = "notification_reason",
-        skip_serializing_if = "Option::is_none"
-    )]
+    /// Go always sends it, `unknown` when no stage decided a reason.
+    #[serde(rename = "notification_reason", serialize_with = "reason_or_unknown")]
     pub(crate) notification_reason: Option<&'static str>,
     #[serde(rename = "groupLabels")]
     pub(crate) group_labels: LabelSet,
@@ -52,8 +50,19 @@ pub(crate) struct Data {
     pub(crate) common_labels: LabelSet,
     #[serde(rename = "commonAnnotations")]
     pub(crate) common_annotations: LabelSet,
+    /// The group's route labels, rendered by the dispatcher (0.34); raw
+    /// while the dispatcher renders them.
+    #[serde(rename = "routeLabels")]
+    pub(crate) route_labels: LabelSet,
     #[serde(rename = "externalURL")]
     pub(crate) external_url: String,
+}
+
+/// Alertmanager's `ReasonUnknown.String()`.
+pub(crate) const REASON_UNKNOWN: &str = "unknown";
+
+fn reason_or_unknown<S: Serializer>(r: &Option<&'static str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(r.unwrap_or(REASON_UNKNOWN))
 }
 
 /// Pairs present with the same value in every set.
@@ -118,6 +127,7 @@ impl Data {
             common_annotations: common(alerts.iter().map(|a| a.annotations.clone())),
             alerts: talerts,
             group_labels: group_labels.clone(),
+            route_labels: LabelSet::default(),
             external_url: external_url.to_string(),
         }
     }

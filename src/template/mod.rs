@@ -30,11 +30,13 @@ mod funcs;
 mod html;
 mod lex;
 mod parse;
+mod route_labels;
 mod templates;
 mod value;
 
 pub(crate) use data::Data;
 pub use exec::ExecError;
 pub use lex::SyntaxError;
+pub(crate) use route_labels::render as render_route_labels;
 pub use templates::{LoadError, TemplateError, Templates};
 pub use value::Value;

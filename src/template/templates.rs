@@ -4,6 +4,7 @@
 //! them, and renders config fields (a Slack `title:`, an e-mail `html:`)
 //! as one-off templates, as Alertmanager's `template.Template` does.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -12,7 +13,8 @@ use super::exec::{self, ExecError, Mode, Set, Trees};
 use super::funcs;
 use super::lex::SyntaxError;
 use super::parse::{self, Tree};
-use super::value::{FuncMap, Value};
+use super::route_labels;
+use super::value::{Func, FuncMap, Value};
 
 /// Herald's default templates, built into the binary: every name
 /// Alertmanager's `default.tmpl` and `email.tmpl` define.
@@ -114,12 +116,45 @@ impl Templates {
         exec::is_func(&self.funcs, name)
     }
 
-    fn set<'a>(&'a self, extra: Option<&'a Trees>) -> Set<'a> {
+    fn set<'a>(&'a self, extra: Option<&'a Trees>, funcs: &'a FuncMap) -> Set<'a> {
         Set {
             trees: &self.trees,
             extra,
-            funcs: &self.funcs,
+            funcs,
         }
+    }
+
+    /// The function map for one execution: `routeLabels` answers from the
+    /// data's rendered route labels when it has any.
+    fn funcs_for(&self, data: &Value) -> Cow<'_, FuncMap> {
+        match route_labels::lookup_func(data) {
+            Some(f) => {
+                let mut m = self.funcs.clone();
+                m.insert(route_labels::FUNC, f);
+                Cow::Owned(m)
+            }
+            None => Cow::Borrowed(&self.funcs),
+        }
+    }
+
+    /// `execute_text` with one function replaced for this execution (the
+    /// dispatcher's `routeLabels` while it renders route labels).
+    pub(crate) fn execute_text_with(
+        &self,
+        text: &str,
+        data: &Value,
+        name: &'static str,
+        func: Func,
+    ) -> Result<String, TemplateError> {
+        if text.is_empty() {
+            return Ok(String::new());
+        }
+        let trees = parse::parse("", text, &|n| self.is_func(n))?;
+        let mut funcs = self.funcs.clone();
+        funcs.insert(name, func);
+        Ok(self
+            .set(Some(&trees), &funcs)
+            .execute("", data, Mode::Text)?)
     }
 
     /// Parses `src` and adds its templates; later definitions replace
@@ -132,7 +167,8 @@ impl Templates {
 
     /// Executes the template `name` with `data` as dot.
     pub fn execute(&self, name: &str, data: &Value) -> Result<String, ExecError> {
-        self.set(None).execute(name, data, Mode::Text)
+        let funcs = self.funcs_for(data);
+        self.set(None, &funcs).execute(name, data, Mode::Text)
     }
 
     /// Runs `text` (a config field such as a Slack `title:`) as a template
@@ -158,7 +194,8 @@ impl Templates {
             return Ok(String::new());
         }
         let trees = parse::parse("", text, &|n| self.is_func(n))?;
-        Ok(self.set(Some(&trees)).execute("", data, mode)?)
+        let funcs = self.funcs_for(data);
+        Ok(self.set(Some(&trees), &funcs).execute("", data, mode)?)
     }
 }
 

@@ -68,6 +68,7 @@ impl Notifier for Webhook {
             &self.external_url,
         );
         data.notification_reason = ctx.reason.map(|r| r.as_str());
+        data.route_labels = ctx.route_labels.clone();
         let mut body = crate::gojson::to_vec(&Message {
             data: &data,
             version: "4",
