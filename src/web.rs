@@ -726,3 +726,21 @@ impl axum::serve::Listener for TlsListener {
         Ok(self.local)
     }
 }
+
+#[cfg(test)]
+mod rate_limit_tests {
+    use super::*;
+
+    #[test]
+    fn bucket_starts_full_and_refills_one_per_interval() {
+        let l = RateLimiter::new(2, Duration::from_millis(100));
+        assert!(l.allow() && l.allow());
+        assert!(!l.allow());
+        // Pretend the last refill was an interval ago.
+        l.state.lock().unwrap().1 -= Duration::from_millis(100);
+        assert!(l.allow());
+        assert!(!l.allow());
+        let none = RateLimiter::new(0, Duration::from_secs(1));
+        assert!(!none.allow());
+    }
+}

@@ -512,3 +512,21 @@ impl HttpClientConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_are_canonical_as_in_go() {
+        assert_eq!(canonical_header_key("x-scope-orgid"), "X-Scope-Orgid");
+        assert_eq!(canonical_header_key("WWW-AUTHENTICATE"), "Www-Authenticate");
+        assert_eq!(canonical_header_key("content type"), "content type");
+        let cfg: HttpClientConfig =
+            serde_saphyr::from_str("http_headers: {www-authenticate: {values: [x]}}").unwrap();
+        assert_eq!(
+            cfg.validate().unwrap_err(),
+            r#"setting header "Www-Authenticate" is not allowed"#
+        );
+    }
+}

@@ -756,6 +756,41 @@ mod tests {
     }
 
     #[test]
+    fn token_answers_parse_like_golang_oauth2() {
+        let now = Instant::now();
+        let t = parse_token(
+            r#"{"access_token":"a","token_type":"bearer","expires_in":"60"}"#,
+            false,
+            now,
+        )
+        .unwrap();
+        assert_eq!((t.access.as_str(), t.kind.as_str()), ("a", "Bearer"));
+        assert!(t.valid(now) && !t.valid(now + Duration::from_secs(51)));
+        // Inside the 10 s margin a token is already expired.
+        let t = parse_token(r#"{"access_token":"a","expires_in":10}"#, false, now).unwrap();
+        assert!(!t.valid(now));
+        let t = parse_token("access_token=b&token_type=mac", true, now).unwrap();
+        assert_eq!(
+            (t.access.as_str(), t.kind.as_str(), t.expiry),
+            ("b", "MAC", None)
+        );
+        assert!(parse_token(r#"{"token_type":"bearer"}"#, false, now).is_err());
+        assert_eq!(query_escape("a b/c~*"), "a+b%2Fc~%2A");
+    }
+
+    #[test]
+    fn secret_refs_are_refused_with_go_words() {
+        let cfg: HttpClientConfig =
+            serde_saphyr::from_str("basic_auth: {username: u, password_ref: p}").unwrap();
+        assert!(cfg.validate().is_ok());
+        let e = Client::new(&cfg, None).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "unable to use password: cannot use secret ref without manager"
+        );
+    }
+
+    #[test]
     fn retry_after_seconds_and_dates() {
         let now: jiff::Timestamp = "2015-10-21T07:27:00Z".parse().unwrap();
         assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
