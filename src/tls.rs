@@ -47,6 +47,11 @@ pub fn client_config(
             .map_err(|e| err(format!("{what}_file {}: {e}", dir.join(f).display()))),
         (None, None) => Ok(None),
     };
+    if let Some(what) = t.secret_ref() {
+        return Err(err(format!(
+            "unable to use {what}: cannot use secret ref without manager"
+        )));
+    }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let versions =
         crate::web::tls_versions(section, t.min_version.as_deref(), t.max_version.as_deref())

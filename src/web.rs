@@ -48,6 +48,28 @@ struct RawWebConfig {
     http_server_config: Option<RawHttp>,
     #[serde(default, deserialize_with = "crate::commoncfg::null_default")]
     basic_auth_users: BTreeMap<String, Secret>,
+    #[serde(default)]
+    rate_limit: Option<RawRateLimit>,
+}
+
+/// exporter-toolkit's `rate_limit`: a token bucket of `burst` requests,
+/// refilled by one every `interval`; no limit while `interval` is zero.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    #[serde(default)]
+    burst: i64,
+    #[serde(default)]
+    interval: Option<GoDuration>,
+}
+
+/// A Go `time.Duration` as yaml.v2 reads it: a duration string or an
+/// integer number of nanoseconds.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum GoDuration {
+    Nanos(i64),
+    Text(String),
 }
 
 /// exporter-toolkit's `tls_server_config`, as the web config and the
@@ -97,6 +119,8 @@ pub struct WebConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub auth: Option<Arc<BasicAuth>>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `rate_limit` as (burst, interval); None when off.
+    pub rate_limit: Option<(u64, Duration)>,
     /// The certificate, key and CA files it was built from.
     files: Vec<PathBuf>,
 }
@@ -123,10 +147,38 @@ impl WebConfig {
                 tls_server_config: None,
                 http_server_config: None,
                 basic_auth_users: BTreeMap::new(),
+                rate_limit: None,
             }
         } else {
             serde_saphyr::from_str(&text)
                 .map_err(|e| invalid(format!("{}: {e}", path.display())))?
+        };
+        let rate_limit = match raw
+            .rate_limit
+            .and_then(|r| r.interval.map(|i| (r.burst, i)))
+        {
+            None => None,
+            Some((burst, interval)) => {
+                let (negative, interval) = match interval {
+                    GoDuration::Nanos(n) => (n < 0, Duration::from_nanos(n.unsigned_abs())),
+                    GoDuration::Text(t) => {
+                        let (neg, t) = match t.trim().strip_prefix('-') {
+                            Some(rest) => (true, rest.to_string()),
+                            None => (false, t),
+                        };
+                        let d = crate::duration::parse_go_duration(&t)
+                            .map_err(|e| invalid(format!("rate_limit.interval: {e}")))?;
+                        (neg, d)
+                    }
+                };
+                // rate.Every of a non-positive interval is no limit at
+                // all; zero turns the limiter off.
+                if negative || interval.is_zero() {
+                    None
+                } else {
+                    Some((u64::try_from(burst).unwrap_or(0), interval))
+                }
+            }
         };
         let dir = path.parent().unwrap_or(Path::new(""));
         let files: Vec<PathBuf> = raw
@@ -185,6 +237,7 @@ impl WebConfig {
             tls,
             auth,
             headers,
+            rate_limit,
             files,
         })
     }
@@ -515,13 +568,67 @@ impl BasicAuth {
     }
 }
 
-/// Wraps the API: basic auth first, then the configured headers on every
-/// answer (401s included), both as the web config says now.
+/// `rate_limit`'s token bucket (golang.org/x/time/rate's `Limiter`): it
+/// starts full with `burst` tokens, gains one per `interval` up to
+/// `burst`, and each request takes one.
+struct RateLimiter {
+    burst: f64,
+    interval: Duration,
+    state: Mutex<(f64, std::time::Instant)>,
+}
+
+impl RateLimiter {
+    fn new(burst: u64, interval: Duration) -> RateLimiter {
+        RateLimiter {
+            burst: burst as f64,
+            interval,
+            state: Mutex::new((burst as f64, std::time::Instant::now())),
+        }
+    }
+
+    fn allow(&self) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        let gained = now.duration_since(st.1).as_secs_f64() / self.interval.as_secs_f64();
+        st.0 = (st.0 + gained).min(self.burst);
+        st.1 = now;
+        if st.0 >= 1.0 {
+            st.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Wraps the API: the rate limit first, then basic auth, then the
+/// configured headers on every answer (401s included), as the web config
+/// says now. The rate limit is the one the file had at startup:
+/// exporter-toolkit builds its limiter once too.
 pub fn layer(router: axum::Router, web: Arc<LiveWebConfig>) -> axum::Router {
+    let limiter = web.current().rate_limit.map(|(burst, interval)| {
+        tracing::info!(burst, interval = ?interval, "Rate Limiter is enabled.");
+        Arc::new(RateLimiter::new(burst, interval))
+    });
     router.layer(axum::middleware::from_fn(
         move |req: Request<Body>, next: axum::middleware::Next| {
             let config = web.current();
+            let limiter = limiter.clone();
             async move {
+                if limiter.is_some_and(|l| !l.allow()) {
+                    // Go's http.Error: the status text, as plain text.
+                    let mut r = Response::new(Body::from("Too Many Requests\n"));
+                    *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; charset=utf-8"),
+                    );
+                    r.headers_mut().insert(
+                        header::X_CONTENT_TYPE_OPTIONS,
+                        HeaderValue::from_static("nosniff"),
+                    );
+                    return r;
+                }
                 let (auth, headers) = (&config.auth, &config.headers);
                 let allowed = match auth {
                     Some(a) => a.check(req.headers().get(header::AUTHORIZATION)).await,
@@ -617,5 +724,23 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<SocketAddr> {
         Ok(self.local)
+    }
+}
+
+#[cfg(test)]
+mod rate_limit_tests {
+    use super::*;
+
+    #[test]
+    fn bucket_starts_full_and_refills_one_per_interval() {
+        let l = RateLimiter::new(2, Duration::from_millis(100));
+        assert!(l.allow() && l.allow());
+        assert!(!l.allow());
+        // Pretend the last refill was an interval ago.
+        l.state.lock().unwrap().1 -= Duration::from_millis(100);
+        assert!(l.allow());
+        assert!(!l.allow());
+        let none = RateLimiter::new(0, Duration::from_secs(1));
+        assert!(!none.allow());
     }
 }

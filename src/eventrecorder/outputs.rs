@@ -184,6 +184,7 @@ impl Delivery {
         let req = self
             .client
             .post_json(&self.url, body)
+            .await
             .map_err(|e| e.to_string())?;
         let resp = req
             .send()

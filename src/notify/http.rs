@@ -4,9 +4,13 @@
 //! failure `reason`, `Retry-After`, and rune truncation. An integration that
 //! POSTs JSON needs nothing else from the transport.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::commoncfg::HttpClientConfig;
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+use reqwest::header::{HeaderName, HeaderValue};
+
+use crate::commoncfg::{HttpClientConfig, OAuth2, Secret};
 
 use super::{FailureReason, NotifyError};
 
@@ -26,6 +30,14 @@ pub enum ClientError {
     Tls(#[from] crate::tls::TlsError),
     #[error("http client: {0}")]
     Build(reqwest::Error),
+    /// A `*_ref` key: Alertmanager has no secret manager to resolve it
+    /// with, so it refuses the config when it builds the client, and so does
+    /// Herald, with the same words. `what` is Go's name for the secret.
+    #[error("unable to use {what}: cannot use secret ref without manager")]
+    SecretRef { what: &'static str },
+    /// An `http_headers` name or value that cannot be sent.
+    #[error("http_headers: {0}")]
+    Header(String),
 }
 
 /// A credential given inline or in a file read at each notification (so a
@@ -50,6 +62,32 @@ impl Credential {
             Credential::File(f) => read_secret_file(f),
         }
     }
+
+    /// `read_async` of an optional credential.
+    async fn read_opt(c: &Option<Credential>) -> Result<Option<String>, NotifyError> {
+        match c {
+            Some(c) => c.read_async().await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// `read` off the runtime's threads, for the credentials read inside
+    /// the client on every request.
+    async fn read_async(&self) -> Result<String, NotifyError> {
+        match self {
+            Credential::Inline(s) => Ok(s.clone()),
+            Credential::File(f) => tokio::fs::read_to_string(f)
+                .await
+                .map(|s| s.trim().to_string())
+                .map_err(|e| {
+                    NotifyError::new(
+                        true,
+                        FailureReason::Other,
+                        format!("unable to read file {f}: {e}"),
+                    )
+                }),
+        }
+    }
 }
 
 fn read_secret_file(path: &str) -> Result<String, NotifyError> {
@@ -58,11 +96,79 @@ fn read_secret_file(path: &str) -> Result<String, NotifyError> {
         .map_err(|e| NotifyError::new(false, FailureReason::Other, format!("reading {path}: {e}")))
 }
 
+/// A key that may be given inline, in a file or as a `*_ref`: `Err` for a
+/// ref (see `ClientError::SecretRef`), the credential otherwise.
+fn credential(
+    inline: Option<&str>,
+    file: Option<&String>,
+    reference: Option<&String>,
+    what: &'static str,
+) -> Result<Option<Credential>, ClientError> {
+    let inline = inline.filter(|s| !s.is_empty());
+    let file = file.filter(|s| !s.is_empty());
+    if inline.is_none() && file.is_none() && reference.is_some_and(|r| !r.is_empty()) {
+        return Err(ClientError::SecretRef { what });
+    }
+    Ok(Credential::from(inline, file))
+}
+
+/// Where the value of an `http_headers` entry comes from.
+enum HeaderValueSource {
+    Fixed(HeaderValue),
+    File(String),
+}
+
+/// The `Authorization` an `http_config` adds, with its credentials
+/// resolved to inline values or files.
+enum Auth {
+    None,
+    Basic {
+        user: Option<Credential>,
+        pass: Option<Credential>,
+    },
+    Scheme {
+        kind: String,
+        credentials: Option<Credential>,
+    },
+    OAuth2(Arc<TokenSource>),
+}
+
 /// An HTTP client with the credentials of its `http_config`: what each
 /// HTTP integration holds.
 pub(crate) struct Client {
     client: reqwest::Client,
-    http: HttpClientConfig,
+    auth: Auth,
+    headers: Vec<(HeaderName, HeaderValueSource)>,
+}
+
+/// A reqwest client with the transport settings (proxy, TLS) that
+/// `http_config` and its `oauth2` section each have.
+fn transport(
+    proxy_url: Option<&String>,
+    no_proxy: Option<&String>,
+    proxy_from_environment: Option<bool>,
+    tls: Option<&crate::commoncfg::TlsConfig>,
+) -> Result<reqwest::ClientBuilder, ClientError> {
+    let mut b = reqwest::Client::builder().user_agent(user_agent());
+    if let Some(p) = proxy_url {
+        let mut proxy = reqwest::Proxy::all(p).map_err(ClientError::Proxy)?;
+        if let Some(np) = no_proxy {
+            proxy = proxy.no_proxy(reqwest::NoProxy::from_string(np));
+        }
+        b = b.proxy(proxy);
+    } else if proxy_from_environment != Some(true) {
+        b = b.no_proxy();
+    }
+    if let Some(tls) = tls {
+        if let Some(what) = tls.secret_ref() {
+            return Err(ClientError::SecretRef { what });
+        }
+        // One rustls configuration for every TLS client Herald has, so
+        // `server_name` and the version bounds hold here too.
+        let tls = crate::tls::client_config(tls, std::path::Path::new(""), "tls_config")?;
+        b = b.tls_backend_preconfigured(tls);
+    }
+    Ok(b)
 }
 
 impl Client {
@@ -72,7 +178,12 @@ impl Client {
         cfg: &HttpClientConfig,
         timeout: Option<Duration>,
     ) -> Result<Client, ClientError> {
-        let mut b = reqwest::Client::builder().user_agent(user_agent());
+        let mut b = transport(
+            cfg.proxy_url.as_ref(),
+            cfg.no_proxy.as_ref(),
+            cfg.proxy_from_environment,
+            cfg.tls_config.as_ref(),
+        )?;
         b = b.redirect(if cfg.follow_redirects {
             reqwest::redirect::Policy::limited(10)
         } else {
@@ -81,40 +192,442 @@ impl Client {
         if let Some(t) = timeout.filter(|t| !t.is_zero()) {
             b = b.timeout(t);
         }
-        if let Some(p) = &cfg.proxy_url {
-            let mut proxy = reqwest::Proxy::all(p).map_err(ClientError::Proxy)?;
-            if let Some(np) = &cfg.no_proxy {
-                proxy = proxy.no_proxy(reqwest::NoProxy::from_string(np));
+        let auth = auth(cfg)?;
+        let mut headers = Vec::new();
+        for (name, h) in &cfg.http_headers {
+            let n = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| ClientError::Header(format!("invalid header name {name:?}")))?;
+            let fixed = h.values.iter().map(String::as_str);
+            for v in fixed.chain(h.secrets.iter().map(Secret::expose)) {
+                let v = HeaderValue::from_str(v)
+                    .map_err(|_| ClientError::Header(format!("invalid value of {name}")))?;
+                headers.push((n.clone(), HeaderValueSource::Fixed(v)));
             }
-            b = b.proxy(proxy);
-        } else if cfg.proxy_from_environment != Some(true) {
-            b = b.no_proxy();
-        }
-        if let Some(tls) = &cfg.tls_config {
-            // One rustls configuration for every TLS client Herald has, so
-            // `server_name` and the version bounds hold here too.
-            let tls = crate::tls::client_config(tls, std::path::Path::new(""), "tls_config")?;
-            b = b.tls_backend_preconfigured(tls);
+            for f in &h.files {
+                headers.push((n.clone(), HeaderValueSource::File(f.clone())));
+            }
         }
         Ok(Client {
             client: b.build().map_err(ClientError::Build)?,
-            http: cfg.clone(),
+            auth,
+            headers,
         })
     }
 
-    /// A POST of a JSON body to `url`, with the `http_config` credentials.
-    pub(crate) fn post_json(
+    /// A POST of a JSON body to `url`, with the `http_config` credentials
+    /// and headers. It may wait for an OAuth2 token.
+    pub(crate) async fn post_json(
         &self,
         url: &str,
         body: Vec<u8>,
     ) -> Result<reqwest::RequestBuilder, NotifyError> {
-        let req = self
+        let mut req = self
             .client
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
-        authorize(req, &self.http)
+        // Headers first: the credentials may not be overridden by them
+        // (Authorization is reserved anyway).
+        for (name, value) in &self.headers {
+            let value = match value {
+                HeaderValueSource::Fixed(v) => v.clone(),
+                HeaderValueSource::File(f) => {
+                    let text = tokio::fs::read_to_string(f).await.map_err(|e| {
+                        NotifyError::new(
+                            true,
+                            FailureReason::Other,
+                            format!("unable to read headers file {f}: {e}"),
+                        )
+                    })?;
+                    HeaderValue::from_str(text.trim()).map_err(|_| {
+                        NotifyError::new(
+                            true,
+                            FailureReason::Other,
+                            format!("headers file {f}: not a valid header value"),
+                        )
+                    })?
+                }
+            };
+            req = req.header(name.clone(), value);
+        }
+        self.authorize(req).await
     }
+
+    /// Adds the credentials of `http_config` to a request.
+    async fn authorize(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, NotifyError> {
+        Ok(match &self.auth {
+            Auth::None => req,
+            Auth::Basic { user, pass } => {
+                let user = Credential::read_opt(user).await?.unwrap_or_default();
+                req.basic_auth(user, Credential::read_opt(pass).await?)
+            }
+            Auth::Scheme { kind, credentials } => {
+                let cred = Credential::read_opt(credentials).await?.unwrap_or_default();
+                req.header(reqwest::header::AUTHORIZATION, format!("{kind} {cred}"))
+            }
+            Auth::OAuth2(source) => {
+                let token = source.token().await?;
+                req.header(
+                    reqwest::header::AUTHORIZATION,
+                    format!("{} {}", token.kind, token.access),
+                )
+            }
+        })
+    }
+}
+
+/// The credentials of `cfg`, checked in the order Go builds them, so the
+/// first `*_ref` named is the one Go names.
+fn auth(cfg: &HttpClientConfig) -> Result<Auth, ClientError> {
+    let mut out = Auth::None;
+    if let Some(a) = &cfg.authorization {
+        let credentials = credential(
+            a.credentials.as_ref().map(Secret::expose),
+            a.credentials_file.as_ref(),
+            a.credentials_ref.as_ref(),
+            "credentials",
+        )?;
+        let kind = a
+            .kind
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .unwrap_or("Bearer");
+        out = Auth::Scheme {
+            kind: kind.to_string(),
+            credentials,
+        };
+    }
+    let bearer = credential(
+        cfg.bearer_token.as_ref().map(Secret::expose),
+        cfg.bearer_token_file.as_ref(),
+        None,
+        "bearer token",
+    )?;
+    if bearer.is_some() {
+        out = Auth::Scheme {
+            kind: "Bearer".into(),
+            credentials: bearer,
+        };
+    }
+    if let Some(ba) = &cfg.basic_auth {
+        let user = credential(
+            ba.username.as_deref(),
+            ba.username_file.as_ref(),
+            ba.username_ref.as_ref(),
+            "username",
+        )?;
+        let pass = credential(
+            ba.password.as_ref().map(Secret::expose),
+            ba.password_file.as_ref(),
+            ba.password_ref.as_ref(),
+            "password",
+        )?;
+        out = Auth::Basic { user, pass };
+    }
+    if let Some(o) = &cfg.oauth2 {
+        out = Auth::OAuth2(Arc::new(TokenSource::new(o)?));
+    }
+    Ok(out)
+}
+
+/// An OAuth2 access token and the scheme it is sent with.
+#[derive(Clone, Debug)]
+struct Token {
+    access: String,
+    kind: String,
+    /// None: the server gave no lifetime, the token is used until the
+    /// client secret changes.
+    expiry: Option<Instant>,
+}
+
+/// golang.org/x/oauth2 treats a token as expired this long before its
+/// expiry, so that it does not run out on the way.
+const EXPIRY_DELTA: Duration = Duration::from_secs(10);
+
+/// Bounds one token request. Go sets none; a token endpoint that never
+/// answers would otherwise hold up every notification of the integration.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Token {
+    fn valid(&self, now: Instant) -> bool {
+        self.expiry
+            .is_none_or(|e| e.checked_sub(EXPIRY_DELTA).is_some_and(|e| e > now))
+    }
+}
+
+type TokenFetch = Shared<BoxFuture<'static, Result<Token, Arc<str>>>>;
+
+/// Where the token of a client stands: a fetch under way is shared, so
+/// concurrent notifications wait for the same one.
+enum TokenSlot {
+    Empty,
+    Ready(Token),
+    Fetching(TokenFetch),
+}
+
+struct TokenState {
+    /// The client secret the slot's token was fetched with; a rotated
+    /// secret file drops the token, as Go rebuilds its token source.
+    secret: Option<String>,
+    slot: TokenSlot,
+}
+
+/// How the client authenticates to the token endpoint. Go's default
+/// (`AuthStyleAutoDetect`) tries HTTP basic auth first, then the form
+/// fields, and keeps what worked.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum AuthStyle {
+    Unknown,
+    Header,
+    Params,
+}
+
+/// What a token fetch needs, shared with the fetch futures.
+struct TokenEndpoint {
+    client: reqwest::Client,
+    token_url: String,
+    client_id: String,
+    form: Vec<(String, String)>,
+    style: std::sync::Mutex<AuthStyle>,
+}
+
+/// The client credentials grant of `oauth2`, with golang.org/x/oauth2's
+/// caching: a token is reused until shortly before it expires, and one
+/// fetch at a time runs per client.
+pub(crate) struct TokenSource {
+    secret: Option<Credential>,
+    endpoint: Arc<TokenEndpoint>,
+    state: std::sync::Mutex<TokenState>,
+}
+
+impl TokenSource {
+    fn new(o: &OAuth2) -> Result<TokenSource, ClientError> {
+        let secret = credential(
+            o.client_secret.as_ref().map(Secret::expose),
+            o.client_secret_file.as_ref(),
+            o.client_secret_ref.as_ref(),
+            "client secret",
+        )?;
+        let client = transport(
+            o.proxy_url.as_ref(),
+            o.no_proxy.as_ref(),
+            o.proxy_from_environment,
+            o.tls_config.as_ref(),
+        )?
+        .timeout(TOKEN_TIMEOUT)
+        .build()
+        .map_err(ClientError::Build)?;
+        // clientcredentials.Config.Token: the grant, the scopes, then the
+        // endpoint parameters, which may replace only grant_type.
+        let mut form = vec![("grant_type".to_string(), "client_credentials".to_string())];
+        if !o.scopes.is_empty() {
+            form.push(("scope".into(), o.scopes.join(" ")));
+        }
+        for (k, v) in &o.endpoint_params {
+            if k == "grant_type" {
+                form[0].1 = v.clone();
+            } else if k == "scope" && !o.scopes.is_empty() {
+                // Go refuses this at the first fetch; the scopes win here.
+                tracing::warn!("oauth2: endpoint_params.scope ignored: scopes is set");
+            } else {
+                form.push((k.clone(), v.clone()));
+            }
+        }
+        Ok(TokenSource {
+            secret,
+            endpoint: Arc::new(TokenEndpoint {
+                client,
+                token_url: o.token_url.clone(),
+                client_id: o.client_id.clone(),
+                form,
+                style: std::sync::Mutex::new(AuthStyle::Unknown),
+            }),
+            state: std::sync::Mutex::new(TokenState {
+                secret: None,
+                slot: TokenSlot::Empty,
+            }),
+        })
+    }
+
+    /// A valid token: the cached one, the one being fetched, or a new one.
+    async fn token(&self) -> Result<Token, NotifyError> {
+        let secret = match &self.secret {
+            Some(c) => c.read_async().await.map_err(|e| {
+                NotifyError::new(
+                    true,
+                    FailureReason::Other,
+                    format!("unable to read oauth2 client secret: {e}"),
+                )
+            })?,
+            None => String::new(),
+        };
+        let fetch = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if st.secret.as_deref() != Some(secret.as_str()) {
+                st.secret = Some(secret.clone());
+                st.slot = TokenSlot::Empty;
+            }
+            match &st.slot {
+                TokenSlot::Ready(t) if t.valid(Instant::now()) => return Ok(t.clone()),
+                TokenSlot::Fetching(f) => f.clone(),
+                _ => {
+                    let endpoint = self.endpoint.clone();
+                    let f = async move { endpoint.fetch(&secret).await.map_err(Arc::from) }
+                        .boxed()
+                        .shared();
+                    st.slot = TokenSlot::Fetching(f.clone());
+                    f
+                }
+            }
+        };
+        let result = fetch.clone().await;
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(&st.slot, TokenSlot::Fetching(f) if f.ptr_eq(&fetch)) {
+            st.slot = match &result {
+                Ok(t) => TokenSlot::Ready(t.clone()),
+                Err(_) => TokenSlot::Empty,
+            };
+        }
+        result.map_err(|e| NotifyError::new(true, FailureReason::Other, e.to_string()))
+    }
+}
+
+impl TokenEndpoint {
+    async fn fetch(&self, secret: &str) -> Result<Token, String> {
+        let style = *self.style.lock().unwrap_or_else(|e| e.into_inner());
+        match style {
+            AuthStyle::Header | AuthStyle::Params => self.request(secret, style).await,
+            AuthStyle::Unknown => {
+                let (style, result) = match self.request(secret, AuthStyle::Header).await {
+                    Ok(t) => (AuthStyle::Header, Ok(t)),
+                    Err(_) => (
+                        AuthStyle::Params,
+                        self.request(secret, AuthStyle::Params).await,
+                    ),
+                };
+                if result.is_ok() {
+                    *self.style.lock().unwrap_or_else(|e| e.into_inner()) = style;
+                }
+                result
+            }
+        }
+    }
+
+    async fn request(&self, secret: &str, style: AuthStyle) -> Result<Token, String> {
+        let mut form = self.form.clone();
+        let mut req = self.client.post(&self.token_url);
+        if style == AuthStyle::Header {
+            req = req.basic_auth(query_escape(&self.client_id), Some(query_escape(secret)));
+        } else {
+            if !self.client_id.is_empty() {
+                form.push(("client_id".into(), self.client_id.clone()));
+            }
+            if !secret.is_empty() {
+                form.push(("client_secret".into(), secret.to_string()));
+            }
+        }
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let resp = req
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("oauth2: cannot fetch token: {}", e.without_url()))?;
+        let status = resp.status();
+        let form_encoded = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                matches!(v.trim(), "application/x-www-form-urlencoded" | "text/plain")
+            });
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| format!("oauth2: cannot fetch token: {}", e.without_url()))?;
+        if !status.is_success() {
+            return Err(format!(
+                "oauth2: cannot fetch token: {status}\nResponse: {}",
+                text.chars().take(1024).collect::<String>()
+            ));
+        }
+        parse_token(&text, form_encoded, Instant::now())
+    }
+}
+
+/// A token endpoint's answer: JSON (RFC 6749), or form-encoded as some
+/// old servers send it.
+fn parse_token(text: &str, form_encoded: bool, now: Instant) -> Result<Token, String> {
+    let (access, kind, expires_in) = if form_encoded {
+        let mut access = String::new();
+        let mut kind = String::new();
+        let mut expires = None;
+        for (k, v) in url::form_urlencoded::parse(text.as_bytes()) {
+            match k.as_ref() {
+                "access_token" => access = v.into_owned(),
+                "token_type" => kind = v.into_owned(),
+                "expires_in" => expires = v.parse::<i64>().ok(),
+                _ => {}
+            }
+        }
+        (access, kind, expires)
+    } else {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("oauth2: cannot parse json: {e}"))?;
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+        let expires = v.get("expires_in").and_then(|x| {
+            x.as_i64()
+                .or_else(|| x.as_f64().map(|f| f as i64))
+                .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+        });
+        (s("access_token"), s("token_type"), expires)
+    };
+    if access.is_empty() {
+        return Err("oauth2: server response missing access_token".into());
+    }
+    // Token.Type: the scheme as the server named it, in its usual spelling.
+    let kind = match kind.to_ascii_lowercase().as_str() {
+        "" | "bearer" => "Bearer".to_string(),
+        "mac" => "MAC".to_string(),
+        "basic" => "Basic".to_string(),
+        _ => kind,
+    };
+    let expiry = expires_in
+        .filter(|s| *s != 0)
+        .map(|s| now + Duration::from_secs(s.max(0).unsigned_abs()));
+    Ok(Token {
+        access,
+        kind,
+        expiry,
+    })
+}
+
+/// Go's `url.QueryEscape`: what golang.org/x/oauth2 escapes the client id
+/// and secret with before basic auth, and the form encoding of the body.
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// Sends a notifier's request inside an HTTP client span, with the trace
@@ -152,46 +665,6 @@ pub(crate) async fn send(
     }
     span.end();
     result
-}
-
-/// Adds the credentials of `http_config` to a request.
-fn authorize(
-    mut req: reqwest::RequestBuilder,
-    cfg: &HttpClientConfig,
-) -> Result<reqwest::RequestBuilder, NotifyError> {
-    if let Some(ba) = &cfg.basic_auth {
-        let user = match (&ba.username, &ba.username_file) {
-            (_, Some(f)) => read_secret_file(f)?,
-            (Some(u), None) => u.clone(),
-            (None, None) => String::new(),
-        };
-        let pass = match (&ba.password, &ba.password_file) {
-            (_, Some(f)) => Some(read_secret_file(f)?),
-            (Some(p), None) => Some(p.expose().to_string()),
-            (None, None) => None,
-        };
-        req = req.basic_auth(user, pass);
-    }
-    let bearer = match (&cfg.bearer_token, &cfg.bearer_token_file) {
-        (_, Some(f)) => Some(("Bearer".to_string(), read_secret_file(f)?)),
-        (Some(t), None) => Some(("Bearer".to_string(), t.expose().to_string())),
-        _ => None,
-    };
-    let authz = match &cfg.authorization {
-        Some(a) => {
-            let kind = a.kind.clone().unwrap_or_else(|| "Bearer".into());
-            match (&a.credentials, &a.credentials_file) {
-                (_, Some(f)) => Some((kind, read_secret_file(f)?)),
-                (Some(c), None) => Some((kind, c.expose().to_string())),
-                (None, None) => None,
-            }
-        }
-        None => None,
-    };
-    if let Some((kind, cred)) = bearer.or(authz) {
-        req = req.header(reqwest::header::AUTHORIZATION, format!("{kind} {cred}"));
-    }
-    Ok(req)
 }
 
 /// A request that got no answer (connection refused, timeout, TLS): always
@@ -317,6 +790,41 @@ mod tests {
         let e = check_status(&answer(404, None), &[]).unwrap_err();
         assert_eq!(e.reason, FailureReason::ClientError);
         assert_eq!(e.message, "unexpected status code 404");
+    }
+
+    #[test]
+    fn token_answers_parse_like_golang_oauth2() {
+        let now = Instant::now();
+        let t = parse_token(
+            r#"{"access_token":"a","token_type":"bearer","expires_in":"60"}"#,
+            false,
+            now,
+        )
+        .unwrap();
+        assert_eq!((t.access.as_str(), t.kind.as_str()), ("a", "Bearer"));
+        assert!(t.valid(now) && !t.valid(now + Duration::from_secs(51)));
+        // Inside the 10 s margin a token is already expired.
+        let t = parse_token(r#"{"access_token":"a","expires_in":10}"#, false, now).unwrap();
+        assert!(!t.valid(now));
+        let t = parse_token("access_token=b&token_type=mac", true, now).unwrap();
+        assert_eq!(
+            (t.access.as_str(), t.kind.as_str(), t.expiry),
+            ("b", "MAC", None)
+        );
+        assert!(parse_token(r#"{"token_type":"bearer"}"#, false, now).is_err());
+        assert_eq!(query_escape("a b/c~*"), "a+b%2Fc~%2A");
+    }
+
+    #[test]
+    fn secret_refs_are_refused_with_go_words() {
+        let cfg: HttpClientConfig =
+            serde_saphyr::from_str("basic_auth: {username: u, password_ref: p}").unwrap();
+        assert!(cfg.validate().is_ok());
+        let e = Client::new(&cfg, None).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "unable to use password: cannot use secret ref without manager"
+        );
     }
 
     #[test]

@@ -96,9 +96,12 @@ impl RetryStage {
                     }
                     return Ok(());
                 }
+                // The flush's own deadline or cancellation (an
+                // integration's `timeout` is retryable and goes on).
                 Err(e)
-                    if e.reason == FailureReason::ContextDeadlineExceeded
-                        || e.reason == FailureReason::ContextCanceled =>
+                    if !e.retryable
+                        && (e.reason == FailureReason::ContextDeadlineExceeded
+                            || e.reason == FailureReason::ContextCanceled) =>
                 {
                     return Err(self.give_up(last.unwrap_or(e), attempt));
                 }

@@ -300,7 +300,7 @@ impl Notifier for Slack {
             Target::Webhook(url) => (url.read()?, None),
             Target::App { url, token } => (url.clone(), Some(token.read()?)),
         };
-        let mut req = self.client.post_json(&url, body)?;
+        let mut req = self.client.post_json(&url, body).await?;
         if let Some(token) = token {
             req = req.header(reqwest::header::AUTHORIZATION, format!("Bearer {token}"));
         }

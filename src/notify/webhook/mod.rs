@@ -11,7 +11,7 @@ pub use config::WebhookConfig;
 
 use super::http::{check_status, redact, transport_error, Client, Credential};
 use super::registry::BuildError;
-use super::{Notifier, NotifyCtx, NotifyError};
+use super::{FailureReason, Notifier, NotifyCtx, NotifyError};
 use crate::model::Alert;
 use crate::template::Data;
 
@@ -20,6 +20,7 @@ pub struct Webhook {
     url: Credential,
     max_alerts: u64,
     external_url: String,
+    timeout: Option<std::time::Duration>,
 }
 
 /// The payload: template data plus three webhook fields, in Go's order.
@@ -37,7 +38,9 @@ struct Message<'a> {
 impl Webhook {
     fn new(cfg: &WebhookConfig, external_url: &str) -> Result<Webhook, BuildError> {
         let http = cfg.http_config.clone().unwrap_or_default();
-        let client = Client::new(&http, cfg.timeout.map(|d| d.0))?;
+        // `timeout` bounds the whole attempt (an OAuth2 token fetch
+        // included), as Go's context deadline does, so no client timeout.
+        let client = Client::new(&http, None)?;
         let url = Credential::from(cfg.url.as_deref(), cfg.url_file.as_ref())
             .ok_or(BuildError::Missing("webhook without url"))?;
         Ok(Webhook {
@@ -45,6 +48,7 @@ impl Webhook {
             url,
             max_alerts: cfg.max_alerts,
             external_url: external_url.to_string(),
+            timeout: cfg.timeout.map(|d| d.0).filter(|t| !t.is_zero()),
         })
     }
 }
@@ -77,9 +81,27 @@ impl Notifier for Webhook {
         });
         body.push(b'\n');
         let url = self.url.read()?;
-        let resp = super::http::send(self.client.post_json(&url, body)?)
-            .await
-            .map_err(|e| transport_error(&redact(&url), e))?;
+        let send = async {
+            super::http::send(self.client.post_json(&url, body).await?)
+                .await
+                .map_err(|e| transport_error(&redact(&url), e))
+        };
+        let resp = match self.timeout {
+            // A receiver that does not answer in time fails the attempt,
+            // which is retried, as any request without an answer.
+            Some(t) => tokio::time::timeout(t, send).await.map_err(|_| {
+                NotifyError::new(
+                    true,
+                    FailureReason::ContextDeadlineExceeded,
+                    format!(
+                        "Post \"{}\": context deadline exceeded: configured webhook timeout reached ({})",
+                        redact(&url),
+                        crate::duration::PromDuration(t)
+                    ),
+                )
+            })??,
+            None => send.await?,
+        };
         // Alertmanager's webhook retries 5xx only; a 503's Retry-After
         // is honoured.
         check_status(&resp, &[])
