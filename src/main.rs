@@ -25,6 +25,15 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    // Process-wide, like Go's `compat.InitFromFlags`: the config loader, the
+    // API and the subcommands all parse matchers in this mode.
+    match herald::matcher::Mode::from_features(&cli.enable_feature) {
+        Ok(mode) => mode.install(),
+        Err(e) => {
+            eprintln!("herald: error: error parsing the feature flag list: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     match &cli.command {
         Some(Command::CheckConfig { files }) => return check_config(files),
         Some(Command::HashPassword { cost }) => return hash_password(*cost),

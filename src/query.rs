@@ -8,7 +8,7 @@ use regex::Regex;
 
 use crate::app::App;
 use crate::dispatch::GroupView;
-use crate::matcher::{parse_matchers, Matchers};
+use crate::matcher::{parse_matcher, Matchers};
 use crate::model::{Alert, Fingerprint, GO_ZERO_TIME};
 
 /// The query parameters the alert endpoints (and the web UI's alert page)
@@ -41,10 +41,11 @@ pub(crate) fn parse_query(raw: Option<String>) -> Result<AlertQuery, String> {
             other => Err(format!("{k} in query must be of type boolean: {other:?}")),
         };
         match k.as_ref() {
+            // One matcher per `filter` value (`compat.Matcher`), not a list.
             "filter" => q
                 .filter
                 .0
-                .extend(parse_matchers(&v).map_err(|e| e.to_string())?),
+                .push(parse_matcher(&v, "api").map_err(|e| e.to_string())?),
             "receiver" => {
                 q.receiver = Some(
                     Regex::new(&format!("^(?:{v})$"))
