@@ -252,7 +252,9 @@ pub fn parse_matchers_in(
                     tracing::warn!(input, origin, err, suggestion, "{INCOMPATIBLE}");
                     Ok(c)
                 }
-                (Ok(u), Ok(c)) if u != c => {
+                // Go compares a nil list with an empty one here, so input
+                // without matchers ("", "{}") is logged as a disagreement too.
+                (Ok(u), Ok(c)) if u != c || u.is_empty() => {
                     tracing::warn!(input, origin, "Matchers input has disagreement");
                     Ok(c)
                 }
