@@ -418,13 +418,86 @@ fn both_modes_at_once_refuse_to_start() {
         .contains("cannot have both classic and UTF-8 modes enabled"));
 }
 
+/// The reference Alertmanager in a given mode, on a port below the
+/// ephemeral range: a port picked with `bind(0)` and released can be handed
+/// to another test's server before Alertmanager binds it, and then the
+/// comparison would silently run against that server.
+struct Reference {
+    child: std::process::Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_reference(config: &str, flags: &[&str]) -> Reference {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alertmanager.yml");
+    std::fs::write(&file, config).unwrap();
+    let client = reqwest::Client::new();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    for attempt in 0..10u32 {
+        let port = 20000 + ((seed / 7 + attempt * 997) % 10000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        // The binary itself rather than the `bin/alertmanager` wrapper:
+        // the API needs none of the UI files the wrapper mounts.
+        let bin = am_current().join("root/usr/bin/prometheus-alertmanager");
+        let mut child = Command::new(&bin)
+            .arg(format!("--config.file={}", file.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .args(flags)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if let Ok(r) = client.get(format!("{base}/api/v2/status")).send().await {
+                let v: serde_json::Value = r.json().await.unwrap_or_default();
+                let version = v["versionInfo"]["version"].as_str().unwrap_or_default();
+                assert!(
+                    version.starts_with("0.33"),
+                    "not the reference on {base}: {v}"
+                );
+                return Reference {
+                    child,
+                    base,
+                    _dir: dir,
+                };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("the reference Alertmanager did not start");
+}
+
 /// API `filter` values are single matchers (`compat.Matcher`): the status
-/// code of `GET /api/v2/alerts` and `/api/v2/silences` must be 0.33.1's.
+/// code of `GET /api/v2/alerts` and `/api/v2/silences` must be 0.33.1's, in
+/// the default mode and in UTF-8 strict mode.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_filters_agree_with_alertmanager() {
     let config = "route:\n  receiver: a\nreceivers:\n  - name: a\n";
-    let herald = start_herald(config, &[]).await;
-    let am = start_alertmanager(config).await;
     let filters = [
         "foo=bar",
         r#"foo="bar""#,
@@ -455,26 +528,85 @@ async fn api_filters_agree_with_alertmanager() {
     ];
     let client = reqwest::Client::new();
     let mut failures = Vec::new();
-    for f in filters {
-        for path in ["/api/v2/alerts", "/api/v2/silences"] {
-            let mut codes = Vec::new();
-            for base in [&herald.base, &am.base] {
+    for flags in [&[][..], &["--enable-feature=utf8-strict-mode"][..]] {
+        let herald = start_herald(config, flags).await;
+        let am = start_reference(config, flags).await;
+        for f in filters {
+            for path in ["/api/v2/alerts", "/api/v2/silences"] {
                 let q: String = url::form_urlencoded::Serializer::new(String::new())
                     .append_pair("filter", f)
                     .finish();
-                let r = client
-                    .get(format!("{base}{path}?{q}"))
-                    .send()
-                    .await
-                    .unwrap();
-                codes.push(r.status().as_u16());
+                let mut codes = Vec::new();
+                for base in [&herald.base, &am.base] {
+                    let r = client
+                        .get(format!("{base}{path}?{q}"))
+                        .send()
+                        .await
+                        .unwrap();
+                    codes.push(r.status().as_u16());
+                }
+                if codes[0] != codes[1] {
+                    failures.push(format!(
+                        "{flags:?} {path} filter={f:?}: Herald {}, Alertmanager {}",
+                        codes[0], codes[1]
+                    ));
+                }
             }
-            if codes[0] != codes[1] {
-                failures.push(format!(
-                    "{path} filter={f:?}: Herald {}, Alertmanager {}",
-                    codes[0], codes[1]
-                ));
-            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `routes test` takes one matcher per label argument, like
+/// `amtool config routes test`: UTF-8 names route, and what amtool refuses
+/// Herald refuses.
+#[test]
+fn routes_test_labels_agree_with_amtool() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("routes.yml");
+    std::fs::write(
+        &file,
+        "route:\n  receiver: a\n  routes:\n    - receiver: b\n      matchers: [service.name=api]\n\
+         \x20   - receiver: c\n      matchers: ['\"a b\"=c']\n\
+         receivers:\n  - name: a\n  - name: b\n  - name: c\n",
+    )
+    .unwrap();
+    let amtool = am_current_bin("amtool");
+    let config = format!("--config.file={}", file.display());
+    let cases: [&[&str]; 8] = [
+        &["team=db"],
+        &["service.name=api"],
+        &[r#""service.name"="api""#],
+        &[r#""a b"=c"#],
+        &["x=1", "service.name=api"],
+        &["team=~db"],
+        &["{team=db}"],
+        &["team=db,service.name=api"],
+    ];
+    let mut failures = Vec::new();
+    for args in cases {
+        let go = Command::new(&amtool)
+            .args(["config", "routes", "test", &config])
+            .args(args)
+            .output()
+            .unwrap();
+        let ours = Command::new(herald_bin())
+            .args(["routes", "test", &config])
+            .args(args)
+            .output()
+            .unwrap();
+        let (go_ok, ours_ok) = (go.status.success(), ours.status.success());
+        // amtool logs the fallback's warnings to stdout: the receivers are
+        // the last line.
+        let last = |b: &[u8]| {
+            let s = String::from_utf8_lossy(b);
+            s.trim().lines().last().unwrap_or_default().to_string()
+        };
+        let (go_out, ours_out) = (last(&go.stdout), last(&ours.stdout));
+        if go_ok != ours_ok || (go_ok && go_out != ours_out) {
+            failures.push(format!(
+                "{args:?}: Herald {ours_ok} {ours_out:?}, amtool {go_ok} {go_out:?}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
