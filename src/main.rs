@@ -13,7 +13,7 @@ use herald::cli::{
 };
 use herald::config::Config;
 use herald::dispatch::Route;
-use herald::matcher::{parse_matchers, MatchType};
+use herald::matcher::{parse_matcher, MatchType};
 use herald::model::LabelSet;
 
 fn main() -> ExitCode {
@@ -24,6 +24,15 @@ fn main() -> ExitCode {
             env!("CARGO_PKG_VERSION")
         );
         return ExitCode::SUCCESS;
+    }
+    // Process-wide, like Go's `compat.InitFromFlags`: the config loader, the
+    // API and the subcommands all parse matchers in this mode.
+    match herald::matcher::Mode::from_features(&cli.enable_feature) {
+        Ok(mode) => mode.install(),
+        Err(e) => {
+            eprintln!("herald: error: error parsing the feature flag list: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     match &cli.command {
         Some(Command::CheckConfig { files }) => return check_config(files),
@@ -513,19 +522,18 @@ fn routes_test(config_file: &str, verify: &str, tree: bool, labels: &[String]) -
         }
     };
     let mut pairs = Vec::new();
+    // One matcher per argument (`compat.Matcher`), as amtool parses them.
     for l in labels {
-        match parse_matchers(l) {
-            Ok(ms) => {
-                for m in ms {
-                    if m.kind != MatchType::Equal {
-                        eprintln!("herald: error: {l}: labels must be given as name=value");
-                        return ExitCode::FAILURE;
-                    }
-                    pairs.push((m.name.to_string(), m.value.to_string()));
-                }
+        match parse_matcher(l, "cli") {
+            Ok(m) if m.kind == MatchType::Equal => {
+                pairs.push((m.name.to_string(), m.value.to_string()));
+            }
+            Ok(_) => {
+                eprintln!("herald: error: {l}: Labels must be specified as key=value pairs");
+                return ExitCode::FAILURE;
             }
             Err(e) => {
-                eprintln!("herald: error: {e}");
+                eprintln!("herald: error: Failed to parse labels: {e}");
                 return ExitCode::FAILURE;
             }
         }

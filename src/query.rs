@@ -11,7 +11,7 @@ use crate::dispatch::GroupView;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::config::ReceiverConfig;
-use crate::matcher::{parse_matchers, MatchType, Matcher, Matchers};
+use crate::matcher::{parse_matcher, MatchType, Matcher, Matchers};
 use crate::model::{Alert, Fingerprint, GO_ZERO_TIME};
 
 /// The query parameters the alert endpoints (and the web UI's alert page)
@@ -48,18 +48,19 @@ pub(crate) fn parse_query(raw: Option<String>) -> Result<AlertQuery, String> {
             other => Err(format!("{k} in query must be of type boolean: {other:?}")),
         };
         match k.as_ref() {
+            // One matcher per `filter` value (`compat.Matcher`), not a list.
             "filter" => q
                 .filter
                 .0
-                .extend(parse_matchers(&v).map_err(|e| e.to_string())?),
+                .push(parse_matcher(&v, "api").map_err(|e| e.to_string())?),
             "receiver" => {
                 q.receiver = Some(
                     Regex::new(&format!("^(?:{v})$"))
                         .map_err(|e| format!("failed to parse receiver param: {e}"))?,
                 );
             }
-            "receiver_matchers" => q.receiver_matchers.extend(
-                parse_matchers(&v)
+            "receiver_matchers" => q.receiver_matchers.push(
+                parse_matcher(&v, "api")
                     .map_err(|e| format!("failed to parse receiver_matchers param: {e}"))?,
             ),
             "active" => q.active = flag()?,
@@ -191,7 +192,7 @@ mod tests {
     use super::*;
 
     fn ok(matchers: &str, labels: &[(&str, &str)]) -> bool {
-        let m = parse_matchers(matchers).unwrap();
+        let m = crate::matcher::parse_matchers(matchers).unwrap();
         let l = labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -120,7 +120,7 @@ fn parse_time(s: &Option<String>, field: &str) -> Result<Option<Timestamp>, Stri
 
 fn valid_label_name(n: &str, classic: bool) -> bool {
     if classic {
-        crate::matcher::is_valid_label_name(n)
+        crate::matcher::is_valid_classic_label_name(n)
     } else {
         !n.is_empty()
     }

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::{error_response, json_response, schema_error, ApiState};
-use crate::matcher::{parse_matchers, Matchers};
+use crate::matcher::{parse_matcher, Matchers};
 use crate::model::format_rfc3339_millis;
 use crate::silence::{api_matcher, matches_filter, Silence, SilenceError, SilenceState};
 
@@ -79,8 +79,8 @@ pub(crate) async fn get_silences(State(s): State<ApiState>, RawQuery(raw): RawQu
     let (mut active, mut pending, mut expired) = (true, true, true);
     for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         match k.as_ref() {
-            "filter" => match parse_matchers(&v) {
-                Ok(ms) => filter.0.extend(ms),
+            "filter" => match parse_matcher(&v, "api") {
+                Ok(m) => filter.0.push(m),
                 Err(e) => return error_response(StatusCode::BAD_REQUEST, &e.to_string()),
             },
             "active" => active = v != "false",
@@ -211,7 +211,17 @@ pub(crate) async fn post_silences(State(s): State<ApiState>, body: Bytes) -> Res
             };
             return schema_error(602, format!("matchers.{i}.{missing} in body is required"));
         };
-        match api_matcher(name, value, is_regex, m.is_equal.unwrap_or(true)) {
+        // `validateMatcher`: classic names only in classic mode. Checked here
+        // rather than in `api_matcher`, which also loads stored silences.
+        let checked = if crate::matcher::is_valid_label_name(name) {
+            api_matcher(name, value, is_regex, m.is_equal.unwrap_or(true))
+        } else {
+            Err(format!(
+                "invalid label name {}",
+                crate::model::gostr::go_quote(name)
+            ))
+        };
+        match checked {
             Ok(m) => matchers.push(m),
             Err(e) => {
                 return error_response(

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::{error_response, json_response, ApiState};
-use crate::matcher::parse_matchers;
+use crate::matcher::parse_matcher;
 use crate::model::format_rfc3339_millis;
 use crate::query::match_filter_labels;
 
@@ -111,8 +111,8 @@ pub(crate) async fn get_receivers(State(s): State<ApiState>, RawQuery(raw): RawQ
     let mut matchers = Vec::new();
     for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         if k == "receiver_matchers" {
-            match parse_matchers(&v) {
-                Ok(m) => matchers.extend(m),
+            match parse_matcher(&v, "api") {
+                Ok(m) => matchers.push(m),
                 Err(e) => {
                     return error_response(
                         StatusCode::BAD_REQUEST,

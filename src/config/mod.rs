@@ -29,7 +29,9 @@ pub use crate::notify::{GlobalConfig, ReceiverConfig};
 pub use crate::timeinterval::TimeIntervalDef;
 
 use crate::duration::PromDuration;
-use crate::matcher::{is_valid_label_name, MatchType, Matcher, Matchers};
+use crate::matcher::{
+    is_valid_classic_label_name, is_valid_label_name, MatchType, Matcher, Matchers,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -424,9 +426,10 @@ impl Config {
     }
 }
 
+/// `match`/`match_re` keys: classic names in every mode, as in Go.
 fn check_label_names<'a>(names: impl IntoIterator<Item = &'a String>) -> Result<(), String> {
     for k in names {
-        if !is_valid_label_name(k) {
+        if !is_valid_classic_label_name(k) {
             return Err(format!("invalid label name {k:?}"));
         }
     }
@@ -438,7 +441,12 @@ fn check_inhibit_rule(r: &InhibitRule) -> Result<(), String> {
     check_label_names(r.source_match_re.iter().flat_map(|m| m.keys()))?;
     check_label_names(r.target_match.iter().flat_map(|m| m.keys()))?;
     check_label_names(r.target_match_re.iter().flat_map(|m| m.keys()))?;
-    check_label_names(r.equal.iter().flatten())
+    for l in r.equal.iter().flatten() {
+        if !is_valid_label_name(l) {
+            return Err(format!("invalid label name {l:?} in equal list"));
+        }
+    }
+    Ok(())
 }
 
 /// Route label names as `group_by` names are checked; values must parse as
