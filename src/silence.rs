@@ -62,7 +62,7 @@ impl Silence {
 pub enum SilenceError {
     #[error("silence not found")]
     NotFound,
-    #[error("silence invalid: {0}")]
+    #[error("invalid silence: {0}")]
     Invalid(String),
     #[error("exceeded maximum number of silences: {count} (limit: {limit})")]
     TooMany { count: usize, limit: usize },
@@ -342,11 +342,17 @@ impl Drop for Attempts<'_> {
 
 /// `validateSilence`.
 fn validate(s: &Silence) -> Result<(), String> {
+    // Herald's silences have the one matcher set the v2 API creates, so
+    // Alertmanager's per-set messages name set 0.
     if s.matchers.0.is_empty() {
-        return Err("at least one matcher required".into());
+        return Err("matcher set 0 is empty".into());
     }
-    if s.matchers.0.iter().all(|m| m.matches("")) {
-        return Err("at least one matcher must not match the empty string".into());
+    // `matchesEmpty` counts only = and =~: a silence of negative matchers
+    // alone is valid, though `a!="b"` matches a missing label.
+    let matches_empty =
+        |m: &Matcher| matches!(m.kind, MatchType::Equal | MatchType::Regexp) && m.matches("");
+    if s.matchers.0.iter().all(matches_empty) {
+        return Err("matcher set 0: at least one matcher must not match the empty string".into());
     }
     if s.ends_at < s.starts_at {
         return Err("end time must not be before start time".into());

@@ -216,7 +216,7 @@ pub(crate) async fn post_silences(State(s): State<ApiState>, body: Bytes) -> Res
             Err(e) => {
                 return error_response(
                     StatusCode::BAD_REQUEST,
-                    &format!("silence invalid: invalid label matcher {i}: {e}"),
+                    &format!("invalid silence: invalid label matcher {i} in set 0: {e}"),
                 )
             }
         }
