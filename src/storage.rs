@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 use crate::matcher::Matchers;
 use crate::model::{Alert, Interner, LabelSet};
 use crate::nflog::{Entry, MemNotificationLog, NflogError, NotificationLog, ReceiverKey};
-use crate::silence::{api_matcher, Silence, SilenceSink, SilenceWrite};
+use crate::silence::{api_matcher, Annotations, Silence, SilenceSink, SilenceWrite};
 
 /// The schema version this Herald writes. Each migration moves a database
 /// one version up; a database from a newer Herald is refused untouched.
@@ -161,6 +161,9 @@ struct StoredSilence {
     updated_at: Timestamp,
     created_by: String,
     comment: String,
+    /// Added with silence annotations: rows written before have none.
+    #[serde(default, skip_serializing_if = "Annotations::is_empty")]
+    annotations: Annotations,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -385,6 +388,7 @@ fn load(conn: &Connection) -> Result<Loaded, Box<dyn std::error::Error>> {
             updated_at: s.updated_at,
             created_by: s.created_by,
             comment: s.comment,
+            annotations: s.annotations,
         });
     }
     let mut nflog = Vec::new();
@@ -573,6 +577,7 @@ fn stored_silence(s: &Silence) -> StoredSilence {
         updated_at: s.updated_at,
         created_by: s.created_by.clone(),
         comment: s.comment.clone(),
+        annotations: s.annotations.clone(),
     }
 }
 
@@ -731,6 +736,7 @@ mod tests {
             updated_at: Timestamp::from_second(100).unwrap(),
             created_by: "me".into(),
             comment: "c".into(),
+            annotations: [("ticket".to_string(), "T-1".to_string())].into(),
         }
     }
 

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::{error_response, json_response, schema_error, ApiState};
 use crate::matcher::{parse_matchers, Matchers};
 use crate::model::format_rfc3339_millis;
-use crate::silence::{api_matcher, matches_filter, Silence, SilenceError, SilenceState};
+use crate::silence::{
+    api_matcher, matches_filter, Annotations, Silence, SilenceError, SilenceState,
+};
 
 #[derive(Serialize)]
 struct MatcherBody<'a> {
@@ -34,6 +36,9 @@ struct GettableSilence<'a> {
     status: StatusBody,
     #[serde(rename = "updatedAt")]
     updated_at: String,
+    /// `json:"annotations,omitempty"`: absent when there are none.
+    #[serde(skip_serializing_if = "Annotations::is_empty")]
+    annotations: &'a Annotations,
     comment: &'a str,
     #[serde(rename = "createdBy")]
     created_by: &'a str,
@@ -52,6 +57,7 @@ fn gettable(s: &Silence, now: Timestamp) -> GettableSilence<'_> {
             state: s.state(now).as_str(),
         },
         updated_at: format_rfc3339_millis(s.updated_at),
+        annotations: &s.annotations,
         comment: &s.comment,
         created_by: &s.created_by,
         ends_at: format_rfc3339_millis(s.ends_at),
@@ -169,6 +175,9 @@ struct PostableSilence {
     #[serde(rename = "createdBy")]
     created_by: Option<String>,
     comment: Option<String>,
+    /// `null` is as good as absent, as in go-swagger.
+    #[serde(default)]
+    annotations: Option<Annotations>,
 }
 
 pub(crate) async fn post_silences(State(s): State<ApiState>, body: Bytes) -> Response {
@@ -252,6 +261,7 @@ pub(crate) async fn post_silences(State(s): State<ApiState>, body: Bytes) -> Res
         updated_at: now,
         created_by: p.created_by.unwrap_or_default(),
         comment: p.comment.unwrap_or_default(),
+        annotations: p.annotations.unwrap_or_default(),
     };
     match s.app.silences.set(silence, now).await {
         Ok(id) => {
