@@ -8,8 +8,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::{error_response, json_response, schema_error, ApiState};
-use crate::matcher::{parse_matchers, Matchers};
+use crate::matcher::Matchers;
 use crate::model::format_rfc3339_millis;
+use crate::query::{go_swagger_bool, parse_filter};
 use crate::silence::{
     api_matcher, matches_filter, Annotations, Silence, SilenceError, SilenceState,
 };
@@ -85,13 +86,14 @@ pub(crate) async fn get_silences(State(s): State<ApiState>, RawQuery(raw): RawQu
     let (mut active, mut pending, mut expired) = (true, true, true);
     for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         match k.as_ref() {
-            "filter" => match parse_matchers(&v) {
+            "filter" => match parse_filter(&v) {
                 Ok(ms) => filter.0.extend(ms),
-                Err(e) => return error_response(StatusCode::BAD_REQUEST, &e.to_string()),
+                Err(e) => return error_response(StatusCode::BAD_REQUEST, &e),
             },
-            "active" => active = v != "false",
-            "pending" => pending = v != "false",
-            "expired" => expired = v != "false",
+            // 0.34's state flags, bound like every go-swagger boolean.
+            "active" => active = go_swagger_bool(&v).unwrap_or(true),
+            "pending" => pending = go_swagger_bool(&v).unwrap_or(true),
+            "expired" => expired = go_swagger_bool(&v).unwrap_or(true),
             _ => {}
         }
     }
@@ -147,8 +149,8 @@ pub(crate) async fn delete_silence(State(s): State<ApiState>, Path(id): Path<Str
     // Both answer once the change is on disk.
     match s.app.silences.expire(&id, s.app.settings.clock.now()).await {
         Ok(()) => StatusCode::OK.into_response(),
-        // Alertmanager 0.25 answers 500 here; later releases 404.
-        Err(e @ SilenceError::NotFound) => error_response(StatusCode::NOT_FOUND, &e.to_string()),
+        // Alertmanager 0.25 answers 500 here; later releases 404, empty.
+        Err(SilenceError::NotFound) => StatusCode::NOT_FOUND.into_response(),
         Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }

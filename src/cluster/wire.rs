@@ -277,10 +277,7 @@ mod tests {
         let expires = Timestamp::new(1_700_500_000, 0).unwrap();
         let mut pb = silence_to_pb(&s, expires);
         pb.silence.as_mut().unwrap().matchers.clear();
-        assert_eq!(
-            crate::silence::encoded_size(&s, expires),
-            pb.encoded_len()
-        );
+        assert_eq!(crate::silence::encoded_size(&s, expires), pb.encoded_len());
         let mut bare = s.clone();
         bare.annotations.clear();
         bare.comment.clear();
