@@ -740,6 +740,28 @@ mod tests {
         }
     }
 
+    /// Rows written before silences had annotations load with none, and a
+    /// silence without annotations writes no such key.
+    #[tokio::test]
+    async fn silence_rows_without_annotations_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut plain = silence("old");
+        plain.annotations.clear();
+        let body = serde_json::to_string(&stored_silence(&plain)).unwrap();
+        assert!(!body.contains("annotations"), "{body}");
+        {
+            let (st, _) = Storage::open(dir.path()).unwrap();
+            st.write(&[SilenceWrite::Put(
+                &plain,
+                Timestamp::from_second(500).unwrap(),
+            )])
+            .await
+            .unwrap();
+        }
+        let (_, loaded) = Storage::open(dir.path()).unwrap();
+        assert_eq!(loaded.silences, vec![plain]);
+    }
+
     #[tokio::test]
     async fn everything_written_is_read_back() {
         let dir = tempfile::tempdir().unwrap();
