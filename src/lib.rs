@@ -3,6 +3,21 @@
 //! Modules are cut the way Alertmanager's Go packages are, so a reader who
 //! knows one finds the concept here under the same name. See ARCHITECTURE.md.
 
+/// The Alertmanager release whose behaviour Herald implements: what
+/// `versionInfo.version` and `alertmanager_build_info` report, so that
+/// amtool's version check (major.minor) compares against it. Herald's own
+/// version is `CARGO_PKG_VERSION` (`--version`, `herald_build_info`, the UI).
+pub const ALERTMANAGER_VERSION: &str = "0.34.0";
+
+/// Herald's own build where Alertmanager puts its commit: `herald-<version>`,
+/// and `-<revision>` when the build says which.
+pub(crate) fn herald_revision() -> String {
+    match option_env!("HERALD_REVISION") {
+        Some(r) if !r.is_empty() => format!("herald-{}-{r}", env!("CARGO_PKG_VERSION")),
+        _ => format!("herald-{}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
 mod api;
 pub mod app;
 pub mod cli;

@@ -20,8 +20,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.version {
         println!(
-            "herald, version {} (Alertmanager API v2 compatible)",
-            env!("CARGO_PKG_VERSION")
+            "herald, version {} (Alertmanager {} compatible)",
+            env!("CARGO_PKG_VERSION"),
+            herald::ALERTMANAGER_VERSION
         );
         return ExitCode::SUCCESS;
     }

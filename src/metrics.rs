@@ -308,29 +308,45 @@ impl Metrics {
             "Notification log entries removed by garbage collection.",
             m.nflog_gc_removed.clone(),
         );
+        let branch = option_env!("HERALD_BRANCH")
+            .unwrap_or("unknown")
+            .to_string();
         let build_info: Family<Labels, Gauge> = Family::default();
+        // Alertmanager's labels (prometheus/common `version.NewCollector`),
+        // with the release Herald implements as the version.
         build_info
             .get_or_create(&vec![
-                ("version", env!("CARGO_PKG_VERSION").to_string()),
+                ("branch", branch.clone()),
+                ("goarch", go_arch().to_string()),
+                ("goos", std::env::consts::OS.to_string()),
+                ("goversion", "none (herald, rust)".to_string()),
+                ("revision", crate::herald_revision()),
+                ("tags", "unknown".to_string()),
+                ("version", crate::ALERTMANAGER_VERSION.to_string()),
+            ])
+            .set(1);
+        r.register(
+            "alertmanager_build_info",
+            "A metric with a constant '1' value labeled by version, revision, branch, goversion from which alertmanager was built, and the goos and goarch for the build.",
+            build_info,
+        );
+        let herald_info: Family<Labels, Gauge> = Family::default();
+        herald_info
+            .get_or_create(&vec![
+                ("branch", branch),
                 (
                     "revision",
                     option_env!("HERALD_REVISION")
                         .unwrap_or("unknown")
                         .to_string(),
                 ),
-                (
-                    "branch",
-                    option_env!("HERALD_BRANCH")
-                        .unwrap_or("unknown")
-                        .to_string(),
-                ),
-                ("goversion", "none (herald, rust)".to_string()),
+                ("version", env!("CARGO_PKG_VERSION").to_string()),
             ])
             .set(1);
         r.register(
-            "alertmanager_build_info",
-            "A metric with a constant '1' value labeled by version, revision, branch, and goversion from which alertmanager was built.",
-            build_info,
+            "herald_build_info",
+            "A metric with a constant '1' value labeled by Herald's own version, revision and branch.",
+            herald_info,
         );
         r.register(
             "alertmanager_cluster_enabled",
@@ -413,7 +429,20 @@ impl Metrics {
             "The number of errors encountered while writing to outgoing connections.",
             m.cluster.tls_write_errors.clone(),
         );
-        Metrics { registry: r, ..m }
+        let m = Metrics { registry: r, ..m };
+        // Alertmanager creates these at start-up, so dashboards and
+        // `rate()` see zeros before the first alert or notification.
+        for status in ["firing", "resolved"] {
+            let _ = m.alerts_received.get_or_create(&vec![
+                ("status", status.to_string()),
+                ("version", "v2".to_string()),
+            ]);
+        }
+        let _ = m.alerts_invalid.get_or_create(&l1("version", "v2"));
+        for integration in ALERTMANAGER_INTEGRATIONS {
+            m.init_integration(integration);
+        }
+        m
     }
 
     pub fn alert_received(&self, firing: bool) {
@@ -610,9 +639,61 @@ fn process_metrics() -> String {
     )
 }
 
+/// Every integration 0.34 initialises its notification series for
+/// (`notify.Metrics.InitializeFor` without receiver names in metrics),
+/// configured or not.
+const ALERTMANAGER_INTEGRATIONS: [&str; 18] = [
+    "email",
+    "pagerduty",
+    "wechat",
+    "pushover",
+    "slack",
+    "opsgenie",
+    "webhook",
+    "victorops",
+    "sns",
+    "telegram",
+    "discord",
+    "webex",
+    "msteams",
+    "msteamsv2",
+    "incidentio",
+    "jira",
+    "rocketchat",
+    "mattermost",
+];
+
+/// Go's name for the build's architecture (`runtime.GOARCH`).
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64",
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_alertmanager_creates_at_start_exist_at_zero() {
+        let text = Metrics::new().render();
+        for needle in [
+            r#"alertmanager_alerts_received_total{status="resolved",version="v2"} 0"#,
+            r#"alertmanager_alerts_invalid_total{version="v2"} 0"#,
+            r#"alertmanager_notifications_total{integration="jira"} 0"#,
+            r#"alertmanager_notifications_failed_total{integration="sns",reason="contextCanceled"} 0"#,
+            r#"alertmanager_notification_latency_seconds_count{integration="msteamsv2"} 0"#,
+            r#"alertmanager_build_info{branch="#,
+            r#"version="0.34.0"} 1"#,
+            "herald_build_info{",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
 
     #[test]
     fn exposes_alertmanager_names() {

@@ -125,6 +125,7 @@ mod tests {
                     updated_at: ts(100),
                     created_by: "am".into(),
                     comment: "c".into(),
+                    ..Default::default()
                 }),
                 expires_at: ts(expires),
             }

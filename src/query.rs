@@ -42,17 +42,9 @@ pub(crate) fn parse_query(raw: Option<String>) -> Result<AlertQuery, String> {
     };
     let raw = raw.unwrap_or_default();
     for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
-        let flag = || match v.as_ref() {
-            "true" | "1" => Ok(true),
-            "false" | "0" => Ok(false),
-            other => Err(format!("{k} in query must be of type boolean: {other:?}")),
-        };
+        let flag = || go_swagger_bool(&v).unwrap_or(true);
         match k.as_ref() {
-            // One matcher per `filter` value (`compat.Matcher`), not a list.
-            "filter" => q
-                .filter
-                .0
-                .push(parse_matcher(&v, "api").map_err(|e| e.to_string())?),
+            "filter" => q.filter.0.extend(parse_filter(&v)?),
             "receiver" => {
                 q.receiver = Some(
                     Regex::new(&format!("^(?:{v})$"))
@@ -63,15 +55,39 @@ pub(crate) fn parse_query(raw: Option<String>) -> Result<AlertQuery, String> {
                 parse_matcher(&v, "api")
                     .map_err(|e| format!("failed to parse receiver_matchers param: {e}"))?,
             ),
-            "active" => q.active = flag()?,
-            "silenced" => q.silenced = flag()?,
-            "inhibited" => q.inhibited = flag()?,
-            "unprocessed" => q.unprocessed = flag()?,
-            "muted" => q.muted = flag()?,
+            "active" => q.active = flag(),
+            "silenced" => q.silenced = flag(),
+            "inhibited" => q.inhibited = flag(),
+            "unprocessed" => q.unprocessed = flag(),
+            "muted" => q.muted = flag(),
             _ => {}
         }
     }
     Ok(q)
+}
+
+/// A boolean query parameter as go-swagger binds it (`swag.ConvertBool`):
+/// `None` for an empty value (the parameter's default applies), true for
+/// "true", "1", "yes", "ok", "y", "on", "selected", "checked", "t" and
+/// "enabled" in any case, false for anything else: never an error.
+pub(crate) fn go_swagger_bool(v: &str) -> Option<bool> {
+    if v.is_empty() {
+        return None;
+    }
+    const TRUE: [&str; 10] = [
+        "true", "1", "yes", "ok", "y", "on", "selected", "checked", "t", "enabled",
+    ];
+    Some(TRUE.iter().any(|t| t.eq_ignore_ascii_case(v)))
+}
+
+/// One `filter=` value; an empty one is refused as Alertmanager's matcher
+/// parser refuses it.
+pub(crate) fn parse_filter(v: &str) -> Result<Vec<crate::matcher::Matcher>, String> {
+    if v.is_empty() {
+        return Err("bad matcher format: ".into());
+    }
+    // One matcher per `filter` value (`compat.Matcher`), not a list.
+    Ok(vec![parse_matcher(v, "api").map_err(|e| e.to_string())?])
 }
 
 impl AlertQuery {

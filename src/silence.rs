@@ -3,7 +3,7 @@
 //! replacing and expiring them are kept exactly, because amtool and UIs
 //! depend on which id comes back.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -39,7 +39,12 @@ pub struct Silence {
     pub updated_at: Timestamp,
     pub created_by: String,
     pub comment: String,
+    /// Free-form name/value pairs (Alertmanager 0.32): not matched against
+    /// anything, only kept, listed and gossiped; ordered as Go writes maps.
+    pub annotations: Annotations,
 }
+
+pub type Annotations = BTreeMap<String, String>;
 
 impl Silence {
     /// `getState`: pending before the start, expired after the end.
@@ -62,7 +67,7 @@ impl Silence {
 pub enum SilenceError {
     #[error("silence not found")]
     NotFound,
-    #[error("silence invalid: {0}")]
+    #[error("invalid silence: {0}")]
     Invalid(String),
     #[error("exceeded maximum number of silences: {count} (limit: {limit})")]
     TooMany { count: usize, limit: usize },
@@ -342,11 +347,17 @@ impl Drop for Attempts<'_> {
 
 /// `validateSilence`.
 fn validate(s: &Silence) -> Result<(), String> {
+    // Herald's silences have the one matcher set the v2 API creates, so
+    // Alertmanager's per-set messages name set 0.
     if s.matchers.0.is_empty() {
-        return Err("at least one matcher required".into());
+        return Err("matcher set 0 is empty".into());
     }
-    if s.matchers.0.iter().all(|m| m.matches("")) {
-        return Err("at least one matcher must not match the empty string".into());
+    // `matchesEmpty` counts only = and =~: a silence of negative matchers
+    // alone is valid, though `a!="b"` matches a missing label.
+    let matches_empty =
+        |m: &Matcher| matches!(m.kind, MatchType::Equal | MatchType::Regexp) && m.matches("");
+    if s.matchers.0.iter().all(matches_empty) {
+        return Err("matcher set 0: at least one matcher must not match the empty string".into());
     }
     if s.ends_at < s.starts_at {
         return Err("end time must not be before start time".into());
@@ -369,17 +380,73 @@ fn can_update(old: &Silence, new: &Silence, now: Timestamp) -> bool {
     }
 }
 
-/// An approximation of the protobuf size Alertmanager limits.
-fn encoded_size(s: &Silence) -> usize {
-    s.id.len()
-        + s.created_by.len()
-        + s.comment.len()
-        + 64
-        + s.matchers
-            .0
-            .iter()
-            .map(|m| m.name.len() + m.value.len() + 8)
-            .sum::<usize>()
+/// The protobuf size of the `MeshSilence` Alertmanager checks against
+/// `--silences.max-silence-size-bytes`: the silence with its one matcher set
+/// (field 11; the legacy field 2 is cleared before the check) and its
+/// retention deadline, so a silence Alertmanager takes is taken here too.
+pub(crate) fn encoded_size(s: &Silence, expires_at: Timestamp) -> usize {
+    fn varint(mut v: u64) -> usize {
+        let mut n = 1;
+        while v >= 0x80 {
+            v >>= 7;
+            n += 1;
+        }
+        n
+    }
+    // A length-delimited field: tag, length, body.
+    fn field(len: usize) -> usize {
+        1 + varint(len as u64) + len
+    }
+    fn string(v: &str) -> usize {
+        if v.is_empty() {
+            0
+        } else {
+            field(v.len())
+        }
+    }
+    // A set message field, written even when it is empty.
+    fn timestamp(t: Timestamp) -> usize {
+        let secs = t.as_second();
+        let nanos = t.subsec_nanosecond();
+        let mut n = 0;
+        if secs != 0 {
+            n += 1 + varint(secs as u64);
+        }
+        if nanos != 0 {
+            n += 1 + varint(nanos as i64 as u64);
+        }
+        field(n)
+    }
+    let matcher_set: usize = s
+        .matchers
+        .0
+        .iter()
+        .map(|m| {
+            let kind = match m.kind {
+                MatchType::Equal => 0,
+                MatchType::Regexp => 1,
+                MatchType::NotEqual => 2,
+                MatchType::NotRegexp => 3,
+            };
+            let kind = if kind == 0 { 0 } else { 2 };
+            field(kind + string(&m.name) + string(&m.value))
+        })
+        .sum();
+    // protobuf-go writes a map entry's key and value even when empty.
+    let annotations: usize = s
+        .annotations
+        .iter()
+        .map(|(k, v)| field(field(k.len()) + field(v.len())))
+        .sum();
+    let silence = string(&s.id)
+        + timestamp(s.starts_at)
+        + timestamp(s.ends_at)
+        + timestamp(s.updated_at)
+        + string(&s.created_by)
+        + string(&s.comment)
+        + annotations
+        + field(matcher_set);
+    field(silence) + timestamp(expires_at)
 }
 
 impl Silences {
@@ -608,7 +675,6 @@ impl Silences {
             s.starts_at = now;
         }
         validate(&s).map_err(SilenceError::Invalid)?;
-        self.check_size(&s)?;
         if self.limits.max_silences > 0 {
             let live = st
                 .by_id
@@ -623,6 +689,9 @@ impl Silences {
                 });
             }
         }
+        // Alertmanager measures the new silence with its new id.
+        s.id = new_id.to_string();
+        self.check_size(&s)?;
         let (mut writes, mut reads) = (Vec::new(), Vec::new());
         if let Some(prev) = prev {
             if prev.state(now) != SilenceState::Expired {
@@ -631,7 +700,6 @@ impl Silences {
                 reads.push(prev.id.clone());
             }
         }
-        s.id = new_id.to_string();
         writes.push(Write::new(s));
         Ok(Planned {
             writes,
@@ -642,7 +710,7 @@ impl Silences {
     }
 
     fn check_size(&self, s: &Silence) -> Result<(), SilenceError> {
-        let size = encoded_size(s);
+        let size = encoded_size(s, self.expires(s));
         if self.limits.max_silence_size_bytes > 0 && size > self.limits.max_silence_size_bytes {
             return Err(SilenceError::TooLarge {
                 size,
@@ -842,6 +910,7 @@ fn newer(theirs: &Silence, ours: &Silence) -> bool {
                     s.comment.clone(),
                     s.created_by.clone(),
                     s.matchers.to_string(),
+                    s.annotations.clone(),
                 )
             };
             key(theirs) > key(ours)
@@ -946,6 +1015,7 @@ mod tests {
             updated_at: t(0),
             created_by: "me".into(),
             comment: "c".into(),
+            annotations: Annotations::new(),
         }
     }
 

@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 use crate::matcher::Matchers;
 use crate::model::{Alert, Interner, LabelSet};
 use crate::nflog::{Entry, MemNotificationLog, NflogError, NotificationLog, ReceiverKey};
-use crate::silence::{api_matcher, Silence, SilenceSink, SilenceWrite};
+use crate::silence::{api_matcher, Annotations, Silence, SilenceSink, SilenceWrite};
 
 /// The schema version this Herald writes. Each migration moves a database
 /// one version up; a database from a newer Herald is refused untouched.
@@ -161,6 +161,9 @@ struct StoredSilence {
     updated_at: Timestamp,
     created_by: String,
     comment: String,
+    /// Added with silence annotations: rows written before have none.
+    #[serde(default, skip_serializing_if = "Annotations::is_empty")]
+    annotations: Annotations,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -385,6 +388,7 @@ fn load(conn: &Connection) -> Result<Loaded, Box<dyn std::error::Error>> {
             updated_at: s.updated_at,
             created_by: s.created_by,
             comment: s.comment,
+            annotations: s.annotations,
         });
     }
     let mut nflog = Vec::new();
@@ -573,6 +577,7 @@ fn stored_silence(s: &Silence) -> StoredSilence {
         updated_at: s.updated_at,
         created_by: s.created_by.clone(),
         comment: s.comment.clone(),
+        annotations: s.annotations.clone(),
     }
 }
 
@@ -731,7 +736,30 @@ mod tests {
             updated_at: Timestamp::from_second(100).unwrap(),
             created_by: "me".into(),
             comment: "c".into(),
+            annotations: [("ticket".to_string(), "T-1".to_string())].into(),
         }
+    }
+
+    /// Rows written before silences had annotations load with none, and a
+    /// silence without annotations writes no such key.
+    #[tokio::test]
+    async fn silence_rows_without_annotations_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut plain = silence("old");
+        plain.annotations.clear();
+        let body = serde_json::to_string(&stored_silence(&plain)).unwrap();
+        assert!(!body.contains("annotations"), "{body}");
+        {
+            let (st, _) = Storage::open(dir.path()).unwrap();
+            st.write(&[SilenceWrite::Put(
+                &plain,
+                Timestamp::from_second(500).unwrap(),
+            )])
+            .await
+            .unwrap();
+        }
+        let (_, loaded) = Storage::open(dir.path()).unwrap();
+        assert_eq!(loaded.silences, vec![plain]);
     }
 
     #[tokio::test]

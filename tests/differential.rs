@@ -1,5 +1,5 @@
 //! Differential tests: the same config and the same alerts go into Herald
-//! and into the real Alertmanager (Debian's 0.25); webhook payloads and API
+//! and into the reference Alertmanager (0.33.1); webhook payloads and API
 //! answers must match, minus the fields that depend on arrival time and the
 //! fields newer Alertmanager releases added (listed in docs/compatibility.md).
 

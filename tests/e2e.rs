@@ -293,7 +293,7 @@ async fn invalid_alerts_are_refused_while_valid_ones_are_kept() {
     assert_eq!(code, 400);
     assert_eq!(
         body,
-        "\"at least one label pair required; start time must be before end time\"\n"
+        "\"at least one label pair required\\nstart time must be before end time\"\n"
     );
     let alerts = get_json(&format!("{}/api/v2/alerts", h.base)).await;
     assert_eq!(alerts.as_array().unwrap().len(), 1);

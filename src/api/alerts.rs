@@ -171,7 +171,8 @@ pub(crate) async fn post_alerts(State(s): State<ApiState>, body: Bytes) -> Respo
     if errors.is_empty() {
         Response::new(axum::body::Body::empty())
     } else {
-        error_response(StatusCode::BAD_REQUEST, &errors.join("; "))
+        // `errors.Join` separates with newlines.
+        error_response(StatusCode::BAD_REQUEST, &errors.join("\n"))
     }
 }
 

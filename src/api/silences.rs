@@ -8,9 +8,12 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::{error_response, json_response, schema_error, ApiState};
-use crate::matcher::{parse_matcher, Matchers};
+use crate::matcher::Matchers;
 use crate::model::format_rfc3339_millis;
-use crate::silence::{api_matcher, matches_filter, Silence, SilenceError, SilenceState};
+use crate::query::{go_swagger_bool, parse_filter};
+use crate::silence::{
+    api_matcher, matches_filter, Annotations, Silence, SilenceError, SilenceState,
+};
 
 #[derive(Serialize)]
 struct MatcherBody<'a> {
@@ -34,6 +37,9 @@ struct GettableSilence<'a> {
     status: StatusBody,
     #[serde(rename = "updatedAt")]
     updated_at: String,
+    /// `json:"annotations,omitempty"`: absent when there are none.
+    #[serde(skip_serializing_if = "Annotations::is_empty")]
+    annotations: &'a Annotations,
     comment: &'a str,
     #[serde(rename = "createdBy")]
     created_by: &'a str,
@@ -52,6 +58,7 @@ fn gettable(s: &Silence, now: Timestamp) -> GettableSilence<'_> {
             state: s.state(now).as_str(),
         },
         updated_at: format_rfc3339_millis(s.updated_at),
+        annotations: &s.annotations,
         comment: &s.comment,
         created_by: &s.created_by,
         ends_at: format_rfc3339_millis(s.ends_at),
@@ -79,13 +86,14 @@ pub(crate) async fn get_silences(State(s): State<ApiState>, RawQuery(raw): RawQu
     let (mut active, mut pending, mut expired) = (true, true, true);
     for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         match k.as_ref() {
-            "filter" => match parse_matcher(&v, "api") {
-                Ok(m) => filter.0.push(m),
-                Err(e) => return error_response(StatusCode::BAD_REQUEST, &e.to_string()),
+            "filter" => match parse_filter(&v) {
+                Ok(ms) => filter.0.extend(ms),
+                Err(e) => return error_response(StatusCode::BAD_REQUEST, &e),
             },
-            "active" => active = v != "false",
-            "pending" => pending = v != "false",
-            "expired" => expired = v != "false",
+            // 0.34's state flags, bound like every go-swagger boolean.
+            "active" => active = go_swagger_bool(&v).unwrap_or(true),
+            "pending" => pending = go_swagger_bool(&v).unwrap_or(true),
+            "expired" => expired = go_swagger_bool(&v).unwrap_or(true),
             _ => {}
         }
     }
@@ -141,8 +149,8 @@ pub(crate) async fn delete_silence(State(s): State<ApiState>, Path(id): Path<Str
     // Both answer once the change is on disk.
     match s.app.silences.expire(&id, s.app.settings.clock.now()).await {
         Ok(()) => StatusCode::OK.into_response(),
-        // Alertmanager 0.25 answers 500 here; later releases 404.
-        Err(e @ SilenceError::NotFound) => error_response(StatusCode::NOT_FOUND, &e.to_string()),
+        // Alertmanager 0.25 answers 500 here; later releases 404, empty.
+        Err(SilenceError::NotFound) => StatusCode::NOT_FOUND.into_response(),
         Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
@@ -169,6 +177,9 @@ struct PostableSilence {
     #[serde(rename = "createdBy")]
     created_by: Option<String>,
     comment: Option<String>,
+    /// `null` is as good as absent, as in go-swagger.
+    #[serde(default)]
+    annotations: Option<Annotations>,
 }
 
 pub(crate) async fn post_silences(State(s): State<ApiState>, body: Bytes) -> Response {
@@ -226,7 +237,7 @@ pub(crate) async fn post_silences(State(s): State<ApiState>, body: Bytes) -> Res
             Err(e) => {
                 return error_response(
                     StatusCode::BAD_REQUEST,
-                    &format!("silence invalid: invalid label matcher {i}: {e}"),
+                    &format!("invalid silence: invalid label matcher {i} in set 0: {e}"),
                 )
             }
         }
@@ -263,6 +274,7 @@ pub(crate) async fn post_silences(State(s): State<ApiState>, body: Bytes) -> Res
         updated_at: now,
         created_by: p.created_by.unwrap_or_default(),
         comment: p.comment.unwrap_or_default(),
+        annotations: p.annotations.unwrap_or_default(),
     };
     match s.app.silences.set(silence, now).await {
         Ok(id) => {

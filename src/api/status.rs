@@ -40,7 +40,7 @@ struct VersionInfo {
     build_user: &'static str,
     #[serde(rename = "goVersion")]
     go_version: &'static str,
-    revision: &'static str,
+    revision: String,
     version: &'static str,
 }
 
@@ -95,8 +95,10 @@ pub(crate) async fn get_status(State(s): State<ApiState>) -> Response {
             build_date: option_env!("HERALD_BUILD_DATE").unwrap_or("unknown"),
             build_user: option_env!("HERALD_BUILD_USER").unwrap_or("unknown"),
             go_version: "none (herald, rust)",
-            revision: option_env!("HERALD_REVISION").unwrap_or("unknown"),
-            version: env!("CARGO_PKG_VERSION"),
+            // amtool warns when major.minor differs from its own: report the
+            // release Herald implements, and Herald's build as the revision.
+            revision: crate::herald_revision(),
+            version: crate::ALERTMANAGER_VERSION,
         },
     };
     json_response(StatusCode::OK, &body)

@@ -45,6 +45,19 @@ pub struct PbSilence {
     pub created_by: String,
     #[prost(string, tag = "9")]
     pub comment: String,
+    #[prost(btree_map = "string, string", tag = "10")]
+    pub annotations: crate::silence::Annotations,
+    /// Alertmanager 0.32 and later: OR-ed matcher sets, of which the v2 API
+    /// makes one. 0.32.0–0.32.2 and 0.33.0 wrote snapshots with these alone
+    /// (no field 2).
+    #[prost(message, repeated, tag = "11")]
+    pub matcher_sets: Vec<PbMatcherSet>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct PbMatcherSet {
+    #[prost(message, repeated, tag = "1")]
+    pub matchers: Vec<PbMatcher>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -101,31 +114,38 @@ fn pb_time(t: Timestamp) -> Option<PbTimestamp> {
     })
 }
 
-/// A silence and the time until which peers keep it.
+/// A silence and the time until which peers keep it. The matchers go in
+/// both the legacy field and one matcher set, as Alertmanager 0.33.1 writes
+/// them, so peers and readers before and after 0.32 all see them.
 pub fn silence_to_pb(s: &Silence, expires_at: Timestamp) -> PbMeshSilence {
+    let matchers: Vec<PbMatcher> = s
+        .matchers
+        .0
+        .iter()
+        .map(|m| PbMatcher {
+            kind: match m.kind {
+                MatchType::Equal => 0,
+                MatchType::Regexp => 1,
+                MatchType::NotEqual => 2,
+                MatchType::NotRegexp => 3,
+            },
+            name: m.name.to_string(),
+            pattern: m.value.to_string(),
+        })
+        .collect();
     PbMeshSilence {
         silence: Some(PbSilence {
             id: s.id.clone(),
-            matchers: s
-                .matchers
-                .0
-                .iter()
-                .map(|m| PbMatcher {
-                    kind: match m.kind {
-                        MatchType::Equal => 0,
-                        MatchType::Regexp => 1,
-                        MatchType::NotEqual => 2,
-                        MatchType::NotRegexp => 3,
-                    },
-                    name: m.name.to_string(),
-                    pattern: m.value.to_string(),
-                })
-                .collect(),
+            matcher_sets: vec![PbMatcherSet {
+                matchers: matchers.clone(),
+            }],
+            matchers,
             starts_at: pb_time(s.starts_at),
             ends_at: pb_time(s.ends_at),
             updated_at: pb_time(s.updated_at),
             created_by: s.created_by.clone(),
             comment: s.comment.clone(),
+            annotations: s.annotations.clone(),
         }),
         expires_at: pb_time(expires_at),
     }
@@ -133,13 +153,26 @@ pub fn silence_to_pb(s: &Silence, expires_at: Timestamp) -> PbMeshSilence {
 
 /// The silence of a message (`None` for a message without one); a matcher
 /// that does not compile is an error, so a bad record is never half-read.
+/// The matcher set wins over the legacy field, as in
+/// `postprocessUnmarshalledSilence`. A silence of several sets (OR-ed) is an
+/// error rather than a narrower or wider silence: Herald keeps one set, and
+/// Alertmanager's own v2 API refuses to show such silences.
 pub fn silence_from_pb(m: PbMeshSilence) -> Result<Option<(Silence, Timestamp)>, String> {
     let expires = time(&m.expires_at);
-    let Some(s) = m.silence else {
+    let Some(mut s) = m.silence else {
         return Ok(None);
     };
-    let matchers = s
-        .matchers
+    let pms = match s.matcher_sets.len() {
+        0 => std::mem::take(&mut s.matchers),
+        1 => s.matcher_sets.remove(0).matchers,
+        n => {
+            return Err(format!(
+                "silence {:?} has {n} matcher sets; Herald supports one",
+                s.id
+            ))
+        }
+    };
+    let matchers = pms
         .iter()
         .map(|pm| {
             let (is_regex, is_equal) = match pm.kind {
@@ -160,6 +193,7 @@ pub fn silence_from_pb(m: PbMeshSilence) -> Result<Option<(Silence, Timestamp)>,
             updated_at: time(&s.updated_at),
             created_by: s.created_by,
             comment: s.comment,
+            annotations: s.annotations,
         },
         expires,
     )))
@@ -204,6 +238,7 @@ mod tests {
             updated_at: Timestamp::new(150, 123_456_789).unwrap(),
             created_by: "me".into(),
             comment: "c".into(),
+            annotations: [("ticket".to_string(), "T-1".to_string())].into(),
         };
         let buf = encode_delimited([silence_to_pb(&s, t(900)), silence_to_pb(&s, t(901))]);
         let back: Vec<PbMeshSilence> = decode_delimited(&buf).unwrap();
@@ -212,5 +247,65 @@ mod tests {
         assert_eq!(got, s);
         assert_eq!(expires, t(900));
         assert!(decode_delimited::<PbMeshSilence>(&buf[..buf.len() - 1]).is_err());
+    }
+
+    fn silence() -> Silence {
+        Silence {
+            id: "8d3c3e8e-0c5b-4f0e-9d43-3a1f6c9b2a10".into(),
+            matchers: Matchers(vec![
+                Matcher::new(MatchType::Equal, "alertname", "Disk").unwrap(),
+                Matcher::new(MatchType::NotRegexp, "env", "dev|test").unwrap(),
+            ]),
+            starts_at: Timestamp::new(1_700_000_000, 5).unwrap(),
+            ends_at: Timestamp::new(1_700_003_600, 999_999_999).unwrap(),
+            updated_at: Timestamp::new(1_700_000_000, 0).unwrap(),
+            created_by: "me".into(),
+            comment: "a comment".into(),
+            annotations: [
+                ("ticket".to_string(), "T-1".to_string()),
+                ("url".to_string(), "https://example.org/x".to_string()),
+            ]
+            .into(),
+        }
+    }
+
+    /// The size limit counts what Alertmanager's `proto.Size` counts: the
+    /// message with the matcher set and without the legacy matchers.
+    #[test]
+    fn size_limit_counts_the_protobuf_alertmanager_measures() {
+        let s = silence();
+        let expires = Timestamp::new(1_700_500_000, 0).unwrap();
+        let mut pb = silence_to_pb(&s, expires);
+        pb.silence.as_mut().unwrap().matchers.clear();
+        assert_eq!(crate::silence::encoded_size(&s, expires), pb.encoded_len());
+        let mut bare = s.clone();
+        bare.annotations.clear();
+        bare.comment.clear();
+        let mut pb = silence_to_pb(&bare, expires);
+        pb.silence.as_mut().unwrap().matchers.clear();
+        assert_eq!(
+            crate::silence::encoded_size(&bare, expires),
+            pb.encoded_len()
+        );
+    }
+
+    /// 0.32.0–0.32.2 and 0.33.0 wrote matcher sets only; older releases the
+    /// legacy field only; both read back to the same silence.
+    #[test]
+    fn matchers_come_from_the_set_or_the_legacy_field() {
+        let s = silence();
+        let expires = Timestamp::new(1_700_500_000, 0).unwrap();
+        let mut sets_only = silence_to_pb(&s, expires);
+        sets_only.silence.as_mut().unwrap().matchers.clear();
+        let mut legacy_only = silence_to_pb(&s, expires);
+        legacy_only.silence.as_mut().unwrap().matcher_sets.clear();
+        for m in [sets_only, legacy_only] {
+            let back = PbMeshSilence::decode(&m.encode_to_vec()[..]).unwrap();
+            assert_eq!(silence_from_pb(back).unwrap().unwrap().0, s);
+        }
+        let mut two = silence_to_pb(&s, expires);
+        let set = two.silence.as_ref().unwrap().matcher_sets[0].clone();
+        two.silence.as_mut().unwrap().matcher_sets.push(set);
+        assert!(silence_from_pb(two).unwrap_err().contains("2 matcher sets"));
     }
 }

@@ -109,16 +109,16 @@ impl LabelSet {
         Fingerprint(h)
     }
 
-    /// Go's `LabelSet.String()`: `{a="x", b="y"}`. Go sorts the formatted
-    /// `name="value"` strings, not the names, which differs when one name is a
-    /// prefix of another (`a0` sorts before `a`), so sort the same way.
+    /// Go's `LabelSet.String()`: `{a="x", b="y"}`, by label name as
+    /// prometheus/common renders it since Alertmanager 0.26 (`a` before `a0`;
+    /// 0.25 sorted the formatted pairs). Group keys, and so notification log
+    /// keys, are built from it.
     pub fn go_string(&self) -> String {
-        let mut parts: Vec<String> = self
+        let parts: Vec<String> = self
             .0
             .iter()
             .map(|(n, v)| format!("{n}={}", go_quote(v)))
             .collect();
-        parts.sort();
         format!("{{{}}}", parts.join(", "))
     }
 
@@ -241,9 +241,9 @@ mod tests {
     }
 
     #[test]
-    fn go_string_sorts_formatted_pairs() {
-        let ls = LabelSet::from_strs([("a", "1"), ("a0", "2"), ("b", "x\"y")]);
-        assert_eq!(ls.go_string(), r#"{a0="2", a="1", b="x\"y"}"#);
+    fn go_string_sorts_by_name() {
+        let ls = LabelSet::from_strs([("a0", "2"), ("b", "x\"y"), ("a", "1")]);
+        assert_eq!(ls.go_string(), r#"{a="1", a0="2", b="x\"y"}"#);
         assert_eq!(LabelSet::default().go_string(), "{}");
     }
 

@@ -711,6 +711,13 @@ async fn silence_form_post(State(s): State<UiState>, headers: HeaderMap, body: B
         updated_at: now,
         created_by: form.created_by.clone(),
         comment: form.comment.clone(),
+        // The form has no annotations: an edit keeps the silence's own.
+        annotations: s
+            .app
+            .silences
+            .get(&form.id)
+            .map(|old| old.annotations.clone())
+            .unwrap_or_default(),
     };
     match s.app.silences.set(silence, now).await {
         Ok(id) => {
