@@ -14,6 +14,7 @@ pub mod dispatch;
 mod duration;
 mod gojson;
 mod inhibit;
+mod limit;
 pub mod log;
 pub mod matcher;
 mod metrics;

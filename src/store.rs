@@ -45,6 +45,21 @@ impl AlertStore {
     /// Stores an alert, merging it with the stored version when their
     /// active ranges overlap (`mem.Alerts.Put`).
     pub fn put(&self, alert: Alert, now: Timestamp) -> Stored {
+        match self.put_if(alert, now, |_| true) {
+            Some(s) => s,
+            None => unreachable!("an admit-all put always stores"),
+        }
+    }
+
+    /// `put`, but only when `admit` accepts the alert as it would be
+    /// stored (after merging); `None` when refused, leaving the store as it
+    /// was. `admit` runs under the shard's lock.
+    pub fn put_if(
+        &self,
+        alert: Alert,
+        now: Timestamp,
+        admit: impl FnOnce(&Alert) -> bool,
+    ) -> Option<Stored> {
         let fp = alert.fingerprint;
         let mut shard = self.shard(fp);
         let (merged, existed) = match shard.get(&fp) {
@@ -52,12 +67,15 @@ impl AlertStore {
             Some(_) => (alert, true),
             None => (alert, false),
         };
+        if !admit(&merged) {
+            return None;
+        }
         let merged = Arc::new(merged);
         shard.insert(fp, merged.clone());
-        Stored {
+        Some(Stored {
             alert: merged,
             existed,
-        }
+        })
     }
 
     pub fn get(&self, fp: Fingerprint) -> Option<Arc<Alert>> {
