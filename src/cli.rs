@@ -244,6 +244,18 @@ pub fn limit(n: i64) -> usize {
 }
 
 impl Cli {
+    /// Alertmanager logs this one as its message, not as an `err`.
+    pub fn check_memlimit_ratio(&self, features: &Features) -> Result<(), &'static str> {
+        if features.auto_gomemlimit
+            && !(self.auto_gomemlimit_ratio > 0.0 && self.auto_gomemlimit_ratio <= 1.0)
+        {
+            return Err(
+                "--auto-gomemlimit.ratio must be greater than 0 and less than or equal to 1.",
+            );
+        }
+        Ok(())
+    }
+
     /// `featurecontrol.NewFlags`: every comma-separated item must be a
     /// known feature (an empty item too is refused, as Go splits `a,,b`
     /// into three), with Alertmanager's message for the first that is not.
@@ -276,14 +288,8 @@ impl Cli {
     /// unless clustering is off (`--cluster.listen-address=""`), and
     /// `--auto-gomemlimit.ratio` must be in (0, 1] when its feature is on.
     pub fn check(&self, features: &Features) -> Result<(), String> {
-        if features.auto_gomemlimit
-            && !(self.auto_gomemlimit_ratio > 0.0 && self.auto_gomemlimit_ratio <= 1.0)
-        {
-            return Err(
-                "--auto-gomemlimit.ratio must be greater than 0 and less than or equal to 1."
-                    .into(),
-            );
-        }
+        self.check_memlimit_ratio(features)
+            .map_err(str::to_string)?;
         let positive = |name: &str, d: jiff::SignedDuration| {
             if d.is_negative() || d.is_zero() {
                 Err(format!("alertmanager/app: Options.{name} must be positive"))

@@ -69,6 +69,10 @@ fn main() -> ExitCode {
         }
     };
     log_features(&features);
+    if let Err(msg) = cli.check_memlimit_ratio(&features) {
+        tracing::error!("{msg}");
+        return ExitCode::FAILURE;
+    }
     if let Err(e) = cli.check(&features) {
         tracing::error!(err = %e, "alertmanager exited with error");
         return ExitCode::FAILURE;
