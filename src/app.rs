@@ -195,6 +195,7 @@ impl App {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // the long-lived parts a reload reuses
     fn build(
         config: &LoadedConfig,
         settings: &Settings,

@@ -121,7 +121,7 @@ impl OperatorFiles {
 
 /// `makeStatefulSetSpec`'s argument list for an Alertmanager resource
 /// named `main` in namespace `monitoring` with default fields, version
-/// >= 0.30 (in the order `BuildArgs` writes it), with the mounted paths
+/// 0.30 or later (in the order `BuildArgs` writes it), with the mounted paths
 /// under a temporary root, port 9093/9094 replaced by free ports, the pod's
 /// IP by 127.0.0.1 and the peers' pod names by loopback addresses.
 fn operator_args(
