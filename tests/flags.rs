@@ -175,23 +175,20 @@ async fn prometheus_operator_single_replica_args_start_herald() {
     assert_eq!(status["cluster"]["status"], "disabled", "{status}");
 }
 
-#[tokio::test]
-async fn prometheus_operator_three_replica_args_form_a_cluster() {
+/// Starts three replicas of `bin` with the operator's arguments and
+/// returns, for each, the peers its status API shows (name, address) with
+/// what the cluster ports should be.
+async fn three_replicas(bin: &Path) -> (Vec<Vec<(String, String)>>, Vec<u16>) {
     let files = OperatorFiles::new(CONFIG);
     let cluster: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let web: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let procs: Vec<Proc> = (0..3)
-        .map(|i| {
-            let mut args = operator_args(&files, 3, i, web[i], &cluster);
-            // A quick settle, so the test does not wait the default minute.
-            args.push("--cluster.settle-timeout=1s".into());
-            Proc::start(herald(), &args)
-        })
+        .map(|i| Proc::start(bin, &operator_args(&files, 3, i, web[i], &cluster)))
         .collect();
+    let mut out = Vec::new();
     for (i, p) in procs.iter().enumerate() {
-        assert_eq!(p.listening(1).await, [format!("0.0.0.0:{}", web[i])]);
-    }
-    for (i, p) in procs.iter().enumerate() {
+        let addrs = p.listening(1).await;
+        assert!(addrs[0].ends_with(&format!(":{}", web[i])), "{addrs:?}");
         let url = format!("http://127.0.0.1:{}/api/v2/status", web[i]);
         let peers = wait_until(&format!("node {i} sees 3 peers"), T, || {
             let url = url.clone();
@@ -212,15 +209,37 @@ async fn prometheus_operator_three_replica_args_form_a_cluster() {
             })
             .collect();
         seen.sort();
-        let want: Vec<(String, String)> = (0..3)
-            .map(|j| {
-                (
-                    format!("alertmanager-main-{j}"),
-                    format!("127.0.0.1:{}", cluster[j]),
-                )
-            })
-            .collect();
-        assert_eq!(seen, want, "node {i}; log:\n{}", p.log());
+        out.push(seen);
+    }
+    (out, cluster)
+}
+
+fn expected_peers(cluster: &[u16]) -> Vec<(String, String)> {
+    (0..3)
+        .map(|j| {
+            (
+                format!("alertmanager-main-{j}"),
+                format!("127.0.0.1:{}", cluster[j]),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn prometheus_operator_three_replica_args_form_a_cluster() {
+    let (seen, cluster) = three_replicas(herald()).await;
+    for (i, peers) in seen.iter().enumerate() {
+        assert_eq!(peers, &expected_peers(&cluster), "node {i}");
+    }
+}
+
+/// The same three-replica arguments give 0.33.1 the same cluster view.
+#[cfg(feature = "system-tests")]
+#[tokio::test]
+async fn prometheus_operator_three_replica_args_match_alertmanager() {
+    let (seen, cluster) = three_replicas(&am_current_bin("alertmanager")).await;
+    for (i, peers) in seen.iter().enumerate() {
+        assert_eq!(peers, &expected_peers(&cluster), "alertmanager node {i}");
     }
 }
 
