@@ -45,9 +45,14 @@ impl AlertStore {
     /// Stores an alert, merging it with the stored version when their
     /// active ranges overlap (`mem.Alerts.Put`).
     pub fn put(&self, alert: Alert, now: Timestamp) -> Stored {
-        match self.put_if(alert, now, |_| true) {
-            Some(s) => s,
-            None => unreachable!("an admit-all put always stores"),
+        let fp = alert.fingerprint;
+        let mut shard = self.shard(fp);
+        let (merged, existed) = merge_stored(&shard, alert, now);
+        let merged = Arc::new(merged);
+        shard.insert(fp, merged.clone());
+        Stored {
+            alert: merged,
+            existed,
         }
     }
 
@@ -62,11 +67,7 @@ impl AlertStore {
     ) -> Option<Stored> {
         let fp = alert.fingerprint;
         let mut shard = self.shard(fp);
-        let (merged, existed) = match shard.get(&fp) {
-            Some(old) if alert.overlaps_stored(old) => (old.merge(&alert, now), true),
-            Some(_) => (alert, true),
-            None => (alert, false),
-        };
+        let (merged, existed) = merge_stored(&shard, alert, now);
         if !admit(&merged) {
             return None;
         }
@@ -123,6 +124,16 @@ impl AlertStore {
             });
         }
         removed
+    }
+}
+
+/// The alert as it will be stored: merged with the stored version when
+/// their active ranges overlap; and whether one was stored.
+fn merge_stored(shard: &Shard, alert: Alert, now: Timestamp) -> (Alert, bool) {
+    match shard.get(&alert.fingerprint) {
+        Some(old) if alert.overlaps_stored(old) => (old.merge(&alert, now), true),
+        Some(_) => (alert, true),
+        None => (alert, false),
     }
 }
 
