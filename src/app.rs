@@ -35,6 +35,13 @@ pub struct Settings {
     pub alerts_gc_interval: Duration,
     pub maintenance_interval: Duration,
     pub silence_limits: Limits,
+    /// `--log.silences`: log every silence created, updated or expired here.
+    pub log_silences: bool,
+    /// `--alerts.per-alertname-limit` (0 = none).
+    pub per_alertname_limit: usize,
+    /// `--dispatch.start-delay`: no group flushes before this long after
+    /// start (reloads included: the delay counts from the process start).
+    pub dispatch_start_delay: Duration,
     /// `--enable-feature=classic-mode`: label names restricted to
     /// `[a-zA-Z_][a-zA-Z0-9_]*` as before Alertmanager 0.27.
     pub classic_mode: bool,
@@ -67,6 +74,9 @@ pub struct App {
     pub silences: Arc<Silences>,
     runtime: ArcSwap<Runtime>,
     pub started: Timestamp,
+    /// No aggregation group flushes before this (`--dispatch.start-delay`).
+    dispatch_start: tokio::time::Instant,
+    limiter: Option<crate::limit::AlertNameLimiter>,
     /// Cancelled when a stop begins: the servers stop accepting and the
     /// group timers and maintenance loops end.
     pub shutdown: CancellationToken,
@@ -115,11 +125,20 @@ impl App {
             Some(Arc::new(storage.clone())),
         );
         silences.stats = silence_stats;
+        silences.logging = settings.log_silences;
         let silences = Arc::new(silences);
         silences.load(loaded.silences);
         let tasks = Tasks::new();
+        let dispatch_start = tokio::time::Instant::now() + settings.dispatch_start_delay;
         let runtime = Self::build(
-            &config, &settings, &nflog, &metrics, &silences, &shutdown, &tasks,
+            &config,
+            &settings,
+            &nflog,
+            &metrics,
+            &silences,
+            &shutdown,
+            &tasks,
+            dispatch_start,
         )?;
         let tracing = crate::otel::Manager::new();
         tracing.apply(config.config.tracing.as_ref(), config_dir(&settings))?;
@@ -132,6 +151,11 @@ impl App {
                     .unwrap_or(&Default::default()),
             );
         }
+        let limiter = crate::limit::AlertNameLimiter::new(settings.per_alertname_limit);
+        if let Some(l) = &limiter {
+            tracing::info!(limit = l.capacity(), "per alert name limit enabled");
+        }
+        metrics.set_per_alertname_limit(settings.per_alertname_limit);
         metrics.config_loaded(config.hash(), true);
         let started = settings.clock.now();
         let app = Arc::new(App {
@@ -144,6 +168,8 @@ impl App {
             silences,
             runtime: ArcSwap::from_pointee(runtime),
             started,
+            dispatch_start,
+            limiter,
             shutdown,
             tasks,
             reload_lock: tokio::sync::Mutex::new(()),
@@ -160,9 +186,22 @@ impl App {
     fn restore_alerts(&self, alerts: Vec<Alert>) {
         let now = self.settings.clock.now();
         let rt = self.runtime.load();
+        // Counted against `--alerts.per-alertname-limit` like posted ones,
+        // so a lowered limit holds after a restart too.
         let stored: Vec<Arc<Alert>> = alerts
             .into_iter()
-            .map(|a| self.store.put(restore_alert(a, &self.interner), now).alert)
+            .filter_map(|a| {
+                let a = restore_alert(a, &self.interner);
+                match &self.limiter {
+                    None => Some(self.store.put(a, now)),
+                    Some(l) => {
+                        let name = a.labels.get("alertname").unwrap_or("").to_string();
+                        self.store
+                            .put_if(a, now, |a| l.admit(&name, a.fingerprint, a.ends_at, now))
+                    }
+                }
+            })
+            .map(|s| s.alert)
             .collect();
         for a in &stored {
             rt.inhibitor.observe(a);
@@ -175,6 +214,7 @@ impl App {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // the long-lived parts a reload reuses
     fn build(
         config: &LoadedConfig,
         settings: &Settings,
@@ -183,6 +223,7 @@ impl App {
         silences: &Arc<Silences>,
         shutdown: &CancellationToken,
         tasks: &Tasks,
+        dispatch_start: tokio::time::Instant,
     ) -> Result<Runtime, ReloadError> {
         let inhibitor = Arc::new(Inhibitor::new(&config.config.inhibit_rules));
         let deps = PipelineDeps {
@@ -211,7 +252,8 @@ impl App {
             shutdown.child_token(),
             settings.cluster.clone(),
             tasks.clone(),
-        );
+        )
+        .not_before(dispatch_start);
         dispatcher.set_templates(templates, settings.external_url.clone());
         metrics.set_configured(
             config.config.receivers.len(),
@@ -244,6 +286,7 @@ impl App {
                     &self.silences,
                     &self.shutdown,
                     &self.tasks,
+                    self.dispatch_start,
                 )
             });
         // Alertmanager applies the tracing block with the rest: a provider
@@ -301,11 +344,27 @@ impl App {
     }
 
     /// Stores an alert (its strings already taken from `self.interner`) and
-    /// hands it to the dispatcher.
+    /// hands it to the dispatcher; `None` when `--alerts.per-alertname-limit`
+    /// refused it (logged and counted, as Alertmanager does).
     /// The caller makes it durable (`Storage::put_alerts`) before it
     /// acknowledges the alert.
-    pub fn put_alert(&self, alert: Alert, now: Timestamp) -> Arc<Alert> {
-        let stored = self.store.put(alert, now);
+    pub fn put_alert(&self, alert: Alert, now: Timestamp) -> Option<Arc<Alert>> {
+        let stored = match &self.limiter {
+            None => self.store.put(alert, now),
+            Some(l) => {
+                let name = alert.labels.get("alertname").unwrap_or("").to_string();
+                match self.store.put_if(alert, now, |a| {
+                    l.admit(&name, a.fingerprint, a.ends_at, now)
+                }) {
+                    Some(s) => s,
+                    None => {
+                        tracing::warn!(alertname = %name, err = "alert limited", "error on set alert");
+                        self.metrics.alert_limited();
+                        return None;
+                    }
+                }
+            }
+        };
         if !stored.existed {
             crate::eventrecorder::record(|| {
                 crate::eventrecorder::events::alert_created(&stored.alert, now)
@@ -314,7 +373,7 @@ impl App {
         let rt = self.runtime.load();
         rt.inhibitor.observe(&stored.alert);
         rt.dispatcher.insert(&stored.alert);
-        stored.alert
+        Some(stored.alert)
     }
 
     /// Background upkeep, each on its own interval until shutdown: the
@@ -323,6 +382,9 @@ impl App {
     fn spawn_maintenance(self: Arc<Self>) {
         self.every("alert GC", self.settings.alerts_gc_interval, |app, now| {
             let removed = app.store.gc(now);
+            if let Some(l) = &app.limiter {
+                l.gc(now);
+            }
             app.storage.compact_alerts(now);
             app.runtime().inhibitor.gc(now);
             let strings = app.interner.gc();

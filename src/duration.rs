@@ -124,8 +124,22 @@ impl<'de> Deserialize<'de> for PromDuration {
     }
 }
 
-/// Parses a Go `time.ParseDuration` string, as Alertmanager's flags take.
+/// Parses a Go `time.ParseDuration` string, as Alertmanager's flags take,
+/// refusing negative values (for the callers to which a negative span
+/// means nothing).
+#[cfg_attr(not(test), allow(dead_code))]
 pub fn parse_go_duration(s: &str) -> Result<Duration, DurationError> {
+    let d = parse_go_duration_signed(s)?;
+    if d.is_negative() {
+        return Err(DurationError::Invalid(s.to_string()));
+    }
+    Ok(d.unsigned_abs())
+}
+
+/// Parses a Go `time.ParseDuration` string keeping its sign: Go's duration
+/// flags take `-1s`, and each flag gives a negative value its own meaning
+/// (`--web.timeout`: none; `--dispatch.start-delay`: no delay).
+pub fn parse_go_duration_signed(s: &str) -> Result<jiff::SignedDuration, DurationError> {
     let invalid = || DurationError::Invalid(s.to_string());
     let mut rest = s;
     let mut negative = false;
@@ -136,7 +150,7 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, DurationError> {
         rest = r;
     }
     if rest == "0" {
-        return Ok(Duration::ZERO);
+        return Ok(jiff::SignedDuration::ZERO);
     }
     if rest.is_empty() {
         return Err(invalid());
@@ -170,12 +184,12 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, DurationError> {
     if total > i64::MAX as f64 {
         return Err(DurationError::Overflow(s.to_string()));
     }
-    if negative && total > 0.0 {
-        // Negative durations are legal in Go but meaningless for every flag
-        // Herald takes.
-        return Err(invalid());
-    }
-    Ok(Duration::from_nanos(total.round() as u64))
+    let nanos = total.round() as i64;
+    Ok(jiff::SignedDuration::from_nanos(if negative {
+        -nanos
+    } else {
+        nanos
+    }))
 }
 
 /// Formats like Go's `Duration.String()` (`2h0m0s`, `1m30s`, `500ms`), for
@@ -284,6 +298,28 @@ mod tests {
         assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
         for bad in ["", "1d", "1", "h", "1..2s", "-1s"] {
             assert!(parse_go_duration(bad).is_err(), "{bad} must be refused");
+        }
+        assert_eq!(
+            parse_go_duration_signed("-1s").unwrap(),
+            jiff::SignedDuration::from_secs(-1)
+        );
+        assert_eq!(
+            parse_go_duration_signed("-1m30s").unwrap(),
+            jiff::SignedDuration::from_secs(-90)
+        );
+        assert_eq!(
+            parse_go_duration_signed("+2s").unwrap(),
+            jiff::SignedDuration::from_secs(2)
+        );
+        assert_eq!(
+            parse_go_duration_signed("-0").unwrap(),
+            jiff::SignedDuration::ZERO
+        );
+        for bad in ["-", "--1s", "-1d", "+"] {
+            assert!(
+                parse_go_duration_signed(bad).is_err(),
+                "{bad} must be refused"
+            );
         }
         assert_eq!(format_go_duration(Duration::from_secs(7200)), "2h0m0s");
         assert_eq!(format_go_duration(Duration::from_millis(1500)), "1.5s");

@@ -30,6 +30,7 @@ mod duration;
 pub mod eventrecorder;
 mod gojson;
 mod inhibit;
+mod limit;
 pub mod log;
 pub mod matcher;
 mod metrics;

@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use herald::app::{App, Settings};
 use herald::cli::{
-    external_url_and_prefix, parse_listen_address, Cli, Command, RoutesCommand, TemplateCommand,
+    clamp_negative, external_url_and_prefix, limit, resolve_listen_address, Cli, Command, Features,
+    RoutesCommand, TemplateCommand,
 };
 use herald::config::Config;
 use herald::dispatch::Route;
@@ -18,6 +19,11 @@ use herald::model::LabelSet;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.help_long || cli.help_man {
+        use clap::CommandFactory;
+        let _ = Cli::command().print_long_help();
+        return ExitCode::SUCCESS;
+    }
     if cli.version {
         println!(
             "herald, version {} (Alertmanager {} compatible)",
@@ -63,6 +69,24 @@ fn main() -> ExitCode {
         None => {}
     }
     init_logging(&cli.log_level, &cli.log_format);
+    // Checked before anything starts, with Alertmanager's messages, so a
+    // command line it refuses is refused here too.
+    let features = match cli.features() {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(err = %e, "error parsing the feature flag list");
+            return ExitCode::FAILURE;
+        }
+    };
+    log_features(&features);
+    if let Err(msg) = cli.check_memlimit_ratio(&features) {
+        tracing::error!("{msg}");
+        return ExitCode::FAILURE;
+    }
+    if let Err(e) = cli.check(&features) {
+        tracing::error!(err = %e, "alertmanager exited with error");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -73,7 +97,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(cli)) {
+    match runtime.block_on(serve(cli, features)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(err = %e, "Herald stopped");
@@ -100,7 +124,47 @@ fn init_logging(level: &str, format: &str) {
         .init();
 }
 
-async fn serve(cli: Cli) -> Result<(), String> {
+/// Alertmanager's warning for each feature turned on, and what Herald does
+/// with the ones it only accepts.
+fn log_features(f: &Features) {
+    if f.alert_names_in_metrics {
+        tracing::warn!("Alert names in metrics enabled");
+    }
+    if f.receiver_name_in_metrics {
+        tracing::warn!("Experimental receiver name in metrics enabled");
+    }
+    if f.group_key_in_metrics {
+        tracing::warn!("Experimental group key in metrics enabled");
+    }
+    if f.classic_mode {
+        tracing::warn!("Classic mode enabled");
+    }
+    if f.utf8_strict_mode {
+        tracing::warn!("UTF-8 strict mode enabled");
+    }
+    if f.auto_gomemlimit {
+        tracing::warn!(
+            "auto-gomemlimit has no effect in Herald: it has no garbage-collected heap to limit"
+        );
+    }
+    if f.event_recorder {
+        tracing::warn!("Experimental event recorder enabled");
+    }
+    for (on, name) in [
+        (f.alert_names_in_metrics, "alert-names-in-metrics"),
+        (f.receiver_name_in_metrics, "receiver-name-in-metrics"),
+        (f.group_key_in_metrics, "group-key-in-metrics"),
+    ] {
+        if on {
+            tracing::warn!(
+                feature = name,
+                "feature accepted but not implemented by Herald"
+            );
+        }
+    }
+}
+
+async fn serve(cli: Cli, features: Features) -> Result<(), String> {
     // Read before anything starts: a web config that cannot be honoured
     // stops Herald rather than serve the API unprotected.
     let web = if cli.web_config_file.is_empty() {
@@ -111,40 +175,49 @@ async fn serve(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("--web.config.file: {e}"))?,
         )
     };
-    let cluster_settings = cluster_settings(&cli)?;
+    let cluster_settings = cluster_settings(&cli).await?;
     let cluster = cluster_settings
         .as_ref()
         .map(|_| Arc::new(herald::cluster::ClusterHandle::default()));
-    for f in &cli.enable_feature {
-        if !matches!(
-            f.as_str(),
-            "classic-mode" | "utf8-strict-mode" | "event-recorder"
-        ) {
-            tracing::warn!(feature = %f, "unknown feature flag ignored");
-        }
+    // Bound before anything else starts, so that a port 0 is known for the
+    // external URL (Alertmanager 0.34 derives it from the bound address).
+    let mut listeners = Vec::with_capacity(cli.web_listen_address.len());
+    for addr in &cli.web_listen_address {
+        let sock = resolve_listen_address(addr)
+            .await
+            .map_err(|e| format!("listen tcp {addr}: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(sock)
+            .await
+            .map_err(|e| format!("listen tcp {addr}: {e}"))?;
+        listeners.push((addr.clone(), listener));
     }
-    let first_listen = cli
-        .web_listen_address
-        .first()
-        .cloned()
-        .unwrap_or_else(|| ":9093".into());
+    let first_listen = match listeners.first() {
+        Some((_, l)) => l
+            .local_addr()
+            .map(|a| a.to_string())
+            .map_err(|e| format!("listen: {e}"))?,
+        None => ":9093".into(),
+    };
     let (external_url, prefix) =
         external_url_and_prefix(&cli.web_external_url, &cli.web_route_prefix, &first_listen)?;
     let settings = Settings {
         config_file: cli.config_file.clone().into(),
         storage_path: cli.storage_path.clone().into(),
         external_url,
-        retention: cli.data_retention,
-        alerts_gc_interval: cli.alerts_gc_interval,
-        maintenance_interval: cli.data_maintenance_interval,
+        retention: clamp_negative(cli.data_retention),
+        alerts_gc_interval: clamp_negative(cli.alerts_gc_interval),
+        maintenance_interval: clamp_negative(cli.data_maintenance_interval),
         silence_limits: herald::silence::Limits {
-            max_silences: cli.silences_max_silences as usize,
-            max_silence_size_bytes: cli.silences_max_silence_size_bytes as usize,
+            max_silences: limit(cli.silences_max_silences),
+            max_silence_size_bytes: limit(cli.silences_max_silence_size_bytes),
         },
-        classic_mode: cli.enable_feature.iter().any(|f| f == "classic-mode"),
+        log_silences: cli.log_silences,
+        per_alertname_limit: limit(cli.alerts_per_alertname_limit),
+        dispatch_start_delay: clamp_negative(cli.dispatch_start_delay),
+        classic_mode: features.classic_mode,
         cluster: cluster.clone(),
         clock: herald::clock::Clock::system(),
-        event_recorder: cli.enable_feature.iter().any(|f| f == "event-recorder"),
+        event_recorder: features.event_recorder,
     };
     let shutdown = CancellationToken::new();
     let app = App::start(settings, shutdown.clone())
@@ -158,14 +231,16 @@ async fn serve(cli: Cli) -> Result<(), String> {
         start_cluster(cs, handle, &app, &cluster_stop).await?;
     }
 
-    let concurrency = if cli.web_get_concurrency == 0 {
-        std::thread::available_parallelism()
+    // Go: zero or negative is GOMAXPROCS or 8, whichever is larger.
+    let concurrency = match limit(cli.web_get_concurrency) {
+        0 => std::thread::available_parallelism()
             .map(|n| n.get())
-            .unwrap_or(2)
-    } else {
-        cli.web_get_concurrency
+            .unwrap_or(1)
+            .max(8),
+        n => n,
     };
-    let timeout = (!cli.web_timeout.is_zero()).then_some(cli.web_timeout);
+    // Go: zero or negative is no timeout.
+    let timeout = Some(clamp_negative(cli.web_timeout)).filter(|t| !t.is_zero());
     let mut router = herald::server::router(app.clone(), &prefix, concurrency, timeout);
     let mut tls = None;
     if let Some(w) = web {
@@ -173,12 +248,19 @@ async fn serve(cli: Cli) -> Result<(), String> {
         tls = w.current().tls.is_some().then_some(w);
     }
 
-    for addr in &cli.web_listen_address {
-        let sock = parse_listen_address(addr)?;
-        let listener = tokio::net::TcpListener::bind(sock)
-            .await
-            .map_err(|e| format!("listen on {addr}: {e}"))?;
-        tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), http2 = false, tls = tls.is_some(), "Listening");
+    for (addr, listener) in listeners {
+        // exporter-toolkit's two lines, which tools parse for the port a
+        // `:0` listener got.
+        let bound = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::info!(address = %bound, "Listening on");
+        if tls.is_some() {
+            tracing::info!(http2 = false, address = %bound, "TLS is enabled.");
+        } else {
+            tracing::info!(http2 = false, address = %bound, "TLS is disabled.");
+        }
         let router = router.clone();
         let stop = shutdown.clone();
         // Graceful: on shutdown the listener closes and the requests being
@@ -239,14 +321,14 @@ async fn serve(cli: Cli) -> Result<(), String> {
 
 /// The cluster settings, when `--cluster.peer` asks for a cluster (a node
 /// without peers runs alone, as with `--cluster.listen-address=""`).
-fn cluster_settings(cli: &Cli) -> Result<Option<herald::cluster::ClusterSettings>, String> {
+async fn cluster_settings(cli: &Cli) -> Result<Option<herald::cluster::ClusterSettings>, String> {
     // An empty `--cluster.peer=` (a compose variable left unset) is none.
     let peers: Vec<String> = cli
         .cluster_peer
         .iter()
         .filter(|p| !p.trim().is_empty())
-        .cloned()
-        .collect();
+        .map(|p| herald::cli::normalize_peer(p).map_err(|e| format!("--cluster.peer {p:?}: {e}")))
+        .collect::<Result<_, _>>()?;
     // Checked even when no cluster forms, so a broken file is found now.
     let tls = if cli.cluster_tls_config.is_empty() {
         None
@@ -263,15 +345,13 @@ fn cluster_settings(cli: &Cli) -> Result<Option<herald::cluster::ClusterSettings
         None => "0.0.0.0:9094",
         Some(a) => a,
     };
-    let listen =
-        parse_host_port(listen).map_err(|e| format!("--cluster.listen-address {listen:?}: {e}"))?;
+    let listen = cluster_addr(listen)
+        .await
+        .map_err(|e| format!("invalid listen address: {e}"))?;
     let advertise = if !cli.cluster_advertise_address.is_empty() {
-        cli.cluster_advertise_address.parse().map_err(|e| {
-            format!(
-                "--cluster.advertise-address {:?}: {e}",
-                cli.cluster_advertise_address
-            )
-        })?
+        cluster_addr(&cli.cluster_advertise_address)
+            .await
+            .map_err(|e| format!("invalid advertise address: {e}"))?
     } else if !listen.ip().is_unspecified() {
         listen
     } else {
@@ -294,27 +374,28 @@ fn cluster_settings(cli: &Cli) -> Result<Option<herald::cluster::ClusterSettings
         advertise,
         peers,
         name,
-        peer_timeout: cli.cluster_peer_timeout,
-        gossip_interval: cli.cluster_gossip_interval,
-        pushpull_interval: cli.cluster_pushpull_interval,
-        settle_timeout: cli.cluster_settle_timeout,
-        tcp_timeout: cli.cluster_tcp_timeout,
-        probe_interval: cli.cluster_probe_interval,
-        probe_timeout: cli.cluster_probe_timeout,
-        reconnect_interval: cli.cluster_reconnect_interval,
-        reconnect_timeout: cli.cluster_reconnect_timeout,
+        peer_timeout: clamp_negative(cli.cluster_peer_timeout),
+        gossip_interval: clamp_negative(cli.cluster_gossip_interval),
+        pushpull_interval: clamp_negative(cli.cluster_pushpull_interval),
+        settle_timeout: clamp_negative(cli.cluster_settle_timeout),
+        tcp_timeout: clamp_negative(cli.cluster_tcp_timeout),
+        probe_interval: clamp_negative(cli.cluster_probe_interval),
+        probe_timeout: clamp_negative(cli.cluster_probe_timeout),
+        reconnect_interval: clamp_negative(cli.cluster_reconnect_interval),
+        reconnect_timeout: clamp_negative(cli.cluster_reconnect_timeout),
         label: cli.cluster_label.clone(),
         tls,
     }))
 }
 
-/// `host:port` as Go's net package writes it: an empty host (`:9094`) is
-/// every interface.
-fn parse_host_port(a: &str) -> Result<std::net::SocketAddr, std::net::AddrParseError> {
-    match a.strip_prefix(':') {
-        Some(port) => format!("0.0.0.0:{port}").parse(),
-        None => a.parse(),
+/// A cluster address: any form `net.SplitHostPort` takes, with the port a
+/// number as `cluster.Create` requires (`strconv.Atoi`); 0 is a free port.
+async fn cluster_addr(a: &str) -> Result<std::net::SocketAddr, String> {
+    let (_, port) = herald::cli::split_host_port(a)?;
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("address {a}: invalid port"));
     }
+    resolve_listen_address(a).await
 }
 
 /// Starts the cluster peer on the app's replicated state and sends every

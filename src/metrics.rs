@@ -38,6 +38,8 @@ pub struct Metrics {
     integrations: Gauge,
     nflog_gc_removed: Counter,
     cluster: ClusterGauges,
+    alerts_limited: Counter,
+    per_alert_limit: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -181,6 +183,8 @@ impl Metrics {
             integrations: Gauge::default(),
             nflog_gc_removed: Counter::default(),
             cluster: ClusterGauges::default(),
+            alerts_limited: Counter::default(),
+            per_alert_limit: Gauge::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -429,6 +433,16 @@ impl Metrics {
             "The number of errors encountered while writing to outgoing connections.",
             m.cluster.tls_write_errors.clone(),
         );
+        r.register(
+            "alertmanager_alerts_limited",
+            "Total number of alerts that were dropped due to per alert name limit",
+            m.alerts_limited.clone(),
+        );
+        r.register(
+            "alertmanager_alerts_per_alert_limit",
+            "Current limit on number of alerts per alert name",
+            m.per_alert_limit.clone(),
+        );
         let m = Metrics { registry: r, ..m };
         // Alertmanager creates these at start-up, so dashboards and
         // `rate()` see zeros before the first alert or notification.
@@ -443,6 +457,16 @@ impl Metrics {
             m.init_integration(integration);
         }
         m
+    }
+
+    /// An alert refused by `--alerts.per-alertname-limit`.
+    pub fn alert_limited(&self) {
+        self.alerts_limited.inc();
+    }
+
+    pub fn set_per_alertname_limit(&self, limit: usize) {
+        self.per_alert_limit
+            .set(i64::try_from(limit).unwrap_or(i64::MAX));
     }
 
     pub fn alert_received(&self, firing: bool) {

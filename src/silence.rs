@@ -206,6 +206,9 @@ impl SilenceQuery<'_> {
 
 pub struct Silences {
     pub stats: SilenceStats,
+    /// `--log.silences`: log each silence created, updated or expired
+    /// through this node's API, as Alertmanager's `logSilence` does.
+    pub logging: bool,
     state: Mutex<State>,
     /// Built on first use after a change; expiry is re-checked on use.
     /// Only locked while `state` is held (lock order: state, then index).
@@ -457,6 +460,7 @@ impl Silences {
     ) -> Silences {
         Silences {
             stats: SilenceStats::default(),
+            logging: false,
             state: Mutex::new(State::default()),
             index: Mutex::new(None),
             retention,
@@ -632,10 +636,51 @@ impl Silences {
     pub async fn set(&self, s: Silence, now: Timestamp) -> Result<String, SilenceError> {
         // Chosen once: a retry writes the same new silence, not another.
         let new_id = uuid::Uuid::new_v4().to_string();
-        self.change(now, |st, now, others_creating| {
-            self.plan_set(st, s.clone(), now, &new_id, others_creating)
-        })
-        .await
+        // For the log only: whether an update replaces a silence that was
+        // still in force (Alertmanager then logs its expiry first).
+        let prev_live = self.logging
+            && !s.id.is_empty()
+            && self
+                .get(&s.id)
+                .is_some_and(|p| p.state(now) != SilenceState::Expired);
+        let id = self
+            .change(now, |st, now, others_creating| {
+                self.plan_set(st, s.clone(), now, &new_id, others_creating)
+            })
+            .await?;
+        if self.logging {
+            if !s.id.is_empty() && id == s.id {
+                self.log_silence("update silence", &id);
+            } else {
+                if prev_live {
+                    self.log_silence("expire silence", &s.id);
+                }
+                self.log_silence("create silence", &id);
+            }
+        }
+        Ok(id)
+    }
+
+    /// Alertmanager's `logSilence` line for a silence as now stored.
+    fn log_silence(&self, msg: &str, id: &str) {
+        let Some(sil) = self.get(id) else { return };
+        let matchers: Vec<String> = sil
+            .matchers
+            .0
+            .iter()
+            .map(|m| format!("{}{}{}", m.name, m.kind.as_str(), m.value))
+            .collect();
+        let rfc3339 = |t: Timestamp| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        tracing::info!(
+            component = "silences",
+            Id = %sil.id,
+            CreatedBy = %sil.created_by,
+            Comment = %sil.comment,
+            StartsAt = %rfc3339(sil.starts_at),
+            EndsAt = %rfc3339(sil.ends_at),
+            Matchers = %matchers.join(","),
+            "{msg}"
+        );
     }
 
     fn plan_set(
@@ -770,6 +815,10 @@ impl Silences {
     /// start and end now; an expired one is left alone. Returns once the
     /// change is on disk.
     pub async fn expire(&self, id: &str, now: Timestamp) -> Result<(), SilenceError> {
+        let was_live = self.logging
+            && self
+                .get(id)
+                .is_some_and(|p| p.state(now) != SilenceState::Expired);
         self.change(now, |st, now, _| {
             let s = &st.by_id.get(id).ok_or(SilenceError::NotFound)?.silence;
             let writes = if s.state(now) == SilenceState::Expired {
@@ -784,7 +833,11 @@ impl Silences {
                 result: (),
             })
         })
-        .await
+        .await?;
+        if was_live {
+            self.log_silence("expire silence", id);
+        }
+        Ok(())
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Silence>> {

@@ -47,17 +47,36 @@ impl AlertStore {
     pub fn put(&self, alert: Alert, now: Timestamp) -> Stored {
         let fp = alert.fingerprint;
         let mut shard = self.shard(fp);
-        let (merged, existed) = match shard.get(&fp) {
-            Some(old) if alert.overlaps_stored(old) => (old.merge(&alert, now), true),
-            Some(_) => (alert, true),
-            None => (alert, false),
-        };
+        let (merged, existed) = merge_stored(&shard, alert, now);
         let merged = Arc::new(merged);
         shard.insert(fp, merged.clone());
         Stored {
             alert: merged,
             existed,
         }
+    }
+
+    /// `put`, but only when `admit` accepts the alert as it would be
+    /// stored (after merging); `None` when refused, leaving the store as it
+    /// was. `admit` runs under the shard's lock.
+    pub fn put_if(
+        &self,
+        alert: Alert,
+        now: Timestamp,
+        admit: impl FnOnce(&Alert) -> bool,
+    ) -> Option<Stored> {
+        let fp = alert.fingerprint;
+        let mut shard = self.shard(fp);
+        let (merged, existed) = merge_stored(&shard, alert, now);
+        if !admit(&merged) {
+            return None;
+        }
+        let merged = Arc::new(merged);
+        shard.insert(fp, merged.clone());
+        Some(Stored {
+            alert: merged,
+            existed,
+        })
     }
 
     pub fn get(&self, fp: Fingerprint) -> Option<Arc<Alert>> {
@@ -105,6 +124,16 @@ impl AlertStore {
             });
         }
         removed
+    }
+}
+
+/// The alert as it will be stored: merged with the stored version when
+/// their active ranges overlap; and whether one was stored.
+fn merge_stored(shard: &Shard, alert: Alert, now: Timestamp) -> (Alert, bool) {
+    match shard.get(&alert.fingerprint) {
+        Some(old) if alert.overlaps_stored(old) => (old.merge(&alert, now), true),
+        Some(_) => (alert, true),
+        None => (alert, false),
     }
 }
 

@@ -151,7 +151,7 @@ pub(crate) async fn post_alerts(State(s): State<ApiState>, body: Bytes) -> Respo
         match to_alert(p, now, resolve_timeout, classic, &app.interner) {
             Ok(alert) => {
                 app.metrics.alert_received(alert.ends_at > now);
-                stored.push(app.put_alert(alert, now));
+                stored.extend(app.put_alert(alert, now));
             }
             Err(e) => {
                 // Counted as received as well: Alertmanager counts before validating.

@@ -352,6 +352,19 @@ impl Peer {
         let tcp = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| format!("cluster listen (tcp) {}: {e}", settings.listen))?;
+        // Port 0 (a free port): UDP takes the port TCP got, and the node
+        // advertises it, as memberlist does with its auto-bound port.
+        let mut settings = settings;
+        if settings.listen.port() == 0 {
+            let port = tcp
+                .local_addr()
+                .map_err(|e| format!("cluster listen (tcp): {e}"))?
+                .port();
+            settings.listen.set_port(port);
+            if settings.advertise.port() == 0 {
+                settings.advertise.set_port(port);
+            }
+        }
         let me = NodeId {
             addr: settings.advertise,
             name: settings.name.clone(),

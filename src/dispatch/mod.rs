@@ -49,6 +49,8 @@ pub struct Dispatcher {
     /// What route labels are rendered with: the config's templates and
     /// `--web.external-url`. Unset (labels render empty) only in tests.
     templates: OnceLock<(Arc<Templates>, String)>,
+    /// `--dispatch.start-delay`: no group flushes before this.
+    not_before: tokio::time::Instant,
 }
 
 struct GroupState {
@@ -130,7 +132,20 @@ impl Dispatcher {
             flush_cancel: tasks.abort_token().child_token(),
             tasks,
             templates: OnceLock::new(),
+            not_before: tokio::time::Instant::now(),
         })
+    }
+
+    /// Holds every group's first flush until `at` (Alertmanager's
+    /// dispatcher starts no aggregation group before its start time): a
+    /// group whose `group_wait` ends earlier flushes at `at`. Called right
+    /// after `new`, before any alert is inserted.
+    pub fn not_before(mut self: Arc<Self>, at: tokio::time::Instant) -> Arc<Self> {
+        match Arc::get_mut(&mut self) {
+            Some(d) => d.not_before = at,
+            None => debug_assert!(false, "not_before called on a shared dispatcher"),
+        }
+        self
     }
 
     /// Gives the dispatcher the templates route labels render with; set
@@ -244,7 +259,7 @@ impl Dispatcher {
     /// The group's timer loop (`aggrGroup.run`).
     async fn run_group(self: Arc<Self>, group: Arc<AggrGroup>) {
         let opts = &group.route.opts;
-        let mut next = tokio::time::Instant::now() + opts.group_wait;
+        let mut next = (tokio::time::Instant::now() + opts.group_wait).max(self.not_before);
         loop {
             // A due timer (group_wait 0, or an old alert) flushes without a
             // trip through the timer wheel, which would add up to 1ms.
@@ -253,7 +268,7 @@ impl Dispatcher {
                     _ = tokio::time::sleep_until(next) => {}
                     _ = group.flush_now.notified() => {
                         if group.flush_now_pending.swap(false, Ordering::AcqRel) {
-                            next = tokio::time::Instant::now();
+                            next = tokio::time::Instant::now().max(self.not_before);
                         }
                         continue;
                     }

@@ -614,3 +614,51 @@ async fn route_labels_are_inherited_and_rendered_per_flush() {
     let db = groups.iter().find(|g| g.receiver == "db").unwrap();
     assert_eq!(db.route_labels.get("summary"), Some("Db for db (3)"));
 }
+
+/// `--dispatch.start-delay`: no group flushes before the start time; one
+/// whose `group_wait` (or an old alert's flush at once) falls earlier
+/// flushes then, and groups made later keep their own `group_wait`.
+#[tokio::test(start_paused = true)]
+async fn no_group_flushes_before_the_dispatch_start() {
+    let (h, _, mut rx) = Harness::recording(SIMPLE);
+    let Harness {
+        start,
+        clock,
+        dispatcher,
+        metrics,
+    } = h;
+    let h = Harness {
+        dispatcher: dispatcher.not_before(start + Duration::from_secs(60)),
+        start,
+        clock,
+        metrics,
+    };
+    h.fire("A");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    h.post(
+        "Old",
+        &[],
+        Duration::from_secs(3600),
+        Duration::from_secs(3600),
+    );
+    let mut first: Vec<(Duration, Vec<String>)> = Vec::new();
+    for _ in 0..2 {
+        let f = next(&mut rx).await;
+        first.push((f.at, f.alerts));
+    }
+    first.sort();
+    assert_eq!(
+        first,
+        [
+            (Duration::from_secs(60), vec!["A".to_string()]),
+            (Duration::from_secs(60), vec!["Old".to_string()]),
+        ]
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    h.fire("B");
+    let f = next(&mut rx).await;
+    assert_eq!(
+        (f.at, f.alerts),
+        (Duration::from_secs(100), vec!["B".into()])
+    );
+}
