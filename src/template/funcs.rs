@@ -391,7 +391,7 @@ fn sprintf(fmt: &str, args: &[Value]) -> String {
     out
 }
 
-fn go_type(v: &Value) -> &'static str {
+pub(crate) fn go_type(v: &Value) -> &'static str {
     match v {
         Value::Nil => "<nil>",
         Value::Bool(_) => "bool",
@@ -400,7 +400,7 @@ fn go_type(v: &Value) -> &'static str {
         Value::Str(_) => "string",
         Value::List(_) => "[]interface {}",
         Value::Map(_) => "map[string]interface {}",
-        Value::Object(_) => "object",
+        Value::Object(o) => o.type_name(),
     }
 }
 
@@ -425,6 +425,7 @@ fn format_one(
     prec: Option<usize>,
 ) -> Option<String> {
     Some(match (verb, arg) {
+        ('T', v) => go_type(v).to_string(),
         ('v', v) => match (v, prec) {
             (Value::Float(x), Some(p)) => format!("{x:.p$}"),
             _ => v.go_string(),
