@@ -77,7 +77,11 @@ impl Object for Strings {
     fn to_json(&self) -> Result<String, String> {
         Ok(format!(
             "[{}]",
-            self.0.iter().map(|s| json_string(s)).collect::<Vec<_>>().join(",")
+            self.0
+                .iter()
+                .map(|s| json_string(s))
+                .collect::<Vec<_>>()
+                .join(",")
         ))
     }
 }
@@ -245,7 +249,11 @@ struct Pair(String, String);
 
 /// A `template.Pair` has no JSON tags: its fields keep their Go names.
 fn pair_json(k: &str, v: &str) -> String {
-    format!("{{\"Name\":{},\"Value\":{}}}", json_string(k), json_string(v))
+    format!(
+        "{{\"Name\":{},\"Value\":{}}}",
+        json_string(k),
+        json_string(v)
+    )
 }
 
 impl Object for Pair {
@@ -404,7 +412,10 @@ impl Time {
     fn with_since_go_zero(&self, n: i128) -> Result<Value, String> {
         let ts = Timestamp::from_nanosecond(n + crate::model::GO_ZERO_TIME.as_nanosecond())
             .map_err(|e| e.to_string())?;
-        Ok(Time::value(jiff::ZonedDateTime::new(ts, self.0.time_zone().clone())))
+        Ok(Time::value(jiff::ZonedDateTime::new(
+            ts,
+            self.0.time_zone().clone(),
+        )))
     }
 
     /// Go's `Time.Add`, which saturates instead of failing.
@@ -668,12 +679,12 @@ impl Object for Time {
                 self.with_since_go_zero(if up { base + d } else { base })
             }),
             "In" => one_arg(name, args).and_then(|a| match a {
-                Value::Object(o) if o.zone().is_some() => Ok(Time::value(
-                    jiff::ZonedDateTime::new(
+                Value::Object(o) if o.zone().is_some() => {
+                    Ok(Time::value(jiff::ZonedDateTime::new(
                         self.0.timestamp(),
                         o.zone().unwrap_or(jiff::tz::TimeZone::UTC),
-                    ),
-                )),
+                    )))
+                }
                 other => Err(arg_error(format!(
                     "wrong type for value; expected *time.Location; got {}",
                     super::funcs::go_type(other)
@@ -981,7 +992,8 @@ fn go_parse(layout: &str, value: &str) -> Result<jiff::ZonedDateTime, String> {
     };
     // Herald's parser is not Go's, so the detail after the prefix is
     // coarser than Go's (which names the element that failed).
-    let cannot = || format!("parsing time {value:?} as {layout:?}: cannot parse {value:?} as {layout:?}");
+    let cannot =
+        || format!("parsing time {value:?} as {layout:?}: cannot parse {value:?} as {layout:?}");
     let mut tm = jiff::fmt::strtime::parse(&fmt, input).map_err(|e| {
         let e = e.to_string();
         for field in ["month", "day", "hour", "minute", "second"] {
@@ -1177,7 +1189,10 @@ fn arity<'a>(name: &str, a: &'a [Value], n: usize) -> Result<&'a [Value], String
 }
 
 /// A function of one string argument.
-fn str_fn(name: &'static str, op: impl Fn(&str) -> Result<Value, String> + Send + Sync + 'static) -> Func {
+fn str_fn(
+    name: &'static str,
+    op: impl Fn(&str) -> Result<Value, String> + Send + Sync + 'static,
+) -> Func {
     f(move |a| {
         let a = arity(name, a, 1)?;
         op(&str_arg(&a[0])?)
@@ -1192,9 +1207,15 @@ fn regexp_error(pattern: &str, e: &regex::Error) -> String {
         ("unclosed group", "missing closing )"),
         ("unopened group", "unexpected )"),
         ("unclosed character class", "missing closing ]"),
-        ("repetition operator missing expression", "missing argument to repetition operator"),
+        (
+            "repetition operator missing expression",
+            "missing argument to repetition operator",
+        ),
         ("unrecognized escape sequence", "invalid escape sequence"),
-        ("invalid character class range", "invalid character class range"),
+        (
+            "invalid character class range",
+            "invalid character class range",
+        ),
     ]
     .iter()
     .find(|(rust, _)| msg.contains(rust))
@@ -1212,7 +1233,10 @@ fn query_unescape(s: &str) -> Result<String, String> {
         match b[i] {
             b'%' => {
                 let hex = |c: u8| (c as char).to_digit(16);
-                match (b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+                match (
+                    b.get(i + 1).copied().and_then(hex),
+                    b.get(i + 2).copied().and_then(hex),
+                ) {
                     (Some(h), Some(l)) => {
                         out.push((h * 16 + l) as u8);
                         i += 3;
@@ -1324,9 +1348,12 @@ fn to_float(v: &Value) -> Result<f64, String> {
     match v {
         Value::Int(i) => Ok(*i as f64),
         Value::Float(x) => Ok(*x),
-        Value::Str(s) => s
-            .parse::<f64>()
-            .map_err(|_| format!("strconv.ParseFloat: parsing {:?}: invalid syntax", s.as_ref())),
+        Value::Str(s) => s.parse::<f64>().map_err(|_| {
+            format!(
+                "strconv.ParseFloat: parsing {:?}: invalid syntax",
+                s.as_ref()
+            )
+        }),
         Value::Object(o) if o.seconds().is_some() => Ok(o.seconds().unwrap_or_default()),
         other => Err(format!(
             "can't convert {} to float",
@@ -1347,8 +1374,14 @@ fn load_location(name: &str) -> Result<jiff::tz::TimeZone, String> {
 /// Alertmanager's function map (`template.DefaultFuncs` of 0.34), but
 /// `routeLabels`.
 pub(crate) fn add_alertmanager_funcs(m: &mut FuncMap) {
-    m.insert("toUpper", str_fn("toUpper", |s| Ok(Value::from(s.to_uppercase()))));
-    m.insert("toLower", str_fn("toLower", |s| Ok(Value::from(s.to_lowercase()))));
+    m.insert(
+        "toUpper",
+        str_fn("toUpper", |s| Ok(Value::from(s.to_uppercase()))),
+    );
+    m.insert(
+        "toLower",
+        str_fn("toLower", |s| Ok(Value::from(s.to_lowercase()))),
+    );
     m.insert("title", str_fn("title", |s| Ok(Value::from(title(s)))));
     m.insert(
         "trimSpace",
@@ -1384,14 +1417,21 @@ pub(crate) fn add_alertmanager_funcs(m: &mut FuncMap) {
             let a = arity("reReplaceAll", a, 3)?;
             let (p, r, t) = (str_arg(&a[0])?, str_arg(&a[1])?, str_arg(&a[2])?);
             // Go's MustCompile panics; text/template reports the panic.
-            let re = Regex::new(&p)
-                .map_err(|e| format!("regexp: Compile({}): {}", go_backquote(&p), regexp_error(&p, &e)))?;
+            let re = Regex::new(&p).map_err(|e| {
+                format!(
+                    "regexp: Compile({}): {}",
+                    go_backquote(&p),
+                    regexp_error(&p, &e)
+                )
+            })?;
             Ok(Value::from(re.replace_all(&t, r.as_str()).into_owned()))
         }),
     );
     m.insert(
         "safeHtml",
-        str_fn("safeHtml", |s| Ok(Value::Object(Arc::new(SafeHtml(s.to_string()))))),
+        str_fn("safeHtml", |s| {
+            Ok(Value::Object(Arc::new(SafeHtml(s.to_string()))))
+        }),
     );
     m.insert("safeUrl", str_fn("safeUrl", |s| Ok(Value::from(s))));
     m.insert(
@@ -1685,6 +1725,65 @@ mod tests {
                 .unwrap(),
             "10 1h 2m 5s 0"
         );
+    }
+
+    /// 0.34's functions that 0.33.1's amtool lacks; the expected texts are
+    /// what Go's `time.ParseInLocation` and `base64.URLEncoding` give.
+    #[test]
+    fn functions_of_0_34_like_go() {
+        for (src, want) in [
+            (r#"{{ base64encode "hello?>>" }}|{{ base64encode "" }}|{{ base64encode "é" }}"#, "aGVsbG8_Pj4=||w6k="),
+            (r#"{{ base64decode "aGVsbG8_Pj4=" }}|{{ base64decode "aGl=" }}"#, "hello?>>|hi"),
+            (r#"{{ toDate "2006-01-02" "2024-13-01" }}|{{ (toDate "x" "y").IsZero }}"#, "0001-01-01 00:00:00 +0000 UTC|true"),
+            (r#"{{ toDate "2006" "2000" }}|{{ toDate "15:04" "12:30" }}"#, "2000-01-01 00:00:00 +0000 UTC|0000-01-01 12:30:00 +0000 UTC"),
+            (r#"{{ toDate "2006-01-02T15:04:05Z07:00" "2024-03-01T10:00:00+01:30" }}|{{ (toDate "-0700" "+0130").Location }}"#, "2024-03-01 10:00:00 +0130 +0130|"),
+            (r#"{{ toDate "Mon, 02 Jan 2006" "Sun, 01 Mar 2024" }}|{{ mustToDate "2006-01-02 15:04:05.000" "2024-03-01 10:00:00.123" }}"#, "2024-03-01 00:00:00 +0000 UTC|2024-03-01 10:00:00.123 +0000 UTC"),
+            (r#"{{ $t := toDate "2006-01-02" "2024-01-31" }}{{ $t.AddDate 0 1 0 }}|{{ $t.AddDate 0 -13 0 }}|{{ $t.AddDate 1 0 -31 }}"#, "2024-03-02 00:00:00 +0000 UTC|2022-12-31 00:00:00 +0000 UTC|2024-12-31 00:00:00 +0000 UTC"),
+            (r#"{{ $t := toDate "2006-01-02 15:04" "2024-01-31 10:37" }}{{ $t.Truncate 604800e9 }}|{{ $t.Round 1800e9 }}"#, "2024-01-29 00:00:00 +0000 UTC|2024-01-31 10:30:00 +0000 UTC"),
+        ] {
+            assert_eq!(render(src).unwrap(), want, "{src}");
+        }
+        for (src, err) in [
+            (
+                r#"{{ mustToDate "2006-01-02" "2024-13-01" }}"#,
+                r#"error calling mustToDate: parsing time "2024-13-01": month out of range"#,
+            ),
+            (
+                r#"{{ mustToDate "2006-01-02" "2024-02-30" }}"#,
+                r#"error calling mustToDate: parsing time "2024-02-30": day out of range"#,
+            ),
+            (
+                r#"{{ mustToDate "x" "y" }}"#,
+                r#"error calling mustToDate: parsing time "y" as "x": cannot parse "y" as "x""#,
+            ),
+            (
+                r#"{{ base64decode "!!" }}"#,
+                "error calling base64decode: illegal base64 data at input byte 0",
+            ),
+            (
+                r#"{{ base64decode "aGk" }}"#,
+                "error calling base64decode: illegal base64 data at input byte 0",
+            ),
+            (
+                r#"{{ base64decode "aGk=x" }}"#,
+                "error calling base64decode: illegal base64 data at input byte 4",
+            ),
+            (
+                r#"{{ base64decode "aGVsbG8/Pj4=" }}"#,
+                "error calling base64decode: illegal base64 data at input byte 7",
+            ),
+            (
+                r#"{{ base64decode "aGk=\naGk=" }}"#,
+                "error calling base64decode: illegal base64 data at input byte 5",
+            ),
+            (
+                r#"{{ (toDate "2006" "2024").Add 1.5 }}"#,
+                "expected integer; found 1.5",
+            ),
+        ] {
+            let e = render(src).unwrap_err().to_string();
+            assert!(e.ends_with(&format!(": {err}")), "{src}: {e}");
+        }
     }
 
     #[test]

@@ -111,7 +111,9 @@ fn go_float(f: f64) -> String {
     } else {
         f.abs().log10().floor() as i32
     };
-    if (-4..21).contains(&exp) {
+    // strconv's 'g' with the shortest precision switches to an exponent
+    // from 1e6 on (the 1e21 limit is encoding/json's, not fmt's).
+    if (-4..6).contains(&exp) {
         format!("{f}")
     } else {
         let s = format!("{f:e}");
@@ -193,10 +195,10 @@ impl Value {
             ),
             Value::Object(o) => o.entries().or_else(|| {
                 o.items().map(|v| {
-                v.into_iter()
-                    .enumerate()
-                    .map(|(i, v)| (Value::Int(i as i64), v))
-                    .collect()
+                    v.into_iter()
+                        .enumerate()
+                        .map(|(i, v)| (Value::Int(i as i64), v))
+                        .collect()
                 })
             }),
             Value::Nil => Some(Vec::new()),
@@ -304,7 +306,10 @@ mod tests {
         for (f, s) in [
             (1.5, "1.5"),
             (1e21, "1e+21"),
-            (1e20, "100000000000000000000"),
+            (1e20, "1e+20"),
+            (123456.5, "123456.5"),
+            (1234567.0, "1.234567e+06"),
+            (-153722867.28091294, "-1.5372286728091294e+08"),
             (0.000012, "1.2e-05"),
             (0.0001, "0.0001"),
             (3.0, "3"),
