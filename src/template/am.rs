@@ -534,6 +534,10 @@ impl Object for Named {
     fn to_json(&self) -> Result<String, String> {
         Ok(self.1.to_string())
     }
+
+    fn int_value(&self) -> Option<i64> {
+        Some(self.1)
+    }
 }
 
 /// A `*time.Location`, what `Location` returns and `In` takes.
@@ -791,6 +795,10 @@ impl Object for GoDuration {
     }
 
     fn nanos(&self) -> Option<i64> {
+        Some(self.0)
+    }
+
+    fn int_value(&self) -> Option<i64> {
         Some(self.0)
     }
 
@@ -1740,6 +1748,7 @@ mod tests {
             (r#"{{ toDate "Mon, 02 Jan 2006" "Sun, 01 Mar 2024" }}|{{ mustToDate "2006-01-02 15:04:05.000" "2024-03-01 10:00:00.123" }}"#, "2024-03-01 00:00:00 +0000 UTC|2024-03-01 10:00:00.123 +0000 UTC"),
             (r#"{{ $t := toDate "2006-01-02" "2024-01-31" }}{{ $t.AddDate 0 1 0 }}|{{ $t.AddDate 0 -13 0 }}|{{ $t.AddDate 1 0 -31 }}"#, "2024-03-02 00:00:00 +0000 UTC|2022-12-31 00:00:00 +0000 UTC|2024-12-31 00:00:00 +0000 UTC"),
             (r#"{{ $t := toDate "2006-01-02 15:04" "2024-01-31 10:37" }}{{ $t.Truncate 604800e9 }}|{{ $t.Round 1800e9 }}"#, "2024-01-29 00:00:00 +0000 UTC|2024-01-31 10:30:00 +0000 UTC"),
+            (r#"{{ $t := toDate "2006-01-02" "2024-03-01" }}{{ $t.Month | printf "%d" }}|{{ eq $t.Month 3 }}|{{ printf "%d" $t.Weekday }}|{{ printf "%d" (($t.Add 5e9).Sub $t) }}|{{ lt $t.Month 4 }}"#, "3|true|5|5000000000|true"),
         ] {
             assert_eq!(render(src).unwrap(), want, "{src}");
         }

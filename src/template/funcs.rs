@@ -228,6 +228,7 @@ fn basic(v: &Value) -> Result<Basic<'_>, String> {
         Value::Float(f) => Basic::Float(*f),
         Value::Str(s) => Basic::Str(s),
         Value::Nil => Basic::Nil,
+        Value::Object(o) if o.int_value().is_some() => Basic::Int(o.int_value().unwrap_or(0)),
         other => {
             return Err(format!(
                 "invalid type for comparison: {}",
@@ -447,6 +448,7 @@ fn format_one(
         }
         ('q', Value::Int(i)) => format!("'{}'", char::from_u32(*i as u32)?),
         ('d', Value::Int(i)) => sign(i.to_string(), plus, space),
+        ('d', Value::Object(o)) => sign(o.int_value()?.to_string(), plus, space),
         ('x', Value::Int(i)) => format!("{}{:x}", if sharp { "0x" } else { "" }, i),
         ('X', Value::Int(i)) => format!("{}{:X}", if sharp { "0X" } else { "" }, i),
         ('x', Value::Str(s)) => s.bytes().map(|b| format!("{b:02x}")).collect(),

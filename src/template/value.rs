@@ -70,6 +70,11 @@ pub trait Object: Send + Sync {
     fn nanos(&self) -> Option<i64> {
         None
     }
+    /// The number, when the object is of a Go integer kind (`time.Month`,
+    /// `time.Weekday`, `time.Duration`): what `%d` prints and `eq` compares.
+    fn int_value(&self) -> Option<i64> {
+        None
+    }
     /// The zone, when the object is a `*time.Location`.
     fn zone(&self) -> Option<jiff::tz::TimeZone> {
         None
