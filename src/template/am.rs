@@ -10,7 +10,7 @@ use regex::Regex;
 use super::data::Data;
 use super::funcs::go_g;
 use super::html::SafeHtml;
-use super::value::{Func, FuncMap, Object, Value};
+use super::value::{arg_error, json_string, json_value, Func, FuncMap, Object, Value};
 
 /// A `map[string]string`; kept sorted by key, as Go iterates and prints it.
 struct Kv(Vec<(String, String)>);
@@ -35,8 +35,81 @@ impl Kv {
     }
 }
 
+/// `template.Strings` (0.34): a `[]string` with a `Join` method, what
+/// `Names` and `Values` return.
+struct Strings(Vec<String>);
+
 fn strings(v: impl IntoIterator<Item = String>) -> Value {
-    Value::List(Arc::new(v.into_iter().map(Value::from).collect()))
+    Value::Object(Arc::new(Strings(v.into_iter().collect())))
+}
+
+impl Object for Strings {
+    fn type_name(&self) -> &'static str {
+        "template.Strings"
+    }
+
+    fn field(&self, _name: &str) -> Option<Value> {
+        None
+    }
+
+    fn call(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+        (name == "Join").then(|| match args {
+            [sep] => Ok(Value::from(self.0.join(&str_arg(sep)?))),
+            _ => Err(arg_error(format!(
+                "wrong number of args for Join: want 1 got {}",
+                args.len()
+            ))),
+        })
+    }
+
+    fn display(&self) -> String {
+        format!("[{}]", self.0.join(" "))
+    }
+
+    fn truthy(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    fn items(&self) -> Option<Vec<Value>> {
+        Some(self.0.iter().map(|s| Value::from(s.as_str())).collect())
+    }
+
+    fn to_json(&self) -> Result<String, String> {
+        Ok(format!(
+            "[{}]",
+            self.0
+                .iter()
+                .map(|s| json_string(s))
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
+    }
+}
+
+/// The strings of a `[]string` argument: a list of strings or `Strings`.
+fn string_list(v: &Value) -> Option<Vec<String>> {
+    let items = match v {
+        Value::List(l) => l.to_vec(),
+        Value::Object(o) if o.type_name() == "template.Strings" => o.items()?,
+        Value::Nil => Vec::new(),
+        _ => return None,
+    };
+    items
+        .into_iter()
+        .map(|i| match i {
+            Value::Str(s) => Some(s.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Go's `Pairs.String()` (and so `KV.String()`): `k=v, k2=v2`.
+fn pairs_string(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Object for Kv {
@@ -49,6 +122,7 @@ impl Object for Kv {
             "SortedPairs" => Value::Object(Arc::new(Pairs(self.sorted_pairs()))),
             "Names" => strings(self.sorted_pairs().into_iter().map(|p| p.0)),
             "Values" => strings(self.sorted_pairs().into_iter().map(|p| p.1)),
+            "String" => Value::from(self.display()),
             // A missing key of a map[string]string is "" (missingkey=zero).
             key => Value::from(
                 self.0
@@ -68,9 +142,18 @@ impl Object for Kv {
         }
         (name == "Remove").then(|| {
             let drop: Vec<String> = match args {
-                [Value::List(l)] => l.iter().map(Value::go_string).collect(),
-                [Value::Nil] => Vec::new(),
-                _ => return Err("wrong type for value; expected []string".into()),
+                [v] => string_list(v).ok_or_else(|| {
+                    arg_error(format!(
+                        "wrong type for value; expected []string; got {}",
+                        super::funcs::go_type(v)
+                    ))
+                })?,
+                _ => {
+                    return Err(arg_error(format!(
+                        "wrong number of args for Remove: want 1 got {}",
+                        args.len()
+                    )))
+                }
             };
             Ok(Value::Object(Arc::new(Kv(self
                 .0
@@ -81,16 +164,9 @@ impl Object for Kv {
         })
     }
 
-    /// Go prints a map as `map[k:v k2:v2]` (Alertmanager 0.25).
+    /// Go's `KV.String()`: the sorted pairs, `alertname` first.
     fn display(&self) -> String {
-        format!(
-            "map[{}]",
-            self.0
-                .iter()
-                .map(|(k, v)| format!("{k}:{v}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        )
+        pairs_string(&self.sorted_pairs())
     }
 
     fn truthy(&self) -> bool {
@@ -104,6 +180,27 @@ impl Object for Kv {
                 .map(|(_, v)| Value::from(v.as_str()))
                 .collect(),
         )
+    }
+
+    /// A Go map ranges in key order (plain sort: `alertname` is not first).
+    fn entries(&self) -> Option<Vec<(Value, Value)>> {
+        Some(
+            self.0
+                .iter()
+                .map(|(k, v)| (Value::from(k.as_str()), Value::from(v.as_str())))
+                .collect(),
+        )
+    }
+
+    fn to_json(&self) -> Result<String, String> {
+        Ok(format!(
+            "{{{}}}",
+            self.0
+                .iter()
+                .map(|(k, v)| format!("{}:{}", json_string(k), json_string(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
     }
 }
 
@@ -119,19 +216,13 @@ impl Object for Pairs {
         match name {
             "Names" => Some(strings(self.0.iter().map(|p| p.0.clone()))),
             "Values" => Some(strings(self.0.iter().map(|p| p.1.clone()))),
+            "String" => Some(Value::from(self.display())),
             _ => None,
         }
     }
 
     fn display(&self) -> String {
-        format!(
-            "[{}]",
-            self.0
-                .iter()
-                .map(|(k, v)| format!("{{{k} {v}}}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        )
+        pairs_string(&self.0)
     }
 
     fn truthy(&self) -> bool {
@@ -146,9 +237,29 @@ impl Object for Pairs {
                 .collect(),
         )
     }
+
+    fn to_json(&self) -> Result<String, String> {
+        Ok(format!(
+            "[{}]",
+            self.0
+                .iter()
+                .map(|(k, v)| pair_json(k, v))
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
+    }
 }
 
 struct Pair(String, String);
+
+/// A `template.Pair` has no JSON tags: its fields keep their Go names.
+fn pair_json(k: &str, v: &str) -> String {
+    format!(
+        "{{\"Name\":{},\"Value\":{}}}",
+        json_string(k),
+        json_string(v)
+    )
+}
 
 impl Object for Pair {
     fn type_name(&self) -> &'static str {
@@ -165,6 +276,10 @@ impl Object for Pair {
 
     fn display(&self) -> String {
         format!("{{{} {}}}", self.0, self.1)
+    }
+
+    fn to_json(&self) -> Result<String, String> {
+        Ok(pair_json(&self.0, &self.1))
     }
 }
 
@@ -209,24 +324,45 @@ impl Object for AlertObj {
             self.fingerprint
         )
     }
+
+    fn to_json(&self) -> Result<String, String> {
+        Ok(format!(
+            "{{\"status\":{},\"labels\":{},\"annotations\":{},\"startsAt\":{},\"endsAt\":{},\"generatorURL\":{},\"fingerprint\":{}}}",
+            json_string(&self.status),
+            json_value(&self.labels)?,
+            json_value(&self.annotations)?,
+            Time::utc(self.starts_at).to_json()?,
+            Time::utc(self.ends_at).to_json()?,
+            json_string(&self.generator_url),
+            json_string(&self.fingerprint),
+        ))
+    }
 }
 
-/// `template.Alerts` (and the `[]Alert` its methods return).
-struct Alerts(Vec<Value>);
+/// `template.Alerts`, and the `[]Alert` its methods return (the second
+/// field: whether it is that plain slice).
+struct Alerts(Vec<Value>, bool);
 
 impl Alerts {
     fn with_status(&self, status: &str) -> Value {
         let keep = self.0.iter().filter(|a| matches!(a, Value::Object(o) if o.field("Status").is_some_and(|s| s.go_string() == status))).cloned().collect();
-        Value::Object(Arc::new(Alerts(keep)))
+        Value::Object(Arc::new(Alerts(keep, true)))
     }
 }
 
 impl Object for Alerts {
     fn type_name(&self) -> &'static str {
-        "template.Alerts"
+        if self.1 {
+            "[]template.Alert"
+        } else {
+            "template.Alerts"
+        }
     }
 
     fn field(&self, name: &str) -> Option<Value> {
+        if self.1 {
+            return None;
+        }
         match name {
             "Firing" => Some(self.with_status("firing")),
             "Resolved" => Some(self.with_status("resolved")),
@@ -252,17 +388,216 @@ impl Object for Alerts {
     fn items(&self) -> Option<Vec<Value>> {
         Some(self.0.clone())
     }
+
+    fn to_json(&self) -> Result<String, String> {
+        let items: Result<Vec<String>, String> = self.0.iter().map(json_value).collect();
+        Ok(format!("[{}]", items?.join(",")))
+    }
 }
 
 /// A `time.Time`: an instant and the zone it prints in (UTC unless `tz`
-/// moved it).
+/// or `In` moved it).
 struct Time(jiff::ZonedDateTime);
 
 impl Time {
     fn utc(t: Timestamp) -> Time {
         Time(jiff::ZonedDateTime::new(t, jiff::tz::TimeZone::UTC))
     }
+
+    fn value(t: jiff::ZonedDateTime) -> Value {
+        Value::Object(Arc::new(Time(t)))
+    }
+
+    /// Nanoseconds since Go's zero time (year 1), the base `Truncate` and
+    /// `Round` measure from.
+    fn since_go_zero(&self) -> i128 {
+        self.0.timestamp().as_nanosecond() - crate::model::GO_ZERO_TIME.as_nanosecond()
+    }
+
+    fn with_since_go_zero(&self, n: i128) -> Result<Value, String> {
+        let ts = Timestamp::from_nanosecond(n + crate::model::GO_ZERO_TIME.as_nanosecond())
+            .map_err(|e| e.to_string())?;
+        Ok(Time::value(jiff::ZonedDateTime::new(
+            ts,
+            self.0.time_zone().clone(),
+        )))
+    }
+
+    /// Go's `Time.Add`, which saturates instead of failing.
+    fn add(&self, nanos: i64) -> Result<Value, String> {
+        let d = jiff::SignedDuration::from_nanos(nanos);
+        self.0
+            .checked_add(d)
+            .map(Time::value)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Go's `Time.AddDate`: years and months move the civil date, which is
+    /// then normalised (October 31 plus one month is December 1).
+    fn add_date(&self, years: i64, months: i64, days: i64) -> Result<Value, String> {
+        let dt = self.0.datetime();
+        let total = i64::from(dt.year()) * 12 + i64::from(dt.month()) - 1 + years * 12 + months;
+        let (y, m) = (total.div_euclid(12), total.rem_euclid(12) + 1);
+        let first = jiff::civil::Date::new(
+            i16::try_from(y).map_err(|_| "year out of range".to_string())?,
+            m as i8,
+            1,
+        )
+        .map_err(|e| e.to_string())?;
+        let date = first
+            .checked_add(jiff::Span::new().days(i64::from(dt.day()) - 1 + days))
+            .map_err(|e| e.to_string())?;
+        date.to_datetime(dt.time())
+            .to_zoned_datetime(self.0.time_zone().clone())
+            .map(Time::value)
+            .map_err(|e| e.to_string())
+    }
 }
+
+/// The instant of a `time.Time` argument.
+fn time_arg(v: &Value) -> Result<jiff::ZonedDateTime, String> {
+    match v {
+        Value::Object(o) if o.type_name() == "time.Time" => {
+            o.zoned().ok_or_else(|| "not a time".to_string())
+        }
+        other => Err(arg_error(format!(
+            "wrong type for value; expected time.Time; got {}",
+            super::funcs::go_type(other)
+        ))),
+    }
+}
+
+/// A `time.Duration` argument: a duration, or an integer constant such as
+/// `28800e9` (Go's parser makes a float constant with an integral value an
+/// integer too).
+fn duration_arg(v: &Value) -> Result<i64, String> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Ok(*f as i64),
+        Value::Float(f) => Err(arg_error(format!(
+            "expected integer; found {}",
+            Value::Float(*f).go_string()
+        ))),
+        Value::Object(o) => o.nanos().ok_or_else(|| {
+            arg_error(format!(
+                "wrong type for value; expected time.Duration; got {}",
+                o.type_name()
+            ))
+        }),
+        other => Err(arg_error(format!(
+            "wrong type for value; expected time.Duration; got {}",
+            super::funcs::go_type(other)
+        ))),
+    }
+}
+
+fn int_args(name: &str, args: &[Value], want: usize) -> Result<Vec<i64>, String> {
+    if args.len() != want {
+        return Err(arg_error(format!(
+            "wrong number of args for {name}: want {want} got {}",
+            args.len()
+        )));
+    }
+    args.iter()
+        .map(|a| match a {
+            Value::Int(i) => Ok(*i),
+            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Ok(*f as i64),
+            other => Err(arg_error(format!(
+                "wrong type for value; expected int; got {}",
+                super::funcs::go_type(other)
+            ))),
+        })
+        .collect()
+}
+
+fn one_arg<'a>(name: &str, args: &'a [Value]) -> Result<&'a Value, String> {
+    match args {
+        [a] => Ok(a),
+        _ => Err(arg_error(format!(
+            "wrong number of args for {name}: want 1 got {}",
+            args.len()
+        ))),
+    }
+}
+
+/// Go's `time.Month` and `time.Weekday`: print as their English names.
+struct Named(&'static str, i64, &'static str);
+
+impl Object for Named {
+    fn type_name(&self) -> &'static str {
+        self.2
+    }
+
+    fn field(&self, name: &str) -> Option<Value> {
+        (name == "String").then(|| Value::from(self.0))
+    }
+
+    fn display(&self) -> String {
+        self.0.to_string()
+    }
+
+    fn to_json(&self) -> Result<String, String> {
+        Ok(self.1.to_string())
+    }
+
+    fn int_value(&self) -> Option<i64> {
+        Some(self.1)
+    }
+}
+
+/// A `*time.Location`, what `Location` returns and `In` takes.
+struct Location(jiff::tz::TimeZone, String);
+
+impl Object for Location {
+    fn type_name(&self) -> &'static str {
+        "*time.Location"
+    }
+
+    fn field(&self, name: &str) -> Option<Value> {
+        (name == "String").then(|| Value::from(self.1.as_str()))
+    }
+
+    fn display(&self) -> String {
+        self.1.clone()
+    }
+
+    fn zone(&self) -> Option<jiff::tz::TimeZone> {
+        Some(self.0.clone())
+    }
+}
+
+/// The Go name of a zone: its IANA name, `UTC`, or "" for a fixed offset.
+fn zone_name(tz: &jiff::tz::TimeZone) -> String {
+    match tz.iana_name() {
+        Some(n) => n.to_string(),
+        None if tz == &jiff::tz::TimeZone::UTC => "UTC".into(),
+        None => String::new(),
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const DAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
 
 impl Object for Time {
     fn type_name(&self) -> &'static str {
@@ -270,22 +605,103 @@ impl Object for Time {
     }
 
     fn field(&self, name: &str) -> Option<Value> {
+        let dt = self.0.datetime();
+        let ts = self.0.timestamp();
         Some(match name {
-            "Unix" => Value::Int(self.0.timestamp().as_second()),
-            "UnixMilli" => Value::Int(self.0.timestamp().as_millisecond()),
+            "Unix" => Value::Int(ts.as_second()),
+            "UnixMilli" => Value::Int(ts.as_millisecond()),
+            "UnixMicro" => Value::Int(ts.as_microsecond()),
+            "UnixNano" => Value::Int(i64::try_from(ts.as_nanosecond()).unwrap_or(i64::MIN)),
             // Herald runs in UTC as Alertmanager's container image does.
-            "UTC" | "Local" => Value::Object(Arc::new(Time::utc(self.0.timestamp()))),
-            "IsZero" => Value::Bool(self.0.timestamp() == crate::model::GO_ZERO_TIME),
+            "UTC" | "Local" => Value::Object(Arc::new(Time::utc(ts))),
+            "IsZero" => Value::Bool(ts == crate::model::GO_ZERO_TIME),
             "String" => Value::from(self.display()),
+            "Year" => Value::Int(i64::from(dt.year())),
+            "Month" => {
+                let m = dt.month();
+                Value::Object(Arc::new(Named(
+                    MONTHS[m as usize - 1],
+                    i64::from(m),
+                    "time.Month",
+                )))
+            }
+            "Day" => Value::Int(i64::from(dt.day())),
+            "Hour" => Value::Int(i64::from(dt.hour())),
+            "Minute" => Value::Int(i64::from(dt.minute())),
+            "Second" => Value::Int(i64::from(dt.second())),
+            "Nanosecond" => Value::Int(i64::from(dt.subsec_nanosecond())),
+            "YearDay" => Value::Int(i64::from(dt.day_of_year())),
+            "Weekday" => {
+                let d = dt.weekday().to_sunday_zero_offset();
+                Value::Object(Arc::new(Named(
+                    DAYS[d as usize],
+                    i64::from(d),
+                    "time.Weekday",
+                )))
+            }
+            "Location" => Value::Object(Arc::new(Location(
+                self.0.time_zone().clone(),
+                zone_name(self.0.time_zone()),
+            ))),
             _ => return None,
         })
     }
 
     fn call(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
-        (name == "Format").then(|| match args {
-            [Value::Str(layout)] => Ok(Value::from(go_format(&self.0, layout))),
-            _ => Err("Format takes a layout string".into()),
-        })
+        let r = match name {
+            "Format" => one_arg(name, args).and_then(|a| match a {
+                Value::Str(layout) => Ok(Value::from(go_format(&self.0, layout))),
+                other => Err(arg_error(format!(
+                    "wrong type for value; expected string; got {}",
+                    super::funcs::go_type(other)
+                ))),
+            }),
+            "Add" => one_arg(name, args)
+                .and_then(duration_arg)
+                .and_then(|d| self.add(d)),
+            "Sub" => one_arg(name, args).and_then(time_arg).map(|t| {
+                let d = self.0.timestamp().as_nanosecond() - t.timestamp().as_nanosecond();
+                GoDuration::value(d.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+            }),
+            "AddDate" => int_args(name, args, 3).and_then(|a| self.add_date(a[0], a[1], a[2])),
+            "Before" | "After" | "Equal" | "Compare" => {
+                one_arg(name, args).and_then(time_arg).map(|t| {
+                    let ord = self.0.timestamp().cmp(&t.timestamp());
+                    match name {
+                        "Before" => Value::Bool(ord.is_lt()),
+                        "After" => Value::Bool(ord.is_gt()),
+                        "Equal" => Value::Bool(ord.is_eq()),
+                        _ => Value::Int(ord as i64),
+                    }
+                })
+            }
+            "Truncate" | "Round" => one_arg(name, args).and_then(duration_arg).and_then(|d| {
+                if d <= 0 {
+                    // Go returns the time stripped of its monotonic reading.
+                    return Ok(Time::value(self.0.clone()));
+                }
+                let n = self.since_go_zero();
+                let d = i128::from(d);
+                let r = n.rem_euclid(d);
+                let base = n - r;
+                let up = name == "Round" && r + r >= d;
+                self.with_since_go_zero(if up { base + d } else { base })
+            }),
+            "In" => one_arg(name, args).and_then(|a| match a {
+                Value::Object(o) if o.zone().is_some() => {
+                    Ok(Time::value(jiff::ZonedDateTime::new(
+                        self.0.timestamp(),
+                        o.zone().unwrap_or(jiff::tz::TimeZone::UTC),
+                    )))
+                }
+                other => Err(arg_error(format!(
+                    "wrong type for value; expected *time.Location; got {}",
+                    super::funcs::go_type(other)
+                ))),
+            }),
+            _ => return None,
+        };
+        Some(r)
     }
 
     /// Go's `Time.String()`: `2006-01-02 15:04:05.999999999 -0700 MST`.
@@ -300,10 +716,24 @@ impl Object for Time {
     fn zoned(&self) -> Option<jiff::ZonedDateTime> {
         Some(self.0.clone())
     }
+
+    /// `encoding/json` writes a time as RFC 3339 with nanoseconds.
+    fn to_json(&self) -> Result<String, String> {
+        Ok(json_string(&go_format(
+            &self.0,
+            "2006-01-02T15:04:05.999999999Z07:00",
+        )))
+    }
 }
 
-/// A `time.Duration` (what `since` returns).
-struct GoDuration(std::time::Duration);
+/// A `time.Duration` (what `since` and `Sub` return), in nanoseconds.
+struct GoDuration(i64);
+
+impl GoDuration {
+    fn value(nanos: i64) -> Value {
+        Value::Object(Arc::new(GoDuration(nanos)))
+    }
+}
 
 impl Object for GoDuration {
     fn type_name(&self) -> &'static str {
@@ -311,21 +741,74 @@ impl Object for GoDuration {
     }
 
     fn field(&self, name: &str) -> Option<Value> {
+        let n = self.0;
         Some(match name {
-            "Seconds" => Value::Float(self.0.as_secs_f64()),
-            "Minutes" => Value::Float(self.0.as_secs_f64() / 60.0),
-            "Hours" => Value::Float(self.0.as_secs_f64() / 3600.0),
+            "Seconds" => Value::Float(n as f64 / 1e9),
+            "Minutes" => Value::Float(n as f64 / 6e10),
+            "Hours" => Value::Float(n as f64 / 3.6e12),
+            "Milliseconds" => Value::Int(n / 1_000_000),
+            "Microseconds" => Value::Int(n / 1_000),
+            "Nanoseconds" => Value::Int(n),
+            "Abs" => GoDuration::value(n.checked_abs().unwrap_or(i64::MAX)),
             "String" => Value::from(self.display()),
             _ => return None,
         })
     }
 
+    fn call(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+        let r = match name {
+            "Truncate" | "Round" => one_arg(name, args).and_then(duration_arg).map(|m| {
+                if m <= 0 {
+                    return GoDuration::value(self.0);
+                }
+                let r = self.0 % m;
+                let t = self.0 - r;
+                if name == "Truncate" {
+                    return GoDuration::value(t);
+                }
+                // Round half away from zero, saturating like Go.
+                let v = if self.0 < 0 {
+                    if -r + -r < m {
+                        Some(t)
+                    } else {
+                        t.checked_sub(m)
+                    }
+                } else if r + r < m {
+                    Some(t)
+                } else {
+                    t.checked_add(m)
+                };
+                GoDuration::value(v.unwrap_or(if self.0 < 0 { i64::MIN } else { i64::MAX }))
+            }),
+            _ => return None,
+        };
+        Some(r)
+    }
+
     fn display(&self) -> String {
-        crate::duration::format_go_duration(self.0)
+        let abs = std::time::Duration::from_nanos(self.0.unsigned_abs());
+        let s = crate::duration::format_go_duration(abs);
+        if self.0 < 0 {
+            format!("-{s}")
+        } else {
+            s
+        }
     }
 
     fn seconds(&self) -> Option<f64> {
-        Some(self.0.as_secs_f64())
+        Some(self.0 as f64 / 1e9)
+    }
+
+    fn nanos(&self) -> Option<i64> {
+        Some(self.0)
+    }
+
+    fn int_value(&self) -> Option<i64> {
+        Some(self.0)
+    }
+
+    fn to_json(&self) -> Result<String, String> {
+        Ok(self.0.to_string())
     }
 }
 
@@ -385,34 +868,17 @@ fn go_format(t: &jiff::ZonedDateTime, layout: &str) -> String {
             s.to_string()
         }
     };
-    let abbrev = t
-        .time_zone()
-        .to_offset_info(t.timestamp())
-        .abbreviation()
-        .to_string();
-    const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    const DAYS: [&str; 7] = [
-        "Sunday",
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-    ];
+    // A fixed offset (from a parsed `-0700`) has no name: Go prints the
+    // offset where the layout asks for the zone's abbreviation.
+    let abbrev = if t.time_zone().iana_name().is_none() && t.time_zone() != &jiff::tz::TimeZone::UTC
+    {
+        plain.clone()
+    } else {
+        t.time_zone()
+            .to_offset_info(t.timestamp())
+            .abbreviation()
+            .to_string()
+    };
     let month = MONTHS[dt.month() as usize - 1];
     let day = DAYS[dt.weekday().to_sunday_zero_offset() as usize];
     let nanos = dt.subsec_nanosecond();
@@ -529,7 +995,7 @@ fn go_parse(layout: &str, value: &str) -> Result<jiff::ZonedDateTime, String> {
         rest = &rest[c.len_utf8()..];
     }
     // Go writes UTC as "Z" where the layout says Z07:00.
-    let (fmt, value) = if layout.contains("Z07") && value.ends_with('Z') {
+    let (fmt, input) = if layout.contains("Z07") && value.ends_with('Z') {
         (
             fmt.replace("%:z", "").replace("%z", ""),
             value.trim_end_matches('Z'),
@@ -537,21 +1003,50 @@ fn go_parse(layout: &str, value: &str) -> Result<jiff::ZonedDateTime, String> {
     } else {
         (fmt, value)
     };
-    let tm = jiff::fmt::strtime::parse(&fmt, value)
-        .map_err(|e| format!("parsing time {value:?} as {layout:?}: {e}"))?;
-    if tm.offset().is_some() {
-        let ts = tm.to_timestamp().map_err(|e| e.to_string())?;
-        let offset = tm.offset().unwrap_or(jiff::tz::Offset::UTC);
-        return Ok(jiff::ZonedDateTime::new(
-            ts,
-            jiff::tz::TimeZone::fixed(offset),
-        ));
+    // Herald's parser is not Go's, so the detail after the prefix is
+    // coarser than Go's (which names the element that failed).
+    let cannot =
+        || format!("parsing time {value:?} as {layout:?}: cannot parse {value:?} as {layout:?}");
+    let mut tm = jiff::fmt::strtime::parse(&fmt, input).map_err(|e| {
+        let e = e.to_string();
+        for field in ["month", "day", "hour", "minute", "second"] {
+            if e.contains(&format!("'{field}' is not in the required range")) {
+                return format!("parsing time {value:?}: {field} out of range");
+            }
+        }
+        cannot()
+    })?;
+    // Go fills what the layout lacks with year 0, January, day 1, and
+    // ignores the weekday.
+    tm.set_weekday(None);
+    if tm.year().is_none() {
+        tm.set_year(Some(0)).map_err(|_| cannot())?;
     }
-    let dt = tm
-        .to_datetime()
-        .map_err(|e| format!("parsing time {value:?}: {e}"))?;
-    dt.to_zoned_datetime(jiff::tz::TimeZone::UTC)
-        .map_err(|e| e.to_string())
+    if tm.month().is_none() && tm.day_of_year().is_none() {
+        tm.set_month(Some(1)).map_err(|_| cannot())?;
+    }
+    if tm.day().is_none() && tm.day_of_year().is_none() {
+        tm.set_day(Some(1)).map_err(|_| cannot())?;
+    }
+    let dt = tm.to_datetime().map_err(|e| {
+        if e.to_string().contains("day") {
+            format!("parsing time {value:?}: day out of range")
+        } else {
+            cannot()
+        }
+    })?;
+    match tm.offset() {
+        // An offset equal to the location's (UTC) reads as UTC itself.
+        Some(off) if off != jiff::tz::Offset::UTC => {
+            let ts = dt
+                .to_zoned_datetime(jiff::tz::TimeZone::fixed(off))
+                .map_err(|_| cannot())?;
+            Ok(ts)
+        }
+        _ => dt
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+            .map_err(|_| cannot()),
+    }
 }
 
 fn trimmed_frac(v: i32, digits: usize) -> String {
@@ -594,7 +1089,7 @@ impl Data {
         m.insert("Status".to_string(), Value::from(self.status));
         m.insert(
             "Alerts".to_string(),
-            Value::Object(Arc::new(Alerts(alerts))),
+            Value::Object(Arc::new(Alerts(alerts, false))),
         );
         m.insert("GroupLabels".to_string(), kv(&self.group_labels));
         m.insert("CommonLabels".to_string(), kv(&self.common_labels));
@@ -626,6 +1121,31 @@ impl Object for DataObj {
         "*template.Data"
     }
 
+    /// `template.Data`'s JSON tags, in its field order; Go always writes
+    /// `notification_reason`, empty when unknown.
+    fn to_json(&self) -> Result<String, String> {
+        let mut parts = Vec::new();
+        for (field, tag) in [
+            ("Receiver", "receiver"),
+            ("Status", "status"),
+            ("Alerts", "alerts"),
+            ("NotificationReason", "notification_reason"),
+            ("GroupLabels", "groupLabels"),
+            ("CommonLabels", "commonLabels"),
+            ("CommonAnnotations", "commonAnnotations"),
+            ("RouteLabels", "routeLabels"),
+            ("ExternalURL", "externalURL"),
+        ] {
+            let v = match (self.0.get(field), field) {
+                (Some(v), _) => json_value(v)?,
+                (None, "NotificationReason") => json_string(""),
+                (None, _) => continue,
+            };
+            parts.push(format!("{}:{v}", json_string(tag)));
+        }
+        Ok(format!("{{{}}}", parts.join(",")))
+    }
+
     fn field(&self, name: &str) -> Option<Value> {
         self.0.get(name).cloned()
     }
@@ -645,10 +1165,10 @@ impl Object for DataObj {
 fn str_arg(v: &Value) -> Result<String, String> {
     match v {
         Value::Str(s) => Ok(s.to_string()),
-        other => Err(format!(
+        other => Err(arg_error(format!(
             "wrong type for value; expected string; got {}",
-            other.go_string()
-        )),
+            super::funcs::go_type(other)
+        ))),
     }
 }
 
@@ -677,7 +1197,203 @@ fn title(s: &str) -> String {
     out
 }
 
-/// Alertmanager's function map (`template.DefaultFuncs`).
+/// Exactly `n` arguments, or Go's error for a call with another count.
+fn arity<'a>(name: &str, a: &'a [Value], n: usize) -> Result<&'a [Value], String> {
+    if a.len() == n {
+        Ok(a)
+    } else {
+        Err(arg_error(format!(
+            "wrong number of args for {name}: want {n} got {}",
+            a.len()
+        )))
+    }
+}
+
+/// A function of one string argument.
+fn str_fn(
+    name: &'static str,
+    op: impl Fn(&str) -> Result<Value, String> + Send + Sync + 'static,
+) -> Func {
+    f(move |a| {
+        let a = arity(name, a, 1)?;
+        op(&str_arg(&a[0])?)
+    })
+}
+
+/// Go's `regexp` syntax errors, from the Rust engine's: `error parsing
+/// regexp: <what>: `<expr>``, for the cases Go's templates commonly hit.
+fn regexp_error(pattern: &str, e: &regex::Error) -> String {
+    let msg = e.to_string();
+    let what = [
+        ("unclosed group", "missing closing )"),
+        ("unopened group", "unexpected )"),
+        ("unclosed character class", "missing closing ]"),
+        (
+            "repetition operator missing expression",
+            "missing argument to repetition operator",
+        ),
+        ("unrecognized escape sequence", "invalid escape sequence"),
+        (
+            "invalid character class range",
+            "invalid character class range",
+        ),
+    ]
+    .iter()
+    .find(|(rust, _)| msg.contains(rust))
+    .map(|(_, go)| *go)
+    .unwrap_or("invalid or unsupported Perl syntax");
+    format!("error parsing regexp: {what}: `{pattern}`")
+}
+
+/// Go's `url.QueryUnescape`.
+fn query_unescape(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (
+                    b.get(i + 1).copied().and_then(hex),
+                    b.get(i + 2).copied().and_then(hex),
+                ) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                    }
+                    _ => {
+                        let end = (i + 3).min(b.len());
+                        return Err(format!(
+                            "invalid URL escape {:?}",
+                            String::from_utf8_lossy(&b[i..end])
+                        ));
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Go's `base64.URLEncoding.DecodeString`: URL-safe alphabet, padding
+/// required, CR and LF skipped, unused trailing bits ignored; an error names
+/// the offending byte of the input as Go's decoder finds it.
+fn base64_url_decode(s: &str) -> Result<String, String> {
+    fn sextet(c: u8) -> Option<u8> {
+        match c {
+            b'A'..=b'Z' => Some(c - b'A'),
+            b'a'..=b'z' => Some(c - b'a' + 26),
+            b'0'..=b'9' => Some(c - b'0' + 52),
+            b'-' => Some(62),
+            b'_' => Some(63),
+            _ => None,
+        }
+    }
+    let src = s.as_bytes();
+    let illegal = |at: usize| format!("illegal base64 data at input byte {at}");
+    let skip_newlines = |mut i: usize| {
+        while i < src.len() && matches!(src[i], b'\n' | b'\r') {
+            i += 1;
+        }
+        i
+    };
+    let mut out = Vec::with_capacity(src.len() / 4 * 3);
+    let mut si = 0;
+    loop {
+        let mut buf = [0u8; 4];
+        let mut j = 0;
+        let mut len = 4;
+        let mut done = false;
+        while j < 4 {
+            if si == src.len() {
+                match j {
+                    0 => return Ok(String::from_utf8_lossy(&out).into_owned()),
+                    _ => return Err(illegal(si - j)),
+                }
+            }
+            let c = src[si];
+            si += 1;
+            if let Some(v) = sextet(c) {
+                buf[j] = v;
+                j += 1;
+                continue;
+            }
+            if matches!(c, b'\n' | b'\r') {
+                continue;
+            }
+            if c != b'=' || j < 2 {
+                return Err(illegal(si - 1));
+            }
+            if j == 2 {
+                // "==" expected: the first is consumed.
+                si = skip_newlines(si);
+                if si == src.len() {
+                    return Err(illegal(src.len()));
+                }
+                if src[si] != b'=' {
+                    return Err(illegal(si - 1));
+                }
+                si += 1;
+            }
+            si = skip_newlines(si);
+            if si < src.len() {
+                return Err(illegal(si));
+            }
+            len = j;
+            done = true;
+            break;
+        }
+        let n = (u32::from(buf[0]) << 18)
+            | (u32::from(buf[1]) << 12)
+            | (u32::from(buf[2]) << 6)
+            | u32::from(buf[3]);
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..len - 1]);
+        if done {
+            return Ok(String::from_utf8_lossy(&out).into_owned());
+        }
+    }
+}
+
+/// Prometheus' `ConvertToFloat`, what `humanizeDuration` accepts.
+fn to_float(v: &Value) -> Result<f64, String> {
+    match v {
+        Value::Int(i) => Ok(*i as f64),
+        Value::Float(x) => Ok(*x),
+        Value::Str(s) => s.parse::<f64>().map_err(|_| {
+            format!(
+                "strconv.ParseFloat: parsing {:?}: invalid syntax",
+                s.as_ref()
+            )
+        }),
+        Value::Object(o) if o.seconds().is_some() => Ok(o.seconds().unwrap_or_default()),
+        other => Err(format!(
+            "can't convert {} to float",
+            super::funcs::go_type(other)
+        )),
+    }
+}
+
+/// Go's `time.LoadLocation`.
+fn load_location(name: &str) -> Result<jiff::tz::TimeZone, String> {
+    match name {
+        // Herald runs in UTC, as Alertmanager's container image does.
+        "" | "UTC" | "Local" => Ok(jiff::tz::TimeZone::UTC),
+        n => jiff::tz::TimeZone::get(n).map_err(|_| format!("unknown time zone {n}")),
+    }
+}
+
+/// Alertmanager's function map (`template.DefaultFuncs` of 0.34), but
+/// `routeLabels`.
 pub(crate) fn add_alertmanager_funcs(m: &mut FuncMap) {
     m.insert(
         super::route_labels::FUNC,
@@ -685,170 +1401,160 @@ pub(crate) fn add_alertmanager_funcs(m: &mut FuncMap) {
     );
     m.insert(
         "toUpper",
-        f(|a| {
-            Ok(Value::from(
-                str_arg(a.first().unwrap_or(&Value::Nil))?.to_uppercase(),
-            ))
-        }),
+        str_fn("toUpper", |s| Ok(Value::from(s.to_uppercase()))),
     );
     m.insert(
         "toLower",
-        f(|a| {
-            Ok(Value::from(
-                str_arg(a.first().unwrap_or(&Value::Nil))?.to_lowercase(),
-            ))
-        }),
+        str_fn("toLower", |s| Ok(Value::from(s.to_lowercase()))),
     );
-    m.insert(
-        "title",
-        f(|a| {
-            Ok(Value::from(title(&str_arg(
-                a.first().unwrap_or(&Value::Nil),
-            )?)))
-        }),
-    );
+    m.insert("title", str_fn("title", |s| Ok(Value::from(title(s)))));
     m.insert(
         "trimSpace",
-        f(|a| {
-            Ok(Value::from(
-                str_arg(a.first().unwrap_or(&Value::Nil))?
-                    .trim()
-                    .to_string(),
-            ))
-        }),
+        str_fn("trimSpace", |s| Ok(Value::from(s.trim().to_string()))),
     );
     m.insert(
         "join",
-        f(|a| match a {
-            [sep, Value::List(l)] => Ok(Value::from(
-                l.iter()
-                    .map(Value::go_string)
-                    .collect::<Vec<_>>()
-                    .join(&str_arg(sep)?),
-            )),
-            _ => Err("join takes a separator and a list of strings".into()),
+        f(|a| {
+            let a = arity("join", a, 2)?;
+            let sep = str_arg(&a[0])?;
+            let list = string_list(&a[1]).ok_or_else(|| {
+                arg_error(format!(
+                    "wrong type for value; expected []string; got {}",
+                    super::funcs::go_type(&a[1])
+                ))
+            })?;
+            Ok(Value::from(list.join(&sep)))
         }),
     );
     m.insert(
         "match",
-        f(|a| match a {
-            [p, t] => Regex::new(&str_arg(p)?)
-                .map(|re| Value::Bool(re.is_match(&t.go_string())))
-                .map_err(|e| e.to_string()),
-            _ => Err("match takes a pattern and a string".into()),
+        f(|a| {
+            let a = arity("match", a, 2)?;
+            let (p, t) = (str_arg(&a[0])?, str_arg(&a[1])?);
+            Regex::new(&p)
+                .map(|re| Value::Bool(re.is_match(&t)))
+                .map_err(|e| regexp_error(&p, &e))
         }),
     );
     m.insert(
         "reReplaceAll",
-        f(|a| match a {
-            [p, r, t] => {
-                let re = Regex::new(&str_arg(p)?).map_err(|e| e.to_string())?;
-                Ok(Value::from(
-                    re.replace_all(&str_arg(t)?, str_arg(r)?.as_str())
-                        .into_owned(),
-                ))
-            }
-            _ => Err("reReplaceAll takes a pattern, a replacement and a string".into()),
+        f(|a| {
+            let a = arity("reReplaceAll", a, 3)?;
+            let (p, r, t) = (str_arg(&a[0])?, str_arg(&a[1])?, str_arg(&a[2])?);
+            // Go's MustCompile panics; text/template reports the panic.
+            let re = Regex::new(&p).map_err(|e| {
+                format!(
+                    "regexp: Compile({}): {}",
+                    go_backquote(&p),
+                    regexp_error(&p, &e)
+                )
+            })?;
+            Ok(Value::from(re.replace_all(&t, r.as_str()).into_owned()))
         }),
     );
     m.insert(
         "safeHtml",
-        f(|a| {
-            Ok(Value::Object(Arc::new(SafeHtml(
-                a.first().map(Value::go_string).unwrap_or_default(),
-            ))))
+        str_fn("safeHtml", |s| {
+            Ok(Value::Object(Arc::new(SafeHtml(s.to_string()))))
         }),
     );
-    m.insert(
-        "safeUrl",
-        f(|a| Ok(a.first().cloned().unwrap_or(Value::Nil))),
-    );
+    m.insert("safeUrl", str_fn("safeUrl", |s| Ok(Value::from(s))));
     m.insert(
         "urlUnescape",
+        str_fn("urlUnescape", |s| query_unescape(s).map(Value::from)),
+    );
+    m.insert(
+        "stringSlice",
         f(|a| {
-            let s = str_arg(a.first().unwrap_or(&Value::Nil))?;
-            Ok(Value::from(
-                url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default(),
-            ))
+            for v in a {
+                str_arg(v)?;
+            }
+            Ok(Value::List(Arc::new(a.to_vec())))
         }),
     );
     m.insert(
         "now",
-        f(|_| Ok(Value::Object(Arc::new(Time::utc(Timestamp::now()))))),
+        f(|a| {
+            arity("now", a, 0)?;
+            Ok(Value::Object(Arc::new(Time::utc(Timestamp::now()))))
+        }),
     );
     m.insert(
         "since",
-        f(|a| match a {
-            [Value::Object(o)] => o
-                .timestamp()
-                .map(|t| {
-                    let d = Timestamp::now().duration_since(t);
-                    Value::Object(Arc::new(GoDuration(
-                        std::time::Duration::try_from(d).unwrap_or_default(),
-                    )))
-                })
-                .ok_or_else(|| "since takes a time".to_string()),
-            _ => Err("since takes a time".into()),
+        f(|a| {
+            let a = arity("since", a, 1)?;
+            let t = time_arg(&a[0]).map_err(arg_error)?;
+            let d = Timestamp::now().as_nanosecond() - t.timestamp().as_nanosecond();
+            Ok(GoDuration::value(
+                d.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
+            ))
         }),
     );
     m.insert(
         "date",
-        f(|a| match a {
-            [layout, Value::Object(o)] => o
-                .zoned()
-                .map(|t| Value::from(go_format(&t, &layout.go_string())))
-                .ok_or_else(|| "date takes a layout and a time".to_string()),
-            _ => Err("date takes a layout and a time".into()),
+        f(|a| {
+            let a = arity("date", a, 2)?;
+            let layout = str_arg(&a[0])?;
+            let t = time_arg(&a[1]).map_err(arg_error)?;
+            Ok(Value::from(go_format(&t, &layout)))
         }),
     );
     m.insert(
         "tz",
-        f(|a| match a {
-            [Value::Str(name), Value::Object(o)] => {
-                let t = o
-                    .timestamp()
-                    .ok_or_else(|| "tz takes a zone name and a time".to_string())?;
-                let zone = match name.as_ref() {
-                    "" | "UTC" | "Local" => jiff::tz::TimeZone::UTC,
-                    n => {
-                        jiff::tz::TimeZone::get(n).map_err(|_| format!("unknown time zone {n}"))?
-                    }
-                };
-                Ok(Value::Object(Arc::new(Time(jiff::ZonedDateTime::new(
-                    t, zone,
-                )))))
-            }
-            _ => Err("tz takes a zone name and a time".into()),
+        f(|a| {
+            let a = arity("tz", a, 2)?;
+            let name = str_arg(&a[0])?;
+            let t = time_arg(&a[1]).map_err(arg_error)?;
+            let zone = load_location(&name)?;
+            Ok(Time::value(jiff::ZonedDateTime::new(t.timestamp(), zone)))
         }),
     );
     m.insert(
         "toDate",
-        f(|a| match a {
-            [Value::Str(layout), Value::Str(value)] => {
-                go_parse(layout, value).map(|t| Value::Object(Arc::new(Time(t))))
-            }
-            _ => Err("toDate takes a layout and a string".into()),
+        f(|a| {
+            let a = arity("toDate", a, 2)?;
+            let (layout, s) = (str_arg(&a[0])?, str_arg(&a[1])?);
+            // The zero time on failure, as 0.34 documents.
+            Ok(go_parse(&layout, &s)
+                .map(Time::value)
+                .unwrap_or_else(|_| Value::Object(Arc::new(Time::utc(crate::model::GO_ZERO_TIME)))))
+        }),
+    );
+    m.insert(
+        "mustToDate",
+        f(|a| {
+            let a = arity("mustToDate", a, 2)?;
+            let (layout, s) = (str_arg(&a[0])?, str_arg(&a[1])?);
+            go_parse(&layout, &s).map(Time::value)
         }),
     );
     m.insert(
         "humanizeDuration",
         f(|a| {
-            let secs = match a {
-                [Value::Int(i)] => *i as f64,
-                [Value::Float(x)] => *x,
-                [Value::Str(s)] => s.parse::<f64>().map_err(|e| e.to_string())?,
-                [Value::Object(o)] => o
-                    .seconds()
-                    .ok_or("humanizeDuration takes a number or a duration")?,
-                _ => return Err("humanizeDuration takes a number or a duration".into()),
-            };
-            Ok(Value::from(humanize_duration(secs)))
+            let a = arity("humanizeDuration", a, 1)?;
+            Ok(Value::from(humanize_duration(to_float(&a[0])?)))
         }),
     );
-    m.insert("stringSlice", f(|a| Ok(Value::List(Arc::new(a.to_vec())))));
+    m.insert(
+        "toJson",
+        f(|a| {
+            let a = arity("toJson", a, 1)?;
+            json_value(&a[0]).map(Value::from)
+        }),
+    );
+    m.insert(
+        "base64encode",
+        str_fn("base64encode", |s| {
+            use base64::Engine as _;
+            Ok(Value::from(
+                base64::engine::general_purpose::URL_SAFE.encode(s.as_bytes()),
+            ))
+        }),
+    );
+    m.insert(
+        "base64decode",
+        str_fn("base64decode", |s| base64_url_decode(s).map(Value::from)),
+    );
     m.insert("list", f(|a| Ok(Value::List(Arc::new(a.to_vec())))));
     m.insert(
         "append",
@@ -856,48 +1562,36 @@ pub(crate) fn add_alertmanager_funcs(m: &mut FuncMap) {
             Some((Value::List(l), rest)) => Ok(Value::List(Arc::new(
                 l.iter().chain(rest).cloned().collect(),
             ))),
-            _ => Err("append takes a list first".into()),
+            Some((other, _)) => Err(arg_error(format!(
+                "wrong type for value; expected []interface {{}}; got {}",
+                super::funcs::go_type(other)
+            ))),
+            None => Err(arg_error(
+                "wrong number of args for append: want at least 1 got 0",
+            )),
         }),
     );
     m.insert(
         "dict",
         f(|a| {
             if a.len() % 2 != 0 {
-                return Err("dict takes pairs of keys and values".into());
+                return Err("dict requires an even number of arguments".into());
             }
             let mut d = std::collections::BTreeMap::new();
             for p in a.chunks(2) {
-                d.insert(str_arg(&p[0])?, p[1].clone());
+                let Value::Str(k) = &p[0] else {
+                    return Err("dict keys must be strings".into());
+                };
+                d.insert(k.to_string(), p[1].clone());
             }
             Ok(Value::Map(Arc::new(d)))
         }),
     );
-    m.insert(
-        "toJson",
-        f(|a| {
-            fn json(v: &Value) -> serde_json::Value {
-                match v {
-                    Value::Nil => serde_json::Value::Null,
-                    Value::Bool(b) => (*b).into(),
-                    Value::Int(i) => (*i).into(),
-                    Value::Float(x) => serde_json::Number::from_f64(*x)
-                        .map(serde_json::Value::Number)
-                        .unwrap_or(serde_json::Value::Null),
-                    Value::Str(s) => s.as_ref().into(),
-                    Value::List(l) => l.iter().map(json).collect(),
-                    Value::Map(m) => m
-                        .iter()
-                        .map(|(k, v)| (k.clone(), json(v)))
-                        .collect::<serde_json::Map<_, _>>()
-                        .into(),
-                    Value::Object(o) => o.display().into(),
-                }
-            }
-            Ok(Value::from(
-                serde_json::to_string(&json(a.first().unwrap_or(&Value::Nil))).unwrap_or_default(),
-            ))
-        }),
-    );
+}
+
+/// Go's `%#q`-like backquoting that `regexp.MustCompile` panics with.
+fn go_backquote(s: &str) -> String {
+    format!("`{s}`")
 }
 
 /// The data `amtool template render` uses when given no data file, so the
@@ -910,9 +1604,10 @@ pub fn example_data(now: Timestamp) -> Value {
                 .collect(),
         )))
     };
+    // Since 0.26 amtool's example alerts are one firing, one resolved.
     let alert = |labels: &[(&str, &str)], annotations: &[(&str, &str)], ago: i64, fp: &str| {
         Value::Object(Arc::new(AlertObj {
-            status: "alertstatus".into(),
+            status: if ago == 5 { "firing" } else { "resolved" }.into(),
             labels: kvp(labels),
             annotations: kvp(annotations),
             starts_at: now
@@ -961,7 +1656,7 @@ pub fn example_data(now: Timestamp) -> Value {
     m.insert("Status".to_string(), Value::from("alertstatus"));
     m.insert(
         "Alerts".to_string(),
-        Value::Object(Arc::new(Alerts(alerts))),
+        Value::Object(Arc::new(Alerts(alerts, false))),
     );
     m.insert(
         "GroupLabels".to_string(),
@@ -1059,6 +1754,66 @@ mod tests {
         );
     }
 
+    /// 0.34's functions that 0.33.1's amtool lacks; the expected texts are
+    /// what Go's `time.ParseInLocation` and `base64.URLEncoding` give.
+    #[test]
+    fn functions_of_0_34_like_go() {
+        for (src, want) in [
+            (r#"{{ base64encode "hello?>>" }}|{{ base64encode "" }}|{{ base64encode "é" }}"#, "aGVsbG8_Pj4=||w6k="),
+            (r#"{{ base64decode "aGVsbG8_Pj4=" }}|{{ base64decode "aGl=" }}"#, "hello?>>|hi"),
+            (r#"{{ toDate "2006-01-02" "2024-13-01" }}|{{ (toDate "x" "y").IsZero }}"#, "0001-01-01 00:00:00 +0000 UTC|true"),
+            (r#"{{ toDate "2006" "2000" }}|{{ toDate "15:04" "12:30" }}"#, "2000-01-01 00:00:00 +0000 UTC|0000-01-01 12:30:00 +0000 UTC"),
+            (r#"{{ toDate "2006-01-02T15:04:05Z07:00" "2024-03-01T10:00:00+01:30" }}|{{ (toDate "-0700" "+0130").Location }}"#, "2024-03-01 10:00:00 +0130 +0130|"),
+            (r#"{{ toDate "Mon, 02 Jan 2006" "Sun, 01 Mar 2024" }}|{{ mustToDate "2006-01-02 15:04:05.000" "2024-03-01 10:00:00.123" }}"#, "2024-03-01 00:00:00 +0000 UTC|2024-03-01 10:00:00.123 +0000 UTC"),
+            (r#"{{ $t := toDate "2006-01-02" "2024-01-31" }}{{ $t.AddDate 0 1 0 }}|{{ $t.AddDate 0 -13 0 }}|{{ $t.AddDate 1 0 -31 }}"#, "2024-03-02 00:00:00 +0000 UTC|2022-12-31 00:00:00 +0000 UTC|2024-12-31 00:00:00 +0000 UTC"),
+            (r#"{{ $t := toDate "2006-01-02 15:04" "2024-01-31 10:37" }}{{ $t.Truncate 604800e9 }}|{{ $t.Round 1800e9 }}"#, "2024-01-29 00:00:00 +0000 UTC|2024-01-31 10:30:00 +0000 UTC"),
+            (r#"{{ $t := toDate "2006-01-02" "2024-03-01" }}{{ $t.Month | printf "%d" }}|{{ eq $t.Month 3 }}|{{ printf "%d" $t.Weekday }}|{{ printf "%d" (($t.Add 5e9).Sub $t) }}|{{ lt $t.Month 4 }}"#, "3|true|5|5000000000|true"),
+        ] {
+            assert_eq!(render(src).unwrap(), want, "{src}");
+        }
+        for (src, err) in [
+            (
+                r#"{{ mustToDate "2006-01-02" "2024-13-01" }}"#,
+                r#"error calling mustToDate: parsing time "2024-13-01": month out of range"#,
+            ),
+            (
+                r#"{{ mustToDate "2006-01-02" "2024-02-30" }}"#,
+                r#"error calling mustToDate: parsing time "2024-02-30": day out of range"#,
+            ),
+            (
+                r#"{{ mustToDate "x" "y" }}"#,
+                r#"error calling mustToDate: parsing time "y" as "x": cannot parse "y" as "x""#,
+            ),
+            (
+                r#"{{ base64decode "!!" }}"#,
+                "error calling base64decode: illegal base64 data at input byte 0",
+            ),
+            (
+                r#"{{ base64decode "aGk" }}"#,
+                "error calling base64decode: illegal base64 data at input byte 0",
+            ),
+            (
+                r#"{{ base64decode "aGk=x" }}"#,
+                "error calling base64decode: illegal base64 data at input byte 4",
+            ),
+            (
+                r#"{{ base64decode "aGVsbG8/Pj4=" }}"#,
+                "error calling base64decode: illegal base64 data at input byte 7",
+            ),
+            (
+                r#"{{ base64decode "aGk=\naGk=" }}"#,
+                "error calling base64decode: illegal base64 data at input byte 5",
+            ),
+            (
+                r#"{{ (toDate "2006" "2024").Add 1.5 }}"#,
+                "expected integer; found 1.5",
+            ),
+        ] {
+            let e = render(src).unwrap_err().to_string();
+            assert!(e.ends_with(&format!(": {err}")), "{src}: {e}");
+        }
+    }
+
     #[test]
     fn title_like_go_cases() {
         assert_eq!(title("hello wORLD it's-me"), "Hello World It's-Me");
@@ -1135,7 +1890,7 @@ pub fn data_from_json(json: &str) -> Result<Value, serde_json::Error> {
     m.insert("Status".to_string(), Value::from(d.status));
     m.insert(
         "Alerts".to_string(),
-        Value::Object(Arc::new(Alerts(alerts))),
+        Value::Object(Arc::new(Alerts(alerts, false))),
     );
     m.insert("GroupLabels".to_string(), kv_map(d.group_labels));
     m.insert("CommonLabels".to_string(), kv_map(d.common_labels));

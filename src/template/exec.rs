@@ -12,7 +12,7 @@ use std::fmt;
 
 use super::html::HtmlContext;
 use super::parse::{Arg, Command, Node, Pipeline, Pos, Tree};
-use super::value::{FuncMap, Value};
+use super::value::{func_error, FuncMap, Value};
 
 /// How deep `{{template}}` calls may nest. Go allows 100000 on 64-bit
 /// platforms; Herald recurses on the native stack, so it stops far earlier
@@ -131,6 +131,15 @@ impl State<'_> {
             line: self.pos.line,
             col: self.pos.col,
             message: message.into(),
+        }
+    }
+
+    /// A function's or method's error as Go reports it: `error calling
+    /// <name>: ...` for what the callee returned, bare for its arguments.
+    fn call_err(&self, name: &str, e: &str) -> ExecError {
+        match func_error(e) {
+            (m, true) => self.err(format!("error calling {name}: {m}")),
+            (m, false) => self.err(m),
         }
     }
 
@@ -348,7 +357,7 @@ impl State<'_> {
                     .funcs
                     .get(name.as_str())
                     .ok_or_else(|| self.err(format!("function {name:?} not defined")))?;
-                f(&args).map_err(|e| self.err(format!("error calling {name}: {e}")))
+                f(&args).map_err(|e| self.call_err(name, &e))
             }
             // A method with arguments: `.Remove .GroupLabels.Names`.
             Arg::Field(chain) if cmd.args.len() > 1 || piped.is_some() => {
@@ -402,7 +411,7 @@ impl State<'_> {
     fn call_method(&self, recv: &Value, name: &str, args: &[Value]) -> Result<Value, ExecError> {
         match recv {
             Value::Object(o) => match o.call(name, args) {
-                Some(r) => r.map_err(|e| self.err(format!("error calling {name}: {e}"))),
+                Some(r) => r.map_err(|e| self.call_err(name, &e)),
                 None => Err(self.err(format!("can't give argument to non-function .{name}"))),
             },
             other => Err(self.err(format!(
@@ -432,7 +441,7 @@ impl State<'_> {
                     .funcs
                     .get(name.as_str())
                     .ok_or_else(|| self.err(format!("function {name:?} not defined")))?;
-                f(&[]).map_err(|e| self.err(format!("error calling {name}: {e}")))?
+                f(&[]).map_err(|e| self.call_err(name, &e))?
             }
             Arg::Pipe(p, chain) => {
                 let mark = self.vars.len();

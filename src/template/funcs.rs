@@ -228,6 +228,7 @@ fn basic(v: &Value) -> Result<Basic<'_>, String> {
         Value::Float(f) => Basic::Float(*f),
         Value::Str(s) => Basic::Str(s),
         Value::Nil => Basic::Nil,
+        Value::Object(o) if o.int_value().is_some() => Basic::Int(o.int_value().unwrap_or(0)),
         other => {
             return Err(format!(
                 "invalid type for comparison: {}",
@@ -391,7 +392,7 @@ fn sprintf(fmt: &str, args: &[Value]) -> String {
     out
 }
 
-fn go_type(v: &Value) -> &'static str {
+pub(crate) fn go_type(v: &Value) -> &'static str {
     match v {
         Value::Nil => "<nil>",
         Value::Bool(_) => "bool",
@@ -400,7 +401,7 @@ fn go_type(v: &Value) -> &'static str {
         Value::Str(_) => "string",
         Value::List(_) => "[]interface {}",
         Value::Map(_) => "map[string]interface {}",
-        Value::Object(_) => "object",
+        Value::Object(o) => o.type_name(),
     }
 }
 
@@ -425,6 +426,7 @@ fn format_one(
     prec: Option<usize>,
 ) -> Option<String> {
     Some(match (verb, arg) {
+        ('T', v) => go_type(v).to_string(),
         ('v', v) => match (v, prec) {
             (Value::Float(x), Some(p)) => format!("{x:.p$}"),
             _ => v.go_string(),
@@ -446,6 +448,7 @@ fn format_one(
         }
         ('q', Value::Int(i)) => format!("'{}'", char::from_u32(*i as u32)?),
         ('d', Value::Int(i)) => sign(i.to_string(), plus, space),
+        ('d', Value::Object(o)) => sign(o.int_value()?.to_string(), plus, space),
         ('x', Value::Int(i)) => format!("{}{:x}", if sharp { "0x" } else { "" }, i),
         ('X', Value::Int(i)) => format!("{}{:X}", if sharp { "0X" } else { "" }, i),
         ('x', Value::Str(s)) => s.bytes().map(|b| format!("{b:02x}")).collect(),

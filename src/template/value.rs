@@ -43,6 +43,16 @@ pub trait Object: Send + Sync {
     fn items(&self) -> Option<Vec<Value>> {
         None
     }
+    /// Key/element pairs for `range $k, $v`, when the object is a Go map:
+    /// ranging over a map gives its keys in sorted order, not indices.
+    fn entries(&self) -> Option<Vec<(Value, Value)>> {
+        None
+    }
+    /// The object as `encoding/json` marshals it (`toJson`), as JSON text
+    /// so that struct fields keep their declared order.
+    fn to_json(&self) -> Result<String, String> {
+        Ok(json_string(&self.display()))
+    }
     /// The instant, when the object is a `time.Time`.
     fn timestamp(&self) -> Option<jiff::Timestamp> {
         None
@@ -54,6 +64,19 @@ pub trait Object: Send + Sync {
     }
     /// The length in seconds, when the object is a `time.Duration`.
     fn seconds(&self) -> Option<f64> {
+        None
+    }
+    /// The length in nanoseconds, when the object is a `time.Duration`.
+    fn nanos(&self) -> Option<i64> {
+        None
+    }
+    /// The number, when the object is of a Go integer kind (`time.Month`,
+    /// `time.Weekday`, `time.Duration`): what `%d` prints and `eq` compares.
+    fn int_value(&self) -> Option<i64> {
+        None
+    }
+    /// The zone, when the object is a `*time.Location`.
+    fn zone(&self) -> Option<jiff::tz::TimeZone> {
         None
     }
 }
@@ -93,7 +116,9 @@ fn go_float(f: f64) -> String {
     } else {
         f.abs().log10().floor() as i32
     };
-    if (-4..21).contains(&exp) {
+    // strconv's 'g' with the shortest precision switches to an exponent
+    // from 1e6 on (the 1e21 limit is encoding/json's, not fmt's).
+    if (-4..6).contains(&exp) {
         format!("{f}")
     } else {
         let s = format!("{f:e}");
@@ -173,15 +198,101 @@ impl Value {
                     .map(|(k, v)| (Value::from(k.as_str()), v.clone()))
                     .collect(),
             ),
-            Value::Object(o) => o.items().map(|v| {
-                v.into_iter()
-                    .enumerate()
-                    .map(|(i, v)| (Value::Int(i as i64), v))
-                    .collect()
+            Value::Object(o) => o.entries().or_else(|| {
+                o.items().map(|v| {
+                    v.into_iter()
+                        .enumerate()
+                        .map(|(i, v)| (Value::Int(i as i64), v))
+                        .collect()
+                })
             }),
             Value::Nil => Some(Vec::new()),
             _ => None,
         }
+    }
+}
+
+/// A string as `encoding/json` writes it: HTML-safe, so `<`, `>` and `&`
+/// become `\u003c`, `\u003e` and `\u0026`.
+pub(crate) fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A value as `encoding/json` marshals it: map keys sorted, floats in
+/// Go's shortest form, NaN and infinities refused.
+pub(crate) fn json_value(v: &Value) -> Result<String, String> {
+    Ok(match v {
+        Value::Nil => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => {
+            if !f.is_finite() {
+                return Err(format!(
+                    "json: unsupported value: {}",
+                    Value::Float(*f).go_string()
+                ));
+            }
+            let a = f.abs();
+            if a == 0.0 || (1e-6..1e21).contains(&a) {
+                format!("{f}")
+            } else {
+                let s = format!("{f:e}");
+                match s.split_once('e') {
+                    Some((m, e)) if !e.starts_with('-') => format!("{m}e+{e}"),
+                    _ => s,
+                }
+            }
+        }
+        Value::Str(s) => json_string(s),
+        Value::List(l) => {
+            let items: Result<Vec<String>, String> = l.iter().map(json_value).collect();
+            format!("[{}]", items?.join(","))
+        }
+        Value::Map(m) => {
+            let mut parts = Vec::with_capacity(m.len());
+            for (k, v) in m.iter() {
+                parts.push(format!("{}:{}", json_string(k), json_value(v)?));
+            }
+            format!("{{{}}}", parts.join(","))
+        }
+        Value::Object(o) => o.to_json()?,
+    })
+}
+
+/// Marks a function's error as one Go's executor raises while converting
+/// the arguments (wrong count or type), which it reports without the
+/// `error calling <name>:` prefix of errors the function itself returns.
+const ARG_ERROR: char = '\u{1}';
+
+pub(crate) fn arg_error(msg: impl Into<String>) -> String {
+    format!("{ARG_ERROR}{}", msg.into())
+}
+
+/// The message of a function's error, and whether it came from the
+/// function itself (not from converting its arguments).
+pub(crate) fn func_error(msg: &str) -> (&str, bool) {
+    match msg.strip_prefix(ARG_ERROR) {
+        Some(m) => (m, false),
+        None => (msg, true),
     }
 }
 
@@ -200,7 +311,10 @@ mod tests {
         for (f, s) in [
             (1.5, "1.5"),
             (1e21, "1e+21"),
-            (1e20, "100000000000000000000"),
+            (1e20, "1e+20"),
+            (123456.5, "123456.5"),
+            (1234567.0, "1.234567e+06"),
+            (-153722867.28091294, "-1.5372286728091294e+08"),
             (0.000012, "1.2e-05"),
             (0.0001, "0.0001"),
             (3.0, "3"),
