@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 mod config;
+mod payload;
 
 pub use config::WebhookConfig;
 
@@ -13,13 +14,15 @@ use super::http::{check_status, redact, transport_error, Client, Credential};
 use super::registry::BuildError;
 use super::{Notifier, NotifyCtx, NotifyError};
 use crate::model::Alert;
-use crate::template::Data;
+use crate::template::{Data, Templates};
 
 pub struct Webhook {
     client: Client,
     url: Credential,
     max_alerts: u64,
     external_url: String,
+    payload: Option<serde_json::Value>,
+    templates: Arc<Templates>,
 }
 
 /// The payload: template data plus three webhook fields, in Go's order.
@@ -35,7 +38,11 @@ struct Message<'a> {
 }
 
 impl Webhook {
-    fn new(cfg: &WebhookConfig, external_url: &str) -> Result<Webhook, BuildError> {
+    fn new(
+        cfg: &WebhookConfig,
+        templates: Arc<Templates>,
+        external_url: &str,
+    ) -> Result<Webhook, BuildError> {
         let http = cfg.http_config.clone().unwrap_or_default();
         let client = Client::new(&http, cfg.timeout.map(|d| d.0))?;
         let url = Credential::from(cfg.url.as_deref(), cfg.url_file.as_ref())
@@ -45,6 +52,8 @@ impl Webhook {
             url,
             max_alerts: cfg.max_alerts,
             external_url: external_url.to_string(),
+            payload: cfg.payload.clone(),
+            templates,
         })
     }
 }
@@ -68,20 +77,41 @@ impl Notifier for Webhook {
             &self.external_url,
         );
         data.notification_reason = ctx.reason.map(|r| r.as_str());
-        let mut body = crate::gojson::to_vec(&Message {
-            data: &data,
-            version: "4",
-            group_key: &ctx.group_key,
-            truncated_alerts: truncated,
-        });
+        let raw = self.url.read()?;
+        let templated = payload::is_templated(&raw);
+        // The template value is a copy of the data: only made when needed.
+        let mut value = None;
+        let mut body = match &self.payload {
+            None => crate::gojson::to_vec(&Message {
+                data: &data,
+                version: "4",
+                group_key: &ctx.group_key,
+                truncated_alerts: truncated,
+            }),
+            Some(p) => {
+                let value = value.get_or_insert_with(|| data.to_value());
+                let rendered = payload::render(p, &self.templates, value)?;
+                crate::gojson::to_vec(&payload::Sorted(&rendered))
+            }
+        };
         body.push(b'\n');
-        let url = self.url.read()?;
+        // A templated URL is put together from secrets and alert data:
+        // none of it goes into an error, as in Alertmanager.
+        let (url, shown) = if templated {
+            let value = value.get_or_insert_with(|| data.to_value());
+            (
+                payload::render_url(&raw, &self.templates, value)?,
+                "<redacted>".to_string(),
+            )
+        } else {
+            (raw.clone(), redact(&raw))
+        };
         let resp = self
             .client
             .post_json(&url, body)?
             .send()
             .await
-            .map_err(|e| transport_error(&redact(&url), e))?;
+            .map_err(|e| transport_error(&shown, e))?;
         // Alertmanager's webhook retries 5xx only; a 503's Retry-After
         // is honoured.
         check_status(&resp, &[])
