@@ -4,7 +4,7 @@
 //! Behind a trait because its backing changes: in memory now, in SQLite with
 //! the persistence work, replicated with clustering.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -32,6 +32,30 @@ pub struct Entry {
     pub resolved: Vec<u64>,
     pub timestamp: Timestamp,
     pub expires_at: Timestamp,
+    /// What the integration keeps for its next notification of the group
+    /// (Slack's `threadTs`/`channelId` for `update_message`).
+    pub receiver_data: ReceiverData,
+}
+
+/// An integration's own state in the entry (nflog.proto `receiver_data`).
+pub type ReceiverData = BTreeMap<String, ReceiverDataValue>;
+
+/// `nflogpb.ReceiverDataValue`: one of three kinds of value.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiverDataValue {
+    StrVal(String),
+    IntVal(i64),
+    DoubleVal(f64),
+}
+
+impl ReceiverDataValue {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            ReceiverDataValue::StrVal(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +77,7 @@ pub trait NotificationLog: Send + Sync {
         receiver: &ReceiverKey,
         firing: Vec<u64>,
         resolved: Vec<u64>,
+        receiver_data: ReceiverData,
         now: Timestamp,
         expiry: Duration,
     ) -> Result<(), NflogError>;
@@ -130,6 +155,7 @@ impl MemNotificationLog {
         receiver: &ReceiverKey,
         mut firing: Vec<u64>,
         mut resolved: Vec<u64>,
+        receiver_data: ReceiverData,
         now: Timestamp,
         expiry: Duration,
     ) -> Option<(String, Entry)> {
@@ -144,6 +170,7 @@ impl MemNotificationLog {
             resolved,
             timestamp: now,
             expires_at: now.checked_add(expiry).unwrap_or(now),
+            receiver_data,
         };
         Some((key, entry))
     }
@@ -206,11 +233,19 @@ impl NotificationLog for MemNotificationLog {
         receiver: &ReceiverKey,
         firing: Vec<u64>,
         resolved: Vec<u64>,
+        receiver_data: ReceiverData,
         now: Timestamp,
         expiry: Duration,
     ) -> Result<(), NflogError> {
-        if let Some((key, entry)) = self.prepare(group_key, receiver, firing, resolved, now, expiry)
-        {
+        if let Some((key, entry)) = self.prepare(
+            group_key,
+            receiver,
+            firing,
+            resolved,
+            receiver_data,
+            now,
+            expiry,
+        ) {
             self.insert(key, entry);
         }
         Ok(())
@@ -262,6 +297,7 @@ mod tests {
             resolved: vec![],
             timestamp: Timestamp::from_second(ts).unwrap(),
             expires_at: Timestamp::from_second(ts + 100).unwrap(),
+            receiver_data: Default::default(),
         }
     }
 

@@ -254,6 +254,7 @@ impl Dispatcher {
             mute_time_intervals: group.route.opts.mute_time_intervals.clone(),
             active_time_intervals: group.route.opts.active_time_intervals.clone(),
             marker: group.marker.clone(),
+            receiver_data: Default::default(),
         };
         match self.stage.exec(&mut ctx, alerts.clone()).await {
             Err(e) => {
