@@ -42,17 +42,19 @@ pub type ReceiverData = BTreeMap<String, ReceiverDataValue>;
 
 /// `nflogpb.ReceiverDataValue`: one of three kinds of value.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
 pub enum ReceiverDataValue {
-    StrVal(String),
-    IntVal(i64),
-    DoubleVal(f64),
+    #[serde(rename = "str_val")]
+    Str(String),
+    #[serde(rename = "int_val")]
+    Int(i64),
+    #[serde(rename = "double_val")]
+    Double(f64),
 }
 
 impl ReceiverDataValue {
     pub fn as_str(&self) -> Option<&str> {
         match self {
-            ReceiverDataValue::StrVal(s) => Some(s),
+            ReceiverDataValue::Str(s) => Some(s),
             _ => None,
         }
     }
@@ -71,6 +73,8 @@ pub trait NotificationLog: Send + Sync {
     /// `now` (Alertmanager: 2 × repeat_interval, capped by retention).
     /// Resolves once the entry is durable (for a log that keeps it), so
     /// the runtime is not held while it is written.
+    // The fields of nflogpb.Entry, one by one, as Alertmanager's Log takes them.
+    #[allow(clippy::too_many_arguments)]
     async fn log(
         &self,
         group_key: &str,
@@ -149,6 +153,7 @@ impl MemNotificationLog {
     /// search them). None when the log holds a newer entry for the key (a
     /// concurrent flush's), which a write at `now` must not replace. A log
     /// that writes the entry elsewhere does so between this and `insert`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn prepare(
         &self,
         group_key: &str,

@@ -781,7 +781,7 @@ mod tests {
                 // Slack's update_message state survives a restart.
                 [(
                     "threadTs".to_string(),
-                    crate::nflog::ReceiverDataValue::StrVal("1700.01".into()),
+                    crate::nflog::ReceiverDataValue::Str("1700.01".into()),
                 )]
                 .into(),
                 Timestamp::from_second(150).unwrap(),

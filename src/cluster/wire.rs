@@ -107,9 +107,9 @@ pub fn receiver_data_from_pb(
     m.into_iter()
         .filter_map(|(k, v)| {
             let v = match v.value? {
-                PbReceiverDataKind::StrVal(s) => V::StrVal(s),
-                PbReceiverDataKind::IntVal(i) => V::IntVal(i),
-                PbReceiverDataKind::DoubleVal(d) => V::DoubleVal(d),
+                PbReceiverDataKind::StrVal(s) => V::Str(s),
+                PbReceiverDataKind::IntVal(i) => V::Int(i),
+                PbReceiverDataKind::DoubleVal(d) => V::Double(d),
             };
             Some((k, v))
         })

@@ -373,10 +373,10 @@ impl Notifier for Slack {
             .map_err(|e| transport_error("<redacted>", e))?;
         let posted = check_response(resp, &channel).await?;
         if let (true, Some((ts, channel))) = (self.conf.update_message, posted) {
-            use crate::nflog::ReceiverDataValue::StrVal;
+            use crate::nflog::ReceiverDataValue::Str;
             let mut kept = ctx.receiver_data.lock().unwrap_or_else(|e| e.into_inner());
-            kept.insert(THREAD_TS.into(), StrVal(ts));
-            kept.insert(CHANNEL_ID.into(), StrVal(channel));
+            kept.insert(THREAD_TS.into(), Str(ts));
+            kept.insert(CHANNEL_ID.into(), Str(channel));
         }
         Ok(())
     }
