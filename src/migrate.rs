@@ -90,6 +90,7 @@ pub fn nflog(dir: &Path, now: Timestamp) -> Result<Vec<(String, Entry)>, ImportE
                 resolved: e.resolved_alerts,
                 timestamp: time(&e.timestamp),
                 expires_at,
+                receiver_data: crate::cluster::wire::receiver_data_from_pb(e.receiver_data),
             },
         ));
     }
@@ -151,6 +152,15 @@ mod tests {
                 timestamp: ts(900),
                 firing_alerts: vec![7, 3],
                 resolved_alerts: vec![],
+                receiver_data: [(
+                    "threadTs".to_string(),
+                    crate::cluster::wire::PbReceiverDataValue {
+                        value: Some(crate::cluster::wire::PbReceiverDataKind::StrVal(
+                            "1.5".into(),
+                        )),
+                    },
+                )]
+                .into(),
             }),
             expires_at: ts(5000),
         }
@@ -160,6 +170,7 @@ mod tests {
         let got = nflog(dir.path(), now).unwrap();
         assert_eq!(got[0].0, r#"{}:{alertname="A"}:team/webhook/0"#);
         assert_eq!(got[0].1.firing, vec![7, 3]);
+        assert_eq!(got[0].1.receiver_data["threadTs"].as_str(), Some("1.5"));
         std::fs::write(dir.path().join("nflog"), b"\x05abc").unwrap();
         assert!(
             nflog(dir.path(), now).is_err(),

@@ -4,7 +4,7 @@
 //! Behind a trait because its backing changes: in memory now, in SQLite with
 //! the persistence work, replicated with clustering.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -32,6 +32,32 @@ pub struct Entry {
     pub resolved: Vec<u64>,
     pub timestamp: Timestamp,
     pub expires_at: Timestamp,
+    /// What the integration keeps for its next notification of the group
+    /// (Slack's `threadTs`/`channelId` for `update_message`).
+    pub receiver_data: ReceiverData,
+}
+
+/// An integration's own state in the entry (nflog.proto `receiver_data`).
+pub type ReceiverData = BTreeMap<String, ReceiverDataValue>;
+
+/// `nflogpb.ReceiverDataValue`: one of three kinds of value.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum ReceiverDataValue {
+    #[serde(rename = "str_val")]
+    Str(String),
+    #[serde(rename = "int_val")]
+    Int(i64),
+    #[serde(rename = "double_val")]
+    Double(f64),
+}
+
+impl ReceiverDataValue {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            ReceiverDataValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,12 +73,15 @@ pub trait NotificationLog: Send + Sync {
     /// `now` (Alertmanager: 2 × repeat_interval, capped by retention).
     /// Resolves once the entry is durable (for a log that keeps it), so
     /// the runtime is not held while it is written.
+    // The fields of nflogpb.Entry, one by one, as Alertmanager's Log takes them.
+    #[allow(clippy::too_many_arguments)]
     async fn log(
         &self,
         group_key: &str,
         receiver: &ReceiverKey,
         firing: Vec<u64>,
         resolved: Vec<u64>,
+        receiver_data: ReceiverData,
         now: Timestamp,
         expiry: Duration,
     ) -> Result<(), NflogError>;
@@ -124,12 +153,14 @@ impl MemNotificationLog {
     /// search them). None when the log holds a newer entry for the key (a
     /// concurrent flush's), which a write at `now` must not replace. A log
     /// that writes the entry elsewhere does so between this and `insert`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn prepare(
         &self,
         group_key: &str,
         receiver: &ReceiverKey,
         mut firing: Vec<u64>,
         mut resolved: Vec<u64>,
+        receiver_data: ReceiverData,
         now: Timestamp,
         expiry: Duration,
     ) -> Option<(String, Entry)> {
@@ -144,6 +175,7 @@ impl MemNotificationLog {
             resolved,
             timestamp: now,
             expires_at: now.checked_add(expiry).unwrap_or(now),
+            receiver_data,
         };
         Some((key, entry))
     }
@@ -206,11 +238,19 @@ impl NotificationLog for MemNotificationLog {
         receiver: &ReceiverKey,
         firing: Vec<u64>,
         resolved: Vec<u64>,
+        receiver_data: ReceiverData,
         now: Timestamp,
         expiry: Duration,
     ) -> Result<(), NflogError> {
-        if let Some((key, entry)) = self.prepare(group_key, receiver, firing, resolved, now, expiry)
-        {
+        if let Some((key, entry)) = self.prepare(
+            group_key,
+            receiver,
+            firing,
+            resolved,
+            receiver_data,
+            now,
+            expiry,
+        ) {
             self.insert(key, entry);
         }
         Ok(())
@@ -262,6 +302,7 @@ mod tests {
             resolved: vec![],
             timestamp: Timestamp::from_second(ts).unwrap(),
             expires_at: Timestamp::from_second(ts + 100).unwrap(),
+            receiver_data: Default::default(),
         }
     }
 

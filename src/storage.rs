@@ -172,6 +172,10 @@ struct StoredEntry {
     resolved: Vec<u64>,
     timestamp: Timestamp,
     expires_at: Timestamp,
+    /// Absent in entries written before it existed: the JSON body needs
+    /// no schema change, and older Herald versions ignore the key.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    receiver_data: crate::nflog::ReceiverData,
 }
 
 fn stored(a: &Alert) -> StoredAlert {
@@ -403,6 +407,7 @@ fn load(conn: &Connection) -> Result<Loaded, Box<dyn std::error::Error>> {
                 resolved: e.resolved,
                 timestamp: e.timestamp,
                 expires_at: e.expires_at,
+                receiver_data: e.receiver_data,
             },
         ));
     }
@@ -554,6 +559,7 @@ fn stored_entry(e: &Entry) -> StoredEntry {
         resolved: e.resolved.clone(),
         timestamp: e.timestamp,
         expires_at: e.expires_at,
+        receiver_data: e.receiver_data.clone(),
     }
 }
 
@@ -641,16 +647,22 @@ impl NotificationLog for DurableNotificationLog {
         receiver: &ReceiverKey,
         firing: Vec<u64>,
         resolved: Vec<u64>,
+        receiver_data: crate::nflog::ReceiverData,
         now: Timestamp,
         expiry: Duration,
     ) -> Result<(), NflogError> {
         // Never go back in time, on disk either: a newer entry (from a
         // concurrent flush) wins, as in the in-memory log. The entry
         // comes sorted: it is on disk as it is compared.
-        let Some((key, entry)) = self
-            .mem
-            .prepare(group_key, receiver, firing, resolved, now, expiry)
-        else {
+        let Some((key, entry)) = self.mem.prepare(
+            group_key,
+            receiver,
+            firing,
+            resolved,
+            receiver_data,
+            now,
+            expiry,
+        ) else {
             return Ok(());
         };
         let json = serde_json::to_string(&stored_entry(&entry))
@@ -794,6 +806,12 @@ mod tests {
                 &rk,
                 vec![3, 1],
                 vec![2],
+                // Slack's update_message state survives a restart.
+                [(
+                    "threadTs".to_string(),
+                    crate::nflog::ReceiverDataValue::Str("1700.01".into()),
+                )]
+                .into(),
                 Timestamp::from_second(150).unwrap(),
                 Duration::from_secs(60),
             )
@@ -805,6 +823,7 @@ mod tests {
                 resolved: vec![],
                 timestamp: Timestamp::from_second(170).unwrap(),
                 expires_at: Timestamp::from_second(900).unwrap(),
+                receiver_data: Default::default(),
             };
             assert!(nf
                 .merge(
@@ -830,6 +849,11 @@ mod tests {
         assert_eq!(nflog.len(), 2);
         assert_eq!(nflog[1].0, "{}:{}:r/webhook/0");
         assert_eq!(nflog[1].1.firing, vec![1, 3]);
+        assert_eq!(
+            nflog[1].1.receiver_data["threadTs"].as_str(),
+            Some("1700.01")
+        );
+        assert!(nflog[0].1.receiver_data.is_empty());
         assert_eq!(nflog[0].0, "{}:{}:peer/email/0");
         assert_eq!(nflog[0].1.firing, vec![9]);
     }
@@ -868,9 +892,17 @@ mod tests {
             integration: "webhook",
             index: 0,
         };
-        nf.log("{}:{}", &rk, vec![1], vec![], now, Duration::from_secs(60))
-            .await
-            .unwrap();
+        nf.log(
+            "{}:{}",
+            &rk,
+            vec![1],
+            vec![],
+            Default::default(),
+            now,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
         st.put_alerts(&[Arc::new(crate::model::test_alert(100, 900, 150, false))])
             .await
             .unwrap();

@@ -349,3 +349,122 @@ receivers:
         .starts_with("[RESOLVED] DiskFull"));
     assert_eq!(comparable(o), comparable(t));
 }
+
+/// CRAM-MD5 with `auth_secret_file` (taken in the server's order, before
+/// PLAIN and LOGIN, when a secret is set) and the threading headers, each
+/// against Alertmanager 0.33.1 on the same input: the same mechanism, the
+/// same user and the same `References`/`In-Reply-To`.
+#[tokio::test(flavor = "multi_thread")]
+async fn cram_md5_and_threading_match_alertmanager() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "tanstaaf").unwrap();
+    let extra = ["--secret", "tanstaaf"];
+    let ours = SmtpServer::start_with(
+        dir.path(),
+        "plain",
+        None,
+        Some(("herald", "wrong")),
+        0,
+        &extra,
+    );
+    let theirs = SmtpServer::start_with(
+        dir.path(),
+        "plain",
+        None,
+        Some(("herald", "wrong")),
+        0,
+        &extra,
+    );
+    let cfg = |port: u16, by: &str| {
+        format!(
+            r#"
+global:
+  smtp_from: 'Alerts <alerts@example.com>'
+  smtp_smarthost: 127.0.0.1:{port}
+  smtp_require_tls: false
+  smtp_auth_secret_file: {secret}
+route:
+  receiver: mail
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1s
+receivers:
+  - name: mail
+    email_configs:
+      - to: ops@example.com
+        auth_username: herald
+        threading:
+          enabled: true
+          thread_by_date: {by}
+"#,
+            secret = secret.display()
+        )
+    };
+    let h = start_herald(&cfg(ours.port, "daily"), &[]).await;
+    let am = start_alertmanager(&cfg(theirs.port, "daily")).await;
+    let alerts = json!([alert("DiskFull", "db1")]);
+    post_alerts(&h.base, &alerts).await;
+    post_alerts(&am.base, &alerts).await;
+    let (o, t) = (ours.nth(1, T).await, theirs.nth(1, T).await);
+    assert_eq!(t["auth_mechanism"], "CRAM-MD5", "{t}");
+    assert_eq!(o["auth_mechanism"], t["auth_mechanism"]);
+    assert_eq!(o["auth"], "herald");
+    let day = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::system())
+        .strftime("%Y-%m-%d")
+        .to_string();
+    let refs = o["headers"]["References"].as_str().unwrap().to_string();
+    assert!(
+        refs.starts_with("<alert-") && refs.ends_with(&format!("-{day}@alertmanager>")),
+        "{refs}"
+    );
+    assert_eq!(refs.len(), "<alert--@alertmanager>".len() + 16 + day.len());
+    for h in ["References", "In-Reply-To"] {
+        assert_eq!(o["headers"][h], t["headers"][h], "{h}");
+    }
+
+    // `none`: one thread per group whatever the day.
+    let ours = SmtpServer::start_with(dir.path(), "plain", None, Some(("herald", "x")), 0, &extra);
+    let h = start_herald(&cfg(ours.port, "none"), &[]).await;
+    post_alerts(&h.base, &alerts).await;
+    let o = ours.nth(1, T).await;
+    let root = refs.replace(&format!("-{day}@"), "-@");
+    assert_eq!(o["headers"]["In-Reply-To"], json!(root));
+}
+
+/// A wrong secret is refused by the server: the flush fails (and is
+/// retried, as any SMTP error) and nothing is delivered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_cram_md5_secret_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start_with(
+        dir.path(),
+        "plain",
+        None,
+        Some(("herald", "pw")),
+        0,
+        &["--secret", "right"],
+    );
+    let cfg = route(
+        &format!(
+            r#"      - to: ops@example.com
+        smarthost: 127.0.0.1:{}
+        require_tls: false
+        auth_username: herald
+        auth_secret: wrong
+"#,
+            smtp.port
+        ),
+        "",
+    );
+    let h = start_herald(&cfg, &[]).await;
+    post_alerts(&h.base, &json!([alert("DiskFull", "db1")])).await;
+    wait_counter(
+        &h.base,
+        r#"alertmanager_notification_requests_failed_total{integration="email"}"#,
+        1.0,
+    )
+    .await;
+    assert!(!smtp.dir.join("1.json").exists());
+}

@@ -98,6 +98,20 @@ async fn payload_matches_alertmanager() {
         )
         .replace("group_wait: 0s", "group_wait: 1s")
     };
+    // An incoming webhook answers "ok": since 0.33 Alertmanager fails a
+    // notification on any other plain-text body, and then has nothing to
+    // resolve.
+    for hook in [&ours, &theirs] {
+        hook.script(
+            (0..4)
+                .map(|_| Scripted {
+                    status: 200,
+                    headers: vec![("content-type", "text/plain".into())],
+                    body: "ok".into(),
+                })
+                .collect(),
+        );
+    }
     let h = start_herald(&cfg(&ours), &[]).await;
     let am = start_alertmanager(&cfg(&theirs)).await;
     let alerts = json!([alert("DiskFull", "db1"), alert("DiskFull", "db2<>")]);
@@ -246,4 +260,56 @@ async fn slack_app_mode_and_title_truncation() {
     let title = r.body["attachments"][0]["title"].as_str().unwrap();
     assert_eq!(title.chars().count(), 1024);
     assert!(title.ends_with("x…"), "{title}");
+}
+
+/// `update_message`: the first notification of a group is posted, the
+/// next ones edit it with `chat.update` (the `ts` and channel id Slack
+/// answered, kept in the notification log), also after a restart; and
+/// `message_text` is the message's top-level text.
+#[tokio::test(flavor = "multi_thread")]
+async fn update_message_edits_the_posted_message_across_a_restart() {
+    let slack = Webhook::start().await;
+    let answer = || Scripted {
+        status: 200,
+        headers: vec![("content-type", "application/json; charset=utf-8".into())],
+        body: r#"{"ok":true,"channel":"C0123","ts":"1700000000.000100"}"#.into(),
+    };
+    slack.script((0..4).map(|_| answer()).collect());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        &format!(
+            "      - app_token: xoxb-1\n        app_url: {}\n        channel: '#ops'\n        send_resolved: true\n        update_message: true\n        message_text: '{{{{ .Status }}}}: {{{{ len .Alerts }}}}'\n",
+            slack.url("/api/chat.postMessage")
+        ),
+        "1s",
+    );
+    let h = start_herald_at(dir.path(), &cfg, &[]).await;
+    post_alerts(&h.base, &json!([alert("A", "i1")])).await;
+    let first = slack.nth(1, T).await;
+    assert_eq!(first.path, "/api/chat.postMessage");
+    assert_eq!(first.body["channel"], "#ops");
+    assert!(first.body.get("ts").is_none(), "{}", first.body);
+    assert_eq!(first.body["text"], "firing: 1");
+
+    post_alerts(&h.base, &json!([alert("A", "i2")])).await;
+    let second = slack.nth(2, T).await;
+    assert_eq!(second.path, "/api/chat.update");
+    assert_eq!(second.body["ts"], "1700000000.000100");
+    assert_eq!(second.body["channel"], "C0123");
+    assert_eq!(second.body["text"], "firing: 2");
+    assert_eq!(second.headers["authorization"], "Bearer xoxb-1");
+
+    // The kept ts is in the durable notification log, once committed.
+    wait_counter(&h.base, "alertmanager_nflog_entries_written_total", 2.0).await;
+    drop(h);
+    let h = start_herald_at(dir.path(), &cfg, &[]).await;
+    let mut resolved = vec![alert("A", "i1"), alert("A", "i2")];
+    for a in &mut resolved {
+        a["endsAt"] = json!(jiff::Timestamp::now().to_string());
+    }
+    post_alerts(&h.base, &json!(resolved)).await;
+    let third = slack.nth(3, T).await;
+    assert_eq!(third.path, "/api/chat.update");
+    assert_eq!(third.body["ts"], "1700000000.000100");
+    assert_eq!(third.body["text"], "resolved: 2");
 }

@@ -2,15 +2,18 @@
 """A real SMTP server for Herald's e-mail tests (aiosmtpd).
 
 usage: smtp_server.py PORT OUTDIR MODE [CERT KEY] [--user U --password P]
-                      [--fail-first N]
+                      [--fail-first N] [--secret S]
 
 MODE is "plain" (no TLS offered), "starttls" (STARTTLS offered) or
 "implicit" (TLS from the first byte, as on port 465). Each accepted message
 is written to OUTDIR as <n>.json with the envelope, the raw message, whether
 the session was encrypted and who authenticated. --fail-first N answers the
-first N messages with a transient 451 error. Prints "ready" once listening.
+first N messages with a transient 451 error. --secret S offers CRAM-MD5
+(checked against S, the shared secret) besides PLAIN and LOGIN. Prints
+"ready" once listening.
 """
 import argparse
+import hmac
 import email
 import email.header
 import email.policy
@@ -21,7 +24,7 @@ import sys
 import time
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, AuthResult, LoginPassword
 
 ap = argparse.ArgumentParser()
 ap.add_argument("port", type=int)
@@ -33,7 +36,10 @@ ap.add_argument("--user")
 ap.add_argument("--password")
 ap.add_argument("--fail-first", type=int, default=0)
 ap.add_argument("--exclude-mechanism", action="append", default=[])
+ap.add_argument("--secret")
 args = ap.parse_args()
+if not args.secret:
+    args.exclude_mechanism.append("CRAM-MD5")
 os.makedirs(args.outdir, exist_ok=True)
 
 state = {"n": 0, "failed": 0}
@@ -70,6 +76,19 @@ class Handler:
             json.dump(record, f)
         os.rename(tmp, os.path.join(args.outdir, "%d.json" % state["n"]))
         return "250 OK"
+
+    async def auth_CRAM__MD5(self, server, _args):
+        """RFC 2195: the client proves it knows the secret by the HMAC-MD5 of
+        a challenge that is new for each session."""
+        challenge = "<%d.%d@smtp.test>" % (os.getpid(), time.time_ns())
+        answer = await server.challenge_auth(challenge)
+        if answer is MISSING:
+            return AuthResult(success=False, handled=False)
+        user, _, digest = answer.decode().partition(" ")
+        want = hmac.new(args.secret.encode(), challenge.encode(), "md5").hexdigest()
+        state["mechanism"] = "CRAM-MD5"
+        ok = user == args.user and hmac.compare_digest(digest, want)
+        return AuthResult(success=ok, handled=False, auth_data=LoginPassword(user.encode(), b""))
 
 
 def authenticator(server, session, envelope, mechanism, auth_data):

@@ -48,6 +48,9 @@ struct NflogWire {
     resolved: Vec<u64>,
     timestamp: Timestamp,
     expires_at: Timestamp,
+    /// Missing from an older Herald peer, which ignores ours.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    receiver_data: crate::nflog::ReceiverData,
 }
 
 impl Gossip {
@@ -87,6 +90,7 @@ pub fn encode(g: &Gossip) -> Vec<u8> {
                 resolved: e.resolved.clone(),
                 timestamp: e.timestamp,
                 expires_at: e.expires_at,
+                receiver_data: e.receiver_data.clone(),
             };
             out.extend(serde_json::to_vec(&body).unwrap_or_default());
             out
@@ -117,6 +121,7 @@ pub fn decode(data: &[u8]) -> Result<Gossip, String> {
                     resolved: w.resolved,
                     timestamp: w.timestamp,
                     expires_at: w.expires_at,
+                    receiver_data: w.receiver_data,
                 },
             ))
         }
@@ -166,6 +171,7 @@ mod tests {
             resolved: vec![],
             timestamp: Timestamp::from_second(10).unwrap(),
             expires_at: Timestamp::from_second(20).unwrap(),
+            receiver_data: Default::default(),
         };
         let msgs = vec![encode(&Gossip::Nflog("k".into(), e.clone()))];
         let back = unframe_all(&frame_all(&msgs)).unwrap();

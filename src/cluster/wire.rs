@@ -90,6 +90,43 @@ pub struct PbEntry {
     pub firing_alerts: Vec<u64>,
     #[prost(uint64, repeated, tag = "7")]
     pub resolved_alerts: Vec<u64>,
+    /// Since Alertmanager 0.32 (Slack's `update_message` state).
+    #[prost(map = "string, message", tag = "8")]
+    pub receiver_data: std::collections::HashMap<String, PbReceiverDataValue>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct PbReceiverDataValue {
+    #[prost(oneof = "PbReceiverDataKind", tags = "1, 2, 3")]
+    pub value: Option<PbReceiverDataKind>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum PbReceiverDataKind {
+    #[prost(string, tag = "1")]
+    StrVal(String),
+    #[prost(int64, tag = "2")]
+    IntVal(i64),
+    #[prost(double, tag = "3")]
+    DoubleVal(f64),
+}
+
+/// An entry's receiver data as Herald keeps it; a value of no kind (a
+/// newer Alertmanager's) is left out.
+pub fn receiver_data_from_pb(
+    m: std::collections::HashMap<String, PbReceiverDataValue>,
+) -> crate::nflog::ReceiverData {
+    use crate::nflog::ReceiverDataValue as V;
+    m.into_iter()
+        .filter_map(|(k, v)| {
+            let v = match v.value? {
+                PbReceiverDataKind::StrVal(s) => V::Str(s),
+                PbReceiverDataKind::IntVal(i) => V::Int(i),
+                PbReceiverDataKind::DoubleVal(d) => V::Double(d),
+            };
+            Some((k, v))
+        })
+        .collect()
 }
 
 #[derive(Clone, PartialEq, Message)]

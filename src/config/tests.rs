@@ -165,8 +165,16 @@ fn email_configs_take_global_defaults_and_are_checked() {
     assert!(e.contains("missing port"), "{e}");
     let e = err(&format!("{base}      - to: x@y\n        from: a@b\n        smarthost: m:25\n        headers:\n          subject: a\n          Subject: b\n"));
     assert!(e.contains("duplicate header \"Subject\""), "{e}");
-    let e = err(&format!("global:\n  smtp_auth_secret: s\n  smtp_smarthost: m:25\n  smtp_from: a@b\n{base}      - to: x@y\n"));
-    assert!(e.contains("CRAM-MD5") && e.contains("not supported"), "{e}");
+    // CRAM-MD5: a global secret is inherited; a secret beside a secret
+    // file in `global` is refused, as in Alertmanager.
+    let c = Config::load(&format!("global:\n  smtp_auth_secret: s\n  smtp_smarthost: m:25\n  smtp_from: a@b\n{base}      - to: x@y\n")).unwrap();
+    let ec = &c.config.receivers[0].email_configs[0];
+    assert_eq!(ec.auth_secret.as_ref().map(|s| s.expose()), Some("s"));
+    let e = err(&format!("global:\n  smtp_auth_secret: s\n  smtp_auth_secret_file: /f\n  smtp_smarthost: m:25\n  smtp_from: a@b\n{base}      - to: x@y\n"));
+    assert!(
+        e.contains("at most one of smtp_auth_secret & smtp_auth_secret_file"),
+        "{e}"
+    );
     let c = Config::load(&format!("global:\n  smtp_smarthost: mail.example.com:587\n  smtp_from: am@example.com\n  smtp_auth_username: u\n  smtp_auth_password: p\n  smtp_require_tls: false\n{base}      - to: [a@x, b@y]\n        headers:\n          x-team: ops\n")).unwrap();
     let ec = &c.config.receivers[0].email_configs[0];
     assert_eq!(ec.to.as_ref().unwrap().0, "a@x, b@y");

@@ -345,6 +345,7 @@ impl Dispatcher {
             mute_time_intervals: group.route.opts.mute_time_intervals.clone(),
             active_time_intervals: group.route.opts.active_time_intervals.clone(),
             marker: group.marker.clone(),
+            receiver_data: Default::default(),
         };
         // A root span, as in Alertmanager: a flush serves many requests.
         let span = crate::otel::start(

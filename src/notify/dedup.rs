@@ -150,6 +150,11 @@ impl Stage for DedupStage {
         ctx.firing_hashes = firing;
         ctx.resolved_hashes = resolved;
         ctx.reason = reason;
+        // The integration's own state from the last entry, handed on to
+        // the next (Alertmanager's nflog.Store): one store per integration.
+        ctx.receiver_data = Arc::new(std::sync::Mutex::new(
+            entry.map(|e| e.receiver_data).unwrap_or_default(),
+        ));
         Ok(if reason.is_some() { alerts } else { Vec::new() })
     }
 }
@@ -164,6 +169,7 @@ mod tests {
             resolved: resolved.to_vec(),
             timestamp: Timestamp::from_second(ts).unwrap(),
             expires_at: Timestamp::from_second(ts + 10_000).unwrap(),
+            receiver_data: Default::default(),
         }
     }
 

@@ -31,6 +31,8 @@ pub struct GlobalConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp_auth_secret: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_auth_secret_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp_auth_identity: Option<String>,
     #[serde(default = "yes")]
     pub smtp_require_tls: bool,
@@ -62,6 +64,10 @@ pub struct GlobalConfig {
     pub wechat_api_secret: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wechat_api_corp_id: Option<String>,
+    /// Kept for the integrations Herald does not deliver yet, so that a
+    /// current alertmanager.yml loads; checked like Alertmanager does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wechat_api_secret_file: Option<String>,
     #[serde(default = "default_victorops_url")]
     pub victorops_api_url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,6 +76,10 @@ pub struct GlobalConfig {
     pub victorops_api_key_file: Option<String>,
     #[serde(default = "default_telegram_url")]
     pub telegram_api_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telegram_bot_token: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telegram_bot_token_file: Option<String>,
     #[serde(default = "default_webex_url")]
     pub webex_api_url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,6 +94,10 @@ pub struct GlobalConfig {
     pub rocketchat_token_id_file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jira_api_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mattermost_webhook_url: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mattermost_webhook_url_file: Option<String>,
 }
 
 fn default_resolve_timeout() -> PromDuration {
@@ -126,35 +140,91 @@ impl GlobalConfig {
         self.http_config
             .validate()
             .map_err(|m| invalid("global.http_config", m))?;
-        for (a, b, both) in [
+        let slack_app = self.slack_app_token.is_some() || self.slack_app_token_file.is_some();
+        let slack_hook = self.slack_api_url.is_some() || self.slack_api_url_file.is_some();
+        // Alertmanager lets a global webhook URL stand beside an app token
+        // only when it is the app URL itself (the bearer-token workaround of
+        // alertmanager#2513 that users migrate from).
+        let app_url = self
+            .slack_app_url
+            .as_deref()
+            .unwrap_or(super::slack::DEFAULT_SLACK_APP_URL);
+        let slack_mixed = slack_app
+            && slack_hook
+            && self.slack_api_url.as_ref().map(|u| u.expose()) != Some(app_url);
+        // In Alertmanager's order, so the first error is the same.
+        for (both, name) in [
             (
-                self.slack_api_url.is_some(),
-                self.slack_api_url_file.is_some(),
+                self.slack_app_token.is_some() && self.slack_app_token_file.is_some(),
+                "slack_app_token & slack_app_token_file",
+            ),
+            (
+                self.slack_api_url.is_some() && self.slack_api_url_file.is_some(),
                 "slack_api_url & slack_api_url_file",
             ),
             (
-                self.opsgenie_api_key.is_some(),
-                self.opsgenie_api_key_file.is_some(),
+                slack_mixed,
+                "slack_app_token/slack_app_token_file & slack_api_url/slack_api_url_file",
+            ),
+            (
+                self.opsgenie_api_key.is_some() && self.opsgenie_api_key_file.is_some(),
                 "opsgenie_api_key & opsgenie_api_key_file",
             ),
             (
-                self.victorops_api_key.is_some(),
-                self.victorops_api_key_file.is_some(),
+                self.victorops_api_key.is_some() && self.victorops_api_key_file.is_some(),
                 "victorops_api_key & victorops_api_key_file",
             ),
             (
-                self.smtp_auth_password.is_some(),
-                self.smtp_auth_password_file.is_some(),
+                non_empty(&self.telegram_bot_token) && non_empty_str(&self.telegram_bot_token_file),
+                "telegram_bot_token & telegram_bot_token_file",
+            ),
+            (
+                non_empty(&self.smtp_auth_password) && non_empty_str(&self.smtp_auth_password_file),
                 "smtp_auth_password & smtp_auth_password_file",
             ),
+            (
+                self.rocketchat_token.is_some() && non_empty_str(&self.rocketchat_token_file),
+                "rocketchat_token & rocketchat_token_file",
+            ),
+            (
+                self.rocketchat_token_id.is_some() && non_empty_str(&self.rocketchat_token_id_file),
+                "rocketchat_token_id & rocketchat_token_id_file",
+            ),
+            (
+                non_empty(&self.smtp_auth_secret) && non_empty_str(&self.smtp_auth_secret_file),
+                "smtp_auth_secret & smtp_auth_secret_file",
+            ),
+            (
+                non_empty(&self.wechat_api_secret) && non_empty_str(&self.wechat_api_secret_file),
+                "wechat_api_secret & wechat_api_secret_file",
+            ),
+            (
+                self.mattermost_webhook_url.is_some()
+                    && non_empty_str(&self.mattermost_webhook_url_file),
+                "mattermost_webhook_url & mattermost_webhook_url_file",
+            ),
         ] {
-            if a && b {
+            if both {
                 return Err(invalid(
                     "global",
-                    format!("at most one of {both} must be configured"),
+                    format!("at most one of {name} must be configured"),
                 ));
             }
         }
+        if let Some(u) = &self.mattermost_webhook_url {
+            crate::commoncfg::check_http_url(u.expose())
+                .map_err(|m| invalid("global.mattermost_webhook_url", m))?;
+        }
         Ok(())
     }
+}
+
+/// Go compares secrets and file names with `!= ""`: an empty value counts
+/// as unset.
+fn non_empty(s: &Option<Secret>) -> bool {
+    s.as_ref().is_some_and(|s| !s.expose().is_empty())
+}
+
+fn non_empty_str(s: &Option<String>) -> bool {
+    s.as_deref().is_some_and(|s| !s.is_empty())
 }

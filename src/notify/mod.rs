@@ -154,6 +154,10 @@ pub struct NotifyCtx {
     pub active_time_intervals: Vec<String>,
     /// Where the time stages record that they muted the group.
     pub marker: Arc<GroupMarker>,
+    /// The integration's state in the notification log, put here by the
+    /// dedup stage, changed by the notifier, logged by the set-notifies
+    /// stage (Alertmanager's `nflog.Store`). Never locked across an await.
+    pub receiver_data: Arc<std::sync::Mutex<crate::nflog::ReceiverData>>,
 }
 
 #[async_trait::async_trait]

@@ -262,6 +262,12 @@ impl Stage for SetNotifiesStage {
         alerts: Vec<Arc<Alert>>,
     ) -> Result<Vec<Arc<Alert>>, NotifyError> {
         let expiry = (ctx.repeat_interval * 2).min(self.retention);
+        // Cloned out: the lock is not held across the commit.
+        let receiver_data = ctx
+            .receiver_data
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         // The durable log resolves once its entry is committed.
         self.nflog
             .log(
@@ -269,6 +275,7 @@ impl Stage for SetNotifiesStage {
                 &self.integration.key,
                 ctx.firing_hashes.clone(),
                 ctx.resolved_hashes.clone(),
+                receiver_data,
                 ctx.now,
                 expiry,
             )
@@ -321,6 +328,7 @@ mod tests {
             mute_time_intervals: vec![],
             active_time_intervals: vec![],
             marker: Default::default(),
+            receiver_data: Default::default(),
         }
     }
 
@@ -361,6 +369,7 @@ mod tests {
                 &key,
                 vec![1],
                 vec![],
+                Default::default(),
                 now,
                 Duration::from_secs(600),
             )

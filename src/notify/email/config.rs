@@ -113,6 +113,8 @@ pub struct EmailConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_secret: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_secret_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_identity: Option<String>,
     /// Header name (canonical MIME form after load) → value template.
     #[serde(
@@ -133,6 +135,21 @@ pub struct EmailConfig {
     /// 0.25's amtool still parses it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force_implicit_tls: Option<bool>,
+    /// Newer than 0.25 too: hidden unless set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threading: Option<ThreadingConfig>,
+}
+
+/// `threading:` (Alertmanager 0.30): `References`/`In-Reply-To` headers
+/// naming a message that does not exist, so that mail clients thread every
+/// notification of a group (per day with `daily`) under it.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadingConfig {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub thread_by_date: String,
 }
 
 fn default_html() -> String {
@@ -184,6 +201,22 @@ impl IntegrationConfig for EmailConfig {
             }
         }
         self.headers = headers;
+        if let Some(t) = self.threading.as_ref().filter(|t| t.enabled) {
+            for h in ["References", "In-Reply-To"] {
+                if self.headers.contains_key(h) {
+                    return Err(invalid(
+                        f,
+                        format!("conflicting configuration: threading.enabled conflicts with custom {h} header"),
+                    ));
+                }
+            }
+            if !matches!(t.thread_by_date.as_str(), "none" | "daily") {
+                return Err(invalid(
+                    format!("{f}.threading"),
+                    "threading.thread_by_date must be either 'none' or 'daily'",
+                ));
+            }
+        }
         if self.smarthost.is_none() {
             let host = g
                 .smtp_smarthost
@@ -215,18 +248,18 @@ impl IntegrationConfig for EmailConfig {
             self.auth_password = g.smtp_auth_password.clone();
             self.auth_password_file = g.smtp_auth_password_file.clone();
         }
-        if self.auth_secret.is_none() {
-            self.auth_secret = g.smtp_auth_secret.clone();
-        }
+        // Each of the two falls back on its own (`cmp.Or` in Go), so a
+        // local secret and a global secret file can both be set; the file
+        // wins when the secret is read, as in Alertmanager.
         if self
             .auth_secret
             .as_ref()
-            .is_some_and(|s| !s.expose().is_empty())
+            .is_none_or(|s| s.expose().is_empty())
         {
-            return Err(invalid(
-                format!("{f}.auth_secret"),
-                "CRAM-MD5 authentication (auth_secret / smtp_auth_secret) is not supported by Herald; use auth_password (PLAIN or LOGIN), which TLS protects",
-            ));
+            self.auth_secret = g.smtp_auth_secret.clone();
+        }
+        if self.auth_secret_file.as_deref().is_none_or(str::is_empty) {
+            self.auth_secret_file = g.smtp_auth_secret_file.clone();
         }
         if self.auth_identity.is_none() {
             self.auth_identity = g.smtp_auth_identity.clone();

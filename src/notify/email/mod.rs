@@ -20,7 +20,12 @@ use lettre::transport::smtp::extension::ClientId;
 
 mod config;
 
-pub use config::{canonical_header_key, AddressList, EmailConfig, HostPort, DEFAULT_EMAIL_SUBJECT};
+mod cram;
+
+pub use config::{
+    canonical_header_key, AddressList, EmailConfig, HostPort, ThreadingConfig,
+    DEFAULT_EMAIL_SUBJECT,
+};
 
 use super::registry::BuildError;
 use super::{FailureReason, Notifier, NotifyCtx, NotifyError};
@@ -92,7 +97,8 @@ impl Email {
             Some(h) => ClientId::Domain(h.to_string()),
             None => ClientId::default(),
         };
-        let credentials = self.credentials()?;
+        let secret = self.auth_secret()?;
+        let credentials = self.credentials(secret.is_some())?;
         let tls = || tls_parameters(c.tls_config.as_ref(), host).map_err(fatal);
         let at = |e: lettre::transport::smtp::Error| {
             retryable(format!("send e-mail via {}: {e}", self.smarthost))
@@ -110,19 +116,71 @@ impl Email {
         if !implicit && c.require_tls.unwrap_or(true) {
             conn.starttls(tls()?, &hello).await.map_err(at)?;
         }
-        if let Some(creds) = credentials {
-            let mechanisms = [Mechanism::Plain, Mechanism::Login];
-            if conn.server_info().get_auth_mechanism(&mechanisms).is_some() {
-                conn.auth(&mechanisms, &creds).await.map_err(at)?;
+        let user = c.auth_username.as_deref().unwrap_or("");
+        match (secret, credentials) {
+            // With a secret, the server's own list decides, in its order,
+            // as in Alertmanager: lettre does not know CRAM-MD5.
+            (Some(secret), creds) if !user.is_empty() => {
+                let offered = cram::offered_mechanisms(&mut conn, &hello)
+                    .await
+                    .map_err(at)?;
+                let mut done = offered.is_empty();
+                for mech in &offered {
+                    match (mech.as_str(), &creds) {
+                        ("CRAM-MD5", _) => {
+                            cram::authenticate(&mut conn, user, &secret)
+                                .await
+                                .map_err(at)?;
+                        }
+                        ("PLAIN", Some(creds)) => {
+                            conn.auth(&[Mechanism::Plain], creds).await.map_err(at)?;
+                        }
+                        ("LOGIN", Some(creds)) => {
+                            conn.auth(&[Mechanism::Login], creds).await.map_err(at)?;
+                        }
+                        _ => continue,
+                    }
+                    done = true;
+                    break;
+                }
+                if !done {
+                    let _ = conn.quit().await;
+                    return Err(fatal(format!(
+                        "find auth mechanism: none of {} usable with the configured credentials",
+                        offered.join(" ")
+                    )));
+                }
             }
+            (_, Some(creds)) => {
+                let mechanisms = [Mechanism::Plain, Mechanism::Login];
+                if conn.server_info().get_auth_mechanism(&mechanisms).is_some() {
+                    conn.auth(&mechanisms, &creds).await.map_err(at)?;
+                }
+            }
+            _ => {}
         }
         let sent = conn.send(envelope, message).await.map_err(at);
         let _ = conn.quit().await;
         sent.map(|_| ())
     }
 
-    /// `auth_username` with its password, when set.
-    fn credentials(&self) -> Result<Option<Credentials>, NotifyError> {
+    /// The CRAM-MD5 secret (`auth_secret_file` over `auth_secret`, read as
+    /// it is, like Alertmanager does), when one is set.
+    fn auth_secret(&self) -> Result<Option<String>, NotifyError> {
+        let c = &self.conf;
+        let secret = match (&c.auth_secret_file, &c.auth_secret) {
+            (Some(f), _) if !f.is_empty() => {
+                std::fs::read_to_string(f).map_err(|e| fatal(format!("could not read {f}: {e}")))?
+            }
+            (_, Some(s)) => s.expose().to_string(),
+            _ => String::new(),
+        };
+        Ok((!secret.is_empty()).then_some(secret))
+    }
+
+    /// `auth_username` with its password, when set. Without a password
+    /// that is an error unless a CRAM-MD5 secret can stand in.
+    fn credentials(&self, has_secret: bool) -> Result<Option<Credentials>, NotifyError> {
         let c = &self.conf;
         let Some(user) = c.auth_username.as_deref().filter(|u| !u.is_empty()) else {
             return Ok(None);
@@ -135,6 +193,9 @@ impl Email {
             (None, Some(p)) => p.expose().to_string(),
             (None, None) => String::new(),
         };
+        if password.is_empty() && has_secret {
+            return Ok(None);
+        }
         if password.is_empty() {
             return Err(fatal(
                 "find auth mechanism: missing password for PLAIN and LOGIN auth mechanisms".into(),
@@ -144,7 +205,11 @@ impl Email {
     }
 
     /// Renders and assembles the message; every error here is permanent.
-    fn message(&self, data: &Value) -> Result<(lettre::address::Envelope, Vec<u8>), NotifyError> {
+    fn message(
+        &self,
+        data: &Value,
+        thread: Option<String>,
+    ) -> Result<(lettre::address::Envelope, Vec<u8>), NotifyError> {
         let t = &self.templates;
         let c = &self.conf;
         let render = |what: &str, text: &str| {
@@ -199,6 +264,11 @@ impl Email {
         if !has_message_id {
             builder = builder.message_id(None);
         }
+        if let Some(root) = thread {
+            builder = builder
+                .raw_header(raw("References", root.clone())?)
+                .raw_header(raw("In-Reply-To", root)?);
+        }
         let mut body = MultiPart::alternative().build();
         let mut parts = 0;
         if !c.text.is_empty() {
@@ -223,6 +293,15 @@ impl Email {
             .map_err(|e| fatal(format!("build message: {e}")))?;
         Ok((envelope, message.formatted()))
     }
+}
+
+/// The Message-ID of the thread a group's mails reply to: no mail has it
+/// (clients following JWZ threading make a placeholder for it).
+fn thread_root(group_key: &str, day: &str) -> String {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(group_key.as_bytes());
+    let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("<alert-{hex}-{day}@alertmanager>")
 }
 
 fn part(kind: ContentType, body: String) -> SinglePart {
@@ -297,7 +376,19 @@ fn split_pem(pem: &[u8]) -> Vec<Vec<u8>> {
 impl Notifier for Email {
     async fn notify(&self, ctx: &NotifyCtx, alerts: &[Arc<Alert>]) -> Result<(), NotifyError> {
         let data = super::template_data(ctx, alerts, &self.external_url);
-        let (envelope, message) = self.message(&data)?;
+        let thread = self.conf.threading.as_ref().filter(|t| t.enabled).map(|t| {
+            // The day is the local one, as Go's time.Now() formats it.
+            let day = if t.thread_by_date == "none" {
+                String::new()
+            } else {
+                ctx.now
+                    .to_zoned_datetime(jiff::tz::TimeZone::system())
+                    .strftime("%Y-%m-%d")
+                    .to_string()
+            };
+            thread_root(&ctx.group_key, &day)
+        });
+        let (envelope, message) = self.message(&data, thread)?;
         self.deliver(&envelope, &message).await
     }
 }

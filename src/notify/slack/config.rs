@@ -43,6 +43,9 @@ pub struct SlackConfig {
     pub pretext: String,
     #[serde(default = "d_text")]
     pub text: String,
+    /// The message's top-level `text` (0.31), beside the attachment.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message_text: String,
     #[serde(
         default,
         deserialize_with = "crate::commoncfg::null_default",
@@ -81,6 +84,10 @@ pub struct SlackConfig {
     pub actions: Vec<SlackAction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<PromDuration>,
+    /// Edit the group's last message (`chat.update`) instead of posting a
+    /// new one (0.32).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub update_message: bool,
 }
 
 fn tmpl(name: &str) -> String {
@@ -90,7 +97,7 @@ fn d_username() -> String {
     tmpl("username")
 }
 fn d_color() -> String {
-    r#"{{ if eq .Status "firing" }}danger{{ else }}good{{ end }}"#.into()
+    tmpl("color")
 }
 fn d_title() -> String {
     tmpl("title")
@@ -220,6 +227,19 @@ impl IntegrationConfig for SlackConfig {
                 "at most one of app_token & app_token_file must be configured",
             ));
         }
+        // Checked before the global defaults, on what the user wrote, as
+        // Alertmanager's SlackConfig.UnmarshalYAML does. A Slack app (where
+        // Alertmanager crashes) may update too: its app_url is the post URL.
+        if self.update_message
+            && self.app_token.is_none()
+            && self.app_token_file.is_none()
+            && self.api_url.as_ref().map(|u| u.expose()) != Some(DEFAULT_SLACK_APP_URL)
+        {
+            return Err(invalid(
+                f,
+                "update_message can only be used with bot tokens. api_url must be set to https://slack.com/api/chat.postMessage",
+            ));
+        }
         let http = self
             .http_config
             .get_or_insert_with(|| g.http_config.clone());
@@ -274,6 +294,7 @@ impl IntegrationConfig for SlackConfig {
             ("title_link", &self.title_link),
             ("pretext", &self.pretext),
             ("text", &self.text),
+            ("message_text", &self.message_text),
             ("footer", &self.footer),
             ("fallback", &self.fallback),
             ("callback_id", &self.callback_id),

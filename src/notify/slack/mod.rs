@@ -42,6 +42,9 @@ pub struct Slack {
 struct Request<'a> {
     #[serde(skip_serializing_if = "String::is_empty")]
     channel: String,
+    /// The message `chat.update` edits.
+    #[serde(rename = "ts", skip_serializing_if = "String::is_empty")]
+    timestamp: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     username: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -50,6 +53,8 @@ struct Request<'a> {
     icon_url: String,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     link_names: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    text: String,
     attachments: [Attachment<'a>; 1],
 }
 
@@ -165,7 +170,14 @@ impl Slack {
     }
 
     /// The JSON body; a template error is permanent.
-    fn payload(&self, ctx: &NotifyCtx, data: &Value) -> Result<Vec<u8>, NotifyError> {
+    /// `update` is the message to edit (`ts`, channel id) with
+    /// `update_message`.
+    fn payload(
+        &self,
+        ctx: &NotifyCtx,
+        data: &Value,
+        update: Option<&(String, String)>,
+    ) -> Result<Vec<u8>, NotifyError> {
         let c = &self.conf;
         let t = |text: &str| {
             self.templates.execute_text(text, data).map_err(|e| {
@@ -224,12 +236,18 @@ impl Slack {
                 &c.mrkdwn_in
             },
         };
+        let (timestamp, channel) = match update {
+            Some((ts, channel)) => (ts.clone(), channel.clone()),
+            None => (String::new(), t(&c.channel)?),
+        };
         let req = Request {
-            channel: t(&c.channel)?,
+            channel,
             username: t(&c.username)?,
             icon_emoji: t(&c.icon_emoji)?,
             icon_url: t(&c.icon_url)?,
             link_names: c.link_names,
+            text: t(&c.message_text)?,
+            timestamp,
             attachments: [attachment],
         };
         let mut body = crate::gojson::to_vec(&req);
@@ -240,7 +258,12 @@ impl Slack {
 
 /// Slack's answer to a POST: the status first (5xx and 429 retried, the
 /// latter after `Retry-After`), then the body of a JSON answer.
-async fn check_response(resp: reqwest::Response, channel: &str) -> Result<(), NotifyError> {
+/// On success, the posted message's channel id and `ts` when Slack's JSON
+/// answer names them (chat.postMessage and chat.update do).
+async fn check_response(
+    resp: reqwest::Response,
+    channel: &str,
+) -> Result<Option<(String, String)>, NotifyError> {
     // Slack rate-limits with 429, which is worth retrying once its
     // Retry-After has passed.
     let status = check_status(&resp, &[429]);
@@ -265,6 +288,10 @@ async fn check_response(resp: reqwest::Response, channel: &str) -> Result<(), No
             ok: bool,
             #[serde(default)]
             error: String,
+            #[serde(default)]
+            channel: String,
+            #[serde(default)]
+            ts: String,
         }
         let answer: Answer = serde_json::from_slice(&body).map_err(|e| {
             NotifyError::new(
@@ -283,23 +310,58 @@ async fn check_response(resp: reqwest::Response, channel: &str) -> Result<(), No
                 ),
             ));
         }
+        if !answer.ts.is_empty() && !answer.channel.is_empty() {
+            return Ok(Some((answer.ts, answer.channel)));
+        }
     }
-    Ok(())
+    Ok(None)
 }
+
+/// Where `chat.update` is, beside the configured `chat.postMessage`
+/// (Alertmanager always uses Slack's own).
+fn update_url(post: &str) -> String {
+    match post.strip_suffix("chat.postMessage") {
+        Some(base) => format!("{base}chat.update"),
+        None => "https://slack.com/api/chat.update".into(),
+    }
+}
+
+const THREAD_TS: &str = "threadTs";
+const CHANNEL_ID: &str = "channelId";
 
 #[async_trait::async_trait]
 impl Notifier for Slack {
     async fn notify(&self, ctx: &NotifyCtx, alerts: &[Arc<Alert>]) -> Result<(), NotifyError> {
         let data = super::template_data(ctx, alerts, &self.external_url);
-        let body = self.payload(ctx, &data)?;
-        let channel = self
-            .templates
-            .execute_text(&self.conf.channel, &data)
-            .unwrap_or_default();
-        let (url, token) = match &self.target {
+        // The message this group got last time, to edit instead of posting.
+        let update = if self.conf.update_message {
+            let kept = ctx.receiver_data.lock().unwrap_or_else(|e| e.into_inner());
+            let get = |k: &str| {
+                kept.get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let (ts, channel) = (get(THREAD_TS), get(CHANNEL_ID));
+            (!ts.is_empty() && !channel.is_empty()).then_some((ts, channel))
+        } else {
+            None
+        };
+        let body = self.payload(ctx, &data, update.as_ref())?;
+        let channel = match &update {
+            Some((_, id)) => id.clone(),
+            None => self
+                .templates
+                .execute_text(&self.conf.channel, &data)
+                .unwrap_or_default(),
+        };
+        let (mut url, token) = match &self.target {
             Target::Webhook(url) => (url.read()?, None),
             Target::App { url, token } => (url.clone(), Some(token.read()?)),
         };
+        if update.is_some() {
+            url = update_url(&url);
+        }
         let mut req = self.client.post_json(&url, body).await?;
         if let Some(token) = token {
             req = req.header(reqwest::header::AUTHORIZATION, format!("Bearer {token}"));
@@ -308,6 +370,13 @@ impl Notifier for Slack {
         let resp = super::http::send(req)
             .await
             .map_err(|e| transport_error("<redacted>", e))?;
-        check_response(resp, &channel).await
+        let posted = check_response(resp, &channel).await?;
+        if let (true, Some((ts, channel))) = (self.conf.update_message, posted) {
+            use crate::nflog::ReceiverDataValue::Str;
+            let mut kept = ctx.receiver_data.lock().unwrap_or_else(|e| e.into_inner());
+            kept.insert(THREAD_TS.into(), Str(ts));
+            kept.insert(CHANNEL_ID.into(), Str(channel));
+        }
+        Ok(())
     }
 }

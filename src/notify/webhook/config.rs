@@ -26,6 +26,10 @@ pub struct WebhookConfig {
     pub max_alerts: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<PromDuration>,
+    /// Sent instead of the default JSON, every string rendered as a
+    /// template (see `payload.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
 }
 
 impl IntegrationConfig for WebhookConfig {
@@ -45,12 +49,54 @@ impl IntegrationConfig for WebhookConfig {
                 f,
                 "at most one of url & url_file must be configured",
             )),
+            // A templated URL is only known per notification: at load it
+            // has to parse as a template, as in Alertmanager.
+            (Some(u), None) if super::payload::is_templated(u) => {
+                crate::template::Templates::with_builtins()
+                    .check_text(u)
+                    .map_err(|e| {
+                        invalid(format!("{f}.url"), format!("invalid template syntax: {e}"))
+                    })
+            }
             (Some(u), None) => check_http_url(u).map_err(|m| invalid(format!("{f}.url"), m)),
             (None, Some(_)) => Ok(()),
         }
     }
 
+    fn template_texts(&self) -> Vec<(String, &str)> {
+        let mut texts = Vec::new();
+        if let Some(p) = &self.payload {
+            payload_texts(p, "payload", &mut texts);
+        }
+        texts
+    }
+
     fn build(&self, ctx: &BuildCtx<'_>) -> Result<Arc<dyn Notifier>, BuildError> {
-        Ok(Arc::new(super::Webhook::new(self, ctx.external_url)?))
+        Ok(Arc::new(super::Webhook::new(
+            self,
+            ctx.templates.clone(),
+            ctx.external_url,
+        )?))
+    }
+}
+
+/// Every string of a payload (keys too) with its path, for the load-time
+/// template check.
+fn payload_texts<'a>(v: &'a serde_json::Value, at: &str, out: &mut Vec<(String, &'a str)>) {
+    match v {
+        serde_json::Value::String(s) => out.push((at.to_string(), s)),
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                payload_texts(item, &format!("{at}[{i}]"), out);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (k, item) in map {
+                let path = format!("{at}.{k}");
+                out.push((path.clone(), k));
+                payload_texts(item, &path, out);
+            }
+        }
+        _ => {}
     }
 }

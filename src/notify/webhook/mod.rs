@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 mod config;
+mod payload;
 
 pub use config::WebhookConfig;
 
@@ -13,7 +14,7 @@ use super::http::{check_status, redact, transport_error, Client, Credential};
 use super::registry::BuildError;
 use super::{FailureReason, Notifier, NotifyCtx, NotifyError};
 use crate::model::Alert;
-use crate::template::Data;
+use crate::template::{Data, Templates};
 
 pub struct Webhook {
     client: Client,
@@ -21,6 +22,8 @@ pub struct Webhook {
     max_alerts: u64,
     external_url: String,
     timeout: Option<std::time::Duration>,
+    payload: Option<serde_json::Value>,
+    templates: Arc<Templates>,
 }
 
 /// The payload: template data plus three webhook fields, in Go's order.
@@ -36,7 +39,11 @@ struct Message<'a> {
 }
 
 impl Webhook {
-    fn new(cfg: &WebhookConfig, external_url: &str) -> Result<Webhook, BuildError> {
+    fn new(
+        cfg: &WebhookConfig,
+        templates: Arc<Templates>,
+        external_url: &str,
+    ) -> Result<Webhook, BuildError> {
         let http = cfg.http_config.clone().unwrap_or_default();
         // `timeout` bounds the whole attempt (an OAuth2 token fetch
         // included), as Go's context deadline does, so no client timeout.
@@ -49,6 +56,8 @@ impl Webhook {
             max_alerts: cfg.max_alerts,
             external_url: external_url.to_string(),
             timeout: cfg.timeout.map(|d| d.0).filter(|t| !t.is_zero()),
+            payload: cfg.payload.clone(),
+            templates,
         })
     }
 }
@@ -73,18 +82,39 @@ impl Notifier for Webhook {
         );
         data.notification_reason = ctx.reason.map(|r| r.as_str());
         data.route_labels = ctx.route_labels.clone();
-        let mut body = crate::gojson::to_vec(&Message {
-            data: &data,
-            version: "4",
-            group_key: &ctx.group_key,
-            truncated_alerts: truncated,
-        });
+        let raw = self.url.read()?;
+        let templated = payload::is_templated(&raw);
+        // The template value is a copy of the data: only made when needed.
+        let mut value = None;
+        let mut body = match &self.payload {
+            None => crate::gojson::to_vec(&Message {
+                data: &data,
+                version: "4",
+                group_key: &ctx.group_key,
+                truncated_alerts: truncated,
+            }),
+            Some(p) => {
+                let value = value.get_or_insert_with(|| data.to_value());
+                let rendered = payload::render(p, &self.templates, value)?;
+                crate::gojson::to_vec(&payload::Sorted(&rendered))
+            }
+        };
         body.push(b'\n');
-        let url = self.url.read()?;
+        // A templated URL is put together from secrets and alert data:
+        // none of it goes into an error, as in Alertmanager.
+        let (url, shown) = if templated {
+            let value = value.get_or_insert_with(|| data.to_value());
+            (
+                payload::render_url(&raw, &self.templates, value)?,
+                "<redacted>".to_string(),
+            )
+        } else {
+            (raw.clone(), redact(&raw))
+        };
         let send = async {
             super::http::send(self.client.post_json(&url, body).await?)
                 .await
-                .map_err(|e| transport_error(&redact(&url), e))
+                .map_err(|e| transport_error(&shown, e))
         };
         let resp = match self.timeout {
             // A receiver that does not answer in time fails the attempt,
@@ -95,7 +125,7 @@ impl Notifier for Webhook {
                     FailureReason::ContextDeadlineExceeded,
                     format!(
                         "Post \"{}\": context deadline exceeded: configured webhook timeout reached ({})",
-                        redact(&url),
+                        shown,
                         crate::duration::PromDuration(t)
                     ),
                 )
