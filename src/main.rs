@@ -34,7 +34,13 @@ fn main() -> ExitCode {
     }
     // Process-wide, like Go's `compat.InitFromFlags`: the config loader, the
     // API and the subcommands all parse matchers in this mode.
-    match herald::matcher::Mode::from_features(&cli.enable_feature) {
+    let feature_items: Vec<&str> = cli
+        .enable_feature
+        .iter()
+        .flat_map(|f| f.split(','))
+        .map(str::trim)
+        .collect();
+    match herald::matcher::Mode::from_features(&feature_items) {
         Ok(mode) => mode.install(),
         Err(e) => {
             eprintln!("herald: error: error parsing the feature flag list: {e}");

@@ -578,7 +578,7 @@ async fn route_labels_are_inherited_and_rendered_per_flush() {
         Duration::ZERO,
         Duration::from_secs(3600),
     );
-    let mut flushes = vec![next(&mut rx).await, next(&mut rx).await];
+    let mut flushes = [next(&mut rx).await, next(&mut rx).await];
     flushes.sort_by(|a, b| a.receiver.cmp(&b.receiver));
     // The child overrides `team` and inherits `summary`, which sees the
     // child's value; a cycle drops both labels; the reason is unknown while

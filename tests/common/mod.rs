@@ -159,7 +159,9 @@ async fn record(
 
 fn store(hook: Webhook, path: String, headers: HeaderMap, body: axum::body::Bytes) -> Answer {
     hook.attempts.lock().unwrap().push(Instant::now());
-    let mut answer = (StatusCode::OK, HeaderMap::new(), String::new());
+    // `ok` is what a Slack incoming webhook answers (Alertmanager 0.33+
+    // checks it); webhook receivers ignore the body.
+    let mut answer = (StatusCode::OK, HeaderMap::new(), "ok".to_string());
     {
         let mut f = hook.fail_next.lock().unwrap();
         if f.0 > 0 {

@@ -293,9 +293,11 @@ async fn check_response(
             #[serde(default)]
             ts: String,
         }
+        // An answer that is not the JSON Slack's API always sends is worth
+        // another try, as in Alertmanager.
         let answer: Answer = serde_json::from_slice(&body).map_err(|e| {
             NotifyError::new(
-                false,
+                true,
                 FailureReason::Other,
                 format!("channel {channel:?}: could not unmarshal JSON response {details:?}: {e}"),
             )
@@ -313,6 +315,14 @@ async fn check_response(
         if !answer.ts.is_empty() && !answer.channel.is_empty() {
             return Ok(Some((answer.ts, answer.channel)));
         }
+    } else if body.as_ref() != b"ok" {
+        // An incoming webhook answers the plain text `ok`; anything else
+        // is Slack refusing the message (Alertmanager 0.33+).
+        return Err(NotifyError::new(
+            false,
+            FailureReason::ClientError,
+            format!("channel {channel:?}: received an error response from Slack: {details}"),
+        ));
     }
     Ok(None)
 }
