@@ -72,6 +72,12 @@ passed=$(grep -cE '^\s*--- PASS: ' "$out" || true)
 expected="$repo/tests/acceptance-expected-failures.txt"
 want=$(grep -vE '^\s*(#|$)' "$expected" 2>/dev/null | awk '{print $1}' | sort -u || true)
 echo "acceptance: $passed passed, $(echo -n "$failed" | grep -c . || true) failed (log: $out)"
+# Both suites must have run (a build or environment failure prints no test).
+for pkg in test/with_api_v2/acceptance test/cli/acceptance; do
+  grep -qE "^(ok|FAIL|---)?\s*.*github.com/prometheus/alertmanager/$pkg" "$out" \
+    || { echo "acceptance: $pkg did not run"; tail -20 "$out"; exit 1; }
+done
+[ "$passed" -gt 0 ] || { echo "acceptance: no test passed"; tail -20 "$out"; exit 1; }
 [ "${ACCEPTANCE_TARGET:-herald}" = alertmanager ] && { [ $rc -eq 0 ] || { echo "$failed"; exit 1; }; exit 0; }
 unexpected=$(comm -23 <(echo "$failed") <(echo "$want") | grep . || true)
 fixed=$(comm -13 <(echo "$failed") <(echo "$want") | grep . || true)

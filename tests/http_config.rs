@@ -1,5 +1,6 @@
 //! `http_config` end to end: OAuth2 client credentials against a token
-//! endpoint the test runs, `http_headers` (files read per request), the
+//! endpoint the test runs, `http_headers` (files read per request),
+//! `proxy_connect_header` seen by a proxy, the
 //! refusals (reserved headers, `*_ref` keys), the webhook `timeout`, the
 //! web config's `rate_limit`, and (system tier) config acceptance compared
 //! with Alertmanager 0.33.1's `amtool check-config`.
@@ -343,6 +344,37 @@ async fn http_headers_are_sent_and_files_read_per_request() {
     let status = get_json(&format!("{}/api/v2/status", herald.base)).await;
     let original = status["config"]["original"].as_str().unwrap();
     assert!(!original.contains("hidden"), "{original}");
+}
+
+/// `proxy_connect_header` reaches the proxy: the test's receiver stands in
+/// for a forward proxy (a plain-HTTP request through a proxy is sent to it
+/// in absolute form, with the proxy's headers).
+#[tokio::test]
+async fn proxy_connect_header_is_sent_to_the_proxy() {
+    let proxy = Webhook::start().await;
+    let herald = start_herald(
+        &config(&format!(
+            r#"      - url: http://receiver.invalid/through-proxy
+        http_config:
+          proxy_url: {proxy}
+          proxy_connect_header:
+            X-Proxy-Team: [ops]
+            Proxy-Authorization: [Basic b3BzOnMzY3JldA==]
+"#,
+            proxy = proxy.url("/").trim_end_matches('/')
+        )),
+        &[],
+    )
+    .await;
+    assert_eq!(post_alerts(&herald.base, &json!([alert("P")])).await.0, 200);
+    let got = proxy.nth(1, T).await;
+    assert_eq!(got.path, "/through-proxy");
+    assert_eq!(got.headers.get("host").unwrap(), "receiver.invalid");
+    assert_eq!(got.headers.get("x-proxy-team").unwrap(), "ops");
+    assert_eq!(
+        got.headers.get("proxy-authorization").unwrap(),
+        "Basic b3BzOnMzY3JldA=="
+    );
 }
 
 fn check_config(yaml: &str) -> (bool, String) {

@@ -4,6 +4,7 @@
 //! failure `reason`, `Retry-After`, and rune truncation. An integration that
 //! POSTs JSON needs nothing else from the transport.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -147,17 +148,47 @@ fn transport(
     proxy_url: Option<&String>,
     no_proxy: Option<&String>,
     proxy_from_environment: Option<bool>,
+    proxy_connect_header: Option<&BTreeMap<String, Vec<Secret>>>,
     tls: Option<&crate::commoncfg::TlsConfig>,
 ) -> Result<reqwest::ClientBuilder, ClientError> {
     let mut b = reqwest::Client::builder().user_agent(user_agent());
+    let connect_headers = proxy_headers(proxy_connect_header)?;
     if let Some(p) = proxy_url {
         let mut proxy = reqwest::Proxy::all(p).map_err(ClientError::Proxy)?;
         if let Some(np) = no_proxy {
             proxy = proxy.no_proxy(reqwest::NoProxy::from_string(np));
         }
+        if let Some(h) = connect_headers {
+            proxy = proxy.headers(h);
+        }
         b = b.proxy(proxy);
     } else if proxy_from_environment != Some(true) {
         b = b.no_proxy();
+    } else if let Some(h) = connect_headers {
+        // reqwest's own environment proxies take no extra headers: the
+        // same variables Go's `http.ProxyFromEnvironment` reads, as proxies
+        // that carry them.
+        let env = |names: [&str; 2]| {
+            names
+                .iter()
+                .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+        };
+        for (url, https) in [
+            (env(["HTTPS_PROXY", "https_proxy"]), true),
+            (env(["HTTP_PROXY", "http_proxy"]), false),
+        ] {
+            let Some(url) = url else { continue };
+            let proxy = if https {
+                reqwest::Proxy::https(&url)
+            } else {
+                reqwest::Proxy::http(&url)
+            };
+            let proxy = proxy
+                .map_err(ClientError::Proxy)?
+                .no_proxy(reqwest::NoProxy::from_env())
+                .headers(h.clone());
+            b = b.proxy(proxy);
+        }
     }
     if let Some(tls) = tls {
         if let Some(what) = tls.secret_ref() {
@@ -182,6 +213,7 @@ impl Client {
             cfg.proxy_url.as_ref(),
             cfg.no_proxy.as_ref(),
             cfg.proxy_from_environment,
+            cfg.proxy_connect_header.as_ref(),
             cfg.tls_config.as_ref(),
         )?;
         b = b.redirect(if cfg.follow_redirects {
@@ -386,6 +418,29 @@ enum AuthStyle {
     Params,
 }
 
+/// `proxy_connect_header`: sent to the proxy with every request through
+/// it (the CONNECT of an HTTPS request included), as Go's transport does.
+fn proxy_headers(
+    h: Option<&BTreeMap<String, Vec<Secret>>>,
+) -> Result<Option<reqwest::header::HeaderMap>, ClientError> {
+    let Some(h) = h.filter(|h| !h.is_empty()) else {
+        return Ok(None);
+    };
+    let mut map = reqwest::header::HeaderMap::new();
+    for (name, values) in h {
+        let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            ClientError::Header(format!("invalid proxy_connect_header name {name:?}"))
+        })?;
+        for v in values {
+            let v = HeaderValue::from_str(v.expose()).map_err(|_| {
+                ClientError::Header(format!("invalid value of proxy_connect_header {name}"))
+            })?;
+            map.append(n.clone(), v);
+        }
+    }
+    Ok(Some(map))
+}
+
 /// What a token fetch needs, shared with the fetch futures.
 struct TokenEndpoint {
     client: reqwest::Client,
@@ -416,6 +471,7 @@ impl TokenSource {
             o.proxy_url.as_ref(),
             o.no_proxy.as_ref(),
             o.proxy_from_environment,
+            o.proxy_connect_header.as_ref(),
             o.tls_config.as_ref(),
         )?
         .timeout(TOKEN_TIMEOUT)
