@@ -281,9 +281,10 @@ const RESERVED_HEADERS: [&str; 18] = [
     "X-Amz-Content-Sha256",
 ];
 
-/// Go's `http.CanonicalHeaderKey`: each dash-separated word capitalised; a
-/// name with a byte that cannot be in a header name is left as it is.
-fn canonical_header_key(name: &str) -> String {
+/// Go's `http.CanonicalHeaderKey` (and `textproto.CanonicalMIMEHeaderKey`,
+/// which e-mail headers go through): each dash-separated word capitalised;
+/// a name with a byte that cannot be in a header name is left as it is.
+pub fn canonical_header_key(name: &str) -> String {
     let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     if !name.bytes().all(token) {
         return name.to_string();

@@ -11,7 +11,9 @@ mod secret;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use http::{Authorization, BasicAuth, HttpClientConfig, OAuth2, TlsConfig};
+pub use http::{
+    canonical_header_key, Authorization, BasicAuth, HttpClientConfig, OAuth2, TlsConfig,
+};
 pub use secret::{Secret, SECRET_TOKEN};
 
 /// A rule of Alertmanager's that a section broke; `field` is the path to

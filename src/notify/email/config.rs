@@ -159,26 +159,9 @@ fn default_html() -> String {
 /// The default `Subject` header.
 pub const DEFAULT_EMAIL_SUBJECT: &str = r#"{{ template "email.default.subject" . }}"#;
 
-/// Go's `textproto.CanonicalMIMEHeaderKey`: `x-priority` → `X-Priority`.
-/// Keys with characters outside a header token are left as written.
-pub fn canonical_header_key(k: &str) -> String {
-    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if !k.chars().all(token) {
-        return k.to_string();
-    }
-    let mut upper = true;
-    k.chars()
-        .map(|c| {
-            let out = if upper {
-                c.to_ascii_uppercase()
-            } else {
-                c.to_ascii_lowercase()
-            };
-            upper = c == '-';
-            out
-        })
-        .collect()
-}
+/// Go's `textproto.CanonicalMIMEHeaderKey` (the same rule as HTTP's):
+/// `x-priority` → `X-Priority`.
+pub use crate::commoncfg::canonical_header_key;
 
 impl IntegrationConfig for EmailConfig {
     fn send_resolved(&self) -> bool {
