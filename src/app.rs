@@ -258,6 +258,7 @@ impl App {
         metrics.set_configured(
             config.config.receivers.len(),
             integration_count(&config.config.receivers),
+            config.config.inhibit_rules.len(),
         );
         Ok(Runtime {
             config: config.clone(),

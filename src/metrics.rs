@@ -36,6 +36,7 @@ pub struct Metrics {
     http_response_size: Family<Labels, Histogram>,
     receivers: Gauge,
     integrations: Gauge,
+    inhibition_rules: Gauge,
     nflog_gc_removed: Counter,
     cluster: ClusterGauges,
     alerts_limited: Counter,
@@ -181,6 +182,7 @@ impl Metrics {
             http_response_size: Family::new_with_constructor(size_histogram),
             receivers: Gauge::default(),
             integrations: Gauge::default(),
+            inhibition_rules: Gauge::default(),
             nflog_gc_removed: Counter::default(),
             cluster: ClusterGauges::default(),
             alerts_limited: Counter::default(),
@@ -306,6 +308,11 @@ impl Metrics {
             "alertmanager_integrations",
             "Number of configured integrations.",
             m.integrations.clone(),
+        );
+        r.register(
+            "alertmanager_inhibition_rules",
+            "Number of configured inhibition rules.",
+            m.inhibition_rules.clone(),
         );
         r.register(
             "alertmanager_nflog_gc_removed",
@@ -558,9 +565,10 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    pub fn set_configured(&self, receivers: usize, integrations: usize) {
+    pub fn set_configured(&self, receivers: usize, integrations: usize, inhibition_rules: usize) {
         self.receivers.set(receivers as i64);
         self.integrations.set(integrations as i64);
+        self.inhibition_rules.set(inhibition_rules as i64);
     }
 
     pub fn set_alert_counts(&self, active: i64, suppressed: i64, unprocessed: i64) {
@@ -726,7 +734,7 @@ mod tests {
         m.init_integration("webhook");
         m.notification_failed("webhook", "serverError");
         m.config_loaded(42.0, true);
-        m.set_configured(2, 3);
+        m.set_configured(2, 3, 1);
         m.observe_http("/metrics", "GET", Duration::from_millis(3), Some(512));
         let text = m.render();
         for needle in [
@@ -734,6 +742,7 @@ mod tests {
             r#"alertmanager_notifications_failed_total{integration="webhook",reason="serverError"} 1"#,
             r#"alertmanager_notifications_total{integration="webhook"} 0"#,
             "alertmanager_config_last_reload_successful 1",
+            "alertmanager_inhibition_rules 1",
             "alertmanager_build_info{",
             "alertmanager_cluster_enabled 0",
             "process_resident_memory_bytes",
