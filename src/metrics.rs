@@ -37,6 +37,8 @@ pub struct Metrics {
     receivers: Gauge,
     integrations: Gauge,
     inhibition_rules: Gauge,
+    get_in_flight: Family<Labels, Gauge>,
+    get_limit_exceeded: Family<Labels, Counter>,
     nflog_gc_removed: Counter,
     cluster: ClusterGauges,
     alerts_limited: Counter,
@@ -183,6 +185,8 @@ impl Metrics {
             receivers: Gauge::default(),
             integrations: Gauge::default(),
             inhibition_rules: Gauge::default(),
+            get_in_flight: Family::default(),
+            get_limit_exceeded: Family::default(),
             nflog_gc_removed: Counter::default(),
             cluster: ClusterGauges::default(),
             alerts_limited: Counter::default(),
@@ -314,6 +318,19 @@ impl Metrics {
             "Number of configured inhibition rules.",
             m.inhibition_rules.clone(),
         );
+        r.register(
+            "alertmanager_http_requests_in_flight",
+            "Current number of HTTP requests being processed.",
+            m.get_in_flight.clone(),
+        );
+        r.register(
+            "alertmanager_http_concurrency_limit_exceeded",
+            "Total number of times an HTTP request failed because the concurrency limit was reached.",
+            m.get_limit_exceeded.clone(),
+        );
+        // Alertmanager's are constant-labelled series that exist from the start.
+        let _ = m.get_in_flight.get_or_create(&l1("method", "get"));
+        let _ = m.get_limit_exceeded.get_or_create(&l1("method", "get"));
         r.register(
             "alertmanager_nflog_gc_removed",
             "Notification log entries removed by garbage collection.",
@@ -563,6 +580,20 @@ impl Metrics {
         self.http_request_duration
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
+    }
+
+    /// A GET admitted under `--web.get-concurrency` starts (+1) or ends (-1).
+    pub fn get_in_flight(&self, delta: i64) {
+        self.get_in_flight
+            .get_or_create(&l1("method", "get"))
+            .inc_by(delta);
+    }
+
+    /// A GET refused because `--web.get-concurrency` was reached.
+    pub fn get_limit_exceeded(&self) {
+        self.get_limit_exceeded
+            .get_or_create(&l1("method", "get"))
+            .inc();
     }
 
     pub fn set_configured(&self, receivers: usize, integrations: usize, inhibition_rules: usize) {

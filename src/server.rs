@@ -70,15 +70,31 @@ async fn limit_gets(State(s): State<Shared>, req: Request, next: Next) -> Respon
         return next.run(req).await;
     }
     match s.get_limit.clone().try_acquire_owned() {
-        Ok(_permit) => next.run(req).await,
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "Limit of concurrent GET requests reached ({}), try again later.\n",
-                s.get_concurrency
-            ),
-        )
-            .into_response(),
+        Ok(_permit) => {
+            let metrics = &s.app.metrics;
+            metrics.get_in_flight(1);
+            // Decremented when the request ends or is dropped (a client
+            // that hangs up, a timeout).
+            struct InFlight<'a>(&'a crate::metrics::Metrics);
+            impl Drop for InFlight<'_> {
+                fn drop(&mut self) {
+                    self.0.get_in_flight(-1);
+                }
+            }
+            let _in_flight = InFlight(metrics);
+            next.run(req).await
+        }
+        Err(_) => {
+            s.app.metrics.get_limit_exceeded();
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "Limit of concurrent GET requests reached ({}), try again later.\n",
+                    s.get_concurrency
+                ),
+            )
+                .into_response()
+        }
     }
 }
 
