@@ -567,8 +567,17 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    pub fn observe_http(&self, handler: &str, method: &str, took: Duration, size: Option<u64>) {
-        let labels = vec![
+    /// One answered HTTP request. The duration carries the status `code`
+    /// as Alertmanager's does; the response size does not (nor does Go's).
+    pub fn observe_http(
+        &self,
+        handler: &str,
+        method: &str,
+        code: u16,
+        took: Duration,
+        size: Option<u64>,
+    ) {
+        let mut labels = vec![
             ("handler", handler.to_string()),
             ("method", method.to_ascii_lowercase()),
         ];
@@ -577,6 +586,7 @@ impl Metrics {
                 .get_or_create(&labels)
                 .observe(n as f64);
         }
+        labels.push(("code", code.to_string()));
         self.http_request_duration
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
@@ -766,7 +776,7 @@ mod tests {
         m.notification_failed("webhook", "serverError");
         m.config_loaded(42.0, true);
         m.set_configured(2, 3, 1);
-        m.observe_http("/metrics", "GET", Duration::from_millis(3), Some(512));
+        m.observe_http("/metrics", "GET", 200, Duration::from_millis(3), Some(512));
         let text = m.render();
         for needle in [
             r#"alertmanager_alerts_received_total{status="firing",version="v2"} 1"#,
@@ -779,7 +789,7 @@ mod tests {
             "process_resident_memory_bytes",
             "alertmanager_receivers 2",
             "alertmanager_integrations 3",
-            r#"alertmanager_http_request_duration_seconds_count{handler="/metrics",method="get"} 1"#,
+            r#"alertmanager_http_request_duration_seconds_count{handler="/metrics",method="get",code="200"} 1"#,
             r#"alertmanager_http_response_size_bytes_count{handler="/metrics",method="get"} 1"#,
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");

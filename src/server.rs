@@ -108,8 +108,12 @@ async fn instrument(State(s): State<Shared>, req: Request<Body>, next: Next) -> 
     let started = Instant::now();
     let resp = next.run(req).await;
     let size = axum::body::HttpBody::size_hint(resp.body()).exact();
-    s.app
-        .metrics
-        .observe_http(&handler, &method, started.elapsed(), size);
+    s.app.metrics.observe_http(
+        &handler,
+        &method,
+        resp.status().as_u16(),
+        started.elapsed(),
+        size,
+    );
     resp
 }
