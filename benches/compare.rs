@@ -12,7 +12,6 @@
 //! `/api/v2/silences`, one silence each, 8 in flight, where every POST
 //! waits for its change to be durable (Herald: committed to SQLite).
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,7 +25,7 @@ const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
 const ENVS: [&str; 2] = ["prod", "staging"];
 
 mod support;
-use support::{free_port, Proc};
+use support::{free_port, reference_alertmanager, Proc};
 
 fn config(hook_port: u16, extra: &str) -> String {
     format!(
@@ -504,19 +503,4 @@ async fn suppressed(line: &mut impl FnMut(String, f64, f64)) {
         hg,
         ag,
     );
-}
-
-/// The reference Alertmanager (0.33.1 from Debian's sid suite) that
-/// `scripts/reference.sh` unpacks, run through its wrapper.
-fn reference_alertmanager() -> std::path::PathBuf {
-    let root = std::env::var_os("HERALD_AM_CURRENT")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/am-current"));
-    let bin = root.join("bin/alertmanager");
-    assert!(
-        bin.exists(),
-        "{} missing: run scripts/reference.sh",
-        bin.display()
-    );
-    bin
 }

@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 #[allow(dead_code)]
 mod certs;
 mod support;
-use support::{free_port, Proc};
+use support::{free_port, reference_alertmanager, Proc};
 
 /// A receiver that fails every other request and remembers what it
 /// accepted.
@@ -334,19 +334,4 @@ async fn run() {
         *herald_hook.requests.lock().unwrap(),
         *am_hook.requests.lock().unwrap()
     );
-}
-
-/// The reference Alertmanager (0.33.1 from Debian's sid suite) that
-/// `scripts/reference.sh` unpacks, run through its wrapper.
-fn reference_alertmanager() -> std::path::PathBuf {
-    let root = std::env::var_os("HERALD_AM_CURRENT")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/am-current"));
-    let bin = root.join("bin/alertmanager");
-    assert!(
-        bin.exists(),
-        "{} missing: run scripts/reference.sh",
-        bin.display()
-    );
-    bin
 }

@@ -36,3 +36,20 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The reference Alertmanager (0.33.1 from Debian's sid suite) that
+/// `scripts/reference.sh` unpacks, run through its wrapper.
+pub fn reference_alertmanager() -> std::path::PathBuf {
+    let root = std::env::var_os("HERALD_AM_CURRENT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/am-current")
+        });
+    let bin = root.join("bin/alertmanager");
+    assert!(
+        bin.exists(),
+        "{} missing: run scripts/reference.sh",
+        bin.display()
+    );
+    bin
+}
