@@ -13,7 +13,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use common::*;
 
@@ -58,22 +57,6 @@ fn cases() -> Vec<Case> {
     out
 }
 
-fn check(bin: &std::path::Path, file: &std::path::Path) -> (bool, String) {
-    let out = Command::new(bin)
-        .arg("check-config")
-        .arg(file)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[test]
 fn herald_accepts_what_the_current_alertmanager_accepts() {
     let amtool = am_current_bin("amtool");
@@ -88,7 +71,12 @@ fn herald_accepts_what_the_current_alertmanager_accepts() {
                 s.spawn(move || {
                     chunk
                         .iter()
-                        .map(|c| (check(amtool, &c.path), check(herald, &c.path)))
+                        .map(|c| {
+                            (
+                                check_config_file(amtool, &c.path),
+                                check_config_file(herald, &c.path),
+                            )
+                        })
                         .collect::<Vec<_>>()
                 })
             })

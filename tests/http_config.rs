@@ -378,17 +378,7 @@ async fn proxy_connect_header_is_sent_to_the_proxy() {
 }
 
 fn check_config(yaml: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("c.yml");
-    std::fs::write(&f, yaml).unwrap();
-    let out = std::process::Command::new(herald_bin())
-        .args(["check-config", f.to_str().unwrap()])
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
-    )
+    check_config_text(std::path::Path::new(herald_bin()), yaml)
 }
 
 fn with_http_config(http_config: &str) -> String {

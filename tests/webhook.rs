@@ -111,39 +111,11 @@ receivers:
 }
 
 fn herald_check(cfg: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("am.yml");
-    std::fs::write(&f, cfg).unwrap();
-    let out = std::process::Command::new(herald_bin())
-        .args(["check-config", f.to_str().unwrap()])
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    check_config_text(std::path::Path::new(herald_bin()), cfg)
 }
 
 fn amtool_check(cfg: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("am.yml");
-    std::fs::write(&f, cfg).unwrap();
-    let out = std::process::Command::new(am_current_bin("amtool"))
-        .args(["check-config", f.to_str().unwrap()])
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    check_config_text(&am_current_bin("amtool"), cfg)
 }
 
 /// Every new key, valid and invalid: Herald accepts what 0.33.1 accepts

@@ -381,6 +381,32 @@ pub async fn wait_ready(base: &str) {
     }
 }
 
+/// `<bin> check-config <file>` (Herald's or an amtool): whether it accepts
+/// the file, and everything it printed.
+pub fn check_config_file(bin: &Path, file: &Path) -> (bool, String) {
+    let out = Command::new(bin)
+        .arg("check-config")
+        .arg(file)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// [`check_config_file`] on a config text, written to a temporary file.
+pub fn check_config_text(bin: &Path, yaml: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("config.yml");
+    std::fs::write(&f, yaml).unwrap();
+    check_config_file(bin, &f)
+}
+
 /// A free TCP port on loopback (for programs that cannot report theirs).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
