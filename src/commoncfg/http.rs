@@ -217,6 +217,15 @@ pub struct TlsConfig {
 
 /// How many of the values are set, as Go's `nonZeroCount`: an empty
 /// string counts as unset, as Go's zero value does.
+/// Go's "at most one of ... must be configured" checks: `message` when
+/// more than one of `values` is set.
+fn at_most_one(values: &[Option<&str>], message: &str) -> Result<(), String> {
+    if set_count(values) > 1 {
+        return Err(message.into());
+    }
+    Ok(())
+}
+
 fn set_count(values: &[Option<&str>]) -> usize {
     values
         .iter()
@@ -342,25 +351,25 @@ impl TlsConfig {
             self.ca_file.as_deref(),
             self.ca_ref.as_deref(),
         ];
-        if set_count(&ca) > 1 {
-            return Err("at most one of ca, ca_file & ca_ref must be configured".into());
-        }
+        at_most_one(
+            &ca,
+            "at most one of ca, ca_file & ca_ref must be configured",
+        )?;
         let cert = [
             self.cert.as_deref(),
             self.cert_file.as_deref(),
             self.cert_ref.as_deref(),
         ];
-        if set_count(&cert) > 1 {
-            return Err("at most one of cert, cert_file & cert_ref must be configured".into());
-        }
+        at_most_one(
+            &cert,
+            "at most one of cert, cert_file & cert_ref must be configured",
+        )?;
         let key = [
             secret(&self.key),
             self.key_file.as_deref(),
             self.key_ref.as_deref(),
         ];
-        if set_count(&key) > 1 {
-            return Err("at most one of key and key_file must be configured".into());
-        }
+        at_most_one(&key, "at most one of key and key_file must be configured")?;
         match (set_count(&cert) > 0, set_count(&key) > 0) {
             (true, false) => Err("exactly one of key or key_file must be configured when a client certificate is configured".into()),
             (false, true) => Err("exactly one of cert or cert_file must be configured when a client key is configured".into()),
@@ -414,17 +423,13 @@ impl HttpClientConfig {
                 b.username_file.as_deref(),
                 b.username_ref.as_deref(),
             ];
-            if set_count(&user) > 1 {
-                return Err("at most one of basic_auth username, username_file & username_ref must be configured".into());
-            }
+            at_most_one(&user, "at most one of basic_auth username, username_file & username_ref must be configured")?;
             let pass = [
                 secret(&b.password),
                 b.password_file.as_deref(),
                 b.password_ref.as_deref(),
             ];
-            if set_count(&pass) > 1 {
-                return Err("at most one of basic_auth password, password_file & password_ref must be configured".into());
-            }
+            at_most_one(&pass, "at most one of basic_auth password, password_file & password_ref must be configured")?;
         }
         if let Some(a) = &self.authorization {
             if bearer > 0 {
@@ -437,9 +442,10 @@ impl HttpClientConfig {
                 a.credentials_file.as_deref(),
                 a.credentials_ref.as_deref(),
             ];
-            if set_count(&cred) > 1 {
-                return Err("at most one of authorization credentials & credentials_file must be configured".into());
-            }
+            at_most_one(
+                &cred,
+                "at most one of authorization credentials & credentials_file must be configured",
+            )?;
             if a.kind
                 .as_deref()
                 .is_some_and(|t| t.trim().eq_ignore_ascii_case("basic"))
@@ -473,9 +479,7 @@ impl HttpClientConfig {
                     o.client_certificate_key_file.as_deref(),
                     o.client_certificate_key_ref.as_deref(),
                 ];
-                if set_count(&key) > 1 {
-                    return Err("at most one of oauth2 client_certificate_key, client_certificate_key_file & client_certificate_key_ref must be configured using grant-type=urn:ietf:params:oauth:grant-type:jwt-bearer".into());
-                }
+                at_most_one(&key, "at most one of oauth2 client_certificate_key, client_certificate_key_file & client_certificate_key_ref must be configured using grant-type=urn:ietf:params:oauth:grant-type:jwt-bearer")?;
                 if o.signature_algorithm
                     .as_deref()
                     .is_some_and(|a| !a.is_empty() && !matches!(a, "RS256" | "RS384" | "RS512"))
@@ -493,9 +497,7 @@ impl HttpClientConfig {
                     o.client_secret_file.as_deref(),
                     o.client_secret_ref.as_deref(),
                 ];
-                if set_count(&sec) > 1 {
-                    return Err("at most one of oauth2 client_secret, client_secret_file & client_secret_ref must be configured using grant-type=client_credentials".into());
-                }
+                at_most_one(&sec, "at most one of oauth2 client_secret, client_secret_file & client_secret_ref must be configured using grant-type=client_credentials")?;
             }
         }
         validate_proxy(
