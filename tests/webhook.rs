@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -182,4 +183,45 @@ fn new_keys_are_accepted_and_refused_like_alertmanager() {
             );
         }
     }
+}
+
+/// The differential harness the integration tests share, on the simplest
+/// integration: the same firing and resolved notifications, byte for byte
+/// but for times, from Herald and from 0.33.1.
+#[tokio::test(flavor = "multi_thread")]
+async fn firing_then_resolved_match_alertmanager() {
+    use common::fake::*;
+    let cfg = |base: &str| {
+        format!(
+            r#"
+route:
+  receiver: hook
+  group_by: [alertname, team]
+  group_wait: 1s
+  group_interval: 1s
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: '{base}hook'
+"#
+        )
+    };
+    let alerts = firing("DiskFull", &["db1", "db2"]);
+    let (ours, theirs) =
+        differential(cfg, Arc::new(|_, _| Reply::text(200, "ok")), &alerts, 1, 2).await;
+    assert_eq!(ours.len(), theirs.len(), "request count");
+    for (o, t) in ours.iter().zip(&theirs) {
+        assert_eq!(o.line(), t.line());
+        assert_eq!(o.header("content-type"), t.header("content-type"));
+        // The group key and the receiver's URL-bearing fields are the same
+        // by construction; only times and the fake's port differ.
+        // 0.34 added `routeLabels` (always present); 0.33.1 has none.
+        let mut ob = o.body.clone();
+        assert_eq!(
+            ob.as_object_mut().unwrap().remove("routeLabels"),
+            Some(json!({}))
+        );
+        assert_eq!(normalize(&ob, &[]), normalize(&t.body, &[]));
+    }
+    assert_eq!(theirs[1].body["status"], "resolved");
 }

@@ -20,6 +20,8 @@ use serde_json::Value;
 // The helpers that run programs beyond the Rust toolchain (openssl,
 // python3, Alertmanager, Prometheus) exist only in the system tier, so a
 // laptop-tier test cannot call one by mistake.
+pub mod fake;
+
 #[cfg(feature = "system-tests")]
 mod certs;
 #[cfg(feature = "system-tests")]
