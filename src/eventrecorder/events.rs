@@ -159,9 +159,7 @@ pub(crate) struct GroupInfo<'a> {
 }
 
 fn group_info(g: &GroupInfo<'_>) -> Value {
-    use sha2::Digest;
-    let id = sha2::Sha256::digest(g.group_key.as_bytes());
-    let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let id = crate::notify::group_key_hash(g.group_key);
     obj(vec![
         ("groupKey", json!(g.group_key)),
         ("groupLabels", label_set(g.group_labels)),

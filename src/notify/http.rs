@@ -253,11 +253,32 @@ impl Client {
         url: &str,
         body: Vec<u8>,
     ) -> Result<reqwest::RequestBuilder, NotifyError> {
-        let mut req = self
-            .client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
+        self.request(
+            reqwest::Method::POST,
+            url,
+            Some(body),
+            Some("application/json"),
+        )
+        .await
+    }
+
+    /// Any request with the `http_config` credentials and headers: the
+    /// services that are not one POST (a token fetched with GET, an alert
+    /// closed with PUT, a form-encoded or empty body) go through this.
+    pub(crate) async fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<Vec<u8>>,
+        content_type: Option<&str>,
+    ) -> Result<reqwest::RequestBuilder, NotifyError> {
+        let mut req = self.client.request(method, url);
+        if let Some(ct) = content_type {
+            req = req.header(reqwest::header::CONTENT_TYPE, ct);
+        }
+        if let Some(body) = body {
+            req = req.body(body);
+        }
         // Headers first: the credentials may not be overridden by them
         // (Authorization is reserved anyway).
         for (name, value) in &self.headers {

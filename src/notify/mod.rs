@@ -125,6 +125,20 @@ pub fn template_data(
     data.to_value()
 }
 
+/// Go's `notify.Key.Hash`: the SHA-256 of the group key in hex. Services
+/// that deduplicate by a key of their own (PagerDuty's `dedup_key`,
+/// Opsgenie's alias, VictorOps' entity id, e-mail threads, Jira's label)
+/// get this, so that Herald and Alertmanager name the same group alike.
+pub(crate) fn group_key_hash(group_key: &str) -> String {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(group_key.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in hash {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
 /// What Alertmanager carries in a `context.Context` through the pipeline.
 #[derive(Clone)]
 pub struct NotifyCtx {

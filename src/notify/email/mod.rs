@@ -298,10 +298,8 @@ impl Email {
 /// The Message-ID of the thread a group's mails reply to: no mail has it
 /// (clients following JWZ threading make a placeholder for it).
 fn thread_root(group_key: &str, day: &str) -> String {
-    use sha2::Digest;
-    let hash = sha2::Sha256::digest(group_key.as_bytes());
-    let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("<alert-{hex}-{day}@alertmanager>")
+    let hash = super::group_key_hash(group_key);
+    format!("<alert-{}-{day}@alertmanager>", &hash[..16])
 }
 
 fn part(kind: ContentType, body: String) -> SinglePart {
