@@ -7,8 +7,10 @@
 //! `scripts/reference.sh` unpacks it).
 //! `HERALD_BENCH_SIZES=10000,100000` chooses the sizes.
 //! `HERALD_BENCH_ONLY=silences` (a comma-separated list of `alerts`,
-//! `slack`, `silences`, `suppressed`) runs only those sections; the default
-//! is all of them. `silences` is the silence creation rate: 5,000 POSTs to
+//! `slack`, `silences`, `suppressed`, `integrations`) runs only those
+//! sections; the default is all of them. `integrations` is the
+//! notification latency through each integration, against one stand-in
+//! service that answers as each real one does. `silences` is the silence creation rate: 5,000 POSTs to
 //! `/api/v2/silences`, one silence each, 8 in flight, where every POST
 //! waits for its change to be durable (Herald: committed to SQLite).
 
@@ -429,6 +431,144 @@ async fn run() {
     }
     if wanted("suppressed") {
         suppressed(&mut line).await;
+    }
+    if wanted("integrations") {
+        integrations(&mut line).await;
+    }
+}
+
+/// Each integration's receiver (`{P}` is the stand-in service's port) and
+/// the path of the request that delivers a notification (Jira searches
+/// before it creates, WeChat fetches a token first). Left out: e-mail (no
+/// SMTP server here; `tests/email.rs` covers it) and SNS (needs the AWS
+/// emulator; `tests/sns.rs`), and Pushover, whose API URL is fixed.
+const INTEGRATIONS: &[(&str, &str, &str)] = &[
+    ("webhook", "webhook_configs: [{url: 'http://127.0.0.1:{P}/webhook'}]", "/webhook"),
+    ("slack", "slack_configs: [{api_url: 'http://127.0.0.1:{P}/slack'}]", "/slack"),
+    ("pagerduty", "pagerduty_configs: [{routing_key: r, url: 'http://127.0.0.1:{P}/v2/enqueue'}]", "/v2/enqueue"),
+    ("opsgenie", "opsgenie_configs: [{api_key: k, api_url: 'http://127.0.0.1:{P}/'}]", "/v2/alerts"),
+    ("victorops", "victorops_configs: [{api_key: k, routing_key: r, api_url: 'http://127.0.0.1:{P}/victorops/'}]", "/victorops/"),
+    ("wechat", "wechat_configs: [{api_secret: s, corp_id: c, to_user: u, agent_id: '1', api_url: 'http://127.0.0.1:{P}/wechat/'}]", "message/send"),
+    ("telegram", "telegram_configs: [{bot_token: t, chat_id: 1, api_url: 'http://127.0.0.1:{P}/telegram'}]", "sendMessage"),
+    ("discord", "discord_configs: [{webhook_url: 'http://127.0.0.1:{P}/discord'}]", "/discord"),
+    ("webex", "webex_configs: [{room_id: r, api_url: 'http://127.0.0.1:{P}/webex', http_config: {authorization: {credentials: c}}}]", "/webex"),
+    ("msteams", "msteams_configs: [{webhook_url: 'http://127.0.0.1:{P}/msteams'}]", "/msteams"),
+    ("msteamsv2", "msteamsv2_configs: [{webhook_url: 'http://127.0.0.1:{P}/msteamsv2'}]", "/msteamsv2"),
+    ("jira", "jira_configs: [{api_url: 'http://127.0.0.1:{P}/jira', project: OPS, issue_type: Bug}]", "/issue"),
+    ("rocketchat", "rocketchat_configs: [{token_id: i, token: t, channel: '#a', api_url: 'http://127.0.0.1:{P}/rocketchat/'}]", "chat.postMessage"),
+    ("incidentio", "incidentio_configs: [{url: 'http://127.0.0.1:{P}/incidentio', alert_source_token: t}]", "/incidentio"),
+    ("mattermost", "mattermost_configs: [{webhook_url: 'http://127.0.0.1:{P}/mattermost'}]", "/mattermost"),
+];
+
+/// One receiver per integration, routed by the alert's `kind` label.
+fn integrations_config(port: u16) -> String {
+    let mut routes = String::new();
+    let mut receivers = String::from("  - name: none\n");
+    for (kind, receiver, _) in INTEGRATIONS {
+        routes.push_str(&format!(
+            "    - matchers: ['kind=\"{kind}\"']\n      receiver: {kind}\n"
+        ));
+        receivers.push_str(&format!(
+            "  - name: {kind}\n    {}\n",
+            receiver.replace("{P}", &port.to_string())
+        ));
+    }
+    format!(
+        "route:\n  receiver: none\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1h\n  routes:\n{routes}receivers:\n{receivers}"
+    )
+}
+
+/// A stand-in for every service at once: Slack's webhook wants `ok`; the
+/// others are content with one JSON body holding what each looks for
+/// (Telegram's `ok` and message, Rocket.Chat's `success`, WeChat's token
+/// and `errcode`, Jira's empty search and new issue key, Pushover's
+/// `status`).
+async fn start_services() -> (Arc<std::sync::Mutex<Vec<String>>>, u16) {
+    let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let s = seen.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let s = s.clone();
+        async move {
+            let path = uri.path().to_string();
+            s.lock().unwrap().push(path.clone());
+            if path == "/slack" {
+                return ([("content-type", "text/plain")], "ok".to_string());
+            }
+            let body = json!({
+                "ok": true, "result": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}},
+                "success": true, "errcode": 0, "errmsg": "ok", "access_token": "token", "expires_in": 7200,
+                "issues": [], "total": 0, "key": "OPS-1", "id": "1", "status": 1, "request": "r",
+            });
+            ([("content-type", "application/json")], body.to_string())
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (seen, port)
+}
+
+/// Time from posting a new group's alert to the request that delivers
+/// it, per integration: `n` groups each, one at a time.
+async fn integration_latency(
+    p: &Proc,
+    seen: &std::sync::Mutex<Vec<String>>,
+    kind: &str,
+    marker: &str,
+    run: &str,
+    n: usize,
+) -> (f64, f64) {
+    let client = reqwest::Client::new();
+    let delivered = |from: usize| {
+        seen.lock().unwrap()[from..]
+            .iter()
+            .any(|path| path.contains(marker))
+    };
+    let mut lat = Vec::new();
+    for i in 0..n {
+        let from = seen.lock().unwrap().len();
+        let body = json!([{"labels": {"alertname": format!("{kind}-{run}{i}-{}", p.name), "kind": kind}, "startsAt": jiff::Timestamp::now().to_string()}]);
+        let t = Instant::now();
+        let r = client
+            .post(format!("{}/api/v2/alerts", p.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !delivered(from) {
+            assert!(
+                Instant::now() < deadline,
+                "no {kind} notification from {}",
+                p.name
+            );
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    lat.sort_by(f64::total_cmp);
+    (
+        lat[lat.len() / 2],
+        lat[(lat.len() * 99 / 100).min(lat.len() - 1)],
+    )
+}
+
+/// Notification latency per integration, Herald and Alertmanager on the
+/// same config and the same stand-in service.
+async fn integrations(line: &mut impl FnMut(String, f64, f64)) {
+    let (seen, port) = start_services().await;
+    let cfg = integrations_config(port);
+    let herald = start_config("herald", &cfg).await;
+    let am = start_config("alertmanager", &cfg).await;
+    for (kind, _, marker) in INTEGRATIONS {
+        // One warm-up notification each: connection and token set-up.
+        integration_latency(&herald, &seen, kind, marker, "warmup", 1).await;
+        integration_latency(&am, &seen, kind, marker, "warmup", 1).await;
+        let (hm, hp) = integration_latency(&herald, &seen, kind, marker, "main", 20).await;
+        let (am_m, am_p) = integration_latency(&am, &seen, kind, marker, "main", 20).await;
+        line(format!("{kind} notification latency median ms"), hm, am_m);
+        line(format!("{kind} notification latency p99 ms"), hp, am_p);
     }
 }
 
