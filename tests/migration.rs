@@ -40,6 +40,17 @@ async fn takes_over_an_alertmanager_data_directory() {
     post_alerts(&am.base, &json!([a])).await;
     let first = hook.nth(1, T).await;
     assert_eq!(first.body["alerts"].as_array().unwrap().len(), 1);
+    // The hook records the request before it answers: Alertmanager logs
+    // the notification only once it has the answer, and a stop before
+    // that leaves the log without it (Herald would then rightly notify
+    // `a` again). Its latency histogram is observed just before the log
+    // entry is written.
+    wait_counter(
+        &am.base,
+        r#"alertmanager_notification_latency_seconds_count{integration="webhook"}"#,
+        1.0,
+    )
+    .await;
     // A clean stop writes Alertmanager's snapshots.
     let pid = am.child.id().to_string();
     assert!(std::process::Command::new("kill")
