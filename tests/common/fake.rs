@@ -193,11 +193,12 @@ async fn answer(
     (StatusCode::from_u16(reply.status).unwrap(), h, reply.body)
 }
 
-/// Alerts that start now (an old `startsAt` makes Alertmanager flush the
-/// group before the rest of the request is in it), one per `instance`, all
-/// in the group `alertname`/`team` of the configs `differential` expects.
+/// Alerts without `startsAt`, so each server stamps them when they arrive
+/// (one stamped before the servers started would be older than
+/// `group_wait` by then, and Alertmanager flushes such a group before the
+/// rest of the request is in it), one per `instance`, all in the group
+/// `alertname`/`team` of the configs `differential` expects.
 pub fn firing(alertname: &str, instances: &[&str]) -> Value {
-    let now = jiff::Timestamp::now().to_string();
     Value::Array(
         instances
             .iter()
@@ -206,7 +207,6 @@ pub fn firing(alertname: &str, instances: &[&str]) -> Value {
                     "labels": {"alertname": alertname, "instance": i, "team": "db", "severity": "critical"},
                     "annotations": {"summary": format!("{alertname} on {i}"), "description": "Disk <95%> full & \"rising\""},
                     "generatorURL": "http://prometheus.test:9090/graph?g0.expr=up",
-                    "startsAt": now,
                 })
             })
             .collect(),
