@@ -796,6 +796,25 @@ pub(crate) fn check_status(
     Err(e)
 }
 
+/// `check_status` with the answer's body in the error, as Go's Retrier
+/// puts it there (`unexpected status code 400: <body>`) for the
+/// integrations that read no body of their own. Cut at 1024 characters so a
+/// service's HTML error page does not flood the log.
+pub(crate) async fn check_status_with_body(
+    resp: reqwest::Response,
+    retry_codes: &[u16],
+) -> Result<(), NotifyError> {
+    let Err(mut e) = check_status(&resp, retry_codes) else {
+        return Ok(());
+    };
+    let body = resp.bytes().await.unwrap_or_default();
+    let details: String = String::from_utf8_lossy(&body).chars().take(1024).collect();
+    if !details.is_empty() {
+        e.message = format!("{}: {details}", e.message);
+    }
+    Err(e)
+}
+
 /// `Retry-After`: delay-seconds or an HTTP date.
 pub(crate) fn parse_retry_after(v: &str, now: jiff::Timestamp) -> Option<Duration> {
     let v = v.trim();
