@@ -88,7 +88,13 @@ fn sorted(mut v: Vec<Exchange>) -> Vec<Exchange> {
 #[cfg(feature = "system-tests")]
 #[tokio::test(flavor = "multi_thread")]
 async fn firing_then_resolved_match_alertmanager() {
-    let alerts = firing("DiskFull", &["db1", "db2"]);
+    // Without startsAt each side stamps the alerts as it takes them: a
+    // time taken before both servers started would already be older than
+    // group_wait and flush the group before the second alert is in it.
+    let mut alerts = firing("DiskFull", &["db1", "db2"]);
+    for a in alerts.as_array_mut().unwrap() {
+        a.as_object_mut().unwrap().remove("startsAt");
+    }
     let (ours, theirs) = differential(
         config,
         Arc::new(|_, _| Reply::text(200, "ok")),
@@ -137,7 +143,7 @@ async fn firing_then_resolved_match_alertmanager() {
     assert!(top["attachments"][0]["fields"][1].get("short").is_none());
     let text = list["text"].as_str().unwrap();
     assert_eq!(text.chars().count(), 16383);
-    assert!(text.ends_with("xü…"), "{}", &text[text.len() - 10..]);
+    assert!(text.ends_with("xü-…"), "{}", &text[text.len() - 10..]);
     assert_eq!(list["attachments"].as_array().unwrap().len(), 2);
     assert_eq!(list["priority"]["persistent_notifications"], true);
 }
