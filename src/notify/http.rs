@@ -888,6 +888,40 @@ mod tests {
         assert_eq!(e.message, "unexpected status code 404");
     }
 
+    #[tokio::test]
+    async fn a_failed_answer_s_body_is_in_the_error() {
+        let resp = |code: u16, body: String| {
+            reqwest::Response::from(
+                axum::http::Response::builder()
+                    .status(code)
+                    .body(body)
+                    .unwrap(),
+            )
+        };
+        assert!(check_status_with_body(resp(200, "1".into()), &[])
+            .await
+            .is_ok());
+        let e = check_status_with_body(resp(400, "Text is required.".into()), &[])
+            .await
+            .unwrap_err();
+        assert_eq!(e.message, "unexpected status code 400: Text is required.");
+        assert!(!e.retryable);
+        let e = check_status_with_body(resp(502, String::new()), &[])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.message.as_str(), e.retryable),
+            ("unexpected status code 502", true)
+        );
+        let e = check_status_with_body(resp(500, "é".repeat(2000)), &[])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.message.chars().count(),
+            "unexpected status code 500: ".len() + 1024
+        );
+    }
+
     #[test]
     fn token_answers_parse_like_golang_oauth2() {
         let now = Instant::now();
