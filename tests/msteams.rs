@@ -178,3 +178,23 @@ async fn rate_limits_are_retried_after_retry_after() {
         "the retry delivered"
     );
 }
+
+/// A template that fails when run fails the notification for good: another
+/// try would render the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_template_is_not_retried() {
+    let svc = FakeService::start(Reply::text(200, "1")).await;
+    let cfg = one_config(&svc.url("/hook")).replace(
+        "      - webhook_url:",
+        "      - title: '{{ template \"no.such.template\" . }}'\n        webhook_url:",
+    );
+    let h = start_herald(&cfg, &[]).await;
+    post_alerts(&h.base, &firing("A", &["i1"])).await;
+    wait_counter(
+        &h.base,
+        r#"alertmanager_notifications_failed_total{integration="msteams",reason="other"}"#,
+        1.0,
+    )
+    .await;
+    assert_eq!(svc.count(), 0);
+}
