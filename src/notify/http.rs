@@ -796,6 +796,25 @@ pub(crate) fn check_status(
     Err(e)
 }
 
+/// `check_status` with the answer's body in the error, as Go's Retrier
+/// puts it there (`unexpected status code 400: <body>`) for the
+/// integrations that read no body of their own. Cut at 1024 characters so a
+/// service's HTML error page does not flood the log.
+pub(crate) async fn check_status_with_body(
+    resp: reqwest::Response,
+    retry_codes: &[u16],
+) -> Result<(), NotifyError> {
+    let Err(mut e) = check_status(&resp, retry_codes) else {
+        return Ok(());
+    };
+    let body = resp.bytes().await.unwrap_or_default();
+    let details: String = String::from_utf8_lossy(&body).chars().take(1024).collect();
+    if !details.is_empty() {
+        e.message = format!("{}: {details}", e.message);
+    }
+    Err(e)
+}
+
 /// `Retry-After`: delay-seconds or an HTTP date.
 pub(crate) fn parse_retry_after(v: &str, now: jiff::Timestamp) -> Option<Duration> {
     let v = v.trim();
@@ -867,6 +886,40 @@ mod tests {
         let e = check_status(&answer(404, None), &[]).unwrap_err();
         assert_eq!(e.reason, FailureReason::ClientError);
         assert_eq!(e.message, "unexpected status code 404");
+    }
+
+    #[tokio::test]
+    async fn a_failed_answer_s_body_is_in_the_error() {
+        let resp = |code: u16, body: String| {
+            reqwest::Response::from(
+                axum::http::Response::builder()
+                    .status(code)
+                    .body(body)
+                    .unwrap(),
+            )
+        };
+        assert!(check_status_with_body(resp(200, "1".into()), &[])
+            .await
+            .is_ok());
+        let e = check_status_with_body(resp(400, "Text is required.".into()), &[])
+            .await
+            .unwrap_err();
+        assert_eq!(e.message, "unexpected status code 400: Text is required.");
+        assert!(!e.retryable);
+        let e = check_status_with_body(resp(502, String::new()), &[])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.message.as_str(), e.retryable),
+            ("unexpected status code 502", true)
+        );
+        let e = check_status_with_body(resp(500, "é".repeat(2000)), &[])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.message.chars().count(),
+            "unexpected status code 500: ".len() + 1024
+        );
     }
 
     #[test]

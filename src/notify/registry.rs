@@ -134,6 +134,9 @@ integrations! {
         "webhook" => webhook_configs: super::webhook::WebhookConfig,
         "email" => email_configs: super::email::EmailConfig,
         "slack" => slack_configs: super::slack::SlackConfig,
+        "msteams" => msteams_configs: super::msteams::MsTeamsConfig,
+        "msteamsv2" => msteamsv2_configs: super::msteamsv2::MsTeamsV2Config,
+        "mattermost" => mattermost_configs: super::mattermost::MattermostConfig,
     }
     refused {
         "pagerduty" => pagerduty_configs,
@@ -145,12 +148,9 @@ integrations! {
         "telegram" => telegram_configs,
         "webex" => webex_configs,
         "discord" => discord_configs,
-        "msteams" => msteams_configs,
-        "msteamsv2" => msteamsv2_configs,
         "jira" => jira_configs,
         "rocketchat" => rocketchat_configs,
         "incidentio" => incidentio_configs,
-        "mattermost" => mattermost_configs,
     }
 }
 
@@ -234,7 +234,7 @@ mod tests {
     fn the_refusal_names_what_is_delivered() {
         assert_eq!(
             delivered_list(),
-            "webhook_configs, email_configs and slack_configs"
+            "webhook_configs, email_configs, slack_configs, msteams_configs, msteamsv2_configs and mattermost_configs"
         );
         let mut rc = ReceiverConfig {
             name: "pager".into(),
