@@ -5,8 +5,10 @@
 # (TLS + basic auth with bcrypt hashes). Existing files are kept, so it is
 # safe to run again; delete a file to regenerate it.
 #
-# Put your SMTP password in secrets/smtp_password and your Slack incoming
-# webhook URL in secrets/slack_webhook_url (placeholders are written).
+# Put your SMTP password in secrets/smtp_password, your Slack incoming
+# webhook URL in secrets/slack_webhook_url and your PagerDuty service's
+# integration key in secrets/pagerduty_routing_key (placeholders are
+# written).
 # HERALD_TLS_SANS adds names to the certificate, e.g.
 #   HERALD_TLS_SANS="DNS:alerts.example.com,IP:203.0.113.7" ./init-secrets.sh
 set -euo pipefail
@@ -30,6 +32,10 @@ done
 [ -s slack_webhook_url ] || {
   echo "https://hooks.slack.com/services/CHANGE/ME/NOW" > slack_webhook_url
   echo "WRITE your Slack incoming-webhook URL into $dir/slack_webhook_url"
+}
+[ -s pagerduty_routing_key ] || {
+  echo "change-me-pagerduty-integration-key" > pagerduty_routing_key
+  echo "WRITE your PagerDuty integration key (Events API v2) into $dir/pagerduty_routing_key"
 }
 
 if [ ! -s ca.pem ] || [ ! -s ca.key ]; then

@@ -155,7 +155,7 @@ fn init_secrets(d: &Path) -> PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn instance_down_pages_by_email_and_slack_then_resolves() {
+async fn instance_down_pages_by_pagerduty_email_and_slack_then_resolves() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let secrets = init_secrets(d);
@@ -166,6 +166,11 @@ async fn instance_down_pages_by_email_and_slack_then_resolves() {
         slack.url("/services/T/B/X"),
     )
     .unwrap();
+    let pagerduty = fake::FakeService::start(fake::Reply::json(
+        202,
+        serde_json::json!({"status": "success", "message": "Event processed"}),
+    ))
+    .await;
     let smtp_password = std::fs::read_to_string(secrets.join("smtp_password")).unwrap();
     let smtp = SmtpServer::start(
         d,
@@ -204,6 +209,10 @@ async fn instance_down_pages_by_email_and_slack_then_resolves() {
         ("group_wait: 30s".into(), "group_wait: 1s".into()),
         ("group_interval: 5m".into(), "group_interval: 2s".into()),
         ("group_wait: 10s".into(), "group_wait: 1s".into()),
+        (
+            "https://events.pagerduty.com/v2/enqueue".into(),
+            pagerduty.url("/v2/enqueue"),
+        ),
     ];
     pairs.extend(used(&herald_yml));
     std::fs::write(d.join("herald.yml"), rewrite(&herald_yml, &pairs)).unwrap();
@@ -301,6 +310,21 @@ async fn instance_down_pages_by_email_and_slack_then_resolves() {
     .await;
     assert_eq!(firing.body["channel"], "#alerts-critical");
     assert_eq!(firing.body["attachments"][0]["color"], "danger");
+    let routing_key = std::fs::read_to_string(secrets.join("pagerduty_routing_key")).unwrap();
+    let page = |action: &'static str| {
+        let pagerduty = pagerduty.clone();
+        let is_node_down = &is_node_down;
+        move || {
+            pagerduty.requests().into_iter().find(|r| {
+                r.body["event_action"] == action
+                    && is_node_down(r.body["payload"]["summary"].as_str().unwrap_or(""))
+            })
+        }
+    };
+    let trigger = wait_for("PagerDuty trigger", T, page("trigger")).await;
+    assert_eq!(trigger.path, "/v2/enqueue");
+    assert_eq!(trigger.body["routing_key"], routing_key.trim());
+    assert_eq!(trigger.body["payload"]["severity"], "critical");
 
     // It comes back: the resolved notifications follow.
     let _node = node_exporter(node_port);
@@ -317,6 +341,8 @@ async fn instance_down_pages_by_email_and_slack_then_resolves() {
     })
     .await;
     assert_eq!(resolved.body["attachments"][0]["color"], "good");
+    let resolve = wait_for("PagerDuty resolve", T, page("resolve")).await;
+    assert_eq!(resolve.body["dedup_key"], trigger.body["dedup_key"]);
 }
 
 async fn wait_for_async_mail(smtp: &SmtpServer, pred: impl Fn(&Value) -> bool) -> Value {
