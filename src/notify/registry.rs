@@ -134,6 +134,7 @@ integrations! {
         "webhook" => webhook_configs: super::webhook::WebhookConfig,
         "email" => email_configs: super::email::EmailConfig,
         "slack" => slack_configs: super::slack::SlackConfig,
+        "jira" => jira_configs: super::jira::JiraConfig,
     }
     refused {
         "pagerduty" => pagerduty_configs,
@@ -147,7 +148,6 @@ integrations! {
         "discord" => discord_configs,
         "msteams" => msteams_configs,
         "msteamsv2" => msteamsv2_configs,
-        "jira" => jira_configs,
         "rocketchat" => rocketchat_configs,
         "incidentio" => incidentio_configs,
         "mattermost" => mattermost_configs,
@@ -234,7 +234,7 @@ mod tests {
     fn the_refusal_names_what_is_delivered() {
         assert_eq!(
             delivered_list(),
-            "webhook_configs, email_configs and slack_configs"
+            "webhook_configs, email_configs, slack_configs and jira_configs"
         );
         let mut rc = ReceiverConfig {
             name: "pager".into(),
