@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::commoncfg::{check_http_url, invalid, yes, FieldError, HttpClientConfig};
+use crate::commoncfg::{invalid, yes, FieldError, HttpClientConfig};
 use crate::duration::PromDuration;
 use crate::notify::registry::{BuildCtx, BuildError, IntegrationConfig};
 use crate::notify::{GlobalConfig, Notifier};
@@ -77,13 +77,6 @@ impl JiraField {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum FieldInput {
-    Template(String),
-    Full(FieldObject),
-}
-
-#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FieldObject {
     #[serde(default)]
@@ -92,26 +85,53 @@ struct FieldObject {
     enable_update: Option<bool>,
 }
 
-/// The object form keeps the default template when it names none, as Go
-/// decodes it over the defaults; a null field is empty, as in Go.
+/// Either form of a field; a visitor rather than an untagged enum, so a
+/// wrong key in the object form is named in the error.
+struct FieldVisitor(JiraField);
+
+impl<'de> serde::de::Visitor<'de> for FieldVisitor {
+    type Value = JiraField;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a template or a map with template and enable_update")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<JiraField, E> {
+        Ok(JiraField {
+            template: v.to_string(),
+            enable_update: None,
+        })
+    }
+
+    /// Null is an empty field, as Go decodes it.
+    fn visit_unit<E: serde::de::Error>(self) -> Result<JiraField, E> {
+        self.visit_str("")
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<JiraField, E> {
+        self.visit_str("")
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<JiraField, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    /// The object form keeps the default template when it names none, as
+    /// Go decodes it over the defaults.
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<JiraField, A::Error> {
+        let o = FieldObject::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(JiraField {
+            template: o.template.unwrap_or(self.0.template),
+            enable_update: o.enable_update,
+        })
+    }
+}
+
 fn field_with_default<'de, D: Deserializer<'de>>(
     d: D,
     default: JiraField,
 ) -> Result<JiraField, D::Error> {
-    Ok(match Option::<FieldInput>::deserialize(d)? {
-        None => JiraField {
-            template: String::new(),
-            enable_update: None,
-        },
-        Some(FieldInput::Template(template)) => JiraField {
-            template,
-            enable_update: None,
-        },
-        Some(FieldInput::Full(o)) => JiraField {
-            template: o.template.unwrap_or(default.template),
-            enable_update: o.enable_update,
-        },
-    })
+    d.deserialize_any(FieldVisitor(default))
 }
 
 fn summary_field<'de, D: Deserializer<'de>>(d: D) -> Result<JiraField, D::Error> {
@@ -165,7 +185,7 @@ impl IntegrationConfig for JiraConfig {
             ));
         }
         if let Some(u) = &self.api_url {
-            check_http_url(u).map_err(|m| invalid(format!("{f}.api_url"), m))?;
+            check_api_url(u).map_err(|m| invalid(format!("{f}.api_url"), m))?;
         }
         let http = self
             .http_config
@@ -208,6 +228,20 @@ impl IntegrationConfig for JiraConfig {
             ctx.external_url,
         )?))
     }
+}
+
+/// Go's `ParseURL` for `api_url` and `global.jira_api_url`, in its words.
+pub(crate) fn check_api_url(u: &str) -> Result<(), String> {
+    let scheme = u.split_once(':').map_or("", |(s, _)| s);
+    let scheme = if scheme.contains('/') { "" } else { scheme };
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("unsupported scheme {scheme:?} for URL"));
+    }
+    let parsed = url::Url::parse(u).map_err(|e| format!("parse {u:?}: {e}"))?;
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("missing host for URL".into());
+    }
+    Ok(())
 }
 
 /// The strings of a custom field that are rendered (nested map keys too,
@@ -288,6 +322,25 @@ mod tests {
             c.api_url.as_deref(),
             Some("https://x.atlassian.net/rest/api/2")
         );
+    }
+
+    #[test]
+    fn bad_fields_and_urls_are_named() {
+        let e = serde_saphyr::from_str::<JiraConfig>("summary: {template: x, update: false}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `update`"), "{e}");
+        let c = parse("project: P\nissue_type: B\nsummary: null\n");
+        assert_eq!(c.summary.template, "");
+        assert_eq!(
+            check_api_url("ftp://j/x").unwrap_err(),
+            "unsupported scheme \"ftp\" for URL"
+        );
+        assert_eq!(
+            check_api_url("j.example.com/rest").unwrap_err(),
+            "unsupported scheme \"\" for URL"
+        );
+        assert!(check_api_url("https://j.example.com/rest/api/2").is_ok());
     }
 
     #[test]

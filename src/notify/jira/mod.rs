@@ -19,6 +19,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde::Deserialize;
 
+pub(crate) use config::check_api_url;
 pub use config::{JiraConfig, JiraField};
 
 use super::http::{check_status, redact, truncate_runes, Client};
