@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::fake::*;
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
+#[cfg(feature = "system-tests")]
+use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
 

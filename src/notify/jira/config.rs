@@ -103,6 +103,24 @@ impl<'de> serde::de::Visitor<'de> for FieldVisitor {
         })
     }
 
+    /// A scalar that is not a string is its text, as for the other
+    /// template keys (`summary: 5`).
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<JiraField, E> {
+        self.visit_str(&v.to_string())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<JiraField, E> {
+        self.visit_str(&v.to_string())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<JiraField, E> {
+        self.visit_str(&v.to_string())
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<JiraField, E> {
+        self.visit_str(&v.to_string())
+    }
+
     /// Null is an empty field, as Go decodes it.
     fn visit_unit<E: serde::de::Error>(self) -> Result<JiraField, E> {
         self.visit_str("")
@@ -330,8 +348,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown field `update`"), "{e}");
-        let c = parse("project: P\nissue_type: B\nsummary: null\n");
+        let c = parse("project: P\nissue_type: B\nsummary: null\ndescription: 5\n");
         assert_eq!(c.summary.template, "");
+        assert_eq!(c.description.template, "5");
         assert_eq!(
             check_api_url("ftp://j/x").unwrap_err(),
             "unsupported scheme \"ftp\" for URL"
