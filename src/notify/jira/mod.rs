@@ -395,3 +395,50 @@ impl Notifier for Jira {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jira(api_url: &str, api_type: &str) -> Jira {
+        let conf: JiraConfig = serde_saphyr::from_str(&format!(
+            "api_url: '{api_url}'\napi_type: {api_type}\nproject: P\nissue_type: B\n"
+        ))
+        .unwrap();
+        Jira::new(&conf, Arc::new(Templates::alertmanager()), "http://am").unwrap()
+    }
+
+    #[test]
+    fn the_search_endpoint_and_adf_follow_go() {
+        for (url, kind, search, v3) in [
+            (
+                "https://x.atlassian.net/rest/api/2",
+                "auto",
+                "https://x.atlassian.net/rest/api/3/search/jql",
+                false,
+            ),
+            (
+                "https://x.atlassian.net/rest/api/3/",
+                "datacenter",
+                "https://x.atlassian.net/rest/api/3/search",
+                true,
+            ),
+            (
+                "https://jira.example.com/rest/api/2",
+                "auto",
+                "https://jira.example.com/rest/api/2/search",
+                false,
+            ),
+            (
+                "https://jira.example.com/rest/api/2",
+                "cloud",
+                "https://jira.example.com/rest/api/3/search/jql",
+                false,
+            ),
+        ] {
+            let j = jira(url, kind);
+            assert_eq!(j.search_url(), search, "{url} {kind}");
+            assert_eq!(j.is_v3(), v3, "{url}");
+        }
+    }
+}
