@@ -412,3 +412,38 @@ async fn status_hides_the_password() {
     assert!(!original.contains("s3cret"));
     assert!(original.contains("jira_configs"));
 }
+
+/// `GET /api/v2/status` shows a Jira config as 0.33.1 does: defaults
+/// filled in, `summary`/`description` as `{template, enable_update}`.
+#[cfg(feature = "system-tests")]
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_the_config_as_alertmanager_does() {
+    let cfg = simple(
+        "http://jira.test/",
+        "        summary: {enable_update: false}\n        labels: [a]\n        reopen_duration: 90m\n        reopen_transition: R\n        fields:\n          customfield_1: {b: '{{ .Status }}', a: [1, x]}\n",
+    );
+    let herald = start_herald(&cfg, &[]).await;
+    let am = start_alertmanager(&cfg).await;
+    let section = |v: Value| {
+        let s = v["config"]["original"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let from = s.find("  jira_configs:").unwrap_or(0);
+        let to = s[from..].find("\ntemplates:").map_or(s.len(), |i| from + i);
+        s[from..to].to_string()
+    };
+    let ours = section(get_json(&format!("{}/api/v2/status", herald.base)).await);
+    let theirs = section(get_json(&format!("{}/api/v2/status", am.base)).await);
+    // The same keys in the same order and the same values; the quoting
+    // style of Herald's YAML writer is its own.
+    let keys = |s: &str| {
+        s.lines()
+            .map(|l| l.split(':').next().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&ours), keys(&theirs));
+    let parse = |s: &str| serde_saphyr::from_str::<Value>(s).unwrap();
+    assert_eq!(parse(&ours), parse(&theirs));
+    assert!(ours.contains("enable_update: false"), "{ours}");
+}
