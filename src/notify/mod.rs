@@ -15,6 +15,7 @@ mod dedup;
 pub mod email;
 mod global;
 pub mod http;
+pub mod jira;
 pub mod mattermost;
 pub mod msteams;
 pub mod msteamsv2;

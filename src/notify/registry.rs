@@ -131,14 +131,17 @@ macro_rules! integrations {
 
 integrations! {
     delivered {
-        "webhook" => webhook_configs: super::webhook::WebhookConfig,
         "email" => email_configs: super::email::EmailConfig,
         "slack" => slack_configs: super::slack::SlackConfig,
+        "webhook" => webhook_configs: super::webhook::WebhookConfig,
         "msteams" => msteams_configs: super::msteams::MsTeamsConfig,
         "msteamsv2" => msteamsv2_configs: super::msteamsv2::MsTeamsV2Config,
+        "jira" => jira_configs: super::jira::JiraConfig,
         "mattermost" => mattermost_configs: super::mattermost::MattermostConfig,
     }
     refused {
+        "discord" => discord_configs,
+        "incidentio" => incidentio_configs,
         "pagerduty" => pagerduty_configs,
         "opsgenie" => opsgenie_configs,
         "wechat" => wechat_configs,
@@ -147,10 +150,7 @@ integrations! {
         "sns" => sns_configs,
         "telegram" => telegram_configs,
         "webex" => webex_configs,
-        "discord" => discord_configs,
-        "jira" => jira_configs,
         "rocketchat" => rocketchat_configs,
-        "incidentio" => incidentio_configs,
     }
 }
 
@@ -234,7 +234,7 @@ mod tests {
     fn the_refusal_names_what_is_delivered() {
         assert_eq!(
             delivered_list(),
-            "webhook_configs, email_configs, slack_configs, msteams_configs, msteamsv2_configs and mattermost_configs"
+            "email_configs, slack_configs, webhook_configs, msteams_configs, msteamsv2_configs, jira_configs and mattermost_configs"
         );
         let mut rc = ReceiverConfig {
             name: "pager".into(),
