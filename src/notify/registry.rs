@@ -134,10 +134,11 @@ integrations! {
         "webhook" => webhook_configs: super::webhook::WebhookConfig,
         "email" => email_configs: super::email::EmailConfig,
         "slack" => slack_configs: super::slack::SlackConfig,
+        "opsgenie" => opsgenie_configs: super::opsgenie::OpsgenieConfig,
+        "incidentio" => incidentio_configs: super::incidentio::IncidentioConfig,
     }
     refused {
         "pagerduty" => pagerduty_configs,
-        "opsgenie" => opsgenie_configs,
         "wechat" => wechat_configs,
         "pushover" => pushover_configs,
         "victorops" => victorops_configs,
@@ -149,7 +150,6 @@ integrations! {
         "msteamsv2" => msteamsv2_configs,
         "jira" => jira_configs,
         "rocketchat" => rocketchat_configs,
-        "incidentio" => incidentio_configs,
         "mattermost" => mattermost_configs,
     }
 }
@@ -234,7 +234,7 @@ mod tests {
     fn the_refusal_names_what_is_delivered() {
         assert_eq!(
             delivered_list(),
-            "webhook_configs, email_configs and slack_configs"
+            "webhook_configs, email_configs, slack_configs, opsgenie_configs and incidentio_configs"
         );
         let mut rc = ReceiverConfig {
             name: "pager".into(),
