@@ -211,6 +211,10 @@ impl GlobalConfig {
                 ));
             }
         }
+        // A URL in Go's GlobalConfig, checked whether or not an Opsgenie
+        // config uses it.
+        crate::commoncfg::check_http_url(&self.opsgenie_api_url)
+            .map_err(|m| invalid("global.opsgenie_api_url", m))?;
         if let Some(u) = &self.mattermost_webhook_url {
             crate::commoncfg::check_http_url(u.expose())
                 .map_err(|m| invalid("global.mattermost_webhook_url", m))?;

@@ -140,13 +140,15 @@ impl IntegrationConfig for OpsgenieConfig {
             }
             // Go lower-cases a copy to check it: the type is sent as written.
             match templated_type(&r.kind) {
-                Err(e) => return Err(invalid(
-                    p,
-                    format!(
+                Err(e) => {
+                    return Err(invalid(
+                        p,
+                        format!(
                         "opsGenieConfig responder {} type contains invalid template syntax: {e}",
                         r.go_value()
                     ),
-                )),
+                    ))
+                }
                 Ok(false) if !VALID_TYPES.contains(&r.kind.to_lowercase().as_str()) => {
                     let mut shown = r.clone();
                     shown.kind = r.kind.to_lowercase();
