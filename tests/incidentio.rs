@@ -23,6 +23,18 @@ fn accepted() -> Reply {
     )
 }
 
+/// `firing()` without `startsAt`, so each server stamps its own arrival
+/// time: the reference Alertmanager starts after the alerts are made, and
+/// an alert older than `group_wait` is flushed at once, alone.
+#[cfg(feature = "system-tests")]
+fn arriving(alertname: &str, instances: &[&str]) -> serde_json::Value {
+    let mut alerts = firing(alertname, instances);
+    for a in alerts.as_array_mut().unwrap() {
+        a.as_object_mut().unwrap().remove("startsAt");
+    }
+    alerts
+}
+
 fn route(receiver_body: &str) -> String {
     format!(
         r#"
@@ -74,7 +86,7 @@ async fn firing_and_resolved_match_alertmanager() {
             "      - url: '{base}v2/alert_events/http/01HX'\n        alert_source_token: src-token-1\n        max_alerts: 2\n        timeout: 10s\n"
         ))
     };
-    let alerts = firing("DiskFull", &["db1", "db2", "db3"]);
+    let alerts = arriving("DiskFull", &["db1", "db2", "db3"]);
     let (ours, theirs) = differential(cfg, Arc::new(|_, _| accepted()), &alerts, 1, 2).await;
     assert_same(&ours, &theirs);
     let b = &ours[0].body;
@@ -103,7 +115,7 @@ async fn url_and_token_files_match_alertmanager() {
             "      - url_file: {url_file}\n        alert_source_token_file: {token}\n"
         ))
     };
-    let alerts = firing("Load", &["web1"]);
+    let alerts = arriving("Load", &["web1"]);
     let (ours, theirs) = differential(cfg, Arc::new(|_, _| accepted()), &alerts, 1, 2).await;
     assert_same(&ours, &theirs);
     assert_eq!(ours[0].path, "/hook");

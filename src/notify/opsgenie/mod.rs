@@ -375,6 +375,140 @@ impl Notifier for Opsgenie {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::LabelSet;
+
+    fn ctx() -> NotifyCtx {
+        NotifyCtx {
+            group_key: "{}:{alertname=\"A\"}".into(),
+            group_labels: LabelSet::from_strs([("alertname", "A")]),
+            route_labels: Default::default(),
+            receiver: "og".into(),
+            now: jiff::Timestamp::now(),
+            repeat_interval: std::time::Duration::from_secs(3600),
+            deadline: tokio::time::Instant::now(),
+            cancel: Default::default(),
+            stopping: Default::default(),
+            firing_hashes: vec![],
+            resolved_hashes: vec![],
+            reason: None,
+            mute_time_intervals: vec![],
+            active_time_intervals: vec![],
+            marker: Default::default(),
+            receiver_data: Default::default(),
+        }
+    }
+
+    fn notifier(yaml: &str) -> Opsgenie {
+        let mut c: OpsgenieConfig = serde_saphyr::from_str(yaml).unwrap();
+        let g = crate::notify::GlobalConfig {
+            opsgenie_api_key: Some(crate::commoncfg::Secret::new("k")),
+            ..Default::default()
+        };
+        use crate::notify::IntegrationConfig;
+        c.apply_global(&g, "og").unwrap();
+        let t = Arc::new(Templates::load(&[]).unwrap());
+        Opsgenie::new(&c, t, "http://am.test").unwrap()
+    }
+
+    /// Two alerts of the group, firing unless `ended`.
+    fn data(ctx: &NotifyCtx, ended: bool) -> Data {
+        let alerts: Vec<Arc<Alert>> = ["i1", "i2"]
+            .iter()
+            .map(|i| {
+                // Firing until far in the future, or ended long ago.
+                let end = if ended { 1 } else { 4_000_000_000 };
+                let mut a = crate::model::test_alert(0, end, 0, false);
+                a.labels =
+                    LabelSet::from_strs([("alertname", "A"), ("instance", i), ("team", "db")]);
+                Arc::new(a)
+            })
+            .collect();
+        Data::new(
+            &ctx.receiver,
+            &ctx.group_labels,
+            &alerts,
+            ctx.now,
+            "http://am.test",
+        )
+    }
+
+    #[test]
+    fn firing_creates_with_truncated_message_and_expanded_teams() {
+        let og = notifier(&format!(
+            r#"
+api_url: http://og.test/base?region=eu
+message: '{{{{ .CommonLabels.alertname }}}} ü{}'
+details: {{team: 'is {{{{ .CommonLabels.team }}}}'}}
+responders:
+  - {{name: ' a, {{{{ .CommonLabels.team }}}} ', type: teams}}
+  - {{name: '{{{{ .CommonLabels.nope }}}}', type: '{{{{ .CommonLabels.nope }}}}'}}
+  - {{id: x, type: User}}
+update_alerts: true
+"#,
+            "x".repeat(200)
+        ));
+        let ctx = ctx();
+        let calls = og.calls(&ctx, &data(&ctx, false)).unwrap();
+        let alias = super::super::group_key_hash(&ctx.group_key);
+        let lines: Vec<String> = calls
+            .iter()
+            .map(|c| format!("{} {}", c.method, c.url))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "POST http://og.test/base/v2/alerts?region=eu".to_string(),
+                format!("PUT http://og.test/base/v2/alerts/{alias}/message?identifierType=alias&region=eu"),
+                format!("PUT http://og.test/base/v2/alerts/{alias}/description?identifierType=alias&region=eu"),
+            ]
+        );
+        let body: serde_json::Value = serde_json::from_slice(&calls[0].body).unwrap();
+        let message = body["message"].as_str().unwrap();
+        assert_eq!(message.chars().count(), MAX_MESSAGE_RUNES);
+        assert!(message.starts_with("A ü") && message.ends_with('…'));
+        assert_eq!(body["alias"], alias);
+        assert_eq!(
+            body["details"],
+            serde_json::json!({"alertname": "A", "team": "is db"})
+        );
+        assert_eq!(
+            body["responders"],
+            serde_json::json!([
+                {"name": "a", "type": "team"},
+                {"name": " db", "type": "team"},
+                {"id": "x", "type": "User"}
+            ])
+        );
+        assert!(body.get("tags").is_none() && body.get("note").is_none());
+        let update: serde_json::Value = serde_json::from_slice(&calls[1].body).unwrap();
+        assert_eq!(update, serde_json::json!({"message": message}));
+    }
+
+    #[test]
+    fn resolved_closes_by_alias() {
+        let og = notifier("{source: 'src {{ .Status }}', update_alerts: true}");
+        let ctx = ctx();
+        let calls = og.calls(&ctx, &data(&ctx, true)).unwrap();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].method, Method::POST);
+        assert_eq!(
+            calls[0].url.as_str(),
+            format!(
+                "https://api.opsgenie.com/v2/alerts/{}/close?identifierType=alias",
+                super::super::group_key_hash(&ctx.group_key)
+            )
+        );
+        assert_eq!(calls[0].body, b"{\"source\":\"src resolved\"}\n");
+    }
+
+    #[test]
+    fn a_template_error_is_permanent() {
+        let og = notifier("{note: '{{ template \"nope\" . }}'}");
+        let ctx = ctx();
+        let e = og.calls(&ctx, &data(&ctx, false)).err().unwrap();
+        assert!(!e.retryable);
+        assert!(e.message.starts_with("templating error: "), "{}", e.message);
+    }
 
     #[test]
     fn lists_split_like_go() {
