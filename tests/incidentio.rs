@@ -210,6 +210,46 @@ async fn rate_limits_are_retried_after_retry_after() {
     assert!(gap >= Duration::from_millis(1800), "retried after {gap:?}");
 }
 
+/// `timeout` ends an attempt that gets no answer, which is retried, with
+/// Go's words and without the URL.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_alert_source_times_out_and_is_retried() {
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let held = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = silent.accept().await {
+            held.lock().unwrap().push(conn);
+        }
+    });
+    let cfg = route(&format!(
+        "      - url: http://{addr}/hook/secret-path\n        alert_source_token: t\n        timeout: 1s\n"
+    ));
+    let h = start_herald(&cfg, &[]).await;
+    post_alerts(&h.base, &firing("A", &["i1"])).await;
+    // A second connection is the retry after the first attempt timed out.
+    wait_for("a retried attempt", T, || {
+        (accepted.lock().unwrap().len() >= 2).then_some(())
+    })
+    .await;
+    let log = h.log.clone();
+    let line = wait_for("the timeout in the log", T, move || {
+        log.lock()
+            .unwrap()
+            .lines()
+            .find(|l| l.contains("configured incident.io timeout reached (1s)"))
+            .map(str::to_string)
+    })
+    .await;
+    assert!(
+        line.contains(r#"Post \"<redacted>\": context deadline exceeded"#),
+        "{line}"
+    );
+    assert!(!line.contains("secret-path"), "{line}");
+}
+
 /// A group too big for incident.io (over 512 KiB) is sent with its first
 /// alert only, the rest of the payload unchanged.
 #[tokio::test(flavor = "multi_thread")]
