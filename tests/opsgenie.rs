@@ -89,6 +89,7 @@ async fn create_update_and_close_match_alertmanager() {
           firing: '{{{{ len .Alerts.Firing }}}}'
           team: 'override {{{{ .CommonLabels.team }}}}'
           empty: ''
+          count: 5
         responders:
           - name: '{{{{ .CommonLabels.team }}}}-oncall'
             type: schedule
@@ -122,6 +123,7 @@ async fn create_update_and_close_match_alertmanager() {
     let b = &create.body;
     assert_eq!(b["message"].as_str().unwrap().chars().count(), 130);
     assert_eq!(b["details"]["team"], "override db");
+    assert_eq!(b["details"]["count"], "5", "a YAML number is a string");
     assert_eq!(b["details"]["instance"], json!(null), "only common labels");
     assert_eq!(b["tags"], json!(["a", "critical", " b"]));
     assert_eq!(b["responders"][3], json!({"name": "ops", "type": "team"}));
