@@ -21,7 +21,7 @@ use super::http::{check_status, redact, truncate_runes, Client, Credential};
 use super::registry::BuildError;
 use super::{FailureReason, Notifier, NotifyCtx, NotifyError};
 use crate::model::Alert;
-use crate::template::{Data, Templates};
+use crate::template::{Data, Templates, Value};
 
 /// Opsgenie refuses longer messages (130 characters, counted in runes).
 const MAX_MESSAGE_RUNES: usize = 130;
@@ -169,11 +169,11 @@ impl Opsgenie {
     }
 
     /// The requests of one notification, in the order Go sends them.
-    fn calls(&self, ctx: &NotifyCtx, data: &Data) -> Result<Vec<Call>, NotifyError> {
+    /// `value` is `data` as templates see it.
+    fn calls(&self, ctx: &NotifyCtx, data: &Data, value: &Value) -> Result<Vec<Call>, NotifyError> {
         let c = &self.conf;
-        let value = data.to_value();
         let t = |text: &str| {
-            self.templates.execute_text(text, &value).map_err(|e| {
+            self.templates.execute_text(text, value).map_err(|e| {
                 NotifyError::new(
                     false,
                     FailureReason::Other,
@@ -270,23 +270,20 @@ impl Opsgenie {
 
     /// The API key, read (from its file) and rendered as a template for
     /// each notification, as Go does. Never part of an error.
-    async fn api_key(&self, data: &Data) -> Result<String, NotifyError> {
+    async fn api_key(&self, value: &Value) -> Result<String, NotifyError> {
         let raw = self.key.read_async().await.map_err(|mut e| {
             // Go gives up on a key file it cannot read.
             e.retryable = false;
             e.message = format!("read key_file error: {}", e.message);
             e
         })?;
-        let key = self
-            .templates
-            .execute_text(&raw, &data.to_value())
-            .map_err(|_| {
-                NotifyError::new(
-                    false,
-                    FailureReason::Other,
-                    "templating error: the api_key does not render",
-                )
-            })?;
+        let key = self.templates.execute_text(&raw, value).map_err(|_| {
+            NotifyError::new(
+                false,
+                FailureReason::Other,
+                "templating error: the api_key does not render",
+            )
+        })?;
         Ok(key.trim().to_string())
     }
 }
@@ -335,8 +332,9 @@ impl Notifier for Opsgenie {
         );
         data.notification_reason = ctx.reason.map(|r| r.as_str());
         data.route_labels = ctx.route_labels.clone();
-        let calls = self.calls(ctx, &data)?;
-        let key = self.api_key(&data).await?;
+        let value = data.to_value();
+        let calls = self.calls(ctx, &data, &value)?;
+        let key = self.api_key(&value).await?;
         let auth = HeaderValue::from_str(&format!("GenieKey {key}")).map_err(|_| {
             NotifyError::new(
                 false,
@@ -448,7 +446,8 @@ update_alerts: true
             "x".repeat(200)
         ));
         let ctx = ctx();
-        let calls = og.calls(&ctx, &data(&ctx, false)).unwrap();
+        let d = data(&ctx, false);
+        let calls = og.calls(&ctx, &d, &d.to_value()).unwrap();
         let alias = super::super::group_key_hash(&ctx.group_key);
         let lines: Vec<String> = calls
             .iter()
@@ -488,7 +487,8 @@ update_alerts: true
     fn resolved_closes_by_alias() {
         let og = notifier("{source: 'src {{ .Status }}', update_alerts: true}");
         let ctx = ctx();
-        let calls = og.calls(&ctx, &data(&ctx, true)).unwrap();
+        let d = data(&ctx, true);
+        let calls = og.calls(&ctx, &d, &d.to_value()).unwrap();
         assert_eq!(calls.len(), 1);
         assert_eq!(calls[0].method, Method::POST);
         assert_eq!(
@@ -505,7 +505,8 @@ update_alerts: true
     fn a_template_error_is_permanent() {
         let og = notifier("{note: '{{ template \"nope\" . }}'}");
         let ctx = ctx();
-        let e = og.calls(&ctx, &data(&ctx, false)).err().unwrap();
+        let d = data(&ctx, false);
+        let e = og.calls(&ctx, &d, &d.to_value()).err().unwrap();
         assert!(!e.retryable);
         assert!(e.message.starts_with("templating error: "), "{}", e.message);
     }
