@@ -214,6 +214,10 @@ impl GlobalConfig {
         if let Some(u) = &self.jira_api_url {
             super::jira::check_api_url(u).map_err(|m| invalid("global.jira_api_url", m))?;
         }
+        // A URL in Go's GlobalConfig, checked whether or not an Opsgenie
+        // config uses it.
+        crate::commoncfg::check_http_url(&self.opsgenie_api_url)
+            .map_err(|m| invalid("global.opsgenie_api_url", m))?;
         if let Some(u) = &self.mattermost_webhook_url {
             crate::commoncfg::check_http_url(u.expose())
                 .map_err(|m| invalid("global.mattermost_webhook_url", m))?;

@@ -74,7 +74,7 @@ impl Credential {
 
     /// `read` off the runtime's threads, for the credentials read inside
     /// the client on every request.
-    async fn read_async(&self) -> Result<String, NotifyError> {
+    pub(crate) async fn read_async(&self) -> Result<String, NotifyError> {
         match self {
             Credential::Inline(s) => Ok(s.clone()),
             Credential::File(f) => tokio::fs::read_to_string(f)

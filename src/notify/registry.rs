@@ -132,8 +132,10 @@ macro_rules! integrations {
 integrations! {
     delivered {
         "email" => email_configs: super::email::EmailConfig,
+        "incidentio" => incidentio_configs: super::incidentio::IncidentioConfig,
         "slack" => slack_configs: super::slack::SlackConfig,
         "webhook" => webhook_configs: super::webhook::WebhookConfig,
+        "opsgenie" => opsgenie_configs: super::opsgenie::OpsgenieConfig,
         "msteams" => msteams_configs: super::msteams::MsTeamsConfig,
         "msteamsv2" => msteamsv2_configs: super::msteamsv2::MsTeamsV2Config,
         "jira" => jira_configs: super::jira::JiraConfig,
@@ -141,9 +143,7 @@ integrations! {
     }
     refused {
         "discord" => discord_configs,
-        "incidentio" => incidentio_configs,
         "pagerduty" => pagerduty_configs,
-        "opsgenie" => opsgenie_configs,
         "wechat" => wechat_configs,
         "pushover" => pushover_configs,
         "victorops" => victorops_configs,
@@ -234,7 +234,7 @@ mod tests {
     fn the_refusal_names_what_is_delivered() {
         assert_eq!(
             delivered_list(),
-            "email_configs, slack_configs, webhook_configs, msteams_configs, msteamsv2_configs, jira_configs and mattermost_configs"
+            "email_configs, incidentio_configs, slack_configs, webhook_configs, opsgenie_configs, msteams_configs, msteamsv2_configs, jira_configs and mattermost_configs"
         );
         let mut rc = ReceiverConfig {
             name: "pager".into(),
