@@ -711,22 +711,37 @@ fn query_escape(s: &str) -> String {
 /// context in `traceparent` so the receiver can join the trace (Go wraps
 /// every notifier's transport in otelhttp for this).
 pub(crate) async fn send(
-    mut req: reqwest::RequestBuilder,
+    req: reqwest::RequestBuilder,
 ) -> Result<reqwest::Response, reqwest::Error> {
     if !crate::otel::enabled() {
         return req.send().await;
     }
-    let span = crate::otel::start(
+    // Built first so the span is named for the request's own method
+    // (Opsgenie's PUTs, Jira's GETs), as otelhttp names it.
+    let (client, built) = req.build_split();
+    let mut request = built?;
+    let method = request.method().as_str().to_string();
+    let span = crate::otel::start_named(
         "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp",
-        "HTTP POST",
+        format!("HTTP {method}"),
         opentelemetry::trace::SpanKind::Client,
         &opentelemetry::Context::current(),
-        || vec![opentelemetry::KeyValue::new("http.request.method", "POST")],
+        || {
+            vec![opentelemetry::KeyValue::new(
+                "http.request.method",
+                method.clone(),
+            )]
+        },
     );
     for (k, v) in crate::otel::inject(span.context()) {
-        req = req.header(k, v);
+        if let (Ok(k), Ok(v)) = (
+            reqwest::header::HeaderName::from_bytes(k.as_bytes()),
+            reqwest::header::HeaderValue::from_str(&v),
+        ) {
+            request.headers_mut().insert(k, v);
+        }
     }
-    let result = req.send().await;
+    let result = client.execute(request).await;
     match &result {
         Ok(resp) => {
             let code = resp.status().as_u16();
