@@ -16,10 +16,13 @@ pub mod email;
 mod global;
 pub mod http;
 mod mute;
+pub mod pushover;
 mod registry;
 mod retry;
+pub mod rocketchat;
 pub mod slack;
 pub mod webhook;
+pub mod wechat;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -56,6 +56,9 @@ pub enum BuildError {
     /// A key the loader fills was empty: a bug in Herald, not in the config.
     #[error("{0}")]
     Missing(&'static str),
+    /// A credential file named by the config cannot be read at load.
+    #[error("{0}")]
+    Credential(String),
 }
 
 macro_rules! integrations {
@@ -134,12 +137,13 @@ integrations! {
         "webhook" => webhook_configs: super::webhook::WebhookConfig,
         "email" => email_configs: super::email::EmailConfig,
         "slack" => slack_configs: super::slack::SlackConfig,
+        "wechat" => wechat_configs: super::wechat::WechatConfig,
+        "pushover" => pushover_configs: super::pushover::PushoverConfig,
+        "rocketchat" => rocketchat_configs: super::rocketchat::RocketchatConfig,
     }
     refused {
         "pagerduty" => pagerduty_configs,
         "opsgenie" => opsgenie_configs,
-        "wechat" => wechat_configs,
-        "pushover" => pushover_configs,
         "victorops" => victorops_configs,
         "sns" => sns_configs,
         "telegram" => telegram_configs,
@@ -148,7 +152,6 @@ integrations! {
         "msteams" => msteams_configs,
         "msteamsv2" => msteamsv2_configs,
         "jira" => jira_configs,
-        "rocketchat" => rocketchat_configs,
         "incidentio" => incidentio_configs,
         "mattermost" => mattermost_configs,
     }
@@ -234,7 +237,7 @@ mod tests {
     fn the_refusal_names_what_is_delivered() {
         assert_eq!(
             delivered_list(),
-            "webhook_configs, email_configs and slack_configs"
+            "webhook_configs, email_configs, slack_configs, wechat_configs, pushover_configs and rocketchat_configs"
         );
         let mut rc = ReceiverConfig {
             name: "pager".into(),
