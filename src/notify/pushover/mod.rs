@@ -174,12 +174,16 @@ impl Notifier for Pushover {
                 Some(Vec::new()),
                 Some("text/plain"),
             )
-            .await?;
+            .await?
+            // Go sends the length of the empty body; hyper would not.
+            .header(reqwest::header::CONTENT_LENGTH, "0");
         // The query carries the token and the user key: never in an error.
         let resp = super::http::send(req)
             .await
             .map_err(|e| transport_error("<redacted>", e))?;
-        let status = check_status(&resp, &[]);
+        // Alertmanager retries 5xx only; a 429 is worth another try once
+        // its Retry-After has passed (Herald's rule).
+        let status = check_status(&resp, &[429]);
         let body = resp.bytes().await.unwrap_or_default();
         status.map_err(|mut e| {
             let details = String::from_utf8_lossy(&body);
