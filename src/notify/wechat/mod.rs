@@ -117,10 +117,8 @@ impl Wechat {
     ) -> Result<String, NotifyError> {
         {
             let cached = self.token.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((token, at)) = cached.as_ref() {
-                if at.elapsed() <= TOKEN_LIFETIME {
-                    return Ok(token.clone());
-                }
+            if let Some(token) = fresh_token(cached.as_ref(), Instant::now()) {
+                return Ok(token.to_string());
             }
         }
         let secret = match (&self.conf.api_secret_file, &self.conf.api_secret) {
@@ -209,6 +207,14 @@ impl Wechat {
             )
         })
     }
+}
+
+/// The cached token unless it is more than two hours old (Alertmanager's
+/// rule: WeChat's own `expires_in` is not read).
+fn fresh_token(cached: Option<&(String, Instant)>, now: Instant) -> Option<&str> {
+    cached
+        .filter(|(_, at)| now.saturating_duration_since(*at) <= TOKEN_LIFETIME)
+        .map(|(t, _)| t.as_str())
 }
 
 /// The message query: `api_url`'s own parameters with `access_token` set.
@@ -306,6 +312,22 @@ impl Notifier for Wechat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_is_kept_for_two_hours() {
+        let at = Instant::now();
+        let cached = ("tok".to_string(), at);
+        assert_eq!(fresh_token(Some(&cached), at), Some("tok"));
+        assert_eq!(fresh_token(Some(&cached), at + TOKEN_LIFETIME), Some("tok"));
+        assert_eq!(
+            fresh_token(
+                Some(&cached),
+                at + TOKEN_LIFETIME + Duration::from_millis(1)
+            ),
+            None
+        );
+        assert_eq!(fresh_token(None, at), None);
+    }
 
     #[test]
     fn the_message_query_keeps_the_url_parameters() {
