@@ -256,3 +256,44 @@ receivers:
     assert!(!original.contains("hidden"), "{original}");
     assert_eq!(original.matches("<secret>").count(), 5, "{original}");
 }
+
+/// The config `/api/v2/status` shows, with the three chat integrations in
+/// it (Go durations, lower-cased action keys, filled-in defaults), loads
+/// in Alertmanager 0.33.1, so that its amtool can read it.
+#[cfg(feature = "system-tests")]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_config_loads_in_alertmanager() {
+    let h = start_herald(
+        r#"
+route:
+  receiver: chat
+receivers:
+  - name: chat
+    rocketchat_configs:
+      - token_id: i
+        token: t
+        fields: [{title: a, value: b, short: true}]
+        actions: [{type: button, text: go, url: 'http://x', imageurl: 'http://i', msginchatwindow: true}]
+    wechat_configs:
+      - api_secret: s
+        corp_id: corp
+        message_type: markdown
+    pushover_configs:
+      - user_key: u
+        token: t
+        retry: 1m30s
+        ttl: 1.5h
+        monospace: true
+"#,
+        &[],
+    )
+    .await;
+    let status = get_json(&format!("{}/api/v2/status", h.base)).await;
+    let original = status["config"]["original"].as_str().unwrap();
+    assert!(original.contains("retry: 1m30s"), "{original}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("status.yml");
+    std::fs::write(&path, original).unwrap();
+    let (ok, out) = check_config_file(&am_current_bin("amtool"), &path);
+    assert!(ok, "{out}\n{original}");
+}
