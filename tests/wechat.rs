@@ -148,6 +148,37 @@ async fn markdown_and_templated_addressing_match_alertmanager() {
     assert_eq!(got[1].body["text"], json!({"content": ""}));
 }
 
+/// Alertmanager, too, fetches a new token after errcode 42001 and sends
+/// the message again with it.
+#[cfg(feature = "system-tests")]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_token_is_refetched_as_alertmanager_does() {
+    let expired = |n: usize| {
+        if n == 1 {
+            Reply::json(
+                200,
+                json!({"errcode": 42001, "errmsg": "access_token expired"}),
+            )
+        } else {
+            ok()
+        }
+    };
+    let (ours, theirs) = differential(
+        |base| config(base, "      - {}\n", "1h"),
+        wechat(expired),
+        &fresh(firing("A", &["i1"])),
+        4,
+        4,
+    )
+    .await;
+    let lines = |x: &[Exchange]| x.iter().map(|e| e.line()).collect::<Vec<_>>();
+    assert_eq!(lines(&ours), lines(&theirs));
+    assert_eq!(
+        ours[3].line(),
+        "POST /cgi-bin/message/send?access_token=tok-2"
+    );
+}
+
 /// An expired token (errcode 42001) is dropped and the retry fetches a
 /// new one.
 #[tokio::test(flavor = "multi_thread")]
