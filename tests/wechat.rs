@@ -223,6 +223,35 @@ async fn an_expired_token_is_fetched_again() {
     );
 }
 
+/// A token endpoint that is down (503) is tried again after its
+/// Retry-After, instead of failing for good as in Alertmanager.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unavailable_token_endpoint_is_retried() {
+    let inner = wechat(|_| ok());
+    let svc = FakeService::with(Arc::new(move |ex: &Exchange, seen: &[Exchange]| {
+        if seen.is_empty() {
+            Reply::text(503, "<html>maintenance</html>").with_header("retry-after", "1")
+        } else {
+            inner(ex, &seen[1..])
+        }
+    }))
+    .await;
+    let h = start_herald(&config(&svc.url(""), "      - {}\n", "1h"), &[]).await;
+    post_alerts(&h.base, &firing("A", &["i1"])).await;
+    let got = svc.wait(3, T).await;
+    assert!(got[0].path.ends_with("/gettoken") && got[1].path.ends_with("/gettoken"));
+    assert_eq!(
+        got[2].line(),
+        "POST /cgi-bin/message/send?access_token=tok-1"
+    );
+    wait_counter(
+        &h.base,
+        r#"alertmanager_notification_requests_total{integration="wechat"}"#,
+        2.0,
+    )
+    .await;
+}
+
 /// Any other errcode is permanent: one attempt, failure reason `other`.
 #[tokio::test(flavor = "multi_thread")]
 async fn other_errcodes_are_permanent() {

@@ -146,8 +146,13 @@ impl Wechat {
         let resp = super::http::send(req)
             .await
             .map_err(|e| transport_error("<redacted>", e))?;
-        // WeChat reports a bad secret in the body, not the status, so the
-        // status is not looked at (nor is it by Alertmanager).
+        // WeChat reports a bad secret in the body, with status 200. Any
+        // other status is the way there failing: Alertmanager then fails
+        // on the body for good, Herald retries a 5xx or 429 (after its
+        // Retry-After) as for the message.
+        if !resp.status().is_success() {
+            check_status(&resp, &[429])?;
+        }
         let body = resp
             .bytes()
             .await
