@@ -222,6 +222,13 @@ impl GlobalConfig {
             crate::commoncfg::check_http_url(u.expose())
                 .map_err(|m| invalid("global.mattermost_webhook_url", m))?;
         }
+        // URLs to Alertmanager's parser, used by a receiver or not.
+        crate::commoncfg::check_http_url(&self.wechat_api_url)
+            .map_err(|m| invalid("global.wechat_api_url", m))?;
+        if let Some(u) = &self.rocketchat_api_url {
+            crate::commoncfg::check_http_url(u)
+                .map_err(|m| invalid("global.rocketchat_api_url", m))?;
+        }
         Ok(())
     }
 }

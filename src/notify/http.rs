@@ -691,9 +691,22 @@ fn parse_token(text: &str, form_encoded: bool, now: Instant) -> Result<Token, St
     })
 }
 
+/// Go's `url.Values.Encode`: the pairs sorted by key (a key's values in
+/// their order), each escaped as `url.QueryEscape` does, for the services
+/// that take their parameters in a query string or a form.
+pub(crate) fn encode_query(pairs: &[(&str, &str)]) -> String {
+    let mut sorted: Vec<&(&str, &str)> = pairs.iter().collect();
+    sorted.sort_by_key(|(k, _)| *k);
+    sorted
+        .iter()
+        .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// Go's `url.QueryEscape`: what golang.org/x/oauth2 escapes the client id
 /// and secret with before basic auth, and the form encoding of the body.
-fn query_escape(s: &str) -> String {
+pub(crate) fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
@@ -958,6 +971,10 @@ mod tests {
         );
         assert!(parse_token(r#"{"token_type":"bearer"}"#, false, now).is_err());
         assert_eq!(query_escape("a b/c~*"), "a+b%2Fc~%2A");
+        assert_eq!(
+            encode_query(&[("token", "t&1"), ("a", "2"), ("b", "x"), ("a", "1")]),
+            "a=2&a=1&b=x&token=t%261"
+        );
     }
 
     #[test]

@@ -22,10 +22,13 @@ pub mod msteams;
 pub mod msteamsv2;
 mod mute;
 pub mod opsgenie;
+pub mod pushover;
 mod registry;
 mod retry;
+pub mod rocketchat;
 pub mod slack;
 pub mod webhook;
+pub mod wechat;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -56,6 +56,9 @@ pub enum BuildError {
     /// A key the loader fills was empty: a bug in Herald, not in the config.
     #[error("{0}")]
     Missing(&'static str),
+    /// A credential file named by the config cannot be read at load.
+    #[error("{0}")]
+    Credential(String),
 }
 
 macro_rules! integrations {
@@ -136,21 +139,21 @@ integrations! {
         "slack" => slack_configs: super::slack::SlackConfig,
         "webhook" => webhook_configs: super::webhook::WebhookConfig,
         "opsgenie" => opsgenie_configs: super::opsgenie::OpsgenieConfig,
+        "wechat" => wechat_configs: super::wechat::WechatConfig,
+        "pushover" => pushover_configs: super::pushover::PushoverConfig,
         "msteams" => msteams_configs: super::msteams::MsTeamsConfig,
         "msteamsv2" => msteamsv2_configs: super::msteamsv2::MsTeamsV2Config,
         "jira" => jira_configs: super::jira::JiraConfig,
+        "rocketchat" => rocketchat_configs: super::rocketchat::RocketchatConfig,
         "mattermost" => mattermost_configs: super::mattermost::MattermostConfig,
     }
     refused {
         "discord" => discord_configs,
         "pagerduty" => pagerduty_configs,
-        "wechat" => wechat_configs,
-        "pushover" => pushover_configs,
         "victorops" => victorops_configs,
         "sns" => sns_configs,
         "telegram" => telegram_configs,
         "webex" => webex_configs,
-        "rocketchat" => rocketchat_configs,
     }
 }
 
@@ -234,7 +237,7 @@ mod tests {
     fn the_refusal_names_what_is_delivered() {
         assert_eq!(
             delivered_list(),
-            "email_configs, incidentio_configs, slack_configs, webhook_configs, opsgenie_configs, msteams_configs, msteamsv2_configs, jira_configs and mattermost_configs"
+            "email_configs, incidentio_configs, slack_configs, webhook_configs, opsgenie_configs, wechat_configs, pushover_configs, msteams_configs, msteamsv2_configs, jira_configs, rocketchat_configs and mattermost_configs"
         );
         let mut rc = ReceiverConfig {
             name: "pager".into(),
