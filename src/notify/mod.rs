@@ -12,6 +12,7 @@
 //! `http.rs` is what the HTTP integrations share.
 
 mod dedup;
+pub mod discord;
 pub mod email;
 mod global;
 pub mod http;
@@ -19,6 +20,8 @@ mod mute;
 mod registry;
 mod retry;
 pub mod slack;
+pub mod telegram;
+pub mod webex;
 pub mod webhook;
 
 use std::collections::HashMap;

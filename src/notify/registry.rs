@@ -134,6 +134,9 @@ integrations! {
         "webhook" => webhook_configs: super::webhook::WebhookConfig,
         "email" => email_configs: super::email::EmailConfig,
         "slack" => slack_configs: super::slack::SlackConfig,
+        "telegram" => telegram_configs: super::telegram::TelegramConfig,
+        "webex" => webex_configs: super::webex::WebexConfig,
+        "discord" => discord_configs: super::discord::DiscordConfig,
     }
     refused {
         "pagerduty" => pagerduty_configs,
@@ -142,9 +145,6 @@ integrations! {
         "pushover" => pushover_configs,
         "victorops" => victorops_configs,
         "sns" => sns_configs,
-        "telegram" => telegram_configs,
-        "webex" => webex_configs,
-        "discord" => discord_configs,
         "msteams" => msteams_configs,
         "msteamsv2" => msteamsv2_configs,
         "jira" => jira_configs,
@@ -234,7 +234,7 @@ mod tests {
     fn the_refusal_names_what_is_delivered() {
         assert_eq!(
             delivered_list(),
-            "webhook_configs, email_configs and slack_configs"
+            "webhook_configs, email_configs, slack_configs, telegram_configs, webex_configs and discord_configs"
         );
         let mut rc = ReceiverConfig {
             name: "pager".into(),
