@@ -44,11 +44,18 @@ impl IntegrationConfig for WebexConfig {
         if self.room_id.is_empty() {
             return Err(invalid(f, "missing room_id on webex_config"));
         }
-        if self
-            .http_config
-            .as_ref()
-            .is_none_or(|h| h.authorization.is_none())
-        {
+        // prometheus/common turns `bearer_token(_file)` into an
+        // `authorization` while parsing, so either satisfies Go's check.
+        let authorized = self.http_config.as_ref().is_some_and(|h| {
+            h.authorization.is_some()
+                || h.bearer_token
+                    .as_ref()
+                    .is_some_and(|t| !t.expose().is_empty())
+                || h.bearer_token_file
+                    .as_deref()
+                    .is_some_and(|f| !f.is_empty())
+        });
+        if !authorized {
             return Err(invalid(
                 f,
                 "missing webex_configs.http_config.authorization",
