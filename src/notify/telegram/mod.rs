@@ -395,8 +395,10 @@ mod tests {
             e.message,
             "missing bot_token or bot_token_file on telegram_config"
         );
-        let mut g2 = GlobalConfig::default();
-        g2.telegram_bot_token_file = Some("/run/token".into());
+        let g2 = GlobalConfig {
+            telegram_bot_token_file: Some("/run/token".into()),
+            ..GlobalConfig::default()
+        };
         c.apply_global(&g2, "r").unwrap();
         assert_eq!(c.bot_token_file.as_deref(), Some("/run/token"));
         for (yaml, msg) in [
