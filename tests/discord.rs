@@ -196,3 +196,41 @@ async fn the_webhook_url_stays_secret() {
     assert!(!original.contains("s3cr3t-t0ken"), "{original}");
     assert!(original.contains("webhook_url: <secret>"), "{original}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limits_and_colours() {
+    let svc = FakeService::start(Reply::status(204)).await;
+    let cfg = format!(
+        r#"{route}
+receivers:
+  - name: dc
+    discord_configs:
+      - webhook_url: '{base}api/webhooks/1/x'
+        title: '{title}'
+        message: '{{{{ range .Alerts }}}}{message}{{{{ end }}}}'
+        content: '{content}'
+        avatar_url: "http://x/%zz"
+"#,
+        route = route(),
+        base = svc.url(""),
+        title = "ä".repeat(300),
+        message = "m".repeat(2500),
+        content = "c".repeat(2001),
+    );
+    let h = start_herald(&cfg, &[]).await;
+    let alerts = firing("A", &["i1", "i2"]);
+    post_alerts(&h.base, &alerts).await;
+    let got = svc.wait(1, T).await;
+    let b = &got[0].body;
+    let runes = |v: &serde_json::Value| v.as_str().unwrap().chars().count();
+    assert_eq!(runes(&b["embeds"][0]["title"]), 256);
+    assert_eq!(runes(&b["embeds"][0]["description"]), 4096);
+    assert_eq!(runes(&b["content"]), 2000);
+    assert!(b["content"].as_str().unwrap().ends_with('…'));
+    assert_eq!(b["embeds"][0]["color"], 0x992D22);
+    // An avatar URL that Go cannot parse is left out.
+    assert!(b.get("avatar_url").is_none(), "{b}");
+    post_alerts(&h.base, &resolved(&alerts)).await;
+    let got = svc.wait(2, T).await;
+    assert_eq!(got[1].body["embeds"][0]["color"], 0x2ECC71);
+}

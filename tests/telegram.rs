@@ -251,3 +251,39 @@ async fn the_token_is_not_in_transport_errors() {
     assert!(!original.contains(TOKEN), "{original}");
     assert!(original.contains("bot_token: <secret>"), "{original}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chat_id_file_that_appears_late_is_retried() {
+    // A secret mounted after Herald started: the attempts fail until the
+    // file is there, then the same flush delivers.
+    let dir = tempfile::tempdir().unwrap();
+    let chat = dir.path().join("chat");
+    let tg = FakeService::with(Arc::new(sent)).await;
+    let cfg = format!(
+        r#"{route}
+receivers:
+  - name: tg
+    telegram_configs:
+      - api_url: '{base}'
+        bot_token: '{TOKEN}'
+        chat_id_file: '{file}'
+"#,
+        route = route(),
+        base = tg.url(""),
+        file = chat.display(),
+    );
+    let h = start_herald(&cfg, &[]).await;
+    post_alerts(&h.base, &firing("A", &["i1"])).await;
+    wait_for("a failed attempt in the log", T, || {
+        h.log
+            .lock()
+            .unwrap()
+            .contains("could not read")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(tg.count(), 0);
+    std::fs::write(&chat, "-42\n").unwrap();
+    let got = tg.wait(1, T).await;
+    assert_eq!(got[0].body["chat_id"], "-42");
+}
