@@ -796,6 +796,24 @@ pub(crate) fn check_status(
     Err(e)
 }
 
+/// `check_status` with the answer's body (its first KiB) in the error, as
+/// Go's Retrier puts it there, for the services whose refusals explain
+/// themselves in the body.
+pub(crate) async fn check_status_with_body(
+    resp: reqwest::Response,
+    retry_codes: &[u16],
+) -> Result<(), NotifyError> {
+    if let Err(mut e) = check_status(&resp, retry_codes) {
+        let body = resp.bytes().await.unwrap_or_default();
+        let details = String::from_utf8_lossy(&body[..body.len().min(1024)]);
+        if !details.is_empty() {
+            e.message = format!("{}: {details}", e.message);
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// `Retry-After`: delay-seconds or an HTTP date.
 pub(crate) fn parse_retry_after(v: &str, now: jiff::Timestamp) -> Option<Duration> {
     let v = v.trim();

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 pub use config::DiscordConfig;
 
-use super::http::{check_status, transport_error, truncate_runes, Client, Credential};
+use super::http::{check_status_with_body, transport_error, truncate_runes, Client, Credential};
 use super::registry::BuildError;
 use super::{FailureReason, Notifier, NotifyCtx, NotifyError};
 use crate::model::Alert;
@@ -161,22 +161,10 @@ impl Notifier for Discord {
         let resp = super::http::send(req)
             .await
             .map_err(|e| transport_error("<redacted>", e))?;
-        check_answer(resp).await
+        // Herald's rule for rate limits: Discord's 429 is retried once its
+        // `Retry-After` passed (Alertmanager gives up).
+        check_status_with_body(resp, &[429]).await
     }
-}
-
-/// Go's Retrier (5xx retried, the body in the error) and Herald's rule
-/// for rate limits: Discord's 429 is retried once its `Retry-After` passed.
-pub(crate) async fn check_answer(resp: reqwest::Response) -> Result<(), NotifyError> {
-    if let Err(mut e) = check_status(&resp, &[429]) {
-        let body = resp.bytes().await.unwrap_or_default();
-        let details = String::from_utf8_lossy(&body[..body.len().min(1024)]);
-        if !details.is_empty() {
-            e.message = format!("{}: {details}", e.message);
-        }
-        return Err(e);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 pub use config::WebexConfig;
 
-use super::http::{redact, transport_error, truncate_bytes, Client};
+use super::http::{check_status_with_body, redact, transport_error, truncate_bytes, Client};
 use super::registry::BuildError;
 use super::{FailureReason, Notifier, NotifyCtx, NotifyError};
 use crate::model::Alert;
@@ -91,7 +91,8 @@ impl Notifier for Webex {
         let resp = super::http::send(req)
             .await
             .map_err(|e| transport_error(&redact(&self.url), e))?;
-        // Go's Retrier and Herald's rule for rate limits, as for Discord.
-        super::discord::check_answer(resp).await
+        // Herald's rule for rate limits: a 429 is retried after its
+        // `Retry-After` (Alertmanager gives up).
+        check_status_with_body(resp, &[429]).await
     }
 }
