@@ -218,6 +218,13 @@ impl GlobalConfig {
         // config uses it.
         crate::commoncfg::check_http_url(&self.opsgenie_api_url)
             .map_err(|m| invalid("global.opsgenie_api_url", m))?;
+        // Go parses these as URLs while reading the section.
+        for (key, u) in [
+            ("telegram_api_url", &self.telegram_api_url),
+            ("webex_api_url", &self.webex_api_url),
+        ] {
+            crate::commoncfg::check_http_url(u).map_err(|m| invalid(format!("global.{key}"), m))?;
+        }
         if let Some(u) = &self.mattermost_webhook_url {
             crate::commoncfg::check_http_url(u.expose())
                 .map_err(|m| invalid("global.mattermost_webhook_url", m))?;

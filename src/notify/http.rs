@@ -867,6 +867,22 @@ pub fn truncate_runes(s: String, n: usize) -> (String, bool) {
     (out, true)
 }
 
+/// Go's `TruncateInBytes`: at most `n` bytes, cut on a character
+/// boundary, the last three bytes an ellipsis when something was cut.
+pub fn truncate_bytes(s: String, n: usize) -> (String, bool) {
+    if s.len() <= n {
+        return (s, false);
+    }
+    if n <= 3 {
+        return (if n == 3 { "…".into() } else { ".".repeat(n) }, true);
+    }
+    let mut end = n - 3;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    (format!("{}…", &s[..end]), true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -876,6 +892,12 @@ mod tests {
         assert_eq!(truncate_runes("abc".into(), 5), ("abc".into(), false));
         assert_eq!(truncate_runes("äöüäöü".into(), 4), ("äöü…".into(), true));
         assert_eq!(truncate_runes("abcdef".into(), 2), ("ab".into(), true));
+        assert_eq!(truncate_bytes("abc".into(), 3), ("abc".into(), false));
+        assert_eq!(truncate_bytes("abcdefgh".into(), 7), ("abcd…".into(), true));
+        // Never half a character: "ä" is two bytes.
+        assert_eq!(truncate_bytes("aäää".into(), 5), ("a…".into(), true));
+        assert_eq!(truncate_bytes("abcd".into(), 3), ("…".into(), true));
+        assert_eq!(truncate_bytes("abcd".into(), 2), ("..".into(), true));
     }
 
     fn answer(code: u16, retry_after: Option<&str>) -> reqwest::Response {

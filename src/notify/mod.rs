@@ -12,6 +12,7 @@
 //! `http.rs` is what the HTTP integrations share.
 
 mod dedup;
+pub mod discord;
 pub mod email;
 mod global;
 pub mod http;
@@ -27,6 +28,8 @@ mod registry;
 mod retry;
 pub mod rocketchat;
 pub mod slack;
+pub mod telegram;
+pub mod webex;
 pub mod webhook;
 pub mod wechat;
 

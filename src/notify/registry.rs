@@ -134,6 +134,7 @@ macro_rules! integrations {
 
 integrations! {
     delivered {
+        "discord" => discord_configs: super::discord::DiscordConfig,
         "email" => email_configs: super::email::EmailConfig,
         "incidentio" => incidentio_configs: super::incidentio::IncidentioConfig,
         "slack" => slack_configs: super::slack::SlackConfig,
@@ -141,6 +142,8 @@ integrations! {
         "opsgenie" => opsgenie_configs: super::opsgenie::OpsgenieConfig,
         "wechat" => wechat_configs: super::wechat::WechatConfig,
         "pushover" => pushover_configs: super::pushover::PushoverConfig,
+        "telegram" => telegram_configs: super::telegram::TelegramConfig,
+        "webex" => webex_configs: super::webex::WebexConfig,
         "msteams" => msteams_configs: super::msteams::MsTeamsConfig,
         "msteamsv2" => msteamsv2_configs: super::msteamsv2::MsTeamsV2Config,
         "jira" => jira_configs: super::jira::JiraConfig,
@@ -148,12 +151,9 @@ integrations! {
         "mattermost" => mattermost_configs: super::mattermost::MattermostConfig,
     }
     refused {
-        "discord" => discord_configs,
         "pagerduty" => pagerduty_configs,
         "victorops" => victorops_configs,
         "sns" => sns_configs,
-        "telegram" => telegram_configs,
-        "webex" => webex_configs,
     }
 }
 
@@ -237,7 +237,7 @@ mod tests {
     fn the_refusal_names_what_is_delivered() {
         assert_eq!(
             delivered_list(),
-            "email_configs, incidentio_configs, slack_configs, webhook_configs, opsgenie_configs, wechat_configs, pushover_configs, msteams_configs, msteamsv2_configs, jira_configs, rocketchat_configs and mattermost_configs"
+            "discord_configs, email_configs, incidentio_configs, slack_configs, webhook_configs, opsgenie_configs, wechat_configs, pushover_configs, telegram_configs, webex_configs, msteams_configs, msteamsv2_configs, jira_configs, rocketchat_configs and mattermost_configs"
         );
         let mut rc = ReceiverConfig {
             name: "pager".into(),
