@@ -16,9 +16,11 @@ pub mod email;
 mod global;
 pub mod http;
 mod mute;
+pub mod pagerduty;
 mod registry;
 mod retry;
 pub mod slack;
+pub mod victorops;
 pub mod webhook;
 
 use std::collections::HashMap;

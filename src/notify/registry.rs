@@ -134,13 +134,13 @@ integrations! {
         "webhook" => webhook_configs: super::webhook::WebhookConfig,
         "email" => email_configs: super::email::EmailConfig,
         "slack" => slack_configs: super::slack::SlackConfig,
+        "pagerduty" => pagerduty_configs: super::pagerduty::PagerdutyConfig,
+        "victorops" => victorops_configs: super::victorops::VictorOpsConfig,
     }
     refused {
-        "pagerduty" => pagerduty_configs,
         "opsgenie" => opsgenie_configs,
         "wechat" => wechat_configs,
         "pushover" => pushover_configs,
-        "victorops" => victorops_configs,
         "sns" => sns_configs,
         "telegram" => telegram_configs,
         "webex" => webex_configs,
@@ -234,18 +234,18 @@ mod tests {
     fn the_refusal_names_what_is_delivered() {
         assert_eq!(
             delivered_list(),
-            "webhook_configs, email_configs and slack_configs"
+            "webhook_configs, email_configs, slack_configs, pagerduty_configs and victorops_configs"
         );
         let mut rc = ReceiverConfig {
             name: "pager".into(),
-            pagerduty_configs: Some(vec![Unsupported]),
+            opsgenie_configs: Some(vec![Unsupported]),
             ..Default::default()
         };
         let e = rc
             .apply_global(&GlobalConfig::default(), "receivers[0]")
             .unwrap_err();
-        assert_eq!(e.field, "receivers[0].pagerduty_configs");
-        assert!(e.message.contains("pagerduty integration is not supported"));
+        assert_eq!(e.field, "receivers[0].opsgenie_configs");
+        assert!(e.message.contains("opsgenie integration is not supported"));
     }
 
     #[test]
