@@ -211,6 +211,17 @@ impl GlobalConfig {
                 ));
             }
         }
+        // Go's URL type checks these where `global:` is read, whether or
+        // not a receiver uses them.
+        for (name, u) in [
+            ("pagerduty_url", &self.pagerduty_url),
+            ("victorops_api_url", &self.victorops_api_url),
+        ] {
+            if !u.is_empty() {
+                crate::commoncfg::check_http_url(u)
+                    .map_err(|m| invalid(format!("global.{name}"), m))?;
+            }
+        }
         if let Some(u) = &self.mattermost_webhook_url {
             crate::commoncfg::check_http_url(u.expose())
                 .map_err(|m| invalid("global.mattermost_webhook_url", m))?;
