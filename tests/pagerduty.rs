@@ -20,6 +20,7 @@ use serde_json::json;
 const T: Duration = Duration::from_secs(30);
 
 /// What PagerDuty answers an accepted event.
+#[cfg(feature = "system-tests")]
 fn accepted() -> Responder {
     Arc::new(|_, _| {
         Reply::json(
@@ -52,6 +53,7 @@ fn config(pagerduty_configs: &str) -> String {
 }
 
 /// Every key of a v2 config that changes the event.
+#[cfg(feature = "system-tests")]
 fn v2_config(base: &str) -> String {
     config(&format!(
         r#"      - routing_key: 'key-{{{{ .GroupLabels.team }}}}'
@@ -81,6 +83,7 @@ fn v2_config(base: &str) -> String {
     ))
 }
 
+#[cfg(feature = "system-tests")]
 fn assert_same(ours: &[Exchange], theirs: &[Exchange]) {
     assert_eq!(ours.len(), theirs.len(), "request count");
     for (o, t) in ours.iter().zip(theirs) {

@@ -127,7 +127,7 @@ fn metric_bytes(mut n: usize) -> String {
     }
     let mut parts = Vec::new();
     for unit in ["", "K", "M", "G", "T", "P", "E"] {
-        if n % 1000 != 0 {
+        if !n.is_multiple_of(1000) {
             parts.push(format!("{}{unit}B", n % 1000));
         }
         n /= 1000;
@@ -415,18 +415,29 @@ impl Pagerduty {
     }
 }
 
+/// The key as configured, or the trimmed content of its file, read off the
+/// runtime's threads at each notification so that a rotated file counts.
+async fn read_key(key: &Credential, which: &str) -> Result<String, NotifyError> {
+    match key {
+        Credential::Inline(k) => Ok(k.clone()),
+        Credential::File(f) => tokio::fs::read_to_string(f)
+            .await
+            .map(|s| s.trim().to_string())
+            .map_err(|e| {
+                fatal(format!(
+                    "failed to read {which} key from file: open {f}: {e}"
+                ))
+            }),
+    }
+}
+
 #[async_trait::async_trait]
 impl Notifier for Pagerduty {
     async fn notify(&self, ctx: &NotifyCtx, alerts: &[Arc<Alert>]) -> Result<(), NotifyError> {
         let data = super::template_data(ctx, alerts, &self.external_url);
         let firing = alerts.iter().any(|a| !a.resolved_at(ctx.now));
-        let key = self.key.read().map_err(|e| {
-            let which = if self.v1 { "service" } else { "routing" };
-            fatal(format!(
-                "failed to read {which} key from file: {}",
-                e.message
-            ))
-        })?;
+        let which = if self.v1 { "service" } else { "routing" };
+        let key = read_key(&self.key, which).await?;
         let body = self.body(&ctx.group_key, &data, firing, &key)?;
         self.post(body).await
     }

@@ -112,11 +112,7 @@ impl VictorOps {
     }
 
     /// `{api_url}{api_key}/{routing_key}`, the routing key rendered.
-    fn url(&self, data: &Value) -> Result<String, NotifyError> {
-        let key = self
-            .key
-            .read()
-            .map_err(|e| fatal(format!("failed to read API key from file: {}", e.message)))?;
+    fn url(&self, key: &str, data: &Value) -> Result<String, NotifyError> {
         let routing = self
             .templates
             .execute_text(&self.conf.routing_key, data)
@@ -133,7 +129,16 @@ impl Notifier for VictorOps {
     async fn notify(&self, ctx: &NotifyCtx, alerts: &[Arc<Alert>]) -> Result<(), NotifyError> {
         let data = super::template_data(ctx, alerts, &self.external_url);
         let firing = alerts.iter().any(|a| !a.resolved_at(ctx.now));
-        let url = self.url(&data)?;
+        // Read off the runtime's threads at each notification, so that a
+        // rotated key file counts.
+        let key = match &self.key {
+            Credential::Inline(k) => k.clone(),
+            Credential::File(f) => tokio::fs::read_to_string(f)
+                .await
+                .map(|s| s.trim().to_string())
+                .map_err(|e| fatal(format!("failed to read API key from file: open {f}: {e}")))?,
+        };
+        let url = self.url(&key, &data)?;
         let body = self.body(&ctx.group_key, &data, firing)?;
         let req = self.client.post_json(&url, body).await?;
         // The URL holds the API key.
@@ -178,7 +183,10 @@ mod tests {
     #[test]
     fn the_url_carries_key_and_rendered_routing_key() {
         let n = notifier("api_key: k3y\nrouting_key: 'team-{{ .GroupLabels.team }}'\napi_url: http://vo.test/alert\n");
-        assert_eq!(n.url(&data()).unwrap(), "http://vo.test/alert/k3y/team-db");
+        assert_eq!(
+            n.url("k3y", &data()).unwrap(),
+            "http://vo.test/alert/k3y/team-db"
+        );
     }
 
     #[test]
