@@ -118,6 +118,27 @@ async fn v2_firing_then_resolved_match_alertmanager() {
     assert_eq!(fired["dedup_key"], done["dedup_key"]);
 }
 
+/// An event over PagerDuty's 512000 bytes goes out without its details,
+/// replaced by Alertmanager's note.
+#[cfg(feature = "system-tests")]
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_events_lose_their_details_like_alertmanager() {
+    let mut alerts = firing("Huge", &["db1"]);
+    alerts[0]["annotations"]["big"] = json!("x".repeat(600_000));
+    let cfg = |base: &str| {
+        config(&format!(
+            "      - routing_key: k\n        url: '{base}v2/enqueue'\n        details:\n          big: '{{{{ .CommonAnnotations.big }}}}'\n"
+        ))
+    };
+    let (ours, theirs) = differential(cfg, accepted(), &alerts, 1, 1).await;
+    assert_same(&ours, &theirs);
+    assert_eq!(
+        ours[0].body["payload"]["custom_details"],
+        json!({"error": "Custom details have been removed because the original event exceeds the maximum size of 512KB"})
+    );
+    assert!(ours[0].raw.len() < 512_000);
+}
+
 /// A CONNECT proxy that ends TLS with `tls` and passes what it decrypts to
 /// `target` in clear: how a test stands in for a fixed https URL.
 #[cfg(feature = "system-tests")]
