@@ -396,3 +396,33 @@ async fn keys_are_secret_in_the_status() {
     assert!(!original.contains("sekrit"), "{original}");
     assert_eq!(original.matches("<secret>").count(), 2, "{original}");
 }
+
+/// `timeout` ends an attempt PagerDuty does not answer, and the next one
+/// starts: without it the first attempt would hang for the whole flush.
+#[tokio::test(flavor = "multi_thread")]
+async fn timeout_ends_an_unanswered_attempt() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let conns = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let held = conns.clone();
+    tokio::spawn(async move {
+        // Accepted and never answered.
+        while let Ok((c, _)) = listener.accept().await {
+            held.lock().unwrap().push(c);
+        }
+    });
+    let h = start_herald(
+        &config_every(
+            "1h",
+            &format!("      - routing_key: k\n        url: 'http://{addr}/v2/enqueue'\n        timeout: 1s\n"),
+        ),
+        &[],
+    )
+    .await;
+    post_alerts(&h.base, &firing("A", &["i1"])).await;
+    let seen = conns.clone();
+    wait_for("a second attempt", Duration::from_secs(10), move || {
+        (seen.lock().unwrap().len() >= 2).then_some(())
+    })
+    .await;
+}
