@@ -239,3 +239,40 @@ fn detail_texts<'a>(v: &'a Json, at: &str, out: &mut Vec<(String, &'a str)>) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str) -> Result<PagerdutyConfig, FieldError> {
+        let mut c: PagerdutyConfig = serde_saphyr::from_str(yaml).unwrap();
+        c.apply_global(&GlobalConfig::default(), "pd").map(|()| c)
+    }
+
+    #[test]
+    fn default_details_fill_what_the_config_leaves_out() {
+        let keys = |c: PagerdutyConfig| c.details.keys().cloned().collect::<Vec<_>>();
+        assert_eq!(
+            keys(load("routing_key: x\n").unwrap()),
+            ["firing", "num_firing", "num_resolved", "resolved"]
+        );
+        let c = load("routing_key: x\ndetails: {key1: v, firing: mine}\n").unwrap();
+        assert_eq!(c.details.len(), 5);
+        assert_eq!(c.details["firing"], "mine");
+        assert_eq!(c.source, c.client);
+        assert_eq!(
+            c.url.as_deref(),
+            Some("https://events.pagerduty.com/v2/enqueue")
+        );
+    }
+
+    #[test]
+    fn empty_keys_count_as_missing() {
+        let e = load("routing_key: ''\nservice_key: ''\n").unwrap_err();
+        assert_eq!(
+            e.message,
+            "missing service or routing key in PagerDuty config"
+        );
+        assert!(load("service_key: s\nrouting_key: r\n").unwrap().is_v1());
+    }
+}
