@@ -73,6 +73,11 @@ async fn firing_then_resolved_match_alertmanager() {
         assert_eq!(o.line(), t.line());
         assert_eq!(o.header("content-type"), t.header("content-type"));
         assert_eq!(normalize(&o.body, &[]), normalize(&t.body, &[]));
+        // Byte for byte: sorted keys, Go's escaping of `<>&`.
+        assert_eq!(
+            String::from_utf8_lossy(&o.raw),
+            String::from_utf8_lossy(&t.raw)
+        );
     }
     let lines: Vec<String> = ours.iter().map(Exchange::line).collect();
     assert_eq!(
