@@ -214,16 +214,19 @@ impl GlobalConfig {
         if let Some(u) = &self.jira_api_url {
             super::jira::check_api_url(u).map_err(|m| invalid("global.jira_api_url", m))?;
         }
-        // A URL in Go's GlobalConfig, checked whether or not an Opsgenie
-        // config uses it.
-        crate::commoncfg::check_http_url(&self.opsgenie_api_url)
-            .map_err(|m| invalid("global.opsgenie_api_url", m))?;
-        // Go parses these as URLs while reading the section.
-        for (key, u) in [
+        // Go's URL type checks these where `global:` is read, whether or
+        // not a receiver uses them.
+        for (name, u) in [
+            ("opsgenie_api_url", &self.opsgenie_api_url),
             ("telegram_api_url", &self.telegram_api_url),
             ("webex_api_url", &self.webex_api_url),
+            ("pagerduty_url", &self.pagerduty_url),
+            ("victorops_api_url", &self.victorops_api_url),
         ] {
-            crate::commoncfg::check_http_url(u).map_err(|m| invalid(format!("global.{key}"), m))?;
+            if !u.is_empty() {
+                crate::commoncfg::check_http_url(u)
+                    .map_err(|m| invalid(format!("global.{name}"), m))?;
+            }
         }
         if let Some(u) = &self.mattermost_webhook_url {
             crate::commoncfg::check_http_url(u.expose())

@@ -137,11 +137,13 @@ integrations! {
         "discord" => discord_configs: super::discord::DiscordConfig,
         "email" => email_configs: super::email::EmailConfig,
         "incidentio" => incidentio_configs: super::incidentio::IncidentioConfig,
+        "pagerduty" => pagerduty_configs: super::pagerduty::PagerdutyConfig,
         "slack" => slack_configs: super::slack::SlackConfig,
         "webhook" => webhook_configs: super::webhook::WebhookConfig,
         "opsgenie" => opsgenie_configs: super::opsgenie::OpsgenieConfig,
         "wechat" => wechat_configs: super::wechat::WechatConfig,
         "pushover" => pushover_configs: super::pushover::PushoverConfig,
+        "victorops" => victorops_configs: super::victorops::VictorOpsConfig,
         "telegram" => telegram_configs: super::telegram::TelegramConfig,
         "webex" => webex_configs: super::webex::WebexConfig,
         "msteams" => msteams_configs: super::msteams::MsTeamsConfig,
@@ -151,8 +153,6 @@ integrations! {
         "mattermost" => mattermost_configs: super::mattermost::MattermostConfig,
     }
     refused {
-        "pagerduty" => pagerduty_configs,
-        "victorops" => victorops_configs,
         "sns" => sns_configs,
     }
 }
@@ -237,18 +237,18 @@ mod tests {
     fn the_refusal_names_what_is_delivered() {
         assert_eq!(
             delivered_list(),
-            "discord_configs, email_configs, incidentio_configs, slack_configs, webhook_configs, opsgenie_configs, wechat_configs, pushover_configs, telegram_configs, webex_configs, msteams_configs, msteamsv2_configs, jira_configs, rocketchat_configs and mattermost_configs"
+            "discord_configs, email_configs, incidentio_configs, pagerduty_configs, slack_configs, webhook_configs, opsgenie_configs, wechat_configs, pushover_configs, victorops_configs, telegram_configs, webex_configs, msteams_configs, msteamsv2_configs, jira_configs, rocketchat_configs and mattermost_configs"
         );
         let mut rc = ReceiverConfig {
             name: "pager".into(),
-            pagerduty_configs: Some(vec![Unsupported]),
+            opsgenie_configs: Some(vec![Unsupported]),
             ..Default::default()
         };
         let e = rc
             .apply_global(&GlobalConfig::default(), "receivers[0]")
             .unwrap_err();
-        assert_eq!(e.field, "receivers[0].pagerduty_configs");
-        assert!(e.message.contains("pagerduty integration is not supported"));
+        assert_eq!(e.field, "receivers[0].opsgenie_configs");
+        assert!(e.message.contains("opsgenie integration is not supported"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 mod config;
-mod payload;
+pub(crate) mod payload;
 
 pub use config::WebhookConfig;
 

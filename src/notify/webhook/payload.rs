@@ -18,7 +18,7 @@ fn fatal(message: String) -> NotifyError {
 /// map, a number, `true`, an empty string) becomes that structure, so that
 /// `{{ .Alerts | toJson }}` sends a JSON list rather than a string of JSON;
 /// what it decodes to is kept as decoded, never rendered again (#5304).
-pub(super) fn render(
+pub(crate) fn render(
     payload: &Json,
     templates: &Templates,
     data: &Value,
@@ -81,7 +81,7 @@ fn go_numbers(v: Json) -> Json {
 
 /// Serialises a JSON value with map keys sorted, as Go's encoder writes a
 /// `map[string]any`, whatever order serde_json's map keeps.
-pub(super) struct Sorted<'a>(pub(super) &'a Json);
+pub(crate) struct Sorted<'a>(pub(crate) &'a Json);
 
 impl Serialize for Sorted<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
