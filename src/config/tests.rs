@@ -136,9 +136,9 @@ fn alertmanager_validation_rules() {
 
 #[test]
 fn unsupported_integrations_are_refused_by_name() {
-    let e = err("route:\n  receiver: a\nreceivers:\n  - name: a\n    opsgenie_configs:\n      - api_key: x\n");
+    let e = err("route:\n  receiver: a\nreceivers:\n  - name: a\n    sns_configs:\n      - topic_arn: x\n");
     assert!(
-        e.contains("opsgenie") && e.contains("not supported by Herald yet"),
+        e.contains("sns") && e.contains("not supported by Herald yet"),
         "{e}"
     );
 }

@@ -241,14 +241,14 @@ mod tests {
         );
         let mut rc = ReceiverConfig {
             name: "pager".into(),
-            opsgenie_configs: Some(vec![Unsupported]),
+            sns_configs: Some(vec![Unsupported]),
             ..Default::default()
         };
         let e = rc
             .apply_global(&GlobalConfig::default(), "receivers[0]")
             .unwrap_err();
-        assert_eq!(e.field, "receivers[0].opsgenie_configs");
-        assert!(e.message.contains("opsgenie integration is not supported"));
+        assert_eq!(e.field, "receivers[0].sns_configs");
+        assert!(e.message.contains("sns integration is not supported"));
     }
 
     #[test]
