@@ -19,6 +19,7 @@ mod mute;
 mod registry;
 mod retry;
 pub mod slack;
+pub mod sns;
 pub mod webhook;
 
 use std::collections::HashMap;

@@ -134,6 +134,7 @@ integrations! {
         "webhook" => webhook_configs: super::webhook::WebhookConfig,
         "email" => email_configs: super::email::EmailConfig,
         "slack" => slack_configs: super::slack::SlackConfig,
+        "sns" => sns_configs: super::sns::SnsConfig,
     }
     refused {
         "pagerduty" => pagerduty_configs,
@@ -141,7 +142,6 @@ integrations! {
         "wechat" => wechat_configs,
         "pushover" => pushover_configs,
         "victorops" => victorops_configs,
-        "sns" => sns_configs,
         "telegram" => telegram_configs,
         "webex" => webex_configs,
         "discord" => discord_configs,
@@ -234,7 +234,7 @@ mod tests {
     fn the_refusal_names_what_is_delivered() {
         assert_eq!(
             delivered_list(),
-            "webhook_configs, email_configs and slack_configs"
+            "webhook_configs, email_configs, slack_configs and sns_configs"
         );
         let mut rc = ReceiverConfig {
             name: "pager".into(),
