@@ -334,10 +334,11 @@ pub(crate) fn is_throttling(code: &str) -> bool {
 
 /// The body of an AWS answer, or, when it is not 2xx, the error as
 /// Alertmanager's Retrier reports it: `unexpected status code <n>: <AWS
-/// message>`, retried on 5xx and on throttling, the reason from the status
-/// (429 and 503 keep their `Retry-After`).
+/// message>`, retried on 5xx and on throttling, the reason from the status.
+/// A 429 counts as throttling whatever its code (Go's SDK looks only at
+/// the code), so that its `Retry-After` is waited and retried.
 pub(crate) async fn read_answer(resp: reqwest::Response) -> Result<String, NotifyError> {
-    let status = super::super::http::check_status(&resp, &[]);
+    let status = super::super::http::check_status(&resp, &[429]);
     let body = resp.bytes().await;
     let text = String::from_utf8_lossy(body.as_deref().unwrap_or_default()).into_owned();
     match status {
