@@ -662,3 +662,211 @@ async fn assume_role_through_sts() {
     assert_eq!(by("aws-go-sdk-")["external_id"], Value::Null);
     drop(procs);
 }
+
+/// One fake answering as the AWS services credentials come from (STS,
+/// a container endpoint, IMDSv2) and as SNS.
+fn aws_world(ex: &Exchange, _: &[Exchange]) -> Reply {
+    let expires = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1))
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let creds = |key: &str, token: &str| {
+        Reply::json(
+            200,
+            serde_json::json!({"Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": key,
+                "SecretAccessKey": "temporary-secret", "Token": token, "Expiration": expires}),
+        )
+    };
+    let params = form(ex);
+    match (ex.method.as_str(), ex.path.as_str()) {
+        // IMDS names the token's lifetime; without it the SDK falls back
+        // to IMDSv1.
+        ("PUT", "/latest/api/token") => Reply::text(200, "imds-token")
+            .with_header("x-aws-ec2-metadata-token-ttl-seconds", "300"),
+        ("GET", "/latest/meta-data/iam/security-credentials/") => Reply::text(200, "alerting-role\n"),
+        ("GET", "/latest/meta-data/iam/security-credentials/alerting-role") => {
+            creds("ASIAIMDS", "imds-session")
+        }
+        ("GET", "/creds") => creds("ASIACONTAINER", "container-session"),
+        ("POST", "/") if params.get("Action").map(String::as_str) == Some("AssumeRoleWithWebIdentity") => Reply {
+            status: 200,
+            headers: vec![("content-type".into(), "text/xml".into())],
+            body: format!(
+                "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleWithWebIdentityResult>\
+                 <Credentials><AccessKeyId>ASIAWEB</AccessKeyId><SecretAccessKey>temporary-secret</SecretAccessKey>\
+                 <SessionToken>web-session</SessionToken><Expiration>{expires}</Expiration></Credentials>\
+                 <SubjectFromWebIdentityToken>system:serviceaccount:mon:am</SubjectFromWebIdentityToken>\
+                 <AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/web/s</Arn><AssumedRoleId>AROA:s</AssumedRoleId></AssumedRoleUser>\
+                 </AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></AssumeRoleWithWebIdentityResponse>"
+            ),
+        },
+        ("POST", "/") => published(),
+        _ => Reply::status(404),
+    }
+}
+
+/// Herald and 0.33.1, each with `env(<its fake's URL>)` and no keys in
+/// the config, publishing one notification: both request logs once each
+/// has published.
+async fn with_environment(
+    env: impl Fn(&str) -> Vec<(String, String)>,
+) -> (Vec<Exchange>, Vec<Exchange>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut logs = Vec::new();
+    let mut procs = Vec::new();
+    for who in ["herald", "am"] {
+        let fake = FakeService::with(Arc::new(aws_world)).await;
+        let base_url = fake.url("");
+        let cfg = config(&format!(
+            "      - api_url: '{base_url}'\n        sigv4: {{region: us-east-1}}\n        topic_arn: '{}'\n",
+            topic("alerts")
+        ));
+        let root = dir.path().join(who);
+        std::fs::create_dir_all(&root).unwrap();
+        let file = root.join("config.yml");
+        std::fs::write(&file, cfg).unwrap();
+        let port = free_port();
+        let mut args = vec![
+            format!("--config.file={}", file.display()),
+            format!("--storage.path={}", root.join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ];
+        let bin = if who == "herald" {
+            PathBuf::from(herald_bin())
+        } else {
+            args.push("--cluster.listen-address=".into());
+            am_current_bin("alertmanager")
+        };
+        // No shared files: only what the scenario sets counts.
+        let none = root.join("none").display().to_string();
+        let mut vars = vec![
+            ("AWS_CONFIG_FILE".to_string(), none.clone()),
+            ("AWS_SHARED_CREDENTIALS_FILE".to_string(), none),
+        ];
+        vars.extend(env(base_url.trim_end_matches('/')));
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (child, _) = spawn_with_env(&bin, &args, &vars);
+        procs.push(Proc(child));
+        let base = format!("http://127.0.0.1:{port}");
+        wait_ready(&base).await;
+        post_alerts(&base, &firing("DiskFull", &["db1"])).await;
+        logs.push(fake);
+    }
+    let mut out = Vec::new();
+    for fake in &logs {
+        let me = fake.clone();
+        out.push(
+            wait_for("a Publish", T, move || {
+                let seen = me.requests();
+                seen.iter()
+                    .any(|e| form(e).get("Action").map(String::as_str) == Some("Publish"))
+                    .then_some(seen)
+            })
+            .await,
+        );
+    }
+    drop(procs);
+    let theirs = out.pop().unwrap();
+    (out.pop().unwrap(), theirs)
+}
+
+/// The Publish of a log and the access key and session token it was
+/// signed with.
+fn publish_signer(log: &[Exchange]) -> (String, Option<String>) {
+    let p = log
+        .iter()
+        .find(|e| form(e).get("Action").map(String::as_str) == Some("Publish"))
+        .unwrap();
+    let (scope, signed, _) = auth_shape(p);
+    assert!(signed.contains("x-amz-security-token"), "{signed:?}");
+    (
+        scope[1].clone(),
+        p.header("x-amz-security-token").map(str::to_string),
+    )
+}
+
+/// The credential sources of a pod or an instance, each as the AWS SDK
+/// in 0.33.1 uses it: a web identity token (EKS IRSA), a container
+/// endpoint (ECS, EKS Pod Identity) and IMDSv2; the same calls, and the
+/// Publish signed with the keys they gave.
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_from_the_environment_match_alertmanager() {
+    let token = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token.path(), "header.payload.sig\n").unwrap();
+    let token_path = token.path().display().to_string();
+    let (ours, theirs) = with_environment(|url| {
+        vec![
+            ("AWS_WEB_IDENTITY_TOKEN_FILE".into(), token_path.clone()),
+            (
+                "AWS_ROLE_ARN".into(),
+                "arn:aws:iam::123456789012:role/web".into(),
+            ),
+            ("AWS_ROLE_SESSION_NAME".into(), "alerting".into()),
+            ("AWS_ENDPOINT_URL_STS".into(), url.into()),
+        ]
+    })
+    .await;
+    let sts = |log: &[Exchange]| {
+        log.iter()
+            .map(form)
+            .find(|p| p.get("Action").map(String::as_str) == Some("AssumeRoleWithWebIdentity"))
+            .unwrap_or_else(|| panic!("no AssumeRoleWithWebIdentity in {log:?}"))
+    };
+    assert_eq!(sts(&ours), sts(&theirs));
+    assert_eq!(sts(&ours)["WebIdentityToken"], "header.payload.sig\n");
+    assert_eq!(publish_signer(&ours), publish_signer(&theirs));
+    assert_eq!(
+        publish_signer(&ours),
+        ("ASIAWEB".into(), Some("web-session".into()))
+    );
+
+    let (ours, theirs) = with_environment(|url| {
+        vec![
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI".into(),
+                format!("{url}/creds"),
+            ),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN".into(),
+                "pod-token".into(),
+            ),
+        ]
+    })
+    .await;
+    let calls = |log: &[Exchange]| {
+        log.iter()
+            .filter(|e| e.path != "/")
+            .map(|e| (e.line(), e.header("authorization").map(str::to_string)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(calls(&ours), calls(&theirs));
+    assert_eq!(
+        calls(&ours),
+        [("GET /creds".to_string(), Some("pod-token".to_string()))]
+    );
+    assert_eq!(publish_signer(&ours), publish_signer(&theirs));
+    assert_eq!(publish_signer(&ours).0, "ASIACONTAINER");
+
+    let (ours, theirs) =
+        with_environment(|url| vec![("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), url.into())])
+            .await;
+    let imds = |log: &[Exchange]| {
+        log.iter()
+            .filter(|e| e.path.starts_with("/latest/"))
+            .map(|e| {
+                (
+                    e.line(),
+                    e.header("x-aws-ec2-metadata-token").map(str::to_string),
+                    e.header("x-aws-ec2-metadata-token-ttl-seconds")
+                        .map(str::to_string),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(imds(&ours), imds(&theirs));
+    assert_eq!(imds(&ours).len(), 3, "{:?}", imds(&ours));
+    assert_eq!(publish_signer(&ours), publish_signer(&theirs));
+    assert_eq!(
+        publish_signer(&ours),
+        ("ASIAIMDS".into(), Some("imds-session".into()))
+    );
+}

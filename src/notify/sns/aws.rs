@@ -123,14 +123,26 @@ pub(crate) async fn load_profile(name: &str) -> Profile {
     p
 }
 
+/// What finding the base credentials may use beyond the config: the
+/// client for STS (`http_config`'s) and one for the link-local metadata
+/// services (no proxy, short timeouts, as the SDK's own).
+pub(crate) struct Lookup<'a> {
+    pub sts: &'a super::super::http::Client,
+    pub metadata: &'a reqwest::Client,
+    pub region: &'a str,
+}
+
 /// The base credentials, in the AWS SDK's order: the config's keys; a
-/// profile the config names; the `AWS_ACCESS_KEY_ID` environment; the
-/// profile of `AWS_PROFILE` (or `default`).
-pub(crate) fn base_keys(
+/// profile the config names; the `AWS_ACCESS_KEY_ID` environment; a web
+/// identity token (`AWS_WEB_IDENTITY_TOKEN_FILE`, EKS' IRSA); the profile
+/// of `AWS_PROFILE` (or `default`); the container endpoint (ECS, EKS Pod
+/// Identity); the EC2 instance metadata service.
+pub(crate) async fn base_keys(
     access_key: &str,
     secret_key: &str,
     profile_named: bool,
     profile: &Profile,
+    lookup: &Lookup<'_>,
 ) -> Result<Keys, NotifyError> {
     if !access_key.is_empty() {
         return Ok(Keys {
@@ -149,12 +161,149 @@ pub(crate) fn base_keys(
                 expires: None,
             });
         }
+        if let Some(file) = env("AWS_WEB_IDENTITY_TOKEN_FILE") {
+            return web_identity(lookup, &file).await;
+        }
     }
-    profile.keys().ok_or_else(|| {
-        setup_error(
-            "failed to retrieve AWS credentials: none in sigv4, the environment or the shared credentials files",
-        )
+    if let Some(keys) = profile.keys() {
+        return Ok(keys);
+    }
+    if let Some(path) = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
+        return container(lookup.metadata, &format!("http://169.254.170.2{path}")).await;
+    }
+    if let Some(url) = env("AWS_CONTAINER_CREDENTIALS_FULL_URI") {
+        return container(lookup.metadata, &url).await;
+    }
+    if env("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Err(setup_error(
+            "failed to retrieve AWS credentials: none in sigv4, the environment or the shared files, and EC2 instance metadata is disabled",
+        ));
+    }
+    instance_metadata(lookup.metadata).await
+}
+
+/// STS AssumeRoleWithWebIdentity with the token in `file` for
+/// `AWS_ROLE_ARN`: an unsigned call, the token is the credential.
+async fn web_identity(lookup: &Lookup<'_>, file: &str) -> Result<Keys, NotifyError> {
+    let token = tokio::fs::read_to_string(file)
+        .await
+        .map_err(|e| setup_error(format!("failed to read web identity token {file}: {e}")))?;
+    let role = env("AWS_ROLE_ARN")
+        .ok_or_else(|| setup_error("AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not"))?;
+    let mut params = BTreeMap::new();
+    params.insert(
+        "Action".to_string(),
+        "AssumeRoleWithWebIdentity".to_string(),
+    );
+    params.insert("Version".into(), "2011-06-15".into());
+    params.insert("RoleArn".into(), role);
+    params.insert(
+        "RoleSessionName".into(),
+        env("AWS_ROLE_SESSION_NAME").unwrap_or_else(session_name),
+    );
+    // Verbatim, as the SDK sends it (Kubernetes' projected tokens have no
+    // trailing newline anyway).
+    params.insert("WebIdentityToken".into(), token);
+    let text = sts_call(lookup, &params, None).await?;
+    temporary_keys(&text, "AssumeRoleWithWebIdentity")
+}
+
+/// A JSON credentials answer (container endpoint, instance metadata).
+fn json_keys(body: &str, from: &str) -> Result<Keys, NotifyError> {
+    let v: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| setup_error(format!("{from}: not a credentials answer: {e}")))?;
+    let get = |k: &str| v.get(k).and_then(|x| x.as_str()).filter(|x| !x.is_empty());
+    let (Some(a), Some(s)) = (get("AccessKeyId"), get("SecretAccessKey")) else {
+        return Err(setup_error(format!(
+            "{from}: no AccessKeyId/SecretAccessKey in the answer"
+        )));
+    };
+    Ok(Keys {
+        access_key: a.to_string(),
+        secret_key: s.to_string(),
+        session_token: get("Token").map(str::to_string),
+        expires: get("Expiration").and_then(parse_time),
     })
+}
+
+fn parse_time(t: &str) -> Option<SystemTime> {
+    let t = t.parse::<jiff::Timestamp>().ok()?;
+    let secs = u64::try_from(t.as_second()).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// A metadata request's answer as text, its failure a setup error.
+async fn metadata_text(req: reqwest::RequestBuilder, from: &str) -> Result<String, NotifyError> {
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| setup_error(format!("{from}: {}", e.without_url())))?;
+    let status = resp.status();
+    let text = resp
+        .text()
+        .await
+        .map_err(|e| setup_error(format!("{from}: {}", e.without_url())))?;
+    if !status.is_success() {
+        return Err(setup_error(format!(
+            "{from}: unexpected status code {}",
+            status.as_u16()
+        )));
+    }
+    Ok(text)
+}
+
+/// The container credentials endpoint (ECS task roles, EKS Pod
+/// Identity), with `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` or
+/// `AWS_CONTAINER_AUTHORIZATION_TOKEN` as its `Authorization`.
+async fn container(client: &reqwest::Client, url: &str) -> Result<Keys, NotifyError> {
+    let from = "container credentials endpoint";
+    let token = match env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") {
+        Some(f) => Some(tokio::fs::read_to_string(&f).await.map_err(|e| {
+            setup_error(format!("failed to read authorization token from {f}: {e}"))
+        })?),
+        None => env("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
+    };
+    let mut req = client
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json");
+    if let Some(t) = token {
+        req = req.header(reqwest::header::AUTHORIZATION, t.trim());
+    }
+    json_keys(&metadata_text(req, from).await?, from)
+}
+
+/// The EC2 instance role through IMDSv2: a session token, the role's
+/// name, its keys. `AWS_EC2_METADATA_SERVICE_ENDPOINT` moves it, as for
+/// the SDK.
+async fn instance_metadata(client: &reqwest::Client) -> Result<Keys, NotifyError> {
+    let from = "EC2 instance metadata";
+    let base =
+        env("AWS_EC2_METADATA_SERVICE_ENDPOINT").unwrap_or_else(|| "http://169.254.169.254".into());
+    let base = base.trim_end_matches('/');
+    let token = metadata_text(
+        client
+            .put(format!("{base}/latest/api/token"))
+            .header("x-aws-ec2-metadata-token-ttl-seconds", "300"),
+        from,
+    )
+    .await?;
+    let path = format!("{base}/latest/meta-data/iam/security-credentials/");
+    let names = metadata_text(
+        client.get(&path).header("x-aws-ec2-metadata-token", &token),
+        from,
+    )
+    .await?;
+    let Some(role) = names.lines().map(str::trim).find(|l| !l.is_empty()) else {
+        return Err(setup_error(format!("{from}: no EC2 IMDS role found")));
+    };
+    let body = metadata_text(
+        client
+            .get(format!("{path}{role}"))
+            .header("x-aws-ec2-metadata-token", &token),
+        from,
+    )
+    .await?;
+    json_keys(&body, from)
 }
 
 /// The region: the config's, `AWS_REGION`, `AWS_DEFAULT_REGION`, then
@@ -375,17 +524,60 @@ fn session_name() -> String {
 /// How long assumed credentials are asked for (the SDK's default).
 const ASSUME_DURATION: Duration = Duration::from_secs(900);
 
+/// A form POST to STS, signed with `keys` unless it is None
+/// (AssumeRoleWithWebIdentity is not signed): the answer's XML.
+async fn sts_call(
+    lookup: &Lookup<'_>,
+    params: &BTreeMap<String, String>,
+    keys: Option<&Keys>,
+) -> Result<String, NotifyError> {
+    let sts = endpoint("sts", lookup.region);
+    let url =
+        url::Url::parse(&sts).map_err(|e| setup_error(format!("sts endpoint {sts:?}: {e}")))?;
+    let body = form(params).into_bytes();
+    let signed = match keys {
+        Some(k) => sign_headers(k, "sts", lookup.region, &url, &body, SystemTime::now())?,
+        None => Vec::new(),
+    };
+    let mut req = lookup
+        .sts
+        .request(reqwest::Method::POST, url.as_str(), Some(body), Some(FORM))
+        .await?;
+    for (k, v) in signed {
+        req = req.header(k, v);
+    }
+    let resp = super::super::http::send(req)
+        .await
+        .map_err(|e| super::super::http::transport_error(&super::super::http::redact(&sts), e))?;
+    read_answer(resp).await
+}
+
+/// The `Credentials` of an STS answer.
+fn temporary_keys(text: &str, action: &str) -> Result<Keys, NotifyError> {
+    let get = |tag: &str| {
+        xml_text(text, tag).ok_or_else(|| {
+            NotifyError::new(
+                true,
+                FailureReason::Other,
+                format!("sts {action}: no {tag} in the answer"),
+            )
+        })
+    };
+    Ok(Keys {
+        access_key: get("AccessKeyId")?,
+        secret_key: get("SecretAccessKey")?,
+        session_token: Some(get("SessionToken")?),
+        expires: xml_text(text, "Expiration").as_deref().and_then(parse_time),
+    })
+}
+
 /// STS AssumeRole for `role_arn`, signed with `base`: the temporary keys.
 pub(crate) async fn assume_role(
-    client: &super::super::http::Client,
+    lookup: &Lookup<'_>,
     base: &Keys,
-    region: &str,
     role_arn: &str,
     external_id: &str,
 ) -> Result<Keys, NotifyError> {
-    let sts = endpoint("sts", region);
-    let url =
-        url::Url::parse(&sts).map_err(|e| setup_error(format!("sts endpoint {sts:?}: {e}")))?;
     let mut params = BTreeMap::new();
     params.insert("Action".to_string(), "AssumeRole".to_string());
     params.insert("Version".into(), "2011-06-15".into());
@@ -398,35 +590,6 @@ pub(crate) async fn assume_role(
     if !external_id.is_empty() {
         params.insert("ExternalId".into(), external_id.to_string());
     }
-    let body = form(&params).into_bytes();
-    let signed = sign_headers(base, "sts", region, &url, &body, SystemTime::now())?;
-    let mut req = client
-        .request(reqwest::Method::POST, url.as_str(), Some(body), Some(FORM))
-        .await?;
-    for (k, v) in signed {
-        req = req.header(k, v);
-    }
-    let resp = super::super::http::send(req)
-        .await
-        .map_err(|e| super::super::http::transport_error(&super::super::http::redact(&sts), e))?;
-    let text = read_answer(resp).await?;
-    let get = |tag: &str| {
-        xml_text(&text, tag).ok_or_else(|| {
-            NotifyError::new(
-                true,
-                FailureReason::Other,
-                format!("sts AssumeRole: no {tag} in the answer"),
-            )
-        })
-    };
-    let expires = xml_text(&text, "Expiration")
-        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-        .and_then(|t| u64::try_from(t.as_second()).ok())
-        .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s));
-    Ok(Keys {
-        access_key: get("AccessKeyId")?,
-        secret_key: get("SecretAccessKey")?,
-        session_token: Some(get("SessionToken")?),
-        expires,
-    })
+    let text = sts_call(lookup, &params, Some(base)).await?;
+    temporary_keys(&text, "AssumeRole")
 }

@@ -43,6 +43,9 @@ pub struct Sns {
     /// asked with, reused until shortly before they expire. Go asks STS on
     /// every notification; once per role session is enough.
     assumed: Mutex<Option<(String, Keys)>>,
+    /// For the container and instance metadata endpoints: link-local, so
+    /// never through a proxy, and quick to give up where there is none.
+    metadata: reqwest::Client,
 }
 
 impl Sns {
@@ -69,6 +72,12 @@ impl Sns {
             templates,
             external_url: external_url.to_string(),
             assumed: Mutex::new(None),
+            metadata: reqwest::Client::builder()
+                .no_proxy()
+                .connect_timeout(Duration::from_secs(1))
+                .timeout(Duration::from_secs(5))
+                .build()
+                .map_err(|e| BuildError::HttpClient(super::http::ClientError::Build(e)))?,
         })
     }
 
@@ -134,12 +143,19 @@ impl Sns {
     /// configured role assumed with them.
     async fn keys(&self, region: &str, profile: &aws::Profile) -> Result<Keys, NotifyError> {
         let s = &self.conf.sigv4;
+        let lookup = aws::Lookup {
+            sts: &self.client,
+            metadata: &self.metadata,
+            region,
+        };
         let base = aws::base_keys(
             &s.access_key,
             s.secret_key(),
             !s.profile.is_empty(),
             profile,
-        )?;
+            &lookup,
+        )
+        .await?;
         if s.role_arn.is_empty() {
             return Ok(base);
         }
@@ -156,8 +172,7 @@ impl Sns {
                 return Ok(keys);
             }
         }
-        let keys =
-            aws::assume_role(&self.client, &base, region, &s.role_arn, &s.external_id).await?;
+        let keys = aws::assume_role(&lookup, &base, &s.role_arn, &s.external_id).await?;
         *self.assumed.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((base.access_key.clone(), keys.clone()));
         Ok(keys)
@@ -371,8 +386,8 @@ mod tests {
 
     use super::super::GlobalConfig;
 
-    #[test]
-    fn shared_files_profiles() {
+    #[tokio::test]
+    async fn shared_files_profiles() {
         let mut p = aws::Profile::default();
         aws::parse_profile(
             "[default]\nregion = eu-west-1\n[profile ops]\nregion=us-east-2\naws_access_key_id = A\n",
@@ -387,12 +402,19 @@ mod tests {
             &mut p,
         );
         assert_eq!(p.region().as_deref(), Some("us-east-2"));
-        let k = aws::base_keys("", "", true, &p).unwrap();
+        let client = Client::new(&HttpClientConfig::default(), None).unwrap();
+        let metadata = reqwest::Client::new();
+        let lookup = aws::Lookup {
+            sts: &client,
+            metadata: &metadata,
+            region: "us-east-2",
+        };
+        // A profile the config names wins over the environment.
+        let k = aws::base_keys("", "", true, &p, &lookup).await.unwrap();
         assert_eq!((k.access_key.as_str(), k.secret_key.as_str()), ("B", "S"));
-        // Keys in the config win over any file.
-        let k = aws::base_keys("K", "T", true, &p).unwrap();
+        // Keys in the config win over anything else.
+        let k = aws::base_keys("K", "T", true, &p, &lookup).await.unwrap();
         assert_eq!(k.access_key, "K");
-        assert!(aws::base_keys("", "", true, &aws::Profile::default()).is_err());
     }
 
     #[test]
