@@ -13,14 +13,23 @@ use aws_smithy_runtime_api::client::identity::Identity;
 
 use super::super::{FailureReason, NotifyError};
 
-/// Keys to sign a request with.
-#[derive(Clone, Debug)]
+/// Keys to sign a request with. Its `Debug` shows the access key only.
+#[derive(Clone)]
 pub(crate) struct Keys {
     pub access_key: String,
     pub secret_key: String,
     pub session_token: Option<String>,
     /// When temporary keys (AssumeRole) run out.
     pub expires: Option<SystemTime>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys")
+            .field("access_key", &self.access_key)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A failure to find credentials or a region: a setup problem the next

@@ -418,6 +418,33 @@ mod tests {
     }
 
     #[test]
+    fn regional_endpoints_and_secret_free_debug() {
+        if std::env::var_os("AWS_ENDPOINT_URL_SNS").is_none()
+            && std::env::var_os("AWS_ENDPOINT_URL").is_none()
+        {
+            assert_eq!(
+                aws::endpoint("sns", "eu-west-1"),
+                "https://sns.eu-west-1.amazonaws.com/"
+            );
+            assert_eq!(
+                aws::endpoint("sns", "cn-north-1"),
+                "https://sns.cn-north-1.amazonaws.com.cn/"
+            );
+        }
+        let keys = Keys {
+            access_key: "AKID".into(),
+            secret_key: "very-secret".into(),
+            session_token: Some("session-secret".into()),
+            expires: None,
+        };
+        let shown = format!("{keys:?}");
+        assert!(
+            shown.contains("AKID") && !shown.contains("secret"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn aws_errors_read_from_xml() {
         let xml = "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidParameter</Code>\
                    <Message>Invalid parameter: a &amp; b &#x3C;</Message></Error></ErrorResponse>";
