@@ -709,6 +709,17 @@ print(json.dumps({"access_key": key["AccessKeyId"], "secret_key": key["SecretAcc
                  </AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></AssumeRoleWithWebIdentityResponse>"
             ),
         },
+        ("POST", "/") if params.get("Action").map(String::as_str) == Some("AssumeRole") => Reply {
+            status: 200,
+            headers: vec![("content-type".into(), "text/xml".into())],
+            body: format!(
+                "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
+                 <Credentials><AccessKeyId>ASIAROLE</AccessKeyId><SecretAccessKey>temporary-secret</SecretAccessKey>\
+                 <SessionToken>role-session</SessionToken><Expiration>{expires}</Expiration></Credentials>\
+                 <AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/publisher/s</Arn><AssumedRoleId>AROA:s</AssumedRoleId></AssumedRoleUser>\
+                 </AssumeRoleResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></AssumeRoleResponse>"
+            ),
+        },
         ("POST", "/") => published(),
         _ => Reply::status(404),
     }
@@ -718,6 +729,7 @@ print(json.dumps({"access_key": key["AccessKeyId"], "secret_key": key["SecretAcc
     /// the config, publishing one notification: both request logs once each
     /// has published.
     async fn with_environment(
+        sigv4: &str,
         env: impl Fn(&str) -> Vec<(String, String)>,
     ) -> (Vec<Exchange>, Vec<Exchange>) {
         let dir = tempfile::tempdir().unwrap();
@@ -727,9 +739,9 @@ print(json.dumps({"access_key": key["AccessKeyId"], "secret_key": key["SecretAcc
             let fake = FakeService::with(Arc::new(aws_world)).await;
             let base_url = fake.url("");
             let cfg = config(&format!(
-            "      - api_url: '{base_url}'\n        sigv4: {{region: us-east-1}}\n        topic_arn: '{}'\n",
-            topic("alerts")
-        ));
+                "      - api_url: '{base_url}'\n        sigv4: {sigv4}\n        topic_arn: '{}'\n",
+                topic("alerts")
+            ));
             let root = dir.path().join(who);
             std::fs::create_dir_all(&root).unwrap();
             let file = root.join("config.yml");
@@ -752,7 +764,10 @@ print(json.dumps({"access_key": key["AccessKeyId"], "secret_key": key["SecretAcc
                 ("AWS_CONFIG_FILE".to_string(), none.clone()),
                 ("AWS_SHARED_CREDENTIALS_FILE".to_string(), none),
             ];
-            vars.extend(env(base_url.trim_end_matches('/')));
+            for (k, v) in env(base_url.trim_end_matches('/')) {
+                vars.retain(|(name, _)| *name != k);
+                vars.push((k, v));
+            }
             let vars: Vec<(&str, &str)> =
                 vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             let (child, _) = spawn_with_env(&bin, &args, &vars);
@@ -804,7 +819,7 @@ print(json.dumps({"access_key": key["AccessKeyId"], "secret_key": key["SecretAcc
         let token = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(token.path(), "header.payload.sig\n").unwrap();
         let token_path = token.path().display().to_string();
-        let (ours, theirs) = with_environment(|url| {
+        let (ours, theirs) = with_environment("{region: us-east-1}", |url| {
             vec![
                 ("AWS_WEB_IDENTITY_TOKEN_FILE".into(), token_path.clone()),
                 (
@@ -830,7 +845,7 @@ print(json.dumps({"access_key": key["AccessKeyId"], "secret_key": key["SecretAcc
             ("ASIAWEB".into(), Some("web-session".into()))
         );
 
-        let (ours, theirs) = with_environment(|url| {
+        let (ours, theirs) = with_environment("{region: us-east-1}", |url| {
             vec![
                 (
                     "AWS_CONTAINER_CREDENTIALS_FULL_URI".into(),
@@ -857,9 +872,10 @@ print(json.dumps({"access_key": key["AccessKeyId"], "secret_key": key["SecretAcc
         assert_eq!(publish_signer(&ours), publish_signer(&theirs));
         assert_eq!(publish_signer(&ours).0, "ASIACONTAINER");
 
-        let (ours, theirs) =
-            with_environment(|url| vec![("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), url.into())])
-                .await;
+        let (ours, theirs) = with_environment("{region: us-east-1}", |url| {
+            vec![("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), url.into())]
+        })
+        .await;
         let imds = |log: &[Exchange]| {
             log.iter()
                 .filter(|e| e.path.starts_with("/latest/"))
@@ -879,6 +895,40 @@ print(json.dumps({"access_key": key["AccessKeyId"], "secret_key": key["SecretAcc
         assert_eq!(
             publish_signer(&ours),
             ("ASIAIMDS".into(), Some("imds-session".into()))
+        );
+
+        // A profile that assumes a role with the keys of another one.
+        let files = tempfile::tempdir().unwrap();
+        let cfg_file = files.path().join("config");
+        std::fs::write(
+            &cfg_file,
+            "[profile ops]\nregion = us-east-1\nrole_arn = arn:aws:iam::123456789012:role/publisher\n\
+             source_profile = base\nexternal_id = ext-2\nrole_session_name = alerting\n\
+             [profile base]\naws_access_key_id = AKIABASE\naws_secret_access_key = base-secret\n",
+        )
+        .unwrap();
+        let cfg_path = cfg_file.display().to_string();
+        let (ours, theirs) = with_environment("{profile: ops}", |url| {
+            vec![
+                ("AWS_CONFIG_FILE".into(), cfg_path.clone()),
+                ("AWS_ENDPOINT_URL_STS".into(), url.into()),
+            ]
+        })
+        .await;
+        let assume = |log: &[Exchange]| {
+            let e = log
+                .iter()
+                .find(|e| form(e).get("Action").map(String::as_str) == Some("AssumeRole"))
+                .unwrap_or_else(|| panic!("no AssumeRole in {log:?}"));
+            (form(e), auth_shape(e).0[1].clone())
+        };
+        assert_eq!(assume(&ours), assume(&theirs));
+        assert_eq!(assume(&ours).1, "AKIABASE");
+        assert_eq!(assume(&ours).0["ExternalId"], "ext-2");
+        assert_eq!(publish_signer(&ours), publish_signer(&theirs));
+        assert_eq!(
+            publish_signer(&ours),
+            ("ASIAROLE".into(), Some("role-session".into()))
         );
     }
 }

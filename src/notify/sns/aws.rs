@@ -46,6 +46,7 @@ fn env(name: &str) -> Option<String> {
 /// that matter here.
 #[derive(Debug, Default)]
 pub(crate) struct Profile {
+    name: String,
     values: BTreeMap<String, String>,
 }
 
@@ -117,7 +118,10 @@ pub(crate) async fn load_profile(name: &str) -> Profile {
     } else {
         name.to_string()
     };
-    let mut p = Profile::default();
+    let mut p = Profile {
+        name: name.clone(),
+        ..Profile::default()
+    };
     for (var, rel, config_file) in [
         ("AWS_CONFIG_FILE", "config", true),
         ("AWS_SHARED_CREDENTIALS_FILE", "credentials", false),
@@ -174,7 +178,7 @@ pub(crate) async fn base_keys(
             return web_identity(lookup, &file).await;
         }
     }
-    if let Some(keys) = profile.keys() {
+    if let Some(keys) = profile_keys(profile, lookup, 0).await? {
         return Ok(keys);
     }
     if let Some(path) = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
@@ -189,6 +193,106 @@ pub(crate) async fn base_keys(
         ));
     }
     instance_metadata(lookup.metadata).await
+}
+
+/// How many `source_profile` hops a profile may take (the SDK refuses
+/// only cycles; a chain this long is one in practice).
+const MAX_SOURCE_PROFILES: u8 = 8;
+
+/// The keys a shared-file profile gives: its static keys, or those of its
+/// `source_profile` or its `credential_source` (`Environment`,
+/// `Ec2InstanceMetadata`, `EcsContainer`); then, with a `role_arn`, that
+/// role assumed with them (`external_id`, `role_session_name`,
+/// `duration_seconds` of the profile). None: the profile names no
+/// credentials, the chain goes on.
+async fn profile_keys(
+    profile: &Profile,
+    lookup: &Lookup<'_>,
+    depth: u8,
+) -> Result<Option<Keys>, NotifyError> {
+    let base = if let Some(source) = profile.get("source_profile") {
+        if depth >= MAX_SOURCE_PROFILES {
+            return Err(setup_error(format!(
+                "profile {}: source_profile chain too long",
+                profile.name
+            )));
+        }
+        let keys = if source == profile.name {
+            profile.keys()
+        } else {
+            let next = load_profile(source).await;
+            Box::pin(profile_keys(&next, lookup, depth + 1)).await?
+        };
+        keys.ok_or_else(|| {
+            setup_error(format!(
+                "profile {}: source_profile {source} has no credentials",
+                profile.name
+            ))
+        })?
+    } else if let Some(keys) = profile.keys() {
+        keys
+    } else if let Some(source) = profile.get("credential_source") {
+        match source {
+            "Environment" => match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+                (Some(a), Some(s)) => Keys {
+                    access_key: a,
+                    secret_key: s,
+                    session_token: env("AWS_SESSION_TOKEN"),
+                    expires: None,
+                },
+                _ => {
+                    return Err(setup_error(format!(
+                        "profile {}: credential_source Environment without AWS_ACCESS_KEY_ID",
+                        profile.name
+                    )))
+                }
+            },
+            "Ec2InstanceMetadata" => instance_metadata(lookup.metadata).await?,
+            "EcsContainer" => match env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
+                Some(path) => {
+                    container(lookup.metadata, &format!("http://169.254.170.2{path}")).await?
+                }
+                None => match env("AWS_CONTAINER_CREDENTIALS_FULL_URI") {
+                    Some(url) => container(lookup.metadata, &url).await?,
+                    None => {
+                        return Err(setup_error(format!(
+                        "profile {}: credential_source EcsContainer without a container endpoint",
+                        profile.name
+                    )))
+                    }
+                },
+            },
+            other => {
+                return Err(setup_error(format!(
+                    "profile {}: unsupported credential_source {other}",
+                    profile.name
+                )))
+            }
+        }
+    } else {
+        return Ok(None);
+    };
+    let Some(role) = profile.get("role_arn") else {
+        return Ok(Some(base));
+    };
+    // The SDK asks for longer sessions only, never below its default.
+    let duration = profile
+        .get("duration_seconds")
+        .and_then(|d| d.parse::<u64>().ok())
+        .filter(|d| *d > ASSUME_DURATION.as_secs())
+        .map(Duration::from_secs)
+        .unwrap_or(ASSUME_DURATION);
+    let session = profile.get("role_session_name").map(str::to_string);
+    let keys = assume_role_as(
+        lookup,
+        &base,
+        role,
+        profile.get("external_id").unwrap_or(""),
+        session,
+        duration,
+    )
+    .await?;
+    Ok(Some(keys))
 }
 
 /// STS AssumeRoleWithWebIdentity with the token in `file` for
@@ -587,15 +691,28 @@ pub(crate) async fn assume_role(
     role_arn: &str,
     external_id: &str,
 ) -> Result<Keys, NotifyError> {
+    assume_role_as(lookup, base, role_arn, external_id, None, ASSUME_DURATION).await
+}
+
+/// `assume_role` with a session name (a fresh one when None) and a
+/// lifetime.
+async fn assume_role_as(
+    lookup: &Lookup<'_>,
+    base: &Keys,
+    role_arn: &str,
+    external_id: &str,
+    session: Option<String>,
+    duration: Duration,
+) -> Result<Keys, NotifyError> {
     let mut params = BTreeMap::new();
     params.insert("Action".to_string(), "AssumeRole".to_string());
     params.insert("Version".into(), "2011-06-15".into());
     params.insert("RoleArn".into(), role_arn.to_string());
-    params.insert("RoleSessionName".into(), session_name());
     params.insert(
-        "DurationSeconds".into(),
-        ASSUME_DURATION.as_secs().to_string(),
+        "RoleSessionName".into(),
+        session.unwrap_or_else(session_name),
     );
+    params.insert("DurationSeconds".into(), duration.as_secs().to_string());
     if !external_id.is_empty() {
         params.insert("ExternalId".into(), external_id.to_string());
     }
