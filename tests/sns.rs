@@ -498,7 +498,15 @@ print(json.dumps({"access_key": key["AccessKeyId"], "secret_key": key["SecretAcc
         sigv4: {sigv4}
         topic_arn: '{bigt}'
         message: '{big}'
+      - api_url: '{url}'
+        sigv4: {sigv4}
+        phone_number: '{phone}'
 "#,
+                phone = if who == "herald" {
+                    "+15555550101"
+                } else {
+                    "+15555550102"
+                },
                 plain = topic(who),
                 fifo = topic(&format!("{who}.fifo")),
                 bigt = topic(&format!("{who}-big")),
@@ -524,6 +532,24 @@ print(json.dumps({"access_key": key["AccessKeyId"], "secret_key": key["SecretAcc
         let big = moto.published("herald-big", 1).await;
         assert_eq!(big[0][1].as_str().unwrap().len(), 256 * 1024);
         assert_eq!(big[0][3]["truncated"]["Value"], "true");
+        // SMS: moto keeps the phone number and the message.
+        let sms = |phone: &'static str| {
+            let moto = &moto;
+            async move {
+                wait_until(&format!("an SMS to {phone}"), T, || async {
+                    let data = moto.data().await;
+                    data["sns"]["SMS"].as_array().and_then(|all| {
+                        all.iter()
+                            .find(|m| m["phone_number"] == phone)
+                            .map(|m| m["message"].clone())
+                    })
+                })
+                .await
+            }
+        };
+        let ours = sms("+15555550101").await;
+        assert_eq!(ours, sms("+15555550102").await);
+        assert!(ours.as_str().unwrap().contains("Alerts Firing:"), "{ours}");
         drop((h, am));
     }
 
