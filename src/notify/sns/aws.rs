@@ -43,11 +43,20 @@ fn env(name: &str) -> Option<String> {
 }
 
 /// One profile of the shared `config` and `credentials` files: the keys
-/// that matter here.
-#[derive(Debug, Default)]
+/// that matter here. Its values hold secrets, so its `Debug` shows the
+/// name only.
+#[derive(Default)]
 pub(crate) struct Profile {
     name: String,
     values: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Profile")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Profile {
