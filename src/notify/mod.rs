@@ -29,6 +29,7 @@ mod registry;
 mod retry;
 pub mod rocketchat;
 pub mod slack;
+pub mod sns;
 pub mod telegram;
 pub mod victorops;
 pub mod webex;

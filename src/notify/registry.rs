@@ -1,9 +1,11 @@
 //! The one table of integrations. Everything that used to enumerate them by
-//! hand (the receiver's `*_configs` keys, the "not supported yet" list, the
-//! `global:` defaults, the load-time template check, the pipeline build and
-//! the `alertmanager_integrations` count) derives from the `integrations!`
+//! hand (the receiver's `*_configs` keys, the `global:` defaults, the
+//! load-time template check, the pipeline build and the
+//! `alertmanager_integrations` count) derives from the `integrations!`
 //! invocation below, so adding an integration is its folder
-//! (`notify/<kind>/{config.rs, mod.rs}`) and one line here.
+//! (`notify/<kind>/{config.rs, mod.rs}`) and one line here. The table is
+//! in the order of Go's `config.Receiver`, which is also the order of the
+//! receiver's keys in `/api/v2/status`.
 
 use std::sync::Arc;
 
@@ -11,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::global::GlobalConfig;
 use super::Notifier;
-use crate::commoncfg::{invalid, FieldError, Unsupported};
+use crate::commoncfg::FieldError;
 use crate::template::Templates;
 
 /// What an integration's config gives the rest of Herald. The kind name
@@ -63,8 +65,7 @@ pub enum BuildError {
 
 macro_rules! integrations {
     (
-        delivered { $( $kind:literal => $field:ident : $config:ty, )* }
-        refused { $( $rkind:literal => $rfield:ident, )* }
+        $( $kind:literal => $field:ident : $config:ty, )*
     ) => {
         /// A receiver: its name and, per integration, a list of configs.
         #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -84,16 +85,7 @@ macro_rules! integrations {
                 )]
                 pub $field: Vec<$config>,
             )*
-            $(
-                /// Recognised, so it is refused by name rather than as an
-                /// unknown key.
-                #[serde(default, skip_serializing_if = "Option::is_none")]
-                pub $rfield: Option<Vec<Unsupported>>,
-            )*
         }
-
-        /// The kinds Herald delivers to, in the table's order.
-        pub const DELIVERED: &[&str] = &[$($kind),*];
 
         impl ReceiverConfig {
             /// The receiver's labels as the API shows and filters them:
@@ -117,75 +109,41 @@ macro_rules! integrations {
                 $( out.extend(self.$field.iter_mut().map(|c| ($kind, c as &mut dyn IntegrationConfig))); )*
                 out
             }
-
-            /// The first integration this receiver configures that Herald
-            /// does not deliver to yet.
-            fn refused(&self) -> Option<&'static str> {
-                $(
-                    if self.$rfield.as_ref().is_some_and(|v| !v.is_empty()) {
-                        return Some($rkind);
-                    }
-                )*
-                None
-            }
         }
     };
 }
 
 integrations! {
-    delivered {
-        "discord" => discord_configs: super::discord::DiscordConfig,
-        "email" => email_configs: super::email::EmailConfig,
-        "incidentio" => incidentio_configs: super::incidentio::IncidentioConfig,
-        "pagerduty" => pagerduty_configs: super::pagerduty::PagerdutyConfig,
-        "slack" => slack_configs: super::slack::SlackConfig,
-        "webhook" => webhook_configs: super::webhook::WebhookConfig,
-        "opsgenie" => opsgenie_configs: super::opsgenie::OpsgenieConfig,
-        "wechat" => wechat_configs: super::wechat::WechatConfig,
-        "pushover" => pushover_configs: super::pushover::PushoverConfig,
-        "victorops" => victorops_configs: super::victorops::VictorOpsConfig,
-        "telegram" => telegram_configs: super::telegram::TelegramConfig,
-        "webex" => webex_configs: super::webex::WebexConfig,
-        "msteams" => msteams_configs: super::msteams::MsTeamsConfig,
-        "msteamsv2" => msteamsv2_configs: super::msteamsv2::MsTeamsV2Config,
-        "jira" => jira_configs: super::jira::JiraConfig,
-        "rocketchat" => rocketchat_configs: super::rocketchat::RocketchatConfig,
-        "mattermost" => mattermost_configs: super::mattermost::MattermostConfig,
-    }
-    refused {
-        "sns" => sns_configs,
-    }
+    "discord" => discord_configs: super::discord::DiscordConfig,
+    "email" => email_configs: super::email::EmailConfig,
+    "incidentio" => incidentio_configs: super::incidentio::IncidentioConfig,
+    "pagerduty" => pagerduty_configs: super::pagerduty::PagerdutyConfig,
+    "slack" => slack_configs: super::slack::SlackConfig,
+    "webhook" => webhook_configs: super::webhook::WebhookConfig,
+    "opsgenie" => opsgenie_configs: super::opsgenie::OpsgenieConfig,
+    "wechat" => wechat_configs: super::wechat::WechatConfig,
+    "pushover" => pushover_configs: super::pushover::PushoverConfig,
+    "victorops" => victorops_configs: super::victorops::VictorOpsConfig,
+    "sns" => sns_configs: super::sns::SnsConfig,
+    "telegram" => telegram_configs: super::telegram::TelegramConfig,
+    "webex" => webex_configs: super::webex::WebexConfig,
+    "msteams" => msteams_configs: super::msteams::MsTeamsConfig,
+    "msteamsv2" => msteamsv2_configs: super::msteamsv2::MsTeamsV2Config,
+    "jira" => jira_configs: super::jira::JiraConfig,
+    "rocketchat" => rocketchat_configs: super::rocketchat::RocketchatConfig,
+    "mattermost" => mattermost_configs: super::mattermost::MattermostConfig,
 }
 
 impl ReceiverConfig {
     /// Copies global defaults into the integration configs and validates
     /// them, as Alertmanager's loader does per receiver.
     pub fn apply_global(&mut self, global: &GlobalConfig, field: &str) -> Result<(), FieldError> {
-        if let Some(kind) = self.refused() {
-            return Err(invalid(
-                format!("{field}.{kind}_configs"),
-                format!(
-                    "receiver {:?}: the {kind} integration is not supported by Herald yet ({} are)",
-                    self.name,
-                    delivered_list()
-                ),
-            ));
-        }
         let mut index = KindIndex::default();
         for (kind, c) in self.integrations_mut() {
             let i = index.next(kind);
             c.apply_global(global, &format!("{field}.{kind}_configs[{i}]"))?;
         }
         Ok(())
-    }
-}
-
-/// `webhook_configs, email_configs and slack_configs`.
-fn delivered_list() -> String {
-    let keys: Vec<String> = DELIVERED.iter().map(|k| format!("{k}_configs")).collect();
-    match keys.split_last() {
-        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
-        _ => keys.join(""),
     }
 }
 
@@ -232,24 +190,6 @@ pub fn integration_count(receivers: &[ReceiverConfig]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_refusal_names_what_is_delivered() {
-        assert_eq!(
-            delivered_list(),
-            "discord_configs, email_configs, incidentio_configs, pagerduty_configs, slack_configs, webhook_configs, opsgenie_configs, wechat_configs, pushover_configs, victorops_configs, telegram_configs, webex_configs, msteams_configs, msteamsv2_configs, jira_configs, rocketchat_configs and mattermost_configs"
-        );
-        let mut rc = ReceiverConfig {
-            name: "pager".into(),
-            sns_configs: Some(vec![Unsupported]),
-            ..Default::default()
-        };
-        let e = rc
-            .apply_global(&GlobalConfig::default(), "receivers[0]")
-            .unwrap_err();
-        assert_eq!(e.field, "receivers[0].sns_configs");
-        assert!(e.message.contains("sns integration is not supported"));
-    }
 
     #[test]
     fn kinds_are_numbered_separately() {
