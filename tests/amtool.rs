@@ -85,6 +85,15 @@ receivers:
     let h = start_herald(cfg, &[]).await;
     let url = format!("--alertmanager.url={}", h.base);
     let (ok, out) = amtool(bin, &[&url, "config", "routes"]);
+    if bin == Path::new(AMTOOL_025) {
+        // 0.26+ show a webhook URL as `<secret>`, which 0.25's amtool does
+        // not parse as a URL: it fails so against Alertmanager 0.33.1 too.
+        assert!(
+            !ok && out.contains(r#"unsupported scheme "" for URL"#),
+            "{out}"
+        );
+        return;
+    }
     assert!(ok, "amtool could not parse Herald's status: {out}");
     assert!(
         out.contains(r#"{severity=~"crit|page"}  continue: true  receiver: pager"#),

@@ -172,6 +172,45 @@ async fn max_alerts_truncates() {
     assert_eq!(n.body["alerts"][1]["labels"]["instance"], "i2");
 }
 
+/// A 429 with `Retry-After` is retried, no sooner than asked, even by the
+/// webhook, whose Alertmanager counterpart drops the notification on any
+/// 4xx; a 429 without it stays a client error, as in Alertmanager.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_with_retry_after_is_retried_no_sooner_than_asked() {
+    let hook = Webhook::start().await;
+    hook.script(vec![Scripted {
+        status: 429,
+        headers: vec![("retry-after", "2".to_string())],
+        body: String::new(),
+    }]);
+    let h = start_herald(&config(&hook, "", ""), &[]).await;
+    post_alerts(&h.base, &json!([alert("A", "i1")])).await;
+    hook.nth(1, T).await;
+    let at = hook.attempts();
+    assert_eq!(at.len(), 2, "one refusal, one delivery");
+    let waited = at[1] - at[0];
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "retried after {waited:?}"
+    );
+
+    let hook = Webhook::start().await;
+    hook.script(vec![Scripted {
+        status: 429,
+        headers: vec![],
+        body: String::new(),
+    }]);
+    let h = start_herald(&config(&hook, "", ""), &[]).await;
+    post_alerts(&h.base, &json!([alert("A", "i1")])).await;
+    wait_counter(
+        &h.base,
+        r#"alertmanager_notifications_failed_total{integration="webhook",reason="rateLimited"}"#,
+        1.0,
+    )
+    .await;
+    assert_eq!(hook.attempts().len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn retries_a_failing_receiver_until_it_accepts() {
     let hook = Webhook::start().await;

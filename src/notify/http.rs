@@ -798,9 +798,10 @@ pub(crate) fn redact(u: &str) -> String {
 /// Alertmanager's `notify.Retrier.Check`: 2xx succeeds; 5xx, and the
 /// integration's own `retry_codes`, are retried; anything else fails this
 /// flush. The failure reason follows the status (`authError` for 401/403,
-/// `rateLimited` for 429, ...). On 429 and 503 the receiver's
-/// `Retry-After` is kept, so the retry waits at least that long, whatever
-/// the integration.
+/// `rateLimited` for 429, ...). A 429 or 503 with `Retry-After` is
+/// retried, no sooner than it asks, whatever the integration: Herald's
+/// rule, where Alertmanager drops the notification on most integrations'
+/// 429.
 pub(crate) fn check_status(
     resp: &reqwest::Response,
     retry_codes: &[u16],
@@ -820,6 +821,10 @@ pub(crate) fn check_status(
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
+        // A service that says when to come back is asking to be retried,
+        // whatever the integration's own codes (Go gives up on a 429 in
+        // most integrations, dropping the notification).
+        e.retryable |= e.retry_after.is_some();
     }
     Err(e)
 }
@@ -917,12 +922,13 @@ mod tests {
         assert!(e.retryable);
         assert_eq!(e.reason, FailureReason::ServerError);
         assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
-        // 429 is retried only by integrations that list it, and always
-        // keeps its Retry-After.
+        // A 429 with Retry-After is retried by every integration; without
+        // it, only by those that list 429.
         let e = check_status(&answer(429, Some("3")), &[]).unwrap_err();
-        assert!(!e.retryable);
+        assert!(e.retryable);
         assert_eq!(e.reason, FailureReason::RateLimited);
         assert_eq!(e.retry_after, Some(Duration::from_secs(3)));
+        assert!(!check_status(&answer(429, None), &[]).unwrap_err().retryable);
         assert!(
             check_status(&answer(429, None), &[429])
                 .unwrap_err()

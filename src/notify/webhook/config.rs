@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::commoncfg::{check_http_url, invalid, yes, FieldError, HttpClientConfig};
+use crate::commoncfg::{check_http_url, invalid, yes, FieldError, HttpClientConfig, Secret};
 use crate::duration::PromDuration;
 use crate::notify::registry::{BuildCtx, BuildError, IntegrationConfig};
 use crate::notify::{GlobalConfig, Notifier};
@@ -16,10 +16,10 @@ pub struct WebhookConfig {
     pub send_resolved: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_config: Option<HttpClientConfig>,
-    /// Shown in clear in `GET /api/v2/status`, as Alertmanager 0.25 does, so
-    /// that its `amtool` can parse the answer (see docs/compatibility.md).
+    /// A secret since Alertmanager 0.26 (a URL often carries a token):
+    /// `<secret>` in `GET /api/v2/status`, as 0.33.1 and 0.34 show it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    pub url: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_file: Option<String>,
     #[serde(default)]
@@ -49,16 +49,21 @@ impl IntegrationConfig for WebhookConfig {
                 f,
                 "at most one of url & url_file must be configured",
             )),
+            // What `GET /api/v2/status` shows loads again, as in Go (the
+            // notifier then fails to deliver, as Alertmanager's does).
+            (Some(u), None) if u.expose() == crate::commoncfg::SECRET_TOKEN => Ok(()),
             // A templated URL is only known per notification: at load it
             // has to parse as a template, as in Alertmanager.
-            (Some(u), None) if super::payload::is_templated(u) => {
+            (Some(u), None) if super::payload::is_templated(u.expose()) => {
                 crate::template::Templates::with_builtins()
-                    .check_text(u)
+                    .check_text(u.expose())
                     .map_err(|e| {
                         invalid(format!("{f}.url"), format!("invalid template syntax: {e}"))
                     })
             }
-            (Some(u), None) => check_http_url(u).map_err(|m| invalid(format!("{f}.url"), m)),
+            (Some(u), None) => {
+                check_http_url(u.expose()).map_err(|m| invalid(format!("{f}.url"), m))
+            }
             (None, Some(_)) => Ok(()),
         }
     }

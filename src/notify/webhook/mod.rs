@@ -48,7 +48,7 @@ impl Webhook {
         // `timeout` bounds the whole attempt (an OAuth2 token fetch
         // included), as Go's context deadline does, so no client timeout.
         let client = Client::new(&http, None)?;
-        let url = Credential::from(cfg.url.as_deref(), cfg.url_file.as_ref())
+        let url = Credential::from(cfg.url.as_ref().map(|u| u.expose()), cfg.url_file.as_ref())
             .ok_or(BuildError::Missing("webhook without url"))?;
         Ok(Webhook {
             client,
