@@ -128,6 +128,16 @@ pub fn template_data(
     alerts: &[Arc<Alert>],
     external_url: &str,
 ) -> crate::template::Value {
+    notification_data(ctx, alerts, external_url).to_value()
+}
+
+/// The notification's data as a typed `Data`, for the integrations that
+/// send it as JSON (webhook, incident.io) rather than only template it.
+pub(crate) fn notification_data(
+    ctx: &NotifyCtx,
+    alerts: &[Arc<Alert>],
+    external_url: &str,
+) -> crate::template::Data {
     let mut data = crate::template::Data::new(
         &ctx.receiver,
         &ctx.group_labels,
@@ -137,7 +147,16 @@ pub fn template_data(
     );
     data.route_labels = ctx.route_labels.clone();
     data.notification_reason = ctx.reason.map(|r| r.as_str());
-    data.to_value()
+    data
+}
+
+/// Go's `truncateAlerts`: the first `max_alerts` alerts (0 keeps all) and
+/// how many were left out (`truncatedAlerts`).
+pub(crate) fn truncate_alerts(alerts: &[Arc<Alert>], max_alerts: u64) -> (&[Arc<Alert>], u64) {
+    match usize::try_from(max_alerts) {
+        Ok(max) if max > 0 && alerts.len() > max => (&alerts[..max], (alerts.len() - max) as u64),
+        _ => (alerts, 0),
+    }
 }
 
 /// Go's `notify.Key.Hash`: the SHA-256 of the group key in hex. Services

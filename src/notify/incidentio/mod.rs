@@ -157,23 +157,8 @@ impl Incidentio {
 #[async_trait::async_trait]
 impl Notifier for Incidentio {
     async fn notify(&self, ctx: &NotifyCtx, alerts: &[Arc<Alert>]) -> Result<(), NotifyError> {
-        let (kept, truncated) = if self.max_alerts > 0 && alerts.len() as u64 > self.max_alerts {
-            (
-                &alerts[..self.max_alerts as usize],
-                alerts.len() as u64 - self.max_alerts,
-            )
-        } else {
-            (alerts, 0)
-        };
-        let mut data = Data::new(
-            &ctx.receiver,
-            &ctx.group_labels,
-            kept,
-            ctx.now,
-            &self.external_url,
-        );
-        data.notification_reason = ctx.reason.map(|r| r.as_str());
-        data.route_labels = ctx.route_labels.clone();
+        let (kept, truncated) = super::truncate_alerts(alerts, self.max_alerts);
+        let mut data = super::notification_data(ctx, kept, &self.external_url);
         let (body, reduced_from) = encode_within_limit(&mut data, &ctx.group_key, truncated);
         if let Some(original) = reduced_from {
             if body.len() <= MAX_PAYLOAD_BYTES {

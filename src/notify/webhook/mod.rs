@@ -65,23 +65,8 @@ impl Webhook {
 #[async_trait::async_trait]
 impl Notifier for Webhook {
     async fn notify(&self, ctx: &NotifyCtx, alerts: &[Arc<Alert>]) -> Result<(), NotifyError> {
-        let (kept, truncated) = if self.max_alerts > 0 && alerts.len() as u64 > self.max_alerts {
-            (
-                &alerts[..self.max_alerts as usize],
-                alerts.len() as u64 - self.max_alerts,
-            )
-        } else {
-            (alerts, 0)
-        };
-        let mut data = Data::new(
-            &ctx.receiver,
-            &ctx.group_labels,
-            kept,
-            ctx.now,
-            &self.external_url,
-        );
-        data.notification_reason = ctx.reason.map(|r| r.as_str());
-        data.route_labels = ctx.route_labels.clone();
+        let (kept, truncated) = super::truncate_alerts(alerts, self.max_alerts);
+        let data = super::notification_data(ctx, kept, &self.external_url);
         let raw = self.url.read()?;
         let templated = payload::is_templated(&raw);
         // The template value is a copy of the data: only made when needed.
