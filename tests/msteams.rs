@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::fake::*;
 use common::*;
@@ -55,7 +54,7 @@ async fn firing_then_resolved_match_alertmanager() {
     // Teams answers a card it took with `1`.
     let (ours, theirs) = differential(
         config,
-        Arc::new(|_, _| Reply::text(200, "1")),
+        std::sync::Arc::new(|_, _| Reply::text(200, "1")),
         &alerts,
         2,
         4,
@@ -111,26 +110,9 @@ receivers:
     )
 }
 
-/// A service that fails the first `n` requests with `reply` and then takes
-/// the card, recording when each request came.
-async fn failing(n: usize, reply: Reply) -> (FakeService, Arc<Mutex<Vec<Instant>>>) {
-    let times = Arc::new(Mutex::new(Vec::new()));
-    let t = times.clone();
-    let svc = FakeService::with(Arc::new(move |_, seen| {
-        t.lock().unwrap().push(Instant::now());
-        if seen.len() < n {
-            reply.clone()
-        } else {
-            Reply::text(200, "1")
-        }
-    }))
-    .await;
-    (svc, times)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn server_errors_are_retried_client_errors_are_not() {
-    let (svc, _) = failing(2, Reply::status(502)).await;
+    let svc = FakeService::with(fail_first(2, Reply::status(502), Reply::text(200, "1"))).await;
     let h = start_herald(&one_config(&svc.url("/hook/ok")), &[]).await;
     post_alerts(&h.base, &firing("A", &["i1"])).await;
     let seen = svc.wait(3, T).await;
@@ -156,16 +138,16 @@ async fn server_errors_are_retried_client_errors_are_not() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_limits_are_retried_after_retry_after() {
-    let (svc, times) = failing(
+    let svc = FakeService::with(fail_first(
         1,
         Reply::text(429, "throttled").with_header("retry-after", "2"),
-    )
+        Reply::text(200, "1"),
+    ))
     .await;
     let h = start_herald(&one_config(&svc.url("/hook")), &[]).await;
     post_alerts(&h.base, &firing("A", &["i1"])).await;
-    svc.wait(2, T).await;
-    let at = times.lock().unwrap().clone();
-    let gap = at[1] - at[0];
+    let at = svc.wait(2, T).await;
+    let gap = at[1].at - at[0].at;
     // Backoff alone would retry within a second.
     assert!(gap >= Duration::from_millis(1950), "retried after {gap:?}");
     assert_eq!(

@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -29,6 +29,8 @@ pub struct Exchange {
     pub raw: Vec<u8>,
     /// The body parsed as JSON, `Null` when it is not JSON.
     pub body: Value,
+    /// When it arrived: the gap between two is how long a retry waited.
+    pub at: Instant,
 }
 
 impl Exchange {
@@ -103,6 +105,18 @@ impl Reply {
 /// seen before it (so a rule can answer the n-th call differently).
 pub type Responder = Arc<dyn Fn(&Exchange, &[Exchange]) -> Reply + Send + Sync>;
 
+/// Answers the first `n` requests with `failure`, the rest with `then`:
+/// the retry tests' service.
+pub fn fail_first(n: usize, failure: Reply, then: Reply) -> Responder {
+    Arc::new(move |_, seen| {
+        if seen.len() < n {
+            failure.clone()
+        } else {
+            then.clone()
+        }
+    })
+}
+
 #[derive(Clone)]
 pub struct FakeService {
     pub addr: SocketAddr,
@@ -176,6 +190,7 @@ async fn answer(
         headers,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         raw: body.to_vec(),
+        at: Instant::now(),
     };
     let responder = svc.responder.lock().unwrap().clone();
     let reply = {
