@@ -112,6 +112,12 @@ impl fmt::Display for NotifyError {
 impl std::error::Error for NotifyError {}
 
 impl NotifyError {
+    /// A template that fails makes the notification fail for good: another
+    /// try renders the same.
+    pub(crate) fn template(e: impl fmt::Display) -> Self {
+        NotifyError::new(false, FailureReason::Other, format!("template: {e}"))
+    }
+
     pub fn new(retryable: bool, reason: FailureReason, message: impl Into<String>) -> Self {
         NotifyError {
             retryable,

@@ -12,7 +12,7 @@ pub use config::DiscordConfig;
 
 use super::http::{check_status_with_body, transport_error, truncate_runes, Client, Credential};
 use super::registry::BuildError;
-use super::{FailureReason, Notifier, NotifyCtx, NotifyError};
+use super::{Notifier, NotifyCtx, NotifyError};
 use crate::model::Alert;
 use crate::template::Templates;
 
@@ -81,9 +81,9 @@ impl Discord {
         data: &crate::template::Value,
     ) -> Result<Vec<u8>, NotifyError> {
         let t = |text: &str| {
-            self.templates.execute_text(text, data).map_err(|e| {
-                NotifyError::new(false, FailureReason::Other, format!("template: {e}"))
-            })
+            self.templates
+                .execute_text(text, data)
+                .map_err(NotifyError::template)
         };
         let cut = |text: String, max: usize, what: &str| {
             let (text, truncated) = truncate_runes(text, max);

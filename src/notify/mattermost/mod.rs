@@ -14,7 +14,6 @@ pub use config::{
 };
 
 use super::http::{check_status_with_body, transport_error, truncate_runes, Client, Credential};
-use super::msteams::template_error;
 use super::registry::BuildError;
 use super::{FailureReason, Notifier, NotifyCtx, NotifyError};
 use crate::model::Alert;
@@ -82,7 +81,7 @@ impl Mattermost {
         let t = |text: &str| {
             self.templates
                 .execute_text(text, data)
-                .map_err(template_error)
+                .map_err(NotifyError::template)
         };
         let fields = |fs: &[MattermostField]| -> Result<Vec<MattermostField>, NotifyError> {
             fs.iter()

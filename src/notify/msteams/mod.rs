@@ -15,7 +15,7 @@ pub(crate) use config::{check_secret_url, check_webhook_url};
 
 use super::http::{check_status_with_body, transport_error, Client, Credential};
 use super::registry::BuildError;
-use super::{FailureReason, Notifier, NotifyCtx, NotifyError};
+use super::{Notifier, NotifyCtx, NotifyError};
 use crate::model::Alert;
 use crate::template::Templates;
 
@@ -50,12 +50,6 @@ pub(crate) fn any_firing(ctx: &NotifyCtx, alerts: &[Arc<Alert>]) -> bool {
     alerts.iter().any(|a| !a.resolved_at(ctx.now))
 }
 
-/// A template that fails makes the notification fail for good: another
-/// try renders the same.
-pub(crate) fn template_error(e: impl std::fmt::Display) -> NotifyError {
-    NotifyError::new(false, FailureReason::Other, format!("template: {e}"))
-}
-
 impl MsTeams {
     fn new(
         conf: &MsTeamsConfig,
@@ -83,7 +77,7 @@ impl MsTeams {
         let t = |text: &str| {
             self.templates
                 .execute_text(text, &data)
-                .map_err(template_error)
+                .map_err(NotifyError::template)
         };
         let msg = Message {
             context: "http://schema.org/extensions",

@@ -12,7 +12,7 @@ use serde::Serialize;
 pub use config::MsTeamsV2Config;
 
 use super::http::{check_status_with_body, transport_error, Client, Credential};
-use super::msteams::{any_firing, template_error};
+use super::msteams::any_firing;
 use super::registry::BuildError;
 use super::{Notifier, NotifyCtx, NotifyError};
 use crate::model::Alert;
@@ -107,7 +107,7 @@ impl MsTeamsV2 {
         let t = |text: &str| {
             self.templates
                 .execute_text(text, &data)
-                .map_err(template_error)
+                .map_err(NotifyError::template)
         };
         let heading = TextBlock {
             kind: "TextBlock",

@@ -56,9 +56,7 @@ impl Pushover {
         user: &str,
     ) -> Result<String, NotifyError> {
         let c = &self.conf;
-        let fail = |e: crate::template::TemplateError| {
-            NotifyError::new(false, FailureReason::Other, format!("template: {e}"))
-        };
+        let fail = |e: crate::template::TemplateError| NotifyError::template(e);
         let t = |text: &str| self.templates.execute_text(text, data).map_err(fail);
         let key = ctx.group_key.as_ref();
         let token = t(token)?;

@@ -146,9 +146,9 @@ impl Rocketchat {
     fn payload(&self, data: &Value) -> Result<(Vec<u8>, String), NotifyError> {
         let c = &self.conf;
         let t = |text: &str| {
-            self.templates.execute_text(text, data).map_err(|e| {
-                NotifyError::new(false, FailureReason::Other, format!("template: {e}"))
-            })
+            self.templates
+                .execute_text(text, data)
+                .map_err(NotifyError::template)
         };
         let (title, cut) = truncate_runes(t(&c.title)?, MAX_TITLE_RUNES);
         if cut {

@@ -180,9 +180,9 @@ impl Slack {
     ) -> Result<Vec<u8>, NotifyError> {
         let c = &self.conf;
         let t = |text: &str| {
-            self.templates.execute_text(text, data).map_err(|e| {
-                NotifyError::new(false, FailureReason::Other, format!("template: {e}"))
-            })
+            self.templates
+                .execute_text(text, data)
+                .map_err(NotifyError::template)
         };
         let (title, truncated) = truncate_runes(t(&c.title)?, MAX_TITLE_RUNES);
         if truncated {

@@ -87,13 +87,11 @@ impl Telegram {
     /// The message text: in HTML mode rendered with HTML escaping and
     /// replaced when too long, otherwise cut to Telegram's limit.
     fn text(&self, ctx: &NotifyCtx, data: &crate::template::Value) -> Result<String, NotifyError> {
-        let template_error =
-            |e| NotifyError::new(false, FailureReason::Other, format!("template: {e}"));
         if self.conf.parse_mode == "HTML" {
             let text = self
                 .templates
                 .execute_html_text(&self.conf.message, data)
-                .map_err(template_error)?;
+                .map_err(NotifyError::template)?;
             if text.chars().count() > MAX_MESSAGE_RUNES {
                 tracing::warn!(key = %ctx.group_key, max_runes = MAX_MESSAGE_RUNES, "Message too long for Telegram, sending the fallback text");
                 return Ok(HTML_TOO_LONG.to_string());
@@ -103,7 +101,7 @@ impl Telegram {
         let text = self
             .templates
             .execute_text(&self.conf.message, data)
-            .map_err(template_error)?;
+            .map_err(NotifyError::template)?;
         let (text, truncated) = truncate_runes(text, MAX_MESSAGE_RUNES);
         if truncated {
             tracing::warn!(key = %ctx.group_key, max_runes = MAX_MESSAGE_RUNES, "Truncated message");

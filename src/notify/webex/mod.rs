@@ -12,7 +12,7 @@ pub use config::WebexConfig;
 
 use super::http::{check_status_with_body, redact, transport_error, truncate_bytes, Client};
 use super::registry::BuildError;
-use super::{FailureReason, Notifier, NotifyCtx, NotifyError};
+use super::{Notifier, NotifyCtx, NotifyError};
 use crate::model::Alert;
 use crate::template::Templates;
 
@@ -64,9 +64,9 @@ impl Webex {
         data: &crate::template::Value,
     ) -> Result<Vec<u8>, NotifyError> {
         let t = |text: &str| {
-            self.templates.execute_text(text, data).map_err(|e| {
-                NotifyError::new(false, FailureReason::Other, format!("template: {e}"))
-            })
+            self.templates
+                .execute_text(text, data)
+                .map_err(NotifyError::template)
         };
         let (markdown, truncated) = truncate_bytes(t(&self.conf.message)?, MAX_MESSAGE_BYTES);
         if truncated {
