@@ -134,6 +134,19 @@ impl Default for GlobalConfig {
 }
 
 impl GlobalConfig {
+    /// An integration without its own `http_config` takes the global one,
+    /// and either is checked, as Alertmanager's loader does; `field` is
+    /// the integration config's path.
+    pub(crate) fn inherit_http_config(
+        &self,
+        own: &mut Option<HttpClientConfig>,
+        field: &str,
+    ) -> Result<(), FieldError> {
+        own.get_or_insert_with(|| self.http_config.clone())
+            .validate()
+            .map_err(|m| invalid(format!("{field}.http_config"), m))
+    }
+
     /// The section's own rules (`GlobalConfig.UnmarshalYAML` and the
     /// checks `Load` makes on it).
     pub fn check(&self) -> Result<(), FieldError> {

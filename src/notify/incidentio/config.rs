@@ -96,11 +96,7 @@ impl IntegrationConfig for IncidentioConfig {
                 ));
             }
         }
-        let http = self
-            .http_config
-            .get_or_insert_with(|| g.http_config.clone());
-        http.validate()
-            .map_err(|m| invalid(format!("{f}.http_config"), m))?;
+        g.inherit_http_config(&mut self.http_config, f)?;
         Ok(())
     }
 

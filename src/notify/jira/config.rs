@@ -205,11 +205,7 @@ impl IntegrationConfig for JiraConfig {
         if let Some(u) = &self.api_url {
             check_api_url(u).map_err(|m| invalid(format!("{f}.api_url"), m))?;
         }
-        let http = self
-            .http_config
-            .get_or_insert_with(|| g.http_config.clone());
-        http.validate()
-            .map_err(|m| invalid(format!("{f}.http_config"), m))?;
+        g.inherit_http_config(&mut self.http_config, f)?;
         if self.api_url.is_none() {
             self.api_url = g.jira_api_url.clone();
         }

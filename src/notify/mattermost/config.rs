@@ -220,11 +220,7 @@ impl IntegrationConfig for MattermostConfig {
         if let Some(u) = &self.webhook_url {
             check_secret_url(u, &format!("{f}.webhook_url"))?;
         }
-        let http = self
-            .http_config
-            .get_or_insert_with(|| g.http_config.clone());
-        http.validate()
-            .map_err(|m| invalid(format!("{f}.http_config"), m))?;
+        g.inherit_http_config(&mut self.http_config, f)?;
         if self.webhook_url.is_none() && !file_set {
             let global_file = g
                 .mattermost_webhook_url_file

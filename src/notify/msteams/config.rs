@@ -78,11 +78,7 @@ impl IntegrationConfig for MsTeamsConfig {
 
     fn apply_global(&mut self, global: &GlobalConfig, f: &str) -> Result<(), FieldError> {
         check_webhook_url(self.webhook_url.as_ref(), self.webhook_url_file.as_ref(), f)?;
-        let http = self
-            .http_config
-            .get_or_insert_with(|| global.http_config.clone());
-        http.validate()
-            .map_err(|m| invalid(format!("{f}.http_config"), m))
+        global.inherit_http_config(&mut self.http_config, f)
     }
 
     fn template_texts(&self) -> Vec<(String, &str)> {

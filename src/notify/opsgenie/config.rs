@@ -166,11 +166,7 @@ impl IntegrationConfig for OpsgenieConfig {
         if let Some(u) = &self.api_url {
             check_http_url(u).map_err(|m| invalid(format!("{f}.api_url"), m))?;
         }
-        let http = self
-            .http_config
-            .get_or_insert_with(|| g.http_config.clone());
-        http.validate()
-            .map_err(|m| invalid(format!("{f}.http_config"), m))?;
+        g.inherit_http_config(&mut self.http_config, f)?;
         let url = match self.api_url.as_deref().filter(|u| !u.is_empty()) {
             Some(u) => u.to_string(),
             None if !g.opsgenie_api_url.is_empty() => g.opsgenie_api_url.clone(),

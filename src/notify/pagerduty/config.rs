@@ -164,11 +164,7 @@ impl IntegrationConfig for PagerdutyConfig {
                 .entry(k.to_string())
                 .or_insert_with(|| Json::String(v.to_string()));
         }
-        let http = self
-            .http_config
-            .get_or_insert_with(|| g.http_config.clone());
-        http.validate()
-            .map_err(|m| invalid(format!("{f}.http_config"), m))?;
+        g.inherit_http_config(&mut self.http_config, f)?;
         if self.url.is_none() {
             if g.pagerduty_url.is_empty() {
                 return Err(invalid(f, "no global PagerDuty URL set"));

@@ -182,11 +182,7 @@ impl IntegrationConfig for PushoverConfig {
                 "at most one of monospace & html must be configured",
             ));
         }
-        let http = self
-            .http_config
-            .get_or_insert_with(|| g.http_config.clone());
-        http.validate()
-            .map_err(|m| invalid(format!("{f}.http_config"), m))
+        g.inherit_http_config(&mut self.http_config, f)
     }
 
     fn template_texts(&self) -> Vec<(String, &str)> {

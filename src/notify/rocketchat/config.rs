@@ -154,11 +154,7 @@ impl IntegrationConfig for RocketchatConfig {
                 "at most one of token_id & token_id_file must be configured",
             ));
         }
-        let http = self
-            .http_config
-            .get_or_insert_with(|| g.http_config.clone());
-        http.validate()
-            .map_err(|m| invalid(format!("{f}.http_config"), m))?;
+        g.inherit_http_config(&mut self.http_config, f)?;
         let (url, field) = match (&self.api_url, &g.rocketchat_api_url) {
             (Some(u), _) => (u.clone(), format!("{f}.api_url")),
             (None, Some(u)) => (u.clone(), "global.rocketchat_api_url".to_string()),

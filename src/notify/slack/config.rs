@@ -240,11 +240,7 @@ impl IntegrationConfig for SlackConfig {
                 "update_message can only be used with bot tokens. api_url must be set to https://slack.com/api/chat.postMessage",
             ));
         }
-        let http = self
-            .http_config
-            .get_or_insert_with(|| g.http_config.clone());
-        http.validate()
-            .map_err(|m| invalid(format!("{f}.http_config"), m))?;
+        g.inherit_http_config(&mut self.http_config, f)?;
         let webhook = self.api_url.is_some() || self.api_url_file.is_some();
         let app = self.app_token.is_some() || self.app_token_file.is_some();
         if webhook && app {

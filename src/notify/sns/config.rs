@@ -119,11 +119,7 @@ impl IntegrationConfig for SnsConfig {
                 "must provide either a Target ARN, Topic ARN, or Phone Number for SNS config",
             ));
         }
-        let http = self
-            .http_config
-            .get_or_insert_with(|| global.http_config.clone());
-        http.validate()
-            .map_err(|m| invalid(format!("{f}.http_config"), m))
+        global.inherit_http_config(&mut self.http_config, f)
     }
 
     fn template_texts(&self) -> Vec<(String, &str)> {

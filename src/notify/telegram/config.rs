@@ -95,11 +95,7 @@ impl IntegrationConfig for TelegramConfig {
         if let Some(u) = &self.api_url {
             check_http_url(u).map_err(|m| invalid(format!("{f}.api_url"), m))?;
         }
-        let http = self
-            .http_config
-            .get_or_insert_with(|| g.http_config.clone());
-        http.validate()
-            .map_err(|m| invalid(format!("{f}.http_config"), m))?;
+        g.inherit_http_config(&mut self.http_config, f)?;
         if self.api_url.is_none() {
             self.api_url = Some(g.telegram_api_url.clone());
         }

@@ -102,11 +102,7 @@ impl IntegrationConfig for VictorOpsConfig {
                 format!("victorOps config contains custom field {name} which cannot be used as it conflicts with the fixed/static fields"),
             ));
         }
-        let http = self
-            .http_config
-            .get_or_insert_with(|| g.http_config.clone());
-        http.validate()
-            .map_err(|m| invalid(format!("{f}.http_config"), m))?;
+        g.inherit_http_config(&mut self.http_config, f)?;
         let raw = match self.api_url.take() {
             Some(u) => u,
             None if !g.victorops_api_url.is_empty() => g.victorops_api_url.clone(),

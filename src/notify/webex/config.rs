@@ -61,11 +61,7 @@ impl IntegrationConfig for WebexConfig {
                 "missing webex_configs.http_config.authorization",
             ));
         }
-        let http = self
-            .http_config
-            .get_or_insert_with(|| g.http_config.clone());
-        http.validate()
-            .map_err(|m| invalid(format!("{f}.http_config"), m))?;
+        g.inherit_http_config(&mut self.http_config, f)?;
         if self.api_url.is_none() {
             self.api_url = Some(g.webex_api_url.clone());
         }

@@ -38,11 +38,7 @@ impl IntegrationConfig for WebhookConfig {
     }
 
     fn apply_global(&mut self, global: &GlobalConfig, f: &str) -> Result<(), FieldError> {
-        let http = self
-            .http_config
-            .get_or_insert_with(|| global.http_config.clone());
-        http.validate()
-            .map_err(|m| invalid(format!("{f}.http_config"), m))?;
+        global.inherit_http_config(&mut self.http_config, f)?;
         match (&self.url, &self.url_file) {
             (None, None) => Err(invalid(f, "one of url or url_file must be configured")),
             (Some(_), Some(_)) => Err(invalid(

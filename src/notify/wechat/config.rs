@@ -95,11 +95,7 @@ impl IntegrationConfig for WechatConfig {
                 "at most one of api_secret & api_secret_file must be configured",
             ));
         }
-        let http = self
-            .http_config
-            .get_or_insert_with(|| g.http_config.clone());
-        http.validate()
-            .map_err(|m| invalid(format!("{f}.http_config"), m))?;
+        g.inherit_http_config(&mut self.http_config, f)?;
         let (url, field) = match &self.api_url {
             Some(u) => (u.clone(), format!("{f}.api_url")),
             None => (
