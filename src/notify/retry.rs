@@ -58,6 +58,10 @@ impl RetryStage {
         loop {
             attempt += 1;
             let started = std::time::Instant::now();
+            // Go's backoff ticker starts its timer when it hands out a tick,
+            // that is when the attempt starts: the next attempt comes
+            // `backoff` after this one began, or at once if it took longer.
+            let attempt_started = tokio::time::Instant::now();
             let span = crate::otel::start(
                 NOTIFY_SCOPE,
                 "notify.Integration.Notify",
@@ -125,7 +129,8 @@ impl RetryStage {
                 .as_ref()
                 .and_then(|e| e.retry_after)
                 .unwrap_or_default();
-            let wake = tokio::time::Instant::now() + backoff_delay(attempt - 1).max(asked);
+            let wake = (attempt_started + backoff_delay(attempt - 1))
+                .max(tokio::time::Instant::now() + asked);
             tokio::select! {
                 _ = tokio::time::sleep_until(wake.min(ctx.deadline)) => {}
                 _ = ctx.cancel.cancelled() => {}
@@ -427,6 +432,62 @@ mod tests {
         );
         tokio::time::sleep(Duration::from_secs(300)).await;
         assert_eq!(attempts.load(Ordering::SeqCst), tried, "nothing after it");
+    }
+
+    /// A receiver that fails slowly, recording when each attempt started.
+    struct SlowFailing(Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>, Duration);
+
+    #[async_trait::async_trait]
+    impl super::super::Notifier for SlowFailing {
+        async fn notify(
+            &self,
+            _ctx: &NotifyCtx,
+            _alerts: &[Arc<Alert>],
+        ) -> Result<(), NotifyError> {
+            self.0.lock().unwrap().push(tokio::time::Instant::now());
+            tokio::time::sleep(self.1).await;
+            Err(NotifyError::new(true, FailureReason::Other, "timeout"))
+        }
+    }
+
+    /// The backoff runs from the start of an attempt, as Go's backoff
+    /// ticker does: an attempt that took longer than the backoff (a
+    /// receiver hitting its `timeout`) is retried as soon as it ends, not a
+    /// whole backoff later. Alertmanager's acceptance test
+    /// `TestWebhookTimeout` depends on this timing.
+    #[tokio::test(start_paused = true)]
+    async fn the_backoff_counts_from_the_start_of_an_attempt() {
+        let starts = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stage = RetryStage {
+            integration: Arc::new(Integration {
+                notifier: Arc::new(SlowFailing(starts.clone(), Duration::from_secs(1))),
+                key: ReceiverKey {
+                    group_name: "r".into(),
+                    integration: "webhook",
+                    index: 0,
+                },
+                send_resolved: true,
+            }),
+            metrics: Arc::new(Metrics::new()),
+            cluster_nflog: None,
+        };
+        let mut ctx = firing_ctx(
+            jiff::Timestamp::now(),
+            Duration::from_millis(3500),
+            Default::default(),
+        );
+        assert!(stage.exec(&mut ctx, Vec::new()).await.is_err());
+        let starts = starts.lock().unwrap();
+        // Backoffs of 0.25-0.75 s and 0.375-1.125 s are shorter than or
+        // close to the 1 s attempts: the second attempt starts right at
+        // the end of the first, the third at most 1.125 s after the second.
+        assert!(starts.len() >= 3, "{} attempts", starts.len());
+        assert_eq!(starts[1] - starts[0], Duration::from_secs(1));
+        let third = starts[2] - starts[1];
+        assert!(
+            (Duration::from_secs(1)..=Duration::from_millis(1125)).contains(&third),
+            "{third:?}"
+        );
     }
 
     #[test]

@@ -485,32 +485,71 @@ pub async fn start_alertmanager_025_at(root: &Path, config: &str) -> Server {
     start_alertmanager_bin_at(Path::new(AM_025_BIN), root, config).await
 }
 
+/// Alertmanager cannot listen on port 0 and report its port, so the port is
+/// picked here; another test can take it before Alertmanager binds it. A
+/// start that fails to bind is retried on a fresh port.
 #[cfg(feature = "system-tests")]
 async fn start_alertmanager_bin_at(bin: &Path, root: &Path, config: &str) -> Server {
     let config_path = root.join("alertmanager.yml");
     std::fs::write(&config_path, config).unwrap();
-    let port = free_port();
-    let log = Arc::new(Mutex::new(String::new()));
-    let child = Command::new(bin)
-        .arg(format!("--config.file={}", config_path.display()))
-        .arg(format!("--storage.path={}", root.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--web.external-url=http://herald.test:9093")
-        .arg("--cluster.listen-address=")
-        .stderr(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start alertmanager");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        root: root.to_path_buf(),
-        _dir: None,
-        config_path,
-        log,
-    };
-    wait_ready(&server.base).await;
-    server
+    for _ in 0..5 {
+        let port = free_port();
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut child = Command::new(bin)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--storage.path={}", root.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.external-url=http://herald.test:9093")
+            .arg("--cluster.listen-address=")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start alertmanager");
+        let stderr = child.stderr.take().unwrap();
+        let log2 = log.clone();
+        let mut reader = Some(std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = log2.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        }));
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(format!("{base}/-/ready")).send().await {
+                if r.status().is_success() {
+                    return Server {
+                        child,
+                        base,
+                        root: root.to_path_buf(),
+                        _dir: None,
+                        config_path,
+                        log,
+                    };
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                // The pipe closed with the process: the reader has it all.
+                if let Some(r) = reader.take() {
+                    let _ = r.join();
+                }
+                let log = log.lock().unwrap().clone();
+                if log.contains("address already in use") {
+                    break;
+                }
+                panic!("alertmanager exited ({status}) before it was ready; log:\n{log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{base} never became ready; log:\n{}",
+                log.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    panic!("alertmanager found no free port in five tries");
 }
 
 pub async fn post_alerts(base: &str, alerts: &Value) -> (u16, String) {
