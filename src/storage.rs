@@ -85,6 +85,10 @@ enum Op {
     /// Writes nothing: its commit means every change queued before it is
     /// on disk.
     Barrier,
+    /// Runs SQL on the writer's connection: tests fill the database with
+    /// `PRAGMA max_page_count`, which fails commits as a full disk does.
+    #[cfg(test)]
+    Sql(&'static str),
 }
 
 enum SilenceRow {
@@ -608,6 +612,8 @@ fn apply(
     for (op, _) in batch {
         match op {
             Op::Barrier => {}
+            #[cfg(test)]
+            Op::Sql(sql) => tx.execute_batch(sql)?,
             Op::AppendAlerts(rows) => {
                 // Multi-row INSERTs: one statement step per 64 versions.
                 for chunk in rows.chunks(64) {
@@ -1128,6 +1134,116 @@ mod tests {
         let err = Storage::open(dir.path()).err().unwrap();
         assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), garbage);
+    }
+}
+
+#[cfg(test)]
+mod full_disk_tests {
+    use super::*;
+
+    /// Caps the database at the pages it has: a change that needs a new
+    /// page fails with SQLITE_FULL, as on a full disk.
+    async fn fill(st: &Storage) {
+        st.queue(Op::Sql("PRAGMA max_page_count = 1"))
+            .await
+            .unwrap();
+    }
+
+    async fn make_room(st: &Storage) {
+        st.queue(Op::Sql("PRAGMA max_page_count = 1000000"))
+            .await
+            .unwrap();
+    }
+
+    fn big_alert(name: &str) -> Arc<Alert> {
+        let mut a = crate::model::test_alert(100, 4_000_000_000, 100, false);
+        a.labels = LabelSet::from_strs([("alertname", name)]);
+        a.annotations = LabelSet::from_strs([("filler", "x".repeat(20_000).as_str())]);
+        Arc::new(a)
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_is_typed_counted_and_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (st, _) = Storage::open(dir.path()).unwrap();
+        st.put_alerts(&[big_alert("Before")]).await.unwrap();
+        fill(&st).await;
+        let err = st
+            .put_alerts(&[big_alert("Never1"), big_alert("Never2")])
+            .await
+            .unwrap_err();
+        assert_eq!(err, WriteError::DiskFull);
+        assert!(err.retryable());
+        assert_eq!(
+            st.put_alerts(&[big_alert("Never3")]).await,
+            Err(WriteError::DiskFull)
+        );
+        let counts = st.write_failures();
+        assert_eq!(counts[0], ("disk_full", 2));
+        assert!(counts[1..].iter().all(|(_, n)| *n == 0), "{counts:?}");
+        make_room(&st).await;
+        st.put_alerts(&[big_alert("After")]).await.unwrap();
+        drop(st);
+        let (_, loaded) = Storage::open(dir.path()).unwrap();
+        let mut names: Vec<String> = loaded
+            .alerts
+            .iter()
+            .map(|a| a.labels.get("alertname").unwrap().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["After", "Before"]);
+    }
+
+    /// A notification sent while the disk is full is logged in memory
+    /// (no re-send, its resolution still due), and written to disk with
+    /// the next entry that commits.
+    #[tokio::test]
+    async fn a_notification_log_entry_that_failed_to_commit_is_written_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let (st, _) = Storage::open(dir.path()).unwrap();
+        let nf = DurableNotificationLog::new(st.clone(), Vec::new(), Default::default());
+        let rk = ReceiverKey {
+            group_name: "r".into(),
+            integration: "webhook",
+            index: 0,
+        };
+        let now = Timestamp::now();
+        let big: crate::nflog::ReceiverData = [(
+            "threadTs".to_string(),
+            crate::nflog::ReceiverDataValue::Str("x".repeat(20_000)),
+        )]
+        .into();
+        fill(&st).await;
+        nf.log(
+            "{}:{a}",
+            &rk,
+            vec![1],
+            vec![],
+            big,
+            now,
+            Duration::from_secs(3600),
+        )
+        .await
+        .expect("the flush is not failed by its record");
+        assert_eq!(nf.query("{}:{a}", &rk).unwrap().firing, vec![1]);
+        assert_eq!(st.write_failures()[0], ("disk_full", 1));
+        make_room(&st).await;
+        nf.log(
+            "{}:{b}",
+            &rk,
+            vec![2],
+            vec![],
+            Default::default(),
+            now,
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+        drop((nf, st));
+        let (_, loaded) = Storage::open(dir.path()).unwrap();
+        let mut keys: Vec<&str> = loaded.nflog.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort();
+        assert_eq!(keys, ["{}:{a}:r/webhook/0", "{}:{b}:r/webhook/0"]);
     }
 }
 
