@@ -368,3 +368,58 @@ async fn a_full_disk_is_answered_as_the_servers_failure_and_herald_recovers() {
         "the refused batch is not on disk, not even half of it"
     );
 }
+
+/// Alertmanager's notification log is in memory and never fails after a
+/// send; Herald's durable one may. A notification sent while the disk is
+/// full is still a delivered notification: the flush does not fail (no
+/// "Notify for alerts failed"), and the
+/// entry stays in memory, so the alerts' resolution is sent when it comes
+/// (without an entry, a flush of only resolved alerts sends nothing).
+#[tokio::test(flavor = "multi_thread")]
+async fn notifications_go_on_while_their_log_cannot_be_stored() {
+    let hook = Webhook::start().await;
+    let config = format!(
+        "route:\n  receiver: r\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: r\n    webhook_configs: [{{url: '{}'}}]\n",
+        hook.url("/d")
+    );
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let _fs = Tmpfs::mount(&data, "16m");
+    let h = start_herald_at(root.path(), &config, &[]).await;
+    fill(&data.join("filler"));
+    // Refused (not on disk), yet in memory and notified, as Alertmanager
+    // would: the alert is real, and the client sends it again.
+    let (code, body) = post_alerts(&h.base, &json!([alert("Full")])).await;
+    assert_eq!(code, 503, "{body}");
+    let firing = hook.nth(1, T).await;
+    assert_eq!(firing.body["status"], "firing");
+    wait_until("the failed notification-log commit", T, || async {
+        (counter(
+            &h.base,
+            r#"herald_storage_write_failures_total{reason="disk_full"}"#,
+        )
+        .await
+            >= 2.0)
+            .then_some(())
+    })
+    .await;
+    let resolved = json!([{
+        "labels": {"alertname": "Full", "job": "disk"},
+        "endsAt": jiff::Timestamp::now().to_string(),
+    }]);
+    assert_eq!(post_alerts(&h.base, &resolved).await.0, 503);
+    let last = wait_for("the resolved notification", T, || {
+        hook.all()
+            .into_iter()
+            .find(|r| r.body["status"] == "resolved")
+    })
+    .await;
+    assert_eq!(last.body["alerts"][0]["labels"]["alertname"], "Full");
+    assert_eq!(
+        lines(&h, "Notify for alerts failed"),
+        0,
+        "{}",
+        h.log.lock().unwrap()
+    );
+    assert_eq!(lines(&h, FAILED), 1, "{}", h.log.lock().unwrap());
+}
