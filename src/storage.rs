@@ -807,16 +807,16 @@ impl NotificationLog for DurableNotificationLog {
         };
         // Entries whose commit failed before are written again with this
         // one, from memory (which holds them), in the same transaction.
+        let own = entry_row(&key, &entry)?;
         let (commit, rewritten) = {
             let mut unstored = self.unstored.lock().unwrap_or_else(|e| e.into_inner());
             let rewritten: Vec<String> = unstored.drain().collect();
-            let mut rows = Vec::with_capacity(rewritten.len() + 1);
-            for k in &rewritten {
-                if let Some(e) = self.mem.query_key(k) {
-                    rows.push(entry_row(k, &e)?);
-                }
-            }
-            rows.push(entry_row(&key, &entry)?);
+            let mut rows: Vec<_> = rewritten
+                .iter()
+                .filter_map(|k| self.mem.query_key(k).map(|e| entry_row(k, &e)))
+                .filter_map(Result::ok)
+                .collect();
+            rows.push(own);
             // Queued under the lock (queueing never waits), so a rewrite
             // cannot overtake a newer version of the same entry.
             (self.storage.queue(Op::PutNflog(rows)), rewritten)

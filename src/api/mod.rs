@@ -239,3 +239,28 @@ async fn api_headers(req: Request, next: Next) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
+
+#[cfg(test)]
+mod storage_failure_tests {
+    use super::*;
+
+    #[test]
+    fn a_passing_failure_is_503_with_retry_after_the_rest_500() {
+        for e in [
+            WriteError::DiskFull,
+            WriteError::Io("disk I/O error".into()),
+            WriteError::Busy("database is locked".into()),
+        ] {
+            let r = e.clone().into_response();
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "{e}");
+            assert_eq!(r.headers()[header::RETRY_AFTER], "5", "{e}");
+            assert!(storage_failure(&e).2.starts_with("storage unavailable: "));
+        }
+        for e in [WriteError::Stopped, WriteError::Failed("malformed".into())] {
+            let r = e.clone().into_response();
+            assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR, "{e}");
+            assert!(r.headers().get(header::RETRY_AFTER).is_none(), "{e}");
+            assert!(storage_failure(&e).2.starts_with("storage failed: "));
+        }
+    }
+}
