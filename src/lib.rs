@@ -50,3 +50,4 @@ mod timeinterval;
 mod tls;
 mod ui;
 pub mod web;
+mod write_error;

@@ -43,6 +43,7 @@ pub struct Metrics {
     cluster: ClusterGauges,
     alerts_limited: Counter,
     per_alert_limit: Gauge,
+    storage_write_failures: Family<Labels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -191,6 +192,7 @@ impl Metrics {
             cluster: ClusterGauges::default(),
             alerts_limited: Counter::default(),
             per_alert_limit: Gauge::default(),
+            storage_write_failures: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -372,6 +374,16 @@ impl Metrics {
             ])
             .set(1);
         r.register(
+            "herald_storage_write_failures",
+            "Changes (alert batches, silence changes, notification log entries) that failed to commit to the database, by reason (Herald only).",
+            m.storage_write_failures.clone(),
+        );
+        for reason in crate::write_error::WriteError::REASONS {
+            let _ = m
+                .storage_write_failures
+                .get_or_create(&l1("reason", reason));
+        }
+        r.register(
             "herald_build_info",
             "A metric with a constant '1' value labeled by Herald's own version, revision and branch.",
             herald_info,
@@ -481,6 +493,20 @@ impl Metrics {
             m.init_integration(integration);
         }
         m
+    }
+
+    /// Moves `herald_storage_write_failures_total` up to the storage
+    /// writer's own counts (taken at scrape time).
+    pub fn set_storage_write_failures(&self, counts: &[(&'static str, u64)]) {
+        for (reason, now) in counts {
+            let c = self
+                .storage_write_failures
+                .get_or_create(&l1("reason", reason));
+            let before = c.get();
+            if *now > before {
+                c.inc_by(now - before);
+            }
+        }
     }
 
     /// An alert refused by `--alerts.per-alertname-limit`.

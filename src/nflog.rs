@@ -63,7 +63,7 @@ impl ReceiverDataValue {
 #[derive(Debug, thiserror::Error)]
 pub enum NflogError {
     #[error("notification log storage: {0}")]
-    Storage(String),
+    Storage(crate::write_error::WriteError),
 }
 
 #[async_trait::async_trait]

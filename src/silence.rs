@@ -73,8 +73,9 @@ pub enum SilenceError {
     TooMany { count: usize, limit: usize },
     #[error("silence exceeded maximum size: {size} bytes (limit: {limit} bytes)")]
     TooLarge { size: usize, limit: usize },
+    /// The server's failure, not the silence's: nothing was changed.
     #[error("writing the silence to storage failed: {0}")]
-    Storage(String),
+    Storage(crate::write_error::WriteError),
 }
 
 /// A row change for a [`SilenceSink`].
@@ -92,7 +93,10 @@ pub trait SilenceSink: Send + Sync {
     /// so that storage gets changes in the order memory does. The future
     /// resolves once they are committed (or failed); dropping it does not
     /// withdraw them.
-    fn write(&self, rows: &[SilenceWrite<'_>]) -> BoxFuture<'static, Result<(), String>>;
+    fn write(
+        &self,
+        rows: &[SilenceWrite<'_>],
+    ) -> BoxFuture<'static, Result<(), crate::write_error::WriteError>>;
 }
 
 /// Limits from `--silences.max-silences` and `--silences.max-silence-size-bytes`
@@ -1312,7 +1316,7 @@ mod tests {
         gates: tokio::sync::mpsc::UnboundedSender<Gate>,
     }
 
-    type Gate = tokio::sync::oneshot::Sender<Result<(), String>>;
+    type Gate = tokio::sync::oneshot::Sender<Result<(), crate::write_error::WriteError>>;
     type Gates = tokio::sync::mpsc::UnboundedReceiver<Gate>;
 
     /// Silences on a gated sink, holding one committed silence `x=1`.
@@ -1345,7 +1349,10 @@ mod tests {
     }
 
     impl SilenceSink for Gated {
-        fn write(&self, rows: &[SilenceWrite<'_>]) -> BoxFuture<'static, Result<(), String>> {
+        fn write(
+            &self,
+            rows: &[SilenceWrite<'_>],
+        ) -> BoxFuture<'static, Result<(), crate::write_error::WriteError>> {
             let mut kept = self.rows.lock().unwrap();
             for r in rows {
                 match r {
@@ -1359,7 +1366,10 @@ mod tests {
             }
             let (tx, rx) = tokio::sync::oneshot::channel();
             let _ = self.gates.send(tx);
-            Box::pin(async move { rx.await.unwrap_or_else(|_| Err("gate dropped".into())) })
+            Box::pin(async move {
+                rx.await
+                    .unwrap_or(Err(crate::write_error::WriteError::Stopped))
+            })
         }
     }
 
@@ -1453,10 +1463,15 @@ mod tests {
         let (r, ()) = tokio::join!(ss.set(sil("a=b", 100, 200), t(100)), async {
             next_gate(&mut gates)
                 .await
-                .send(Err("disk full".into()))
+                .send(Err(crate::write_error::WriteError::DiskFull))
                 .unwrap();
         });
-        assert!(matches!(r, Err(SilenceError::Storage(m)) if m.contains("disk full")));
+        assert_eq!(
+            r,
+            Err(SilenceError::Storage(
+                crate::write_error::WriteError::DiskFull
+            ))
+        );
         assert!(ss.is_empty());
         let mut s = sil("a=b", 100, 200);
         s.id = "kept".into();
@@ -1466,7 +1481,7 @@ mod tests {
             let _ = next_gate(&mut gates).await;
             next_gate(&mut gates)
                 .await
-                .send(Err("disk full".into()))
+                .send(Err(crate::write_error::WriteError::DiskFull))
                 .unwrap();
         });
         assert!(r.is_err());

@@ -12,6 +12,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -28,6 +29,7 @@ use crate::matcher::Matchers;
 use crate::model::{Alert, Interner, LabelSet};
 use crate::nflog::{Entry, MemNotificationLog, NflogError, NotificationLog, ReceiverKey};
 use crate::silence::{api_matcher, Annotations, Silence, SilenceSink, SilenceWrite};
+pub use crate::write_error::WriteError;
 
 /// The schema version this Herald writes. Each migration moves a database
 /// one version up; a database from a newer Herald is refused untouched.
@@ -77,11 +79,16 @@ enum Op {
     /// Silence rows written together: a replaced silence's expiry and its
     /// successor commit in one transaction.
     Silences(Vec<SilenceRow>),
-    PutNflog(String, String, String),
+    /// Notification-log entries: state key, JSON, retention end.
+    PutNflog(Vec<(String, String, String)>),
     DeleteNflogBefore(String),
     /// Writes nothing: its commit means every change queued before it is
     /// on disk.
     Barrier,
+    /// Runs SQL on the writer's connection: tests fill the database with
+    /// `PRAGMA max_page_count`, which fails commits as a full disk does.
+    #[cfg(test)]
+    Sql(&'static str),
 }
 
 enum SilenceRow {
@@ -90,32 +97,122 @@ enum SilenceRow {
     Delete(String),
 }
 
-type Ack = oneshot::Sender<Result<(), String>>;
+type Ack = oneshot::Sender<Result<(), WriteError>>;
 
 /// The outcome of a queued change, ready once the transaction holding it
 /// has committed (or failed). Async code awaits it; code off the runtime
 /// calls [`Commit::wait`]. Dropping it does not withdraw the change: it is
-/// queued already, only nobody hears how it went (the writer logs errors).
-pub struct Commit(oneshot::Receiver<Result<(), String>>);
+/// queued already, only nobody hears how it went (the writer counts and
+/// logs failures).
+pub struct Commit {
+    rx: oneshot::Receiver<Result<(), WriteError>>,
+    health: Arc<Health>,
+}
 
 impl Future for Commit {
-    type Output = Result<(), String>;
+    type Output = Result<(), WriteError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // The writer drops the sender unanswered only when it is gone.
-        Pin::new(&mut self.0)
+        let health = self.health.clone();
+        Pin::new(&mut self.rx)
             .poll(cx)
-            .map(|r| r.unwrap_or_else(|_| Err(StorageError::Stopped.to_string())))
+            .map(|r| r.unwrap_or_else(|_| Err(health.stopped())))
     }
 }
 
 impl Commit {
     /// Blocks the thread until the commit is done: only for callers that
     /// are not on the async runtime (it panics there).
-    pub(crate) fn wait(self) -> Result<(), String> {
-        self.0
+    pub(crate) fn wait(self) -> Result<(), WriteError> {
+        let health = self.health;
+        self.rx
             .blocking_recv()
-            .unwrap_or_else(|_| Err(StorageError::Stopped.to_string()))
+            .unwrap_or_else(|_| Err(health.stopped()))
+    }
+}
+
+/// Failed writes by reason, shared by the writer thread and `/metrics`.
+#[derive(Default)]
+struct Health {
+    failures: [AtomicU64; WriteError::REASONS.len()],
+    stopped_logged: AtomicBool,
+}
+
+impl Health {
+    fn count(&self, e: &WriteError, changes: u64) {
+        let i = WriteError::REASONS
+            .iter()
+            .position(|r| *r == e.reason())
+            .unwrap_or(WriteError::REASONS.len() - 1);
+        self.failures[i].fetch_add(changes, Ordering::Relaxed);
+    }
+
+    /// A change that found the writer gone: counted each time, logged
+    /// once, since it lasts until Herald restarts.
+    fn stopped(&self) -> WriteError {
+        let e = WriteError::Stopped;
+        self.count(&e, 1);
+        if !self.stopped_logged.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                err = %e,
+                "the storage writer is gone: no change can be stored until Herald restarts"
+            );
+        }
+        e
+    }
+}
+
+/// A run of failed commits, from the first failure to the next success:
+/// logged at its start and at its end, not at every failed request (a full
+/// disk under Prometheus' load would otherwise write a line per POST, to
+/// the same disk perhaps).
+struct Episode {
+    started: std::time::Instant,
+    failed: u64,
+}
+
+/// Follows the writer's commits: counts failures, logs an episode's first
+/// failure with its cause and its end with how much failed meanwhile.
+struct Outcomes {
+    health: Arc<Health>,
+    episode: Option<Episode>,
+}
+
+impl Outcomes {
+    /// `wrote`: whether the transaction changed any row. One that changed
+    /// none (deleting a row that is not there) commits without writing a
+    /// page even on a full disk, and so does not end an episode.
+    fn record(&mut self, result: &Result<(), WriteError>, changes: u64, wrote: bool) {
+        match (result, &mut self.episode) {
+            (Ok(()), None) => {}
+            (Ok(()), Some(_)) if !wrote => {}
+            (Ok(()), Some(ep)) => {
+                tracing::info!(
+                    failed_writes = ep.failed,
+                    failing_for = ?ep.started.elapsed(),
+                    "storage writable again"
+                );
+                self.episode = None;
+            }
+            (Err(e), ep) => {
+                self.health.count(e, changes);
+                match ep {
+                    Some(ep) => ep.failed += changes,
+                    None => {
+                        tracing::error!(
+                            err = %e,
+                            reason = e.reason(),
+                            "writing to the database failed; nothing of those changes was stored, and further failures are not logged until a write succeeds again"
+                        );
+                        self.episode = Some(Episode {
+                            started: std::time::Instant::now(),
+                            failed: changes,
+                        });
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -124,6 +221,7 @@ impl Commit {
 pub struct Storage {
     tx: mpsc::Sender<(Op, Option<Ack>)>,
     path: Arc<PathBuf>,
+    health: Arc<Health>,
 }
 
 /// What was on disk at startup.
@@ -280,6 +378,11 @@ impl Storage {
         }
         let loaded = load(&conn).map_err(|e| corrupt(e.to_string()))?;
         let (tx, rx) = mpsc::channel();
+        let health = Arc::new(Health::default());
+        let outcomes = Outcomes {
+            health: health.clone(),
+            episode: None,
+        };
         let live = loaded
             .alerts
             .iter()
@@ -287,7 +390,7 @@ impl Storage {
             .collect();
         thread::Builder::new()
             .name("herald-storage".into())
-            .spawn(move || writer(conn, rx, live))
+            .spawn(move || writer(conn, rx, live, outcomes))
             .map_err(|e| StorageError::Dir {
                 path: shown.clone(),
                 source: e,
@@ -296,6 +399,7 @@ impl Storage {
             Storage {
                 tx,
                 path: Arc::new(path),
+                health,
             },
             loaded,
         ))
@@ -308,7 +412,7 @@ impl Storage {
     /// Waits until every change queued so far (those nobody waits for,
     /// such as merged peer entries) is on disk: at shutdown, off the
     /// runtime.
-    pub fn sync(&self) -> Result<(), String> {
+    pub fn sync(&self) -> Result<(), WriteError> {
         self.queue(Op::Barrier).wait()
     }
 
@@ -319,7 +423,21 @@ impl Storage {
         // When the writer is gone the message, and with it `ack`, is
         // dropped: `done` then reports that the writer stopped.
         let _ = self.tx.send((op, Some(ack)));
-        Commit(done)
+        Commit {
+            rx: done,
+            health: self.health.clone(),
+        }
+    }
+
+    /// Changes that failed to commit so far, by reason (`WriteError::REASONS`
+    /// order): `herald_storage_write_failures_total`.
+    pub fn write_failures(&self) -> [(&'static str, u64); WriteError::REASONS.len()] {
+        std::array::from_fn(|i| {
+            (
+                WriteError::REASONS[i],
+                self.health.failures[i].load(Ordering::Relaxed),
+            )
+        })
     }
 
     /// Queues a change nobody waits for.
@@ -328,14 +446,16 @@ impl Storage {
     }
 
     /// Appends versions of alerts; resolves once they are on disk.
-    pub async fn put_alerts(&self, alerts: &[Arc<Alert>]) -> Result<(), String> {
+    /// The whole batch is one change: on disk together or not at all.
+    pub async fn put_alerts(&self, alerts: &[Arc<Alert>]) -> Result<(), WriteError> {
         if alerts.is_empty() {
             return Ok(());
         }
         let rows = alerts
             .iter()
             .map(|a| version_row(a))
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(WriteError::Failed)?;
         self.queue(Op::AppendAlerts(rows)).await
     }
 
@@ -444,6 +564,7 @@ fn writer(
     mut conn: Connection,
     rx: mpsc::Receiver<(Op, Option<Ack>)>,
     fingerprints: std::collections::HashSet<i64>,
+    mut outcomes: Outcomes,
 ) {
     let mut size = LogSize {
         versions: fingerprints.len(),
@@ -457,23 +578,27 @@ fn writer(
                 Err(_) => break,
             }
         }
-        let result = apply(&mut conn, &batch, &mut size).map_err(|e| e.to_string());
-        if let Err(e) = &result {
-            tracing::error!(err = %e, "writing to the database failed");
-        }
+        let rows_before = conn.total_changes();
+        let result = apply(&mut conn, &batch, &mut size).map_err(|e| WriteError::from_sql(&e));
+        let changes = batch
+            .iter()
+            .filter(|(op, _)| !matches!(op, Op::Barrier))
+            .count() as u64;
+        outcomes.record(&result, changes, conn.total_changes() != rows_before);
         for (_, ack) in batch {
             if let Some(ack) = ack {
                 let _ = ack.send(result.clone());
             }
         }
         if size.needs_compaction() {
-            if let Err(e) = apply(
+            let rows_before = conn.total_changes();
+            let compacted = apply(
                 &mut conn,
                 &[(Op::CompactAlerts(Timestamp::now()), None)],
                 &mut size,
-            ) {
-                tracing::error!(err = %e, "compacting the alert log failed");
-            }
+            )
+            .map_err(|e| WriteError::from_sql(&e));
+            outcomes.record(&compacted, 1, conn.total_changes() != rows_before);
         }
     }
 }
@@ -487,6 +612,8 @@ fn apply(
     for (op, _) in batch {
         match op {
             Op::Barrier => {}
+            #[cfg(test)]
+            Op::Sql(sql) => tx.execute_batch(sql)?,
             Op::AppendAlerts(rows) => {
                 // Multi-row INSERTs: one statement step per 64 versions.
                 for chunk in rows.chunks(64) {
@@ -534,11 +661,13 @@ fn apply(
                     }
                 }
             }
-            Op::PutNflog(key, body, expires) => {
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO nflog (key, body, expires_at) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![key, body, expires])?;
+            Op::PutNflog(rows) => {
+                for (key, body, expires) in rows {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO nflog (key, body, expires_at) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![key, body, expires])?;
+                }
             }
             Op::DeleteNflogBefore(now) => {
                 // RFC 3339 UTC strings of equal precision sort as times do;
@@ -588,7 +717,7 @@ fn stored_silence(s: &Silence) -> StoredSilence {
 }
 
 impl SilenceSink for Storage {
-    fn write(&self, writes: &[SilenceWrite<'_>]) -> BoxFuture<'static, Result<(), String>> {
+    fn write(&self, writes: &[SilenceWrite<'_>]) -> BoxFuture<'static, Result<(), WriteError>> {
         let rows = writes
             .iter()
             .map(|w| match w {
@@ -600,7 +729,7 @@ impl SilenceSink for Storage {
                 SilenceWrite::Delete(id) => Ok(SilenceRow::Delete(id.to_string())),
             })
             .collect::<Result<Vec<_>, String>>();
-        match rows {
+        match rows.map_err(WriteError::Failed) {
             Ok(rows) => Box::pin(self.queue(Op::Silences(rows))),
             Err(e) => Box::pin(std::future::ready(Err(e))),
         }
@@ -616,6 +745,16 @@ pub struct DurableNotificationLog {
     /// Told of every entry logged here (not of merges from peers): the
     /// cluster gossips it.
     on_local_log: std::sync::OnceLock<crate::nflog::LocalLog>,
+    /// State keys of entries logged in memory whose commit failed (a full
+    /// disk): written again with the next entry logged.
+    unstored: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// An entry's row in the `nflog` table.
+fn entry_row(key: &str, e: &Entry) -> Result<(String, String, String), NflogError> {
+    let json = serde_json::to_string(&stored_entry(e))
+        .map_err(|err| NflogError::Storage(WriteError::Failed(err.to_string())))?;
+    Ok((key.to_string(), json, e.expires_at.to_string()))
 }
 
 impl DurableNotificationLog {
@@ -631,6 +770,7 @@ impl DurableNotificationLog {
             mem,
             storage,
             on_local_log: std::sync::OnceLock::new(),
+            unstored: Default::default(),
         }
     }
 }
@@ -665,20 +805,41 @@ impl NotificationLog for DurableNotificationLog {
         ) else {
             return Ok(());
         };
-        let json = serde_json::to_string(&stored_entry(&entry))
-            .map_err(|e| NflogError::Storage(e.to_string()))?;
-        self.storage
-            .queue(Op::PutNflog(
-                key.clone(),
-                json,
-                entry.expires_at.to_string(),
-            ))
-            .await
-            .map_err(NflogError::Storage)?;
+        // Entries whose commit failed before are written again with this
+        // one, from memory (which holds them), in the same transaction.
+        let own = entry_row(&key, &entry)?;
+        let (commit, rewritten) = {
+            let mut unstored = self.unstored.lock().unwrap_or_else(|e| e.into_inner());
+            let rewritten: Vec<String> = unstored.drain().collect();
+            let mut rows: Vec<_> = rewritten
+                .iter()
+                .filter_map(|k| self.mem.query_key(k).map(|e| entry_row(k, &e)))
+                .filter_map(Result::ok)
+                .collect();
+            rows.push(own);
+            // Queued under the lock (queueing never waits), so a rewrite
+            // cannot overtake a newer version of the same entry.
+            (self.storage.queue(Op::PutNflog(rows)), rewritten)
+        };
+        let failed = commit.await.err();
         if let Some(f) = self.on_local_log.get() {
             f(&key, &entry);
         }
-        self.mem.insert(key, entry);
+        self.mem.insert(key.clone(), entry);
+        if let Some(e) = failed {
+            // The notification went out; what failed is its record on
+            // disk. Alertmanager's log lives in memory and never fails
+            // here, so the flush succeeds as it would there: memory and
+            // the peers have the entry (no re-send every group_interval,
+            // and the resolution of these alerts is still sent), and it is
+            // written again with the next entry logged (hence marked only
+            // once memory holds it). Only a restart before that forgets
+            // it. The writer counts and logs the failure, once per episode.
+            tracing::debug!(err = %e, key = %key, "notification log entry kept in memory only, for now");
+            let mut unstored = self.unstored.lock().unwrap_or_else(|e| e.into_inner());
+            unstored.extend(rewritten);
+            unstored.insert(key);
+        }
         Ok(())
     }
 
@@ -707,20 +868,15 @@ impl NotificationLog for DurableNotificationLog {
         if !newer {
             return Ok(false);
         }
-        let json = serde_json::to_string(&stored_entry(&entry))
-            .map_err(|e| NflogError::Storage(e.to_string()))?;
+        let row = entry_row(key, &entry)?;
         // Queued, not waited for: the gossip loop merges every peer's
         // entries one by one, and waiting for each commit made it fall
         // seconds behind under load (delaying claims, causing duplicates).
         // An entry lost in a crash is the peer's, and comes back by
         // push/pull when this node rejoins.
         self.storage
-            .queue_unanswered(Op::PutNflog(
-                key.to_string(),
-                json,
-                entry.expires_at.to_string(),
-            ))
-            .map_err(|e| NflogError::Storage(e.to_string()))?;
+            .queue_unanswered(Op::PutNflog(vec![row]))
+            .map_err(|_| NflogError::Storage(WriteError::Stopped))?;
         self.mem.merge(key, entry, now)
     }
 }
@@ -978,6 +1134,116 @@ mod tests {
         let err = Storage::open(dir.path()).err().unwrap();
         assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), garbage);
+    }
+}
+
+#[cfg(test)]
+mod full_disk_tests {
+    use super::*;
+
+    /// Caps the database at the pages it has: a change that needs a new
+    /// page fails with SQLITE_FULL, as on a full disk.
+    async fn fill(st: &Storage) {
+        st.queue(Op::Sql("PRAGMA max_page_count = 1"))
+            .await
+            .unwrap();
+    }
+
+    async fn make_room(st: &Storage) {
+        st.queue(Op::Sql("PRAGMA max_page_count = 1000000"))
+            .await
+            .unwrap();
+    }
+
+    fn big_alert(name: &str) -> Arc<Alert> {
+        let mut a = crate::model::test_alert(100, 4_000_000_000, 100, false);
+        a.labels = LabelSet::from_strs([("alertname", name)]);
+        a.annotations = LabelSet::from_strs([("filler", "x".repeat(20_000).as_str())]);
+        Arc::new(a)
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_is_typed_counted_and_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (st, _) = Storage::open(dir.path()).unwrap();
+        st.put_alerts(&[big_alert("Before")]).await.unwrap();
+        fill(&st).await;
+        let err = st
+            .put_alerts(&[big_alert("Never1"), big_alert("Never2")])
+            .await
+            .unwrap_err();
+        assert_eq!(err, WriteError::DiskFull);
+        assert!(err.retryable());
+        assert_eq!(
+            st.put_alerts(&[big_alert("Never3")]).await,
+            Err(WriteError::DiskFull)
+        );
+        let counts = st.write_failures();
+        assert_eq!(counts[0], ("disk_full", 2));
+        assert!(counts[1..].iter().all(|(_, n)| *n == 0), "{counts:?}");
+        make_room(&st).await;
+        st.put_alerts(&[big_alert("After")]).await.unwrap();
+        drop(st);
+        let (_, loaded) = Storage::open(dir.path()).unwrap();
+        let mut names: Vec<String> = loaded
+            .alerts
+            .iter()
+            .map(|a| a.labels.get("alertname").unwrap().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["After", "Before"]);
+    }
+
+    /// A notification sent while the disk is full is logged in memory
+    /// (no re-send, its resolution still due), and written to disk with
+    /// the next entry that commits.
+    #[tokio::test]
+    async fn a_notification_log_entry_that_failed_to_commit_is_written_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let (st, _) = Storage::open(dir.path()).unwrap();
+        let nf = DurableNotificationLog::new(st.clone(), Vec::new(), Default::default());
+        let rk = ReceiverKey {
+            group_name: "r".into(),
+            integration: "webhook",
+            index: 0,
+        };
+        let now = Timestamp::now();
+        let big: crate::nflog::ReceiverData = [(
+            "threadTs".to_string(),
+            crate::nflog::ReceiverDataValue::Str("x".repeat(20_000)),
+        )]
+        .into();
+        fill(&st).await;
+        nf.log(
+            "{}:{a}",
+            &rk,
+            vec![1],
+            vec![],
+            big,
+            now,
+            Duration::from_secs(3600),
+        )
+        .await
+        .expect("the flush is not failed by its record");
+        assert_eq!(nf.query("{}:{a}", &rk).unwrap().firing, vec![1]);
+        assert_eq!(st.write_failures()[0], ("disk_full", 1));
+        make_room(&st).await;
+        nf.log(
+            "{}:{b}",
+            &rk,
+            vec![2],
+            vec![],
+            Default::default(),
+            now,
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+        drop((nf, st));
+        let (_, loaded) = Storage::open(dir.path()).unwrap();
+        let mut keys: Vec<&str> = loaded.nflog.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort();
+        assert_eq!(keys, ["{}:{a}:r/webhook/0", "{}:{b}:r/webhook/0"]);
     }
 }
 

@@ -162,11 +162,9 @@ pub(crate) async fn post_alerts(State(s): State<ApiState>, body: Bytes) -> Respo
         }
     }
     // Acknowledged only once on disk: a crash after this answer loses nothing.
+    // The batch is one change: none of it is on disk after a failure.
     if let Err(e) = app.storage.put_alerts(&stored).await {
-        return error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("storing alerts: {e}"),
-        );
+        return e.into_response();
     }
     if errors.is_empty() {
         Response::new(axum::body::Body::empty())

@@ -17,6 +17,7 @@ use axum::routing::{any, get, post};
 use axum::Router;
 
 use crate::app::App;
+use crate::write_error::WriteError;
 
 /// Largest request body accepted (64 MiB, about 100k alerts).
 const MAX_BODY_BYTES: usize = 64 << 20;
@@ -66,6 +67,52 @@ pub(crate) fn schema_error(code: u32, message: String) -> Response {
 /// API v2 error bodies are a bare JSON string.
 pub(crate) fn error_response(code: StatusCode, msg: &str) -> Response {
     json_response(code, msg)
+}
+
+/// How long a client should wait before retrying a change that met a
+/// passing storage failure: long enough for an operator's cleanup or a
+/// released lock, short enough that Prometheus' next resend (which ignores
+/// the header) and an impatient amtool user are not kept waiting for long.
+const STORAGE_RETRY_AFTER_SECS: u64 = 5;
+
+/// How every endpoint (and the UI) answers a change that did not reach the
+/// database: the server's failure, never the input's. 503 with
+/// `Retry-After` when the same request can succeed later (a full disk, an
+/// I/O error, a busy database), 500 otherwise; the message names storage
+/// and says that nothing was stored, so a client knows to send it again.
+pub(crate) fn storage_failure(e: &WriteError) -> (StatusCode, Option<HeaderValue>, String) {
+    if e.retryable() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(HeaderValue::from(STORAGE_RETRY_AFTER_SECS)),
+            format!("storage unavailable: {e}; nothing was stored, retry later"),
+        )
+    } else {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            format!("storage failed: {e}; nothing was stored"),
+        )
+    }
+}
+
+/// Sets a storage failure's status and `Retry-After` on a rendered answer.
+pub(crate) fn with_storage_status(mut r: Response, e: &WriteError) -> Response {
+    let (code, retry_after, _) = storage_failure(e);
+    *r.status_mut() = code;
+    if let Some(v) = retry_after {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// API v2 answers a storage failure with its message as the usual bare
+/// JSON string.
+impl IntoResponse for WriteError {
+    fn into_response(self) -> Response {
+        let (code, _, msg) = storage_failure(&self);
+        with_storage_status(error_response(code, &msg), &self)
+    }
 }
 
 /// API v2 and the operational endpoints (`/-/healthy`, `/-/reload`,
@@ -135,6 +182,9 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     s.app
         .metrics
         .set_silence_counts(&s.app.silences.count_by_state(now));
+    s.app
+        .metrics
+        .set_storage_write_failures(&s.app.storage.write_failures());
     if let Some(p) = s.app.settings.cluster.as_ref().and_then(|c| c.peer()) {
         use std::sync::atomic::Ordering::Relaxed;
         let m = p.metrics();
@@ -188,4 +238,29 @@ async fn api_headers(req: Request, next: Next) -> Response {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+#[cfg(test)]
+mod storage_failure_tests {
+    use super::*;
+
+    #[test]
+    fn a_passing_failure_is_503_with_retry_after_the_rest_500() {
+        for e in [
+            WriteError::DiskFull,
+            WriteError::Io("disk I/O error".into()),
+            WriteError::Busy("database is locked".into()),
+        ] {
+            let r = e.clone().into_response();
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "{e}");
+            assert_eq!(r.headers()[header::RETRY_AFTER], "5", "{e}");
+            assert!(storage_failure(&e).2.starts_with("storage unavailable: "));
+        }
+        for e in [WriteError::Stopped, WriteError::Failed("malformed".into())] {
+            let r = e.clone().into_response();
+            assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR, "{e}");
+            assert!(r.headers().get(header::RETRY_AFTER).is_none(), "{e}");
+            assert!(storage_failure(&e).2.starts_with("storage failed: "));
+        }
+    }
 }

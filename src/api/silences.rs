@@ -151,6 +151,7 @@ pub(crate) async fn delete_silence(State(s): State<ApiState>, Path(id): Path<Str
         Ok(()) => StatusCode::OK.into_response(),
         // Alertmanager 0.25 answers 500 here; later releases 404, empty.
         Err(SilenceError::NotFound) => StatusCode::NOT_FOUND.into_response(),
+        Err(SilenceError::Storage(e)) => e.into_response(),
         Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
@@ -300,6 +301,7 @@ pub(crate) async fn post_silences(State(s): State<ApiState>, body: Bytes) -> Res
             json_response(StatusCode::OK, &Created { silence_id: id })
         }
         Err(e @ SilenceError::NotFound) => error_response(StatusCode::NOT_FOUND, &e.to_string()),
+        Err(SilenceError::Storage(e)) => e.into_response(),
         Err(e) => error_response(StatusCode::BAD_REQUEST, &e.to_string()),
     }
 }

@@ -429,14 +429,18 @@ async fn silence_page(
 }
 
 fn not_found(page: Page<'_>, message: &str) -> Response {
-    let mut r = page.respond(
-        "silences",
-        "Not found",
-        "silences",
-        json!({"state": "active", "error": message, "tabs": [], "silences": []}),
-    );
+    let mut r = error_page(page, "Not found", message);
     *r.status_mut() = StatusCode::NOT_FOUND;
     r
+}
+
+fn error_page(page: Page<'_>, title: &str, message: &str) -> Response {
+    page.respond(
+        "silences",
+        title,
+        "silences",
+        json!({"state": "active", "error": message, "tabs": [], "silences": []}),
+    )
 }
 
 /// The silence form's fields, as typed: re-shown on errors and previews.
@@ -733,6 +737,14 @@ async fn silence_form_post(State(s): State<UiState>, headers: HeaderMap, body: B
             }
             r
         }
+        // The form was fine: the answer is the server's failure, the
+        // input kept for sending again.
+        Err(crate::silence::SilenceError::Storage(e)) => {
+            let (_, _, msg) = crate::api::storage_failure(&e);
+            errors.insert("form".into(), format!("Not saved: {msg}"));
+            let r = render_form(page, &form, &errors, &row_errors, None);
+            crate::api::with_storage_status(r, &e)
+        }
         Err(e) => {
             errors.insert("form".into(), format!("Not saved: {e}"));
             render_form(page, &form, &errors, &row_errors, None)
@@ -771,6 +783,11 @@ async fn expire_post(
             let mut r = Redirect::to(&format!("{}/silences/{id}", s.prefix)).into_response();
             *r.status_mut() = StatusCode::SEE_OTHER;
             r
+        }
+        Err(crate::silence::SilenceError::Storage(e)) => {
+            let (_, _, msg) = crate::api::storage_failure(&e);
+            let r = error_page(page, "Not saved", &format!("Could not expire {id}: {msg}"));
+            crate::api::with_storage_status(r, &e)
         }
         Err(e) => not_found(page, &format!("Could not expire {id}: {e}")),
     }
