@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use herald::app::{App, Settings};
 use herald::cli::{
     clamp_negative, external_url_and_prefix, limit, resolve_listen_address, Cli, Command, Features,
-    RoutesCommand, TemplateCommand,
+    RoutesCommand, StorageCommand, TemplateCommand,
 };
 use herald::config::Config;
 use herald::dispatch::Route;
@@ -50,6 +50,14 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::CheckConfig { files }) => return check_config(files),
         Some(Command::HashPassword { cost }) => return hash_password(*cost),
+        Some(Command::Storage {
+            command: StorageCommand::Recover { storage_path },
+        }) => {
+            init_logging(&cli.log_level, &cli.log_format);
+            return herald::cli::storage_recover(
+                storage_path.as_deref().unwrap_or(&cli.storage_path),
+            );
+        }
         Some(Command::Healthcheck {
             url,
             tls_skip_verify,
@@ -226,8 +234,12 @@ async fn serve(cli: Cli, features: Features) -> Result<(), String> {
         event_recorder: features.event_recorder,
     };
     let shutdown = CancellationToken::new();
-    let app = App::start(settings, shutdown.clone())
-        .map_err(|e| format!("loading configuration file {}: {e}", cli.config_file))?;
+    // A database Herald refuses is not the configuration file's fault:
+    // its message names the database and what to do.
+    let app = App::start(settings, shutdown.clone()).map_err(|e| match e {
+        herald::app::ReloadError::Storage(e) => e.to_string(),
+        e => format!("loading configuration file {}: {e}", cli.config_file),
+    })?;
     tracing::info!(file = %cli.config_file, "Completed loading of configuration file");
     let tasks = app.tasks.clone();
     // The cluster outlives the shutdown signal: flushes finishing during
@@ -319,7 +331,7 @@ async fn serve(cli: Cli, features: Features) -> Result<(), String> {
     }
     app.stop_telemetry().await;
     let storage = app.storage.clone();
-    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || storage.sync()).await {
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || storage.close()).await {
         tracing::warn!(err = %e, "flushing the database at shutdown failed");
     }
     Ok(())
