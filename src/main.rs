@@ -245,8 +245,29 @@ async fn serve(cli: Cli, features: Features) -> Result<(), String> {
     // The cluster outlives the shutdown signal: flushes finishing during
     // the grace period still claim and gossip what they logged.
     let cluster_stop = CancellationToken::new();
-    if let (Some(cs), Some(handle)) = (cluster_settings, &cluster) {
+    if let (Some(mut cs), Some(handle)) = (cluster_settings, &cluster) {
+        cs.full_state_before_ready = app.storage.recovered();
         start_cluster(cs, handle, &app, &cluster_stop).await?;
+    }
+    if app.storage.recovered() {
+        // Once the state is whole again (a peer's merged, or no cluster),
+        // a later restart waits for nobody.
+        let (storage, peer) = (
+            app.storage.clone(),
+            cluster.as_ref().and_then(|c| c.peer()).cloned(),
+        );
+        let stop = shutdown.clone();
+        app.tasks.spawn("storage recovery mark", async move {
+            if let Some(p) = peer {
+                p.wait_ready(&stop).await;
+                if stop.is_cancelled() {
+                    return;
+                }
+            }
+            if let Err(e) = storage.clear_recovered().await {
+                tracing::warn!(err = %e, "clearing the database's recovery mark failed");
+            }
+        });
     }
 
     // Go: zero or negative is GOMAXPROCS or 8, whichever is larger.
@@ -403,6 +424,7 @@ async fn cluster_settings(cli: &Cli) -> Result<Option<herald::cluster::ClusterSe
         reconnect_timeout: clamp_negative(cli.cluster_reconnect_timeout),
         label: cli.cluster_label.clone(),
         tls,
+        full_state_before_ready: false,
     }))
 }
 

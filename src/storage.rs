@@ -267,7 +267,10 @@ impl Storage {
         if !files::check_before_open(dir).map_err(corrupt)? {
             files::create(dir, true)?;
         }
-        let shm_existed = files::shm(dir).exists();
+        let wal_existed = files::wal(dir).exists();
+        // SQLite rebuilds the log's index on open: a refused database gets
+        // its old one back, byte for byte.
+        let shm_before = std::fs::read(files::shm(dir)).ok();
         let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(
             |source| StorageError::Open {
                 path: shown.clone(),
@@ -293,10 +296,18 @@ impl Storage {
             Ok(v) => v,
             Err(e) => {
                 drop(conn);
-                // The index SQLite made for the log is derived data; one
-                // that was not there before goes again.
-                if !shm_existed {
-                    let _ = std::fs::remove_file(files::shm(dir));
+                // SQLite makes an empty log and its index on open: what was
+                // not there before goes again.
+                match &shm_before {
+                    Some(b) => {
+                        let _ = std::fs::write(files::shm(dir), b);
+                    }
+                    None => {
+                        let _ = std::fs::remove_file(files::shm(dir));
+                    }
+                }
+                if !wal_existed && std::fs::metadata(files::wal(dir)).is_ok_and(|m| m.len() == 0) {
+                    let _ = std::fs::remove_file(files::wal(dir));
                 }
                 return Err(e);
             }

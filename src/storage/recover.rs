@@ -86,12 +86,15 @@ pub fn recover(dir: &Path) -> Result<Recovered, RecoverError> {
     if wal.exists() {
         std::fs::copy(&wal, work.join("damaged.db-wal")).map_err(io(&wal))?;
     }
+    fit_size_to_file(&copy).map_err(io(&copy))?;
     let out = files::create_at(dir)?;
     let (silences, alerts, nflog) = {
         let src = Connection::open_with_flags(&copy, OpenFlags::SQLITE_OPEN_READ_WRITE)
             .map_err(StorageError::from)?;
-        // Damaged cells are reported as errors rather than read as rows.
+        // Damaged cells are reported as errors rather than read as rows,
+        // and a damaged schema entry does not hide the intact ones.
         let _ = src.pragma_update(None, "cell_size_check", true);
+        let _ = src.pragma_update(None, "writable_schema", true);
         let tx = out.unchecked_transaction()?;
         for m in super::MIGRATIONS {
             tx.execute_batch(m)?;
@@ -208,6 +211,30 @@ pub fn recover(dir: &Path) -> Result<Recovered, RecoverError> {
     })
 }
 
+/// A file cut short still says in its header how many pages it had, and
+/// SQLite then refuses to read even the pages left. The copy is told its
+/// true size (header bytes 28-31), so that it reads what is there.
+fn fit_size_to_file(copy: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::read(copy)?;
+    if b.len() < 100 || &b[..16] != b"SQLite format 3\0" {
+        return Ok(());
+    }
+    let page = match u16::from_be_bytes([b[16], b[17]]) {
+        1 => 65536,
+        p => p as usize,
+    };
+    if page < 512 {
+        return Ok(());
+    }
+    let stated = u32::from_be_bytes([b[28], b[29], b[30], b[31]]) as usize;
+    let actual = b.len() / page;
+    if stated > actual {
+        b[28..32].copy_from_slice(&(actual as u32).to_be_bytes());
+        std::fs::write(copy, &b)?;
+    }
+    Ok(())
+}
+
 fn text<'a>(v: &'a rusqlite::types::Value) -> Option<&'a str> {
     match v {
         rusqlite::types::Value::Text(s) => Some(s),
@@ -223,7 +250,11 @@ fn int(v: &rusqlite::types::Value) -> Option<i64> {
 }
 
 /// Reads `table` by rowid, hands each row (rowid first, then `columns`)
-/// to `parse`, and each parsed row to `put`.
+/// to `parse`, and each parsed row to `put`. A damaged page costs its own
+/// rows only: after a forward pass that skips past damage, a backward
+/// pass from the end reads the rows just behind each damaged stretch,
+/// which no seek from the front can reach when the damaged page is the
+/// one a seek for them descends into.
 fn salvage<T>(
     src: &Connection,
     table: &str,
@@ -232,25 +263,73 @@ fn salvage<T>(
     mut put: impl FnMut(T) -> rusqlite::Result<()>,
 ) -> Result<Salvaged, RecoverError> {
     let mut out = Salvaged::default();
+    let mut seen = std::collections::HashSet::new();
+    let mut take = |values: Vec<rusqlite::types::Value>, out: &mut Salvaged| {
+        if let Some(rowid) = int(&values[0]) {
+            if !seen.insert(rowid) {
+                return Ok(());
+            }
+        }
+        match parse(&values) {
+            Some(t) => {
+                put(t)?;
+                out.recovered += 1;
+            }
+            None => out.unparsable += 1,
+        }
+        Ok::<(), RecoverError>(())
+    };
+    let ranges = scan(src, table, columns, true, &mut |v| take(v, &mut out));
+    let Some(ranges) = ranges? else {
+        out.table_lost = true;
+        return Ok(out);
+    };
+    out.unreadable_ranges = ranges;
+    if ranges > 0 {
+        scan(src, table, columns, false, &mut |v| take(v, &mut out))?;
+    }
+    Ok(out)
+}
+
+/// One pass over the table in rowid order (`forward`) or against it,
+/// skipping past damage; `None` when the table cannot be read at all,
+/// else the number of damaged stretches skipped. Rowids below zero (which
+/// Herald never writes) are not looked for past damage.
+fn scan(
+    src: &Connection,
+    table: &str,
+    columns: &str,
+    forward: bool,
+    take: &mut dyn FnMut(Vec<rusqlite::types::Value>) -> Result<(), RecoverError>,
+) -> Result<Option<u64>, RecoverError> {
     let ncols = columns.split(',').count() + 1;
-    let scan = format!("SELECT rowid, {columns} FROM {table} WHERE rowid >= ?1 ORDER BY rowid");
-    let seek = format!("SELECT rowid FROM {table} WHERE rowid > ?1 ORDER BY rowid LIMIT 1");
+    let (cmp, order, strict) = if forward {
+        (">=", "ASC", ">")
+    } else {
+        ("<=", "DESC", "<")
+    };
+    let scan =
+        format!("SELECT rowid, {columns} FROM {table} WHERE rowid {cmp} ?1 ORDER BY rowid {order}");
+    let seek =
+        format!("SELECT rowid FROM {table} WHERE rowid {strict} ?1 ORDER BY rowid {order} LIMIT 1");
     let (mut scan, mut seek) = match (src.prepare(&scan), src.prepare(&seek)) {
         (Ok(a), Ok(b)) => (a, b),
-        _ => {
-            out.table_lost = true;
-            return Ok(out);
+        _ => return Ok(None),
+    };
+    // Moves a rowid one further in the scan's direction.
+    let ahead = |r: i64, by: i64| {
+        if forward {
+            r.checked_add(by)
+        } else {
+            r.checked_sub(by)
         }
     };
-    // The lowest rowid not yet read.
-    let mut from = i64::MIN;
+    let mut from = if forward { i64::MIN } else { i64::MAX };
+    let mut ranges = 0u64;
     loop {
         let mut rows = match scan.query([from]) {
             Ok(r) => r,
-            Err(_) => {
-                out.table_lost = true;
-                return Ok(out);
-            }
+            Err(_) => return Ok(None),
         };
         let mut failed = false;
         loop {
@@ -259,20 +338,17 @@ fn salvage<T>(
                 Ok(Some(row)) => {
                     let values: Option<Vec<rusqlite::types::Value>> =
                         (0..ncols).map(|i| row.get_ref(i).ok().map(owned)).collect();
-                    let rowid = values.as_ref().and_then(|v| int(&v[0]));
-                    if let Some(r) = rowid {
-                        from = r.saturating_add(1);
-                    }
-                    match values.as_deref().and_then(&parse) {
-                        Some(t) => {
-                            put(t)?;
-                            out.recovered += 1;
+                    let Some(values) = values else { continue };
+                    if let Some(r) = int(&values[0]) {
+                        match ahead(r, 1) {
+                            Some(n) => from = n,
+                            None => {
+                                take(values)?;
+                                return Ok(Some(ranges));
+                            }
                         }
-                        None => out.unparsable += 1,
                     }
-                    if rowid == Some(i64::MAX) {
-                        return Ok(out);
-                    }
+                    take(values)?;
                 }
                 Err(_) => {
                     failed = true;
@@ -281,25 +357,50 @@ fn salvage<T>(
             }
         }
         if !failed {
-            return Ok(out);
+            return Ok(Some(ranges));
         }
         drop(rows);
-        out.unreadable_ranges += 1;
-        // Seek ever further past the damage until a seek succeeds: the
-        // first rowid there is where reading goes on.
-        let mut step: i64 = 1;
-        loop {
-            let Some(probe) = from.checked_add(step) else {
-                return Ok(out);
-            };
+        ranges += 1;
+        // Seek ever further past the damage until a seek succeeds, then
+        // back towards the damage for the first seek that still does: a
+        // doubling step alone would jump over readable rows.
+        let mut seek_past = |probe: i64| -> Result<Option<i64>, ()> {
             match seek.query_row([probe], |r| r.get::<_, i64>(0)) {
-                Ok(next) => {
-                    from = next;
-                    break;
-                }
-                Err(rusqlite::Error::QueryReturnedNoRows) => return Ok(out),
-                Err(_) => step = step.saturating_mul(2),
+                Ok(next) => Ok(Some(next)),
+                Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+                Err(_) => Err(()),
             }
+        };
+        if forward {
+            from = from.max(0);
+        }
+        let mut failed_at = from;
+        let mut step: i64 = 1;
+        let (mut ok_at, mut next) = loop {
+            let Some(probe) = ahead(from, step) else {
+                return Ok(Some(ranges));
+            };
+            match seek_past(probe) {
+                Ok(next) => break (probe, next),
+                Err(()) => {
+                    failed_at = probe;
+                    step = step.saturating_mul(2);
+                    if step == i64::MAX {
+                        return Ok(Some(ranges));
+                    }
+                }
+            }
+        };
+        while (ok_at - failed_at).abs() > 1 {
+            let mid = failed_at + (ok_at - failed_at) / 2;
+            match seek_past(mid) {
+                Ok(n) => (ok_at, next) = (mid, n),
+                Err(()) => failed_at = mid,
+            }
+        }
+        match next {
+            Some(n) => from = n,
+            None => return Ok(Some(ranges)),
         }
     }
 }
@@ -316,5 +417,95 @@ fn owned(v: ValueRef<'_>) -> rusqlite::types::Value {
         ValueRef::Integer(i) => rusqlite::types::Value::Integer(i),
         ValueRef::Real(f) => rusqlite::types::Value::Real(f),
         ValueRef::Blob(b) => rusqlite::types::Value::Blob(b.to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table of `n` rows of about 1 KB, three or so to a page.
+    fn table(path: &Path, n: i64) {
+        let c = Connection::open(path).unwrap();
+        c.execute_batch("CREATE TABLE t (body TEXT NOT NULL)")
+            .unwrap();
+        for i in 0..n {
+            c.execute(
+                "INSERT INTO t (body) VALUES (?1)",
+                [format!("row-{i:03}-{}", "x".repeat(1000))],
+            )
+            .unwrap();
+        }
+    }
+
+    fn rows_on(bytes: &[u8], n: i64) -> Vec<i64> {
+        (0..n)
+            .filter(|i| {
+                let m = format!("row-{i:03}-");
+                bytes.windows(m.len()).any(|w| w == m.as_bytes())
+            })
+            .collect()
+    }
+
+    /// Garbage over one leaf page costs the rows on it, and no others.
+    #[test]
+    fn a_damaged_page_costs_only_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        table(&path, 40);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let page = 4096;
+        let at = bytes.windows(8).position(|w| w == b"row-020-").unwrap();
+        let start = at / page * page;
+        let lost = rows_on(&bytes[start..start + page], 40);
+        bytes[start..start + page].fill(0xa5);
+        std::fs::write(&path, &bytes).unwrap();
+        let c = Connection::open(&path).unwrap();
+        let mut got = Vec::new();
+        let s = salvage(
+            &c,
+            "t",
+            "body",
+            |row| Some(text(&row[1])?[4..7].parse::<i64>().ok()?),
+            |i| {
+                got.push(i);
+                Ok(())
+            },
+        )
+        .unwrap();
+        got.sort();
+        let want: Vec<i64> = (0..40).filter(|i| !lost.contains(i)).collect();
+        assert_eq!(got, want, "lost {lost:?}");
+        assert_eq!(s.recovered as usize, want.len());
+        assert_eq!(s.unreadable_ranges, 1);
+    }
+
+    /// A file cut short: every row on the pages left is read, and the scan
+    /// ends.
+    #[test]
+    fn a_truncated_file_gives_what_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        table(&path, 40);
+        let bytes = std::fs::read(&path).unwrap();
+        let half = bytes.len() / 2 / 4096 * 4096;
+        std::fs::write(&path, &bytes[..half]).unwrap();
+        let kept = rows_on(&bytes[..half], 40);
+        fit_size_to_file(&path).unwrap();
+        let c = Connection::open(&path).unwrap();
+        let mut got = Vec::new();
+        salvage(
+            &c,
+            "t",
+            "body",
+            |row| Some(text(&row[1])?[4..7].parse::<i64>().ok()?),
+            |i| {
+                got.push(i);
+                Ok(())
+            },
+        )
+        .unwrap();
+        got.sort();
+        assert_eq!(got, kept);
     }
 }
