@@ -235,7 +235,7 @@ fn fit_size_to_file(copy: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn text<'a>(v: &'a rusqlite::types::Value) -> Option<&'a str> {
+fn text(v: &rusqlite::types::Value) -> Option<&str> {
     match v {
         rusqlite::types::Value::Text(s) => Some(s),
         _ => None,
@@ -466,7 +466,7 @@ mod tests {
             &c,
             "t",
             "body",
-            |row| Some(text(&row[1])?[4..7].parse::<i64>().ok()?),
+            |row| text(&row[1])?[4..7].parse::<i64>().ok(),
             |i| {
                 got.push(i);
                 Ok(())
@@ -498,7 +498,7 @@ mod tests {
             &c,
             "t",
             "body",
-            |row| Some(text(&row[1])?[4..7].parse::<i64>().ok()?),
+            |row| text(&row[1])?[4..7].parse::<i64>().ok(),
             |i| {
                 got.push(i);
                 Ok(())
