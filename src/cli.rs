@@ -331,6 +331,11 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<String>,
     },
+    /// Work with Herald's database under `--storage.path`.
+    Storage {
+        #[command(subcommand)]
+        command: StorageCommand,
+    },
     /// Work with the routing tree, like `amtool config routes`.
     Routes {
         #[command(subcommand)]
@@ -359,6 +364,60 @@ pub enum Command {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=31))]
         cost: u32,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StorageCommand {
+    /// Salvage every row that can still be read from a damaged database
+    /// into a new one; the damaged files are kept beside it as
+    /// `herald.db.damaged-<time>`. Herald must not be running on the
+    /// directory.
+    Recover {
+        /// The server's `--storage.path` (default: the server's default).
+        #[arg(long = "storage.path")]
+        storage_path: Option<String>,
+    },
+}
+
+/// `herald storage recover`: exit 0 once a new database is in place.
+pub fn storage_recover(dir: &str) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let dir = std::path::Path::new(dir);
+    match crate::storage::recover::recover(dir) {
+        Ok(r) => {
+            println!("Recovered the database in {}:", dir.display());
+            for (what, s) in [
+                ("silences", r.silences),
+                ("alert versions", r.alerts),
+                ("notification log entries", r.nflog),
+            ] {
+                let mut line = format!("  {what}: {} recovered", s.recovered);
+                if s.unparsable > 0 {
+                    line += &format!(", {} unreadable rows left out", s.unparsable);
+                }
+                if s.unreadable_ranges > 0 {
+                    line += &format!(
+                        ", {} damaged stretch(es) skipped (rows there cannot be counted)",
+                        s.unreadable_ranges
+                    );
+                }
+                if s.table_lost {
+                    line += ", the table itself could not be read";
+                }
+                println!("{line}");
+            }
+            println!("New database: {}", r.db.display());
+            for k in &r.kept {
+                println!("Kept the damaged file as {}", k.display());
+            }
+            println!("In a cluster, the node takes in a peer's full state before it sends notifications.");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("herald: error: storage recover: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use herald::app::{App, Settings};
 use herald::cli::{
     clamp_negative, external_url_and_prefix, limit, resolve_listen_address, Cli, Command, Features,
-    RoutesCommand, TemplateCommand,
+    RoutesCommand, StorageCommand, TemplateCommand,
 };
 use herald::config::Config;
 use herald::dispatch::Route;
@@ -50,6 +50,14 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::CheckConfig { files }) => return check_config(files),
         Some(Command::HashPassword { cost }) => return hash_password(*cost),
+        Some(Command::Storage {
+            command: StorageCommand::Recover { storage_path },
+        }) => {
+            init_logging(&cli.log_level, &cli.log_format);
+            return herald::cli::storage_recover(
+                storage_path.as_deref().unwrap_or(&cli.storage_path),
+            );
+        }
         Some(Command::Healthcheck {
             url,
             tls_skip_verify,
@@ -226,15 +234,40 @@ async fn serve(cli: Cli, features: Features) -> Result<(), String> {
         event_recorder: features.event_recorder,
     };
     let shutdown = CancellationToken::new();
-    let app = App::start(settings, shutdown.clone())
-        .map_err(|e| format!("loading configuration file {}: {e}", cli.config_file))?;
+    // A database Herald refuses is not the configuration file's fault:
+    // its message names the database and what to do.
+    let app = App::start(settings, shutdown.clone()).map_err(|e| match e {
+        herald::app::ReloadError::Storage(e) => e.to_string(),
+        e => format!("loading configuration file {}: {e}", cli.config_file),
+    })?;
     tracing::info!(file = %cli.config_file, "Completed loading of configuration file");
     let tasks = app.tasks.clone();
     // The cluster outlives the shutdown signal: flushes finishing during
     // the grace period still claim and gossip what they logged.
     let cluster_stop = CancellationToken::new();
-    if let (Some(cs), Some(handle)) = (cluster_settings, &cluster) {
+    if let (Some(mut cs), Some(handle)) = (cluster_settings, &cluster) {
+        cs.full_state_before_ready = app.storage.recovered();
         start_cluster(cs, handle, &app, &cluster_stop).await?;
+    }
+    if app.storage.recovered() {
+        // Once the state is whole again (a peer's merged, or no cluster),
+        // a later restart waits for nobody.
+        let (storage, peer) = (
+            app.storage.clone(),
+            cluster.as_ref().and_then(|c| c.peer()).cloned(),
+        );
+        let stop = shutdown.clone();
+        app.tasks.spawn("storage recovery mark", async move {
+            if let Some(p) = peer {
+                p.wait_ready(&stop).await;
+                if stop.is_cancelled() {
+                    return;
+                }
+            }
+            if let Err(e) = storage.clear_recovered().await {
+                tracing::warn!(err = %e, "clearing the database's recovery mark failed");
+            }
+        });
     }
 
     // Go: zero or negative is GOMAXPROCS or 8, whichever is larger.
@@ -319,7 +352,7 @@ async fn serve(cli: Cli, features: Features) -> Result<(), String> {
     }
     app.stop_telemetry().await;
     let storage = app.storage.clone();
-    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || storage.sync()).await {
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || storage.close()).await {
         tracing::warn!(err = %e, "flushing the database at shutdown failed");
     }
     Ok(())
@@ -391,6 +424,7 @@ async fn cluster_settings(cli: &Cli) -> Result<Option<herald::cluster::ClusterSe
         reconnect_timeout: clamp_negative(cli.cluster_reconnect_timeout),
         label: cli.cluster_label.clone(),
         tls,
+        full_state_before_ready: false,
     }))
 }
 

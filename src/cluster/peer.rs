@@ -59,6 +59,10 @@ pub struct ClusterSettings {
     pub label: String,
     /// `--cluster.tls-config`: all traffic over mutually authenticated TLS.
     pub tls: Option<ClusterTls>,
+    /// The node's database was salvaged by `herald storage recover` and
+    /// may miss silences and log entries: it is not ready (and does not
+    /// notify) until it has merged a peer's full state.
+    pub full_state_before_ready: bool,
 }
 
 /// A member's identity: where it listens, its name (positions are by name)
@@ -903,6 +907,31 @@ async fn settle(peer: Arc<Peer>, shutdown: CancellationToken) {
         last = n;
         if stable >= 2 || tokio::time::Instant::now() >= deadline {
             break;
+        }
+    }
+    if peer.settings.full_state_before_ready {
+        // Push/pull in either direction merges the peer's full state.
+        // Alone at the settle deadline, there is nobody to wait for.
+        loop {
+            let pulled = peer.shared.metrics.pushpull.load(Ordering::Relaxed) > 0;
+            let alone = peer
+                .shared
+                .members
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty();
+            if pulled {
+                tracing::info!("merged a peer's full state into the recovered database");
+                break;
+            }
+            if alone {
+                tracing::warn!("the database was recovered and no peer answered by the settle timeout: notifying with what was recovered");
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.cancelled() => return,
+            }
         }
     }
     tracing::info!(peers = last + 1, "gossip settled; proceeding");
