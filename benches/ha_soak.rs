@@ -10,7 +10,10 @@
 //! keep changing (default 30), `HERALD_SOAK_GROUPS` how many groups
 //! (default 40, each of 3 or 4 alerts); `HERALD_SOAK_TLS=1` makes both clusters
 //! gossip over mutual TLS (`--cluster.tls-config`, certificates made with
-//! openssl).
+//! openssl). To find out why an alert was left firing:
+//! `HERALD_SOAK_HISTORY=1` prints what the receiver accepted for each such
+//! alert, when and from which node (its external URL), and
+//! `HERALD_SOAK_LOGDIR=<dir>` keeps each Herald node's log there.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -42,6 +45,9 @@ struct Flapping {
     regressions: Arc<Mutex<u64>>,
     /// The last state the receiver accepted for each (group, instance).
     last: Arc<Mutex<HashMap<String, String>>>,
+    /// Every accepted state per (group, instance), with its time and
+    /// sender, printed for stuck alerts with `HERALD_SOAK_HISTORY=1`.
+    history: Arc<Mutex<HashMap<String, Vec<String>>>>,
 }
 
 impl Flapping {
@@ -75,14 +81,26 @@ impl Flapping {
                 {
                     let mut states = f.states.lock().unwrap();
                     for x in v["alerts"].as_array().into_iter().flatten() {
-                        f.last.lock().unwrap().insert(
-                            format!(
-                                "{}|{}",
-                                v["groupKey"],
-                                x["labels"]["instance"].as_str().unwrap_or("")
-                            ),
-                            x["status"].as_str().unwrap_or("").to_string(),
+                        let hk = format!(
+                            "{}|{}",
+                            v["groupKey"],
+                            x["labels"]["instance"].as_str().unwrap_or("")
                         );
+                        f.history
+                            .lock()
+                            .unwrap()
+                            .entry(hk.clone())
+                            .or_default()
+                            .push(format!(
+                                "{} {} from {}",
+                                jiff::Timestamp::now(),
+                                x["status"].as_str().unwrap_or(""),
+                                v["externalURL"].as_str().unwrap_or("")
+                            ));
+                        f.last
+                            .lock()
+                            .unwrap()
+                            .insert(hk, x["status"].as_str().unwrap_or("").to_string());
                         let alert = format!("{}|{}", v["groupKey"], x["fingerprint"]);
                         if x["status"] == "firing"
                             && states.contains(&format!("{alert}=\"resolved\""))
@@ -104,9 +122,8 @@ impl Flapping {
     /// soak ended) whose last accepted state is still firing: the
     /// receiver was never told they resolved.
     fn stuck_firing(&self, last_round: u64) -> usize {
-        self.last
-            .lock()
-            .unwrap()
+        let last = self.last.lock().unwrap();
+        let stuck: Vec<&String> = last
             .iter()
             .filter(|(k, state)| {
                 *state == "firing"
@@ -116,7 +133,18 @@ impl Flapping {
                         .and_then(|n| n.parse::<u64>().ok())
                         .is_some_and(|n| n + 1 < last_round)
             })
-            .count()
+            .map(|(k, _)| k)
+            .collect();
+        if std::env::var_os("HERALD_SOAK_HISTORY").is_some() {
+            let h = self.history.lock().unwrap();
+            for k in &stuck {
+                eprintln!("STUCK {k}");
+                for l in h.get(*k).into_iter().flatten() {
+                    eprintln!("    {l}");
+                }
+            }
+        }
+        stuck.len()
     }
 
     /// (accepted notifications, duplicates among them)
@@ -191,11 +219,16 @@ fn start_cluster(herald: bool, hook_port: u16, tls: Option<&Path>) -> Vec<Proc> 
                     cmd.arg(format!("--cluster.peer=127.0.0.1:{p}"));
                 }
             }
-            let child = cmd
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+            let log: Stdio = match std::env::var_os("HERALD_SOAK_LOGDIR") {
+                Some(d) if herald => {
+                    eprintln!("node{i} web port {port}");
+                    std::fs::File::create(Path::new(&d).join(format!("node{i}.log")))
+                        .unwrap()
+                        .into()
+                }
+                _ => Stdio::null(),
+            };
+            let child = cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap();
             Proc {
                 name: if herald { "herald" } else { "alertmanager" },
                 child,

@@ -4,7 +4,7 @@
 //! Behind a trait because its backing changes: in memory now, in SQLite with
 //! the persistence work, replicated with clustering.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -96,6 +96,38 @@ pub trait NotificationLog: Send + Sync {
     /// Registers a callback told of every entry logged on this node (not
     /// of merges from peers): the cluster gossips them.
     fn on_local_log(&self, _f: LocalLog) {}
+    /// What this node itself last told the receiver, which the log alone
+    /// cannot show in a cluster (see [`Told`]).
+    fn told(&self, _group_key: &str, _receiver: &ReceiverKey) -> Told {
+        Told::default()
+    }
+}
+
+/// Herald only: what this node's own deliveries told the receiver about
+/// a (group, integration), kept beside the log because the log keeps only
+/// the entry with the latest flush time, while the receiver keeps the state
+/// of the latest delivery. In a cluster the two differ: a node whose
+/// delivery was held back (a peer's claim, a failing receiver) can deliver
+/// after a peer's notification with a later flush time. Not persisted or
+/// gossiped: after a restart the log's own rules apply.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Told {
+    /// Alerts this node's last delivery told the receiver were firing
+    /// (sorted).
+    pub firing: Vec<u64>,
+    /// Those of `firing` whose entry was dropped because the log already
+    /// held a newer one: this node's "firing" reached the receiver after
+    /// that newer notification, which the log cannot show (sorted).
+    pub unlogged: Vec<u64>,
+    /// The entry under the key is this node's own, not a peer's.
+    pub entry_is_ours: bool,
+}
+
+#[derive(Default)]
+struct OwnDeliveries {
+    firing: BTreeSet<u64>,
+    unlogged: BTreeSet<u64>,
+    entry_is_ours: bool,
 }
 
 /// A callback for notification-log entries written on this node.
@@ -127,6 +159,8 @@ impl Default for NflogStats {
 #[derive(Default)]
 pub struct MemNotificationLog {
     entries: Mutex<HashMap<String, Entry>>,
+    /// What this node's deliveries told the receiver, per state key.
+    own: Mutex<HashMap<String, OwnDeliveries>>,
     pub stats: NflogStats,
 }
 
@@ -166,6 +200,8 @@ impl MemNotificationLog {
     ) -> Option<(String, Entry)> {
         let key = state_key(group_key, receiver);
         if self.is_newer_than(&key, now) {
+            // Delivered all the same: remember what the receiver heard.
+            self.delivered(&key, &firing, &resolved, false);
             return None;
         }
         firing.sort_unstable();
@@ -188,10 +224,49 @@ impl MemNotificationLog {
             .get(&key)
             .is_some_and(|e| e.timestamp > entry.timestamp)
         {
+            drop(entries);
+            self.delivered(&key, &entry.firing, &entry.resolved, false);
             return;
         }
+        self.delivered(&key, &entry.firing, &entry.resolved, true);
         entries.insert(key, entry);
         self.stats.entries_written.inc();
+    }
+
+    /// Records a delivery of this node (`logged`: its entry is now the
+    /// log's). A delivery lists every alert the node's group still holds,
+    /// so one it leaves out was forgotten there and needs no repair from
+    /// this node: the record is replaced, not grown. Called with the
+    /// entries lock held or not; `own` is always locked last.
+    fn delivered(&self, key: &str, firing: &[u64], resolved: &[u64], logged: bool) {
+        let told: BTreeSet<u64> = firing
+            .iter()
+            .filter(|h| !resolved.contains(h))
+            .copied()
+            .collect();
+        let mut own = self.own.lock().unwrap_or_else(|e| e.into_inner());
+        let o = own.entry(key.to_string()).or_default();
+        o.unlogged = if logged {
+            BTreeSet::new()
+        } else {
+            told.clone()
+        };
+        o.firing = told;
+        o.entry_is_ours = logged || o.entry_is_ours;
+    }
+
+    /// What this node told the receiver under a state key.
+    pub fn told_key(&self, key: &str) -> Told {
+        self.own
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .map(|o| Told {
+                firing: o.firing.iter().copied().collect(),
+                unlogged: o.unlogged.iter().copied().collect(),
+                entry_is_ours: o.entry_is_ours,
+            })
+            .unwrap_or_default()
     }
 
     fn is_newer_than(&self, key: &str, now: Timestamp) -> bool {
@@ -269,9 +344,21 @@ impl NotificationLog for MemNotificationLog {
         {
             return Ok(false);
         }
+        if let Some(o) = self
+            .own
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(key)
+        {
+            o.entry_is_ours = false;
+        }
         entries.insert(key.to_string(), entry);
         self.stats.entries_written.inc();
         Ok(true)
+    }
+
+    fn told(&self, group_key: &str, receiver: &ReceiverKey) -> Told {
+        self.told_key(&state_key(group_key, receiver))
     }
 
     fn snapshot(&self) -> Vec<(String, Entry)> {
@@ -288,6 +375,10 @@ impl NotificationLog for MemNotificationLog {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let before = entries.len();
         entries.retain(|_, e| e.expires_at > now);
+        self.own
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| entries.contains_key(k));
         before - entries.len()
     }
 }
@@ -332,5 +423,56 @@ mod tests {
         let late = Timestamp::from_second(500).unwrap();
         assert!(!a.merge("k2", entry(40, &[1]), late).unwrap(), "expired");
         assert!(a.query_key("k2").is_none());
+    }
+
+    /// A delivery whose entry loses to a newer one is still remembered as
+    /// what the receiver heard last; a later resolution clears it.
+    #[tokio::test]
+    async fn own_deliveries_are_remembered_even_when_their_entry_is_dropped() {
+        let log = MemNotificationLog::default();
+        let r = ReceiverKey {
+            group_name: "r".into(),
+            integration: "webhook",
+            index: 0,
+        };
+        let key = state_key("g", &r);
+        let at = |s| Timestamp::from_second(s).unwrap();
+        let day = Duration::from_secs(86_400);
+        log.log("g", &r, vec![2, 1], vec![], Default::default(), at(10), day)
+            .await
+            .unwrap();
+        let told = log.told("g", &r);
+        assert_eq!((told.firing, told.unlogged), (vec![1, 2], vec![]));
+        assert!(told.entry_is_ours);
+        // A peer's newer entry replaces ours; our late delivery of 3 loses
+        // to it in the log, but the receiver heard it.
+        assert!(log.merge(&key, entry(20, &[1]), at(20)).unwrap());
+        assert!(!log.told("g", &r).entry_is_ours);
+        log.log("g", &r, vec![1, 3], vec![], Default::default(), at(15), day)
+            .await
+            .unwrap();
+        assert_eq!(
+            log.query_key(&key).unwrap().timestamp,
+            at(20),
+            "newest kept"
+        );
+        let told = log.told("g", &r);
+        assert_eq!(
+            (told.firing, told.unlogged),
+            (vec![1, 3], vec![1, 3]),
+            "2 is no longer in our group: nothing of ours to repair"
+        );
+        // Our resolution of 3 is what the receiver heard.
+        log.log("g", &r, vec![1], vec![3], Default::default(), at(30), day)
+            .await
+            .unwrap();
+        let told = log.told("g", &r);
+        assert_eq!((told.firing, told.unlogged), (vec![1], vec![]));
+        assert_eq!(log.gc(at(1_000_000)), 1);
+        assert_eq!(
+            log.told("g", &r),
+            Told::default(),
+            "forgotten with the entry"
+        );
     }
 }

@@ -1005,6 +1005,10 @@ impl NotificationLog for DurableNotificationLog {
         let _ = self.on_local_log.set(f);
     }
 
+    fn told(&self, group_key: &str, receiver: &ReceiverKey) -> crate::nflog::Told {
+        self.mem.told(group_key, receiver)
+    }
+
     fn merge(&self, key: &str, entry: Entry, now: Timestamp) -> Result<bool, NflogError> {
         let newer = entry.expires_at >= now
             && self

@@ -10,7 +10,7 @@ use xxhash_rust::xxh64::Xxh64;
 
 use super::{Integration, NotifyCtx, NotifyError, Stage};
 use crate::model::Alert;
-use crate::nflog::{Entry, NotificationLog};
+use crate::nflog::{Entry, NotificationLog, Told};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NotificationReason {
@@ -88,11 +88,68 @@ pub fn needs_update(
 /// them would repeat (or undo) what the cluster has said. Our next flush
 /// compares again, so a firing alert the peer had not seen is delayed by
 /// one group interval, never dropped. Not so a resolution: the group
-/// forgets a resolved alert once a flush succeeds, so a newer entry that
-/// still lists one of our `resolved` alerts as firing (its node had not
-/// heard of the resolution yet) does not supersede us.
-pub fn superseded(entry: Option<&Entry>, flush: Timestamp, resolved: &[u64]) -> bool {
-    entry.is_some_and(|e| e.timestamp > flush && !resolved.iter().any(|h| e.firing.contains(h)))
+/// forgets a resolved alert once a flush succeeds, so the newer entry does
+/// not supersede us while the receiver may still think one of our
+/// `resolved` alerts fires: when the entry lists it firing (its node had
+/// not heard of the resolution), or when this node told the receiver it
+/// fires and the entry does not say it resolved (its node forgot the
+/// alert, or our "firing" went out after its notification).
+pub fn superseded(entry: Option<&Entry>, flush: Timestamp, resolved: &[u64], told: &Told) -> bool {
+    entry.is_some_and(|e| {
+        e.timestamp > flush
+            && !resolved.iter().any(|h| {
+                e.firing.contains(h)
+                    || told.unlogged.contains(h)
+                    || (told.firing.contains(h) && !e.resolved.contains(h))
+            })
+    })
+}
+
+/// The dedup decision in a cluster as on a single node: Alertmanager's
+/// `needsUpdate`, unless a peer's newer notification supersedes ours, plus
+/// one repair the log alone cannot see. A "firing" this node delivered
+/// after a newer notification (its entry was dropped) is what the receiver
+/// last heard, so the resolution is sent even though the log says the
+/// cluster already resolved the alert.
+#[allow(clippy::too_many_arguments)]
+pub fn decide(
+    entry: Option<&Entry>,
+    told: &Told,
+    firing: &[u64],
+    resolved: &[u64],
+    send_resolved: bool,
+    repeat: Duration,
+    now: Timestamp,
+) -> Option<NotificationReason> {
+    if superseded(entry, now, resolved, told) {
+        return None;
+    }
+    needs_update(entry, firing, resolved, send_resolved, repeat, now).or_else(|| {
+        (send_resolved
+            && resolved
+                .iter()
+                .any(|h| told.unlogged.binary_search(h).is_ok()))
+        .then_some(if firing.is_empty() {
+            NotificationReason::AllAlertsResolved
+        } else {
+            NotificationReason::SomeAlertsResolved
+        })
+    })
+}
+
+/// Herald only: our copy of a firing alert is stale when a peer's entry
+/// (not ours) notified it resolved and we have heard nothing of the alert
+/// since that peer's flush. Replicas get Prometheus' batches tens of
+/// milliseconds apart; a node flushing in that gap would otherwise tell the
+/// receiver "firing" after the peer's "resolved" (and leave the receiver
+/// wrong if its own resolution is then lost). The alert is held back for
+/// this flush, not dropped: the resolution arrives in a moment, or, if it
+/// really fires again, Prometheus' next send updates our copy, and the
+/// peer that resolved it notifies it as new anyway.
+pub fn stale_copy(entry: Option<&Entry>, told: &Told, hash: u64, updated_at: Timestamp) -> bool {
+    !told.entry_is_ours
+        && entry
+            .is_some_and(|e| e.resolved.binary_search(&hash).is_ok() && updated_at < e.timestamp)
 }
 
 /// In a cluster, while this node waits on a peer's claim or retries a
@@ -105,16 +162,17 @@ pub fn covered_by_peer(
     integration: &Integration,
 ) -> bool {
     let entry = nflog.query(&ctx.group_key, &integration.key);
-    superseded(entry.as_ref(), ctx.now, &ctx.resolved_hashes)
-        || needs_update(
-            entry.as_ref(),
-            &ctx.firing_hashes,
-            &ctx.resolved_hashes,
-            integration.send_resolved,
-            ctx.repeat_interval,
-            ctx.now,
-        )
-        .is_none()
+    let told = nflog.told(&ctx.group_key, &integration.key);
+    decide(
+        entry.as_ref(),
+        &told,
+        &ctx.firing_hashes,
+        &ctx.resolved_hashes,
+        integration.send_resolved,
+        ctx.repeat_interval,
+        ctx.now,
+    )
+    .is_none()
 }
 
 pub struct DedupStage {
@@ -129,24 +187,34 @@ impl Stage for DedupStage {
         ctx: &mut NotifyCtx,
         alerts: Vec<Arc<Alert>>,
     ) -> Result<Vec<Arc<Alert>>, NotifyError> {
-        let (mut firing, mut resolved) = (Vec::new(), Vec::new());
-        for a in &alerts {
-            if a.resolved_at(ctx.now) {
-                resolved.push(hash_alert(a));
-            } else {
-                firing.push(hash_alert(a));
-            }
-        }
         let entry = self.nflog.query(&ctx.group_key, &self.integration.key);
-        let reason = needs_update(
+        let told = self.nflog.told(&ctx.group_key, &self.integration.key);
+        let (mut firing, mut resolved) = (Vec::new(), Vec::new());
+        let mut held_back = false;
+        let mut alerts = alerts;
+        alerts.retain(|a| {
+            let h = hash_alert(a);
+            if a.resolved_at(ctx.now) {
+                resolved.push(h);
+            } else if stale_copy(entry.as_ref(), &told, h, a.updated_at) {
+                held_back = true;
+                return false;
+            } else {
+                firing.push(h);
+            }
+            true
+        });
+        let reason = decide(
             entry.as_ref(),
+            &told,
             &firing,
             &resolved,
             self.integration.send_resolved,
             ctx.repeat_interval,
             ctx.now,
-        );
-        let reason = reason.filter(|_| !superseded(entry.as_ref(), ctx.now, &resolved));
+        )
+        // Only stale copies left: nothing to say (not "all resolved").
+        .filter(|_| !(held_back && firing.is_empty() && resolved.is_empty()));
         ctx.firing_hashes = firing;
         ctx.resolved_hashes = resolved;
         ctx.reason = reason;
@@ -195,18 +263,111 @@ mod tests {
     #[test]
     fn a_peers_newer_notification_supersedes_our_snapshot() {
         let flush = Timestamp::from_second(1000).unwrap();
-        assert!(!superseded(None, flush, &[]), "nothing logged yet");
         assert!(
-            !superseded(Some(&entry(&[1], &[], 990)), flush, &[]),
+            !superseded(None, flush, &[], &Told::default()),
+            "nothing logged yet"
+        );
+        assert!(
+            !superseded(Some(&entry(&[1], &[], 990)), flush, &[], &Told::default()),
             "an older entry is compared by content, as in Alertmanager"
         );
         assert!(
-            superseded(Some(&entry(&[1, 2], &[], 1001)), flush, &[3]),
+            superseded(
+                Some(&entry(&[1, 2], &[], 1001)),
+                flush,
+                &[3],
+                &Told::default()
+            ),
             "a peer flushed after us and notified: our view is stale"
         );
         assert!(
-            !superseded(Some(&entry(&[1, 2], &[], 1001)), flush, &[2]),
+            !superseded(
+                Some(&entry(&[1, 2], &[], 1001)),
+                flush,
+                &[2],
+                &Told::default()
+            ),
             "the peer still told the receiver 2 fires: our resolution is news"
+        );
+    }
+
+    /// What this node told the receiver itself decides when the log
+    /// cannot: a stale copy is held back, a resolution after our own late
+    /// "firing" is sent.
+    #[test]
+    fn own_deliveries_override_the_log_where_the_receiver_heard_otherwise() {
+        let flush = Timestamp::from_second(1000).unwrap();
+        let peer = entry(&[1], &[2], 990);
+        let ours = Told {
+            entry_is_ours: true,
+            ..Told::default()
+        };
+        let at = Timestamp::from_second;
+        assert!(stale_copy(
+            Some(&peer),
+            &Told::default(),
+            2,
+            at(980).unwrap()
+        ));
+        assert!(
+            !stale_copy(Some(&peer), &Told::default(), 2, at(995).unwrap()),
+            "heard of it again after the peer resolved it: it fires again"
+        );
+        assert!(
+            !stale_copy(Some(&peer), &ours, 2, at(980).unwrap()),
+            "our own entry"
+        );
+        assert!(!stale_copy(
+            Some(&peer),
+            &Told::default(),
+            1,
+            at(980).unwrap()
+        ));
+        let told = |firing: &[u64], unlogged: &[u64]| Told {
+            firing: firing.to_vec(),
+            unlogged: unlogged.to_vec(),
+            entry_is_ours: false,
+        };
+        let newer = entry(&[1], &[], 1001);
+        assert!(superseded(Some(&newer), flush, &[3], &told(&[], &[])));
+        assert!(
+            !superseded(Some(&newer), flush, &[3], &told(&[3], &[])),
+            "we said 3 fires and the newer entry does not say it resolved"
+        );
+        let resolved_newer = entry(&[1], &[3], 1001);
+        assert!(superseded(
+            Some(&resolved_newer),
+            flush,
+            &[3],
+            &told(&[3], &[])
+        ));
+        assert!(!superseded(
+            Some(&resolved_newer),
+            flush,
+            &[3],
+            &told(&[3], &[3])
+        ));
+        let decide_at =
+            |e: &Entry, t: &Told| super::decide(Some(e), t, &[1], &[3], true, REPEAT, flush);
+        let older_resolved = entry(&[1], &[3], 990);
+        assert_eq!(decide_at(&older_resolved, &told(&[], &[])), None);
+        assert_eq!(
+            decide_at(&older_resolved, &told(&[3], &[3])),
+            Some(NotificationReason::SomeAlertsResolved),
+            "our 'firing' went out after the resolution the log shows"
+        );
+        assert_eq!(
+            super::decide(
+                Some(&older_resolved),
+                &told(&[3], &[3]),
+                &[1],
+                &[3],
+                false,
+                REPEAT,
+                flush
+            ),
+            None,
+            "send_resolved off: nothing to repair"
         );
     }
 
@@ -257,5 +418,265 @@ mod tests {
         assert_eq!(hash_alert(&a), xxhash_rust::xxh64::xxh64(&bytes, 0));
         bytes.push(0);
         assert_ne!(hash_alert(&a), xxhash_rust::xxh64::xxh64(&bytes, 0));
+    }
+}
+
+/// Replays, step by step, cluster histories the HA soak produced, where a
+/// resolved alert was left firing at the receiver. Two replicas, each with
+/// its own log and its own copy of the group; every flush time, delivery
+/// and gossip exchange happens in the order written, so nothing depends
+/// on timing.
+#[cfg(test)]
+mod cluster_history {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::model::LabelSet;
+    use crate::nflog::{MemNotificationLog, ReceiverKey};
+
+    const GROUP: &str = "{}:{alertname=\"G\"}";
+
+    struct Nobody;
+
+    #[async_trait::async_trait]
+    impl super::super::Notifier for Nobody {
+        async fn notify(&self, _: &NotifyCtx, _: &[Arc<Alert>]) -> Result<(), NotifyError> {
+            Ok(())
+        }
+    }
+
+    /// A replica: its notification log and its dedup stage.
+    struct Node {
+        log: Arc<MemNotificationLog>,
+        stage: DedupStage,
+    }
+
+    impl Node {
+        fn new() -> Node {
+            let log = Arc::new(MemNotificationLog::default());
+            Node {
+                stage: DedupStage {
+                    nflog: log.clone(),
+                    integration: Arc::new(Integration {
+                        notifier: Arc::new(Nobody),
+                        key: ReceiverKey {
+                            group_name: "r".into(),
+                            integration: "webhook",
+                            index: 0,
+                        },
+                        send_resolved: true,
+                    }),
+                },
+                log,
+            }
+        }
+
+        /// The dedup stage of a flush at `flush` ms: what it would send.
+        async fn flush(&self, flush: i64, alerts: &[Arc<Alert>]) -> (NotifyCtx, Vec<Arc<Alert>>) {
+            let mut ctx = NotifyCtx {
+                group_key: GROUP.into(),
+                group_labels: Default::default(),
+                route_labels: Default::default(),
+                receiver: "r".into(),
+                now: ms(flush),
+                repeat_interval: Duration::from_secs(3600),
+                deadline: tokio::time::Instant::now() + Duration::from_secs(10),
+                cancel: Default::default(),
+                stopping: Default::default(),
+                firing_hashes: vec![],
+                resolved_hashes: vec![],
+                reason: None,
+                mute_time_intervals: vec![],
+                active_time_intervals: vec![],
+                marker: Default::default(),
+                receiver_data: Default::default(),
+            };
+            let sent = self
+                .stage
+                .exec(&mut ctx, alerts.to_vec())
+                .await
+                .expect("dedup never fails");
+            (ctx, sent)
+        }
+
+        /// The set-notifies stage after a delivery.
+        async fn log(&self, ctx: &NotifyCtx) {
+            self.log
+                .log(
+                    GROUP,
+                    &self.stage.integration.key,
+                    ctx.firing_hashes.clone(),
+                    ctx.resolved_hashes.clone(),
+                    Default::default(),
+                    ctx.now,
+                    Duration::from_secs(7200),
+                )
+                .await
+                .expect("in-memory log");
+        }
+
+        /// A node about to retry (or done waiting on a claim) checks
+        /// whether the cluster already said what it would.
+        fn covered(&self, ctx: &NotifyCtx) -> bool {
+            covered_by_peer(self.stage.nflog.as_ref(), ctx, &self.stage.integration)
+        }
+
+        /// A gossip exchange: the peer's entries merged into ours.
+        fn hears(&self, peer: &Node) {
+            for (k, e) in peer.log.snapshot() {
+                self.log.merge(&k, e, ms(0)).expect("in-memory log");
+            }
+        }
+    }
+
+    fn ms(t: i64) -> Timestamp {
+        Timestamp::from_millisecond(t).expect("time")
+    }
+
+    /// Alert `instance` of group G as a node holds it: received at
+    /// `updated` ms, resolved at `ends` ms if set.
+    fn alert(instance: &str, updated: i64, ends: Option<i64>) -> Arc<Alert> {
+        let labels = LabelSet::from_strs([("alertname", "G"), ("instance", instance)]);
+        Arc::new(Alert {
+            fingerprint: labels.fingerprint(),
+            labels,
+            annotations: LabelSet::default(),
+            starts_at: ms(0),
+            ends_at: ends.map_or(ms(updated + 300_000), ms),
+            generator_url: Arc::from(""),
+            updated_at: ms(updated),
+            timeout: ends.is_none(),
+        })
+    }
+
+    /// What the receiver last heard of each alert.
+    #[derive(Default)]
+    struct Receiver(Mutex<HashMap<String, &'static str>>);
+
+    impl Receiver {
+        fn accept(&self, ctx: &NotifyCtx, sent: &[Arc<Alert>]) {
+            let mut last = self.0.lock().expect("receiver");
+            for a in sent {
+                let state = if a.resolved_at(ctx.now) {
+                    "resolved"
+                } else {
+                    "firing"
+                };
+                last.insert(a.labels.get("instance").unwrap_or("").to_string(), state);
+            }
+        }
+
+        fn last(&self, instance: &str) -> Option<&'static str> {
+            self.0.lock().expect("receiver").get(instance).copied()
+        }
+    }
+
+    /// G90 of a soak run: B flushed 5 ms after A, before Prometheus'
+    /// resolving batch reached it. A's entry (resolution of r, older than
+    /// B's flush) made B's stale copy of r look new, and B sent it firing.
+    /// B's repair then waited on a claim until A notified the group's next
+    /// change, an entry newer than B's flush that no longer mentions r
+    /// (A had forgotten it), and the repair was dropped as superseded.
+    #[tokio::test]
+    async fn a_stale_copy_is_not_notified_and_never_leaves_a_resolution_unsaid() {
+        let (a, b, rx) = (Node::new(), Node::new(), Receiver::default());
+        // r fires; A notifies it.
+        let (ctx, sent) = a
+            .flush(2_100, &[alert("i0", 2_000, None), alert("r", 2_000, None)])
+            .await;
+        assert!(ctx.reason.is_some());
+        rx.accept(&ctx, &sent);
+        a.log(&ctx).await;
+        b.hears(&a);
+        // r resolves; A has the batch at 4000 and notifies at 4010.
+        let (ctx, sent) = a
+            .flush(
+                4_010,
+                &[alert("i0", 4_000, None), alert("r", 4_000, Some(4_000))],
+            )
+            .await;
+        assert_eq!(ctx.reason, Some(NotificationReason::SomeAlertsResolved));
+        rx.accept(&ctx, &sent);
+        a.log(&ctx).await;
+        b.hears(&a);
+        // B flushes at 4015 and gets the batch only at 4030.
+        let (ctx, sent) = b
+            .flush(4_015, &[alert("i0", 2_010, None), alert("r", 2_010, None)])
+            .await;
+        if ctx.reason.is_some() {
+            rx.accept(&ctx, &sent);
+            b.log(&ctx).await;
+            a.hears(&b);
+        }
+        // B's next flush has the resolution; its delivery waits (on A's
+        // claim on the same content) while A notifies a new alert s.
+        let (repair, repair_sent) = b
+            .flush(
+                6_015,
+                &[alert("i0", 6_000, None), alert("r", 4_030, Some(4_000))],
+            )
+            .await;
+        let (ctx, sent) = a
+            .flush(
+                12_010,
+                &[alert("i0", 12_000, None), alert("s", 11_000, None)],
+            )
+            .await;
+        assert_eq!(ctx.reason, Some(NotificationReason::NewAlertsAdded));
+        rx.accept(&ctx, &sent);
+        a.log(&ctx).await;
+        b.hears(&a);
+        if repair.reason.is_some() && !b.covered(&repair) {
+            rx.accept(&repair, &repair_sent);
+        }
+        assert_eq!(rx.last("r"), Some("resolved"), "r left firing");
+        assert_eq!(rx.last("s"), Some("firing"));
+    }
+
+    /// G268 of a soak run: B's notification of a new alert r was held
+    /// back 10 s (a claim), and went out after A had notified r's
+    /// resolution. B's entry, older by flush time, was dropped, so B's next
+    /// flush found the log saying "resolved" and sent nothing.
+    #[tokio::test]
+    async fn a_late_firing_delivery_is_followed_by_its_resolution() {
+        let (a, b, rx) = (Node::new(), Node::new(), Receiver::default());
+        let (ctx, sent) = a.flush(0, &[alert("i0", 0, None)]).await;
+        rx.accept(&ctx, &sent);
+        a.log(&ctx).await;
+        b.hears(&a);
+        // r fires at 7000; B's flush at 7100 would notify it, but its
+        // delivery is held up until 17300.
+        let (late, late_sent) = b
+            .flush(7_100, &[alert("i0", 7_050, None), alert("r", 7_050, None)])
+            .await;
+        assert_eq!(late.reason, Some(NotificationReason::NewAlertsAdded));
+        // r resolves at 8000; A (whose own firing notification failed)
+        // notifies the resolution at 17200.
+        let (ctx, sent) = a
+            .flush(
+                17_200,
+                &[alert("i0", 17_000, None), alert("r", 8_000, Some(8_000))],
+            )
+            .await;
+        assert_eq!(ctx.reason, Some(NotificationReason::SomeAlertsResolved));
+        rx.accept(&ctx, &sent);
+        a.log(&ctx).await;
+        b.hears(&a);
+        // B's claim wait ends; the delivery goes out, then is logged.
+        rx.accept(&late, &late_sent);
+        b.log(&late).await;
+        // B's next flush holds r resolved.
+        let (ctx, sent) = b
+            .flush(
+                17_310,
+                &[alert("i0", 17_050, None), alert("r", 8_050, Some(8_000))],
+            )
+            .await;
+        if ctx.reason.is_some() {
+            rx.accept(&ctx, &sent);
+            b.log(&ctx).await;
+        }
+        assert_eq!(rx.last("r"), Some("resolved"), "r left firing");
     }
 }
