@@ -20,6 +20,9 @@
 //! answers them: 400 `{"code":400,"message":"parsing alerts body from \"\"
 //! failed, because ..."}`; an empty body is 422 "... in body is required".
 
+// Errors here are the answer itself, built at most once per request.
+#![allow(clippy::result_large_err)]
+
 use std::borrow::Cow;
 
 use axum::body::Bytes;
