@@ -7,12 +7,14 @@
 //! `scripts/reference.sh` unpacks it).
 //! `HERALD_BENCH_SIZES=10000,100000` chooses the sizes.
 //! `HERALD_BENCH_ONLY=silences` (a comma-separated list of `alerts`,
-//! `slack`, `silences`, `suppressed`, `integrations`) runs only those
+//! `slack`, `silences`, `suppressed`, `integrations`, `flood`) runs only those
 //! sections; the default is all of them. `integrations` is the
 //! notification latency through each integration, against one stand-in
 //! service that answers as each real one does. `silences` is the silence creation rate: 5,000 POSTs to
 //! `/api/v2/silences`, one silence each, 8 in flight, where every POST
 //! waits for its change to be durable (Herald: committed to SQLite).
+//! `flood` is the memory ceiling of a flood: 300,000 distinct alerts
+//! posted as fast as the ingest loop goes, then each server's peak RSS.
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -362,6 +364,27 @@ async fn run() {
         rows.push((what, herald, am));
     };
     println!("{:<52} {:>12} {:>12}", "measure", "herald", "alertmanager");
+    if only.split(',').any(|s| s.trim() == "flood") {
+        // Only when asked: it holds 300k alerts in both servers at once.
+        let (_hook, hook_port) = start_hook().await;
+        let herald = start("herald", hook_port, "").await;
+        let am = start("alertmanager", hook_port, "").await;
+        const FLOOD: usize = 300_000;
+        let hi = ingest(&herald, FLOOD, "flood").await;
+        let ai = ingest(&am, FLOOD, "flood").await;
+        println!(
+            "{:<52} {:>12.0} {:>12.0}   ratio Herald/AM {:>6.2}",
+            format!("flood ingest alerts/s @{FLOOD}"),
+            hi.alerts_per_sec,
+            ai.alerts_per_sec,
+            hi.alerts_per_sec / ai.alerts_per_sec
+        );
+        line(
+            format!("flood peak RSS MiB (VmHWM) @{FLOOD}"),
+            rss_kib(herald.child.id(), "VmHWM:") as f64 / 1024.0,
+            rss_kib(am.child.id(), "VmHWM:") as f64 / 1024.0,
+        );
+    }
     for &size in sizes.iter().filter(|_| wanted("alerts")) {
         let (hook, hook_port) = start_hook().await;
         let herald = start("herald", hook_port, "").await;

@@ -39,6 +39,8 @@ pub struct Settings {
     pub log_silences: bool,
     /// `--alerts.per-alertname-limit` (0 = none).
     pub per_alertname_limit: usize,
+    /// What one API request may carry (Herald's own flags).
+    pub input_limits: InputLimits,
     /// `--dispatch.start-delay`: no group flushes before this long after
     /// start (reloads included: the delay counts from the process start).
     pub dispatch_start_delay: Duration,
@@ -53,6 +55,21 @@ pub struct Settings {
     /// `--enable-feature=event-recorder`: the config's `event_recorder:`
     /// outputs are written to.
     pub event_recorder: bool,
+}
+
+/// Herald's limits on one API request, for a deployment open to clients it
+/// does not trust; 0 is no limit, the default, since Alertmanager has none.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InputLimits {
+    /// `--web.max-request-body-bytes`: larger bodies are answered 413.
+    pub max_request_body_bytes: usize,
+    /// `--alerts.max-alerts-per-request`: a longer list is refused whole.
+    pub max_alerts_per_request: usize,
+    /// `--alerts.max-labels-per-alert`: such an alert is refused, like one
+    /// that fails Alertmanager's validation.
+    pub max_labels_per_alert: usize,
+    /// `--alerts.max-label-value-bytes`: likewise, for one label's value.
+    pub max_label_value_bytes: usize,
 }
 
 /// What a config (re)load builds.

@@ -68,6 +68,29 @@ pub struct Cli {
         help = "Maximum number of alerts per alertname. If negative or zero, no limit is set."
     )]
     pub alerts_per_alertname_limit: i64,
+    /// Herald's own limits on one request (none by default, as in
+    /// Alertmanager); Go's `Int` convention like the flags around them.
+    #[arg(
+        long = "alerts.max-alerts-per-request",
+        default_value_t = 0,
+        allow_hyphen_values = true,
+        help = "Herald: maximum number of alerts in one POST /api/v2/alerts; a longer list is refused (400) whole. If negative or zero, no limit is set."
+    )]
+    pub alerts_max_alerts_per_request: i64,
+    #[arg(
+        long = "alerts.max-labels-per-alert",
+        default_value_t = 0,
+        allow_hyphen_values = true,
+        help = "Herald: maximum number of labels of one alert; an alert with more is refused (400), the others of its request are stored. If negative or zero, no limit is set."
+    )]
+    pub alerts_max_labels_per_alert: i64,
+    #[arg(
+        long = "alerts.max-label-value-bytes",
+        default_value_t = 0,
+        allow_hyphen_values = true,
+        help = "Herald: maximum size in bytes of one label value of an alert; an alert with a longer one is refused (400), the others of its request are stored. If negative or zero, no limit is set."
+    )]
+    pub alerts_max_label_value_bytes: i64,
     #[arg(
         long = "silences.max-silences",
         default_value_t = 0,
@@ -96,6 +119,13 @@ pub struct Cli {
     #[arg(long = "dispatch.start-delay", default_value = "0s", value_parser = signed_go_duration, allow_hyphen_values = true,
         help = "Minimum amount of time to wait before dispatching alerts. This option should be synced with value of --rules.alert.resend-delay on Prometheus.")]
     pub dispatch_start_delay: jiff::SignedDuration,
+    #[arg(
+        long = "web.max-request-body-bytes",
+        default_value_t = 0,
+        allow_hyphen_values = true,
+        help = "Herald: maximum size in bytes of an API request body; a larger one is refused (413). If negative or zero, no limit is set."
+    )]
+    pub web_max_request_body_bytes: i64,
     #[arg(
         long = "web.listen-address",
         default_value = ":9093",

@@ -227,6 +227,12 @@ async fn serve(cli: Cli, features: Features) -> Result<(), String> {
         },
         log_silences: cli.log_silences,
         per_alertname_limit: limit(cli.alerts_per_alertname_limit),
+        input_limits: herald::app::InputLimits {
+            max_request_body_bytes: limit(cli.web_max_request_body_bytes),
+            max_alerts_per_request: limit(cli.alerts_max_alerts_per_request),
+            max_labels_per_alert: limit(cli.alerts_max_labels_per_alert),
+            max_label_value_bytes: limit(cli.alerts_max_label_value_bytes),
+        },
         dispatch_start_delay: clamp_negative(cli.dispatch_start_delay),
         classic_mode: features.classic_mode,
         cluster: cluster.clone(),

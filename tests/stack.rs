@@ -356,6 +356,17 @@ async fn wait_for_async_mail(smtp: &SmtpServer, pred: impl Fn(&Value) -> bool) -
 /// (addresses made loopback ports), with the `--cluster.tls-config` and
 /// certificates init-secrets.sh wrote, form a cluster over mutual TLS and
 /// share a silence.
+fn is_request_limit(flag: &str) -> bool {
+    [
+        "--web.max-request-body-bytes=",
+        "--alerts.max-alerts-per-request=",
+        "--alerts.max-labels-per-alert=",
+        "--alerts.max-label-value-bytes=",
+    ]
+    .iter()
+    .any(|p| flag.starts_with(p))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn ha_replicas_gossip_over_the_generated_mutual_tls() {
     let dir = tempfile::tempdir().unwrap();
@@ -395,10 +406,19 @@ async fn ha_replicas_gossip_over_the_generated_mutual_tls() {
                 let local = root.join("cluster-tls.yml");
                 std::fs::write(&local, rewrite(&text, &used)).unwrap();
                 tls_config = Some(format!("--cluster.tls-config={}", local.display()));
-            } else if a.starts_with("--cluster.peer-name=") {
+            } else if a.starts_with("--cluster.peer-name=") || is_request_limit(a) {
                 args.push(a.to_string());
             }
         }
+        // The stack limits what one request may carry, with flags Herald takes.
+        assert_eq!(
+            command
+                .iter()
+                .filter(|a| is_request_limit(a.as_str().unwrap()))
+                .count(),
+            4,
+            "{service} sets the four request limits"
+        );
         args.push(tls_config.unwrap_or_else(|| panic!("{service} has no --cluster.tls-config")));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         nodes.push(

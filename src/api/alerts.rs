@@ -1,16 +1,16 @@
 //! `/api/v2/alerts` and `/api/v2/alerts/groups`.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::Deserialize;
 
+use super::decode::{self, merge, GoStr, Pairs, PairsSeed, StrSeed};
 use super::{error_response, schema_error, ApiState};
 use crate::app::App;
 use crate::dispatch::GroupView;
@@ -25,97 +25,217 @@ use crate::query::{
 
 /// `postableAlert`. Strings are borrowed from the request body where JSON
 /// escaping allows, and interned once, straight into the stored label sets.
-/// Times stay strings until validated so that a bad one is reported for that
-/// alert, not as a failure of the whole request.
-#[derive(Deserialize)]
+/// Read with Go's rules (see [`decode`]): times are parsed while reading, so
+/// a bad one fails the whole request, as in Alertmanager.
+#[derive(Default)]
 struct PostableAlert<'a> {
-    #[serde(borrow)]
-    labels: Option<RawPairs<'a>>,
-    #[serde(borrow, default)]
-    annotations: Option<RawPairs<'a>>,
-    #[serde(rename = "startsAt", default)]
-    starts_at: Option<String>,
-    #[serde(rename = "endsAt", default)]
-    ends_at: Option<String>,
-    #[serde(rename = "generatorURL", default)]
+    labels: Option<Pairs<'a>>,
+    annotations: Option<Pairs<'a>>,
+    starts_at: Option<Timestamp>,
+    ends_at: Option<Timestamp>,
     generator_url: Option<String>,
 }
 
-/// A JSON object of strings, as received.
-#[derive(Default)]
-struct RawPairs<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
+const ALERT_FIELDS: [&str; 5] = [
+    "labels",
+    "annotations",
+    "startsAt",
+    "endsAt",
+    "generatorURL",
+];
+const INTO_STRUCT: &str = "Go value of type models.PostableAlert";
 
-impl<'de: 'a, 'a> Deserialize<'de> for RawPairs<'a> {
+impl<'de: 'a, 'a> Deserialize<'de> for PostableAlert<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<'a>(std::marker::PhantomData<&'a ()>);
         impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = RawPairs<'a>;
+            type Value = PostableAlert<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object of strings")
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(RawPairs::default())
+                f.write_str("an alert")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut m: A,
             ) -> Result<Self::Value, A::Error> {
-                let mut v = Vec::with_capacity(m.size_hint().unwrap_or(12));
-                while let Some((k, val)) = m.next_entry::<CowStr<'de>, CowStr<'de>>()? {
-                    v.push((k.0, val.0));
+                let mut a = PostableAlert::default();
+                while let Some(k) = m.next_key_seed(StrSeed("Go value of type string"))? {
+                    let GoStr::Str(k) = k else {
+                        continue;
+                    };
+                    match decode::field(&k, &ALERT_FIELDS) {
+                        Some(0) => {
+                            merge(&mut a.labels, m.next_value_seed(PairsSeed("Alert.labels"))?)
+                        }
+                        Some(1) => merge(
+                            &mut a.annotations,
+                            m.next_value_seed(PairsSeed("postableAlert.annotations"))?,
+                        ),
+                        Some(i @ (2 | 3)) => {
+                            if let GoStr::Str(v) =
+                                m.next_value_seed(StrSeed("Go value of type string"))?
+                            {
+                                let t = parse_time(&v).map_err(serde::de::Error::custom)?;
+                                *(if i == 2 {
+                                    &mut a.starts_at
+                                } else {
+                                    &mut a.ends_at
+                                }) = t;
+                            }
+                        }
+                        Some(_) => {
+                            if let GoStr::Str(v) =
+                                m.next_value_seed(StrSeed("Go value of type string"))?
+                            {
+                                a.generator_url = Some(v.into_owned());
+                            }
+                        }
+                        None => {
+                            m.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
                 }
-                Ok(RawPairs(v))
+                Ok(a)
+            }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                _: S,
+            ) -> Result<Self::Value, S::Error> {
+                Err(decode::type_error(serde::de::Unexpected::Seq, INTO_STRUCT))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Err(decode::type_error(
+                    serde::de::Unexpected::Str(v),
+                    INTO_STRUCT,
+                ))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Err(decode::type_error(
+                    serde::de::Unexpected::Bool(v),
+                    INTO_STRUCT,
+                ))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Err(decode::type_error(
+                    serde::de::Unexpected::Signed(v),
+                    INTO_STRUCT,
+                ))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Err(decode::type_error(
+                    serde::de::Unexpected::Unsigned(v),
+                    INTO_STRUCT,
+                ))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Err(decode::type_error(
+                    serde::de::Unexpected::Float(v),
+                    INTO_STRUCT,
+                ))
             }
         }
         d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
-/// serde's `Cow<str>` always copies; this borrows when it can.
-struct CowStr<'a>(Cow<'a, str>);
+/// `models.PostableAlerts`: `null` is no alerts. A `null` element makes
+/// Alertmanager 0.33.1 panic (the connection closes without an answer);
+/// Herald refuses the request.
+struct PostableAlerts<'a>(Vec<PostableAlert<'a>>);
 
-impl<'de> Deserialize<'de> for CowStr<'de> {
+impl<'de: 'a, 'a> Deserialize<'de> for PostableAlerts<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = CowStr<'de>;
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = PostableAlerts<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
+                f.write_str("a list of alerts")
             }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(CowStr(Cow::Borrowed(v)))
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(PostableAlerts(Vec::new()))
             }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(CowStr(Cow::Owned(v.to_string())))
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: S,
+            ) -> Result<Self::Value, S::Error> {
+                let mut v = Vec::with_capacity(s.size_hint().unwrap_or(16).min(4096));
+                while let Some(a) = s.next_element::<Option<PostableAlert<'a>>>()? {
+                    match a {
+                        Some(a) => v.push(a),
+                        None => {
+                            return Err(serde::de::Error::custom(format!(
+                                "alert {} is null",
+                                v.len()
+                            )))
+                        }
+                    }
+                }
+                Ok(PostableAlerts(v))
             }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(CowStr(Cow::Owned(v)))
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                _: A,
+            ) -> Result<Self::Value, A::Error> {
+                Err(decode::type_error(
+                    serde::de::Unexpected::Map,
+                    "Go value of type models.PostableAlerts",
+                ))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Err(decode::type_error(
+                    serde::de::Unexpected::Str(v),
+                    "Go value of type models.PostableAlerts",
+                ))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Err(decode::type_error(
+                    serde::de::Unexpected::Bool(v),
+                    "Go value of type models.PostableAlerts",
+                ))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Err(decode::type_error(
+                    serde::de::Unexpected::Float(v),
+                    "Go value of type models.PostableAlerts",
+                ))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                self.visit_f64(v as f64)
             }
         }
-        d.deserialize_str(V)
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
-impl RawPairs<'_> {
-    fn into_labels(self, interner: &Interner, keep: impl Fn(&str) -> bool) -> LabelSet {
-        LabelSet::from_pairs(
-            self.0
-                .iter()
-                .filter(|(_, v)| keep(v))
-                .map(|(k, v)| (interner.intern(k), interner.intern(v)))
-                .collect(),
-        )
+/// Label pairs into a stored set: a repeated name keeps its last value
+/// (Go's map), then `keep` drops what Alertmanager drops.
+fn into_labels(pairs: Pairs<'_>, interner: &Interner, keep: impl Fn(&str) -> bool) -> LabelSet {
+    let set = LabelSet::from_pairs(
+        pairs
+            .iter()
+            .map(|(k, v)| (interner.intern(k), interner.intern(v)))
+            .collect(),
+    );
+    if set.iter().all(|(_, v)| keep(v)) {
+        return set;
     }
+    LabelSet::from_pairs(
+        set.iter()
+            .filter(|(_, v)| keep(v))
+            .map(|(k, v)| (interner.intern(k), interner.intern(v)))
+            .collect(),
+    )
 }
 
-fn parse_time(s: &Option<String>, field: &str) -> Result<Option<Timestamp>, String> {
-    match s.as_deref() {
-        None | Some("") => Ok(None),
-        Some(v) => v
-            .parse::<Timestamp>()
-            .map(|t| if t == GO_ZERO_TIME { None } else { Some(t) })
-            .map_err(|_| format!("{field} in body must be of type date-time: {v:?}")),
+fn parse_time(v: &str) -> Result<Option<Timestamp>, String> {
+    if v.is_empty() {
+        return Ok(None);
     }
+    decode::parse_datetime(v)
+        .map(|t| if t == GO_ZERO_TIME { None } else { Some(t) })
+        .ok_or_else(|| decode::datetime_error(v))
 }
 
 fn valid_label_name(n: &str, classic: bool) -> bool {
@@ -126,20 +246,47 @@ fn valid_label_name(n: &str, classic: bool) -> bool {
     }
 }
 
-pub(crate) async fn post_alerts(State(s): State<ApiState>, body: Bytes) -> Response {
-    let posted: Vec<PostableAlert> = match serde_json::from_slice(&body) {
+pub(crate) async fn post_alerts(State(s): State<ApiState>, req: Request) -> Response {
+    let limits = s.app.settings.input_limits;
+    let body = match decode::read_body(req, limits.max_request_body_bytes).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let value = match decode::first_value(&body, "alerts") {
         Ok(v) => v,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("parsing alerts body: {e}"),
-            )
-        }
+        Err(r) => return r,
+    };
+    let posted = match decode::parse::<PostableAlerts>(&value, "alerts") {
+        Ok(v) => v.0,
+        Err(r) => return r,
     };
     // Schema validation happens before the handler in Alertmanager: a
     // missing `labels` rejects the whole request with 422.
     if let Some(i) = posted.iter().position(|a| a.labels.is_none()) {
         return schema_error(602, format!("{i}.labels in body is required"));
+    }
+    // go-swagger's `format: uri`, checked with the schema: the whole
+    // request is refused.
+    if let Some((i, u)) = posted.iter().enumerate().find_map(|(i, a)| {
+        a.generator_url
+            .as_deref()
+            .filter(|u| !valid_generator_url(u))
+            .map(|u| (i, u))
+    }) {
+        return schema_error(
+            601,
+            format!("{i}.generatorURL in body must be of type uri: {u:?}"),
+        );
+    }
+    let max_alerts = limits.max_alerts_per_request;
+    if max_alerts > 0 && posted.len() > max_alerts {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "{} alerts in one request, more than --alerts.max-alerts-per-request={max_alerts}",
+                posted.len()
+            ),
+        );
     }
     let app = &s.app;
     let now = app.settings.clock.now();
@@ -148,7 +295,9 @@ pub(crate) async fn post_alerts(State(s): State<ApiState>, body: Bytes) -> Respo
     let mut errors: Vec<String> = Vec::new();
     let mut stored = Vec::with_capacity(posted.len());
     for p in posted {
-        match to_alert(p, now, resolve_timeout, classic, &app.interner) {
+        match to_alert(p, now, resolve_timeout, classic, &app.interner)
+            .and_then(|a| check_limits(&a, &limits).map(|()| a))
+        {
             Ok(alert) => {
                 app.metrics.alert_received(alert.ends_at > now);
                 stored.extend(app.put_alert(alert, now));
@@ -174,6 +323,33 @@ pub(crate) async fn post_alerts(State(s): State<ApiState>, body: Bytes) -> Respo
     }
 }
 
+fn valid_generator_url(u: &str) -> bool {
+    u.is_empty() || url::Url::parse(u).is_ok() || u.starts_with('/')
+}
+
+/// Herald's `--alerts.max-labels-per-alert` and
+/// `--alerts.max-label-value-bytes`, on the labels as they would be stored.
+fn check_limits(a: &Alert, limits: &crate::app::InputLimits) -> Result<(), String> {
+    let max = limits.max_labels_per_alert;
+    if max > 0 && a.labels.len() > max {
+        return Err(format!(
+            "alert has {} labels, more than --alerts.max-labels-per-alert={max}",
+            a.labels.len()
+        ));
+    }
+    let max = limits.max_label_value_bytes;
+    if max > 0 {
+        if let Some((n, v)) = a.labels.iter().find(|(_, v)| v.len() > max) {
+            return Err(format!(
+                "label {} has a value of {} bytes, more than --alerts.max-label-value-bytes={max}",
+                crate::model::gostr::go_quote(n),
+                v.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Applies Alertmanager's defaults and `Alert.Validate`.
 fn to_alert(
     p: PostableAlert,
@@ -182,16 +358,9 @@ fn to_alert(
     classic: bool,
     interner: &Interner,
 ) -> Result<Alert, String> {
-    let starts = parse_time(&p.starts_at, "startsAt")?;
-    let ends = parse_time(&p.ends_at, "endsAt")?;
-    let labels = p
-        .labels
-        .unwrap_or_default()
-        .into_labels(interner, |v| !v.is_empty());
-    let annotations = p
-        .annotations
-        .unwrap_or_default()
-        .into_labels(interner, |_| true);
+    let (starts, ends) = (p.starts_at, p.ends_at);
+    let labels = into_labels(p.labels.unwrap_or_default(), interner, |v| !v.is_empty());
+    let annotations = into_labels(p.annotations.unwrap_or_default(), interner, |_| true);
     let starts_at = starts.or(ends).unwrap_or(now);
     let (ends_at, timeout) = match ends {
         Some(e) => (e, false),
@@ -214,14 +383,6 @@ fn to_alert(
         }
     }
     let generator_url = p.generator_url.unwrap_or_default();
-    if !generator_url.is_empty()
-        && url::Url::parse(&generator_url).is_err()
-        && !generator_url.starts_with('/')
-    {
-        return Err(format!(
-            "generatorURL in body must be of type uri: {generator_url:?}"
-        ));
-    }
     Ok(Alert {
         fingerprint: labels.fingerprint(),
         labels,
@@ -503,6 +664,7 @@ pub(crate) async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuer
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::borrow::Cow;
 
     fn conv(
         p: PostableAlert,
@@ -519,15 +681,15 @@ mod tests {
         ends: Option<&str>,
     ) -> PostableAlert<'a> {
         PostableAlert {
-            labels: Some(RawPairs(
+            labels: Some(
                 labels
                     .iter()
                     .map(|(k, v)| (Cow::Borrowed(*k), Cow::Borrowed(*v)))
                     .collect(),
-            )),
+            ),
             annotations: None,
-            starts_at: starts.map(String::from),
-            ends_at: ends.map(String::from),
+            starts_at: starts.map(|s| s.parse().unwrap()),
+            ends_at: ends.map(|s| s.parse().unwrap()),
             generator_url: None,
         }
     }
@@ -584,14 +746,6 @@ mod tests {
         assert!(conv(posted(&[("foo-bar", "x")], None, None), now, rt, true)
             .unwrap_err()
             .contains("invalid name"));
-        assert!(conv(
-            posted(&[("a", "1")], Some("yesterday"), None),
-            now,
-            rt,
-            false
-        )
-        .unwrap_err()
-        .contains("date-time"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! see what Alertmanager would send.
 
 mod alerts;
+mod decode;
 mod silences;
 mod status;
 
@@ -18,9 +19,6 @@ use axum::Router;
 
 use crate::app::App;
 use crate::write_error::WriteError;
-
-/// Largest request body accepted (64 MiB, about 100k alerts).
-const MAX_BODY_BYTES: usize = 64 << 20;
 
 #[derive(Clone)]
 pub(crate) struct ApiState {
@@ -132,9 +130,9 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             get(silences::get_silence).delete(silences::delete_silence),
         )
         .layer(middleware::from_fn(api_headers))
-        // Alertmanager reads request bodies without a limit; axum's default
-        // of 2 MiB would refuse a 3000-alert batch from a script.
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
+        // Alertmanager reads request bodies without a limit; the POST
+        // handlers read theirs under `--web.max-request-body-bytes`.
+        .layer(axum::extract::DefaultBodyLimit::disable());
     Router::new()
         .nest("/api/v2", v2)
         .route("/api/v1/{*rest}", any(gone))

@@ -1,12 +1,13 @@
 //! `/api/v2/silences` and `/api/v2/silence/{id}`.
 
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
+use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use super::decode::{self, merge, BoolSeed, GoStr, PairsSeed, StrSeed};
 use super::{error_response, json_response, schema_error, ApiState};
 use crate::matcher::Matchers;
 use crate::model::format_rfc3339_millis;
@@ -156,42 +157,190 @@ pub(crate) async fn delete_silence(State(s): State<ApiState>, Path(id): Path<Str
     }
 }
 
-#[derive(Deserialize)]
+/// `models.Matcher`: every field a pointer, so `null` is as good as absent.
+#[derive(Default)]
 struct PostableMatcher {
     name: Option<String>,
     value: Option<String>,
-    #[serde(rename = "isRegex")]
     is_regex: Option<bool>,
-    #[serde(rename = "isEqual")]
     is_equal: Option<bool>,
 }
 
-#[derive(Deserialize)]
+/// `postableSilence`, read with Go's rules (see `decode`): times are parsed
+/// while reading, so a bad one is a 400 parse error as in Alertmanager.
+#[derive(Default)]
 struct PostableSilence {
-    #[serde(default)]
     id: Option<String>,
     matchers: Option<Vec<PostableMatcher>>,
-    #[serde(rename = "startsAt")]
-    starts_at: Option<String>,
-    #[serde(rename = "endsAt")]
-    ends_at: Option<String>,
-    #[serde(rename = "createdBy")]
+    starts_at: Option<Timestamp>,
+    ends_at: Option<Timestamp>,
     created_by: Option<String>,
     comment: Option<String>,
-    /// `null` is as good as absent, as in go-swagger.
-    #[serde(default)]
     annotations: Option<Annotations>,
 }
 
-pub(crate) async fn post_silences(State(s): State<ApiState>, body: Bytes) -> Response {
-    let p: PostableSilence = match serde_json::from_slice(&body) {
-        Ok(p) => p,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("parsing silence body: {e}"),
-            )
+const INTO_STRING: &str = "Go value of type string";
+
+/// A `*string` field: `null` clears it.
+fn ptr_string(v: GoStr<'_>) -> Option<String> {
+    match v {
+        GoStr::Str(s) => Some(s.into_owned()),
+        GoStr::Null => None,
+    }
+}
+
+fn ptr_time<E: de::Error>(v: GoStr<'_>) -> Result<Option<Timestamp>, E> {
+    match v {
+        GoStr::Null => Ok(None),
+        // `strfmt.ParseDateTime("")` is the Unix epoch: a start long past.
+        GoStr::Str(s) if s.is_empty() => Ok(Some(Timestamp::UNIX_EPOCH)),
+        GoStr::Str(s) => decode::parse_datetime(&s)
+            .map(Some)
+            .ok_or_else(|| E::custom(decode::datetime_error(&s))),
+    }
+}
+
+impl<'de> Deserialize<'de> for PostableMatcher {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PostableMatcher;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a matcher")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut p = PostableMatcher::default();
+                while let Some(k) = m.next_key_seed(StrSeed(INTO_STRING))? {
+                    let GoStr::Str(k) = k else { continue };
+                    match decode::field(&k, &["name", "value", "isRegex", "isEqual"]) {
+                        Some(0) => p.name = ptr_string(m.next_value_seed(StrSeed(INTO_STRING))?),
+                        Some(1) => p.value = ptr_string(m.next_value_seed(StrSeed(INTO_STRING))?),
+                        Some(2) => {
+                            p.is_regex = m.next_value_seed(BoolSeed(
+                                "Go struct field Matcher.isRegex of type bool",
+                            ))?
+                        }
+                        Some(_) => {
+                            p.is_equal = m.next_value_seed(BoolSeed(
+                                "Go struct field Matcher.isEqual of type bool",
+                            ))?
+                        }
+                        None => {
+                            m.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(p)
+            }
         }
+        d.deserialize_map(V)
+    }
+}
+
+/// `models.Matchers`: `null` is none; a `null` element makes Alertmanager
+/// 0.33.1 panic (no answer at all), Herald refuses the request.
+fn matchers<'de, A: MapAccess<'de>>(m: &mut A) -> Result<Option<Vec<PostableMatcher>>, A::Error> {
+    let got: Option<Vec<Option<PostableMatcher>>> = m.next_value()?;
+    got.map(|v| {
+        v.into_iter()
+            .enumerate()
+            .map(|(i, m)| m.ok_or_else(|| de::Error::custom(format!("matcher {i} is null"))))
+            .collect()
+    })
+    .transpose()
+}
+
+impl<'de> Deserialize<'de> for PostableSilence {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PostableSilence;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a silence")
+            }
+            /// `null` is an empty silence, which fails validation.
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(PostableSilence::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut p = PostableSilence::default();
+                let mut annotations = None;
+                const FIELDS: [&str; 7] = [
+                    "id",
+                    "matchers",
+                    "startsAt",
+                    "endsAt",
+                    "createdBy",
+                    "comment",
+                    "annotations",
+                ];
+                while let Some(k) = m.next_key_seed(StrSeed(INTO_STRING))? {
+                    let GoStr::Str(k) = k else { continue };
+                    match decode::field(&k, &FIELDS) {
+                        // A plain string: `null` leaves it as it was.
+                        Some(0) => {
+                            if let GoStr::Str(v) =
+                                m.next_value_seed(StrSeed("Go struct field .id of type string"))?
+                            {
+                                p.id = Some(v.into_owned());
+                            }
+                        }
+                        Some(1) => p.matchers = matchers(&mut m)?,
+                        Some(2) => {
+                            p.starts_at = ptr_time(m.next_value_seed(StrSeed(INTO_STRING))?)?
+                        }
+                        Some(3) => p.ends_at = ptr_time(m.next_value_seed(StrSeed(INTO_STRING))?)?,
+                        Some(4) => {
+                            p.created_by = ptr_string(m.next_value_seed(StrSeed(
+                                "Go struct field Silence.createdBy of type string",
+                            ))?)
+                        }
+                        Some(5) => {
+                            p.comment = ptr_string(m.next_value_seed(StrSeed(
+                                "Go struct field Silence.comment of type string",
+                            ))?)
+                        }
+                        Some(_) => merge(
+                            &mut annotations,
+                            m.next_value_seed(PairsSeed("Silence.annotations"))?,
+                        ),
+                        None => {
+                            m.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                p.annotations = annotations.map(|pairs| {
+                    pairs
+                        .into_iter()
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect()
+                });
+                Ok(p)
+            }
+            fn visit_seq<S: de::SeqAccess<'de>>(self, _: S) -> Result<Self::Value, S::Error> {
+                Err(decode::type_error(
+                    de::Unexpected::Seq,
+                    "Go value of type models.PostableSilence",
+                ))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+pub(crate) async fn post_silences(State(s): State<ApiState>, req: Request) -> Response {
+    let max_bytes = s.app.settings.input_limits.max_request_body_bytes;
+    let body = match decode::read_body(req, max_bytes).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let value = match decode::first_value(&body, "silence") {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let p: PostableSilence = match decode::parse(&value, "silence") {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let required = |present: bool, field: &str| {
         (!present).then(|| schema_error(602, format!("{field} in body is required")))
@@ -243,24 +392,8 @@ pub(crate) async fn post_silences(State(s): State<ApiState>, body: Bytes) -> Res
             }
         }
     }
-    // The error is the answer itself, built at most once per request.
-    #[allow(clippy::result_large_err)]
-    let parse = |v: &Option<String>, field: &str| -> Result<Timestamp, Response> {
-        let v = v.as_deref().unwrap_or_default();
-        v.parse::<Timestamp>().map_err(|_| {
-            schema_error(
-                602,
-                format!("{field} in body must be of type date-time: {v:?}"),
-            )
-        })
-    };
-    let starts_at = match parse(&p.starts_at, "startsAt") {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let ends_at = match parse(&p.ends_at, "endsAt") {
-        Ok(t) => t,
-        Err(r) => return r,
+    let (Some(starts_at), Some(ends_at)) = (p.starts_at, p.ends_at) else {
+        return schema_error(602, "startsAt in body is required".into());
     };
     let now = s.app.settings.clock.now();
     if let Err(e) = crate::silence::check_times(starts_at, ends_at, now) {
