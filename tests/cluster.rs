@@ -26,7 +26,8 @@ fn config(hook: &Webhook) -> String {
 
 struct Node {
     server: Server,
-    _root: tempfile::TempDir,
+    /// The storage directory, when the node owns it (not restarted on it).
+    _root: Option<tempfile::TempDir>,
 }
 
 /// Starts a node named `name` listening for gossip on `port`, peering with
@@ -40,6 +41,21 @@ async fn node(hook: &Webhook, name: &str, port: u16, peers: &[u16]) -> Node {
 #[cfg(feature = "system-tests")]
 async fn node_with(hook: &Webhook, name: &str, port: u16, peers: &[u16], extra: &[String]) -> Node {
     let root = tempfile::tempdir().unwrap();
+    let mut n = start_node_at(root.path(), hook, name, port, peers, extra).await;
+    n._root = Some(root);
+    n
+}
+
+/// `node_with` on a storage directory the test keeps, to restart on it.
+#[cfg(feature = "system-tests")]
+async fn start_node_at(
+    root: &Path,
+    hook: &Webhook,
+    name: &str,
+    port: u16,
+    peers: &[u16],
+    extra: &[String],
+) -> Node {
     let mut args = vec![
         format!("--cluster.listen-address=127.0.0.1:{port}"),
         format!("--cluster.peer-name={name}"),
@@ -63,10 +79,10 @@ async fn node_with(hook: &Webhook, name: &str, port: u16, peers: &[u16], extra: 
     args.retain(|a| !extra.iter().any(|e| name(e) == name(a)));
     args.extend_from_slice(extra);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = start_herald_at(root.path(), &config(hook), &refs).await;
+    let server = start_herald_at(root, &config(hook), &refs).await;
     Node {
         server,
-        _root: root,
+        _root: None,
     }
 }
 
@@ -279,11 +295,11 @@ async fn cluster_labels_keep_clusters_apart() {
     .await;
     let n1 = Node {
         server: n1,
-        _root: root1,
+        _root: Some(root1),
     };
     let n2 = Node {
         server: n2,
-        _root: root2,
+        _root: Some(root2),
     };
     wait_until("foreign packets dropped", T, || async {
         (metric(&n1, "alertmanager_cluster_messages_invalid_total").await >= 1.0).then_some(())
@@ -306,7 +322,7 @@ async fn cluster_labels_keep_clusters_apart() {
     .await;
     let n3 = Node {
         server: n3,
-        _root: root3,
+        _root: Some(root3),
     };
     assert_eq!(
         metric(&n3, "alertmanager_cluster_messages_invalid_total").await,
@@ -483,5 +499,102 @@ async fn a_node_shutting_down_tells_its_peers_it_leaves() {
             },
         )
         .await;
+    }
+}
+
+/// A node started on a database `herald storage recover` wrote merges a
+/// peer's full state before it notifies: what the cluster notified and
+/// silenced while it was down is not notified again, and the recovery
+/// mark is gone once the state is whole (a later restart waits for nobody).
+#[cfg(feature = "system-tests")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recovered_node_merges_a_peers_state_before_it_notifies() {
+    let hook = Webhook::start().await;
+    let (pa, pb) = (free_port(), free_port());
+    let a = node(&hook, "node-a", pa, &[]).await;
+    let b_root = tempfile::tempdir().unwrap();
+    let b = start_node_at(b_root.path(), &hook, "node-b", pb, &[pa], &[]).await;
+    wait_members(&[&a, &b], 2).await;
+    stop(b);
+
+    // While node-b is down the cluster notifies a group and makes a silence.
+    let alert = json!([{"labels": {"alertname": "Disk", "instance": "db1"}}]);
+    post_alerts(&a.server.base, &alert).await;
+    hook.nth(1, T).await;
+    let silence = create_silence(&a.server.base, "alertname", "Quiet", "ops", "down").await;
+
+    let out = std::process::Command::new(herald_bin())
+        .args(["storage", "recover"])
+        .arg(format!(
+            "--storage.path={}",
+            b_root.path().join("data").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "recover: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let b = start_node_at(b_root.path(), &hook, "node-b", pb, &[pa], &[]).await;
+    wait_until("the recovered node to merge a peer's state", T, || async {
+        b.server
+            .log
+            .lock()
+            .unwrap()
+            .contains("merged a peer's full state into the recovered database")
+            .then_some(())
+    })
+    .await;
+    wait_silence(&b.server.base, &silence).await;
+    // Prometheus sends node-b the same alert: its log already holds
+    // node-a's notification, so nothing is sent again.
+    post_alerts(&b.server.base, &alert).await;
+    wait_until("node-b's dedup check", T, || async {
+        (metric(&b, "alertmanager_nflog_queries_total").await >= 1.0).then_some(())
+    })
+    .await;
+    // A group only node-b has is notified after that decision was taken.
+    post_alerts(
+        &b.server.base,
+        &json!([{"labels": {"alertname": "Later", "instance": "db1"}}]),
+    )
+    .await;
+    hook.nth(2, T).await;
+    let disk = hook
+        .all()
+        .iter()
+        .filter(|r| r.body["groupLabels"]["alertname"] == "Disk")
+        .count();
+    assert_eq!(disk, 1, "the recovered node notified Disk again");
+    stop(b);
+
+    // The mark was cleared: the next start is an ordinary one.
+    let b = start_node_at(b_root.path(), &hook, "node-b", pb, &[pa], &[]).await;
+    wait_members(&[&a, &b], 2).await;
+    assert!(
+        !b.server.log.lock().unwrap().contains("recovered database"),
+        "the recovery mark outlived the merge:\n{}",
+        b.server.log.lock().unwrap()
+    );
+}
+
+/// Stops a node with SIGTERM and waits for it to exit (a clean stop).
+#[cfg(feature = "system-tests")]
+fn stop(mut n: Node) {
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &n.server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let deadline = std::time::Instant::now() + T;
+    while n.server.child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
