@@ -438,6 +438,24 @@ mod tests {
         }
     }
 
+    /// The ids of the rows of `table` salvaged from `c`, sorted.
+    fn salvage_ids(c: &Connection) -> (Vec<i64>, Salvaged) {
+        let mut got = Vec::new();
+        let s = salvage(
+            c,
+            "t",
+            "body",
+            |row| text(&row[1])?[4..7].parse::<i64>().ok(),
+            |i| {
+                got.push(i);
+                Ok(())
+            },
+        )
+        .unwrap();
+        got.sort();
+        (got, s)
+    }
+
     fn rows_on(bytes: &[u8], n: i64) -> Vec<i64> {
         (0..n)
             .filter(|i| {
@@ -461,19 +479,7 @@ mod tests {
         bytes[start..start + page].fill(0xa5);
         std::fs::write(&path, &bytes).unwrap();
         let c = Connection::open(&path).unwrap();
-        let mut got = Vec::new();
-        let s = salvage(
-            &c,
-            "t",
-            "body",
-            |row| text(&row[1])?[4..7].parse::<i64>().ok(),
-            |i| {
-                got.push(i);
-                Ok(())
-            },
-        )
-        .unwrap();
-        got.sort();
+        let (got, s) = salvage_ids(&c);
         let want: Vec<i64> = (0..40).filter(|i| !lost.contains(i)).collect();
         assert_eq!(got, want, "lost {lost:?}");
         assert_eq!(s.recovered as usize, want.len());
@@ -493,19 +499,7 @@ mod tests {
         let kept = rows_on(&bytes[..half], 40);
         fit_size_to_file(&path).unwrap();
         let c = Connection::open(&path).unwrap();
-        let mut got = Vec::new();
-        salvage(
-            &c,
-            "t",
-            "body",
-            |row| text(&row[1])?[4..7].parse::<i64>().ok(),
-            |i| {
-                got.push(i);
-                Ok(())
-            },
-        )
-        .unwrap();
-        got.sort();
+        let (got, _) = salvage_ids(&c);
         assert_eq!(got, kept);
     }
 }
