@@ -271,6 +271,11 @@ impl Shared {
         }
     }
 
+    /// How many other members this node knows of.
+    fn other_members(&self) -> usize {
+        self.members.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// Where the other members listen.
     fn member_addrs(&self) -> Vec<SocketAddr> {
         self.members
@@ -850,12 +855,7 @@ async fn join_and_pushpull(
     let started = std::time::Instant::now();
     let mut next_pushpull = tokio::time::Instant::now() + s.pushpull_interval;
     loop {
-        let alone = peer
-            .shared
-            .members
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty();
+        let alone = peer.shared.other_members() == 0;
         if alone && started.elapsed() < s.reconnect_timeout {
             for p in &s.peers {
                 // Names are resolved again on every attempt.
@@ -897,12 +897,7 @@ async fn settle(peer: Arc<Peer>, shutdown: CancellationToken) {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.cancelled() => return,
         }
-        let n = peer
-            .shared
-            .members
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len();
+        let n = peer.shared.other_members();
         stable = if n == last { stable + 1 } else { 0 };
         last = n;
         if stable >= 2 || tokio::time::Instant::now() >= deadline {
@@ -914,12 +909,7 @@ async fn settle(peer: Arc<Peer>, shutdown: CancellationToken) {
         // Alone at the settle deadline, there is nobody to wait for.
         loop {
             let pulled = peer.shared.metrics.pushpull.load(Ordering::Relaxed) > 0;
-            let alone = peer
-                .shared
-                .members
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_empty();
+            let alone = peer.shared.other_members() == 0;
             if pulled {
                 tracing::info!("merged a peer's full state into the recovered database");
                 break;
