@@ -5,7 +5,8 @@
 //!
 //! `cargo bench --bench compare` (needs the reference Alertmanager, 0.33.1:
 //! `scripts/reference.sh` unpacks it).
-//! `HERALD_BENCH_SIZES=10000,100000` chooses the sizes.
+//! `HERALD_BENCH_SIZES=10000,100000` chooses the sizes; `HERALD_BENCH_BIN`
+//! runs another Herald binary (an older build) in this build's place.
 //! `HERALD_BENCH_ONLY=silences` (a comma-separated list of `alerts`,
 //! `slack`, `silences`, `suppressed`, `integrations`, `flood`) runs only those
 //! sections; the default is all of them. `integrations` is the
@@ -116,7 +117,7 @@ async fn start_config(name: &'static str, config_text: &str) -> Proc {
     std::fs::write(&cfg, config_text).unwrap();
     let port = free_port();
     let mut cmd = if name == "herald" {
-        Command::new(env!("CARGO_BIN_EXE_herald"))
+        Command::new(support::herald_bin())
     } else {
         let mut c = Command::new(reference_alertmanager());
         c.arg("--cluster.listen-address=");

@@ -177,7 +177,7 @@ fn start_cluster(herald: bool, hook_port: u16, tls: Option<&Path>) -> Vec<Proc> 
             std::fs::write(dir.path().join("c.yml"), config(hook_port)).unwrap();
             let port = free_port();
             let mut cmd = if herald {
-                Command::new(env!("CARGO_BIN_EXE_herald"))
+                Command::new(support::herald_bin())
             } else {
                 Command::new(reference_alertmanager())
             };

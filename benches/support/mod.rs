@@ -37,6 +37,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The Herald binary a bench runs: this build's, or the one
+/// `HERALD_BENCH_BIN` names, so that an older build can be measured by the
+/// same bench in the same run (the "before" column of a change).
+pub fn herald_bin() -> std::path::PathBuf {
+    std::env::var_os("HERALD_BENCH_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_herald").into())
+}
+
 /// The reference Alertmanager (0.33.1 from Debian's sid suite) that
 /// `scripts/reference.sh` unpacks, run through its wrapper.
 pub fn reference_alertmanager() -> std::path::PathBuf {
