@@ -13,6 +13,9 @@ use jiff::Timestamp;
 use crate::matcher::{MatchType, Matcher, Matchers};
 use crate::model::LabelSet;
 
+mod matching;
+use matching::SilenceIndex;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SilenceState {
     Active,
@@ -107,56 +110,6 @@ pub struct Limits {
     pub max_silence_size_bytes: usize,
 }
 
-/// Silences that are not expired, by the name and value of their first
-/// equality matcher, so an alert is checked only against silences that can
-/// match it (10k silences × 100k alerts would otherwise be 10⁹ checks per
-/// `GET /api/v2/alerts`). Rebuilt after any change; changes are rare next to
-/// lookups.
-#[derive(Default)]
-struct SilenceIndex {
-    by_equal: HashMap<String, HashMap<String, Vec<Arc<Silence>>>>,
-    /// Silences without an equality matcher: checked for every alert.
-    rest: Vec<Arc<Silence>>,
-}
-
-impl SilenceIndex {
-    fn build<'a>(silences: impl Iterator<Item = &'a Arc<Silence>>, now: Timestamp) -> SilenceIndex {
-        let mut idx = SilenceIndex::default();
-        for s in silences.filter(|s| s.state(now) != SilenceState::Expired) {
-            match s.matchers.0.iter().find(|m| m.kind == MatchType::Equal) {
-                Some(m) => idx
-                    .by_equal
-                    .entry(m.name.to_string())
-                    .or_default()
-                    .entry(m.value.to_string())
-                    .or_default()
-                    .push(s.clone()),
-                None => idx.rest.push(s.clone()),
-            }
-        }
-        idx
-    }
-
-    fn candidates<'a>(
-        &'a self,
-        labels: &'a LabelSet,
-    ) -> impl Iterator<Item = &'a Arc<Silence>> + 'a {
-        // An equality matcher with an empty value also matches a missing
-        // label, so empty-valued keys are always candidates.
-        let empty = self
-            .by_equal
-            .values()
-            .filter_map(|vals| vals.get(""))
-            .flatten();
-        let present = labels
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .filter_map(|(n, v)| self.by_equal.get(n).and_then(|vals| vals.get(v)))
-            .flatten();
-        present.chain(empty).chain(self.rest.iter())
-    }
-}
-
 /// Alertmanager's silence metrics, kept by the silences themselves and
 /// registered with `/metrics` (`Metrics::new`).
 #[derive(Clone)]
@@ -177,6 +130,14 @@ impl Default for SilenceStats {
     }
 }
 
+/// The index in use, and the one a change made stale: the next build
+/// takes the reduced matchers of unchanged silences from it.
+#[derive(Default)]
+struct IndexCache {
+    current: Option<Arc<SilenceIndex>>,
+    previous: Option<Arc<SilenceIndex>>,
+}
+
 /// The silences at one moment, from `Silences::query`.
 pub struct SilenceQuery<'a> {
     index: Arc<SilenceIndex>,
@@ -187,24 +148,38 @@ pub struct SilenceQuery<'a> {
 impl SilenceQuery<'_> {
     /// The ids of the active silences that match `labels`, sorted.
     pub fn silenced_by(&self, labels: &LabelSet) -> Vec<String> {
+        let mut ids = Vec::new();
+        self.each_match(labels, |s| {
+            ids.push(s.id.clone());
+            true
+        });
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Whether any active silence matches `labels`: `silenced_by` without
+    /// collecting the ids, for counts.
+    pub fn is_silenced(&self, labels: &LabelSet) -> bool {
+        let mut any = false;
+        self.each_match(labels, |_| {
+            any = true;
+            false
+        });
+        any
+    }
+
+    /// One query as the silence metrics count it.
+    fn each_match(&self, labels: &LabelSet, f: impl FnMut(&Silence) -> bool) {
         self.stats.queries.inc();
-        if self.index.by_equal.is_empty() && self.index.rest.is_empty() {
-            return Vec::new();
+        if self.index.is_empty() {
+            return;
         }
         let started = std::time::Instant::now();
-        let now = self.now;
-        let mut ids: Vec<String> = self
-            .index
-            .candidates(labels)
-            .filter(|s| s.state(now) == SilenceState::Active && s.matches(labels))
-            .map(|s| s.id.clone())
-            .collect();
-        ids.sort();
-        ids.dedup();
+        self.index.each_match(labels, self.now, f);
         self.stats
             .query_duration
             .observe(started.elapsed().as_secs_f64());
-        ids
     }
 }
 
@@ -216,7 +191,7 @@ pub struct Silences {
     state: Mutex<State>,
     /// Built on first use after a change; expiry is re-checked on use.
     /// Only locked while `state` is held (lock order: state, then index).
-    index: Mutex<Option<Arc<SilenceIndex>>>,
+    index: Mutex<IndexCache>,
     retention: Duration,
     limits: Limits,
     sink: Option<Arc<dyn SilenceSink>>,
@@ -466,7 +441,7 @@ impl Silences {
             stats: SilenceStats::default(),
             logging: false,
             state: Mutex::new(State::default()),
-            index: Mutex::new(None),
+            index: Mutex::new(IndexCache::default()),
             retention,
             limits,
             sink,
@@ -493,7 +468,10 @@ impl Silences {
     }
 
     fn invalidate(&self) {
-        *self.index.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let mut cache = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(current) = cache.current.take() {
+            cache.previous = Some(current);
+        }
     }
 
     /// Until when peers (and the disk) keep a silence.
@@ -866,15 +844,20 @@ impl Silences {
     pub fn query(&self, now: Timestamp) -> SilenceQuery<'_> {
         let index = {
             let st = self.lock();
-            let mut cached = self.index.lock().unwrap_or_else(|e| e.into_inner());
-            cached
-                .get_or_insert_with(|| {
-                    Arc::new(SilenceIndex::build(
+            let mut cache = self.index.lock().unwrap_or_else(|e| e.into_inner());
+            match &cache.current {
+                Some(index) => index.clone(),
+                None => {
+                    let index = Arc::new(SilenceIndex::build(
                         st.by_id.values().map(|h| &h.silence),
                         now,
-                    ))
-                })
-                .clone()
+                        cache.previous.as_deref(),
+                    ));
+                    cache.previous = None;
+                    cache.current = Some(index.clone());
+                    index
+                }
+            }
         };
         SilenceQuery {
             index,
