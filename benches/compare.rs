@@ -459,6 +459,12 @@ async fn run() {
     if wanted("integrations") {
         integrations(&mut line).await;
     }
+    if wanted("regex_silences") {
+        regex_silences(&mut line).await;
+    }
+    if wanted("silences20k") {
+        silences20k().await;
+    }
 }
 
 /// Each integration's receiver (`{P}` is the stand-in service's port) and
@@ -667,4 +673,151 @@ async fn suppressed(line: &mut impl FnMut(String, f64, f64)) {
         hg,
         ag,
     );
+}
+
+/// Creates `n` silences shaped as maintenance windows are: silence `i`
+/// mutes `team-{i % 20}` on host `i`, by regex (`instance=~"host-i\..*"`)
+/// for the indices `regex` picks and by the full instance otherwise; 8
+/// requests in flight. The alerts of `batch` with the same index match.
+async fn create_host_silences(p: &Proc, n: usize, regex: fn(usize) -> bool) {
+    let client = reqwest::Client::new();
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = jiff::Timestamp::now();
+    let end = start
+        .checked_add(jiff::SignedDuration::from_hours(2))
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..IN_FLIGHT {
+        let (client, next, url) = (
+            client.clone(),
+            next.clone(),
+            format!("{}/api/v2/silences", p.base),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let instance = if regex(i) {
+                    json!({"name": "instance", "value": format!("host-{i}\\..*"), "isRegex": true})
+                } else {
+                    json!({"name": "instance", "value": format!("host-{i}.example.com:9100"), "isRegex": false})
+                };
+                let body = json!({"matchers": [{"name": "team", "value": format!("team-{}", i % 20), "isRegex": false}, instance], "startsAt": start.to_string(), "endsAt": end.to_string(), "createdBy": "bench", "comment": "maintenance"});
+                let r = client.post(&url).json(&body).send().await.unwrap();
+                assert!(r.status().is_success(), "silence POST failed: {}", r.status());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// 5,000 regex silences (`team="team-k"` shared by hundreds, each with its
+/// own host regex) and 20,000 alerts: ingest, then the answers that ask
+/// which silences mute each alert.
+async fn regex_silences(line: &mut impl FnMut(String, f64, f64)) {
+    const SILENCES: usize = 5_000;
+    const ALERTS: usize = 20_000;
+    let (_hook, hook_port) = start_hook().await;
+    let herald = start("herald", hook_port, "").await;
+    let am = start("alertmanager", hook_port, "").await;
+    create_host_silences(&herald, SILENCES, |_| true).await;
+    create_host_silences(&am, SILENCES, |_| true).await;
+    let hi = ingest(&herald, ALERTS, "main").await;
+    let ai = ingest(&am, ALERTS, "main").await;
+    println!(
+        "{:<52} {:>12.0} {:>12.0}   ratio Herald/AM {:>6.2}",
+        format!("ingest alerts/s @{ALERTS}, {SILENCES} regex silences"),
+        hi.alerts_per_sec,
+        ai.alerts_per_sec,
+        hi.alerts_per_sec / ai.alerts_per_sec
+    );
+    for (what, path) in [
+        ("GET /api/v2/alerts", "/api/v2/alerts"),
+        ("GET /api/v2/alerts/groups", "/api/v2/alerts/groups"),
+        ("GET /metrics", "/metrics"),
+    ] {
+        let (h, _) = get_latency(&herald, path, 3).await;
+        let (a, _) = get_latency(&am, path, 3).await;
+        line(
+            format!("{what} ms @{ALERTS}, {SILENCES} regex silences"),
+            h,
+            a,
+        );
+    }
+}
+
+/// One GET with a deadline: its time in ms and size, or None when the
+/// server did not answer in time.
+async fn get_within(p: &Proc, path: &str, limit: Duration) -> Option<(f64, usize)> {
+    let client = reqwest::Client::builder().timeout(limit).build().unwrap();
+    let t = Instant::now();
+    let r = client.get(format!("{}{path}", p.base)).send().await.ok()?;
+    let body = r.bytes().await.ok()?;
+    Some((t.elapsed().as_secs_f64() * 1e3, body.len()))
+}
+
+/// 20,000 silences (half regex) and 100,000 alerts, each server on its
+/// own so that its peak RSS is its own: GET alerts, groups, /metrics and
+/// Herald's UI pages, each once (a slow answer is cut off after a minute),
+/// and how far RSS rises during the GET of the alerts.
+async fn silences20k() {
+    const SILENCES: usize = 20_000;
+    const ALERTS: usize = 100_000;
+    const LIMIT: Duration = Duration::from_secs(60);
+    let (_hook, hook_port) = start_hook().await;
+    // The last two are Herald's own pages (Alertmanager's UI renders in
+    // the browser from the API answers above).
+    let paths = [
+        ("GET /api/v2/alerts", "/api/v2/alerts"),
+        ("GET /api/v2/alerts/groups", "/api/v2/alerts/groups"),
+        ("GET /metrics", "/metrics"),
+        ("UI alerts page", "/alerts?silenced=true&inhibited=true"),
+        ("UI silences page", "/silences"),
+    ];
+    let mut results: Vec<Vec<String>> = Vec::new();
+    for name in ["herald", "alertmanager"] {
+        let p = start(name, hook_port, "").await;
+        create_host_silences(&p, SILENCES, |i| i % 2 == 1).await;
+        ingest(&p, ALERTS, "main").await;
+        let pid = p.child.id();
+        let resting = rss_kib(pid, "VmRSS:");
+        // Resets VmHWM to the current RSS (Linux), so the peak read after
+        // the GET is the GET's.
+        let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+        let mut col = Vec::new();
+        for (i, (_, path)) in paths.iter().enumerate() {
+            if i >= 3 && name != "herald" {
+                col.push("-".into());
+                continue;
+            }
+            let got = get_within(&p, path, LIMIT).await;
+            col.push(match got {
+                Some((ms, size)) => format!("{ms:.1} ({} KiB)", size / 1024),
+                None => format!(">{} (no answer)", LIMIT.as_millis()),
+            });
+            if i == 0 {
+                let peak = rss_kib(pid, "VmHWM:");
+                col.push(format!(
+                    "{:.1} (rest {:.1})",
+                    peak.saturating_sub(resting) as f64 / 1024.0,
+                    resting as f64 / 1024.0
+                ));
+            }
+        }
+        results.push(col);
+    }
+    let mut labels: Vec<String> = paths.iter().map(|(what, _)| format!("{what} ms")).collect();
+    labels.insert(1, "RSS MiB rise during GET alerts".into());
+    for (i, what) in labels.iter().enumerate() {
+        println!(
+            "{:<52} {:>24} {:>24}",
+            format!("{what} @{ALERTS}, {SILENCES} silences"),
+            results[0].get(i).map_or("-", String::as_str),
+            results[1].get(i).map_or("-", String::as_str),
+        );
+    }
 }
