@@ -371,3 +371,56 @@ async fn browser_silences_an_alert_and_expires_it() {
     );
     assert!(stdout.contains("the alert is active again"), "{stdout}");
 }
+
+/// Past 500 silences the list is paged: each page holds its share, in
+/// order, every silence on exactly one page, and the pager links on.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_silences_list_is_paged() {
+    let h = start_herald(CONFIG, &[]).await;
+    let client = reqwest::Client::new();
+    let now = jiff::Timestamp::now();
+    let posts = (0..501).map(|i| {
+        // Ends a minute apart: the list shows the soonest to end first.
+        let end = now
+            .checked_add(jiff::SignedDuration::from_mins(60 + i))
+            .unwrap();
+        let body = json!({"matchers": [{"name": "instance", "value": format!("host-{i}"), "isRegex": false}],
+            "startsAt": now.to_string(), "endsAt": end.to_string(), "createdBy": "t", "comment": "c"});
+        let (client, url) = (client.clone(), format!("{}/api/v2/silences", h.base));
+        async move {
+            let r = client.post(url).json(&body).send().await.unwrap();
+            assert!(r.status().is_success());
+        }
+    });
+    futures_util::future::join_all(posts).await;
+    let hosts = |html: &str| -> Vec<String> {
+        html.split("&quot;host-")
+            .skip(1)
+            .map(|s| s.split('&').next().unwrap().to_string())
+            .collect()
+    };
+    let (code, first, _) = page(&format!("{}/silences", h.base)).await;
+    assert_eq!(code, 200);
+    assert!(first.contains("active (501)"), "the tab counts them all");
+    assert!(first.contains("Silences 1–500 of 501"), "{first}");
+    assert!(
+        first.contains(
+            "href=\"/silences?state&#x3D;active&amp;filter&#x3D;&amp;page&#x3D;2\" rel=\"next\""
+        ),
+        "{first}"
+    );
+    assert!(!first.contains("rel=\"prev\""));
+    let (_, second, _) = page(&format!("{}/silences?state=active&page=2", h.base)).await;
+    assert!(second.contains("Silences 501–501 of 501"), "{second}");
+    assert!(second.contains("rel=\"prev\"") && !second.contains("rel=\"next\""));
+    let (_, past, _) = page(&format!("{}/silences?page=9", h.base)).await;
+    assert_eq!(
+        hosts(&past),
+        hosts(&second),
+        "a page past the end is the last"
+    );
+    let mut all = hosts(&first);
+    all.extend(hosts(&second));
+    let want: Vec<String> = (0..501).map(|i| i.to_string()).collect();
+    assert_eq!(all, want);
+}

@@ -38,6 +38,9 @@ pub use csrf::Csrf;
 const MAX_GROUPS: usize = 500;
 const OPEN_GROUPS: usize = 10;
 const MAX_ALERTS_PER_GROUP: usize = 25;
+/// Silences per page of the silences list: 20k silences made one 17.8 MB
+/// page that took seconds to build and more to show.
+const SILENCES_PER_PAGE: usize = 500;
 
 /// The compiled page templates and the CSRF secret.
 pub struct Ui {
@@ -386,16 +389,42 @@ async fn silences_page(
         SilenceState::Expired => b.ends_at.cmp(&a.ends_at),
         _ => a.ends_at.cmp(&b.ends_at),
     });
+    let pages = all.len().div_ceil(SILENCES_PER_PAGE).max(1);
+    let number = param(&pairs, "page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(1)
+        .clamp(1, pages);
+    let from = (number - 1) * SILENCES_PER_PAGE;
     let silences: Vec<Value> = all
         .iter()
+        .skip(from)
+        .take(SILENCES_PER_PAGE)
         .map(|x| view::silence(x, page.prefix(), now))
         .collect();
+    let link = |n: usize| {
+        format!(
+            "{}/silences?state={}&filter={}&page={n}",
+            page.prefix(),
+            state_name(state),
+            enc(&filter)
+        )
+    };
+    let pager = (pages > 1).then(|| {
+        json!({
+            "first": from + 1,
+            "last": from + silences.len(),
+            "total": all.len(),
+            "prev": (number > 1).then(|| link(number - 1)),
+            "next": (number < pages).then(|| link(number + 1)),
+        })
+    });
     let data = json!({
         "state": state_name(state),
         "filter": filter,
         "error": error,
         "tabs": tabs,
         "silences": silences,
+        "pager": pager,
     });
     page.respond("silences", "Silences", "silences", data)
 }
