@@ -73,7 +73,7 @@ impl Test {
                     .is_some_and(|rest| *newline_ok || !rest.contains(&b'\n'))
             }),
             // The regex decides the whole answer, negation included.
-            Form::Regex(i) => return silence.matchers.0[*i].matches(v),
+            Form::Regex(i) => return silence.matchers.0.get(*i).is_some_and(|m| m.matches(v)),
         };
         hit != self.negate
     }
@@ -391,9 +391,12 @@ impl SilenceIndex {
             }
         }
         let weight = |k: &Key| match k {
-            Key::Values(n, vs) => vs.iter().map(|v| shared[&(&**n, &**v, false)]).sum(),
+            Key::Values(n, vs) => vs
+                .iter()
+                .map(|v| shared.get(&(&**n, &**v, false)).copied().unwrap_or(0))
+                .sum(),
             // A prefix costs a lookup per distinct length: prefer a value.
-            Key::Prefix(n, p) => shared[&(&**n, &**p, true)] + 1,
+            Key::Prefix(n, p) => shared.get(&(&**n, &**p, true)).copied().unwrap_or(0) + 1,
         };
         let mut idx = SilenceIndex::default();
         for (i, e) in entries.iter().enumerate() {
