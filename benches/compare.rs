@@ -8,12 +8,15 @@
 //! `HERALD_BENCH_SIZES=10000,100000` chooses the sizes; `HERALD_BENCH_BIN`
 //! runs another Herald binary (an older build) in this build's place.
 //! `HERALD_BENCH_ONLY=silences` (a comma-separated list of `alerts`,
-//! `slack`, `silences`, `suppressed`, `integrations`, `flood`) runs only those
+//! `slack`, `silences`, `suppressed`, `integrations`, `tail`, `flood`) runs only those
 //! sections; the default is all of them. `integrations` is the
 //! notification latency through each integration, against one stand-in
 //! service that answers as each real one does. `silences` is the silence creation rate: 5,000 POSTs to
-//! `/api/v2/silences`, one silence each, 8 in flight, where every POST
-//! waits for its change to be durable (Herald: committed to SQLite).
+//! `/api/v2/silences`, one silence each, 8 in flight and then one at a
+//! time, where every POST waits for its change to be durable (Herald:
+//! committed to SQLite). `tail` is the notification latency's median and
+//! p99 over 300 new groups each: idle, under a background ingest load, and
+//! with 100,000 alerts stored.
 //! `flood` is the memory ceiling of a flood: 300,000 distinct alerts
 //! posted as fast as the ingest loop goes, then each server's peak RSS.
 
@@ -50,9 +53,9 @@ fn inhibit_rules() -> String {
     out
 }
 
-/// Creates `n` silences, one per instance, 8 requests in flight; returns
-/// silences created per second.
-async fn create_silences(p: &Proc, n: usize) -> f64 {
+/// Creates `n` silences, one per instance, `in_flight` requests at a
+/// time; returns silences created per second.
+async fn create_silences(p: &Proc, n: usize, in_flight: usize) -> f64 {
     let client = reqwest::Client::new();
     let next = Arc::new(AtomicUsize::new(0));
     let start = jiff::Timestamp::now();
@@ -61,7 +64,7 @@ async fn create_silences(p: &Proc, n: usize) -> f64 {
         .unwrap();
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..IN_FLIGHT {
+    for _ in 0..in_flight {
         let (client, next, url) = (
             client.clone(),
             next.clone(),
@@ -465,6 +468,9 @@ async fn run() {
     if wanted("silences20k") {
         silences20k().await;
     }
+    if wanted("tail") {
+        tail(&mut line).await;
+    }
 }
 
 /// Each integration's receiver (`{P}` is the stand-in service's port) and
@@ -618,24 +624,28 @@ async fn slack(line: &mut impl FnMut(String, f64, f64)) {
     }
 }
 
-/// Silence creation rate, each on a fresh instance.
+/// Silence creation rate, each on a fresh instance: 8 requests in flight
+/// (group commit can share a flush among them) and one at a time (every
+/// POST waits for its own flush to the disk).
 async fn silences() {
     const SILENCES: usize = 5_000;
     let (_hook, hook_port) = start_hook().await;
-    let mut rate = Vec::new();
-    for name in ["herald", "alertmanager"] {
-        let p = start(name, hook_port, "").await;
-        // Warm-up so connection setup is not measured.
-        create_silences(&p, 100).await;
-        rate.push(create_silences(&p, SILENCES).await);
+    for in_flight in [IN_FLIGHT, 1] {
+        let mut rate = Vec::new();
+        for name in ["herald", "alertmanager"] {
+            let p = start(name, hook_port, "").await;
+            // Warm-up so connection setup is not measured.
+            create_silences(&p, 100, in_flight).await;
+            rate.push(create_silences(&p, SILENCES, in_flight).await);
+        }
+        println!(
+            "{:<52} {:>12.0} {:>12.0}   ratio Herald/AM {:>6.2}",
+            format!("silences created/s ({SILENCES}, {in_flight} in flight)"),
+            rate[0],
+            rate[1],
+            rate[0] / rate[1]
+        );
     }
-    println!(
-        "{:<52} {:>12.0} {:>12.0}   ratio Herald/AM {:>6.2}",
-        format!("silences created/s ({SILENCES}, {IN_FLIGHT} in flight)"),
-        rate[0],
-        rate[1],
-        rate[0] / rate[1]
-    );
 }
 
 /// With 10k silences and 50 inhibit rules.
@@ -648,8 +658,8 @@ async fn suppressed(line: &mut impl FnMut(String, f64, f64)) {
     let rules = inhibit_rules();
     let herald = start("herald", hook_port, &rules).await;
     let am = start("alertmanager", hook_port, &rules).await;
-    create_silences(&herald, 10_000).await;
-    create_silences(&am, 10_000).await;
+    create_silences(&herald, 10_000, IN_FLIGHT).await;
+    create_silences(&am, 10_000, IN_FLIGHT).await;
     let hi = ingest(&herald, size, "main").await;
     let ai = ingest(&am, size, "main").await;
     println!(
@@ -818,6 +828,158 @@ async fn silences20k() {
             format!("{what} @{ALERTS}, {SILENCES} silences"),
             results[0].get(i).map_or("-", String::as_str),
             results[1].get(i).map_or("-", String::as_str),
+        );
+    }
+}
+
+/// Groups of the tail section: 300 notifications give a p99 that is the
+/// third worst, not the worst.
+const TAIL_GROUPS: usize = 300;
+
+/// The tail section's route: its own alerts go to `/`, the background
+/// load's and the stored alerts' groups to `/sink`, so that their
+/// notifications do not count as the one measured.
+fn tail_config(hook_port: u16) -> String {
+    format!(
+        "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1h\n  repeat_interval: 24h\n  routes:\n    - matchers: ['run=~\"load|stored\"']\n      receiver: sink\nreceivers:\n  - name: hook\n    webhook_configs: [{{url: 'http://127.0.0.1:{hook_port}/'}}]\n  - name: sink\n    webhook_configs: [{{url: 'http://127.0.0.1:{hook_port}/sink'}}]\n"
+    )
+}
+
+/// A webhook that wakes the waiting bench at once (no polling, whose
+/// timer rounds up to a millisecond): notifications to `/` counted.
+async fn start_tail_hook() -> (tokio::sync::watch::Receiver<usize>, u16) {
+    let (tx, rx) = tokio::sync::watch::channel(0usize);
+    let tx = Arc::new(tx);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let tx = tx.clone();
+        async move {
+            if uri.path() == "/" {
+                tx.send_modify(|n| *n += 1);
+            }
+            "ok"
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (rx, port)
+}
+
+/// Median and p99 of the time from posting a new group's alert to its
+/// webhook arriving, `n` groups one after another.
+async fn tail_latency(
+    p: &Proc,
+    hook: &mut tokio::sync::watch::Receiver<usize>,
+    n: usize,
+    run: &str,
+) -> (f64, f64) {
+    let client = reqwest::Client::new();
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n {
+        let before = *hook.borrow_and_update();
+        let body = json!([{"labels": {"alertname": format!("Tail{i}-{run}-{}", p.name)}, "startsAt": jiff::Timestamp::now().to_string()}]);
+        let t = Instant::now();
+        let r = client
+            .post(format!("{}/api/v2/alerts", p.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "POST failed: {}", r.status());
+        tokio::time::timeout(Duration::from_secs(30), hook.wait_for(|c| *c > before))
+            .await
+            .unwrap_or_else(|_| panic!("no notification from {}", p.name))
+            .unwrap();
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    lat.sort_by(f64::total_cmp);
+    (
+        lat[lat.len() / 2],
+        lat[(lat.len() * 99 / 100).min(lat.len() - 1)],
+    )
+}
+
+/// A background load of the same rate on either server: batches of 100
+/// alerts out of a pool of 10,000 (Prometheus re-sending its alerts),
+/// one batch every `100 / rate` seconds, one request at a time, until
+/// `stop`. Returns the task; it ends soon after `stop` is set.
+fn start_load(
+    p: &Proc,
+    alerts_per_sec: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<usize> {
+    const POOL: usize = 10_000;
+    let bodies: Vec<Vec<u8>> = (0..POOL / BATCH)
+        .map(|b| serde_json::to_vec(&batch(b * BATCH, BATCH, "load")).unwrap())
+        .collect();
+    let url = format!("{}/api/v2/alerts", p.base);
+    let period = Duration::from_secs_f64(BATCH as f64 / alerts_per_sec.max(1) as f64);
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sent = 0;
+        while !stop.load(Ordering::Relaxed) {
+            tick.tick().await;
+            let r = client
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .body(bodies[sent % bodies.len()].clone())
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "load POST failed: {}", r.status());
+            sent += 1;
+        }
+        sent * BATCH
+    })
+}
+
+/// The notification latency tail, `group_wait: 0`: 300 new groups on an
+/// idle server, 300 while a background load ingests alerts into it
+/// (`HERALD_BENCH_TAIL_LOAD` alerts/s, 10,000 by default), and 300 with
+/// 100,000 alerts stored. One server at a time, so neither slows the
+/// other.
+async fn tail(line: &mut impl FnMut(String, f64, f64)) {
+    let load: usize = std::env::var("HERALD_BENCH_TAIL_LOAD")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    const STORED: usize = 100_000;
+    let (mut hook, hook_port) = start_tail_hook().await;
+    let cfg = tail_config(hook_port);
+    // Per server: quiet, loaded, stored; each (median, p99).
+    let mut results: Vec<[(f64, f64); 3]> = Vec::new();
+    for name in ["herald", "alertmanager"] {
+        let p = start_config(name, &cfg).await;
+        tail_latency(&p, &mut hook, 10, "warmup").await;
+        let quiet = tail_latency(&p, &mut hook, TAIL_GROUPS, "quiet").await;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let load_task = start_load(&p, load, stop.clone());
+        // Let the load reach its steady state (first batches make groups).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let loaded = tail_latency(&p, &mut hook, TAIL_GROUPS, "loaded").await;
+        stop.store(true, Ordering::Relaxed);
+        load_task.await.unwrap();
+        ingest(&p, STORED, "stored").await;
+        let stored = tail_latency(&p, &mut hook, TAIL_GROUPS, "stored").await;
+        results.push([quiet, loaded, stored]);
+    }
+    let what = [
+        "quiet".to_string(),
+        format!("{load} alerts/s load"),
+        format!("{STORED} alerts stored"),
+    ];
+    for (i, w) in what.iter().enumerate() {
+        line(
+            format!("tail: notification median ms, {w}"),
+            results[0][i].0,
+            results[1][i].0,
+        );
+        line(
+            format!("tail: notification p99 ms, {w}"),
+            results[0][i].1,
+            results[1][i].1,
         );
     }
 }
