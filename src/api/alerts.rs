@@ -382,14 +382,15 @@ fn to_alert(
             return Err(format!("invalid annotations: invalid name {n:?}"));
         }
     }
-    let generator_url = p.generator_url.unwrap_or_default();
+    // Interned too: every alert of a rule carries the same URL.
+    let generator_url = interner.intern(p.generator_url.as_deref().unwrap_or_default());
     Ok(Alert {
         fingerprint: labels.fingerprint(),
         labels,
         annotations,
         starts_at,
         ends_at,
-        generator_url: Arc::from(generator_url),
+        generator_url,
         updated_at: now,
         timeout,
     })
