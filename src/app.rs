@@ -20,7 +20,7 @@ use crate::model::{Alert, Interner};
 use crate::nflog::NotificationLog;
 use crate::notify::{integration_count, Pipeline, PipelineDeps, PipelineError};
 use crate::silence::{Limits, Silences};
-use crate::storage::{restore_alert, DurableNotificationLog, Storage, StorageError};
+use crate::storage::{DurableNotificationLog, Storage, StorageError};
 use crate::store::AlertStore;
 use crate::tasks::Tasks;
 
@@ -178,7 +178,7 @@ impl App {
         let app = Arc::new(App {
             settings,
             store: AlertStore::default(),
-            interner: Interner::default(),
+            interner: loaded.interner,
             storage,
             metrics,
             nflog,
@@ -207,15 +207,12 @@ impl App {
         // so a lowered limit holds after a restart too.
         let stored: Vec<Arc<Alert>> = alerts
             .into_iter()
-            .filter_map(|a| {
-                let a = restore_alert(a, &self.interner);
-                match &self.limiter {
-                    None => Some(self.store.put(a, now)),
-                    Some(l) => {
-                        let name = a.labels.get("alertname").unwrap_or("").to_string();
-                        self.store
-                            .put_if(a, now, |a| l.admit(&name, a.fingerprint, a.ends_at, now))
-                    }
+            .filter_map(|a| match &self.limiter {
+                None => Some(self.store.put(a, now)),
+                Some(l) => {
+                    let name = a.labels.get("alertname").unwrap_or("").to_string();
+                    self.store
+                        .put_if(a, now, |a| l.admit(&name, a.fingerprint, a.ends_at, now))
                 }
             })
             .map(|s| s.alert)

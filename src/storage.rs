@@ -27,11 +27,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::matcher::Matchers;
-use crate::model::{Alert, Interner, LabelSet};
+use std::collections::HashMap;
+
+use crate::model::{Alert, Fingerprint, Interner, LabelSet};
 use crate::nflog::{Entry, MemNotificationLog, NflogError, NotificationLog, ReceiverKey};
 use crate::silence::{api_matcher, Annotations, Silence, SilenceSink, SilenceWrite};
 pub use crate::write_error::WriteError;
 
+mod alert_row;
 mod files;
 pub mod recover;
 mod wal;
@@ -251,9 +254,13 @@ pub struct Storage {
 
 /// What was on disk at startup.
 pub struct Loaded {
+    /// Their strings are `interner`'s.
     pub alerts: Vec<Alert>,
     pub silences: Vec<Silence>,
     pub nflog: Vec<(String, Entry)>,
+    /// What the loaded alerts' strings were taken from: the interner the
+    /// app goes on with, so that nothing is interned twice.
+    pub interner: Interner,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -313,6 +320,8 @@ fn stored(a: &Alert) -> StoredAlert {
     }
 }
 
+/// The plain reading of a row, which `alert_row` is checked against.
+#[cfg(test)]
 fn alert_from(s: StoredAlert) -> Alert {
     Alert {
         fingerprint: s.labels.fingerprint(),
@@ -332,13 +341,23 @@ fn version_row(a: &Alert) -> Result<(i64, i64, String), String> {
     Ok((a.fingerprint.0 as i64, a.ends_at.as_second(), body))
 }
 
-/// The alert log reduced to the latest version of each alert, in log order.
-fn read_alert_log(conn: &Connection) -> Result<Vec<StoredAlert>, Box<dyn std::error::Error>> {
-    let mut latest: std::collections::HashMap<u64, StoredAlert> = std::collections::HashMap::new();
+/// The alert log reduced to the latest version of each alert, its strings
+/// taken from `interner` (see [`alert_row`]).
+fn read_alert_log(
+    conn: &Connection,
+    interner: &Interner,
+) -> Result<Vec<Alert>, Box<dyn std::error::Error>> {
+    let rows: i64 = conn.query_row("SELECT count(*) FROM alert_log", [], |r| r.get(0))?;
+    let mut latest: HashMap<Fingerprint, Alert, fnv::FnvBuildHasher> =
+        HashMap::with_capacity_and_hasher(
+            usize::try_from(rows).unwrap_or(0),
+            fnv::FnvBuildHasher::default(),
+        );
     let mut stmt = conn.prepare("SELECT body FROM alert_log ORDER BY seq")?;
-    for body in stmt.query_map([], |r| r.get::<_, String>(0))? {
-        let a: StoredAlert = serde_json::from_str(&body?)?;
-        latest.insert(a.labels.fingerprint().0, a);
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let a = alert_row::read(row.get_ref(0)?.as_str()?, interner)?;
+        latest.insert(a.fingerprint, a);
     }
     Ok(latest.into_values().collect())
 }
@@ -624,7 +643,8 @@ fn import_alertmanager(tx: &Connection, dir: &Path) -> Result<(), StorageError> 
 }
 
 fn load(conn: &Connection) -> Result<Loaded, Box<dyn std::error::Error>> {
-    let alerts = read_alert_log(conn)?.into_iter().map(alert_from).collect();
+    let interner = Interner::default();
+    let alerts = read_alert_log(conn, &interner)?;
     let mut silences = Vec::new();
     let mut stmt = conn.prepare("SELECT body FROM silences")?;
     for body in stmt.query_map([], |r| r.get::<_, String>(0))? {
@@ -665,6 +685,7 @@ fn load(conn: &Connection) -> Result<Loaded, Box<dyn std::error::Error>> {
         alerts,
         silences,
         nflog,
+        interner,
     })
 }
 
@@ -1112,15 +1133,6 @@ impl NotificationLog for DurableNotificationLog {
             .queue_unanswered(Op::PutNflog(vec![row]))
             .map_err(|_| NflogError::Storage(WriteError::Stopped))?;
         self.mem.merge(key, entry, now)
-    }
-}
-
-/// Restores stored alerts, re-interning their strings.
-pub fn restore_alert(a: Alert, interner: &Interner) -> Alert {
-    Alert {
-        labels: a.labels.interned(interner),
-        annotations: a.annotations.interned(interner),
-        ..a
     }
 }
 

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -11,6 +10,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 
 use super::decode::{self, merge, GoStr, Pairs, PairsSeed, StrSeed};
+use super::stream;
 use super::{error_response, schema_error, ApiState};
 use crate::app::App;
 use crate::dispatch::GroupView;
@@ -382,14 +382,15 @@ fn to_alert(
             return Err(format!("invalid annotations: invalid name {n:?}"));
         }
     }
-    let generator_url = p.generator_url.unwrap_or_default();
+    // Interned too: every alert of a rule carries the same URL.
+    let generator_url = interner.intern(p.generator_url.as_deref().unwrap_or_default());
     Ok(Alert {
         fingerprint: labels.fingerprint(),
         labels,
         annotations,
         starts_at,
         ends_at,
-        generator_url: Arc::from(generator_url),
+        generator_url,
         updated_at: now,
         timeout,
     })
@@ -460,97 +461,65 @@ fn write_fingerprint(out: &mut Vec<u8>, fp: Fingerprint) {
     }
 }
 
-/// Renders `items` as a JSON array on every core, in order, as chunks of
-/// the body. `render` returns false for an item it skipped. A thread takes
-/// at least `min_chunk` items, so small answers are not split for nothing
-/// (alerts are light items; a group of a thousand alerts is a heavy one).
-fn render_parallel<T: Sync>(
-    items: &[T],
-    min_chunk: usize,
-    render: impl Fn(&mut Vec<u8>, &T) -> bool + Sync,
-) -> Vec<Bytes> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8);
-    let chunk = items.len().div_ceil(threads).max(min_chunk).max(1);
-    let parts: Vec<Vec<u8>> = std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| {
-                let render = &render;
-                s.spawn(move || {
-                    let mut out = Vec::with_capacity(part.len() * 700);
-                    for item in part {
-                        let mark = out.len();
-                        if mark > 0 {
-                            out.push(b',');
-                        }
-                        if !render(&mut out, item) {
-                            out.truncate(mark);
-                        }
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    // The parts go out as they are, framed by small chunks: joining them
-    // would copy the whole answer once more (and fault in its pages).
-    let mut chunks = Vec::with_capacity(parts.len() * 2 + 1);
-    let mut first = true;
-    for p in parts.into_iter().filter(|p| !p.is_empty()) {
-        chunks.push(Bytes::from_static(if first { b"[" } else { b"," }));
-        chunks.push(Bytes::from(p));
-        first = false;
-    }
-    chunks.push(Bytes::from_static(if first { b"[]\n" } else { b"]\n" }));
-    chunks
-}
-
 /// Parses the shared query parameters, then renders the answer on the
 /// blocking pool: routing and writing 100k alerts is CPU work that must not
-/// stall the async workers.
+/// stall the async workers. The answer streams out as it is rendered
+/// (see [`stream`]); it starts once `render` has picked what it will send.
 async fn answer(
     s: ApiState,
     raw: Option<String>,
-    render: impl FnOnce(&App, AlertQuery, Timestamp) -> Vec<Bytes> + Send + 'static,
+    render: impl FnOnce(&App, AlertQuery, Timestamp, stream::Ready) + Send + 'static,
 ) -> Response {
     let q = match parse_query(raw) {
         Ok(q) => q,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, &e),
     };
     let app = s.app.clone();
-    match tokio::task::spawn_blocking(move || {
+    let (ready, ranges) = tokio::sync::oneshot::channel();
+    let task = tokio::task::spawn_blocking(move || {
         let now = app.settings.clock.now();
-        render(&app, q, now)
-    })
-    .await
-    {
-        Ok(chunks) => (
+        render(&app, q, now, ready)
+    });
+    match ranges.await {
+        Ok(ranges) => (
             StatusCode::OK,
             [(
                 axum::http::header::CONTENT_TYPE,
                 axum::http::HeaderValue::from_static("application/json"),
             )],
-            axum::body::Body::from_stream(futures_util::stream::iter(
-                chunks.into_iter().map(Ok::<_, std::convert::Infallible>),
-            )),
+            stream::body(ranges),
         )
             .into_response(),
-        Err(e) => error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("rendering the answer failed: {e}"),
-        ),
+        // `render` ended (it panicked) before it had anything to send.
+        Err(_) => {
+            let why = match task.await {
+                Err(e) => e.to_string(),
+                Ok(()) => "no answer".to_string(),
+            };
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("rendering the answer failed: {why}"),
+            )
+        }
     }
 }
 
+/// A gettable alert is about 700 bytes: ranges of 1024 keep an answer of a
+/// few hundred alerts on one thread, as before.
+const ALERT_CUT: stream::Cut = stream::Cut {
+    range_items: 1024,
+    piece_bytes: 256 * 1024,
+};
+
+/// A group can hold thousands of alerts; a piece is still handed over
+/// once it holds a quarter of a megabyte.
+const GROUP_CUT: stream::Cut = stream::Cut {
+    range_items: 16,
+    piece_bytes: 256 * 1024,
+};
+
 pub(crate) async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
-    answer(s, raw, |app, q, now| {
+    answer(s, raw, |app, q, now, ready| {
         let rt = app.runtime();
         let silences = app.silences.query(now);
         let rcv_labels = receiver_labels(&rt.config.config.receivers);
@@ -561,7 +530,7 @@ pub(crate) async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuer
             .filter(|a| q.accepts(a, now))
             .collect();
         alerts.sort_unstable_by_key(|a| a.fingerprint);
-        render_parallel(&alerts, 256, |out, a| {
+        stream::render(&alerts, ALERT_CUT, ready, |out, a| {
             let routes = rt.route.matching(&a.labels);
             let receivers: Vec<&str> = routes.iter().map(|r| r.opts.receiver.as_str()).collect();
             if q.receiver.is_some() && !receivers.iter().any(|r| q.receiver_ok(r)) {
@@ -592,7 +561,7 @@ pub(crate) async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuer
 }
 
 pub(crate) async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
-    answer(s, raw, |app, q, now| {
+    answer(s, raw, |app, q, now, ready| {
         let rt = app.runtime();
         let (groups, statuses) = query_groups(app, &q, now);
         let rendered: Vec<(&GroupView, &GroupStatuses)> = groups.iter().zip(&statuses).collect();
@@ -618,7 +587,7 @@ pub(crate) async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuer
         for v in receivers.values_mut() {
             v.sort_unstable();
         }
-        render_parallel(&rendered, 1, |out, (g, statuses)| {
+        stream::render(&rendered, GROUP_CUT, ready, |out, (g, statuses)| {
             out.extend_from_slice(b"{\"alerts\":[");
             for (j, i) in notification_order_indices(&g.alerts)
                 .into_iter()

@@ -7,6 +7,7 @@ mod alerts;
 mod decode;
 mod silences;
 mod status;
+mod stream;
 
 use std::sync::Arc;
 
