@@ -27,8 +27,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::matcher::Matchers;
-use std::collections::HashMap;
-
 use crate::model::{Alert, Fingerprint, Interner, LabelSet};
 use crate::nflog::{Entry, MemNotificationLog, NflogError, NotificationLog, ReceiverKey};
 use crate::silence::{api_matcher, Annotations, Silence, SilenceSink, SilenceWrite};
