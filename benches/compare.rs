@@ -8,7 +8,7 @@
 //! `HERALD_BENCH_SIZES=10000,100000` chooses the sizes; `HERALD_BENCH_BIN`
 //! runs another Herald binary (an older build) in this build's place.
 //! `HERALD_BENCH_ONLY=silences` (a comma-separated list of `alerts`,
-//! `slack`, `silences`, `suppressed`, `integrations`, `tail`, `flood`) runs only those
+//! `slack`, `silences`, `suppressed`, `integrations`, `tail`, `flood`, `routes`) runs only those
 //! sections; the default is all of them. `integrations` is the
 //! notification latency through each integration, against one stand-in
 //! service that answers as each real one does. `silences` is the silence creation rate: 5,000 POSTs to
@@ -19,6 +19,10 @@
 //! with 100,000 alerts stored.
 //! `flood` is the memory ceiling of a flood: 300,000 distinct alerts
 //! posted as fast as the ingest loop goes, then each server's peak RSS.
+//! `routes` is a 1,000-route tree: the ingest rate, and with 100k alerts
+//! stored the time `POST /-/reload` takes to answer. `regex_silences` is
+//! 5,000 regex silences over 20,000 alerts, `silences20k` 20,000 silences
+//! (half regex) over 100,000 alerts (Alertmanager cut off after 60 s).
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -470,6 +474,9 @@ async fn run() {
     }
     if wanted("tail") {
         tail(&mut line).await;
+    }
+    if wanted("routes") {
+        routes(&mut line).await;
     }
 }
 
@@ -982,4 +989,117 @@ async fn tail(line: &mut impl FnMut(String, f64, f64)) {
             results[1][i].1,
         );
     }
+}
+
+/// 1,000 routes under the root, two matchers each, one of them a regex
+/// evaluated first (its label name sorts first, and both servers sort a
+/// route's matchers): even routes match a pair of `service` values and one
+/// `team`, odd ones an `instance` prefix and a `severity`; every tenth has
+/// `continue: true`. The bench's alerts spread over them (and the root).
+fn routes_config(hook_port: u16, group_interval: &str) -> String {
+    let mut s = format!(
+        "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: {group_interval}\n  repeat_interval: 24h\n  routes:\n"
+    );
+    for i in 0..1000 {
+        let (a, b) = if i % 2 == 0 {
+            (
+                format!("service=~\"svc-{}|svc-{}\"", i % 50, (i / 2 + 7) % 50),
+                format!("team=\"team-{}\"", (i / 2) % 20),
+            )
+        } else {
+            (
+                format!("instance=~\"host-{i}[0-9]*[.]example[.]com:9100\""),
+                format!("severity=\"{}\"", SEVERITIES[i % 3]),
+            )
+        };
+        s.push_str(&format!(
+            "    - matchers: ['{a}', '{b}']\n      receiver: hook\n"
+        ));
+        if i % 10 == 3 {
+            s.push_str("      continue: true\n");
+        }
+    }
+    s.push_str(&format!(
+        "receivers:\n  - name: hook\n    webhook_configs: [{{url: 'http://127.0.0.1:{hook_port}/'}}]\n"
+    ));
+    s
+}
+
+/// The number of groups and the alerts in them, as `/api/v2/alerts/groups`
+/// lists them: what a reload must leave as it was.
+async fn group_counts(p: &Proc) -> (usize, usize) {
+    let groups: Vec<Value> = reqwest::get(format!("{}/api/v2/alerts/groups", p.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let alerts = groups
+        .iter()
+        .map(|g| g["alerts"].as_array().map_or(0, Vec::len))
+        .sum();
+    (groups.len(), alerts)
+}
+
+/// A large routing tree: the ingest rate with 1,000 routes, then with the
+/// 100k alerts stored the time `POST /-/reload` takes to answer after the
+/// file changed (both servers rebuild the tree and route every stored alert
+/// into new groups before they answer), 3 reloads, the fastest reported;
+/// the groups are counted before and after.
+async fn routes(line: &mut impl FnMut(String, f64, f64)) {
+    const ALERTS: usize = 100_000;
+    let (_hook, hook_port) = start_hook().await;
+    let cfg = routes_config(hook_port, "1h");
+    let herald = start_config("herald", &cfg).await;
+    let am = start_config("alertmanager", &cfg).await;
+    ingest(&herald, 1000, "warmup").await;
+    ingest(&am, 1000, "warmup").await;
+    let hi = ingest(&herald, ALERTS, "main").await;
+    let ai = ingest(&am, ALERTS, "main").await;
+    println!(
+        "{:<52} {:>12.0} {:>12.0}   ratio Herald/AM {:>6.2}",
+        format!("ingest alerts/s @{ALERTS}, 1000 routes"),
+        hi.alerts_per_sec,
+        ai.alerts_per_sec,
+        hi.alerts_per_sec / ai.alerts_per_sec
+    );
+    let client = reqwest::Client::new();
+    let mut best = Vec::new();
+    for p in [&herald, &am] {
+        let before = group_counts(p).await;
+        let mut fastest = f64::MAX;
+        for (k, interval) in ["2h", "3h", "1h"].iter().enumerate() {
+            std::fs::write(
+                p._dir.path().join("c.yml"),
+                routes_config(hook_port, interval),
+            )
+            .unwrap();
+            let t = Instant::now();
+            let r = client
+                .post(format!("{}/-/reload", p.base))
+                .send()
+                .await
+                .unwrap();
+            let took = t.elapsed().as_secs_f64() * 1e3;
+            assert!(
+                r.status().is_success(),
+                "{} reload {k} failed: {}",
+                p.name,
+                r.status()
+            );
+            fastest = fastest.min(took);
+        }
+        let after = group_counts(p).await;
+        println!(
+            "{:<52} groups/alerts before {before:?} after {after:?}",
+            format!("{} reload @{ALERTS}", p.name)
+        );
+        assert_eq!(before, after, "{}: a reload changed the groups", p.name);
+        best.push(fastest);
+    }
+    line(
+        format!("POST /-/reload ms @{ALERTS} alerts, 1000 routes"),
+        best[0],
+        best[1],
+    );
 }

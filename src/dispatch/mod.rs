@@ -4,6 +4,7 @@
 //! `group_wait` after creation (at once for an alert older than that), then
 //! every `group_interval`.
 
+mod index;
 mod route;
 
 use std::collections::HashMap;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::index::{ChildIndex, MIN_INDEXED};
 use crate::config::RouteConfig;
 use crate::matcher::Matchers;
 use crate::model::LabelSet;
@@ -56,6 +57,9 @@ pub struct Route {
     pub key: String,
     /// Position in a depth-first walk; a dense index for per-route state.
     pub index: usize,
+    /// The children by their matchers, when there are enough of them that
+    /// a lookup beats trying each.
+    child_index: Option<ChildIndex>,
 }
 
 impl Route {
@@ -105,7 +109,7 @@ impl Route {
         };
         let index = *next_index;
         *next_index += 1;
-        let routes = cr
+        let routes: Vec<Arc<Route>> = cr
             .routes
             .iter()
             .flatten()
@@ -115,6 +119,7 @@ impl Route {
             opts,
             matchers,
             continue_matching: cr.continue_matching,
+            child_index: ChildIndex::build(&routes, MIN_INDEXED),
             routes,
             key,
             index,
@@ -135,10 +140,27 @@ impl Route {
             return false;
         }
         let before = out.len();
-        for child in &self.routes {
-            let matched = child.collect_matches(labels, out);
-            if matched && !child.continue_matching {
-                break;
+        match &self.child_index {
+            None => {
+                for child in &self.routes {
+                    if child.collect_matches(labels, out) && !child.continue_matching {
+                        break;
+                    }
+                }
+            }
+            // The children left out cannot match, so skipping them changes
+            // nothing: the candidates are tried in the same order.
+            Some(ix) => {
+                let mut candidates = Vec::new();
+                ix.candidates(labels, &mut candidates);
+                for pos in candidates {
+                    let Some(child) = self.routes.get(pos as usize) else {
+                        continue;
+                    };
+                    if child.collect_matches(labels, out) && !child.continue_matching {
+                        break;
+                    }
+                }
             }
         }
         if out.len() == before {
@@ -169,6 +191,7 @@ impl Route {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::matcher::{MatchType, Matcher};
 
     const TREE: &str = r#"
 route:
@@ -258,5 +281,179 @@ receivers:
         assert_eq!(t.routes[2].key, r#"{}/{env!="dev",severity=~"warn.*"}"#);
         let idx: Vec<usize> = t.walk().iter().map(|r| r.index).collect();
         assert_eq!(idx, [0, 1, 2, 3, 4]);
+    }
+
+    /// splitmix64: a seeded generator, so a failure names its case.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) % n as u64) as usize
+        }
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[self.below(from.len())]
+        }
+    }
+
+    const NAMES: [&str; 3] = ["a", "b", "c"];
+    const VALUES: [&str; 14] = [
+        "", "x", "y", "xy", "yx", "xx", "X", "é", "xyx", "éx", "yy", "x1.y", "x12.y", "x.y",
+    ];
+    const REGEXES: [&str; 20] = [
+        "x",
+        "x|y",
+        "x.*",
+        "(x|y)y",
+        ".*",
+        "",
+        "|x",
+        "xy?",
+        "[xy]+",
+        "(?i)X",
+        "x*",
+        "y.*x",
+        "[^x]*",
+        ".+",
+        "é|x",
+        "x[0-9]*[.]y",
+        "x1.*|xy",
+        "(?:xx|yx)x?",
+        "é.*",
+        "[a-z]",
+    ];
+
+    fn random_matchers(rng: &mut Rng) -> Matchers {
+        let mut ms = Matchers(
+            (0..rng.below(4))
+                .map(|_| {
+                    let kind = [
+                        MatchType::Equal,
+                        MatchType::NotEqual,
+                        MatchType::Regexp,
+                        MatchType::NotRegexp,
+                    ][rng.below(4)];
+                    let value = match kind {
+                        MatchType::Equal | MatchType::NotEqual => rng.pick(&VALUES),
+                        MatchType::Regexp | MatchType::NotRegexp => rng.pick(&REGEXES),
+                    };
+                    Matcher::new(kind, rng.pick(&NAMES), value).unwrap()
+                })
+                .collect(),
+        );
+        ms.sort();
+        ms
+    }
+
+    fn random_tree(rng: &mut Rng, depth: usize, next: &mut usize, min: usize) -> Arc<Route> {
+        let index = *next;
+        *next += 1;
+        let matchers = if index == 0 {
+            Matchers::default()
+        } else {
+            random_matchers(rng)
+        };
+        let width = match (depth, rng.below(3)) {
+            (0, _) | (_, 0) => 0,
+            (_, 1) => rng.below(5),
+            _ => rng.below(30),
+        };
+        let routes: Vec<Arc<Route>> = (0..width)
+            .map(|_| random_tree(rng, depth - 1, next, min))
+            .collect();
+        Arc::new(Route {
+            opts: RouteOpts::default(),
+            matchers,
+            continue_matching: rng.below(3) == 0,
+            child_index: ChildIndex::build(&routes, min),
+            routes,
+            key: String::new(),
+            index,
+        })
+    }
+
+    /// `Route.Match` as written, trying every child.
+    fn plain(r: &Route, labels: &LabelSet, out: &mut Vec<usize>) -> bool {
+        if !r.matchers.matches(labels) {
+            return false;
+        }
+        let before = out.len();
+        for c in &r.routes {
+            if plain(c, labels, out) && !c.continue_matching {
+                break;
+            }
+        }
+        if out.len() == before {
+            out.push(r.index);
+        }
+        true
+    }
+
+    #[test]
+    fn indexed_matching_equals_plain_depth_first() {
+        let mut rng = Rng(0x4e52_0016);
+        let mut indexed_levels = 0;
+        for case in 0..400 {
+            let min = [0, 1, 3, MIN_INDEXED][case % 4];
+            let tree = random_tree(&mut rng, 3, &mut 0, min);
+            indexed_levels += tree
+                .walk()
+                .iter()
+                .filter(|r| r.child_index.is_some())
+                .count();
+            for _ in 0..150 {
+                let mut pairs: Vec<(&str, &str)> = Vec::new();
+                for n in NAMES {
+                    if rng.below(3) != 0 {
+                        pairs.push((n, rng.pick(&VALUES)));
+                    }
+                }
+                let labels = LabelSet::from_strs(pairs.iter().copied());
+                let mut want = Vec::new();
+                plain(&tree, &labels, &mut want);
+                let got: Vec<usize> = tree.matching(&labels).iter().map(|r| r.index).collect();
+                assert_eq!(got, want, "case {case}, labels {labels:?}, tree {tree:#?}");
+            }
+        }
+        assert!(
+            indexed_levels > 1000,
+            "only {indexed_levels} indexed levels"
+        );
+    }
+
+    #[test]
+    fn children_are_filed_under_a_narrowing_matcher() {
+        let route = |ms: &str| {
+            Arc::new(Route {
+                opts: RouteOpts::default(),
+                matchers: Matchers(crate::matcher::parse_matchers(ms).unwrap()),
+                continue_matching: false,
+                routes: Vec::new(),
+                key: String::new(),
+                index: 0,
+                child_index: None,
+            })
+        };
+        let children = [
+            route(r#"a=~"x.*",b="y""#),
+            route(r#"a=~"host-1[0-9]*[.]example""#),
+            route(r#"a!="x""#),
+            route(r#"a=~".*x""#),
+            route(r#"a=~"p|q""#),
+        ];
+        let ix = ChildIndex::build(&children, 0).unwrap();
+        let cands = |pairs: &[(&str, &str)]| {
+            let mut out = Vec::new();
+            ix.candidates(&LabelSet::from_strs(pairs.iter().copied()), &mut out);
+            out
+        };
+        // Children 2 and 3 cannot be narrowed: always candidates.
+        assert_eq!(cands(&[("b", "y")]), [0, 2, 3]);
+        assert_eq!(cands(&[("a", "host-17.example")]), [1, 2, 3]);
+        assert_eq!(cands(&[("a", "q")]), [2, 3, 4]);
+        assert_eq!(cands(&[("a", "x"), ("b", "z")]), [2, 3]);
     }
 }
