@@ -57,39 +57,46 @@ fn inhibit_rules() -> String {
     out
 }
 
-/// Creates `n` silences, one per instance, `in_flight` requests at a
-/// time; returns silences created per second.
-async fn create_silences(p: &Proc, n: usize, in_flight: usize) -> f64 {
+/// Posts `n` silences, `make(i, start, end)` the body of the `i`th (two
+/// hours from now), `in_flight` requests at a time; returns silences
+/// created per second.
+async fn post_silences(
+    p: &Proc,
+    n: usize,
+    in_flight: usize,
+    make: impl Fn(usize, &str, &str) -> Value + Send + Sync + 'static,
+) -> f64 {
     let client = reqwest::Client::new();
-    let next = Arc::new(AtomicUsize::new(0));
+    let url = Arc::new(format!("{}/api/v2/silences", p.base));
     let start = jiff::Timestamp::now();
     let end = start
         .checked_add(jiff::SignedDuration::from_hours(2))
         .unwrap();
+    let (start, end) = (Arc::new(start.to_string()), Arc::new(end.to_string()));
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..in_flight {
-        let (client, next, url) = (
-            client.clone(),
-            next.clone(),
-            format!("{}/api/v2/silences", p.base),
-        );
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                let body = json!({"matchers": [{"name": "instance", "value": format!("host-{i}.example.com:9100"), "isRegex": false}], "startsAt": start.to_string(), "endsAt": end.to_string(), "createdBy": "bench", "comment": "maintenance"});
-                let r = client.post(&url).json(&body).send().await.unwrap();
-                assert!(r.status().is_success(), "silence POST failed: {}", r.status());
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    support::in_flight(n, in_flight, move |i| {
+        let (client, url) = (client.clone(), url.clone());
+        let body = make(i, &start, &end);
+        async move {
+            let r = client.post(url.as_str()).json(&body).send().await.unwrap();
+            assert!(
+                r.status().is_success(),
+                "silence POST failed: {}",
+                r.status()
+            );
+        }
+    })
+    .await;
     n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Creates `n` silences, one per instance, `in_flight` requests at a
+/// time; returns silences created per second.
+async fn create_silences(p: &Proc, n: usize, in_flight: usize) -> f64 {
+    post_silences(p, n, in_flight, |i, start, end| {
+        json!({"matchers": [{"name": "instance", "value": format!("host-{i}.example.com:9100"), "isRegex": false}], "startsAt": start, "endsAt": end, "createdBy": "bench", "comment": "maintenance"})
+    })
+    .await
 }
 
 async fn start(name: &'static str, hook_port: u16, extra: &str) -> Proc {
@@ -697,39 +704,15 @@ async fn suppressed(line: &mut impl FnMut(String, f64, f64)) {
 /// for the indices `regex` picks and by the full instance otherwise; 8
 /// requests in flight. The alerts of `batch` with the same index match.
 async fn create_host_silences(p: &Proc, n: usize, regex: fn(usize) -> bool) {
-    let client = reqwest::Client::new();
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = jiff::Timestamp::now();
-    let end = start
-        .checked_add(jiff::SignedDuration::from_hours(2))
-        .unwrap();
-    let mut tasks = Vec::new();
-    for _ in 0..IN_FLIGHT {
-        let (client, next, url) = (
-            client.clone(),
-            next.clone(),
-            format!("{}/api/v2/silences", p.base),
-        );
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                let instance = if regex(i) {
-                    json!({"name": "instance", "value": format!("host-{i}\\..*"), "isRegex": true})
-                } else {
-                    json!({"name": "instance", "value": format!("host-{i}.example.com:9100"), "isRegex": false})
-                };
-                let body = json!({"matchers": [{"name": "team", "value": format!("team-{}", i % 20), "isRegex": false}, instance], "startsAt": start.to_string(), "endsAt": end.to_string(), "createdBy": "bench", "comment": "maintenance"});
-                let r = client.post(&url).json(&body).send().await.unwrap();
-                assert!(r.status().is_success(), "silence POST failed: {}", r.status());
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    post_silences(p, n, IN_FLIGHT, move |i, start, end| {
+        let instance = if regex(i) {
+            json!({"name": "instance", "value": format!("host-{i}\\..*"), "isRegex": true})
+        } else {
+            json!({"name": "instance", "value": format!("host-{i}.example.com:9100"), "isRegex": false})
+        };
+        json!({"matchers": [{"name": "team", "value": format!("team-{}", i % 20), "isRegex": false}, instance], "startsAt": start, "endsAt": end, "createdBy": "bench", "comment": "maintenance"})
+    })
+    .await;
 }
 
 /// 5,000 regex silences (`team="team-k"` shared by hundreds, each with its

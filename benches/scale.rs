@@ -154,37 +154,23 @@ fn batch(offset: usize, n: usize, run: &str) -> Vec<u8> {
 /// Posts `total` alerts, `IN_FLIGHT` batches at a time; alerts per second.
 async fn ingest(p: &Proc, total: usize, run: &'static str) -> f64 {
     let client = reqwest::Client::new();
-    let next = Arc::new(AtomicUsize::new(0));
-    let batches = total.div_ceil(BATCH);
+    let url = Arc::new(format!("{}/api/v2/alerts", p.base));
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..IN_FLIGHT {
-        let (client, next, url) = (
-            client.clone(),
-            next.clone(),
-            format!("{}/api/v2/alerts", p.base),
-        );
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let b = next.fetch_add(1, Ordering::Relaxed);
-                if b >= batches {
-                    break;
-                }
-                let body = batch(b * BATCH, BATCH.min(total - b * BATCH), run);
-                let r = client
-                    .post(&url)
-                    .header("Content-Type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(r.status().is_success(), "POST failed: {}", r.status());
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    support::in_flight(total.div_ceil(BATCH), IN_FLIGHT, move |b| {
+        let (client, url) = (client.clone(), url.clone());
+        let body = batch(b * BATCH, BATCH.min(total - b * BATCH), run);
+        async move {
+            let r = client
+                .post(url.as_str())
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "POST failed: {}", r.status());
+        }
+    })
+    .await;
     total as f64 / started.elapsed().as_secs_f64()
 }
 

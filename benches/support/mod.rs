@@ -1,7 +1,10 @@
 //! What the benchmark binaries share: a child process killed on drop,
 //! free ports, and the runtime they run on.
 
+use std::future::Future;
 use std::process::Child;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// A Herald or Alertmanager process with its scratch directory, killed on
 /// drop.
@@ -61,4 +64,34 @@ pub fn reference_alertmanager() -> std::path::PathBuf {
         bin.display()
     );
     bin
+}
+
+/// Runs `job(0)`, `job(1)`, … `job(jobs - 1)` with `in_flight` of them
+/// under way at any time, as a client with that many connections would:
+/// the shape of every load the benches generate.
+#[allow(dead_code)] // `ha_soak` generates no such load
+pub async fn in_flight<F, Fut>(jobs: usize, in_flight: usize, job: F)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let job = Arc::new(job);
+    let next = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..in_flight)
+        .map(|_| {
+            let (job, next) = (job.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= jobs {
+                        break;
+                    }
+                    job(i).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("a load task panicked");
+    }
 }
