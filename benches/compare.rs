@@ -24,7 +24,6 @@
 //! 5,000 regex silences over 20,000 alerts, `silences20k` 20,000 silences
 //! (half regex) over 100,000 alerts (Alertmanager cut off after 60 s).
 
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,7 +36,7 @@ const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
 const ENVS: [&str; 2] = ["prod", "staging"];
 
 mod support;
-use support::{free_port, reference_alertmanager, Proc};
+use support::Proc;
 
 fn config(hook_port: u16, extra: &str) -> String {
     format!(
@@ -126,45 +125,9 @@ receivers:
 }
 
 async fn start_config(name: &'static str, config_text: &str) -> Proc {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.yml");
-    std::fs::write(&cfg, config_text).unwrap();
-    let port = free_port();
-    let mut cmd = if name == "herald" {
-        Command::new(support::herald_bin())
-    } else {
-        let mut c = Command::new(reference_alertmanager());
-        c.arg("--cluster.listen-address=");
-        c
-    };
-    cmd.arg(format!("--config.file={}", cfg.display()))
-        .arg(format!(
-            "--storage.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--log.level=error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let child = cmd.spawn().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !client
-        .get(format!("{base}/-/ready"))
-        .send()
+    support::start_server(name, config_text, None, Duration::from_secs(30))
         .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "{name} did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Proc {
-        name,
-        child,
-        base,
-        _dir: dir,
-    }
+        .0
 }
 
 fn rss_kib(pid: u32, field: &str) -> u64 {

@@ -23,13 +23,13 @@
 //! `HERALD_BENCH_BIN` runs another Herald binary in this build's place.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{free_port, reference_alertmanager, Proc};
+use support::Proc;
 
 const BATCH: usize = 100;
 const IN_FLIGHT: usize = 8;
@@ -44,47 +44,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 /// Starts a server on `data` (kept by the caller, so a restart finds it);
 /// returns once `/-/ready` answers 200, with the time that took.
 async fn start(name: &'static str, config: &str, data: &Path) -> (Proc, Duration) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.yml");
-    std::fs::write(&cfg, config).unwrap();
-    let port = free_port();
-    let mut cmd = if name == "herald" {
-        Command::new(support::herald_bin())
-    } else {
-        let mut c = Command::new(reference_alertmanager());
-        c.arg("--cluster.listen-address=");
-        c
-    };
-    cmd.arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--storage.path={}", data.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--log.level=error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let started = Instant::now();
-    let child = cmd.spawn().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !client
-        .get(format!("{base}/-/ready"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "{name} did not start");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let took = started.elapsed();
-    (
-        Proc {
-            name,
-            child,
-            base,
-            _dir: dir,
-        },
-        took,
-    )
+    support::start_server(name, config, Some(data), Duration::from_secs(300)).await
 }
 
 fn status_kib(pid: u32, field: &str) -> u64 {

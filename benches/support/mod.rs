@@ -2,9 +2,11 @@
 //! free ports, and the runtime they run on.
 
 use std::future::Future;
-use std::process::Child;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A Herald or Alertmanager process with its scratch directory, killed on
 /// drop.
@@ -94,4 +96,56 @@ where
     for t in tasks {
         t.await.expect("a load task panicked");
     }
+}
+
+/// Starts Herald (`name == "herald"`) or the reference Alertmanager on
+/// `config`, with its data under `data` (or a scratch directory), and
+/// returns once `/-/ready` answers 200, with the time that took.
+#[allow(dead_code)] // `ha_soak` starts clustered nodes of its own
+pub async fn start_server(
+    name: &'static str,
+    config: &str,
+    data: Option<&Path>,
+    ready_within: Duration,
+) -> (Proc, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yml");
+    std::fs::write(&cfg, config).unwrap();
+    let data = data.map_or_else(|| dir.path().join("data"), Path::to_path_buf);
+    let port = free_port();
+    let mut cmd = if name == "herald" {
+        Command::new(herald_bin())
+    } else {
+        let mut c = Command::new(reference_alertmanager());
+        c.arg("--cluster.listen-address=");
+        c
+    };
+    cmd.arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.path={}", data.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--log.level=error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let started = Instant::now();
+    let child = cmd.spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = started + ready_within;
+    while !client
+        .get(format!("{base}/-/ready"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "{name} did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = started.elapsed();
+    let proc = Proc {
+        name,
+        child,
+        base,
+        _dir: dir,
+    };
+    (proc, took)
 }
