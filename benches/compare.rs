@@ -36,7 +36,7 @@ const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
 const ENVS: [&str; 2] = ["prod", "staging"];
 
 mod support;
-use support::Proc;
+use support::{status_kib, Proc};
 
 fn config(hook_port: u16, extra: &str) -> String {
     format!(
@@ -128,15 +128,6 @@ async fn start_config(name: &'static str, config_text: &str) -> Proc {
     support::start_server(name, config_text, None, Duration::from_secs(30))
         .await
         .0
-}
-
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 fn batch(offset: usize, n: usize, run: &str) -> Value {
@@ -359,8 +350,8 @@ async fn run() {
         );
         line(
             format!("flood peak RSS MiB (VmHWM) @{FLOOD}"),
-            rss_kib(herald.child.id(), "VmHWM:") as f64 / 1024.0,
-            rss_kib(am.child.id(), "VmHWM:") as f64 / 1024.0,
+            status_kib(herald.child.id(), "VmHWM:") as f64 / 1024.0,
+            status_kib(am.child.id(), "VmHWM:") as f64 / 1024.0,
         );
     }
     for &size in sizes.iter().filter(|_| wanted("alerts")) {
@@ -383,8 +374,8 @@ async fn run() {
         line(format!("POST p99 latency ms @{size}"), hi.p99_ms, ai.p99_ms);
         line(
             format!("RSS MiB holding {size} alerts"),
-            rss_kib(herald.child.id(), "VmRSS:") as f64 / 1024.0,
-            rss_kib(am.child.id(), "VmRSS:") as f64 / 1024.0,
+            status_kib(herald.child.id(), "VmRSS:") as f64 / 1024.0,
+            status_kib(am.child.id(), "VmRSS:") as f64 / 1024.0,
         );
         let (hg, hs) = get_latency(&herald, "/api/v2/alerts", 3).await;
         let (ag, asz) = get_latency(&am, "/api/v2/alerts", 3).await;
@@ -402,8 +393,8 @@ async fn run() {
         line(format!("GET /api/v2/alerts/groups ms @{size}"), hg, ag);
         line(
             format!("peak RSS MiB (VmHWM) after GETs @{size}"),
-            rss_kib(herald.child.id(), "VmHWM:") as f64 / 1024.0,
-            rss_kib(am.child.id(), "VmHWM:") as f64 / 1024.0,
+            status_kib(herald.child.id(), "VmHWM:") as f64 / 1024.0,
+            status_kib(am.child.id(), "VmHWM:") as f64 / 1024.0,
         );
         // What a person waits for when opening the alerts view: Herald's
         // server-rendered page, and the groups Alertmanager's browser UI
@@ -747,7 +738,7 @@ async fn silences20k() {
         create_host_silences(&p, SILENCES, |i| i % 2 == 1).await;
         ingest(&p, ALERTS, "main").await;
         let pid = p.child.id();
-        let resting = rss_kib(pid, "VmRSS:");
+        let resting = status_kib(pid, "VmRSS:");
         // Resets VmHWM to the current RSS (Linux), so the peak read after
         // the GET is the GET's.
         let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
@@ -763,7 +754,7 @@ async fn silences20k() {
                 None => format!(">{} (no answer)", LIMIT.as_millis()),
             });
             if i == 0 {
-                let peak = rss_kib(pid, "VmHWM:");
+                let peak = status_kib(pid, "VmHWM:");
                 col.push(format!(
                     "{:.1} (rest {:.1})",
                     peak.saturating_sub(resting) as f64 / 1024.0,

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::Proc;
+use support::{status_kib, Proc};
 
 const BATCH: usize = 100;
 const IN_FLIGHT: usize = 8;
@@ -45,15 +45,6 @@ fn env_usize(name: &str, default: usize) -> usize {
 /// returns once `/-/ready` answers 200, with the time that took.
 async fn start(name: &'static str, config: &str, data: &Path) -> (Proc, Duration) {
     support::start_server(name, config, Some(data), Duration::from_secs(300)).await
-}
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 fn mib(kib: u64) -> f64 {
