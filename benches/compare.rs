@@ -214,14 +214,7 @@ async fn get_latency(p: &Proc, path: &str, reps: usize) -> (f64, usize) {
     let mut size = 0;
     for _ in 0..reps {
         let t = Instant::now();
-        let body = client
-            .get(format!("{}{path}", p.base))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let body = p.get_bytes(&client, path).await;
         best = best.min(t.elapsed().as_secs_f64());
         size = body.len();
     }

@@ -133,28 +133,14 @@ async fn get_with_peak(p: &Proc, path: &str) -> (f64, usize, f64) {
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
     let before = status_kib(pid, "VmRSS:");
     let t = Instant::now();
-    let body = reqwest::Client::new()
-        .get(format!("{}{path}", p.base))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let body = p.get_bytes(&reqwest::Client::new(), path).await;
     let ms = t.elapsed().as_secs_f64() * 1e3;
     let peak = status_kib(pid, "VmHWM:");
     (ms, body.len(), mib(peak.saturating_sub(before)))
 }
 
 async fn alert_count(p: &Proc) -> usize {
-    let body = reqwest::Client::new()
-        .get(format!("{}/api/v2/alerts", p.base))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let body = p.get_bytes(&reqwest::Client::new(), "/api/v2/alerts").await;
     serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(&body)
         .unwrap()
         .len()

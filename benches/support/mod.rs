@@ -17,6 +17,22 @@ pub struct Proc {
     pub _dir: tempfile::TempDir,
 }
 
+impl Proc {
+    /// The whole body of `GET path`, read to its end (a bench measures
+    /// the answer, not only its headers).
+    #[allow(dead_code)] // `ha_soak` reads its webhook, not the servers
+    pub async fn get_bytes(&self, client: &reqwest::Client, path: &str) -> axum::body::Bytes {
+        client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
