@@ -15,10 +15,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use regex_syntax::hir::literal::Extractor;
-
 use super::Route;
-use crate::matcher::{MatchType, Matcher};
+use crate::matcher::{anchored_hir, prefix_literals, MatchType, Matcher};
 use crate::model::LabelSet;
 
 /// Below this many children a plain scan is as fast as a lookup.
@@ -135,7 +133,7 @@ fn best_key(matchers: &[Matcher]) -> Option<(Arc<str>, Key)> {
         match m.kind {
             MatchType::Equal => return Some((m.name.clone(), Key::Exact(m.value.clone()))),
             MatchType::Regexp => {
-                let Some(ps) = regex_prefixes(&m.value) else {
+                let Some(ps) = anchored_hir(&m.value).and_then(|h| prefix_literals(&h)) else {
                     continue;
                 };
                 let shortest = ps.iter().map(Vec::len).min().unwrap_or(0);
@@ -147,19 +145,4 @@ fn best_key(matchers: &[Matcher]) -> Option<(Arc<str>, Key)> {
         }
     }
     best.map(|(_, n, k)| (n, k))
-}
-
-/// Literals every match of the anchored regex (as `Matcher` compiles it)
-/// starts with, or `None` when there is no finite, non-empty such set.
-fn regex_prefixes(value: &str) -> Option<Vec<Vec<u8>>> {
-    let hir = regex_syntax::Parser::new()
-        .parse(&format!("^(?:{value})$"))
-        .ok()?;
-    let seq = Extractor::new().extract(&hir);
-    let lits = seq.literals()?;
-    if lits.is_empty() {
-        // A regex that matches nothing: left to the full evaluation.
-        return None;
-    }
-    Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
 }

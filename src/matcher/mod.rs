@@ -354,6 +354,27 @@ impl Serialize for Matchers {
     }
 }
 
+/// A regex matcher's value as the regex it compiles to (`^(?:value)$`),
+/// parsed: the route and silence indexes read from it what every match
+/// must begin with. `None` for a value that does not parse.
+pub(crate) fn anchored_hir(value: &str) -> Option<regex_syntax::hir::Hir> {
+    regex_syntax::Parser::new()
+        .parse(&format!("^(?:{value})$"))
+        .ok()
+}
+
+/// The literals one of which begins every match of `hir`, or `None` when
+/// they are not a finite set or the regex matches nothing (left to a full
+/// evaluation).
+pub(crate) fn prefix_literals(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
+    let seq = regex_syntax::hir::literal::Extractor::new().extract(hir);
+    let lits = seq.literals()?;
+    if lits.is_empty() {
+        return None;
+    }
+    Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,7 @@ use jiff::Timestamp;
 use regex_syntax::hir::{Class, Dot, Hir, HirKind, Look};
 
 use super::{Silence, SilenceState};
-use crate::matcher::{MatchType, Matcher};
+use crate::matcher::{anchored_hir, prefix_literals, MatchType, Matcher};
 use crate::model::LabelSet;
 
 type Map<K, V> = HashMap<K, V, FnvBuildHasher>;
@@ -166,16 +166,17 @@ impl Unnamed {
 /// matcher value (`^(?:value)$`, see `Matcher::new`), if there is one, and
 /// what any matching value must hold.
 fn reduce_regex(value: &str) -> (Option<Form>, Option<Unnamed>) {
-    let Ok(hir) = regex_syntax::Parser::new().parse(&format!("^(?:{value})$")) else {
+    let Some(hir) = anchored_hir(value) else {
         return (None, None);
     };
     // What every match starts with (look-arounds count as empty, so this
     // holds for any regex).
     let required = || {
-        let seq = regex_syntax::hir::literal::Extractor::new().extract(&hir);
-        seq.longest_common_prefix()
-            .filter(|p| !p.is_empty())
-            .map(|p| Unnamed::Prefix(p.into()))
+        let starts: Vec<Box<[u8]>> = prefix_literals(&hir)?
+            .into_iter()
+            .map(Vec::into_boxed_slice)
+            .collect();
+        common_prefix(&starts).map(Unnamed::Prefix)
     };
     let inner = match hir.kind() {
         HirKind::Concat(parts)
