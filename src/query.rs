@@ -108,6 +108,12 @@ impl AlertQuery {
             || !self.muted && !s.muted_by.is_empty())
     }
 
+    /// Whether a state flag is off, so that [`Self::wants`] can refuse
+    /// an alert.
+    pub(crate) fn filters_by_state(&self) -> bool {
+        !(self.active && self.silenced && self.inhibited && self.muted)
+    }
+
     pub(crate) fn receiver_ok(&self, name: &str) -> bool {
         self.receiver.as_ref().is_none_or(|r| r.is_match(name))
     }
@@ -158,14 +164,7 @@ pub(crate) fn query_groups(
 ) -> (Vec<GroupView>, Vec<GroupStatuses>) {
     let rt = app.runtime();
     let silences = app.silences.query(now);
-    let rcv_labels = receiver_labels(&rt.config.config.receivers);
-    let mut groups = rt.dispatcher.groups(
-        |r| {
-            q.receiver_ok(&r.opts.receiver)
-                && q.receiver_labels_ok(rcv_labels.get(r.opts.receiver.as_str()))
-        },
-        |a| q.accepts(a, now),
-    );
+    let mut groups = query_group_views(app, q, now);
     let mut statuses: Vec<GroupStatuses> = Vec::with_capacity(groups.len());
     groups.retain_mut(|g| {
         let mut by = Vec::with_capacity(g.alerts.len());
@@ -188,6 +187,21 @@ pub(crate) fn query_groups(
         keep
     });
     (groups, statuses)
+}
+
+/// The aggregation groups whose receiver the query asks for, holding the
+/// alerts its filter accepts, before the state flags are applied (see
+/// [`query_groups`]).
+pub(crate) fn query_group_views(app: &App, q: &AlertQuery, now: Timestamp) -> Vec<GroupView> {
+    let rt = app.runtime();
+    let rcv_labels = receiver_labels(&rt.config.config.receivers);
+    rt.dispatcher.groups(
+        |r| {
+            q.receiver_ok(&r.opts.receiver)
+                && q.receiver_labels_ok(rcv_labels.get(r.opts.receiver.as_str()))
+        },
+        |a| q.accepts(a, now),
+    )
 }
 
 /// Why an alert is suppressed now, as its API `status` reports it.

@@ -4,13 +4,20 @@
 //! Rendering a million alerts into buffers first held the whole answer
 //! (about 700 bytes an alert) in memory before its first byte went out.
 //! Here the items are cut into ranges; range `k` is rendered by worker
-//! `k % workers` and handed over through a channel holding one piece, so
-//! at most a few pieces per worker exist at any time, whatever the size of
-//! the answer. The body reads the ranges back in order, so the bytes are
+//! `k % workers` and handed over through a channel holding
+//! [`PIECES_AHEAD`] pieces, so at most a few pieces per worker exist at
+//! any time, whatever the size of the answer. The body reads the ranges back in order, so the bytes are
 //! those a single thread writing the items one after the other produces.
 
 use axum::body::{Body, Bytes};
 use tokio::sync::{mpsc, oneshot};
+
+/// Pieces a worker may have rendered that the body has not read: enough
+/// for a whole range (about three pieces), so that while one worker's
+/// range is read the others render theirs instead of waiting (with one
+/// piece, a worker could only run that piece ahead, and rendering was
+/// nearly serial).
+const PIECES_AHEAD: usize = 4;
 
 /// What a worker hands over: part of a range once its buffer is full, and
 /// the rest when the range is done.
@@ -32,8 +39,10 @@ pub(crate) type Ready = oneshot::Sender<Ranges>;
 /// How a rendering is cut.
 #[derive(Clone, Copy)]
 pub(crate) struct Cut {
-    /// Items per range: large enough that a small answer stays on one
-    /// thread, small enough that the workers share a large one evenly.
+    /// Weight per range (items, or what [`render_parts`]'s `weight` counts):
+    /// large enough that a small answer stays on one thread, small enough
+    /// that the workers share a large one evenly, and that the worker
+    /// whose range is read next can render all of it ahead.
     pub(crate) range_items: usize,
     /// A worker hands its buffer over once it holds this much.
     pub(crate) piece_bytes: usize,
@@ -50,33 +59,76 @@ pub(crate) fn render<T: Sync>(
     ready: Ready,
     render: impl Fn(&mut Vec<u8>, &T) -> bool + Sync,
 ) {
-    let range_items = cut.range_items.max(1);
-    let ranges = items.len().div_ceil(range_items);
+    render_parts(
+        items,
+        |_| 1,
+        cut,
+        ready,
+        |out, item| {
+            let mark = out.len();
+            // Every element is written after a comma; the body turns
+            // the answer's first byte into the opening bracket.
+            out.push(b',');
+            if !render(out, item) {
+                out.truncate(mark);
+            }
+        },
+    )
+}
+
+/// Like [`render`], for items that are parts of the array's elements (a
+/// group's alerts cut in chunks, so that one large group is rendered by
+/// every worker): `write` writes an item's bytes as they are, the comma
+/// that starts each element included (the body turns the answer's first
+/// byte into the opening bracket). Ranges are cut once the items'
+/// `weight` reaches `cut.range_items`.
+pub(crate) fn render_parts<T: Sync>(
+    items: &[T],
+    weight: impl Fn(&T) -> usize,
+    cut: Cut,
+    ready: Ready,
+    write: impl Fn(&mut Vec<u8>, &T) + Sync,
+) {
+    // `starts[k]..starts[k + 1]` is range `k`.
+    let mut starts = vec![0];
+    let mut held = 0;
+    for (i, item) in items.iter().enumerate() {
+        held += weight(item);
+        if held >= cut.range_items.max(1) && i + 1 < items.len() {
+            starts.push(i + 1);
+            held = 0;
+        }
+    }
+    starts.push(items.len());
+    let ranges = if items.is_empty() {
+        0
+    } else {
+        starts.len() - 1
+    };
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(8)
         .min(ranges)
         .max(1);
-    let (senders, workers): (Vec<_>, Vec<_>) = (0..threads).map(|_| mpsc::channel(1)).unzip();
+    let (senders, workers): (Vec<_>, Vec<_>) =
+        (0..threads).map(|_| mpsc::channel(PIECES_AHEAD)).unzip();
     if ready.send(Ranges { workers, ranges }).is_err() {
         return;
     }
     let work = |w: usize, tx: mpsc::Sender<Piece>| {
         for k in (w..ranges).step_by(threads) {
-            let part = &items[k * range_items..((k + 1) * range_items).min(items.len())];
-            let mut out = Vec::with_capacity(cut.piece_bytes + cut.piece_bytes / 4);
+            let part = &items[starts[k]..starts[k + 1]];
+            let capacity = cut.piece_bytes + cut.piece_bytes / 4;
+            let mut out = Vec::with_capacity(capacity);
             for item in part {
-                let mark = out.len();
-                // Every element is written after a comma; the body turns
-                // the answer's first byte into the opening bracket.
-                out.push(b',');
-                if !render(&mut out, item) {
-                    out.truncate(mark);
-                }
+                write(&mut out, item);
                 if out.len() >= cut.piece_bytes
                     && tx
-                        .blocking_send(Piece::Part(std::mem::take(&mut out)))
+                        .blocking_send(Piece::Part(std::mem::replace(
+                            &mut out,
+                            Vec::with_capacity(capacity),
+                        )))
                         .is_err()
                 {
                     return;
@@ -233,6 +285,100 @@ mod tests {
                 streamed(items, cut, keep).unwrap(),
                 expected,
                 "round {round}, {len} items, {} per range, {} byte pieces",
+                cut.range_items,
+                cut.piece_bytes
+            );
+        }
+    }
+
+    /// Groups of elements written in chunks, as `/alerts/groups` writes
+    /// its groups' alerts, equal the groups written whole by one thread.
+    #[test]
+    fn answers_written_in_parts_equal_plain_ones() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let element = |g: usize, i: usize| format!("{{\"a\":{}}}", "y".repeat((g * 7 + i) % 23));
+        for round in 0..300 {
+            let groups: Vec<usize> = (0..next() % 12)
+                .map(|_| match next() % 4 {
+                    0 => 1,
+                    1 => (next() % 2000) as usize,
+                    _ => (next() % 40) as usize,
+                })
+                .collect();
+            let plain = format!(
+                "[{}]\n",
+                groups
+                    .iter()
+                    .enumerate()
+                    .map(|(g, n)| format!(
+                        "{{\"g\":[{}],\"n\":{g}}}",
+                        (0..*n).map(|i| element(g, i)).collect::<Vec<_>>().join(",")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            let chunk = 1 + (next() % 100) as usize;
+            let mut parts = Vec::new();
+            for (g, n) in groups.iter().enumerate() {
+                let mut lo = 0;
+                loop {
+                    let hi = (lo + chunk).min(*n);
+                    parts.push((g, lo, hi, *n));
+                    if hi == *n {
+                        break;
+                    }
+                    lo = hi;
+                }
+            }
+            let cut = Cut {
+                range_items: (next() % 300) as usize,
+                piece_bytes: 1 + (next() % 3000) as usize,
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let (tx, rx) = oneshot::channel();
+            let renderer = std::thread::spawn(move || {
+                render_parts(
+                    &parts,
+                    |p| p.2 - p.1,
+                    cut,
+                    tx,
+                    |out, &(g, lo, hi, n)| {
+                        if lo == 0 {
+                            out.extend_from_slice(b",{\"g\":[");
+                        }
+                        for i in lo..hi {
+                            if i > 0 {
+                                out.push(b',');
+                            }
+                            out.extend_from_slice(element(g, i).as_bytes());
+                        }
+                        if hi == n {
+                            out.extend_from_slice(format!("],\"n\":{g}}}").as_bytes());
+                        }
+                    },
+                )
+            });
+            let got = rt.block_on(async {
+                let mut s = std::pin::pin!(stream(rx.await.unwrap()));
+                let mut out = Vec::new();
+                while let Some(piece) = s.next().await {
+                    out.extend_from_slice(&piece.unwrap());
+                }
+                out
+            });
+            renderer.join().unwrap();
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                plain,
+                "round {round}, groups {groups:?}, chunks of {chunk}, {} per range, {} byte pieces",
                 cut.range_items,
                 cut.piece_bytes
             );
