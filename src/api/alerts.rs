@@ -402,7 +402,7 @@ fn write_gettable(out: &mut Vec<u8>, a: &Alert, receivers: &[&str], status: &Sup
     out.extend_from_slice(b"{\"annotations\":");
     a.annotations.write_json(out);
     out.extend_from_slice(b",\"endsAt\":");
-    write_time(out, a.ends_at, TimeField::EndsAt);
+    write_time(out, a.ends_at, TimeField::Ends);
     out.extend_from_slice(b",\"fingerprint\":\"");
     write_fingerprint(out, a.fingerprint);
     out.extend_from_slice(b"\",\"receivers\":[");
@@ -415,7 +415,7 @@ fn write_gettable(out: &mut Vec<u8>, a: &Alert, receivers: &[&str], status: &Sup
         out.push(b'}');
     }
     out.extend_from_slice(b"],\"startsAt\":");
-    write_time(out, a.starts_at, TimeField::StartsAt);
+    write_time(out, a.starts_at, TimeField::Starts);
     out.extend_from_slice(b",\"status\":{\"inhibitedBy\":[");
     if let Some(fp) = status.inhibited_by {
         out.push(b'"');
@@ -444,7 +444,7 @@ fn write_gettable(out: &mut Vec<u8>, a: &Alert, receivers: &[&str], status: &Sup
     out.extend_from_slice(b"],\"state\":\"");
     out.extend_from_slice(state);
     out.extend_from_slice(b"\"},\"updatedAt\":");
-    write_time(out, a.updated_at, TimeField::UpdatedAt);
+    write_time(out, a.updated_at, TimeField::Updated);
     if !a.generator_url.is_empty() {
         out.extend_from_slice(b",\"generatorURL\":");
         gojson::write_str(out, &a.generator_url);
@@ -458,9 +458,9 @@ fn write_gettable(out: &mut Vec<u8>, a: &Alert, receivers: &[&str], status: &Sup
 /// last value.
 #[derive(Clone, Copy)]
 enum TimeField {
-    StartsAt,
-    EndsAt,
-    UpdatedAt,
+    Starts,
+    Ends,
+    Updated,
 }
 
 /// The text of `write_rfc3339_millis`, with its quotes.
@@ -833,7 +833,7 @@ mod tests {
             .map(|ms| Timestamp::from_millisecond(*ms).unwrap())
             .chain([GO_ZERO_TIME])
             .collect();
-        let fields = [TimeField::StartsAt, TimeField::EndsAt, TimeField::UpdatedAt];
+        let fields = [TimeField::Starts, TimeField::Ends, TimeField::Updated];
         for _ in 0..5000 {
             let t = times[(next() % times.len() as u64) as usize];
             let f = fields[(next() % 3) as usize];
