@@ -170,7 +170,7 @@ pub(crate) fn query_groups(
         let mut by = Vec::with_capacity(g.alerts.len());
         g.alerts.retain(|a| {
             let status = Suppression {
-                silenced_by: silences.silenced_by(&a.labels),
+                silenced_by: silences.silenced_by_alert(a),
                 inhibited_by: rt.inhibitor.inhibited_by(&a.labels, now),
                 muted_by: &g.muted_by,
             };

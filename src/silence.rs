@@ -11,7 +11,7 @@ use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 
 use crate::matcher::{MatchType, Matcher, Matchers};
-use crate::model::LabelSet;
+use crate::model::{Alert, LabelSet};
 
 mod matching;
 use matching::SilenceIndex;
@@ -167,6 +167,45 @@ impl SilenceQuery<'_> {
             false
         });
         any
+    }
+
+    /// `silenced_by` for a stored alert: its answer is kept, by
+    /// fingerprint, until a silence changes (see `AlertCache`).
+    pub fn silenced_by_alert(&self, alert: &Alert) -> Vec<String> {
+        let mut ids = Vec::new();
+        self.each_match_cached(alert, |s| {
+            ids.push(s.id.clone());
+            true
+        });
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// `is_silenced` for a stored alert, through the same cache.
+    pub fn is_alert_silenced(&self, alert: &Alert) -> bool {
+        let mut any = false;
+        self.each_match_cached(alert, |_| {
+            any = true;
+            false
+        });
+        any
+    }
+
+    /// A lookup in the per-alert cache; only a miss asks the index, and
+    /// only that is counted and timed as a query, as Alertmanager's
+    /// `Silencer` queries its silences only for what its cache lacks.
+    fn each_match_cached(&self, alert: &Alert, f: impl FnMut(&Silence) -> bool) {
+        if self.index.is_empty() {
+            return;
+        }
+        if let Some(took) =
+            self.index
+                .each_match_cached(alert.fingerprint, &alert.labels, self.now, f)
+        {
+            self.stats.queries.inc();
+            self.stats.query_duration.observe(took.as_secs_f64());
+        }
     }
 
     /// One query as the silence metrics count it.
@@ -874,10 +913,25 @@ impl Silences {
     pub fn gc(&self, now: Timestamp) -> usize {
         let started = std::time::Instant::now();
         let removed = self.gc_inner(now);
+        self.sweep_alert_cache();
         self.stats
             .gc_duration
             .observe(started.elapsed().as_secs_f64());
         removed
+    }
+
+    /// Run with each GC: the per-alert cache forgets alerts nobody asked
+    /// about since the last GC, so it does not grow with every alert ever
+    /// seen while the silences stay unchanged.
+    fn sweep_alert_cache(&self) {
+        let current = {
+            let _st = self.lock();
+            let cache = self.index.lock().unwrap_or_else(|e| e.into_inner());
+            cache.current.clone()
+        };
+        if let Some(index) = current {
+            index.sweep_cache();
+        }
     }
 
     fn gc_inner(&self, now: Timestamp) -> usize {
@@ -1020,7 +1074,7 @@ impl crate::model::Muter for Silences {
         if !self.is_empty() {
             let q = self.query(now);
             alerts.retain(|a| {
-                let ids = q.silenced_by(&a.labels);
+                let ids = q.silenced_by_alert(a);
                 if ids.is_empty() {
                     return true;
                 }
@@ -1290,6 +1344,158 @@ mod tests {
         assert!(f("severity=\"\""), "absent name, empty value");
         assert!(!f("severity=critical"));
         assert!(f("team=ops"), "the filter compares values, not operators");
+    }
+
+    fn alert(labels: LabelSet) -> Alert {
+        Alert {
+            fingerprint: labels.fingerprint(),
+            labels,
+            annotations: LabelSet::default(),
+            starts_at: t(0),
+            ends_at: crate::model::GO_ZERO_TIME,
+            generator_url: "".into(),
+            updated_at: t(0),
+            timeout: false,
+        }
+    }
+
+    /// The per-alert cache answers what a scan of every silence answers,
+    /// through silences created (some pending), updated, expired, merged
+    /// from a peer and collected, alerts coming and going, GC sweeps, and
+    /// time passing with no change at all (silences starting and ending
+    /// while the cache is kept).
+    #[tokio::test]
+    async fn cached_answers_are_what_a_scan_answers() {
+        struct Rng(u64);
+        impl Rng {
+            fn below(&mut self, n: usize) -> usize {
+                self.0 ^= self.0 << 13;
+                self.0 ^= self.0 >> 7;
+                self.0 ^= self.0 << 17;
+                (self.0 % n as u64) as usize
+            }
+        }
+        let mut rng = Rng(0x5851_f42d_4c95_7f2d);
+        const MATCHERS: &[&str] = &[
+            "team=a",
+            "team=b",
+            "team=~\"a|b\"",
+            "instance=~\"host-1.*\"",
+            "instance=~\"host-[0-9]\"",
+            "instance=host-1",
+            "instance!=host-2",
+            "env=prod",
+            "env!~\"dev|\"",
+            "job=~\".+\"",
+        ];
+        const TEAMS: &[&str] = &["a", "b", "c"];
+        const HOSTS: &[&str] = &["host-1", "host-2", "host-12", "host-3", "db-1"];
+        const ENVS: &[&str] = &["prod", "dev", ""];
+        let pool: Vec<Alert> = (0..120)
+            .map(|i| {
+                let mut l = vec![
+                    ("team", TEAMS[i % 3]),
+                    ("instance", HOSTS[(i / 3) % 5]),
+                    ("env", ENVS[(i / 15) % 3]),
+                ];
+                if i % 2 == 0 {
+                    l.push(("job", "node"));
+                }
+                l.push(("n", ["0", "1", "2", "3", "4", "5", "6", "7"][i / 15]));
+                alert(LabelSet::from_strs(
+                    l.into_iter().filter(|(_, v)| !v.is_empty()),
+                ))
+            })
+            .collect();
+        let ss = Silences::new(Duration::from_secs(200), Limits::default(), None);
+        let mut now = 1_000i64;
+        let mut alerts: Vec<&Alert> = pool.iter().step_by(2).collect();
+        let (mut hits, mut silenced) = (0, 0);
+        for step in 0..800 {
+            now += rng.below(40) as i64;
+            match rng.below(10) {
+                0..=2 => {
+                    let n = 1 + rng.below(2);
+                    let m: Vec<&str> = (0..n)
+                        .map(|_| MATCHERS[rng.below(MATCHERS.len())])
+                        .collect();
+                    let start = now + [0, 0, 30, 90][rng.below(4)];
+                    let end = start + 1 + rng.below(200) as i64;
+                    let _ = ss.set(sil(&m.join(","), start, end), t(now)).await;
+                }
+                3 => {
+                    let all = ss.list();
+                    if !all.is_empty() {
+                        let id = all[rng.below(all.len())].id.clone();
+                        ss.expire(&id, t(now)).await.unwrap();
+                    }
+                }
+                4 => {
+                    let all = ss.list();
+                    if !all.is_empty() {
+                        let mut s = (*all[rng.below(all.len())]).clone();
+                        s.ends_at = t(now + rng.below(300) as i64);
+                        let _ = ss.set(s, t(now)).await;
+                    }
+                }
+                5 => {
+                    let mut s = sil(MATCHERS[rng.below(MATCHERS.len())], now, now + 100);
+                    s.id = format!("peer-{step}");
+                    s.updated_at = t(now);
+                    ss.merge(s, t(now + 300), t(now)).unwrap();
+                }
+                6 => {
+                    ss.gc(t(now));
+                }
+                _ => {
+                    // Alerts come and go; time passes with nothing changed.
+                    for _ in 0..rng.below(6) {
+                        let a = &pool[rng.below(pool.len())];
+                        match alerts.iter().position(|x| x.fingerprint == a.fingerprint) {
+                            Some(i) => {
+                                alerts.swap_remove(i);
+                            }
+                            None => alerts.push(a),
+                        }
+                    }
+                }
+            }
+            let all = ss.list();
+            // Two queries at one time and one later, each answering from
+            // the cache the ones before filled.
+            for at in [now, now, now + rng.below(150) as i64] {
+                let q = ss.query(t(at));
+                for a in &alerts {
+                    let mut scan: Vec<String> = all
+                        .iter()
+                        .filter(|s| s.state(t(at)) == SilenceState::Active && s.matches(&a.labels))
+                        .map(|s| s.id.clone())
+                        .collect();
+                    scan.sort();
+                    let cached = q.silenced_by_alert(a);
+                    assert_eq!(cached, scan, "step {step} at {at}: {:?}", a.labels);
+                    assert_eq!(q.is_alert_silenced(a), !scan.is_empty());
+                    assert_eq!(q.silenced_by(&a.labels), scan, "uncached");
+                    hits += 1;
+                    silenced += usize::from(!scan.is_empty());
+                }
+            }
+            let mut kept: Vec<Arc<Alert>> = alerts.iter().map(|a| Arc::new((*a).clone())).collect();
+            crate::model::Muter::retain_unmuted(&ss, &mut kept, t(now));
+            let q = ss.query(t(now));
+            assert!(kept.iter().all(|a| q.silenced_by(&a.labels).is_empty()));
+            assert_eq!(
+                kept.len(),
+                alerts
+                    .iter()
+                    .filter(|a| q.silenced_by(&a.labels).is_empty())
+                    .count()
+            );
+        }
+        assert!(
+            silenced > hits / 10 && silenced < hits * 9 / 10,
+            "a mix of silenced and not: {silenced} of {hits}"
+        );
     }
 
     /// A sink that keeps rows as a store committing in queue order ends up

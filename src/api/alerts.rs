@@ -623,7 +623,7 @@ pub(crate) async fn get_alerts(State(s): State<ApiState>, RawQuery(raw): RawQuer
             }
             let muted_by = rt.dispatcher.muted_by(&routes, &a.labels);
             let status = Suppression {
-                silenced_by: silences.silenced_by(&a.labels),
+                silenced_by: silences.silenced_by_alert(a),
                 inhibited_by: rt.inhibitor.inhibited_by(&a.labels, now),
                 muted_by: &muted_by,
             };

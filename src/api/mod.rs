@@ -169,7 +169,7 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         .iter()
         .filter(|a| !a.resolved_at(now))
     {
-        if silences.is_silenced(&a.labels) || rt.inhibitor.inhibited_by(&a.labels, now).is_some() {
+        if silences.is_alert_silenced(a) || rt.inhibitor.inhibited_by(&a.labels, now).is_some() {
             suppressed += 1;
         } else {
             active += 1;

@@ -13,7 +13,7 @@
 //! requires, so an alert only meets the silences that can match it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use fnv::FnvBuildHasher;
 use jiff::Timestamp;
@@ -21,7 +21,7 @@ use regex_syntax::hir::{Class, Dot, Hir, HirKind, Look};
 
 use super::{Silence, SilenceState};
 use crate::matcher::{anchored_hir, prefix_literals, MatchType, Matcher};
-use crate::model::LabelSet;
+use crate::model::{Fingerprint, LabelSet};
 
 type Map<K, V> = HashMap<K, V, FnvBuildHasher>;
 /// Positions in `SilenceIndex::entries`, by a label value or prefix.
@@ -345,6 +345,53 @@ pub(super) struct SilenceIndex {
     values: Map<Arc<str>, Filed>,
     prefixes: Map<Arc<str>, Prefixes>,
     rest: Vec<u32>,
+    alerts: AlertCache,
+}
+
+/// Shards of the per-alert cache: the API renders an answer on several
+/// threads at once, each looking up every alert it renders.
+const SHARDS: usize = 64;
+
+/// Which of this index's silences each alert's labels match, by the
+/// alert's fingerprint (Alertmanager's `Silencer` keeps the same, by the
+/// same key): every GET of the alerts, every flush and every `/metrics`
+/// scrape asks it for each alert, and without the cache each asked the
+/// index again (with 20k silences and 100k alerts, most of an answer's
+/// time). What is kept is the match by labels alone, whatever the
+/// silence's state: whether a match is active is decided at each lookup
+/// from its times, so a silence that starts or ends needs no change here.
+/// A new index (any silence changed) starts with an empty cache.
+struct AlertCache {
+    shards: Box<[Shard]>,
+}
+
+impl Default for AlertCache {
+    fn default() -> Self {
+        AlertCache {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+        }
+    }
+}
+
+/// Padded to a cache line, so two threads on neighbouring shards do not
+/// contend.
+#[derive(Default)]
+#[repr(align(64))]
+struct Shard(Mutex<Map<u64, Cached>>);
+
+struct Cached {
+    /// Positions in `SilenceIndex::entries`.
+    matches: Box<[u32]>,
+    /// Looked up since the last sweep.
+    used: bool,
+}
+
+impl AlertCache {
+    fn shard(&self, fp: Fingerprint) -> std::sync::MutexGuard<'_, Map<u64, Cached>> {
+        // FNV's high bits mix better than its low ones.
+        let i = ((fp.0 >> 32) ^ fp.0) as usize % SHARDS;
+        self.shards[i].0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl SilenceIndex {
@@ -436,7 +483,7 @@ impl SilenceIndex {
         now: Timestamp,
         mut f: impl FnMut(&Silence) -> bool,
     ) {
-        let mut check = |i: u32| {
+        self.candidates(labels, |i| {
             let e = &self.entries[i as usize];
             if e.silence.state(now) == SilenceState::Active
                 && e.compiled.matches(&e.silence, labels)
@@ -445,13 +492,77 @@ impl SilenceIndex {
             } else {
                 true
             }
+        });
+    }
+
+    /// `each_match` for an alert, through the per-alert cache: the match
+    /// by labels is looked up, or found and kept; the state at `now` is
+    /// checked either way. Returns how long asking the index took when
+    /// it was asked (a miss).
+    pub(super) fn each_match_cached(
+        &self,
+        fingerprint: Fingerprint,
+        labels: &LabelSet,
+        now: Timestamp,
+        mut f: impl FnMut(&Silence) -> bool,
+    ) -> Option<std::time::Duration> {
+        let mut each_active = |matches: &[u32]| {
+            for &i in matches {
+                let s = &self.entries[i as usize].silence;
+                if s.state(now) == SilenceState::Active && !f(s) {
+                    return;
+                }
+            }
         };
+        {
+            let mut shard = self.alerts.shard(fingerprint);
+            if let Some(c) = shard.get_mut(&fingerprint.0) {
+                c.used = true;
+                each_active(&c.matches);
+                return None;
+            }
+        }
+        // Found with the shard unlocked: another thread may find it too,
+        // and keeps the same answer.
+        let started = std::time::Instant::now();
+        let mut matches = Vec::new();
+        self.candidates(labels, |i| {
+            let e = &self.entries[i as usize];
+            if e.compiled.matches(&e.silence, labels) {
+                matches.push(i);
+            }
+            true
+        });
+        each_active(&matches);
+        let took = started.elapsed();
+        self.alerts.shard(fingerprint).insert(
+            fingerprint.0,
+            Cached {
+                matches: matches.into(),
+                used: true,
+            },
+        );
+        Some(took)
+    }
+
+    /// Forgets the alerts not looked up since the last sweep (gone, most
+    /// likely), so the cache holds about the alerts asked about lately.
+    pub(super) fn sweep_cache(&self) {
+        for shard in self.alerts.shards.iter() {
+            let mut map = shard.0.lock().unwrap_or_else(|e| e.into_inner());
+            map.retain(|_, c| std::mem::replace(&mut c.used, false));
+        }
+    }
+
+    /// Calls `f` with the position of each silence filed where `labels`
+    /// can meet it, each once, until `f` returns false.
+    fn candidates(&self, labels: &LabelSet, mut f: impl FnMut(u32) -> bool) {
         // A silence is filed under one label, and under values or a
         // prefix of it that cannot both fit one value: each is met once.
         for (n, v) in labels.iter() {
             if let Some(found) = self.values.get(n).and_then(|by| by.get(v.as_bytes())) {
                 for &i in found {
-                    if !check(i) {
+                    if !f(i) {
                         return;
                     }
                 }
@@ -462,7 +573,7 @@ impl SilenceIndex {
                         break;
                     };
                     for &i in p.by.get(head).into_iter().flatten() {
-                        if !check(i) {
+                        if !f(i) {
                             return;
                         }
                     }
@@ -470,7 +581,7 @@ impl SilenceIndex {
             }
         }
         for &i in &self.rest {
-            if !check(i) {
+            if !f(i) {
                 return;
             }
         }
