@@ -3,7 +3,7 @@
 //! alerts; storing each distinct string once is most of Herald's memory
 //! advantage at 100k alerts.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +12,12 @@ const SHARDS: usize = 32;
 pub struct Interner {
     shards: Vec<Mutex<HashSet<Arc<str>, fnv::FnvBuildHasher>>>,
     hasher: fnv::FnvBuildHasher,
+    /// The label-name slices of label sets (see `LabelSet`), by a hash of
+    /// their interned names' addresses: the alerts of one rule share one.
+    names: Vec<Mutex<NamesTable>>,
 }
+
+type NamesTable = HashMap<u64, Arc<[Arc<str>]>, fnv::FnvBuildHasher>;
 
 impl Default for Interner {
     fn default() -> Self {
@@ -21,9 +26,14 @@ impl Default for Interner {
                 .map(|_| Mutex::new(HashSet::default()))
                 .collect(),
             hasher: fnv::FnvBuildHasher::default(),
+            names: (0..NAME_SHARDS)
+                .map(|_| Mutex::new(NamesTable::default()))
+                .collect(),
         }
     }
 }
+
+const NAME_SHARDS: usize = 8;
 
 impl Interner {
     pub fn intern(&self, s: &str) -> Arc<str> {
@@ -38,8 +48,46 @@ impl Interner {
         a
     }
 
+    /// The shared slice holding `names`, which were interned here (names
+    /// from elsewhere are kept as given: compared by address, they match
+    /// no shared slice).
+    pub(crate) fn names(&self, names: Vec<Arc<str>>) -> Arc<[Arc<str>]> {
+        // The addresses identify interned strings: hashing them is cheaper
+        // than hashing the text, and equal addresses mean equal names.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for n in &names {
+            h ^= Arc::as_ptr(n).cast::<u8>() as usize as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
+        }
+        h ^= names.len() as u64;
+        let mut table = self.names[(h as usize) % NAME_SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match table.get(&h) {
+            Some(have)
+                if have.len() == names.len()
+                    && have.iter().zip(&names).all(|(a, b)| Arc::ptr_eq(a, b)) =>
+            {
+                have.clone()
+            }
+            // Another slice with the same hash: this one is not shared.
+            Some(_) => names.into(),
+            None => {
+                let shared: Arc<[Arc<str>]> = names.into();
+                table.insert(h, shared.clone());
+                shared
+            }
+        }
+    }
+
     /// Forgets strings no alert uses any more; returns how many.
     pub fn gc(&self) -> usize {
+        // Names slices first: they hold the strings they list.
+        for t in &self.names {
+            t.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|_, n| Arc::strong_count(n) > 1);
+        }
         let mut removed = 0;
         for s in &self.shards {
             let mut set = s.lock().unwrap_or_else(|e| e.into_inner());
@@ -75,6 +123,24 @@ mod tests {
         assert_eq!(i.len(), 1);
         drop((a, b));
         assert_eq!(i.gc(), 1);
+        assert!(i.is_empty());
+    }
+
+    #[test]
+    fn names_slices_are_shared_and_forgotten() {
+        let i = Interner::default();
+        let n = || vec![i.intern("alertname"), i.intern("job")];
+        let a = i.names(n());
+        let b = i.names(n());
+        assert!(Arc::ptr_eq(&a, &b));
+        let c = i.names(vec![i.intern("job")]);
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(&*c, &[i.intern("job")]);
+        // Names not from this interner are kept as given.
+        let other: Vec<Arc<str>> = vec![Arc::from("alertname"), Arc::from("job")];
+        assert_eq!(&*i.names(other.clone()), &*other);
+        drop((a, b, c));
+        assert_eq!(i.gc(), 2, "unused names and then their strings");
         assert!(i.is_empty());
     }
 }
