@@ -529,6 +529,26 @@ impl Metrics {
             .inc();
     }
 
+    /// A request's counts at once: `alert_received` per alert built two
+    /// label strings and looked the series up for every alert of a batch.
+    pub fn alerts_received(&self, firing: u64, resolved: u64, invalid: u64) {
+        for (status, n) in [("firing", firing), ("resolved", resolved)] {
+            if n > 0 {
+                self.alerts_received
+                    .get_or_create(&vec![
+                        ("status", status.to_string()),
+                        ("version", "v2".to_string()),
+                    ])
+                    .inc_by(n);
+            }
+        }
+        if invalid > 0 {
+            self.alerts_invalid
+                .get_or_create(&l1("version", "v2"))
+                .inc_by(invalid);
+        }
+    }
+
     pub fn alert_invalid(&self) {
         self.alerts_invalid
             .get_or_create(&l1("version", "v2"))

@@ -344,44 +344,83 @@ pub(crate) struct StrSeed<'i>(pub(crate) &'i str);
 impl<'de> DeserializeSeed<'de> for StrSeed<'_> {
     type Value = GoStr<'de>;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        struct V<'i>(&'i str);
-        impl<'de> Visitor<'de> for V<'_> {
-            type Value = GoStr<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(GoStr::Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(GoStr::Str(Cow::Owned(v.to_string())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(GoStr::Str(Cow::Owned(v)))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(GoStr::Null)
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Err(type_error(de::Unexpected::Bool(v), self.0))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Err(type_error(de::Unexpected::Signed(v), self.0))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Err(type_error(de::Unexpected::Unsigned(v), self.0))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Err(type_error(de::Unexpected::Float(v), self.0))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-                Err(type_error(de::Unexpected::Seq, self.0))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-                Err(type_error(de::Unexpected::Map, self.0))
+        d.deserialize_any(StrVisitor(Target::Named(self.0)))
+    }
+}
+
+/// What a string was to be read into, for Go's type error. A label value
+/// names its struct field and key ("Go struct field Alert.labels.job of
+/// type string"); that message is only built when there is an error, not
+/// for every value of every alert.
+#[derive(Clone, Copy)]
+enum Target<'i> {
+    Named(&'i str),
+    LabelValue { path: &'i str, key: &'i str },
+}
+
+impl Target<'_> {
+    fn error<E: de::Error>(self, got: de::Unexpected<'_>) -> E {
+        match self {
+            Target::Named(into) => type_error(got, into),
+            Target::LabelValue { path, key } => {
+                type_error(got, &format!("Go struct field {path}.{key} of type string"))
             }
         }
-        d.deserialize_any(V(self.0))
+    }
+}
+
+struct StrVisitor<'i>(Target<'i>);
+
+impl<'de> Visitor<'de> for StrVisitor<'_> {
+    type Value = GoStr<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(GoStr::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(GoStr::Str(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(GoStr::Str(Cow::Owned(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(GoStr::Null)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Err(self.0.error(de::Unexpected::Bool(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Err(self.0.error(de::Unexpected::Signed(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Err(self.0.error(de::Unexpected::Unsigned(v)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Err(self.0.error(de::Unexpected::Float(v)))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(self.0.error(de::Unexpected::Seq))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(self.0.error(de::Unexpected::Map))
+    }
+}
+
+/// Seed for a label value: a [`StrSeed`] whose message is made on error.
+struct LabelValueSeed<'i> {
+    path: &'i str,
+    key: &'i str,
+}
+
+impl<'de> DeserializeSeed<'de> for LabelValueSeed<'_> {
+    type Value = GoStr<'de>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(StrVisitor(Target::LabelValue {
+            path: self.path,
+            key: self.key,
+        }))
     }
 }
 
@@ -461,8 +500,10 @@ impl<'de> DeserializeSeed<'de> for PairsSeed<'_> {
                         GoStr::Str(k) => k,
                         GoStr::Null => Cow::Borrowed(""),
                     };
-                    let into = format!("Go struct field {}.{k} of type string", self.0);
-                    let val = match m.next_value_seed(StrSeed(&into))? {
+                    let val = match m.next_value_seed(LabelValueSeed {
+                        path: self.0,
+                        key: &k,
+                    })? {
                         GoStr::Str(s) => s,
                         GoStr::Null => Cow::Borrowed(""),
                     };

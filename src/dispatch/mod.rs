@@ -218,8 +218,13 @@ impl Dispatcher {
     }
 
     fn insert_into(self: &Arc<Self>, route: Arc<Route>, alert: &Arc<Alert>) {
-        let labels = route.group_labels(&alert.labels);
-        let id = (route.index, labels.fingerprint());
+        // The group's identity without building its label set, which only
+        // a new group needs: almost every alert joins an existing group.
+        let group_fp = match &route.opts.group_by {
+            GroupBy::All => alert.labels.fingerprint(),
+            GroupBy::Labels(names) => alert.labels.fingerprint_of(|n| names.contains(n)),
+        };
+        let id = (route.index, group_fp);
         let mut shard = self.shard(id);
         if let Some(group) = shard.get(&id).cloned() {
             let mut st = group.lock();
@@ -228,6 +233,8 @@ impl Dispatcher {
                 return;
             }
         }
+        let labels = route.group_labels(&alert.labels);
+        debug_assert_eq!(labels.fingerprint(), group_fp);
         let key: Arc<str> = Arc::from(format!("{}:{}", route.key, labels.go_string()));
         let group = Arc::new(AggrGroup {
             labels,

@@ -110,7 +110,7 @@ impl<'de> Visitor<'de> for Labels<'_> {
         while let Some(p) = m.next_entry_seed(Str(self.0), Str(self.0))? {
             pairs.push(p);
         }
-        Ok(LabelSet::from_pairs(pairs))
+        Ok(LabelSet::from_pairs_in(pairs, self.0))
     }
 }
 
