@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::index::{ChildIndex, MIN_INDEXED};
 use crate::config::RouteConfig;
-use crate::matcher::Matchers;
+use crate::matcher::{MatchType, Matcher, Matchers};
 use crate::model::LabelSet;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -60,6 +60,12 @@ pub struct Route {
     /// The children by their matchers, when there are enough of them that
     /// a lookup beats trying each.
     child_index: Option<ChildIndex>,
+    /// `matchers` in the order routing evaluates them: `=` and `!=` before
+    /// regexes. All of them must hold, so the order cannot change the
+    /// answer; but the index hands over candidates that mostly fail one
+    /// of their matchers, and with 1,000 routes the regex evaluated first
+    /// (by name order) was a quarter of a reload's profile.
+    check: Matchers,
 }
 
 impl Route {
@@ -117,6 +123,7 @@ impl Route {
             .collect();
         Arc::new(Route {
             opts,
+            check: cheap_first(&matchers),
             matchers,
             continue_matching: cr.continue_matching,
             child_index: ChildIndex::build(&routes, MIN_INDEXED),
@@ -136,7 +143,7 @@ impl Route {
     }
 
     fn collect_matches(self: &Arc<Self>, labels: &LabelSet, out: &mut Vec<Arc<Route>>) -> bool {
-        if !self.matchers.matches(labels) {
+        if !self.check.matches(labels) {
             return false;
         }
         let before = out.len();
@@ -187,11 +194,19 @@ impl Route {
     }
 }
 
+/// `matchers` with the string comparisons ahead of the regexes, each kind
+/// in its original order.
+fn cheap_first(matchers: &Matchers) -> Matchers {
+    let is_regex = |m: &Matcher| matches!(m.kind, MatchType::Regexp | MatchType::NotRegexp);
+    let (regexes, plain): (Vec<Matcher>, Vec<Matcher>) =
+        matchers.0.iter().cloned().partition(is_regex);
+    Matchers(plain.into_iter().chain(regexes).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::matcher::{MatchType, Matcher};
 
     const TREE: &str = r#"
 route:
@@ -366,6 +381,7 @@ receivers:
             .collect();
         Arc::new(Route {
             opts: RouteOpts::default(),
+            check: cheap_first(&matchers),
             matchers,
             continue_matching: rng.below(3) == 0,
             child_index: ChildIndex::build(&routes, min),
@@ -427,9 +443,11 @@ receivers:
     #[test]
     fn children_are_filed_under_a_narrowing_matcher() {
         let route = |ms: &str| {
+            let matchers = Matchers(crate::matcher::parse_matchers(ms).unwrap());
             Arc::new(Route {
                 opts: RouteOpts::default(),
-                matchers: Matchers(crate::matcher::parse_matchers(ms).unwrap()),
+                check: cheap_first(&matchers),
+                matchers,
                 continue_matching: false,
                 routes: Vec::new(),
                 key: String::new(),
