@@ -10,7 +10,10 @@
 
 mod classic;
 mod gostr;
+mod reduce;
 mod utf8;
+
+pub(crate) use reduce::{anchored_hir, prefix_literals, reduce_regex, Form, Required};
 
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -111,7 +114,18 @@ pub struct Matcher {
     pub name: Arc<str>,
     pub value: Arc<str>,
     pub kind: MatchType,
-    regex: Option<Regex>,
+    test: ValueTest,
+}
+
+/// How a matcher decides a value, chosen once when it is parsed.
+#[derive(Clone)]
+enum ValueTest {
+    /// `=` and `!=`: a comparison with `value`.
+    Plain,
+    /// A regex whose answer a set of values or a prefix gives exactly
+    /// (`reduce.rs`): most regexes users write.
+    Reduced(Arc<Form>),
+    Regex(Regex),
 }
 
 impl PartialEq for Matcher {
@@ -155,32 +169,45 @@ pub fn is_valid_classic_label_name(n: &str) -> bool {
 
 impl Matcher {
     pub fn new(kind: MatchType, name: &str, value: &str) -> Result<Self, MatcherError> {
-        let regex = match kind {
-            MatchType::Regexp | MatchType::NotRegexp => Some(
-                Regex::new(&format!("^(?:{value})$")).map_err(|e| MatcherError::BadRegex {
-                    value: value.to_string(),
-                    reason: e.to_string(),
-                })?,
-            ),
-            _ => None,
+        let test = match kind {
+            MatchType::Regexp | MatchType::NotRegexp => {
+                // Compiled even when reduced: the regex crate's verdict and
+                // error are what decide whether the value is a valid regex.
+                let re =
+                    Regex::new(&format!("^(?:{value})$")).map_err(|e| MatcherError::BadRegex {
+                        value: value.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                match reduce_regex(value).0 {
+                    Some(form) => ValueTest::Reduced(Arc::new(form)),
+                    None => ValueTest::Regex(re),
+                }
+            }
+            MatchType::Equal | MatchType::NotEqual => ValueTest::Plain,
         };
         Ok(Matcher {
             name: Arc::from(name),
             value: Arc::from(value),
             kind,
-            regex,
+            test,
         })
     }
 
     /// Whether the matcher accepts a label value (a missing label is "").
     pub fn matches(&self, v: &str) -> bool {
-        match (&self.kind, &self.regex) {
-            (MatchType::Equal, _) => v == &*self.value,
-            (MatchType::NotEqual, _) => v != &*self.value,
-            (MatchType::Regexp, Some(re)) => re.is_match(v),
-            (MatchType::NotRegexp, Some(re)) => !re.is_match(v),
-            // Constructed only through `new`, which always compiles regexes.
-            (_, None) => false,
+        let hit = match &self.test {
+            ValueTest::Plain => v == &*self.value,
+            ValueTest::Reduced(form) => form.matches(v),
+            ValueTest::Regex(re) => re.is_match(v),
+        };
+        hit == matches!(self.kind, MatchType::Equal | MatchType::Regexp)
+    }
+
+    /// The regex's answer as a value set or prefix, when it has one.
+    pub(crate) fn reduced(&self) -> Option<&Arc<Form>> {
+        match &self.test {
+            ValueTest::Reduced(form) => Some(form),
+            _ => None,
         }
     }
 
@@ -352,27 +379,6 @@ impl Serialize for Matchers {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.0.iter().map(|m| m.to_string()))
     }
-}
-
-/// A regex matcher's value as the regex it compiles to (`^(?:value)$`),
-/// parsed: the route and silence indexes read from it what every match
-/// must begin with. `None` for a value that does not parse.
-pub(crate) fn anchored_hir(value: &str) -> Option<regex_syntax::hir::Hir> {
-    regex_syntax::Parser::new()
-        .parse(&format!("^(?:{value})$"))
-        .ok()
-}
-
-/// The literals one of which begins every match of `hir`, or `None` when
-/// they are not a finite set or the regex matches nothing (left to a full
-/// evaluation).
-pub(crate) fn prefix_literals(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
-    let seq = regex_syntax::hir::literal::Extractor::new().extract(hir);
-    let lits = seq.literals()?;
-    if lits.is_empty() {
-        return None;
-    }
-    Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
 }
 
 #[cfg(test)]

@@ -17,33 +17,22 @@ use std::sync::{Arc, Mutex};
 
 use fnv::FnvBuildHasher;
 use jiff::Timestamp;
-use regex_syntax::hir::{Class, Dot, Hir, HirKind, Look};
 
 use super::{Silence, SilenceState};
-use crate::matcher::{anchored_hir, prefix_literals, MatchType, Matcher};
+use crate::matcher::{self, MatchType, Matcher, Required};
 use crate::model::{Fingerprint, LabelSet};
 
 type Map<K, V> = HashMap<K, V, FnvBuildHasher>;
 /// Positions in `SilenceIndex::entries`, by a label value or prefix.
 type Filed = Map<Box<[u8]>, Vec<u32>>;
 
-/// Larger finite languages are left to the regex: expanding them costs
-/// more at build time than it saves per alert.
-const MAX_SET: usize = 64;
-
 /// How a matcher's value test is decided.
 #[derive(Debug)]
 enum Form {
     /// The value equals this.
     Equal(Arc<str>),
-    /// The value is one of these (sorted): a regex with a finite language.
-    Set(Box<[Box<[u8]>]>),
-    /// The value starts with one of these and the rest is what `.*`
-    /// matches: any text (`(?s)`), or text without a newline.
-    Prefix {
-        prefixes: Box<[Box<[u8]>]>,
-        newline_ok: bool,
-    },
+    /// A regex's exact answer without the regex engine.
+    Reduced(Arc<matcher::Form>),
     /// Only the regex itself decides: the matcher at this position of the
     /// silence's list.
     Regex(usize),
@@ -63,15 +52,7 @@ impl Test {
         let v = labels.value(&self.name);
         let hit = match &self.form {
             Form::Equal(want) => v == &**want,
-            Form::Set(values) => values.binary_search_by(|x| (**x).cmp(v.as_bytes())).is_ok(),
-            Form::Prefix {
-                prefixes,
-                newline_ok,
-            } => prefixes.iter().any(|p| {
-                v.as_bytes()
-                    .strip_prefix(&**p)
-                    .is_some_and(|rest| *newline_ok || !rest.contains(&b'\n'))
-            }),
+            Form::Reduced(form) => form.matches(v),
             // The regex decides the whole answer, negation included.
             Form::Regex(i) => return silence.matchers.0.get(*i).is_some_and(|m| m.matches(v)),
         };
@@ -137,188 +118,29 @@ fn reduce(m: &Matcher, i: usize) -> (Test, Option<Key>) {
         MatchType::NotEqual => (test(true, Form::Equal(m.value.clone())), None),
         MatchType::Regexp | MatchType::NotRegexp => {
             let negate = m.kind == MatchType::NotRegexp;
-            let (form, key) = reduce_regex(&m.value);
-            let key = if negate { None } else { key };
-            match form {
-                Some(form) => (test(negate, form), key.map(|k| k.named(&m.name))),
-                None => (test(negate, Form::Regex(i)), key.map(|k| k.named(&m.name))),
-            }
-        }
-    }
-}
-
-/// A key before it has its label name.
-enum Unnamed {
-    Values(Vec<Box<[u8]>>),
-    Prefix(Box<[u8]>),
-}
-
-impl Unnamed {
-    fn named(self, name: &Arc<str>) -> Key {
-        match self {
-            Unnamed::Values(v) => Key::Values(name.clone(), v),
-            Unnamed::Prefix(p) => Key::Prefix(name.clone(), p),
-        }
-    }
-}
-
-/// The plain test equivalent to the anchored regex Herald compiles for a
-/// matcher value (`^(?:value)$`, see `Matcher::new`), if there is one, and
-/// what any matching value must hold.
-fn reduce_regex(value: &str) -> (Option<Form>, Option<Unnamed>) {
-    let Some(hir) = anchored_hir(value) else {
-        return (None, None);
-    };
-    // What every match starts with (look-arounds count as empty, so this
-    // holds for any regex).
-    let required = || {
-        let starts: Vec<Box<[u8]>> = prefix_literals(&hir)?
-            .into_iter()
-            .map(Vec::into_boxed_slice)
-            .collect();
-        common_prefix(&starts).map(Unnamed::Prefix)
-    };
-    let inner = match hir.kind() {
-        HirKind::Concat(parts)
-            if parts.len() >= 2
-                && matches!(parts[0].kind(), HirKind::Look(Look::Start))
-                && matches!(parts[parts.len() - 1].kind(), HirKind::Look(Look::End)) =>
-        {
-            &parts[1..parts.len() - 1]
-        }
-        _ => return (None, required()),
-    };
-    if let Some(set) = finite_concat(inner) {
-        let key = (!set.iter().any(|v| v.is_empty())).then(|| Unnamed::Values(set.clone()));
-        return (Some(Form::Set(set.into())), key);
-    }
-    if let Some((last, init)) = inner.split_last() {
-        if let HirKind::Repetition(r) = last.kind() {
-            let newline_ok = if *r.sub == Hir::dot(Dot::AnyChar) {
-                Some(true)
-            } else if *r.sub == Hir::dot(Dot::AnyCharExceptLF) {
-                Some(false)
-            } else {
+            // The matcher reduced its regex when it was parsed; only what
+            // every match holds (the key) is read from the regex again.
+            let (_, required) = matcher::reduce_regex(&m.value);
+            let key = if negate {
                 None
+            } else {
+                required.map(|r| key(&m.name, r))
             };
-            if let (0, None, Some(newline_ok), Some(prefixes)) =
-                (r.min, r.max, newline_ok, finite_concat(init))
-            {
-                let key = common_prefix(&prefixes).map(Unnamed::Prefix);
-                let form = Form::Prefix {
-                    prefixes: prefixes.into(),
-                    newline_ok,
-                };
-                return (Some(form), key);
-            }
+            let form = match m.reduced() {
+                Some(form) => Form::Reduced(form.clone()),
+                None => Form::Regex(i),
+            };
+            (test(negate, form), key)
         }
     }
-    (None, required())
 }
 
-fn common_prefix(values: &[Box<[u8]>]) -> Option<Box<[u8]>> {
-    let first = values.first()?;
-    let len = values.iter().fold(first.len(), |len, v| {
-        first[..len]
-            .iter()
-            .zip(v.iter())
-            .take_while(|(a, b)| a == b)
-            .count()
-    });
-    (len > 0).then(|| first[..len].into())
-}
-
-/// The strings a concatenation matches, sorted, if they are few; `None`
-/// also for anything holding a look-around, whose answer depends on more
-/// than the string's membership in a set.
-fn finite_concat(parts: &[Hir]) -> Option<Vec<Box<[u8]>>> {
-    let mut out: Vec<Vec<u8>> = vec![Vec::new()];
-    for p in parts {
-        out = cross(&out, &finite(p)?)?;
+/// Where a silence holding a positive matcher on `name` may be filed.
+fn key(name: &Arc<str>, required: Required) -> Key {
+    match required {
+        Required::Values(v) => Key::Values(name.clone(), v),
+        Required::Prefix(p) => Key::Prefix(name.clone(), p),
     }
-    Some(sorted(out))
-}
-
-fn sorted(mut v: Vec<Vec<u8>>) -> Vec<Box<[u8]>> {
-    v.sort();
-    v.dedup();
-    v.into_iter().map(Vec::into_boxed_slice).collect()
-}
-
-fn cross(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
-    if a.len().saturating_mul(b.len()) > MAX_SET {
-        return None;
-    }
-    Some(
-        a.iter()
-            .flat_map(|x| b.iter().map(move |y| [x.as_slice(), y].concat()))
-            .collect(),
-    )
-}
-
-fn finite(h: &Hir) -> Option<Vec<Vec<u8>>> {
-    let out = match h.kind() {
-        HirKind::Empty => vec![Vec::new()],
-        HirKind::Literal(l) => vec![l.0.to_vec()],
-        HirKind::Class(Class::Unicode(c)) => {
-            let mut out = Vec::new();
-            for r in c.ranges() {
-                if (r.end() as u32 - r.start() as u32) as usize >= MAX_SET {
-                    return None;
-                }
-                for ch in r.start()..=r.end() {
-                    out.push(ch.to_string().into_bytes());
-                }
-            }
-            out
-        }
-        HirKind::Class(Class::Bytes(c)) => {
-            let mut out = Vec::new();
-            for r in c.ranges() {
-                // Bytes past ASCII are parts of characters, not text.
-                if r.end() >= 0x80 || usize::from(r.end() - r.start()) >= MAX_SET {
-                    return None;
-                }
-                out.extend((r.start()..=r.end()).map(|b| vec![b]));
-            }
-            out
-        }
-        HirKind::Look(_) => return None,
-        HirKind::Repetition(r) => {
-            let max = r.max?;
-            if max > 8 {
-                return None;
-            }
-            let sub = finite(&r.sub)?;
-            let mut power: Vec<Vec<u8>> = vec![Vec::new()];
-            let mut out = Vec::new();
-            for k in 0..=max {
-                if k >= r.min {
-                    out.extend(power.iter().cloned());
-                }
-                if k < max {
-                    power = cross(&power, &sub)?;
-                }
-                if out.len() > MAX_SET {
-                    return None;
-                }
-            }
-            out
-        }
-        HirKind::Capture(c) => finite(&c.sub)?,
-        HirKind::Concat(parts) => finite_concat(parts)?.into_iter().map(Vec::from).collect(),
-        HirKind::Alternation(alts) => {
-            let mut out = Vec::new();
-            for a in alts {
-                out.extend(finite(a)?);
-                if out.len() > MAX_SET {
-                    return None;
-                }
-            }
-            out
-        }
-    };
-    (out.len() <= MAX_SET).then_some(out)
 }
 
 /// A silence in the index.
@@ -697,13 +519,19 @@ mod tests {
                 let c = Compiled::new(&s);
                 forms[match c.tests[0].form {
                     Form::Equal(_) => 0,
-                    Form::Set(_) => 1,
-                    Form::Prefix { .. } => 2,
+                    Form::Reduced(ref f) => match **f {
+                        matcher::Form::Set(_) => 1,
+                        matcher::Form::Prefix { .. } => 2,
+                    },
                     Form::Regex(_) => 3,
                 }] += 1;
+                // The regex engine's answer, which both the matcher (reduced
+                // when parsed) and the silence index must give.
+                let re = regex::Regex::new(&format!("^(?:{pattern})$")).expect("compiles");
                 for v in VALUES {
                     let labels = LabelSet::from_strs([("l", *v)]);
-                    let want = m.matches(v);
+                    let want = re.is_match(v) != (kind == MatchType::NotRegexp);
+                    assert_eq!(m.matches(v), want, "matcher {m} on {v:?}");
                     assert_eq!(c.matches(&s, &labels), want, "{m} on {v:?}: {c:?}");
                     // A key is something every match has.
                     if want && kind == MatchType::Regexp {
@@ -735,14 +563,20 @@ mod tests {
             (format!("{:?}", c.tests[0].form), format!("{:?}", c.keys))
         };
         let (f, k) = form(r"host-123\..*");
-        assert!(f.starts_with("Prefix") && k.contains("Prefix"), "{f} {k}");
+        assert!(
+            f.starts_with("Reduced(Prefix") && k.contains("Prefix"),
+            "{f} {k}"
+        );
         let (f, k) = form("a|b|c");
-        assert!(f.starts_with("Set") && k.contains("Values"), "{f} {k}");
+        assert!(
+            f.starts_with("Reduced(Set") && k.contains("Values"),
+            "{f} {k}"
+        );
         let (f, k) = form("db-[0-9]+");
         assert!(f.starts_with("Regex") && k.contains("Prefix"), "{f} {k}");
         let (f, k) = form("a|");
         assert!(
-            f.starts_with("Set") && k == "[]",
+            f.starts_with("Reduced(Set") && k == "[]",
             "the empty value matches a missing label: {f} {k}"
         );
     }
