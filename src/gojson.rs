@@ -214,13 +214,7 @@ mod fast_tests {
 
     #[test]
     fn write_str_equals_the_byte_loop_on_random_strings() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15);
         // Mostly plain text, with every byte that needs escaping, its
         // neighbours, and multi-byte characters around U+2028.
         let pieces = [
@@ -263,7 +257,7 @@ mod fast_tests {
             let len = (next() % 40) as usize;
             let s: String = (0..len)
                 .map(|_| {
-                    if next() % 4 == 0 {
+                    if next().is_multiple_of(4) {
                         pieces[(next() % pieces.len() as u64) as usize]
                     } else {
                         "abcdefgh"

@@ -51,3 +51,19 @@ mod tls;
 mod ui;
 pub mod web;
 mod write_error;
+
+/// What the randomized tests share.
+#[cfg(test)]
+mod testing {
+    /// A xorshift generator: the randomized tests compare an optimised path
+    /// with a plain one over many shapes, reproducibly (a failure replays
+    /// from its seed).
+    pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+}

@@ -1196,13 +1196,7 @@ mod tests {
     #[test]
     fn version_body_is_stored_alerts_json() {
         let interner = Interner::default();
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15);
         let texts = [
             "a",
             "b\"q",
@@ -1219,25 +1213,13 @@ mod tests {
             "http://p:9090/graph?g0.expr=up%3D%3D0&x=<y>",
         ];
         for _ in 0..2000 {
-            let mut a = crate::model::test_alert(
-                (next() % 1000) as i64,
-                1000 + (next() % 1000) as i64,
-                (next() % 2000) as i64,
-                next() % 2 == 0,
-            );
-            let pick = |n: u64| texts[(n % texts.len() as u64) as usize];
-            let labels: Vec<(String, String)> = (0..next() % 12)
-                .map(|i| (format!("{}{i}", pick(next())), pick(next()).to_string()))
-                .collect();
-            a.labels = LabelSet::from_strs(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            a.fingerprint = a.labels.fingerprint();
-            a.annotations = LabelSet::from_strs([("summary", pick(next())), (pick(next()), "d")]);
-            a.generator_url = Arc::from(pick(next()));
+            let mut a = crate::model::random_alert(&mut next, &texts, 12);
+            let extra = texts[(next() % texts.len() as u64) as usize];
+            a.annotations =
+                LabelSet::from_strs([("summary", a.annotations.value("summary")), (extra, "d")]);
             a.starts_at =
                 Timestamp::from_nanosecond((next() % 4_000_000_000_000_000_000) as i128).unwrap();
-            a.updated_at =
-                Timestamp::from_nanosecond((next() % 1_000_000_000_000) as i128).unwrap();
-            if next() % 3 == 0 {
+            if next().is_multiple_of(3) {
                 a.ends_at = crate::model::GO_ZERO_TIME;
             }
             let fast = version_body(&a).unwrap();

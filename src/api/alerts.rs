@@ -789,13 +789,7 @@ mod tests {
     #[test]
     fn labels_are_read_as_the_plain_reading_reads_them() {
         let interner = Interner::default();
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::testing::xorshift(0x2545_f491_4f6c_dd1d);
         let names = ["a", "b", "job", "a0", "", "\u{e9}", "B"];
         let values = ["", "1", "x", "", "y\"z"];
         for _ in 0..5000 {
@@ -873,13 +867,7 @@ mod tests {
 
     #[test]
     fn times_written_from_the_last_text_equal_formatted_ones() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::testing::xorshift(0x2545_f491_4f6c_dd1d);
         // A few times, so that most are the last one written; the epoch
         // (the cache's empty value) and Go's zero time among them.
         let times: Vec<Timestamp> = [0, 0, 1, 1_700_000_000_123, 4_102_444_800_999, -1]

@@ -264,13 +264,7 @@ mod tests {
     #[test]
     fn streamed_answers_equal_plain_ones() {
         // xorshift: many shapes of answers, reproducibly.
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15);
         let keeps: [fn(u32) -> bool; 4] = [|_| true, |_| false, |i| i % 3 != 0, |i| i % 50 == 7];
         for round in 0..300 {
             let len = (next() % if round % 10 == 0 { 5000 } else { 200 }) as usize;
@@ -295,13 +289,7 @@ mod tests {
     /// its groups' alerts, equal the groups written whole by one thread.
     #[test]
     fn answers_written_in_parts_equal_plain_ones() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::testing::xorshift(0x2545_f491_4f6c_dd1d);
         let element = |g: usize, i: usize| format!("{{\"a\":{}}}", "y".repeat((g * 7 + i) % 23));
         for round in 0..300 {
             let groups: Vec<usize> = (0..next() % 12)

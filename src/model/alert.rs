@@ -163,6 +163,35 @@ pub(crate) fn test_alert(start: i64, end: i64, updated: i64, timeout: bool) -> A
     }
 }
 
+/// An alert of random labels (names and values drawn from `texts`, up to
+/// `max_labels - 1` of them), a one-key annotation, generator URL and
+/// update time, for the tests that compare two readers or writers of
+/// stored alerts.
+#[cfg(test)]
+pub(crate) fn random_alert(
+    next: &mut impl FnMut() -> u64,
+    texts: &[&str],
+    max_labels: u64,
+) -> Alert {
+    let mut a = test_alert(
+        (next() % 1000) as i64,
+        1000 + (next() % 1000) as i64,
+        (next() % 2000) as i64,
+        next().is_multiple_of(2),
+    );
+    let n = next() % max_labels;
+    let mut pick = || texts[(next() % texts.len() as u64) as usize];
+    let labels: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("{}{i}", pick()), pick().to_string()))
+        .collect();
+    a.labels = LabelSet::from_strs(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    a.fingerprint = a.labels.fingerprint();
+    a.annotations = LabelSet::from_strs([("summary", pick())]);
+    a.generator_url = Arc::from(pick());
+    a.updated_at = Timestamp::from_nanosecond((next() % 1_000_000_000_000) as i128).unwrap();
+    a
+}
+
 #[cfg(test)]
 mod tests {
     use super::test_alert as alert;

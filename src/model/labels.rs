@@ -329,13 +329,7 @@ mod tests {
 
     #[test]
     fn fingerprint_of_is_the_filtered_sets() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15);
         let names = ["alertname", "job", "a", "b", "instance", "z"];
         for _ in 0..2000 {
             let pairs: Vec<(String, String)> = (0..next() % 7)

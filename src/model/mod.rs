@@ -9,11 +9,11 @@ pub mod gostr;
 mod intern;
 mod labels;
 
-#[cfg(test)]
-pub(crate) use alert::test_alert;
 pub use alert::{
     notification_order, notification_order_indices, sort_for_notification, Alert, AlertStatus,
 };
+#[cfg(test)]
+pub(crate) use alert::{random_alert, test_alert};
 pub use intern::Interner;
 pub use labels::{Fingerprint, LabelSet};
 

@@ -144,31 +144,10 @@ mod tests {
     #[test]
     fn reads_what_stored_alert_reads() {
         let interner = Interner::default();
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::testing::xorshift(0x2545_f491_4f6c_dd1d);
         let texts = ["a", "b\"q", "ü\n", "", "job", "x\\y", "\u{1}"];
         for _ in 0..500 {
-            let mut a = crate::model::test_alert(
-                (next() % 1000) as i64,
-                1000 + (next() % 1000) as i64,
-                (next() % 2000) as i64,
-                next() % 2 == 0,
-            );
-            let pick = |n: u64| texts[(n % texts.len() as u64) as usize];
-            let labels: Vec<(String, String)> = (0..next() % 6)
-                .map(|i| (format!("{}{i}", pick(next())), pick(next()).to_string()))
-                .collect();
-            a.labels = LabelSet::from_strs(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            a.fingerprint = a.labels.fingerprint();
-            a.annotations = LabelSet::from_strs([("summary", pick(next()))]);
-            a.generator_url = Arc::from(pick(next()));
-            a.updated_at =
-                Timestamp::from_nanosecond((next() % 1_000_000_000_000) as i128).unwrap();
+            let a = crate::model::random_alert(&mut next, &texts, 6);
             let body = serde_json::to_string(&super::super::stored(&a)).unwrap();
             let plain = super::super::alert_from(serde_json::from_str(&body).unwrap());
             let fast = read(&body, &interner).unwrap();

@@ -450,13 +450,7 @@ mod tests {
         ];
         let dot = am::example_data(jiff::Timestamp::UNIX_EPOCH);
         let t = Templates::alertmanager();
-        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::testing::xorshift(0x9E37_79B9_7F4A_7C15);
         for _ in 0..20_000 {
             let n = (next() % 24) as usize;
             let text: String = (0..n)
