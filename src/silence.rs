@@ -158,17 +158,6 @@ impl SilenceQuery<'_> {
         ids
     }
 
-    /// Whether any active silence matches `labels`: `silenced_by` without
-    /// collecting the ids, for counts.
-    pub fn is_silenced(&self, labels: &LabelSet) -> bool {
-        let mut any = false;
-        self.each_match(labels, |_| {
-            any = true;
-            false
-        });
-        any
-    }
-
     /// `silenced_by` for a stored alert: its answer is kept, by
     /// fingerprint, until a silence changes (see `AlertCache`).
     pub fn silenced_by_alert(&self, alert: &Alert) -> Vec<String> {
@@ -182,7 +171,8 @@ impl SilenceQuery<'_> {
         ids
     }
 
-    /// `is_silenced` for a stored alert, through the same cache.
+    /// Whether any active silence matches a stored alert: `silenced_by_alert`
+    /// without collecting the ids, for counts (`/metrics`).
     pub fn is_alert_silenced(&self, alert: &Alert) -> bool {
         let mut any = false;
         self.each_match_cached(alert, |_| {

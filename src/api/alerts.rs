@@ -707,7 +707,7 @@ pub(crate) async fn get_groups(State(s): State<ApiState>, RawQuery(raw): RawQuer
                 let (silenced_by, inhibited_by) = match &statuses {
                     Some(s) => (s[c.group][i].0.clone(), s[c.group][i].1),
                     None => (
-                        silences.silenced_by(&a.labels),
+                        silences.silenced_by_alert(a),
                         rt.inhibitor.inhibited_by(&a.labels, now),
                     ),
                 };
