@@ -473,5 +473,15 @@ receivers:
         assert_eq!(cands(&[("a", "host-17.example")]), [1, 2, 3]);
         assert_eq!(cands(&[("a", "q")]), [2, 3, 4]);
         assert_eq!(cands(&[("a", "x"), ("b", "z")]), [2, 3]);
+
+        // An `=` value every sibling shares narrows nothing: the children
+        // are filed under their regexes' prefixes instead.
+        let children: Vec<Arc<Route>> = (0..6)
+            .map(|i| route(&format!(r#"s="x",a=~"h{i}[0-9]*[.]c""#)))
+            .collect();
+        let ix = ChildIndex::build(&children, 0).unwrap();
+        let mut out = Vec::new();
+        ix.candidates(&LabelSet::from_strs([("s", "x"), ("a", "h37.c")]), &mut out);
+        assert_eq!(out, [3]);
     }
 }
