@@ -72,8 +72,13 @@ pub(crate) fn first_value<'a>(body: &'a [u8], what: &str) -> Result<Cow<'a, [u8]
 /// Reads `T` from what [`first_value`] returned; what follows the value is
 /// not looked at, as `json.Decoder.Decode` does not.
 pub(crate) fn parse<'b, T: Deserialize<'b>>(value: &'b [u8], what: &str) -> Result<T, Response> {
-    let mut de = serde_json::Deserializer::from_slice(value);
-    T::deserialize(&mut de).map_err(|e| {
+    // Checked once whole, serde does not check each string again (that was
+    // a fifth of its time on alert batches); both read the same.
+    let read = match std::str::from_utf8(value) {
+        Ok(text) => T::deserialize(&mut serde_json::Deserializer::from_str(text)),
+        Err(_) => T::deserialize(&mut serde_json::Deserializer::from_slice(value)),
+    };
+    read.map_err(|e| {
         let msg = if e.is_eof() {
             "unexpected EOF".to_string()
         } else {
@@ -176,6 +181,14 @@ pub(crate) struct TooDeep;
 /// Go's decoder replaces; copies only when there is something to replace.
 /// Syntax is left for serde to check: outside strings nothing is changed.
 pub(crate) fn prepare(body: &[u8]) -> Result<Prepared<'_>, TooDeep> {
+    scan(body, std::str::from_utf8(body).is_ok())
+}
+
+/// [`prepare`]; `utf8`: the whole body is valid UTF-8, so nothing in a
+/// string but an escape or its end needs a look, and a string's plain run
+/// is skipped with a vector search (this scan was 12% of the POST path byte
+/// by byte; a word-at-a-time loop took a quarter more than `memchr`).
+fn scan(body: &[u8], utf8: bool) -> Result<Prepared<'_>, TooDeep> {
     let start = match body
         .iter()
         .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
@@ -219,6 +232,18 @@ pub(crate) fn prepare(body: &[u8]) -> Result<Prepared<'_>, TooDeep> {
             i += 1;
             continue;
         }
+        let b = if utf8 {
+            match memchr::memchr2(b'"', b'\\', &body[i..]) {
+                Some(n) => {
+                    i += n;
+                    body[i]
+                }
+                // An unterminated string: nothing left to replace.
+                None => break,
+            }
+        } else {
+            b
+        };
         match b {
             b'"' => {
                 in_string = false;
@@ -243,6 +268,10 @@ pub(crate) fn prepare(body: &[u8]) -> Result<Prepared<'_>, TooDeep> {
                     }
                     _ => i += 2,
                 },
+                // Not JSON (serde refuses the escape), but what the
+                // byte-by-byte scan makes of the rest of that character
+                // is what serde must see.
+                Some(&c) if utf8 && c >= 0x80 => return scan(body, false),
                 Some(_) => i += 2,
                 None => i += 1,
             },
@@ -592,6 +621,43 @@ mod tests {
             String::from_utf8(prepared(b"\"\xed\xa0\x80\"")).unwrap(),
             "\"\u{FFFD}\u{FFFD}\u{FFFD}\""
         );
+    }
+
+    /// The skipping scan against the byte-by-byte one, on valid UTF-8
+    /// bodies built from what the scan looks at: quotes, escapes (lone and
+    /// paired surrogates, an escaped quote), brackets, multi-byte text and
+    /// unterminated strings and values.
+    #[test]
+    fn skipping_scan_equals_bytewise_scan() {
+        const PIECES: [&str; 16] = [
+            "\"",
+            "\\",
+            "\\\"",
+            "\\u",
+            "\\ud800",
+            "\\udc00",
+            "\\ud83d\\ude00",
+            "[",
+            "]",
+            "{",
+            "}",
+            "é",
+            "😀",
+            "abc",
+            " ",
+            ":",
+        ];
+        let mut next = crate::testing::xorshift(0x5eed_dec0);
+        for _ in 0..20_000 {
+            let len = (next() % 24) as usize;
+            let body: String = (0..len)
+                .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+                .collect();
+            let fast = scan(body.as_bytes(), true);
+            let plain = scan(body.as_bytes(), false);
+            assert_eq!(fast, plain, "{body:?}");
+            assert_eq!(prepare(body.as_bytes()), plain, "{body:?}");
+        }
     }
 
     #[test]
