@@ -17,6 +17,13 @@ use herald::dispatch::Route;
 use herald::matcher::{parse_matcher, MatchType};
 use herald::model::LabelSet;
 
+/// jemalloc rather than glibc's malloc: about 5% less memory held with 100k
+/// alerts and no slower ingest (why, and its options: Cargo.toml,
+/// .cargo/config.toml).
+#[cfg(all(target_os = "linux", not(target_env = "msvc")))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.help_long || cli.help_man {
