@@ -19,7 +19,10 @@ dest="$PWD/target/am-current"
 root="$dest/root"
 # Packages to unpack; extra ones (Go libraries of the acceptance suites) can
 # be added by the caller in REFERENCE_EXTRA_PACKAGES.
-pkgs=(prometheus-alertmanager prometheus golang-github-prometheus-alertmanager-dev ${REFERENCE_EXTRA_PACKAGES:-})
+# promtool (3.5.3) checks the stack's Prometheus config and rules, and
+# prometheus-node-exporter is the Node Exporter of the container stack's
+# stand-in image (tests/containers/).
+pkgs=(prometheus-alertmanager prometheus promtool prometheus-node-exporter golang-github-prometheus-alertmanager-dev ${REFERENCE_EXTRA_PACKAGES:-})
 stamp="$dest/.unpacked-$(echo "${pkgs[*]}" | md5sum | cut -c1-12)"
 if ! { [ -f "$stamp" ] && [ -x "$dest/bin/alertmanager" ]; }; then
 

