@@ -443,44 +443,15 @@ fn write_timestamp(out: &mut Vec<u8>, t: Timestamp) -> std::io::Result<()> {
     } else {
         (secs, nanos)
     };
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut buf = [0u8; 30];
+    let year = crate::model::write_civil_seconds(&mut buf, secs);
     if !(0..=9999).contains(&year) {
         return write!(out, "{t}");
     }
-    let mut buf = [0u8; 30];
-    let put = |buf: &mut [u8], at: usize, v: i64, width: usize| {
-        let mut v = v;
-        for i in (0..width).rev() {
-            buf[at + i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(&mut buf, 0, year, 4);
-    buf[4] = b'-';
-    put(&mut buf, 5, month, 2);
-    buf[7] = b'-';
-    put(&mut buf, 8, day, 2);
-    buf[10] = b'T';
-    put(&mut buf, 11, sod / 3600, 2);
-    buf[13] = b':';
-    put(&mut buf, 14, sod / 60 % 60, 2);
-    buf[16] = b':';
-    put(&mut buf, 17, sod % 60, 2);
     let mut len = 19;
     if nanos > 0 {
         buf[19] = b'.';
-        put(&mut buf, 20, i64::from(nanos), 9);
+        crate::model::put_digits(&mut buf, 20, i64::from(nanos), 9);
         len = 29;
         while buf[len - 1] == b'0' {
             len -= 1;
