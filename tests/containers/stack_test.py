@@ -83,7 +83,7 @@ def image_checks():
     assert size_mb <= bound, f"image {size_mb:.1f} MB > {bound:.1f} MB"
     uid = run("podman", "run", "--rm", "--entrypoint", "/bin/sh", IMAGE, "-c", "id -u").stdout.strip()
     assert uid == "65534", f"the image's processes run as {uid}"
-    version = run("podman", "run", "--rm", IMAGE, "--version").stdout + ""
+    version = run("podman", "run", "--rm", IMAGE, "--version").stdout
     print("herald --version:", version.strip().splitlines()[0] if version.strip() else "(empty)")
 
     step("the image's default command and its HEALTHCHECK")
