@@ -32,7 +32,9 @@ work=$repo/target/containers
 mkdir -p "$work"
 
 need=()
-for p in podman runc netavark aardvark-dns debootstrap; do
+# netavark sets up the bridge networks with iptables (a Recommends of
+# podman that --no-install-recommends leaves out).
+for p in podman runc netavark aardvark-dns iptables debootstrap; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
