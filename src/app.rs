@@ -55,6 +55,9 @@ pub struct Settings {
     /// `--enable-feature=event-recorder`: the config's `event_recorder:`
     /// outputs are written to.
     pub event_recorder: bool,
+    /// `--enable-feature=notify-resolved-when-muted` (Herald's): see
+    /// `notify::mute`.
+    pub notify_resolved_when_muted: bool,
 }
 
 /// Herald's limits on one API request, for a deployment open to clients it
@@ -253,6 +256,7 @@ impl App {
             inhibitor: inhibitor.clone(),
             silences: silences.clone(),
             cluster: settings.cluster.clone(),
+            notify_resolved_when_muted: settings.notify_resolved_when_muted,
         };
         let pipeline = Pipeline::build(
             &config.config.receivers,
@@ -508,6 +512,7 @@ mod tests {
             cluster: None,
             clock: Clock::system(),
             event_recorder: false,
+            notify_resolved_when_muted: false,
         }
     }
 

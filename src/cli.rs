@@ -34,6 +34,11 @@ pub const ALLOWED_FEATURES: [&str; 7] = [
     "event-recorder",
 ];
 
+/// Herald's own `--enable-feature` names (its extensions, off unless asked
+/// for, so an unchanged Alertmanager command line behaves as it does in
+/// Alertmanager).
+pub const HERALD_FEATURES: [&str; 1] = ["notify-resolved-when-muted"];
+
 #[derive(Parser, Debug)]
 #[command(
     name = "herald",
@@ -225,7 +230,7 @@ pub struct Cli {
     /// (`a,,b`) is refused as Alertmanager refuses it.
     #[arg(
         long = "enable-feature",
-        help = "Comma-separated experimental features to enable. Valid options: alert-names-in-metrics, receiver-name-in-metrics, group-key-in-metrics, classic-mode, utf8-strict-mode, auto-gomemlimit, event-recorder"
+        help = "Comma-separated experimental features to enable. Valid options: alert-names-in-metrics, receiver-name-in-metrics, group-key-in-metrics, classic-mode, utf8-strict-mode, auto-gomemlimit, event-recorder; Herald's own: notify-resolved-when-muted"
     )]
     pub enable_feature: Vec<String>,
     #[arg(long = "log.level", default_value = "info", value_parser = ["debug", "info", "warn", "error"])]
@@ -255,6 +260,9 @@ pub struct Features {
     pub utf8_strict_mode: bool,
     pub auto_gomemlimit: bool,
     pub event_recorder: bool,
+    /// Herald's: alerts notified as firing and muted afterwards still get
+    /// their resolved notification (Alertmanager #226, #3664).
+    pub notify_resolved_when_muted: bool,
 }
 
 /// A duration flag where Go's timer treats zero and negative alike: a
@@ -306,6 +314,7 @@ impl Cli {
                 "utf8-strict-mode" => f.utf8_strict_mode = true,
                 "auto-gomemlimit" => f.auto_gomemlimit = true,
                 "event-recorder" => f.event_recorder = true,
+                "notify-resolved-when-muted" => f.notify_resolved_when_muted = true,
                 other => return Err(format!("unknown option '{other}' for --enable-feature")),
             }
         }
@@ -783,7 +792,7 @@ mod tests {
                 format!("unknown option '{bad}' for --enable-feature")
             );
         }
-        for name in ALLOWED_FEATURES {
+        for name in ALLOWED_FEATURES.iter().chain(&HERALD_FEATURES) {
             assert!(parse(&[&format!("--enable-feature={name}")])
                 .features()
                 .is_ok());

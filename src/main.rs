@@ -171,6 +171,9 @@ fn log_features(f: &Features) {
     if f.event_recorder {
         tracing::warn!("Experimental event recorder enabled");
     }
+    if f.notify_resolved_when_muted {
+        tracing::info!("Herald extension enabled: resolved notifications for alerts muted after they were notified");
+    }
     for (on, name) in [
         (f.alert_names_in_metrics, "alert-names-in-metrics"),
         (f.receiver_name_in_metrics, "receiver-name-in-metrics"),
@@ -245,6 +248,7 @@ async fn serve(cli: Cli, features: Features) -> Result<(), String> {
         cluster: cluster.clone(),
         clock: herald::clock::Clock::system(),
         event_recorder: features.event_recorder,
+        notify_resolved_when_muted: features.notify_resolved_when_muted,
     };
     let shutdown = CancellationToken::new();
     // A database Herald refuses is not the configuration file's fault:

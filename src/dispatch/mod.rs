@@ -401,6 +401,7 @@ impl Dispatcher {
             active_time_intervals: group.route.opts.active_time_intervals.clone(),
             marker: group.marker.clone(),
             receiver_data: Default::default(),
+            muted_resolved: Vec::new(),
         };
         // A root span, as in Alertmanager: a flush serves many requests.
         let span = crate::otel::start(

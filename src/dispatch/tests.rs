@@ -435,6 +435,17 @@ impl Muter for NoMute {
 /// The real pipeline (dedup against a notification log, retry,
 /// set-notifies) behind the dispatcher, delivering to two recipients.
 fn with_pipeline(config: &str) -> (Harness, [Arc<Recipient>; 2], mpsc::UnboundedReceiver<()>) {
+    with_muting_pipeline(config, Arc::new(NoMute), Arc::new(NoMute), false)
+}
+
+/// `with_pipeline` with the given inhibitor and silences, and
+/// `--enable-feature=notify-resolved-when-muted` on or off.
+fn with_muting_pipeline(
+    config: &str,
+    inhibitor: Arc<dyn Muter>,
+    silences: Arc<dyn Muter>,
+    notify_resolved_when_muted: bool,
+) -> (Harness, [Arc<Recipient>; 2], mpsc::UnboundedReceiver<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let start = Instant::now();
     let recipients = [0, 1].map(|_| {
@@ -450,15 +461,17 @@ fn with_pipeline(config: &str) -> (Harness, [Arc<Recipient>; 2], mpsc::Unbounded
         metrics: Arc::new(Metrics::new()),
         external_url: "http://herald.test".into(),
         retention: Duration::from_secs(120 * 3600),
-        inhibitor: Arc::new(NoMute),
-        silences: Arc::new(NoMute),
+        inhibitor,
+        silences,
         cluster: None,
+        notify_resolved_when_muted,
     };
     let notifiers: Vec<(&'static str, Arc<dyn Notifier>, bool)> = recipients
         .iter()
         .map(|r| ("webhook", r.clone() as Arc<dyn Notifier>, true))
         .collect();
-    let pipeline = Arc::new(Pipeline::with_notifiers("r", notifiers, &deps));
+    let intervals = Config::load(config).unwrap().time_intervals();
+    let pipeline = Arc::new(Pipeline::with_notifiers("r", notifiers, intervals, &deps));
     let h = Harness::new(config, |_| pipeline);
     (h, recipients, rx)
 }
@@ -661,4 +674,163 @@ async fn no_group_flushes_before_the_dispatch_start() {
         (f.at, f.alerts),
         (Duration::from_secs(100), vec!["B".into()])
     );
+}
+
+/// Mutes the alerts with a label value it holds: a silence or an
+/// inhibition made at will.
+#[derive(Default)]
+struct Switch(std::sync::Mutex<Vec<String>>);
+
+impl Switch {
+    fn mute(&self, value: &str) {
+        self.0.lock().unwrap().push(value.into());
+    }
+}
+
+impl Muter for Switch {
+    fn retain_unmuted(&self, alerts: &mut Vec<Arc<Alert>>, _: Timestamp) {
+        let muted = self.0.lock().unwrap();
+        alerts.retain(|a| !a.labels.iter().any(|(_, v)| muted.iter().any(|m| m == v)));
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Muting {
+    Silence,
+    Inhibition,
+}
+
+/// A/1 and A/2 (`instance` 1 and 2) fire in one group, B in another; A/2
+/// and B are muted before they fire, so the flush at 30 s notifies A/1
+/// alone, and `down` fails it (it never learns A/1 fires). A/1 is muted at
+/// 60 s; all resolve at 400 s; the flush at 630 s sees them resolved and
+/// muted. The calls each recipient got.
+async fn muted_then_resolved(how: Muting, feature: bool) -> [Vec<(u64, Vec<String>)>; 2] {
+    let switch = Arc::new(Switch::default());
+    let (inhibitor, silences): (Arc<dyn Muter>, Arc<dyn Muter>) = match how {
+        Muting::Silence => (Arc::new(NoMute), switch.clone()),
+        Muting::Inhibition => (switch.clone(), Arc::new(NoMute)),
+    };
+    let (h, [ok, down], mut rx) = with_muting_pipeline(SIMPLE, inhibitor, silences, feature);
+    let day = Duration::from_secs(86400);
+    switch.mute("2");
+    switch.mute("B");
+    down.fail.store(true, Ordering::SeqCst);
+    h.post("A", &[("instance", "1")], Duration::ZERO, day);
+    h.post("A", &[("instance", "2")], Duration::ZERO, day);
+    h.fire("B");
+    rx.recv().await;
+    rx.recv().await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    down.fail.store(false, Ordering::SeqCst);
+    switch.mute("1");
+    tokio::time::sleep(Duration::from_secs(340)).await;
+    h.post("A", &[("instance", "1")], Duration::ZERO, Duration::ZERO);
+    h.post("A", &[("instance", "2")], Duration::ZERO, Duration::ZERO);
+    h.resolve("B");
+    quiet_for_signal(&mut rx, Duration::from_secs(200)).await;
+    if feature {
+        rx.recv().await;
+    }
+    quiet_for_signal(&mut rx, Duration::from_secs(3600)).await;
+    // Whatever was sent, the resolved alerts are gone with their groups.
+    assert_eq!(
+        h.metrics.aggregation_groups.get(),
+        0,
+        "{how:?}, feature {feature}"
+    );
+    [calls(&ok), calls(&down)]
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_muted_alert_resolves_unnotified_as_in_alertmanager() {
+    for how in [Muting::Silence, Muting::Inhibition] {
+        let [ok, down] = muted_then_resolved(how, false).await;
+        assert_eq!(ok, [(30, vec!["A".into()])], "{how:?}");
+        assert_eq!(down, [(30, vec!["A".into()])], "{how:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_the_feature_a_muted_alert_notified_firing_is_notified_resolved_where_it_was_notified()
+{
+    for how in [Muting::Silence, Muting::Inhibition] {
+        let [ok, down] = muted_then_resolved(how, true).await;
+        // Only A/1 is told resolved: A/2 and B, muted before they were ever
+        // notified, stay unsent, and `down`, which never delivered A/1
+        // firing, is not told it resolved.
+        assert_eq!(
+            ok,
+            [(30, vec!["A".into()]), (630, vec!["A!".into()])],
+            "{how:?}"
+        );
+        assert_eq!(down, [(30, vec!["A".into()])], "{how:?}");
+    }
+}
+
+/// Notified at 30 s, resolved at 400 s; the flush at 630 s falls outside
+/// the route's active interval, or inside its mute interval.
+async fn time_muted_then_resolved(
+    interval_key: &str,
+    times: &str,
+    feature: bool,
+) -> Vec<(u64, Vec<String>)> {
+    let config = format!(
+        r#"
+route:
+  receiver: r
+  group_by: [alertname]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 1h
+  routes:
+    - matchers: ['alertname="A"']
+      {interval_key}: [window]
+time_intervals:
+  - name: window
+    time_intervals:
+      - times: [{times}]
+receivers:
+  - name: r
+"#
+    );
+    let (h, [ok, _], mut rx) =
+        with_muting_pipeline(&config, Arc::new(NoMute), Arc::new(NoMute), feature);
+    h.fire("A");
+    rx.recv().await;
+    rx.recv().await;
+    tokio::time::sleep(Duration::from_secs(370)).await;
+    h.resolve("A");
+    quiet_for_signal(&mut rx, Duration::from_secs(200)).await;
+    if feature {
+        rx.recv().await;
+        rx.recv().await;
+    }
+    quiet_for_signal(&mut rx, Duration::from_secs(3600)).await;
+    assert_eq!(h.metrics.aggregation_groups.get(), 0);
+    calls(&ok)
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_the_feature_a_time_muted_alert_notified_firing_is_notified_resolved() {
+    // The test clock starts at 00:00 UTC.
+    for (key, times) in [
+        (
+            "mute_time_intervals",
+            "{start_time: '00:10', end_time: '00:20'}",
+        ),
+        (
+            "active_time_intervals",
+            "{start_time: '00:00', end_time: '00:10'}",
+        ),
+    ] {
+        let without = time_muted_then_resolved(key, times, false).await;
+        assert_eq!(without, [(30, vec!["A".into()])], "{key}");
+        let with = time_muted_then_resolved(key, times, true).await;
+        assert_eq!(
+            with,
+            [(30, vec!["A".into()]), (630, vec!["A!".into()])],
+            "{key}"
+        );
+    }
 }

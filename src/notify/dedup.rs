@@ -2,6 +2,7 @@
 //! with the notification log and send only when something changed or the
 //! repeat interval elapsed.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use jiff::Timestamp;
 use xxhash_rust::xxh64::Xxh64;
 
 use super::{Integration, NotifyCtx, NotifyError, Stage};
-use crate::model::Alert;
+use crate::model::{Alert, Fingerprint};
 use crate::nflog::{Entry, NotificationLog, Told};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,6 +193,22 @@ impl Stage for DedupStage {
         let (mut firing, mut resolved) = (Vec::new(), Vec::new());
         let mut held_back = false;
         let mut alerts = alerts;
+        if !ctx.muted_resolved.is_empty() {
+            // Resolved alerts let through muted (`notify::mute`): this
+            // integration tells only those it told were firing.
+            let told_firing: HashSet<u64> = entry
+                .as_ref()
+                .map(|e| e.firing.iter().copied().collect())
+                .unwrap_or_default();
+            let marked: HashSet<Fingerprint> = ctx.muted_resolved.iter().copied().collect();
+            alerts.retain(|a| {
+                !marked.contains(&a.fingerprint) || told_firing.contains(&hash_alert(a))
+            });
+            if alerts.is_empty() {
+                // As when every alert is muted: no decision, no log entry.
+                return Ok(alerts);
+            }
+        }
         alerts.retain(|a| {
             let h = hash_alert(a);
             if a.resolved_at(ctx.now) {
@@ -491,6 +508,7 @@ mod cluster_history {
                 active_time_intervals: vec![],
                 marker: Default::default(),
                 receiver_data: Default::default(),
+                muted_resolved: Vec::new(),
             };
             let sent = self
                 .stage

@@ -53,7 +53,7 @@ pub use registry::{
 pub use retry::{RetryStage, SetNotifiesStage};
 
 use crate::metrics::Metrics;
-use crate::model::{Alert, LabelSet, Muter};
+use crate::model::{Alert, Fingerprint, LabelSet, Muter};
 use crate::nflog::{NotificationLog, ReceiverKey};
 
 /// Alertmanager's failure reasons, the `reason` label of
@@ -212,6 +212,10 @@ pub struct NotifyCtx {
     /// dedup stage, changed by the notifier, logged by the set-notifies
     /// stage (Alertmanager's `nflog.Store`). Never locked across an await.
     pub receiver_data: Arc<std::sync::Mutex<crate::nflog::ReceiverData>>,
+    /// Resolved alerts a mute stage let through only because of
+    /// `--enable-feature=notify-resolved-when-muted`: the dedup stage keeps
+    /// them only for an integration that notified them firing.
+    pub muted_resolved: Vec<Fingerprint>,
 }
 
 #[async_trait::async_trait]
@@ -302,6 +306,10 @@ pub struct PipelineDeps {
     pub silences: Arc<dyn Muter>,
     /// Set when this node is part of a cluster.
     pub cluster: Option<Arc<crate::cluster::ClusterHandle>>,
+    /// Herald's extension: the mute stages let resolved alerts through,
+    /// marked, and each integration's dedup stage sends those it had
+    /// notified as firing (`notify::mute`).
+    pub notify_resolved_when_muted: bool,
 }
 
 /// `GossipSettleStage`: no notification before the cluster has settled,
@@ -534,6 +542,7 @@ impl Pipeline {
     pub(crate) fn with_notifiers(
         name: &str,
         notifiers: Vec<(&'static str, Arc<dyn Notifier>, bool)>,
+        intervals: TimeIntervals,
         deps: &PipelineDeps,
     ) -> Pipeline {
         let mut index = registry::KindIndex::default();
@@ -555,7 +564,6 @@ impl Pipeline {
                 )
             })
             .collect();
-        let intervals = TimeIntervals::default();
         let receivers = HashMap::from([(
             name.to_string(),
             receiver_stage(integrations, &intervals, deps),
@@ -632,15 +640,19 @@ fn receiver_stage(
     stages.extend([
         Arc::new(MuteStage {
             muter: deps.inhibitor.clone(),
+            resolved_when_muted: deps.notify_resolved_when_muted,
         }) as Arc<dyn Stage>,
         Arc::new(TimeActiveStage {
             intervals: intervals.clone(),
+            resolved_when_muted: deps.notify_resolved_when_muted,
         }),
         Arc::new(TimeMuteStage {
             intervals: intervals.clone(),
+            resolved_when_muted: deps.notify_resolved_when_muted,
         }),
         Arc::new(MuteStage {
             muter: deps.silences.clone(),
+            resolved_when_muted: deps.notify_resolved_when_muted,
         }),
         Arc::new(FanoutStage(integrations)),
     ]);

@@ -2,8 +2,19 @@
 //! or an inhibit rule mutes; `TimeActiveStage` and `TimeMuteStage` send
 //! nothing outside a route's active intervals or inside one of its mute
 //! intervals, and mark the group muted (shown as `mutedBy` in the API).
+//!
+//! Herald's `--enable-feature=notify-resolved-when-muted`: in Alertmanager
+//! an alert notified as firing and then silenced, inhibited or time-muted
+//! never gets its resolved notification (the flush that sees it resolved
+//! drops it, then the group forgets it), so the incident it opened at
+//! PagerDuty or Opsgenie stays open (Alertmanager #226, #3664). With the
+//! feature, the stages let such resolved alerts through, marked in
+//! `NotifyCtx::muted_resolved`; whether one was notified firing is known
+//! per integration, so each integration's dedup stage keeps a marked alert
+//! only if its own notification-log entry lists it as firing. A muted
+//! alert that still fires stays muted; one never notified stays unsent.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
@@ -42,10 +53,27 @@ fn matching(intervals: &TimeIntervals, names: &[String], now: Timestamp) -> Vec<
         .collect()
 }
 
+/// What a time stage passes on when it mutes the whole flush: nothing, or
+/// with the feature on the resolved alerts, marked.
+fn muted_flush(
+    ctx: &mut NotifyCtx,
+    mut alerts: Vec<Arc<Alert>>,
+    resolved_when_muted: bool,
+) -> Vec<Arc<Alert>> {
+    if !resolved_when_muted {
+        return Vec::new();
+    }
+    alerts.retain(|a| a.resolved_at(ctx.now));
+    ctx.muted_resolved
+        .extend(alerts.iter().map(|a| a.fingerprint));
+    alerts
+}
+
 /// Drops the alerts a muter mutes (`MuteStage`): the inhibitor's rules or
 /// the silences.
 pub struct MuteStage {
     pub muter: Arc<dyn Muter>,
+    pub resolved_when_muted: bool,
 }
 
 #[async_trait::async_trait]
@@ -55,13 +83,35 @@ impl Stage for MuteStage {
         ctx: &mut NotifyCtx,
         mut alerts: Vec<Arc<Alert>>,
     ) -> Result<Vec<Arc<Alert>>, NotifyError> {
-        self.muter.retain_unmuted(&mut alerts, ctx.now);
+        if !self.resolved_when_muted {
+            self.muter.retain_unmuted(&mut alerts, ctx.now);
+            return Ok(alerts);
+        }
+        let mut unmuted = alerts.clone();
+        self.muter.retain_unmuted(&mut unmuted, ctx.now);
+        if unmuted.len() == alerts.len() {
+            return Ok(alerts);
+        }
+        let unmuted: HashSet<_> = unmuted.iter().map(|a| a.fingerprint).collect();
+        let now = ctx.now;
+        let marked = &mut ctx.muted_resolved;
+        alerts.retain(|a| {
+            if unmuted.contains(&a.fingerprint) {
+                true
+            } else if a.resolved_at(now) {
+                marked.push(a.fingerprint);
+                true
+            } else {
+                false
+            }
+        });
         Ok(alerts)
     }
 }
 
 pub struct TimeActiveStage {
     pub intervals: TimeIntervals,
+    pub resolved_when_muted: bool,
 }
 
 #[async_trait::async_trait]
@@ -78,7 +128,7 @@ impl Stage for TimeActiveStage {
             // Outside every active interval: muted by all of them.
             tracing::debug!(aggrGroup = %ctx.group_key, "Notifications not sent, route is not within active time");
             ctx.marker.set(ctx.active_time_intervals.clone());
-            return Ok(Vec::new());
+            return Ok(muted_flush(ctx, alerts, self.resolved_when_muted));
         }
         Ok(alerts)
     }
@@ -86,6 +136,7 @@ impl Stage for TimeActiveStage {
 
 pub struct TimeMuteStage {
     pub intervals: TimeIntervals,
+    pub resolved_when_muted: bool,
 }
 
 #[async_trait::async_trait]
@@ -99,7 +150,7 @@ impl Stage for TimeMuteStage {
         if !muted.is_empty() {
             tracing::debug!(aggrGroup = %ctx.group_key, "Notifications not sent, route is within mute time");
             ctx.marker.set(muted);
-            return Ok(Vec::new());
+            return Ok(muted_flush(ctx, alerts, self.resolved_when_muted));
         }
         ctx.marker.set(Vec::new());
         Ok(alerts)

@@ -393,6 +393,7 @@ mod tests {
             active_time_intervals: vec![],
             marker: Default::default(),
             receiver_data: Default::default(),
+            muted_resolved: Vec::new(),
         }
     }
 

@@ -215,6 +215,7 @@ mod tests {
             active_time_intervals: Vec::new(),
             marker: Default::default(),
             receiver_data: Default::default(),
+            muted_resolved: Vec::new(),
         }
     }
 
