@@ -56,6 +56,19 @@ async fn start_node_at(
     peers: &[u16],
     extra: &[String],
 ) -> Node {
+    start_node_configured(root, &config(hook), name, port, peers, extra).await
+}
+
+/// `start_node_at` with a config of the test's own.
+#[cfg(feature = "system-tests")]
+async fn start_node_configured(
+    root: &Path,
+    config: &str,
+    name: &str,
+    port: u16,
+    peers: &[u16],
+    extra: &[String],
+) -> Node {
     let mut args = vec![
         format!("--cluster.listen-address=127.0.0.1:{port}"),
         format!("--cluster.peer-name={name}"),
@@ -79,7 +92,7 @@ async fn start_node_at(
     args.retain(|a| !extra.iter().any(|e| name(e) == name(a)));
     args.extend_from_slice(extra);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = start_herald_at(root, &config(hook), &refs).await;
+    let server = start_herald_at(root, config, &refs).await;
     Node {
         server,
         _root: None,
@@ -597,4 +610,114 @@ fn stop(mut n: Node) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Herald's `--enable-feature=notify-resolved-when-muted` in a cluster: an
+/// alert the cluster notified as firing, then silenced (on the other node)
+/// or inhibited, is notified resolved when it resolves, once for the
+/// cluster; an alert muted before it was ever notified stays unsent.
+#[cfg(feature = "system-tests")]
+#[tokio::test(flavor = "multi_thread")]
+async fn muted_alerts_notified_firing_are_notified_resolved_once_with_the_feature() {
+    let hook = Webhook::start().await;
+    let config = format!(
+        "route:\n  receiver: r\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\n\
+         inhibit_rules:\n  - source_matchers: ['alertname=\"Maintenance\"']\n    target_matchers: ['alertname=\"Inhibited\"']\n\
+         receivers:\n  - name: r\n    webhook_configs: [{{url: '{}'}}]\n",
+        hook.url("/ha")
+    );
+    let ports = [free_port(), free_port()];
+    let extra = ["--enable-feature=notify-resolved-when-muted".to_string()];
+    let roots = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let a = start_node_configured(roots[0].path(), &config, "node-a", ports[0], &[], &extra).await;
+    let b = start_node_configured(
+        roots[1].path(),
+        &config,
+        "node-b",
+        ports[1],
+        &[ports[0]],
+        &extra,
+    )
+    .await;
+    wait_members(&[&a, &b], 2).await;
+    let at = |h: i64| {
+        jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_hours(h))
+            .unwrap()
+            .to_string()
+    };
+    let post_both = |alerts: Value| {
+        let (a, b) = (a.server.base.clone(), b.server.base.clone());
+        async move {
+            for base in [a, b] {
+                assert_eq!(post_alerts(&base, &alerts).await.0, 200);
+            }
+        }
+    };
+    let alert = |name: &str, ends: i64| json!({"labels": {"alertname": name}, "endsAt": at(ends)});
+
+    // Silenced and Inhibited are notified firing; Never is silenced first.
+    let never = create_silence(&a.server.base, "alertname", "Never", "ha-test", "before").await;
+    wait_silence(&b.server.base, &never).await;
+    post_both(json!([
+        alert("Silenced", 1),
+        alert("Inhibited", 1),
+        alert("Never", 1)
+    ]))
+    .await;
+    let firing: Vec<String> = [hook.nth(1, T).await, hook.nth(2, T).await]
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.body["groupLabels"]["alertname"], r.body["status"]
+            )
+        })
+        .collect();
+    assert_eq!(firing.len(), 2);
+    for want in [r#""Silenced" "firing""#, r#""Inhibited" "firing""#] {
+        assert!(firing.contains(&want.to_string()), "{firing:?}");
+    }
+
+    // Then muted: a silence made on node B, an inhibiting alert.
+    let id = create_silence(&b.server.base, "alertname", "Silenced", "ha-test", "after").await;
+    wait_silence(&a.server.base, &id).await;
+    post_both(json!([alert("Maintenance", 1)])).await;
+    let maintenance = hook.nth(3, T).await;
+    assert_eq!(maintenance.body["groupLabels"]["alertname"], "Maintenance");
+
+    // All three resolve: the two notified firing are notified resolved.
+    post_both(json!([
+        alert("Silenced", -1),
+        alert("Inhibited", -1),
+        alert("Never", -1)
+    ]))
+    .await;
+    let resolved: Vec<String> = [hook.nth(4, T).await, hook.nth(5, T).await]
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.body["groupLabels"]["alertname"], r.body["status"]
+            )
+        })
+        .collect();
+    for want in [r#""Silenced" "resolved""#, r#""Inhibited" "resolved""#] {
+        assert!(resolved.contains(&want.to_string()), "{resolved:?}");
+    }
+    // A group goes once a flush has handled its resolved alerts, sent or
+    // not: when only Maintenance's is left on both nodes, both have decided,
+    // and there was no second resolved notification, and none for Never.
+    for n in [&a, &b] {
+        wait_until("the resolved groups flushed on both nodes", T, || async {
+            (metric(n, "alertmanager_dispatcher_aggregation_groups").await == 1.0).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(
+        hook.count(),
+        5,
+        "one resolved notification each for the cluster"
+    );
+    drop((a, b, roots));
 }
