@@ -293,19 +293,42 @@ impl Dispatcher {
         shard.insert(id, group.clone());
         drop(shard);
         self.metrics.aggregation_groups.inc();
+        // Decided here, not when the task first runs: the hold may end
+        // before then, and the group is still one made from stored alerts.
+        let restored = !self.open.is_cancelled();
         let this = self.clone();
         let name = format!("aggregation group {}", group.key);
         self.tasks
-            .spawn_flushing(name, async move { this.run_group(group).await });
+            .spawn_flushing(name, async move { this.run_group(group, restored).await });
+    }
+
+    /// When a group made from stored alerts first flushes: `group_wait`
+    /// after its earliest alert started (when Prometheus or amtool first
+    /// sent it, which is when the group was made), at once if that is past,
+    /// and never later than `group_wait` from now (a `startsAt` in the
+    /// future).
+    fn restored_first_flush(&self, group: &AggrGroup) -> tokio::time::Instant {
+        let wait = group.route.opts.group_wait;
+        let earliest = group.lock().alerts.values().map(|a| a.starts_at).min();
+        let left = earliest
+            .and_then(|start| start.checked_add(wait).ok())
+            .map(|due| due.duration_since(self.clock.now()))
+            .map_or(wait, |d| {
+                if d.is_negative() {
+                    Duration::ZERO
+                } else {
+                    d.unsigned_abs().min(wait)
+                }
+            });
+        tokio::time::Instant::now() + left
     }
 
     /// The group's timer loop (`aggrGroup.run`).
-    async fn run_group(self: Arc<Self>, group: Arc<AggrGroup>) {
+    async fn run_group(self: Arc<Self>, group: Arc<AggrGroup>, restored: bool) {
         let opts = &group.route.opts;
         let mut next = (tokio::time::Instant::now() + opts.group_wait).max(self.not_before);
-        // Held while a (re)load routes the stored alerts in; `group_wait`
-        // still counts from the group's creation, and a "flush now" asked
-        // meanwhile keeps its permit in `flush_now`.
+        // Held while a (re)load routes the stored alerts in; a "flush now"
+        // asked meanwhile keeps its permit in `flush_now`.
         if !self.open.is_cancelled() {
             tokio::select! {
                 _ = self.open.cancelled() => {}
@@ -314,6 +337,14 @@ impl Dispatcher {
                     return;
                 }
             }
+        }
+        if restored {
+            // Made from stored alerts, the group keeps the schedule it had
+            // before the restart or reload, as near as the store tells it:
+            // Alertmanager's would start `group_wait` over from the load,
+            // so a restart during `group_wait` delays the first
+            // notification by up to the whole wait.
+            next = self.restored_first_flush(&group).max(self.not_before);
         }
         loop {
             // A due timer (group_wait 0, or an old alert) flushes without a
