@@ -424,3 +424,97 @@ async fn the_silences_list_is_paged() {
     let want: Vec<String> = (0..501).map(|i| i.to_string()).collect();
     assert_eq!(all, want);
 }
+
+/// The form's rows as the script leaves them (numbers with gaps after a
+/// removal) are all read, and a name typed quoted, as the UTF-8 matcher
+/// syntax writes it, is that name. The silences list then says how many
+/// alerts each silence mutes, with a link to them.
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_with_gaps_and_quoted_names_make_one_silence_whose_mutes_are_counted() {
+    let h = start_herald(CONFIG, &[]).await;
+    seed(&h.base).await;
+    let (code, body) = post_alerts(
+        &h.base,
+        &json!([{"labels": {"alertname": "Quoted", "service name": "checkout", "instance": "q1"}},
+                {"labels": {"alertname": "Quoted", "service name": "checkout", "instance": "q2"}},
+                {"labels": {"alertname": "Quoted", "service name": "cart", "instance": "q3"}}]),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let c = browser();
+    let form = c
+        .get(format!("{}/silences/new", h.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        form.matches("class=\"matcher-row\"").count(),
+        3,
+        "three spare rows without the script"
+    );
+    assert!(form.contains("/static/herald.js"));
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let fields: Vec<(&str, String)> = vec![
+        ("csrf", token(&form)),
+        ("m0_name", "alertname".into()),
+        ("m0_op", "=".into()),
+        ("m0_value", "Quoted".into()),
+        // m1 and m2 were removed in the page; m3 was added.
+        ("m3_name", "\"service name\"".into()),
+        ("m3_op", "=".into()),
+        ("m3_value", "checkout".into()),
+        ("starts_at", now),
+        ("duration", "1h".into()),
+        ("created_by", "tester".into()),
+        ("comment", "gaps".into()),
+        ("action", "save".into()),
+    ];
+    let r = c
+        .post(format!("{}/silences/new", h.base))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap());
+    let id = r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let sil = get_json(&format!("{}/api/v2/silence/{id}", h.base)).await;
+    assert_eq!(
+        sil["matchers"],
+        json!([{"name": "alertname", "value": "Quoted", "isRegex": false, "isEqual": true},
+               {"name": "service name", "value": "checkout", "isRegex": false, "isEqual": true}])
+    );
+    let (code, list, _) = page(&format!("{}/silences", h.base)).await;
+    assert_eq!(code, 200);
+    assert!(list.contains("Mutes 2 alerts now"), "{list}");
+    let link = list
+        .split("class=\"muting\"><a href=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a link to the muted alerts")
+        .replace("&amp;", "&")
+        .replace("&#x3D;", "=");
+    let (code, alerts, _) = page(&format!("{}{link}", h.base)).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        alerts.matches("class=\"alert state-suppressed\"").count(),
+        2,
+        "{alerts}"
+    );
+    let (_, detail, _) = page(&format!("{}/silences/{id}", h.base)).await;
+    assert!(detail.contains("Alerts it silences now (2)"), "{detail}");
+    let (code, js, headers) = page(&format!("{}/static/herald.js", h.base)).await;
+    assert_eq!(code, 200);
+    assert_eq!(headers["content-type"], "text/javascript");
+    assert!(js.contains("Add matcher"));
+}

@@ -9,7 +9,7 @@
 //! the same mode without threading it through every call.
 
 mod classic;
-mod gostr;
+pub(crate) mod gostr;
 mod reduce;
 mod utf8;
 

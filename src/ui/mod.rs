@@ -11,7 +11,7 @@
 mod csrf;
 mod view;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -48,7 +48,7 @@ pub struct Ui {
     csrf: Csrf,
 }
 
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 8] = [
     (
         "layout_head",
         include_str!("../../templates/ui/layout_head.hbs"),
@@ -66,14 +66,28 @@ const TEMPLATES: [(&str, &str); 9] = [
     ),
     ("status", include_str!("../../templates/ui/status.hbs")),
     ("index", include_str!("../../templates/ui/index.hbs")),
-    ("css", include_str!("../../templates/ui/herald.css")),
+];
+
+/// The files under `/static/`: name, content type, content. The pages work
+/// without the script; it only adds local times and in-place matcher rows.
+const STATIC: [(&str, &str, &str); 2] = [
+    (
+        "herald.css",
+        "text/css",
+        include_str!("../../templates/ui/herald.css"),
+    ),
+    (
+        "herald.js",
+        "text/javascript",
+        include_str!("../../templates/ui/herald.js"),
+    ),
 ];
 
 impl Ui {
     pub fn new() -> Result<Ui, String> {
         let mut hb = Handlebars::new();
         hb.set_strict_mode(false);
-        for (name, src) in TEMPLATES.iter().filter(|(n, _)| *n != "css") {
+        for (name, src) in TEMPLATES.iter() {
             hb.register_template_string(name, src)
                 .map_err(|e| format!("UI template {name}: {e}"))?;
             if name.starts_with("layout_") {
@@ -132,7 +146,7 @@ pub(crate) fn router(app: Arc<App>, prefix: &str) -> Router {
 fn routes() -> Router<UiState> {
     Router::new()
         .route("/", get(index))
-        .route("/static/herald.css", get(css))
+        .route("/static/{file}", get(static_file))
         .route("/alerts", get(alerts_page))
         .route("/silences", get(silences_page))
         .route(
@@ -204,16 +218,19 @@ async fn index(State(s): State<UiState>) -> Response {
     )
 }
 
-async fn css() -> Response {
+async fn static_file(Path(file): Path<String>) -> Response {
+    let Some((_, kind, body)) = STATIC.iter().find(|(name, _, _)| *name == file) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/css")),
+            (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
             (
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("public, max-age=3600"),
             ),
         ],
-        TEMPLATES[8].1,
+        *body,
     )
         .into_response()
 }
@@ -395,11 +412,38 @@ async fn silences_page(
         .unwrap_or(1)
         .clamp(1, pages);
     let from = (number - 1) * SILENCES_PER_PAGE;
-    let silences: Vec<Value> = all
+    let shown: Vec<Arc<Silence>> = all
         .iter()
         .skip(from)
         .take(SILENCES_PER_PAGE)
-        .map(|x| view::silence(x, page.prefix(), now))
+        .cloned()
+        .collect();
+    // Only an active silence mutes anything now.
+    let muting = if state == SilenceState::Active {
+        match muted_counts(&s.app, &shown, now).await {
+            Ok(m) => m,
+            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+        }
+    } else {
+        HashMap::new()
+    };
+    let silences: Vec<Value> = shown
+        .iter()
+        .map(|x| {
+            let mut v = view::silence(x, page.prefix(), now);
+            if state == SilenceState::Active {
+                let obj = v.as_object_mut().expect("object");
+                let n = muting.get(x.id.as_str()).copied().unwrap_or(0);
+                let text = match n {
+                    0 => "Mutes no alert now".to_string(),
+                    1 => "Mutes 1 alert now".to_string(),
+                    n => format!("Mutes {n} alerts now"),
+                };
+                obj.insert("muting".into(), json!(text));
+                obj.insert("muting_link".into(), json!(muting_link(page.prefix(), x)));
+            }
+            v
+        })
         .collect();
     let link = |n: usize| {
         format!(
@@ -429,6 +473,49 @@ async fn silences_page(
     page.respond("silences", "Silences", "silences", data)
 }
 
+/// How many of the stored alerts each of `shown` mutes now: one pass over
+/// the alerts, each asking the silences' per-alert cache (100k alerts are
+/// tens of milliseconds, not a regex per silence and alert), on the
+/// blocking pool.
+async fn muted_counts(
+    app: &Arc<App>,
+    shown: &[Arc<Silence>],
+    now: jiff::Timestamp,
+) -> Result<HashMap<String, usize>, String> {
+    if shown.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let app = app.clone();
+    let mut counts: HashMap<String, usize> = shown.iter().map(|x| (x.id.clone(), 0)).collect();
+    tokio::task::spawn_blocking(move || {
+        let silences = app.silences.query(now);
+        for alert in app.store.snapshot() {
+            if alert.resolved_at(now) {
+                continue;
+            }
+            for id in silences.silenced_by_alert(&alert) {
+                if let Some(n) = counts.get_mut(&id) {
+                    *n += 1;
+                }
+            }
+        }
+        counts
+    })
+    .await
+    .map_err(|e| format!("counting silenced alerts: {e}"))
+}
+
+/// The alerts page showing what a silence mutes: its matchers as the
+/// filter, silenced alerts shown.
+fn muting_link(prefix: &str, x: &Silence) -> String {
+    let filter: Vec<String> = x.matchers.0.iter().map(|m| m.to_string()).collect();
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("filter", &filter.join(", "))
+        .append_pair("silenced", "true")
+        .finish();
+    format!("{prefix}/alerts?{q}")
+}
+
 async fn silence_page(
     State(s): State<UiState>,
     headers: HeaderMap,
@@ -440,20 +527,31 @@ async fn silence_page(
     };
     let now = s.app.settings.clock.now();
     let mut data = view::silence(&sil, page.prefix(), now);
-    let affected: Vec<Value> = s
+    let matching: Vec<Arc<crate::model::Alert>> = s
         .app
         .store
         .snapshot()
+        .into_iter()
+        .filter(|a| !a.resolved_at(now) && sil.matches(&a.labels))
+        .collect();
+    let affected: Vec<Value> = matching
         .iter()
-        .filter(|a| a.ends_at == crate::model::GO_ZERO_TIME || a.ends_at > now)
-        .filter(|a| sil.matches(&a.labels))
         .take(200)
         .map(|a| view::label_list(&a.labels))
         .collect();
     let obj = data.as_object_mut().expect("object");
-    obj.insert("affected_count".into(), json!(affected.len()));
+    obj.insert("affected_count".into(), json!(matching.len()));
+    obj.insert(
+        "affected_more".into(),
+        json!(matching.len().saturating_sub(affected.len())),
+    );
+    obj.insert(
+        "affected_link".into(),
+        json!(muting_link(page.prefix(), &sil)),
+    );
     obj.insert("affected".into(), json!(affected));
     obj.insert("updated_at".into(), json!(view::time(sil.updated_at)));
+    obj.insert("updated_at_iso".into(), json!(sil.updated_at.to_string()));
     page.respond("silence", "Silence", "silences", data)
 }
 
@@ -608,6 +706,19 @@ async fn silence_form_page(
     render_form(page, &form, &errors, &BTreeMap::new(), None)
 }
 
+/// A name typed as the UTF-8 matcher syntax writes it (`"service name"`)
+/// is that name; anything else is taken as typed.
+fn unquote_name(name: &str) -> String {
+    if name.len() >= 2 && name.starts_with('"') && name.ends_with('"') {
+        if let Some(n) =
+            crate::matcher::gostr::unquote(name).and_then(|b| String::from_utf8(b).ok())
+        {
+            return n;
+        }
+    }
+    name.to_string()
+}
+
 fn parse_op(op: &str) -> MatchType {
     match op {
         "!=" => MatchType::NotEqual,
@@ -635,16 +746,22 @@ async fn silence_form_post(State(s): State<UiState>, headers: HeaderMap, body: B
         comment: get("comment").trim().to_string(),
         ..Default::default()
     };
-    for i in 0.. {
-        let Some(name) = param(&fields, &format!("m{i}_name")) else {
-            break;
-        };
+    // Rows are numbered m0, m1, ...; the script removes rows in place, so
+    // the numbers may have gaps, and rows keep their numbered order.
+    let mut numbers: Vec<usize> = fields
+        .iter()
+        .filter_map(|(k, _)| k.strip_prefix('m')?.strip_suffix("_name")?.parse().ok())
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    for i in numbers {
+        let name = get(&format!("m{i}_name"));
         let value = get(&format!("m{i}_value"));
         if name.trim().is_empty() && value.is_empty() {
             continue;
         }
         form.rows.push((
-            name.trim().to_string(),
+            unquote_name(name.trim()),
             parse_op(&get(&format!("m{i}_op"))),
             value,
         ));

@@ -200,6 +200,8 @@ pub fn silence(s: &Arc<Silence>, prefix: &str, now: Timestamp) -> Value {
         "comment": s.comment,
         "starts_at": time(s.starts_at),
         "ends_at": time(s.ends_at),
+        "starts_at_iso": s.starts_at.to_string(),
+        "ends_at_iso": s.ends_at.to_string(),
         "time_left": time_left,
         "edit_link": format!("{prefix}/silences/new?id={}", s.id),
         "recreate_link": format!("{prefix}/silences/new?recreate={}", s.id),

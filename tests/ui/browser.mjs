@@ -27,7 +27,9 @@ const browser = await chromium.launch({
   ],
 });
 try {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  // A zone with a half-hour offset and no summer time: local times are
+  // told apart from UTC for certain.
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: "Asia/Kolkata" });
   const page = await context.newPage();
   const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
 
@@ -53,6 +55,17 @@ try {
   await page.locator("li.alert a.action", { hasText: "Silence" }).first().click();
   await page.waitForURL(/silences\/new/);
   expect((await page.inputValue("input[name=m0_name]")) !== "", "the form is pre-filled with the alert's labels");
+  // With the script, one spare row instead of three; rows are added and
+  // removed in place.
+  const rows = () => page.locator(".matcher-row").count();
+  expect((await rows()) === 4, "the three label rows and one spare row");
+  await page.click("button.add");
+  expect((await rows()) === 5, "Add matcher adds a row in place");
+  expect((await page.locator(".matcher-row").last().locator("input").first().inputValue()) === "", "the new row is empty");
+  const severity = page.locator(".matcher-row", { has: page.locator('input[value="severity"]') });
+  await severity.locator("button.remove").click();
+  expect((await rows()) === 4, "Remove takes the severity row out");
+  expect((await page.locator(".tz").first().textContent()).includes("UTC+05:30"), "the form's times are in the viewer's zone");
   await page.fill("input[name=created_by]", "browser-test");
   await page.fill("textarea[name=comment]", "silenced from the UI");
   await page.click("button[value=preview]");
@@ -63,6 +76,9 @@ try {
   await page.waitForURL(/\/silences\/[0-9a-f-]{36}$/);
   const id = page.url().split("/").pop();
   expect((await page.locator(".badge", { hasText: "active" }).count()) === 1, `silence ${id} is active`);
+  const started = page.locator("time.abs").first();
+  expect((await started.textContent()).endsWith("UTC+05:30"), "times are shown in the viewer's zone");
+  expect((await started.getAttribute("title")).endsWith(" UTC"), "with UTC on hover");
   await shot("silence");
 
   // The real amtool sees it.
@@ -72,6 +88,10 @@ try {
   const found = amtool.find((s) => s.id === id);
   expect(found && found.createdBy === "browser-test" && found.comment === "silenced from the UI",
     "amtool silence query finds the silence with its author and comment");
+  expect(found.matchers.map((m) => m.name).sort().join() === "alertname,instance",
+    "with the rows left after the removal");
+  const skew = Math.abs(Date.parse(found.startsAt) - Date.now());
+  expect(skew < 120000, `the start entered in local time is the right moment (${skew} ms off)`);
 
   // The alert moved to silenced: hidden by default, shown as suppressed.
   await page.goto(`${base}/alerts?filter=${encodeURIComponent('instance="db1"')}`);
@@ -85,6 +105,7 @@ try {
   // The silences page, then expire it in the UI.
   await page.goto(`${base}/silences`);
   expect((await page.locator("li.silence").count()) === 1, "one active silence listed");
+  expect((await page.locator("p.muting a").textContent()) === "Mutes 1 alert now", "saying how many alerts it mutes");
   await shot("silences");
   await page.goto(`${base}/silences/${id}`);
   await page.click("form.inline button");
