@@ -77,7 +77,7 @@ pub(super) struct Pending {
 }
 
 fn micros(t: Timestamp) -> i64 {
-    i64::try_from(t.as_microsecond()).unwrap_or(i64::MAX)
+    t.as_microsecond()
 }
 
 impl State {
