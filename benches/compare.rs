@@ -27,8 +27,8 @@
 //! Alertmanager needed) is Herald against itself: the notification history
 //! on (the default) and off (`--notification-history.max-records=0`), for
 //! notification throughput (2,000 new groups, `group_wait: 0`, flushing to
-//! a local webhook) and ingest; rounds alternate so a noisy machine
-//! spreads over both.
+//! a local webhook) and ingest; rounds (`HERALD_BENCH_ROUNDS`, default 5)
+//! alternate so a noisy machine spreads over both, and medians are shown.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -1081,11 +1081,14 @@ async fn notification_rate(p: &Proc, hook: &Hook, groups: usize, run: &str) -> f
 async fn history() {
     const GROUPS: usize = 2000;
     const ALERTS: usize = 20_000;
-    const ROUNDS: usize = 3;
+    let rounds: usize = std::env::var("HERALD_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(5);
     let (hook, hook_port) = start_hook().await;
     let mut notify = [Vec::new(), Vec::new()];
     let mut ingested = [Vec::new(), Vec::new()];
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         for (i, extra) in [&[][..], &["--notification-history.max-records=0"][..]]
             .into_iter()
             .enumerate()

@@ -301,6 +301,15 @@ impl Recorder {
                 .collect();
             serde_json::to_string(&body).unwrap_or_default()
         };
+        // A send's body is built here, on the notifying task, so that the
+        // storage writer (which every commit waits on) only appends it; a
+        // repeat that is likely coalesced is built there only if inserted.
+        let body: Box<dyn FnOnce() -> String + Send> = if result.outcome.coalesces() {
+            Box::new(build)
+        } else {
+            let built = build();
+            Box::new(move || built)
+        };
         let (integration, index) = match flush.integration {
             Some((kind, i)) => (kind.to_string(), i64::try_from(i).unwrap_or(i64::MAX)),
             None => (String::new(), -1),
@@ -314,7 +323,7 @@ impl Recorder {
                 group_key: flush.group_key.to_string(),
                 outcome: result.outcome,
                 alerts_hash: hash.digest(),
-                body: Box::new(build),
+                body,
             },
             self.max_records,
         );

@@ -21,11 +21,13 @@ use crate::history::{Body, HistoryError, Outcome, Record, Scan, Write};
 
 /// Schema version 2.
 pub(super) const MIGRATION: &str = "
-    -- Times are Unix microseconds. `seq` orders rows by their last change
-    -- (newest first, paging, the size bound); `id` stays for the row's life.
+    -- Times are Unix microseconds. `seq`, the rowid, orders rows by their
+    -- last change (newest first, paging, the size bound): appending is the
+    -- whole cost of a record, with no index to keep. `id` stays for the
+    -- row's life (coalescing gives the row a new seq).
     CREATE TABLE notification_history (
-        id INTEGER PRIMARY KEY,
-        seq INTEGER NOT NULL,
+        seq INTEGER PRIMARY KEY,
+        id INTEGER NOT NULL,
         first_at INTEGER NOT NULL,
         last_at INTEGER NOT NULL,
         count INTEGER NOT NULL,
@@ -37,7 +39,6 @@ pub(super) const MIGRATION: &str = "
         alerts_hash INTEGER NOT NULL,
         body TEXT NOT NULL
     );
-    CREATE UNIQUE INDEX notification_history_seq ON notification_history (seq);
 ";
 
 pub(super) const TABLE: &str = "notification_history";
@@ -52,7 +53,8 @@ struct Key {
 
 #[derive(Clone, Debug)]
 struct Latest {
-    id: i64,
+    /// The row's current seq (its rowid).
+    seq: i64,
     outcome: String,
     hash: i64,
 }
@@ -90,7 +92,7 @@ impl State {
         )?;
         let mut latest = HashMap::new();
         let mut st = conn.prepare(
-            "SELECT id, group_key, receiver, integration, idx, outcome, alerts_hash FROM notification_history \
+            "SELECT seq, group_key, receiver, integration, idx, outcome, alerts_hash FROM notification_history \
              WHERE seq IN (SELECT max(seq) FROM notification_history GROUP BY group_key, receiver, integration, idx)",
         )?;
         let found = st.query_map([], |r| {
@@ -102,7 +104,7 @@ impl State {
                     idx: r.get(4)?,
                 },
                 Latest {
-                    id: r.get(0)?,
+                    seq: r.get(0)?,
                     outcome: r.get(5)?,
                     hash: r.get(6)?,
                 },
@@ -158,12 +160,14 @@ pub(super) fn put(
     if w.outcome.coalesces() {
         let newest = pending.latest.get(&key).or_else(|| state.latest.get(&key));
         if let Some(l) = newest.filter(|l| l.outcome == outcome && l.hash == hash) {
+            let l = l.clone();
             let changed = tx
                 .prepare_cached(
-                    "UPDATE notification_history SET seq = ?1, last_at = max(last_at, ?2), count = count + 1 WHERE id = ?3",
+                    "UPDATE notification_history SET seq = ?1, last_at = max(last_at, ?2), count = count + 1 WHERE seq = ?3",
                 )?
-                .execute(params![seq, at, l.id])?;
+                .execute(params![seq, at, l.seq])?;
             if changed == 1 {
+                pending.latest.insert(key, Latest { seq, ..l });
                 return Ok(());
             }
         }
@@ -191,7 +195,7 @@ pub(super) fn put(
     pending.latest.insert(
         key,
         Latest {
-            id,
+            seq,
             outcome: outcome.to_string(),
             hash,
         },
