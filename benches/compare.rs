@@ -23,6 +23,12 @@
 //! stored the time `POST /-/reload` takes to answer. `regex_silences` is
 //! 5,000 regex silences over 20,000 alerts, `silences20k` 20,000 silences
 //! (half regex) over 100,000 alerts (Alertmanager cut off after 60 s).
+//! `history` (only when asked, `HERALD_BENCH_ONLY=history`; no
+//! Alertmanager needed) is Herald against itself: the notification history
+//! on (the default) and off (`--notification-history.max-records=0`), for
+//! notification throughput (2,000 new groups, `group_wait: 0`, flushing to
+//! a local webhook) and ingest; rounds (`HERALD_BENCH_ROUNDS`, default 5)
+//! alternate so a noisy machine spreads over both, and medians are shown.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -318,6 +324,9 @@ async fn run() {
             status_kib(herald.child.id(), "VmHWM:") as f64 / 1024.0,
             status_kib(am.child.id(), "VmHWM:") as f64 / 1024.0,
         );
+    }
+    if only.split(',').any(|s| s.trim() == "history") {
+        history().await;
     }
     for &size in sizes.iter().filter(|_| wanted("alerts")) {
         // The tail section's webhook: it wakes the bench as a notification
@@ -1009,4 +1018,107 @@ async fn routes(line: &mut impl FnMut(String, f64, f64)) {
         best[0],
         best[1],
     );
+}
+
+/// Herald with `extra` flags on `config(hook_port)`.
+async fn start_herald_with(hook_port: u16, extra: &[&str]) -> Proc {
+    support::start_server_with(
+        "herald",
+        &config(hook_port, ""),
+        None,
+        Duration::from_secs(30),
+        extra,
+    )
+    .await
+    .0
+}
+
+/// Notifications per second: `groups` new groups (one alert each, its
+/// own alertname) posted 100 to a request, 8 requests in flight, until the
+/// webhook has had every group's notification.
+async fn notification_rate(p: &Proc, hook: &Hook, groups: usize, run: &str) -> f64 {
+    let client = reqwest::Client::new();
+    let before = hook.count.load(Ordering::SeqCst);
+    let bodies: Vec<Value> = (0..groups.div_ceil(BATCH))
+        .map(|b| {
+            let mut body = batch(b * BATCH, BATCH.min(groups - b * BATCH), run);
+            for (i, a) in body.as_array_mut().unwrap().iter_mut().enumerate() {
+                a["labels"]["alertname"] = json!(format!("{run}-{}", b * BATCH + i));
+            }
+            body
+        })
+        .collect();
+    let bodies = Arc::new(bodies);
+    let url = Arc::new(format!("{}/api/v2/alerts", p.base));
+    let started = Instant::now();
+    let jobs = bodies.len();
+    support::in_flight(jobs, IN_FLIGHT, move |i| {
+        let (client, bodies, url) = (client.clone(), bodies.clone(), url.clone());
+        async move {
+            let r = client
+                .post(url.as_str())
+                .json(&bodies[i])
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+        }
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while hook.count.load(Ordering::SeqCst) < before + groups {
+        assert!(
+            Instant::now() < deadline,
+            "notifications missing from {}",
+            p.name
+        );
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+    groups as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The history's cost: the same loads with it on and off, alternating.
+async fn history() {
+    const GROUPS: usize = 2000;
+    const ALERTS: usize = 20_000;
+    let rounds: usize = std::env::var("HERALD_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(5);
+    let (hook, hook_port) = start_hook().await;
+    let mut notify = [Vec::new(), Vec::new()];
+    let mut ingested = [Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        for (i, extra) in [&[][..], &["--notification-history.max-records=0"][..]]
+            .into_iter()
+            .enumerate()
+        {
+            let p = start_herald_with(hook_port, extra).await;
+            notification_rate(&p, &hook, 200, &format!("warm{round}")).await;
+            notify[i].push(notification_rate(&p, &hook, GROUPS, &format!("n{round}")).await);
+            // Ingest: few groups (the batch's 100 alertnames), so mostly
+            // the POST path, whose commits share the writer with history.
+            ingested[i].push(
+                ingest(&p, ALERTS, &format!("i{round}"))
+                    .await
+                    .alerts_per_sec,
+            );
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!("{:<52} {:>12} {:>12}", "history", "on", "off");
+    for (what, vals) in [
+        (format!("notifications/s, {GROUPS} new groups"), &mut notify),
+        (format!("ingest alerts/s @{ALERTS}"), &mut ingested),
+    ] {
+        let all = format!("on {:?} off {:?}", vals[0], vals[1]);
+        let (on, off) = (median(&mut vals[0]), median(&mut vals[1]));
+        println!(
+            "{what:<52} {on:>12.0} {off:>12.0}   on/off {:>6.3}   ({all})",
+            on / off
+        );
+    }
 }

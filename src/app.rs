@@ -58,6 +58,9 @@ pub struct Settings {
     /// `--enable-feature=notify-resolved-when-muted` (Herald's): see
     /// `notify::mute`.
     pub notify_resolved_when_muted: bool,
+    /// `--notification-history.max-records` (Herald's): the most
+    /// notification-history rows kept; 0 records nothing.
+    pub history_max_records: usize,
 }
 
 /// Herald's limits on one API request, for a deployment open to clients it
@@ -92,6 +95,11 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub nflog: Arc<dyn NotificationLog>,
     pub silences: Arc<Silences>,
+    /// The notification history's records (`history::query` reads them),
+    /// and the recording end the pipelines share across reloads (`None`
+    /// when recording is off).
+    pub(crate) history: Arc<dyn crate::history::HistoryStore>,
+    history_recorder: Option<Arc<crate::history::Recorder>>,
     runtime: ArcSwap<Runtime>,
     pub started: Timestamp,
     /// No aggregation group flushes before this (`--dispatch.start-delay`).
@@ -152,6 +160,13 @@ impl App {
         silences.logging = settings.log_silences;
         let silences = Arc::new(silences);
         silences.load(loaded.silences);
+        let history: Arc<dyn crate::history::HistoryStore> = Arc::new(storage.clone());
+        let history_recorder = crate::history::Recorder::new(
+            history.clone(),
+            settings.history_max_records,
+            settings.clock.clone(),
+            settings.cluster.clone(),
+        );
         let tasks = Tasks::new();
         let dispatch_start = tokio::time::Instant::now() + settings.dispatch_start_delay;
         let runtime = Self::build(
@@ -160,6 +175,7 @@ impl App {
             &nflog,
             &metrics,
             &silences,
+            &history_recorder,
             &shutdown,
             &tasks,
             dispatch_start,
@@ -190,6 +206,8 @@ impl App {
             metrics,
             nflog,
             silences,
+            history,
+            history_recorder,
             runtime: ArcSwap::from_pointee(runtime),
             started,
             dispatch_start,
@@ -243,6 +261,7 @@ impl App {
         nflog: &Arc<dyn NotificationLog>,
         metrics: &Arc<Metrics>,
         silences: &Arc<Silences>,
+        history: &Option<Arc<crate::history::Recorder>>,
         shutdown: &CancellationToken,
         tasks: &Tasks,
         dispatch_start: tokio::time::Instant,
@@ -257,6 +276,7 @@ impl App {
             silences: silences.clone(),
             cluster: settings.cluster.clone(),
             notify_resolved_when_muted: settings.notify_resolved_when_muted,
+            history: history.clone(),
         };
         let pipeline = Pipeline::build(
             &config.config.receivers,
@@ -314,6 +334,7 @@ impl App {
                 &app.nflog,
                 &app.metrics,
                 &app.silences,
+                &app.history_recorder,
                 &app.shutdown,
                 &app.tasks,
                 app.dispatch_start,
@@ -436,6 +457,8 @@ impl App {
             |app, now| {
                 app.metrics.nflog_gc(app.nflog.gc(now));
                 app.silences.gc(now);
+                app.storage
+                    .expire_history(crate::history::expiry_cutoff(now, app.settings.retention));
             },
         );
     }
@@ -513,6 +536,7 @@ mod tests {
             clock: Clock::system(),
             event_recorder: false,
             notify_resolved_when_muted: false,
+            history_max_records: 100,
         }
     }
 

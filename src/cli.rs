@@ -131,6 +131,14 @@ pub struct Cli {
         help = "Herald: maximum size in bytes of an API request body; a larger one is refused (413). If negative or zero, no limit is set."
     )]
     pub web_max_request_body_bytes: i64,
+    /// Herald's notification history (`GET /api/herald/v1/notifications`):
+    /// a bound on its rows, so a flapping receiver cannot fill the disk.
+    #[arg(
+        long = "notification-history.max-records",
+        default_value_t = 100_000,
+        help = "Herald: maximum number of notification history records kept (sent, failed, deduplicated and muted notifications; see GET /api/herald/v1/notifications); the oldest are deleted first, and records older than --data.retention too. 0 turns recording off."
+    )]
+    pub notification_history_max_records: usize,
     #[arg(
         long = "web.listen-address",
         default_value = ":9093",

@@ -29,6 +29,7 @@ pub mod dispatch;
 mod duration;
 pub mod eventrecorder;
 mod gojson;
+pub mod history;
 mod inhibit;
 mod limit;
 pub mod log;

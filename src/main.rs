@@ -249,6 +249,7 @@ async fn serve(cli: Cli, features: Features) -> Result<(), String> {
         clock: herald::clock::Clock::system(),
         event_recorder: features.event_recorder,
         notify_resolved_when_muted: features.notify_resolved_when_muted,
+        history_max_records: cli.notification_history_max_records,
     };
     let shutdown = CancellationToken::new();
     // A database Herald refuses is not the configuration file's fault:

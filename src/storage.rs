@@ -34,6 +34,7 @@ pub use crate::write_error::WriteError;
 
 mod alert_row;
 mod files;
+mod history;
 pub mod recover;
 mod wal;
 
@@ -41,9 +42,9 @@ pub use files::DB_FILE;
 
 /// The schema version this Herald writes. Each migration moves a database
 /// one version up; a database from a newer Herald is refused untouched.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
-const MIGRATIONS: [&str; 1] = ["
+const MIGRATIONS: [&str; 2] = ["
     -- Alerts are an append-only log: a row per alert version, appended in
     -- arrival order (rowid). The latest version of a fingerprint wins on
     -- load; compaction deletes superseded and resolved versions in SQL.
@@ -52,7 +53,7 @@ const MIGRATIONS: [&str; 1] = ["
     CREATE TABLE alert_log (seq INTEGER PRIMARY KEY, fingerprint INTEGER NOT NULL, ends_at INTEGER NOT NULL, body TEXT NOT NULL);
     CREATE TABLE silences (id TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at TEXT NOT NULL);
     CREATE TABLE nflog (key TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at TEXT NOT NULL);
-"];
+", history::MIGRATION];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -104,6 +105,11 @@ enum Op {
     /// Notification-log entries: state key, JSON, retention end.
     PutNflog(Vec<(String, String, String)>),
     DeleteNflogBefore(String),
+    /// A notification-history record and the table's bound
+    /// (`--notification-history.max-records`).
+    History(Box<crate::history::Write>, usize),
+    /// Drops history rows last changed before this (`--data.retention`).
+    ExpireHistory(Timestamp),
     /// Writes nothing: its commit means every change queued before it is
     /// on disk.
     Barrier,
@@ -732,6 +738,19 @@ fn check_and_load(conn: &Connection) -> Result<(Loaded, bool), Refusal> {
             .map_err(other)?;
         tx.commit().map_err(other)?;
     }
+    let history: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [history::TABLE],
+            |r| r.get(0),
+        )
+        .map_err(damaged)?;
+    if history != 1 {
+        return Err(Refusal::Damaged(format!(
+            "Herald's table {} is missing",
+            history::TABLE
+        )));
+    }
     let loaded = load(conn).map_err(|e| Refusal::Damaged(format!("a row does not load: {e}")))?;
     let recovered = files::recovered_mark(conn).map_err(damaged)?;
     Ok((loaded, recovered))
@@ -922,6 +941,15 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<(Op, Option<Ack>)>, mut outco
             }
         }
     };
+    let mut hist = match history::State::read(&conn) {
+        Ok(h) => h,
+        Err(e) => {
+            // Loaded and checked a moment ago: if it cannot be read now,
+            // the next commits fail and say why.
+            tracing::warn!(err = %e, "reading the notification history's counters failed");
+            history::State::default()
+        }
+    };
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < 4096 {
@@ -930,8 +958,10 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<(Op, Option<Ack>)>, mut outco
                 Err(_) => break,
             }
         }
+        linger_for_history(&rx, &mut batch);
         let rows_before = conn.total_changes();
-        let result = apply(&mut conn, &batch, &mut size).map_err(|e| WriteError::from_sql(&e));
+        let result = apply(&mut conn, &mut batch, &mut size, &mut hist)
+            .map_err(|e| WriteError::from_sql(&e));
         let changes = batch
             .iter()
             .filter(|(op, _)| !matches!(op, Op::Barrier | Op::Close))
@@ -962,15 +992,54 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<(Op, Option<Ack>)>, mut outco
     }
 }
 
+/// How long a batch of notification-history records alone waits for more
+/// before it commits.
+const HISTORY_LINGER: Duration = Duration::from_millis(50);
+
+/// A batch of history records only (nobody waits for them) waits a moment
+/// for more, so a burst of notifications is a few commits rather than one
+/// (and one fsync) each: committed one by one they cost 12% of the
+/// notification throughput. Any change somebody waits for ends the wait at
+/// once; a crash loses at most that moment's records.
+fn linger_for_history(rx: &mpsc::Receiver<(Op, Option<Ack>)>, batch: &mut Vec<(Op, Option<Ack>)>) {
+    let only_history = |b: &[(Op, Option<Ack>)]| {
+        b.iter()
+            .all(|(op, ack)| ack.is_none() && matches!(op, Op::History(..)))
+    };
+    if !only_history(batch) {
+        return;
+    }
+    let until = std::time::Instant::now() + HISTORY_LINGER;
+    while batch.len() < 4096 {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(op) => {
+                batch.push(op);
+                if !only_history(&batch[batch.len() - 1..]) {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
 fn apply(
     conn: &mut Connection,
-    batch: &[(Op, Option<Ack>)],
+    batch: &mut [(Op, Option<Ack>)],
     size: &mut LogSize,
+    hist: &mut history::State,
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     let mut events = Vec::new();
-    for (op, _) in batch.iter() {
-        match op {
+    let mut hist_pending = history::Pending::default();
+    for (op, _) in batch.iter_mut() {
+        // The one change the writer consumes (its body is built here).
+        if let Op::History(w, max) = op {
+            history::put(&tx, hist, &mut hist_pending, w, *max)?;
+            continue;
+        }
+        match &*op {
             Op::Barrier | Op::Close => {}
             Op::ClearRecovered => files::clear_recovered_mark(&tx)?,
             #[cfg(test)]
@@ -1049,12 +1118,16 @@ fn apply(
                 )?
                 .execute(params![now])?;
             }
+            Op::History(..) => {}
+            Op::ExpireHistory(before) => history::expire(&tx, &mut hist_pending, *before)?,
         }
     }
+    history::trim(&tx, hist, &mut hist_pending)?;
     tx.commit()?;
     for e in events {
         size.record(e);
     }
+    hist.commit(hist_pending, conn);
     Ok(())
 }
 
@@ -1109,6 +1182,30 @@ impl SilenceSink for Storage {
             Ok(rows) => Box::pin(self.queue(Op::Silences(rows))),
             Err(e) => Box::pin(std::future::ready(Err(e))),
         }
+    }
+}
+
+/// The notification history's rows: queued without waiting (a record must
+/// not delay the notification it describes; one lost in a crash is only
+/// history), read on a connection of each query's own.
+impl crate::history::HistoryStore for Storage {
+    fn put(&self, w: crate::history::Write, max_records: usize) {
+        let _ = self.queue_unanswered(Op::History(Box::new(w), max_records));
+    }
+
+    fn scan(
+        &self,
+        scan: &crate::history::Scan,
+        visit: &mut dyn FnMut(crate::history::Record) -> bool,
+    ) -> Result<(), crate::history::HistoryError> {
+        history::scan(&self.path, scan, visit)
+    }
+}
+
+impl Storage {
+    /// Drops history rows last changed before `before`; not waited for.
+    pub fn expire_history(&self, before: Timestamp) {
+        let _ = self.queue_unanswered(Op::ExpireHistory(before));
     }
 }
 

@@ -124,6 +124,19 @@ pub async fn start_server(
     data: Option<&Path>,
     ready_within: Duration,
 ) -> (Proc, Duration) {
+    start_server_with(name, config, data, ready_within, &[]).await
+}
+
+/// `start_server` with more flags (`compare`'s history section runs Herald
+/// with and without one).
+#[allow(dead_code)] // `ha_soak` starts clustered nodes of its own
+pub async fn start_server_with(
+    name: &'static str,
+    config: &str,
+    data: Option<&Path>,
+    ready_within: Duration,
+    extra: &[&str],
+) -> (Proc, Duration) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.yml");
     std::fs::write(&cfg, config).unwrap();
@@ -140,6 +153,7 @@ pub async fn start_server(
         .arg(format!("--storage.path={}", data.display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--log.level=error")
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let started = Instant::now();

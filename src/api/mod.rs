@@ -5,6 +5,7 @@
 
 mod alerts;
 mod decode;
+mod history;
 mod silences;
 mod status;
 mod stream;
@@ -134,8 +135,13 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         // Alertmanager reads request bodies without a limit; the POST
         // handlers read theirs under `--web.max-request-body-bytes`.
         .layer(axum::extract::DefaultBodyLimit::disable());
+    // Herald's own endpoints, outside Alertmanager's v2 namespace.
+    let herald = Router::new()
+        .route("/notifications", get(history::get_notifications))
+        .layer(middleware::from_fn(api_headers));
     Router::new()
         .nest("/api/v2", v2)
+        .nest("/api/herald/v1", herald)
         .route("/api/v1/{*rest}", any(gone))
         .route("/-/healthy", get(ok_text).head(ok_text))
         .route("/-/ready", get(ok_text).head(ok_text))

@@ -465,6 +465,7 @@ fn with_muting_pipeline(
         silences,
         cluster: None,
         notify_resolved_when_muted,
+        history: None,
     };
     let notifiers: Vec<(&'static str, Arc<dyn Notifier>, bool)> = recipients
         .iter()

@@ -179,6 +179,9 @@ pub fn covered_by_peer(
 pub struct DedupStage {
     pub nflog: Arc<dyn NotificationLog>,
     pub integration: Arc<Integration>,
+    /// Where a flush with nothing to send is recorded as deduplicated
+    /// (the history coalesces repeats of it).
+    pub history: Option<Arc<crate::history::Recorder>>,
 }
 
 #[async_trait::async_trait]
@@ -235,6 +238,24 @@ impl Stage for DedupStage {
         ctx.firing_hashes = firing;
         ctx.resolved_hashes = resolved;
         ctx.reason = reason;
+        if let (None, Some(history)) = (reason, &self.history) {
+            if !alerts.is_empty() {
+                history.record(
+                    &crate::history::Flush {
+                        receiver: &ctx.receiver,
+                        integration: Some((
+                            self.integration.key.integration,
+                            self.integration.key.index,
+                        )),
+                        group_key: &ctx.group_key,
+                        group_labels: &ctx.group_labels,
+                        alerts: &alerts,
+                        now: ctx.now,
+                    },
+                    crate::history::Report::of(crate::history::Outcome::Deduplicated),
+                );
+            }
+        }
         // The integration's own state from the last entry, handed on to
         // the next (Alertmanager's nflog.Store): one store per integration.
         ctx.receiver_data = Arc::new(std::sync::Mutex::new(
@@ -484,6 +505,7 @@ mod cluster_history {
                         },
                         send_resolved: true,
                     }),
+                    history: None,
                 },
                 log,
             }

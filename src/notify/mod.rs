@@ -46,7 +46,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use dedup::{hash_alert, needs_update, DedupStage, NotificationReason};
 pub use global::GlobalConfig;
-pub use mute::{GroupMarker, MuteStage, TimeActiveStage, TimeIntervals, TimeMuteStage};
+pub use mute::{
+    GroupMarker, MuteStage, MutingStages, TimeActiveStage, TimeIntervals, TimeMuteStage,
+};
 pub use registry::{
     integration_count, template_problems, BuildCtx, BuildError, IntegrationConfig, ReceiverConfig,
 };
@@ -310,6 +312,9 @@ pub struct PipelineDeps {
     /// marked, and each integration's dedup stage sends those it had
     /// notified as firing (`notify::mute`).
     pub notify_resolved_when_muted: bool,
+    /// The notification history's recording end; `None` when
+    /// `--notification-history.max-records=0` turns it off.
+    pub history: Option<Arc<crate::history::Recorder>>,
 }
 
 /// `GossipSettleStage`: no notification before the cluster has settled,
@@ -605,6 +610,7 @@ fn integration_stages(integration: Arc<Integration>, deps: &PipelineDeps) -> Mul
     stages.push(Arc::new(DedupStage {
         nflog: nflog.clone(),
         integration: integration.clone(),
+        history: deps.history.clone(),
     }));
     if let Some(c) = &deps.cluster {
         stages.push(Arc::new(ClaimStage {
@@ -617,6 +623,7 @@ fn integration_stages(integration: Arc<Integration>, deps: &PipelineDeps) -> Mul
         integration: integration.clone(),
         metrics: deps.metrics.clone(),
         cluster_nflog: deps.cluster.as_ref().map(|_| nflog.clone()),
+        history: deps.history.clone(),
     }));
     stages.push(Arc::new(SetNotifiesStage {
         nflog: nflog.clone(),
@@ -637,23 +644,42 @@ fn receiver_stage(
     if let Some(c) = &deps.cluster {
         stages.push(Arc::new(GossipSettleStage { cluster: c.clone() }));
     }
+    use crate::history::Outcome;
+    let muting = MutingStages {
+        stages: vec![
+            (
+                Outcome::Inhibited,
+                Arc::new(MuteStage {
+                    muter: deps.inhibitor.clone(),
+                    resolved_when_muted: deps.notify_resolved_when_muted,
+                }) as Arc<dyn Stage>,
+            ),
+            (
+                Outcome::TimeMuted,
+                Arc::new(TimeActiveStage {
+                    intervals: intervals.clone(),
+                    resolved_when_muted: deps.notify_resolved_when_muted,
+                }),
+            ),
+            (
+                Outcome::TimeMuted,
+                Arc::new(TimeMuteStage {
+                    intervals: intervals.clone(),
+                    resolved_when_muted: deps.notify_resolved_when_muted,
+                }),
+            ),
+            (
+                Outcome::Silenced,
+                Arc::new(MuteStage {
+                    muter: deps.silences.clone(),
+                    resolved_when_muted: deps.notify_resolved_when_muted,
+                }),
+            ),
+        ],
+        history: deps.history.clone(),
+    };
     stages.extend([
-        Arc::new(MuteStage {
-            muter: deps.inhibitor.clone(),
-            resolved_when_muted: deps.notify_resolved_when_muted,
-        }) as Arc<dyn Stage>,
-        Arc::new(TimeActiveStage {
-            intervals: intervals.clone(),
-            resolved_when_muted: deps.notify_resolved_when_muted,
-        }),
-        Arc::new(TimeMuteStage {
-            intervals: intervals.clone(),
-            resolved_when_muted: deps.notify_resolved_when_muted,
-        }),
-        Arc::new(MuteStage {
-            muter: deps.silences.clone(),
-            resolved_when_muted: deps.notify_resolved_when_muted,
-        }),
+        Arc::new(muting) as Arc<dyn Stage>,
         Arc::new(FanoutStage(integrations)),
     ]);
     Arc::new(MultiStage(stages))

@@ -156,3 +156,54 @@ impl Stage for TimeMuteStage {
         Ok(alerts)
     }
 }
+
+/// A receiver's muting stages, run in order as a `MultiStage` runs them,
+/// which also record in the history a flush they mute whole: the stage
+/// that took its last alert names the outcome (an alert inhibited and the
+/// rest silenced is "silenced"), the record lists every alert of the
+/// flush. Muting comes before the fan-out to the integrations, so the
+/// record is the receiver's, with no integration.
+pub struct MutingStages {
+    pub stages: Vec<(crate::history::Outcome, Arc<dyn Stage>)>,
+    pub history: Option<Arc<crate::history::Recorder>>,
+}
+
+#[async_trait::async_trait]
+impl Stage for MutingStages {
+    async fn exec(
+        &self,
+        ctx: &mut NotifyCtx,
+        alerts: Vec<Arc<Alert>>,
+    ) -> Result<Vec<Arc<Alert>>, NotifyError> {
+        // Only kept when there is a history to write (the clone is of
+        // pointers).
+        let flushed = self.history.as_ref().map(|_| alerts.clone());
+        let mut alerts = alerts;
+        for (outcome, stage) in &self.stages {
+            if alerts.is_empty() {
+                return Ok(alerts);
+            }
+            alerts = stage.exec(ctx, alerts).await?;
+            if alerts.is_empty() {
+                if let (Some(history), Some(flushed)) = (&self.history, &flushed) {
+                    let mut report = crate::history::Report::of(*outcome);
+                    if *outcome == crate::history::Outcome::TimeMuted {
+                        report.muted_by = ctx.marker.muted_by();
+                    }
+                    history.record(
+                        &crate::history::Flush {
+                            receiver: &ctx.receiver,
+                            integration: None,
+                            group_key: &ctx.group_key,
+                            group_labels: &ctx.group_labels,
+                            alerts: flushed,
+                            now: ctx.now,
+                        },
+                        report,
+                    );
+                }
+            }
+        }
+        Ok(alerts)
+    }
+}

@@ -25,6 +25,14 @@ pub fn backoff_delay(n: u32) -> Duration {
     Duration::from_secs_f64(base * (1.0 + jitter))
 }
 
+/// How a delivery that did not fail ended.
+enum Delivered {
+    Sent,
+    /// In a cluster, a peer notified the same alerts while this node
+    /// retried.
+    ByPeer,
+}
+
 /// The instrumentation scope of the notify stages' spans (Go's package).
 const NOTIFY_SCOPE: &str = "github.com/prometheus/alertmanager/notify";
 
@@ -35,6 +43,9 @@ pub struct RetryStage {
     /// notified these alerts (or a newer view), retrying would only repeat
     /// it or, worse, send a stale message after a newer one.
     pub cluster_nflog: Option<Arc<dyn NotificationLog>>,
+    /// Where each delivery's outcome is recorded (`history`); `None` with
+    /// `--notification-history.max-records=0`.
+    pub history: Option<Arc<crate::history::Recorder>>,
 }
 
 impl RetryStage {
@@ -47,16 +58,19 @@ impl RetryStage {
         )
     }
 
+    /// `attempt` counts the attempts made, for the history.
     async fn attempt_until_deadline(
         &self,
         ctx: &NotifyCtx,
         sent: &[Arc<Alert>],
-    ) -> Result<(), NotifyError> {
+        attempts: &mut u32,
+    ) -> Result<Delivered, NotifyError> {
         let name = self.integration.key.integration;
         let mut last: Option<NotifyError> = None;
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
+            *attempts = attempt;
             let started = std::time::Instant::now();
             // Go's backoff ticker starts its timer when it hands out a tick,
             // that is when the attempt starts: the next attempt comes
@@ -98,7 +112,7 @@ impl RetryStage {
                     if attempt > 1 {
                         tracing::info!(receiver = %ctx.receiver, integration = %self.label(), attempts = attempt, "Notify success");
                     }
-                    return Ok(());
+                    return Ok(Delivered::Sent);
                 }
                 // The flush's own deadline or cancellation (an
                 // integration's `timeout` is retryable and goes on).
@@ -151,10 +165,47 @@ impl RetryStage {
             if let Some(nflog) = &self.cluster_nflog {
                 if super::dedup::covered_by_peer(nflog.as_ref(), ctx, &self.integration) {
                     tracing::debug!(integration = %self.label(), attempts = attempt, "a peer notified the group meanwhile; not retrying");
-                    return Ok(());
+                    return Ok(Delivered::ByPeer);
                 }
             }
         }
+    }
+
+    /// Records how the delivery ended.
+    fn record(
+        &self,
+        ctx: &NotifyCtx,
+        sent: &[Arc<Alert>],
+        result: &Result<Delivered, NotifyError>,
+        attempts: u32,
+    ) {
+        let Some(history) = &self.history else {
+            return;
+        };
+        use crate::history::{Outcome, Report};
+        let mut report = Report::of(match result {
+            Ok(Delivered::Sent) => Outcome::Success,
+            // What the receiver got came from the peer.
+            Ok(Delivered::ByPeer) => Outcome::Deduplicated,
+            Err(_) => Outcome::Failure,
+        });
+        report.reason = ctx.reason.map(|r| r.as_str());
+        report.attempts = attempts;
+        if let Err(e) = result {
+            report.error = Some(&e.message);
+            report.failure_reason = Some(e.reason.as_str());
+        }
+        history.record(
+            &crate::history::Flush {
+                receiver: &ctx.receiver,
+                integration: Some((self.integration.key.integration, self.integration.key.index)),
+                group_key: &ctx.group_key,
+                group_labels: &ctx.group_labels,
+                alerts: sent,
+                now: ctx.now,
+            },
+            report,
+        );
     }
 
     fn give_up(&self, e: NotifyError, attempts: u32) -> NotifyError {
@@ -209,13 +260,15 @@ impl Stage for RetryStage {
                 ]
             },
         );
+        let mut attempts = 0;
         let result = opentelemetry::context::FutureExt::with_context(
-            self.attempt_until_deadline(ctx, &sent),
+            self.attempt_until_deadline(ctx, &sent, &mut attempts),
             span.context().clone(),
         )
         .await;
+        self.record(ctx, &sent, &result, attempts);
         match result {
-            Ok(()) => {
+            Ok(_) => {
                 span.end();
                 crate::eventrecorder::record(|| {
                     let flush = crate::eventrecorder::flush_info();
@@ -358,6 +411,7 @@ mod tests {
             }),
             metrics: Arc::new(Metrics::new()),
             cluster_nflog: Some(nflog.clone()),
+            history: None,
         };
         let now = jiff::Timestamp::now();
         let mut ctx = firing_ctx(now, Duration::from_secs(60), Default::default());
@@ -407,6 +461,7 @@ mod tests {
             }),
             metrics: Arc::new(Metrics::new()),
             cluster_nflog: None,
+            history: None,
         };
         let stopping = tokio_util::sync::CancellationToken::new();
         let mut ctx = firing_ctx(
@@ -471,6 +526,7 @@ mod tests {
             }),
             metrics: Arc::new(Metrics::new()),
             cluster_nflog: None,
+            history: None,
         };
         let mut ctx = firing_ctx(
             jiff::Timestamp::now(),
