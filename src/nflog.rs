@@ -101,6 +101,10 @@ pub trait NotificationLog: Send + Sync {
     fn told(&self, _group_key: &str, _receiver: &ReceiverKey) -> Told {
         Told::default()
     }
+    /// `query` for a reader that is not a notification (the web UI's "last
+    /// notified"): not counted in `alertmanager_nflog_queries_total`,
+    /// which counts the pipeline's look-ups.
+    fn peek(&self, group_key: &str, receiver: &ReceiverKey) -> Option<Entry>;
 }
 
 /// Herald only: what this node's own deliveries told the receiver about
@@ -355,6 +359,10 @@ impl NotificationLog for MemNotificationLog {
         entries.insert(key.to_string(), entry);
         self.stats.entries_written.inc();
         Ok(true)
+    }
+
+    fn peek(&self, group_key: &str, receiver: &ReceiverKey) -> Option<Entry> {
+        self.query_key(&state_key(group_key, receiver))
     }
 
     fn told(&self, group_key: &str, receiver: &ReceiverKey) -> Told {

@@ -1254,6 +1254,10 @@ impl NotificationLog for DurableNotificationLog {
         self.mem.query(group_key, receiver)
     }
 
+    fn peek(&self, group_key: &str, receiver: &ReceiverKey) -> Option<Entry> {
+        self.mem.peek(group_key, receiver)
+    }
+
     async fn log(
         &self,
         group_key: &str,

@@ -11,6 +11,8 @@ mod common;
 use std::process::Command;
 
 use common::*;
+use std::time::Duration;
+
 use serde_json::json;
 
 const CONFIG: &str = r#"
@@ -348,8 +350,25 @@ async fn forms_need_the_csrf_token_and_validate_fields() {
 #[cfg(feature = "system-tests")]
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_silences_an_alert_and_expires_it() {
-    let h = start_herald(CONFIG, &[]).await;
+    // The team's alerts are really sent, so the notifications page has a
+    // history to show.
+    let hook = Webhook::start().await;
+    let config = CONFIG
+        .replace(
+            "  - name: team\n",
+            &format!(
+                "  - name: team\n    webhook_configs: [{{url: '{}'}}]\n",
+                hook.url("/team")
+            ),
+        )
+        .replace(
+            "  group_by: [alertname]\n",
+            "  group_by: [alertname]\n  group_wait: 1s\n",
+        );
+    assert_ne!(config, CONFIG);
+    let h = start_herald(&config, &[]).await;
     seed(&h.base).await;
+    hook.nth(2, Duration::from_secs(30)).await;
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/browser.mjs");
     let base = h.base.clone();
@@ -517,4 +536,79 @@ async fn rows_with_gaps_and_quoted_names_make_one_silence_whose_mutes_are_counte
     assert_eq!(code, 200);
     assert_eq!(headers["content-type"], "text/javascript");
     assert!(js.contains("Add matcher"));
+}
+
+/// The notifications page lists what was sent and what was held back, with
+/// the API's filters; the alerts page says when a group was last notified
+/// and links to its history.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_notifications_page_shows_the_history_and_the_alerts_page_links_it() {
+    let hook = Webhook::start().await;
+    let config = format!(
+        "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs: [{{url: '{}'}}]\n  - name: other\n",
+        hook.url("/h")
+    );
+    let h = start_herald(&config, &[]).await;
+    let silence = create_silence(&h.base, "alertname", "Quiet", "t", "hush").await;
+    let (code, body) = post_alerts(
+        &h.base,
+        &json!([{"labels": {"alertname": "Loud", "instance": "a<b>"}},
+                {"labels": {"alertname": "Quiet", "instance": "q"}}]),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    hook.nth(1, Duration::from_secs(20)).await;
+    let url = format!("{}/api/herald/v1/notifications?outcome=silenced", h.base);
+    wait_until(
+        "the silenced flush recorded",
+        Duration::from_secs(20),
+        || {
+            let url = url.clone();
+            async move {
+                let v = get_json(&url).await;
+                (!v["notifications"].as_array()?.is_empty()).then_some(())
+            }
+        },
+    )
+    .await;
+
+    let (code, html, _) = page(&format!("{}/notifications", h.base)).await;
+    assert_eq!(code, 200);
+    assert!(
+        html.contains("aria-current=\"page\">Notifications"),
+        "{html}"
+    );
+    assert_eq!(html.matches("class=\"notification ").count(), 2, "{html}");
+    assert!(html.contains("<span class=\"badge\">sent</span>"), "{html}");
+    assert!(
+        html.contains("<span class=\"badge\">silenced</span>"),
+        "{html}"
+    );
+    assert!(html.contains("instance=\"a&lt;b&gt;\""), "escaped: {html}");
+    let (_, sent, _) = page(&format!("{}/notifications?outcome=success", h.base)).await;
+    assert_eq!(sent.matches("class=\"notification ").count(), 1);
+    assert!(sent.contains("alertname=\"Loud\""));
+    let (_, none, _) = page(&format!(
+        "{}/notifications?receiver=other&filter=alertname%3D%22Loud%22",
+        h.base
+    ))
+    .await;
+    assert!(none.contains("No notification matches."), "{none}");
+    let (code, bad, _) = page(&format!("{}/notifications?filter=%7Bnope", h.base)).await;
+    assert_eq!(code, 200);
+    assert!(bad.contains("Bad alert filter"), "{bad}");
+    let _ = silence;
+
+    let (_, alerts, _) = page(&format!("{}/alerts", h.base)).await;
+    assert!(alerts.contains("Last notified"), "{alerts}");
+    assert!(
+        alerts.contains("/notifications?group&#x3D;alertname%3D%22Loud%22&amp;receiver&#x3D;hook"),
+        "{alerts}"
+    );
+    let (_, silenced, _) = page(&format!(
+        "{}/alerts?silenced=true&filter=alertname%3D%22Quiet%22",
+        h.base
+    ))
+    .await;
+    assert!(silenced.contains("Not notified yet"), "{silenced}");
 }

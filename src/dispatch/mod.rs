@@ -270,7 +270,7 @@ impl Dispatcher {
         }
         let labels = route.group_labels(&alert.labels);
         debug_assert_eq!(labels.fingerprint(), group_fp);
-        let key: Arc<str> = Arc::from(format!("{}:{}", route.key, labels.go_string()));
+        let key: Arc<str> = Arc::from(group_key(&route, &labels));
         let group = Arc::new(AggrGroup {
             labels,
             route,
@@ -646,6 +646,12 @@ fn insert_alert(group: &AggrGroup, st: &mut GroupState, alert: &Arc<Alert>, cloc
             group.flush_now.notify_one();
         }
     }
+}
+
+/// A group's key (Go's `aggrGroup.GroupKey`): its route's key and its
+/// labels. The notification log is keyed by it.
+pub fn group_key(route: &Route, labels: &LabelSet) -> String {
+    format!("{}:{}", route.key, labels.go_string())
 }
 
 /// The instrumentation scope of the dispatcher's spans (Go's package).

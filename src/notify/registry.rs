@@ -145,6 +145,20 @@ impl ReceiverConfig {
         }
         Ok(())
     }
+
+    /// The notification log's keys of this receiver's integrations, in
+    /// the order the pipeline builds them.
+    pub(crate) fn log_keys(&self) -> Vec<crate::nflog::ReceiverKey> {
+        let mut index = KindIndex::default();
+        self.integrations()
+            .into_iter()
+            .map(|(kind, _)| crate::nflog::ReceiverKey {
+                group_name: self.name.clone(),
+                integration: kind,
+                index: index.next(kind),
+            })
+            .collect()
+    }
 }
 
 /// Numbers the configs of each kind from 0 in the order they are listed:

@@ -9,6 +9,7 @@
 //! a per-browser cookie; values are escaped by handlebars.
 
 mod csrf;
+mod notifications;
 mod view;
 
 use std::collections::{BTreeMap, HashMap};
@@ -48,7 +49,7 @@ pub struct Ui {
     csrf: Csrf,
 }
 
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 9] = [
     (
         "layout_head",
         include_str!("../../templates/ui/layout_head.hbs"),
@@ -66,6 +67,10 @@ const TEMPLATES: [(&str, &str); 8] = [
     ),
     ("status", include_str!("../../templates/ui/status.hbs")),
     ("index", include_str!("../../templates/ui/index.hbs")),
+    (
+        "notifications",
+        include_str!("../../templates/ui/notifications.hbs"),
+    ),
 ];
 
 /// The files under `/static/`: name, content type, content. The pages work
@@ -156,6 +161,7 @@ fn routes() -> Router<UiState> {
         .route("/silences/{id}", get(silence_page))
         .route("/silences/{id}/expire", post(expire_post))
         .route("/status", get(status_page))
+        .route("/notifications", get(notifications::notifications_page))
 }
 
 /// One line on the status page: this node's place in its cluster.
@@ -326,7 +332,20 @@ async fn alerts_page(
             } else {
                 0
             };
-            view::group(g, st, shown, &here, now)
+            let mut v = view::group(g, st, shown, &here, now);
+            if shown > 0 {
+                let notified = match last_notified(&s.app, g) {
+                    Some(t) => json!({"age": view::age(t, now), "time": view::time(t), "iso": t.to_string()}),
+                    None => Value::Null,
+                };
+                v.as_object_mut()
+                    .expect("object")
+                    .insert("notified".into(), notified);
+                v.as_object_mut()
+                    .expect("object")
+                    .insert("notified_known".into(), json!(true));
+            }
+            v
         })
         .collect();
     let mut receivers: Vec<String> = s
@@ -352,6 +371,26 @@ async fn alerts_page(
         "groups": shown,
     });
     page.respond("alerts", "Alerts", "alerts", data)
+}
+
+/// When the group was last notified by any integration of its receiver:
+/// the notification log's newest entry (a successful notification; the
+/// history page has the rest).
+fn last_notified(app: &App, g: &crate::dispatch::GroupView) -> Option<jiff::Timestamp> {
+    let key = crate::dispatch::group_key(&g.route, &g.labels);
+    let runtime = app.runtime();
+    let receiver = runtime
+        .config
+        .config
+        .receivers
+        .iter()
+        .find(|r| r.name == g.receiver)?;
+    receiver
+        .log_keys()
+        .iter()
+        .filter_map(|k| app.nflog.peek(&key, k))
+        .map(|e| e.timestamp)
+        .max()
 }
 
 fn state_name(st: SilenceState) -> &'static str {

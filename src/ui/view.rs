@@ -165,6 +165,8 @@ pub fn group(
                 })).collect::<Vec<_>>(),
                 "inhibited": inhibited_by.is_some(),
                 "muted_by": g.muted_by.join(", "),
+                "history_link": format!("{}/notifications?filter={}", here.prefix,
+                    url::form_urlencoded::byte_serialize(silence_filter.join(", ").as_bytes()).collect::<String>()),
             })
         })
         .collect();
@@ -180,6 +182,11 @@ pub fn group(
         "alerts": alerts,
         "more": (g.alerts.len() > max_alerts).then(|| g.alerts.len() - max_alerts),
         "more_link": here.for_group(&group_filter.join(", "), &g.receiver),
+        "history_link": format!("{}/notifications?{}", here.prefix,
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("group", &group_filter.join(", "))
+                .append_pair("receiver", &g.receiver)
+                .finish()),
     })
 }
 

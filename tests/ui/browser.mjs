@@ -122,6 +122,12 @@ try {
   await page.waitForURL(/\/alerts\?receiver=pager/);
   expect((await page.locator("details.group").count()) === 1, "#/alerts?receiver= shows that receiver's groups");
 
+  // The notification history: what the team's receiver was sent.
+  await page.goto(`${base}/notifications?outcome=success`);
+  expect((await page.locator("li.notification").count()) >= 2, "the notifications page lists the team's notifications");
+  expect((await page.locator("li.notification .receiver", { hasText: "team" }).count()) >= 2, "sent to the team receiver");
+  await shot("notifications");
+
   // The status page and its routing tester.
   await page.goto(`${base}/status`);
   await page.fill("#labels", 'severity="critical"');
