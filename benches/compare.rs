@@ -22,7 +22,9 @@
 //! `routes` is a 1,000-route tree: the ingest rate, and with 100k alerts
 //! stored the time `POST /-/reload` takes to answer. `regex_silences` is
 //! 5,000 regex silences over 20,000 alerts, `silences20k` 20,000 silences
-//! (half regex) over 100,000 alerts (Alertmanager cut off after 60 s).
+//! (half regex) over 100,000 alerts (Alertmanager cut off after 60 s),
+//! then in Debian's Chromium the first paint of Herald's alerts and
+//! silences pages beside the data requests Alertmanager's UI waits for.
 //! `history` (only when asked, `HERALD_BENCH_ONLY=history`; no
 //! Alertmanager needed) is Herald against itself: the notification history
 //! on (the default) and off (`--notification-history.max-records=0`), for
@@ -712,10 +714,17 @@ async fn silences20k() {
         ("UI silences page", "/silences"),
     ];
     let mut results: Vec<Vec<String>> = Vec::new();
+    // Both hold the same data at once, for the browser's side-by-side
+    // below; each is measured while the other idles.
+    let mut procs = Vec::new();
     for name in ["herald", "alertmanager"] {
         let p = start(name, hook_port, "").await;
         create_host_silences(&p, SILENCES, |i| i % 2 == 1).await;
         ingest(&p, ALERTS, "main").await;
+        procs.push(p);
+    }
+    for p in &procs {
+        let name = p.name;
         let pid = p.child.id();
         let resting = status_kib(pid, "VmRSS:");
         // Resets VmHWM to the current RSS (Linux), so the peak read after
@@ -727,7 +736,7 @@ async fn silences20k() {
                 col.push("-".into());
                 continue;
             }
-            let got = get_within(&p, path, LIMIT).await;
+            let got = get_within(p, path, LIMIT).await;
             col.push(match got {
                 Some((ms, size)) => format!("{ms:.1} ({} KiB)", size / 1024),
                 None => format!(">{} (no answer)", LIMIT.as_millis()),
@@ -751,6 +760,55 @@ async fn silences20k() {
             format!("{what} @{ALERTS}, {SILENCES} silences"),
             results[0].get(i).map_or("-", String::as_str),
             results[1].get(i).map_or("-", String::as_str),
+        );
+    }
+    browser_paint(&procs[0], &procs[1], ALERTS, SILENCES);
+}
+
+/// What a person waits for in a browser: the first paint of Herald's
+/// server-rendered pages, and the data requests Alertmanager's UI makes
+/// before it can paint (`tests/ui/paint.mjs` in Debian's Chromium).
+fn browser_paint(herald: &Proc, am: &Proc, alerts: usize, silences: usize) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui/paint.mjs");
+    let out = std::process::Command::new("node")
+        .args([script, &herald.base, &am.base])
+        .output()
+        .expect("node: scripts/test.sh installs it and tests/ui's playwright-core");
+    assert!(
+        out.status.success(),
+        "paint.mjs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("paint.mjs prints JSON");
+    // None: no answer within the minute paint.mjs waits.
+    let ms = |side: &str, what: &str| v[side][what].as_f64();
+    for (what, h, a) in [
+        (
+            "alerts view",
+            ms("herald", "alerts"),
+            ms("alertmanager", "alerts"),
+        ),
+        (
+            "silences view",
+            ms("herald", "silences"),
+            ms("alertmanager", "silences"),
+        ),
+        (
+            "silences view, filtered",
+            ms("herald", "silences filtered"),
+            ms("alertmanager", "silences"),
+        ),
+    ] {
+        let show = |x: Option<f64>| x.map_or(">60000".to_string(), |x| format!("{x:.1}"));
+        let ratio = match (h, a) {
+            (Some(h), Some(a)) => format!("{:.2}", a / h),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<52} {:>12} {:>12}   ratio AM/Herald {ratio:>6}",
+            format!("browser: {what} ms @{alerts}, {silences} silences"),
+            show(h),
+            show(a),
         );
     }
 }
