@@ -824,3 +824,91 @@ async fn silences_mute_until_expired() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 422);
 }
+
+/// `--enable-feature=notify-resolved-when-muted` on one node: an alert
+/// notified firing and then silenced, inhibited or put in a mute interval
+/// (by a reload adding it) gets its resolved notification; without the
+/// feature, as in Alertmanager, it does not.
+#[tokio::test(flavor = "multi_thread")]
+async fn muted_after_firing_then_resolved_is_notified_with_the_feature() {
+    for feature in [true, false] {
+        let hook = Webhook::start().await;
+        let config = |mute: &str| {
+            format!(
+                "route:\n  receiver: r\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\n  routes:\n    - matchers: ['alertname=\"Timed\"']\n{mute}\
+                 inhibit_rules:\n  - source_matchers: ['alertname=\"Maintenance\"']\n    target_matchers: ['alertname=\"Inhibited\"']\n\
+                 receivers:\n  - name: r\n    webhook_configs: [{{url: '{}'}}]\n\
+                 time_intervals:\n  - name: always\n    time_intervals:\n      - times: [{{start_time: '00:00', end_time: '24:00'}}]\n",
+                hook.url("/m")
+            )
+        };
+        let extra: &[&str] = if feature {
+            &["--enable-feature=notify-resolved-when-muted"]
+        } else {
+            &[]
+        };
+        let h = start_herald(&config(""), extra).await;
+        let names = ["Silenced", "Inhibited", "Timed"];
+        for n in names {
+            post_alerts(&h.base, &json!([{"labels": {"alertname": n}}])).await;
+        }
+        for i in 1..=3 {
+            hook.nth(i, T).await;
+        }
+        // Muted three ways, while still firing: nothing is sent.
+        create_silence(&h.base, "alertname", "Silenced", "t", "after firing").await;
+        post_alerts(&h.base, &json!([{"labels": {"alertname": "Maintenance"}}])).await;
+        hook.nth(4, T).await; // the inhibiting source's own notification
+        std::fs::write(
+            &h.config_path,
+            config("      mute_time_intervals: [always]\n"),
+        )
+        .unwrap();
+        let r = reqwest::Client::new()
+            .post(format!("{}/-/reload", h.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        // Then each resolves.
+        let ended = jiff::Timestamp::now().to_string();
+        for n in names {
+            post_alerts(
+                &h.base,
+                &json!([{"labels": {"alertname": n}, "endsAt": ended}]),
+            )
+            .await;
+        }
+        if feature {
+            let mut resolved = Vec::new();
+            for i in 5..=7 {
+                let n = hook.nth(i, T).await;
+                assert_eq!(n.body["status"], "resolved", "{}", n.body);
+                resolved.push(
+                    n.body["groupLabels"]["alertname"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                );
+            }
+            resolved.sort();
+            assert_eq!(resolved, ["Inhibited", "Silenced", "Timed"]);
+        } else {
+            // The three groups flush (resolved and muted) and are dropped,
+            // leaving the source's: by then nothing was sent for them.
+            wait_until("the muted groups gone", T, || {
+                let base = h.base.clone();
+                async move {
+                    (counter(&base, "alertmanager_dispatcher_aggregation_groups").await == 1.0)
+                        .then_some(())
+                }
+            })
+            .await;
+            assert_eq!(
+                hook.count(),
+                4,
+                "Alertmanager's behaviour without the feature"
+            );
+        }
+    }
+}

@@ -427,3 +427,68 @@ async fn bad_parameters_are_refused_with_400() {
     let (code, _) = history_raw(&h.base, "limit=1000").await;
     assert_eq!(code, 200);
 }
+
+/// An inhibited group and a time-muted one are recorded as such, at the
+/// receiver, with the mute interval named; neither is sent.
+#[tokio::test]
+async fn inhibited_and_time_muted_flushes_are_recorded() {
+    let hook = Webhook::start().await;
+    let config = format!(
+        r#"route:
+  receiver: r
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+  routes:
+    - matchers: ['alertname="Night"']
+      mute_time_intervals: [always]
+receivers:
+  - name: r
+    webhook_configs: [{{url: '{}'}}]
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [cluster]
+time_intervals:
+  - name: always
+    time_intervals:
+      - times: [{{start_time: '00:00', end_time: '24:00'}}]
+"#,
+        hook.url("/r")
+    );
+    let h = start_herald(&config, &[]).await;
+    post(
+        &h.base,
+        json!([{"labels": {"alertname": "Source", "severity": "critical", "cluster": "c"}}]),
+    )
+    .await;
+    hook.nth(1, WAIT).await;
+    post(
+        &h.base,
+        json!([{"labels": {"alertname": "Target", "severity": "warning", "cluster": "c"}},
+               {"labels": {"alertname": "Night", "instance": "n"}}]),
+    )
+    .await;
+    let inhibited = wait_history(&h.base, "outcome=inhibited", "the inhibited record", |r| {
+        !r.is_empty()
+    })
+    .await;
+    assert_eq!(inhibited.len(), 1, "{inhibited:?}");
+    assert_eq!(inhibited[0]["groupLabels"], json!({"alertname": "Target"}));
+    assert_eq!(inhibited[0]["integration"], "");
+    let muted = wait_history(
+        &h.base,
+        "outcome=time_muted",
+        "the time-muted record",
+        |r| !r.is_empty(),
+    )
+    .await;
+    assert_eq!(muted.len(), 1, "{muted:?}");
+    assert_eq!(muted[0]["groupLabels"], json!({"alertname": "Night"}));
+    assert_eq!(muted[0]["mutedBy"], json!(["always"]));
+    // `muted` selects the three kinds together.
+    let both = history(&h.base, "outcome=muted").await;
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(hook.count(), 1, "only the source was sent");
+}
