@@ -545,7 +545,7 @@ async fn rows_with_gaps_and_quoted_names_make_one_silence_whose_mutes_are_counte
 async fn the_notifications_page_shows_the_history_and_the_alerts_page_links_it() {
     let hook = Webhook::start().await;
     let config = format!(
-        "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs: [{{url: '{}'}}]\n  - name: other\n",
+        "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1h\n  routes:\n    - matchers: ['alertname=\"Later\"']\n      group_wait: 1h\nreceivers:\n  - name: hook\n    webhook_configs: [{{url: '{}'}}]\n  - name: other\n",
         hook.url("/h")
     );
     let h = start_herald(&config, &[]).await;
@@ -611,4 +611,16 @@ async fn the_notifications_page_shows_the_history_and_the_alerts_page_links_it()
     ))
     .await;
     assert!(silenced.contains("Not notified yet"), "{silenced}");
+    post_alerts(&h.base, &json!([{"labels": {"alertname": "Later"}}])).await;
+    let (_, later, _) = page(&format!("{}/alerts?filter=alertname%3D%22Later%22", h.base)).await;
+    assert!(
+        later.contains(
+            "Not notified yet: waiting for its first flush (<code>group_wait</code>), in <time"
+        ),
+        "{later}"
+    );
+    assert!(
+        later.contains(">59m</time>") || later.contains(">1h 0m</time>"),
+        "{later}"
+    );
 }

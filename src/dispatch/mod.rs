@@ -82,6 +82,9 @@ pub struct AggrGroup {
     flush_now_pending: AtomicBool,
     /// Time intervals that muted the last flush (`mutedBy`).
     pub marker: Arc<GroupMarker>,
+    /// When the timer means to flush next, in Unix milliseconds (0 while
+    /// held or flushing): what the UI says a waiting group waits for.
+    next_flush_ms: std::sync::atomic::AtomicI64,
     /// What the event recorder's notifications name the group and its
     /// flushes by (Alertmanager's aggregation group ID and `flushIdx`).
     events: GroupEvents,
@@ -119,6 +122,11 @@ pub struct GroupView {
     /// The route labels rendered against the group's current alerts.
     pub route_labels: LabelSet,
     pub alerts: Vec<Arc<Alert>>,
+    /// Whether the group has flushed since it was made (a restart or
+    /// reload makes it anew).
+    pub has_flushed: bool,
+    /// When its timer flushes next, if it is waiting.
+    pub next_flush: Option<Timestamp>,
 }
 
 impl AggrGroup {
@@ -284,6 +292,7 @@ impl Dispatcher {
             flush_now: Notify::new(),
             flush_now_pending: AtomicBool::new(false),
             marker: Arc::new(GroupMarker::default()),
+            next_flush_ms: std::sync::atomic::AtomicI64::new(0),
             events: GroupEvents::new(),
         });
         {
@@ -350,6 +359,12 @@ impl Dispatcher {
             // A due timer (group_wait 0, or an old alert) flushes without a
             // trip through the timer wheel, which would add up to 1ms.
             if next > tokio::time::Instant::now() {
+                let wall = self
+                    .clock
+                    .now()
+                    .checked_add(next.duration_since(tokio::time::Instant::now()))
+                    .map_or(0, |t| t.as_millisecond());
+                group.next_flush_ms.store(wall, Ordering::Relaxed);
                 tokio::select! {
                     _ = tokio::time::sleep_until(next) => {}
                     _ = group.flush_now.notified() => {
@@ -370,6 +385,7 @@ impl Dispatcher {
             // Re-armed before flushing, so a slow flush does not shift the
             // schedule (Alertmanager resets its timer the same way).
             let started = tokio::time::Instant::now();
+            group.next_flush_ms.store(0, Ordering::Relaxed);
             next = started + opts.group_interval;
             group.lock().has_flushed = true;
             // This flush serves any "flush now" asked before it: the wake-up
@@ -549,7 +565,12 @@ impl Dispatcher {
                 sort_for_notification(&mut all);
                 self.render_route_labels(&g, &all, self.clock.now())
             };
+            let next = g.next_flush_ms.load(Ordering::Relaxed);
             out.push(GroupView {
+                has_flushed: g.lock().has_flushed,
+                next_flush: (next != 0)
+                    .then(|| Timestamp::from_millisecond(next).ok())
+                    .flatten(),
                 muted_by: g.marker.muted_by(),
                 labels: g.labels.clone(),
                 receiver: g.route.opts.receiver.clone(),

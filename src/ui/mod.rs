@@ -338,6 +338,14 @@ async fn alerts_page(
                     Some(t) => json!({"age": view::age(t, now), "time": view::time(t), "iso": t.to_string()}),
                     None => Value::Null,
                 };
+                // "Why didn't I get paged?": a group still in its
+                // `group_wait` says when it flushes.
+                let next = g.next_flush.map(|t| {
+                    json!({"in": view::age(now, t), "time": view::time(t), "iso": t.to_string(), "first": !g.has_flushed})
+                });
+                v.as_object_mut()
+                    .expect("object")
+                    .insert("next_flush".into(), json!(next));
                 v.as_object_mut()
                     .expect("object")
                     .insert("notified".into(), notified);
