@@ -153,6 +153,57 @@ pub struct Body {
     pub muted_by: Vec<String>,
 }
 
+/// A record's [`Body`] as JSON, with `alerts` taken from the flush's
+/// alerts, written by hand (serde's copy of each label set and its
+/// escaping were a fifth of what recording costs); `Body`'s `Deserialize`
+/// reads it back, field for field as serde would have written it.
+fn body_json(b: &Body, alerts: &[Arc<Alert>], now: Timestamp) -> String {
+    use crate::gojson::write_plain_str as str_;
+    use std::io::Write as _;
+    let mut out = Vec::with_capacity(128 + 96 * alerts.len());
+    out.extend_from_slice(b"{\"group_labels\":");
+    b.group_labels.write_plain_json(&mut out);
+    out.extend_from_slice(b",\"alerts\":[");
+    for (i, a) in alerts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let _ = write!(out, "{{\"fingerprint\":{},\"labels\":", a.fingerprint.0);
+        a.labels.write_plain_json(&mut out);
+        out.extend_from_slice(if a.resolved_at(now) {
+            b",\"resolved\":true}"
+        } else {
+            b",\"resolved\":false}"
+        });
+    }
+    out.push(b']');
+    for (name, v) in [
+        ("reason", &b.reason),
+        ("error", &b.error),
+        ("failure_reason", &b.failure_reason),
+    ] {
+        if let Some(v) = v {
+            let _ = write!(out, ",\"{name}\":");
+            str_(&mut out, v);
+        }
+    }
+    let _ = write!(out, ",\"attempts\":{},\"node\":", b.attempts);
+    str_(&mut out, &b.node);
+    if !b.muted_by.is_empty() {
+        out.extend_from_slice(b",\"muted_by\":[");
+        for (i, m) in b.muted_by.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            str_(&mut out, m);
+        }
+        out.push(b']');
+    }
+    out.push(b'}');
+    // Only whole strings were copied in, so the bytes are UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// A record on its way to storage.
 pub struct Write {
     pub at: Timestamp,
@@ -289,18 +340,7 @@ impl Recorder {
         // The alerts are shared (`Arc`), so holding them until the body is
         // built (if it is) costs no copy.
         let held: Vec<Arc<Alert>> = flush.alerts.to_vec();
-        let build = move || {
-            let mut body = body;
-            body.alerts = held
-                .iter()
-                .map(|a| RecordedAlert {
-                    fingerprint: a.fingerprint,
-                    labels: a.labels.clone(),
-                    resolved: a.resolved_at(now),
-                })
-                .collect();
-            serde_json::to_string(&body).unwrap_or_default()
-        };
+        let build = move || body_json(&body, &held, now);
         // A send's body is built here, on the notifying task, so that the
         // storage writer (which every commit waits on) only appends it; a
         // repeat that is likely coalesced is built there only if inserted.
@@ -496,6 +536,61 @@ pub(crate) fn expiry_cutoff(now: Timestamp, retention: Duration) -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hand-written body reads back as the body serde would have
+    /// written, over random labels (escapes, non-ASCII) and fields.
+    #[test]
+    fn hand_written_bodies_read_back_as_serde_writes_them() {
+        let mut next = crate::testing::xorshift(0x5eed_4157);
+        let texts = [
+            "a",
+            "é",
+            "x\"y",
+            "back\\slash",
+            "<&>",
+            "\u{1}",
+            "",
+            "team-1",
+        ];
+        let pick = |n: u64| texts[(n % texts.len() as u64) as usize].to_string();
+        let now = Timestamp::from_second(1_000_000).unwrap();
+        for _ in 0..2000 {
+            let alerts: Vec<Arc<Alert>> = (0..next() % 4)
+                .map(|_| {
+                    let mut a = crate::model::random_alert(&mut next, &texts, 5);
+                    if next().is_multiple_of(2) {
+                        a.ends_at = Timestamp::from_second(10).unwrap();
+                    }
+                    Arc::new(a)
+                })
+                .collect();
+            let opt = |n: u64| (!n.is_multiple_of(3)).then(|| pick(n));
+            let body = Body {
+                group_labels: LabelSet::from_strs([("g", texts[(next() % 8) as usize])]),
+                alerts: Vec::new(),
+                reason: opt(next()),
+                error: opt(next()),
+                failure_reason: opt(next()),
+                attempts: (next() % 5) as u32,
+                node: pick(next()),
+                muted_by: (0..next() % 3).map(|_| pick(next())).collect(),
+            };
+            let written = body_json(&body, &alerts, now);
+            let got: Body = serde_json::from_str(&written).unwrap();
+            let mut want = body.clone();
+            want.alerts = alerts
+                .iter()
+                .map(|a| RecordedAlert {
+                    fingerprint: a.fingerprint,
+                    labels: a.labels.clone(),
+                    resolved: a.resolved_at(now),
+                })
+                .collect();
+            let via_serde: Body =
+                serde_json::from_str(&serde_json::to_string(&want).unwrap()).unwrap();
+            assert_eq!(got, via_serde, "{written}");
+        }
+    }
 
     #[test]
     fn parameters_parse_and_bad_ones_say_why() {

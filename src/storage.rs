@@ -353,14 +353,14 @@ fn version_row(a: &Alert) -> Result<(i64, i64, String), String> {
 /// The JSON `StoredAlert` serializes to (the same keys, in its order),
 /// written directly: through serde, with the copies `stored` makes, it was
 /// the largest share of the POST path after JSON decoding. Strings are
-/// written as [`write_json_str`] writes them, which any JSON reader reads
+/// written as [`crate::gojson::write_plain_str`] writes them, which any JSON reader reads
 /// back the same.
 fn version_body(a: &Alert) -> Result<String, String> {
     let mut out = Vec::with_capacity(640);
     out.extend_from_slice(b"{\"labels\":");
-    write_labels(&mut out, &a.labels);
+    a.labels.write_plain_json(&mut out);
     out.extend_from_slice(b",\"annotations\":");
-    write_labels(&mut out, &a.annotations);
+    a.annotations.write_plain_json(&mut out);
     let time = |out: &mut Vec<u8>, key: &[u8], t: Timestamp| {
         out.extend_from_slice(b",\"");
         out.extend_from_slice(key);
@@ -372,7 +372,7 @@ fn version_body(a: &Alert) -> Result<String, String> {
     time(&mut out, b"starts_at", a.starts_at)?;
     time(&mut out, b"ends_at", a.ends_at)?;
     out.extend_from_slice(b",\"generator_url\":");
-    write_json_str(&mut out, &a.generator_url);
+    crate::gojson::write_plain_str(&mut out, &a.generator_url);
     time(&mut out, b"updated_at", a.updated_at)?;
     out.extend_from_slice(if a.timeout {
         b",\"timeout\":true}"
@@ -380,60 +380,6 @@ fn version_body(a: &Alert) -> Result<String, String> {
         b",\"timeout\":false}"
     });
     String::from_utf8(out).map_err(|e| e.to_string())
-}
-
-/// Whether no byte of `s` needs escaping in JSON, eight bytes at a time.
-fn plain_json(s: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Exact as to whether some byte is zero, or below 0x20.
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
-    let has_control = |v: u64| v.wrapping_sub(ONES * 0x20) & !v & HIGH != 0;
-    let mut words = s.chunks_exact(8);
-    for w in &mut words {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(w);
-        let w = u64::from_le_bytes(word);
-        if has_control(w)
-            || has_zero(w ^ (ONES * u64::from(b'"')))
-            || has_zero(w ^ (ONES * u64::from(b'\\')))
-        {
-            return false;
-        }
-    }
-    words
-        .remainder()
-        .iter()
-        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
-}
-
-/// A label set as a JSON object, as `LabelSet::write_json` writes it but
-/// for the strings [`write_json_str`] copies as they are.
-fn write_labels(out: &mut Vec<u8>, labels: &LabelSet) {
-    out.push(b'{');
-    for (i, (n, v)) in labels.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_json_str(out, n);
-        out.push(b':');
-        write_json_str(out, v);
-    }
-    out.push(b'}');
-}
-
-/// A JSON string: one with nothing JSON must escape (no control
-/// character, quote or backslash; label strings almost never have one) is
-/// copied as it is, the others are escaped as Go does. Either reads back
-/// the same; Go's escaping, byte by byte, was two thirds of writing a row.
-fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    if plain_json(s.as_bytes()) {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        crate::gojson::write_str(out, s);
-    }
 }
 
 /// Appends `t` as jiff's `Display` writes it (its serde form): RFC 3339
@@ -1434,7 +1380,7 @@ mod tests {
                 }
             }
             let plain = s.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\');
-            assert_eq!(plain_json(&s), plain, "{s:?}");
+            assert_eq!(crate::gojson::plain_json(&s), plain, "{s:?}");
         }
     }
 

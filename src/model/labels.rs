@@ -303,6 +303,22 @@ impl LabelSet {
         }
         out.push(b'}');
     }
+
+    /// `write_json` for Herald's own stored JSON (alert rows, history
+    /// records): strings with nothing JSON must escape are copied as they
+    /// are (`gojson::write_plain_str`), which reads back the same.
+    pub(crate) fn write_plain_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, (n, v)) in self.entries().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            crate::gojson::write_plain_str(out, n);
+            out.push(b':');
+            crate::gojson::write_plain_str(out, v);
+        }
+        out.push(b'}');
+    }
 }
 
 #[cfg(test)]

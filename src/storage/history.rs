@@ -43,19 +43,28 @@ pub(super) const MIGRATION: &str = "
 
 pub(super) const TABLE: &str = "notification_history";
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq)]
-struct Key {
-    group_key: String,
-    receiver: String,
-    integration: String,
-    idx: i64,
+/// A (group key, receiver, integration, index) as the newest-row map
+/// keys it: a 64-bit hash rather than the three strings, which the map
+/// would hash twice per record (the transaction's map, then the writer's)
+/// and keep for every group. Two keys colliding would also need the same
+/// outcome and alert-set hash to be coalesced by mistake.
+type Key = u64;
+
+fn key(group_key: &str, receiver: &str, integration: &str, idx: i64) -> Key {
+    let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+    for s in [group_key, receiver, integration] {
+        h.update(&(s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    }
+    h.update(&idx.to_le_bytes());
+    h.digest()
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 struct Latest {
     /// The row's current seq (its rowid).
     seq: i64,
-    outcome: String,
+    outcome: Outcome,
     hash: i64,
 }
 
@@ -96,23 +105,21 @@ impl State {
              WHERE seq IN (SELECT max(seq) FROM notification_history GROUP BY group_key, receiver, integration, idx)",
         )?;
         let found = st.query_map([], |r| {
-            Ok((
-                Key {
-                    group_key: r.get(1)?,
-                    receiver: r.get(2)?,
-                    integration: r.get(3)?,
-                    idx: r.get(4)?,
-                },
-                Latest {
-                    seq: r.get(0)?,
-                    outcome: r.get(5)?,
-                    hash: r.get(6)?,
-                },
-            ))
+            let k = key(
+                &r.get::<_, String>(1)?,
+                &r.get::<_, String>(2)?,
+                &r.get::<_, String>(3)?,
+                r.get(4)?,
+            );
+            let outcome: String = r.get(5)?;
+            Ok((k, Outcome::parse(&outcome), r.get(0)?, r.get(6)?))
         })?;
         for row in found {
-            let (k, l) = row?;
-            latest.insert(k, l);
+            // A row of an outcome this Herald does not know never
+            // coalesces.
+            if let (k, Some(outcome), seq, hash) = row? {
+                latest.insert(k, Latest { seq, outcome, hash });
+            }
         }
         Ok(State {
             next_id,
@@ -145,12 +152,7 @@ pub(super) fn put(
     max_records: usize,
 ) -> rusqlite::Result<()> {
     pending.max_records = Some(max_records);
-    let key = Key {
-        group_key: std::mem::take(&mut w.group_key),
-        receiver: std::mem::take(&mut w.receiver),
-        integration: std::mem::take(&mut w.integration),
-        idx: w.index,
-    };
+    let k = key(&w.group_key, &w.receiver, &w.integration, w.index);
     let hash = w.alerts_hash as i64;
     let outcome = w.outcome.as_str();
     let at = micros(w.at);
@@ -158,16 +160,15 @@ pub(super) fn put(
     let seq = state.next_seq;
     state.next_seq += 1;
     if w.outcome.coalesces() {
-        let newest = pending.latest.get(&key).or_else(|| state.latest.get(&key));
-        if let Some(l) = newest.filter(|l| l.outcome == outcome && l.hash == hash) {
-            let l = l.clone();
+        let newest = pending.latest.get(&k).or_else(|| state.latest.get(&k));
+        if let Some(&l) = newest.filter(|l| l.outcome == w.outcome && l.hash == hash) {
             let changed = tx
                 .prepare_cached(
                     "UPDATE notification_history SET seq = ?1, last_at = max(last_at, ?2), count = count + 1 WHERE seq = ?3",
                 )?
                 .execute(params![seq, at, l.seq])?;
             if changed == 1 {
-                pending.latest.insert(key, Latest { seq, ..l });
+                pending.latest.insert(k, Latest { seq, ..l });
                 return Ok(());
             }
         }
@@ -183,20 +184,20 @@ pub(super) fn put(
         id,
         seq,
         at,
-        key.receiver,
-        key.integration,
-        key.idx,
-        key.group_key,
+        w.receiver,
+        w.integration,
+        w.index,
+        w.group_key,
         outcome,
         hash,
         body
     ])?;
     pending.added += 1;
     pending.latest.insert(
-        key,
+        k,
         Latest {
             seq,
-            outcome: outcome.to_string(),
+            outcome: w.outcome,
             hash,
         },
     );
