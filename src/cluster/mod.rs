@@ -11,6 +11,7 @@
 //! the design.
 
 pub mod gossip;
+pub(crate) mod memberlist;
 pub mod peer;
 pub mod transport;
 pub mod wire;
