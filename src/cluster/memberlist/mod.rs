@@ -6,7 +6,9 @@
 //! 0.33.1 with) for the behaviour, not ported: `msgpack` is the slice of
 //! go-msgpack's encoding memberlist relies on, `message` its message
 //! structs, `packet` the envelopes (label, CRC, compound, compression),
-//! more to come. Nothing here is wired into Herald's running cluster
+//! `stream` the TCP push/pull and ping, `delegate_state` Alertmanager's
+//! state inside a push/pull, and `responder` a minimal member that
+//! answers probes. Nothing here is wired into Herald's running cluster
 //! yet (that is still foca's, `peer`); docs/clustering.md says how far
 //! this goes.
 
@@ -14,9 +16,15 @@
 // it; without this every item would warn in a normal build.
 #![cfg_attr(not(test), allow(dead_code))]
 
+pub(crate) mod delegate_state;
 pub(crate) mod message;
 pub(crate) mod msgpack;
 pub(crate) mod packet;
+pub(crate) mod responder;
+pub(crate) mod stream;
+
+#[cfg(all(test, feature = "system-tests"))]
+mod system_tests;
 
 use message::MessageType;
 
