@@ -619,7 +619,8 @@ mod tests {
     /// derived by hand from the encoder's rules: type byte 4; fixmap of 6;
     /// keys as fixstr in sorted order Addr, Incarnation, Meta, Node, Port,
     /// Vsn; the IP, the empty meta and Vsn as raw strings (0xa4, 0xa0,
-    /// 0xa6); 3 a fixint; 9094 a uint16 (0xcd 0x23 0x86).
+    /// 0xa6); 3 a fixint; 9094 a uint16 (0xcd 0x23 0x86). The same bytes
+    /// came out of go-msgpack 0.5.5 run on this struct.
     #[test]
     fn alive_is_written_as_go_msgpack_writes_it() {
         let mut want = vec![0x04, 0x86];
@@ -649,7 +650,8 @@ mod tests {
     /// `ping{SeqNo: 200, Node: "h", SourceAddr: 127.0.0.1, SourcePort:
     /// 9094, SourceNode: "am"}`; sorted keys Node, SeqNo, SourceAddr,
     /// SourceNode, SourcePort; 200 a uint8 (0xcc 0xc8). Without the source
-    /// fields (omitempty) the map has two entries.
+    /// fields (omitempty) the map has two entries. Checked against
+    /// go-msgpack 0.5.5 as the alive bytes were.
     #[test]
     fn ping_bytes_decode_and_omit_empty_source_fields() {
         let mut bytes = vec![0x85, 0xa4];
