@@ -6,11 +6,14 @@
 //! broadcasts, push/pull, settle and position, claims), how peers reach
 //! each other (`transport`: UDP and TCP, or mutual TLS), the messages
 //! (`gossip`, built on Alertmanager's `wire` format) and the handle the
-//! pipeline waits on. The merge rules live beside the states themselves
+//! pipeline waits on; `memberlist` is Alertmanager's own cluster protocol,
+//! built and tested toward joining Alertmanager clusters but not yet used
+//! here. The merge rules live beside the states themselves
 //! (`Silences::merge`, `NotificationLog::merge`). docs/clustering.md has
 //! the design.
 
 pub mod gossip;
+pub(crate) mod memberlist;
 pub mod peer;
 pub mod transport;
 pub mod wire;
