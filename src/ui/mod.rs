@@ -356,16 +356,7 @@ async fn alerts_page(
             v
         })
         .collect();
-    let mut receivers: Vec<String> = s
-        .app
-        .runtime()
-        .config
-        .config
-        .receivers
-        .iter()
-        .map(|r| r.name.clone())
-        .collect();
-    receivers.sort();
+    let receivers = receiver_names(&s.app);
     let data = json!({
         "filter": filter,
         "error": error,
@@ -399,6 +390,20 @@ fn last_notified(app: &App, g: &crate::dispatch::GroupView) -> Option<jiff::Time
         .filter_map(|k| app.nflog.peek(&key, k))
         .map(|e| e.timestamp)
         .max()
+}
+
+/// The config's receivers, sorted, for the pages' receiver choice.
+fn receiver_names(app: &App) -> Vec<String> {
+    let mut names: Vec<String> = app
+        .runtime()
+        .config
+        .config
+        .receivers
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    names.sort();
+    names
 }
 
 fn state_name(st: SilenceState) -> &'static str {

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::{enc, param, query_pairs, view, Page, UiState};
+use super::{enc, param, query_pairs, receiver_names, view, Page, UiState};
 use crate::history::{Outcome, Record};
 use crate::matcher::parse_matchers;
 
@@ -106,16 +106,7 @@ pub(super) async fn notifications_page(
         }
         format!("{}/notifications?{}", page.prefix(), q.finish())
     };
-    let mut receivers: Vec<String> = s
-        .app
-        .runtime()
-        .config
-        .config
-        .receivers
-        .iter()
-        .map(|r| r.name.clone())
-        .collect();
-    receivers.sort();
+    let receivers = receiver_names(&s.app);
     let data = json!({
         "receiver": receiver,
         "filter": filter,
