@@ -186,6 +186,17 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
+/// The new-silence form as `c` gets it (its cookie set for the token).
+async fn new_silence_form(c: &reqwest::Client, base: &str) -> String {
+    c.get(format!("{base}/silences/new"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn token(html: &str) -> String {
     let at = html.find(r#"name="csrf" value=""#).expect("a csrf field") + 19;
     html[at..at + 64].to_string()
@@ -196,14 +207,7 @@ async fn forms_need_the_csrf_token_and_validate_fields() {
     let h = start_herald(CONFIG, &[]).await;
     seed(&h.base).await;
     let c = browser();
-    let form = c
-        .get(format!("{}/silences/new", h.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let form = new_silence_form(&c, &h.base).await;
     let csrf = token(&form);
     let post = |fields: Vec<(&'static str, String)>| {
         let c = c.clone();
@@ -291,14 +295,7 @@ async fn forms_need_the_csrf_token_and_validate_fields() {
     let id = loc.unwrap().rsplit('/').next().unwrap().to_string();
     let api = get_json(&format!("{}/api/v2/silence/{id}", h.base)).await;
     assert_eq!(api["createdBy"], "tester");
-    let form = c
-        .get(format!("{}/silences/new", h.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let form = new_silence_form(&c, &h.base).await;
     assert!(form.contains(r#"name="created_by" value="tester""#));
 
     // Editing the comment keeps the id; changing a matcher makes a new one.
@@ -461,14 +458,7 @@ async fn rows_with_gaps_and_quoted_names_make_one_silence_whose_mutes_are_counte
     .await;
     assert_eq!(code, 200, "{body}");
     let c = browser();
-    let form = c
-        .get(format!("{}/silences/new", h.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let form = new_silence_form(&c, &h.base).await;
     assert_eq!(
         form.matches("class=\"matcher-row\"").count(),
         3,
