@@ -403,6 +403,7 @@ impl Peer {
             }
             Some(tls) => Transport::Tls(TlsLinks::new(
                 tls.clone(),
+                settings.advertise,
                 shared.metrics.tls.clone(),
                 settings.tcp_timeout,
                 shutdown.clone(),
@@ -1084,7 +1085,7 @@ async fn serve_tcp(
                         &shared.metrics.tls,
                         s.tcp_timeout,
                         &shutdown,
-                        |p| deliver_packet(&s.label, &p, &tx, &shared),
+                        |p, _from| deliver_packet(&s.label, &p, &tx, &shared),
                     )
                     .await;
                     match incoming {
