@@ -135,6 +135,30 @@ async fn status_peers(am: &Am) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A silence made through Alertmanager's API; its id.
+async fn create_am_silence(am: &Am) -> String {
+    let now = jiff::Timestamp::now();
+    let created: Value = reqwest::Client::new()
+        .post(format!("{}/api/v2/silences", am.web))
+        .json(&json!({
+            "matchers": [
+                {"name": "alertname", "value": "Disk", "isRegex": false, "isEqual": true},
+                {"name": "env", "value": "dev|test", "isRegex": true, "isEqual": false},
+            ],
+            "startsAt": now.to_string(),
+            "endsAt": (now + jiff::SignedDuration::from_hours(2)).to_string(),
+            "createdBy": "am-user",
+            "comment": "made in alertmanager",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    created["silenceID"].as_str().unwrap().to_string()
+}
+
 fn herald_silence() -> Silence {
     let now = jiff::Timestamp::now();
     Silence {
@@ -154,27 +178,7 @@ fn herald_silence() -> Silence {
 #[tokio::test]
 async fn push_pull_with_alertmanager_exchanges_nodes_and_silences() {
     let am = start_am(&[]).await;
-    let client = reqwest::Client::new();
-    let now = jiff::Timestamp::now();
-    let created: Value = client
-        .post(format!("{}/api/v2/silences", am.web))
-        .json(&json!({
-            "matchers": [
-                {"name": "alertname", "value": "Disk", "isRegex": false, "isEqual": true},
-                {"name": "env", "value": "dev|test", "isRegex": true, "isEqual": false},
-            ],
-            "startsAt": now.to_string(),
-            "endsAt": (now + jiff::SignedDuration::from_hours(2)).to_string(),
-            "createdBy": "am-user",
-            "comment": "made in alertmanager",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let am_silence_id = created["silenceID"].as_str().unwrap().to_string();
+    let am_silence_id = create_am_silence(&am).await;
 
     // Herald's member: the responder answers Alertmanager's probes.
     let port = free_port();
@@ -317,4 +321,191 @@ async fn the_cluster_label_must_match() {
     assert!(peers.contains(&"herald-label".to_string()), "{peers:?}");
     assert!(responder.seen.lock().unwrap().udp_pings >= 2);
     responder.stop();
+}
+
+// Not Alertmanager's own test certificates (`cluster/testdata`): their CA
+// expired in May 2026, and Go checks a root's validity where webpki, which
+// takes a root as a name and a key, does not. Fresh ones from openssl,
+// the same the Herald-to-Herald TLS tests use.
+#[path = "../../../tests/common/certs.rs"]
+#[allow(dead_code)]
+mod certs;
+
+/// The sum of a metric's series on Alertmanager's `/metrics`.
+async fn am_metric(am: &Am, name: &str) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", am.web))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Herald's TLS transport against Alertmanager's (`--cluster.tls-config`,
+/// mutual TLS, client certificates required). A ping with no
+/// source address goes over a packet connection before Alertmanager knows
+/// Herald at all, so its ack can only go to the address the frame gave
+/// (`FromAddr`): it must arrive over TLS at Herald's listener, dialled by
+/// Alertmanager, with Alertmanager's own address as its sender. Then a
+/// push/pull on a stream connection must bring back Alertmanager's node
+/// and the silence made through its API, and Alertmanager must count the
+/// stream and the packet bytes, with no read error.
+#[tokio::test]
+async fn herald_speaks_alertmanagers_tls_transport() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    use super::message::{self, Ack, MessageType, Ping};
+    use super::packet;
+    use crate::cluster::transport::{accept_tls, ClusterTls, TlsLinks, TlsStats, Transport};
+
+    // One certificate for both nodes, required both ways.
+    let dir = tempfile::tempdir().unwrap();
+    certs::make_certs(dir.path());
+    let tls_file = certs::cluster_tls_file(dir.path(), "srv.pem", "srv.key", "ca.pem");
+    let am = start_am(&[&format!("--cluster.tls-config={}", tls_file.display())]).await;
+    let am_silence_id = create_am_silence(&am).await;
+
+    // Herald's side: a TLS listener delivering packets with their sender,
+    // and the transport whose packets name that listener.
+    let tls = ClusterTls::load(&tls_file).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let me = listener.local_addr().unwrap();
+    let stats = Arc::new(TlsStats::default());
+    let shutdown = CancellationToken::new();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Vec<u8>, SocketAddr)>();
+    {
+        let (tls, stats, shutdown) = (tls.clone(), stats.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (tls, stats, shutdown, tx) =
+                    (tls.clone(), stats.clone(), shutdown.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let _ = accept_tls(
+                        &tls,
+                        tcp,
+                        &stats,
+                        Duration::from_secs(10),
+                        &shutdown,
+                        |p, from| {
+                            let _ = tx.send((p, from));
+                        },
+                    )
+                    .await;
+                });
+            }
+        });
+    }
+    let tasks = crate::tasks::Tasks::new();
+    let transport = Transport::Tls(TlsLinks::new(
+        tls,
+        me,
+        stats.clone(),
+        Duration::from_secs(10),
+        shutdown.clone(),
+        tasks,
+    ));
+
+    // (2) A ping over a packet connection; the ack comes back over one
+    // Alertmanager dials.
+    let ping = Ping {
+        seq_no: 4242,
+        ..Default::default()
+    };
+    let pkt = packet::encode_packet(&[message::encode(&ping)], "", false).unwrap();
+    transport.send(am.cluster, pkt.clone()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let ack_from = loop {
+        let (p, from) = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("no ack from Alertmanager over TLS")
+            .expect("listener gone");
+        let parts = packet::decode_packet(&p, "").unwrap();
+        let acked = parts
+            .iter()
+            .filter(|part| part.kind == MessageType::Ack)
+            .filter_map(|part| part.decode::<Ack>().ok())
+            .any(|a| a.seq_no == 4242);
+        if acked {
+            break from;
+        }
+    };
+    assert_eq!(ack_from, am.cluster, "Alertmanager's FromAddr");
+    assert_eq!(
+        stats.packet_bytes_sent.load(Ordering::Relaxed),
+        pkt.len() as u64
+    );
+    assert!(stats.packet_bytes_received.load(Ordering::Relaxed) > 0);
+    assert_eq!(
+        am_metric(
+            &am,
+            "alertmanager_tls_transport_packet_bytes_received_total"
+        )
+        .await,
+        pkt.len() as f64
+    );
+
+    // (1) A push/pull on a stream connection.
+    let local = LocalNode {
+        name: "herald-tls".into(),
+        addr: "127.0.0.1".parse().unwrap(),
+        port: me.port(),
+        incarnation: 1,
+        meta: vec![],
+    };
+    let mut conn = transport
+        .open_stream(am.cluster, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let remote = tokio::time::timeout(
+        Duration::from_secs(10),
+        stream::push_pull(
+            &mut conn,
+            "",
+            &[local.push_state()],
+            &FullState::default().encode_to_vec(),
+            false,
+        ),
+    )
+    .await
+    .expect("push/pull over TLS timed out")
+    .unwrap();
+    assert_eq!(remote.nodes.len(), 1, "{:?}", remote.nodes);
+    assert_eq!(remote.nodes[0].port, am.cluster.port());
+    let fs = FullState::decode_from(&remote.user_state).unwrap();
+    let found = fs
+        .silences()
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| wire::silence_from_pb(m).unwrap())
+        .any(|(s, _)| s.id == am_silence_id);
+    assert!(found, "Alertmanager's silence in its full state");
+    assert_eq!(stats.streams_sent.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.stream_write_errors.load(Ordering::Relaxed), 0);
+    assert_eq!(stats.packet_write_errors.load(Ordering::Relaxed), 0);
+    assert_eq!(stats.read_errors.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        am_metric(
+            &am,
+            "alertmanager_tls_transport_stream_connections_received_total"
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        am_metric(&am, "alertmanager_tls_transport_read_errors_total").await,
+        0.0
+    );
+    shutdown.cancel();
 }
