@@ -71,28 +71,10 @@ pub fn nflog(dir: &Path, now: Timestamp) -> Result<Vec<(String, Entry)>, ImportE
     }
     let mut out = Vec::new();
     for m in messages::<PbMeshEntry>(&path)? {
-        let expires_at = time(&m.expires_at);
-        let Some(e) = m.entry.filter(|_| expires_at > now) else {
+        if time(&m.expires_at) <= now {
             continue;
-        };
-        let r = e.receiver.unwrap_or_default();
-        let key = format!(
-            "{}:{}/{}/{}",
-            String::from_utf8_lossy(&e.group_key),
-            r.group_name,
-            r.integration,
-            r.idx
-        );
-        out.push((
-            key,
-            Entry {
-                firing: e.firing_alerts,
-                resolved: e.resolved_alerts,
-                timestamp: time(&e.timestamp),
-                expires_at,
-                receiver_data: crate::cluster::wire::receiver_data_from_pb(e.receiver_data),
-            },
-        ));
+        }
+        out.extend(wire::entry_from_pb(m));
     }
     Ok(out)
 }

@@ -195,7 +195,7 @@ async fn metrics(State(s): State<ApiState>) -> Response {
             members: p.peers().len(),
             failed: p.failed_peers(),
             position: p.position(),
-            health: m.suspects.load(Relaxed),
+            health: m.health.load(Relaxed),
             received: m.received.load(Relaxed),
             sent: m.sent.load(Relaxed),
             invalid: m.invalid.load(Relaxed),

@@ -1,11 +1,14 @@
-//! The messages peers exchange: one silence (Alertmanager's `MeshSilence`)
-//! or one notification-log entry, each a tag byte and a body; a full state
-//! is a sequence of length-prefixed messages.
+//! The messages peers exchange, as Alertmanager's delegate does: a
+//! `clusterpb.Part` per broadcast, keyed `sil` (silences) or `nfl` (the
+//! notification log) and holding length-delimited protobuf records, so a
+//! Herald node and an Alertmanager node understand each other's. Herald's
+//! claims travel the same way under a key of their own.
 
 use jiff::Timestamp;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
+use super::memberlist::delegate_state::{Part, NFLOG as NFLOG_KEY, SILENCES};
 use super::wire;
 use crate::nflog::Entry;
 use crate::silence::Silence;
@@ -41,17 +44,10 @@ const SILENCE: u8 = 1;
 const NFLOG: u8 = 2;
 const CLAIM: u8 = 3;
 
-#[derive(Serialize, Deserialize)]
-struct NflogWire {
-    key: String,
-    firing: Vec<u64>,
-    resolved: Vec<u64>,
-    timestamp: Timestamp,
-    expires_at: Timestamp,
-    /// Missing from an older Herald peer, which ignores ours.
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    receiver_data: crate::nflog::ReceiverData,
-}
+/// The `clusterpb.Part` key of Herald's claims. Alertmanager drops user
+/// messages of keys it has no state for, and claims go only to Herald
+/// members anyway.
+pub const CLAIMS: &str = "herald.claim";
 
 impl Gossip {
     pub fn key(&self) -> Key {
@@ -75,89 +71,60 @@ impl Gossip {
     }
 }
 
-pub fn encode(g: &Gossip) -> Vec<u8> {
-    match g {
-        Gossip::Silence(s, expires) => {
-            let mut out = vec![SILENCE];
-            out.extend(wire::silence_to_pb(s, *expires).encode_to_vec());
-            out
+/// A message as Alertmanager's channels broadcast it: a `clusterpb.Part`
+/// of the state's key and its length-delimited record (`MeshSilence`,
+/// `MeshEntry`). `None` for a log entry whose key has no receiver part.
+pub fn encode(g: &Gossip) -> Option<Vec<u8>> {
+    let (key, data) = match g {
+        Gossip::Silence(s, expires) => (
+            SILENCES,
+            wire::encode_delimited([wire::silence_to_pb(s, *expires)]),
+        ),
+        Gossip::Nflog(key, e) => (
+            NFLOG_KEY,
+            wire::encode_delimited([wire::entry_to_pb(key, e)?]),
+        ),
+        Gossip::Claim(c) => (CLAIMS, serde_json::to_vec(c).ok()?),
+    };
+    Some(
+        Part {
+            key: key.to_string(),
+            data,
         }
-        Gossip::Nflog(key, e) => {
-            let mut out = vec![NFLOG];
-            let body = NflogWire {
-                key: key.clone(),
-                firing: e.firing.clone(),
-                resolved: e.resolved.clone(),
-                timestamp: e.timestamp,
-                expires_at: e.expires_at,
-                receiver_data: e.receiver_data.clone(),
-            };
-            out.extend(serde_json::to_vec(&body).unwrap_or_default());
-            out
-        }
-        Gossip::Claim(c) => {
-            let mut out = vec![CLAIM];
-            out.extend(serde_json::to_vec(c).unwrap_or_default());
-            out
-        }
-    }
+        .encode_to_vec(),
+    )
 }
 
-pub fn decode(data: &[u8]) -> Result<Gossip, String> {
-    match data.split_first() {
-        Some((&SILENCE, body)) => {
-            let m = wire::PbMeshSilence::decode(body).map_err(|e| e.to_string())?;
-            match wire::silence_from_pb(m)? {
-                Some((s, expires)) => Ok(Gossip::Silence(s, expires)),
-                None => Err("silence message without a silence".into()),
+/// A received user message: the records of one part. Alertmanager's
+/// states take several records in one part; a part of another key is
+/// empty, as Alertmanager ignores it.
+pub fn decode(buf: &[u8]) -> Result<Vec<Gossip>, String> {
+    let part = Part::decode(buf).map_err(|e| e.to_string())?;
+    records(&part)
+}
+
+/// The records of a part of a broadcast or a full state.
+pub(crate) fn records(part: &Part) -> Result<Vec<Gossip>, String> {
+    match part.key.as_str() {
+        SILENCES => {
+            let mut out = Vec::new();
+            for m in wire::decode_delimited::<wire::PbMeshSilence>(&part.data)? {
+                if let Some((s, exp)) = wire::silence_from_pb(m)? {
+                    out.push(Gossip::Silence(s, exp));
+                }
             }
+            Ok(out)
         }
-        Some((&NFLOG, body)) => {
-            let w: NflogWire = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-            Ok(Gossip::Nflog(
-                w.key,
-                Entry {
-                    firing: w.firing,
-                    resolved: w.resolved,
-                    timestamp: w.timestamp,
-                    expires_at: w.expires_at,
-                    receiver_data: w.receiver_data,
-                },
-            ))
-        }
-        Some((&CLAIM, body)) => serde_json::from_slice(body)
-            .map(Gossip::Claim)
+        NFLOG_KEY => Ok(wire::decode_delimited::<wire::PbMeshEntry>(&part.data)?
+            .into_iter()
+            .filter_map(wire::entry_from_pb)
+            .map(|(k, e)| Gossip::Nflog(k, e))
+            .collect()),
+        CLAIMS => serde_json::from_slice(&part.data)
+            .map(|c| vec![Gossip::Claim(c)])
             .map_err(|e| e.to_string()),
-        Some((tag, _)) => Err(format!("unknown message type {tag}")),
-        None => Err("empty message".into()),
+        _ => Ok(Vec::new()),
     }
-}
-
-/// Messages one after the other, each with a 4-byte big-endian length.
-pub fn frame_all(msgs: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(msgs.iter().map(|m| m.len() + 4).sum());
-    for m in msgs {
-        out.extend_from_slice(&(m.len() as u32).to_be_bytes());
-        out.extend_from_slice(m);
-    }
-    out
-}
-
-pub fn unframe_all(mut buf: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    let mut out = Vec::new();
-    while !buf.is_empty() {
-        if buf.len() < 4 {
-            return Err("truncated state".into());
-        }
-        let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-        buf = &buf[4..];
-        if buf.len() < len {
-            return Err("truncated state".into());
-        }
-        out.push(buf[..len].to_vec());
-        buf = &buf[len..];
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -165,7 +132,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn messages_round_trip_and_garbage_is_refused() {
+    fn messages_round_trip_as_alertmanager_parts_and_garbage_is_refused() {
         let e = Entry {
             firing: vec![1, 2],
             resolved: vec![],
@@ -173,18 +140,28 @@ mod tests {
             expires_at: Timestamp::from_second(20).unwrap(),
             receiver_data: Default::default(),
         };
-        let msgs = vec![encode(&Gossip::Nflog("k".into(), e.clone()))];
-        let back = unframe_all(&frame_all(&msgs)).unwrap();
-        match decode(&back[0]).unwrap() {
-            Gossip::Nflog(k, got) => {
-                assert_eq!(k, "k");
-                assert_eq!(got, e);
+        let key = r#"{}:{alertname="A"}:team/webhook/0"#;
+        let msg = encode(&Gossip::Nflog(key.into(), e.clone())).unwrap();
+        let part = Part::decode(msg.as_slice()).unwrap();
+        assert_eq!(part.key, "nfl");
+        match decode(&msg).unwrap().as_slice() {
+            [Gossip::Nflog(k, got)] => {
+                assert_eq!(k, key);
+                assert_eq!(got, &e);
             }
             _ => panic!("wrong kind"),
         }
-        assert!(decode(&[]).is_err());
-        assert!(decode(&[9, 1, 2]).is_err());
-        assert!(decode(&[SILENCE, 0xff, 0xff]).is_err());
-        assert!(unframe_all(&[0, 0, 0, 9, 1]).is_err());
+        assert!(encode(&Gossip::Nflog("no receiver".into(), e)).is_none());
+        let other = Part {
+            key: "someone-else".into(),
+            data: vec![1, 2, 3],
+        };
+        assert!(decode(&other.encode_to_vec()).unwrap().is_empty());
+        let bad = Part {
+            key: "sil".into(),
+            data: vec![0xff, 0xff],
+        };
+        assert!(decode(&bad.encode_to_vec()).is_err());
+        assert!(decode(&[0xff]).is_err());
     }
 }

@@ -1,30 +1,31 @@
-//! A cluster peer: SWIM membership with the `foca` crate over UDP (or TLS,
-//! see `transport`), the replicated states (silences, notification log)
-//! gossiped as foca custom broadcasts, full-state push/pull over TCP on join
-//! and periodically, and the settle and position logic the notification
-//! pipeline waits on.
+//! A cluster peer: HashiCorp memberlist's membership (`memberlist::members`)
+//! over UDP (or TLS, see `transport`), the replicated states (silences,
+//! notification log) gossiped as Alertmanager's delegate gossips them,
+//! full-state push/pull over TCP on join and periodically, Alertmanager's
+//! reconnect and refresh of peers, and the settle and position logic the
+//! notification pipeline waits on. Because every byte is memberlist's and
+//! Alertmanager's, a Herald node and Alertmanager nodes form one cluster.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use foca::{
-    BroadcastHandler, Foca, Identity, Invalidates, Notification, PostcardCodec, Runtime, Timer,
-};
 use jiff::Timestamp;
-use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use prost::Message;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::gossip::{self, Gossip};
+use super::memberlist::delegate_state::{FullState, Part, NFLOG, SILENCES};
+use super::memberlist::members::{self, Member, Members, Out, Topic};
+use super::memberlist::message::{MessageType, PushNodeState};
+use super::memberlist::{packet, stream, Error as MlError};
 use super::transport::{self, ClusterTls, Incoming, TlsLinks, TlsStats, Transport};
+use super::wire;
 use crate::nflog::NotificationLog;
 use crate::silence::Silences;
 use crate::tasks::Tasks;
@@ -35,6 +36,19 @@ use crate::tasks::Tasks;
 /// would, instead of growing without bound or stalling the socket reader.
 /// Timers and local changes wait for room; only packets are dropped.
 const INPUT_QUEUE: usize = 1024;
+
+/// What a Herald node puts in its memberlist metadata, so Herald nodes
+/// know each other (claims go only to them). Alertmanager's is empty and
+/// ignored by Alertmanager whatever it holds.
+const HERALD_META: &[u8] = b"herald";
+
+/// Alertmanager's `MaxGossipPacketSize`; a broadcast over half of it goes
+/// to every member over TCP instead (`OversizedMessage`).
+const MAX_GOSSIP_PACKET: usize = 1400;
+
+/// Alertmanager re-resolves `--cluster.peer` and joins any it is not
+/// connected to this often (`DefaultRefreshInterval`).
+const REFRESH_INTERVAL: Duration = Duration::from_secs(15);
 
 /// `--cluster.*` settings.
 #[derive(Clone, Debug)]
@@ -65,72 +79,7 @@ pub struct ClusterSettings {
     pub full_state_before_ready: bool,
 }
 
-/// A member's identity: where it listens, its name (positions are by name)
-/// and a bump that foca raises when the node rejoins under the same name.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct NodeId {
-    pub addr: SocketAddr,
-    pub name: String,
-    pub bump: u16,
-}
-
-impl fmt::Debug for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}#{}", self.name, self.addr, self.bump)
-    }
-}
-
-impl Identity for NodeId {
-    type Addr = SocketAddr;
-
-    fn renew(&self) -> Option<Self> {
-        Some(NodeId {
-            bump: self.bump.wrapping_add(1),
-            ..self.clone()
-        })
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    fn win_addr_conflict(&self, adversary: &Self) -> bool {
-        self.bump > adversary.bump
-    }
-}
-
-/// What foca asked for while handling one event.
-#[derive(Default)]
-struct Actions {
-    sends: Vec<(SocketAddr, Vec<u8>)>,
-    timers: Vec<(Timer<NodeId>, Duration)>,
-    ups: Vec<NodeId>,
-    downs: Vec<NodeId>,
-}
-
-impl Runtime<NodeId> for Actions {
-    fn notify(&mut self, n: Notification<'_, NodeId>) {
-        match n {
-            Notification::MemberUp(id) => self.ups.push(id.clone()),
-            Notification::MemberDown(id) => self.downs.push(id.clone()),
-            Notification::Rename(old, new) => {
-                self.downs.push(old.clone());
-                self.ups.push(new.clone());
-            }
-            _ => {}
-        }
-    }
-
-    fn send_to(&mut self, to: NodeId, data: &[u8]) {
-        self.sends.push((to.addr, data.to_vec()));
-    }
-
-    fn submit_after(&mut self, event: Timer<NodeId>, after: Duration) {
-        self.timers.push((event, after));
-    }
-}
-
-/// The states a peer replicates, and the merges foca's broadcasts and the
+/// The states a peer replicates, and the merges the broadcasts and the
 /// push/pull exchanges feed.
 pub struct Replicated {
     pub silences: Arc<Silences>,
@@ -149,7 +98,7 @@ impl Replicated {
                 .nflog
                 .merge(&key, entry, now)
                 .map_err(|e| e.to_string()),
-            // Claims are not state; the broadcast handler keeps them.
+            // Claims are not state; `Shared::accept_claim` keeps them.
             Gossip::Claim(_) => Ok(false),
         };
         r.unwrap_or_else(|e| {
@@ -158,71 +107,47 @@ impl Replicated {
         })
     }
 
-    /// Everything we hold, for a push/pull exchange.
+    /// Everything we hold, as Alertmanager's delegate answers `LocalState`:
+    /// a `clusterpb.FullState` of the `nfl` and `sil` parts.
     fn full_state(&self) -> Vec<u8> {
-        let mut msgs: Vec<Vec<u8>> = self
+        let silences: Vec<wire::PbMeshSilence> = self
             .silences
             .snapshot()
             .into_iter()
-            .map(|(s, exp)| gossip::encode(&Gossip::Silence((*s).clone(), exp)))
+            .map(|(s, exp)| wire::silence_to_pb(&s, exp))
             .collect();
-        msgs.extend(
-            self.nflog
-                .snapshot()
-                .into_iter()
-                .map(|(k, e)| gossip::encode(&Gossip::Nflog(k, e))),
-        );
-        gossip::frame_all(&msgs)
+        let nflog: Vec<wire::PbMeshEntry> = self
+            .nflog
+            .snapshot()
+            .into_iter()
+            .filter_map(|(k, e)| wire::entry_to_pb(&k, &e))
+            .collect();
+        FullState::from_records(&silences, &nflog).encode_to_vec()
     }
-}
 
-/// foca's custom broadcast handler: a broadcast is passed on while it
-/// changes the state of the nodes it reaches.
-struct Handler {
-    state: Arc<Replicated>,
-    shared: Arc<Shared>,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("bad gossip message: {0}")]
-pub struct GossipError(String);
-
-impl BroadcastHandler<NodeId> for Handler {
-    type Key = gossip::Key;
-    type Error = GossipError;
-
-    fn receive_item(
-        &mut self,
-        data: &[u8],
-        sender: Option<&NodeId>,
-    ) -> Result<Option<gossip::Key>, GossipError> {
-        let g = gossip::decode(data).map_err(|e| {
-            self.shared.metrics.invalid.fetch_add(1, Ordering::Relaxed);
-            GossipError(e)
-        })?;
-        let key = g.key();
-        if sender.is_none() {
-            // Our own change, already stored: send it.
-            return Ok(Some(key));
+    /// Merges a peer's full state: how many records were bad, and whether
+    /// anything changed.
+    fn merge_full(&self, buf: &[u8], now: Timestamp) -> Result<(u64, bool), String> {
+        let fs = FullState::decode_from(buf).map_err(|e| e.to_string())?;
+        let (mut invalid, mut changed) = (0, false);
+        for part in &fs.parts {
+            if part.key != SILENCES && part.key != NFLOG {
+                tracing::debug!(key = %part.key, "unknown state in a peer's full state");
+                continue;
+            }
+            match gossip::records(part) {
+                Ok(records) => {
+                    for g in records {
+                        changed |= self.merge(g, now);
+                    }
+                }
+                Err(e) => {
+                    invalid += 1;
+                    tracing::warn!(key = %part.key, err = %e, "bad part in a peer's full state");
+                }
+            }
         }
-        self.shared.metrics.received.fetch_add(1, Ordering::Relaxed);
-        let now = Timestamp::now();
-        if let Gossip::Claim(c) = g {
-            // Claims now go to each member directly (`Peer::claim`); a
-            // gossiped one is still honoured.
-            return Ok(self.shared.accept_claim(c, now).then_some(key));
-        }
-        let changed = self.state.merge(g, now);
-        if changed {
-            self.shared.changed();
-        }
-        Ok(changed.then_some(key))
-    }
-}
-
-impl Invalidates for gossip::Key {
-    fn invalidates(&self, other: &Self) -> bool {
-        self.kind == other.kind && self.id == other.id && self.version >= other.version
+        Ok((invalid, changed))
     }
 }
 
@@ -233,20 +158,37 @@ pub struct PeerMetrics {
     pub received: AtomicU64,
     pub invalid: AtomicU64,
     pub pushpull: AtomicU64,
-    /// Members this node suspects right now (`alertmanager_cluster_health_score`).
+    /// memberlist's awareness score (`alertmanager_cluster_health_score`):
+    /// 0 while this node's probes and refutations go well.
+    pub health: AtomicU64,
+    /// Members this node suspects right now.
     pub suspects: AtomicU64,
     /// Only moves with `--cluster.tls-config`.
     pub tls: Arc<TlsStats>,
     /// Packets dropped because the gossip loop's queue was full.
     pub dropped: AtomicU64,
+    /// Broadcasts dropped from a full queue (`alertmanager_cluster_messages_pruned_total`).
+    pub pruned: AtomicU64,
+}
+
+/// Another member as this node knows it.
+#[derive(Clone, Debug)]
+struct Known {
+    addr: SocketAddr,
+    herald: bool,
 }
 
 struct Shared {
-    me: NodeId,
-    members: Mutex<HashMap<String, NodeId>>,
+    name: String,
+    addr: SocketAddr,
+    /// The other members, alive or suspect: what memberlist's `Members()`
+    /// counts, so positions agree with Alertmanager's.
+    members: Mutex<HashMap<String, Known>>,
     /// Other nodes' claims on notifications they are delivering.
     claims: Mutex<HashMap<String, gossip::Claim>>,
-    failed: Mutex<HashMap<String, NodeId>>,
+    /// Members that left or failed, with when: reconnected to every
+    /// `--cluster.reconnect-interval` until `--cluster.reconnect-timeout`.
+    failed: Mutex<HashMap<String, (SocketAddr, std::time::Instant)>>,
     settled: watch::Sender<bool>,
     /// Bumped whenever a claim is taken in, a member comes or goes, or a
     /// peer's state is merged: what a node waiting on a claim waits for.
@@ -256,11 +198,16 @@ struct Shared {
     left: CancellationToken,
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means a panicked holder; the maps stay usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Shared {
-    /// A node alone, not settled yet.
-    fn new(me: NodeId) -> Shared {
+    fn new(name: String, addr: SocketAddr) -> Shared {
         Shared {
-            me,
+            name,
+            addr,
             members: Mutex::new(HashMap::new()),
             claims: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
@@ -271,28 +218,17 @@ impl Shared {
         }
     }
 
-    /// How many other members this node knows of.
     fn other_members(&self) -> usize {
-        self.members.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// Where the other members listen.
-    fn member_addrs(&self) -> Vec<SocketAddr> {
-        self.members
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .map(|id| id.addr)
-            .collect()
+        lock(&self.members).len()
     }
 
     /// Records a peer's claim; false when it is stale, ours, or no newer
     /// than the one we hold.
     fn accept_claim(&self, c: gossip::Claim, now: Timestamp) -> bool {
-        if c.until <= now || c.node == self.me.name {
+        if c.until <= now || c.node == self.name {
             return false;
         }
-        let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+        let mut claims = lock(&self.claims);
         claims.retain(|_, old| old.until > now);
         let id = format!("{}\0{}\0{:x}", c.key, c.node, c.hash);
         if claims.get(&id).is_some_and(|old| old.until >= c.until) {
@@ -311,8 +247,21 @@ impl Shared {
 
     /// A packet for the gossip loop; dropped (and counted) when its queue
     /// is full, never waited for: the socket reader must keep reading.
-    fn queue_packet(&self, tx: &mpsc::Sender<Input>, packet: Vec<u8>) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(Input::Packet(packet)) {
+    /// A claim (a packet of one user message under Herald's claim key) is
+    /// taken in at once rather than queued behind the membership traffic.
+    fn deliver_packet(
+        &self,
+        label: &str,
+        tx: &mpsc::Sender<Input>,
+        from: SocketAddr,
+        packet: Vec<u8>,
+    ) {
+        if let Some(c) = claim_of(label, &packet) {
+            self.metrics.received.fetch_add(1, Ordering::Relaxed);
+            self.accept_claim(c, Timestamp::now());
+            return;
+        }
+        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(Input::Packet(from, packet)) {
             let n = self.metrics.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             // The 1st, 2nd, 4th, 8th... drop: seen, without a line per packet.
             if n.is_power_of_two() {
@@ -326,11 +275,37 @@ impl Shared {
     }
 }
 
+/// The claim a packet carries when it is one user message of Herald's
+/// claim key.
+fn claim_of(label: &str, packet: &[u8]) -> Option<gossip::Claim> {
+    let parts = packet::decode_packet(packet, label).ok()?;
+    let [part] = parts.as_slice() else {
+        return None;
+    };
+    if part.kind != MessageType::User {
+        return None;
+    }
+    let p = Part::decode(part.body.as_slice()).ok()?;
+    if p.key != gossip::CLAIMS {
+        return None;
+    }
+    match gossip::records(&p).ok()?.pop()? {
+        Gossip::Claim(c) => Some(c),
+        _ => None,
+    }
+}
+
 enum Input {
-    Packet(Vec<u8>),
-    Timer(Timer<NodeId>),
-    Broadcast(Vec<u8>),
-    Announce(SocketAddr),
+    Packet(SocketAddr, Vec<u8>),
+    /// A local change to gossip.
+    Broadcast(Gossip),
+    /// A user message that came over a stream.
+    User(Vec<u8>),
+    TcpPing(u32, bool),
+    /// The member list of a push/pull's other side.
+    Remote(Vec<PushNodeState>),
+    /// Our member list, for a push/pull.
+    States(oneshot::Sender<Vec<PushNodeState>>),
 }
 
 /// A running cluster peer.
@@ -348,9 +323,21 @@ pub struct PeerInfo {
     pub address: String,
 }
 
+/// What the tasks of one peer share.
+#[derive(Clone)]
+struct Ctx {
+    shared: Arc<Shared>,
+    settings: ClusterSettings,
+    state: Arc<Replicated>,
+    transport: Arc<Transport>,
+    tx: mpsc::Sender<Input>,
+    shutdown: CancellationToken,
+    tasks: Tasks,
+}
+
 impl Peer {
-    /// Binds the UDP and TCP sockets and starts gossiping, its tasks on
-    /// `tasks`. Must run inside the tokio runtime; everything stops with
+    /// Binds the UDP and TCP sockets and starts the membership, its tasks
+    /// on `tasks`. Must run inside the tokio runtime; everything stops with
     /// `shutdown` (the node then tells its peers it leaves).
     pub async fn start(
         settings: ClusterSettings,
@@ -374,12 +361,8 @@ impl Peer {
                 settings.advertise.set_port(port);
             }
         }
-        let me = NodeId {
-            addr: settings.advertise,
-            name: settings.name.clone(),
-            bump: 0,
-        };
-        let shared = Arc::new(Shared::new(me.clone()));
+        packet::label_header(&settings.label).map_err(|e| format!("--cluster.label: {e}"))?;
+        let shared = Arc::new(Shared::new(settings.name.clone(), settings.advertise));
         let state = Arc::new(state);
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let transport = Arc::new(match &settings.tls {
@@ -410,81 +393,52 @@ impl Peer {
                 tasks.clone(),
             )),
         });
-        let peer = Arc::new(Peer {
+        let ctx = Ctx {
             shared: shared.clone(),
             settings: settings.clone(),
-            tx: tx.clone(),
+            state,
             transport: transport.clone(),
+            tx: tx.clone(),
+            shutdown: shutdown.clone(),
+            tasks: tasks.clone(),
+        };
+        let peer = Arc::new(Peer {
+            shared,
+            settings: settings.clone(),
+            tx,
+            transport,
             tasks: tasks.clone(),
         });
-        let mut config = foca::Config::new_lan(NonZeroU32::new(3).unwrap_or(NonZeroU32::MIN));
-        config.probe_period = settings.probe_interval;
-        config.probe_rtt = settings.probe_timeout.min(settings.probe_interval / 2);
-        // memberlist's suspicion timeout for clusters under ten nodes:
-        // SuspicionMult (4) probe intervals.
-        config.suspect_to_down_after = settings.probe_interval * 4;
-        if let Some(g) = config.periodic_gossip.as_mut() {
-            g.frequency = settings.gossip_interval;
-        }
-        let foca = Foca::with_custom_broadcast(
-            me,
-            config,
-            rand::rngs::SmallRng::seed_from_u64(rand::random()),
-            PostcardCodec,
-            Handler {
-                state: state.clone(),
-                shared: shared.clone(),
-            },
-        );
-        tasks.spawn(
-            "cluster TCP listener",
-            serve_tcp(
-                tcp,
-                state.clone(),
-                settings.clone(),
-                shared.clone(),
-                tx.clone(),
-                shutdown.clone(),
-                tasks.clone(),
-            ),
-        );
-        tasks.spawn(
-            "cluster gossip",
-            run_foca(
-                foca,
-                transport.clone(),
-                rx,
-                tx.clone(),
-                state.clone(),
-                settings.clone(),
-                shared.clone(),
-                shutdown.clone(),
-                tasks.clone(),
-            ),
-        );
-        tasks.spawn(
-            "cluster join and push/pull",
-            join_and_pushpull(peer.clone(), state, transport, shutdown.clone()),
-        );
+        let mut cfg = members::Config::lan(settings.name.clone(), settings.advertise);
+        cfg.meta = HERALD_META.to_vec();
+        cfg.label = settings.label.clone();
+        cfg.probe_interval = settings.probe_interval;
+        cfg.probe_timeout = settings.probe_timeout;
+        cfg.gossip_interval = settings.gossip_interval;
+        // Alertmanager gossips to half its configured peers, at least 3.
+        cfg.gossip_nodes = (settings.peers.len() / 2).max(3);
+        cfg.user_retransmit_mult = cfg.gossip_nodes;
+        cfg.udp_buffer = MAX_GOSSIP_PACKET;
+        let m = Members::new(cfg, tokio::time::Instant::now(), rand::random());
+        tasks.spawn("cluster TCP listener", serve_tcp(tcp, ctx.clone()));
+        tasks.spawn("cluster gossip", run_members(m, rx, ctx.clone()));
+        tasks.spawn("cluster join and push/pull", join_and_pushpull(ctx));
         tasks.spawn("cluster settle", settle(peer.clone(), shutdown));
         Ok(peer)
     }
 
     pub fn name(&self) -> &str {
-        &self.shared.me.name
+        &self.shared.name
     }
 
-    /// This node's index among the members sorted by name: the wait stage
-    /// holds notifications back `position × --cluster.peer-timeout`.
+    /// This node's index among the members sorted by name, as
+    /// Alertmanager's `Position` counts it (alive and suspect members):
+    /// the wait stage holds notifications back
+    /// `position × --cluster.peer-timeout`.
     pub fn position(&self) -> usize {
-        let members = self
-            .shared
-            .members
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        members
+        lock(&self.shared.members)
             .keys()
-            .filter(|n| n.as_str() < self.shared.me.name.as_str())
+            .filter(|n| n.as_str() < self.shared.name.as_str())
             .count()
     }
 
@@ -494,29 +448,30 @@ impl Peer {
 
     /// Every member, this node included, sorted by name.
     pub fn peers(&self) -> Vec<PeerInfo> {
-        let members = self
-            .shared
-            .members
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let members = lock(&self.shared.members);
         let mut out: Vec<PeerInfo> = members
-            .values()
-            .chain(std::iter::once(&self.shared.me))
-            .map(|m| PeerInfo {
-                name: m.name.clone(),
-                address: m.addr.to_string(),
+            .iter()
+            .map(|(name, k)| PeerInfo {
+                name: name.clone(),
+                address: k.addr.to_string(),
             })
+            .chain(std::iter::once(PeerInfo {
+                name: self.shared.name.clone(),
+                address: self.shared.addr.to_string(),
+            }))
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
 
+    /// True when every other member is a Herald node: Herald's own rules
+    /// between nodes (claims) then hold for the whole cluster.
+    pub fn herald_only(&self) -> bool {
+        lock(&self.shared.members).values().all(|k| k.herald)
+    }
+
     pub fn failed_peers(&self) -> usize {
-        self.shared
-            .failed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        lock(&self.shared.failed).len()
     }
 
     pub fn ready(&self) -> bool {
@@ -554,21 +509,33 @@ impl Peer {
         &self.shared.metrics
     }
 
-    /// Tells the peers this node is delivering the notification `key`
-    /// carrying the alerts `hash`, until `until` at the latest.
-    /// Claims go straight to every member rather than into foca's
-    /// broadcast queue: under load (hundreds of groups changing) a
-    /// broadcast took over 300 ms to arrive, and two nodes claiming the
-    /// same notification did not see each other in time.
+    /// Tells the Herald members this node is delivering the notification
+    /// `key` carrying the alerts `hash`, until `until` at the latest.
+    /// Claims go straight to each of them in a packet of their own rather
+    /// than into the broadcast queue: under load (hundreds of groups
+    /// changing) a queued broadcast took over 300 ms to arrive, and two
+    /// nodes claiming the same notification did not see each other in
+    /// time. Alertmanager members do not claim and are not told.
     pub fn claim(&self, key: &str, hash: u64, until: Timestamp) {
-        let msg = gossip::encode(&Gossip::Claim(gossip::Claim {
+        let Some(msg) = gossip::encode(&Gossip::Claim(gossip::Claim {
             key: key.to_string(),
             hash,
-            node: self.shared.me.name.clone(),
+            node: self.shared.name.clone(),
             until,
-        }));
-        let packet = frame(&self.settings.label, DIRECT, &msg);
-        for addr in self.shared.member_addrs() {
+        })) else {
+            return;
+        };
+        let mut user = vec![MessageType::User as u8];
+        user.extend(msg);
+        let Ok(packet) = packet::encode_packet(&[user], &self.settings.label, true) else {
+            return;
+        };
+        let targets: Vec<SocketAddr> = lock(&self.shared.members)
+            .values()
+            .filter(|k| k.herald)
+            .map(|k| k.addr)
+            .collect();
+        for addr in targets {
             self.shared.metrics.sent.fetch_add(1, Ordering::Relaxed);
             self.transport.send_now(addr, packet.clone());
         }
@@ -579,22 +546,15 @@ impl Peer {
     /// order (the one that goes first when two claim at once).
     pub fn other_claim(&self, key: &str, hash: u64, lower_only: bool) -> Option<gossip::Claim> {
         let now = Timestamp::now();
-        let members = self
-            .shared
-            .members
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        self.shared
-            .claims
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let members = lock(&self.shared.members);
+        lock(&self.shared.claims)
             .values()
             .find(|c| {
                 c.key == key
                     && c.hash == hash
                     && c.until > now
                     && members.contains_key(&c.node)
-                    && (!lower_only || c.node.as_str() < self.shared.me.name.as_str())
+                    && (!lower_only || c.node.as_str() < self.shared.name.as_str())
             })
             .cloned()
     }
@@ -610,37 +570,18 @@ impl Peer {
     /// gossip loop's queue is full a task waits for room; a local change
     /// is not dropped.
     pub fn broadcast(&self, g: &Gossip) {
-        let input = Input::Broadcast(gossip::encode(g));
-        if let Err(mpsc::error::TrySendError::Full(input)) = self.tx.try_send(input) {
+        let g = match g {
+            Gossip::Silence(s, e) => Gossip::Silence(s.clone(), *e),
+            Gossip::Nflog(k, e) => Gossip::Nflog(k.clone(), e.clone()),
+            Gossip::Claim(c) => Gossip::Claim(c.clone()),
+        };
+        if let Err(mpsc::error::TrySendError::Full(input)) = self.tx.try_send(Input::Broadcast(g)) {
             let tx = self.tx.clone();
             self.tasks.spawn("cluster broadcast", async move {
                 let _ = tx.send(input).await;
             });
         }
     }
-}
-
-/// After the label, a packet says what it carries: a foca (SWIM) packet
-/// or one of Herald's messages sent to a member directly (claims).
-const SWIM: u8 = 0;
-const DIRECT: u8 = 1;
-
-fn frame(label: &str, kind: u8, data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(label.len() + 1 + data.len());
-    out.extend_from_slice(label.as_bytes());
-    out.push(kind);
-    out.extend_from_slice(data);
-    out
-}
-
-fn frame_packet(label: &str, data: &[u8]) -> Vec<u8> {
-    frame(label, SWIM, data)
-}
-
-/// Strips the cluster label; a packet of another cluster is `None`.
-fn unframe_packet<'a>(label: &str, data: &'a [u8]) -> Option<&'a [u8]> {
-    let rest = data.strip_prefix(label.as_bytes())?;
-    rest.strip_prefix(&[0])
 }
 
 async fn recv_udp(
@@ -652,9 +593,9 @@ async fn recv_udp(
 ) {
     let mut buf = vec![0u8; 65_536];
     loop {
-        let n = tokio::select! {
+        let (n, from) = tokio::select! {
             r = udp.recv_from(&mut buf) => match r {
-                Ok((n, _)) => n,
+                Ok(r) => r,
                 Err(e) => {
                     // Do not spin on a socket that keeps failing.
                     tracing::debug!(err = %e, "cluster receive failed");
@@ -664,215 +605,272 @@ async fn recv_udp(
             },
             _ = shutdown.cancelled() => return,
         };
-        deliver_packet(&label, &buf[..n], &tx, &shared);
+        shared.deliver_packet(&label, &tx, from, buf[..n].to_vec());
     }
 }
 
-/// Hands a received packet of our cluster to foca, or takes in a direct
-/// message at once (it does not queue behind SWIM traffic); packets of
-/// other clusters and malformed ones are counted.
-fn deliver_packet(label: &str, packet: &[u8], tx: &mpsc::Sender<Input>, shared: &Shared) {
-    let body = packet.strip_prefix(label.as_bytes());
-    match body.and_then(<[u8]>::split_first) {
-        Some((&SWIM, d)) => shared.queue_packet(tx, d.to_vec()),
-        Some((&DIRECT, d)) => match gossip::decode(d) {
-            Ok(Gossip::Claim(c)) => {
-                shared.metrics.received.fetch_add(1, Ordering::Relaxed);
-                shared.accept_claim(c, Timestamp::now());
-            }
-            _ => {
-                shared.metrics.invalid.fetch_add(1, Ordering::Relaxed);
-            }
-        },
-        _ => {
-            shared.metrics.invalid.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_foca(
-    mut foca: Foca<NodeId, PostcardCodec, rand::rngs::SmallRng, Handler>,
-    transport: Arc<Transport>,
-    mut rx: mpsc::Receiver<Input>,
-    tx: mpsc::Sender<Input>,
-    state: Arc<Replicated>,
-    settings: ClusterSettings,
-    shared: Arc<Shared>,
-    shutdown: CancellationToken,
-    tasks: Tasks,
-) {
+/// The membership's loop: it owns `Members`, feeds it packets and time,
+/// and carries out what it asks.
+async fn run_members(mut m: Members, mut rx: mpsc::Receiver<Input>, ctx: Ctx) {
     loop {
+        let now = tokio::time::Instant::now();
+        let deadline = m.next_deadline();
         let input = tokio::select! {
-            i = rx.recv() => match i { Some(i) => i, None => return },
-            _ = shutdown.cancelled() => {
-                let mut acts = Actions::default();
-                let _ = foca.leave_cluster(&mut acts);
-                for (to, data) in acts.sends {
-                    transport.send_last(to, frame_packet(&settings.label, &data)).await;
+            i = rx.recv() => match i { Some(i) => Some(i), None => return },
+            _ = tokio::time::sleep_until(deadline) => None,
+            _ = ctx.shutdown.cancelled() => {
+                m.leave(now);
+                for o in m.take_out() {
+                    if let Out::Packet { to, data } = o {
+                        ctx.transport.send_last(to, data).await;
+                    }
                 }
-                shared.left.cancel();
+                ctx.shared.left.cancel();
                 return;
             }
         };
-        let mut acts = Actions::default();
-        // A change too large for a packet goes to every member over TCP.
-        if let Input::Broadcast(b) = &input {
-            if b.len() + settings.label.len() + 1 > MAX_BROADCAST_BYTES {
-                for addr in shared.member_addrs() {
-                    let (state, settings, shared, transport) = (
-                        state.clone(),
-                        settings.clone(),
-                        shared.clone(),
-                        transport.clone(),
-                    );
-                    let one = gossip::frame_all(std::slice::from_ref(b));
-                    let stop = shutdown.clone();
-                    tasks.spawn("cluster large broadcast", async move {
-                        tokio::select! {
-                            _ = exchange(addr, &state, &settings, &shared, &transport, Some(one)) => {}
-                            _ = stop.cancelled() => {}
-                        }
-                    });
+        let now = tokio::time::Instant::now();
+        match input {
+            None => m.tick(now),
+            Some(Input::Packet(from, p)) => {
+                if let Err(e) = m.handle_packet(from, &p, now) {
+                    // A malformed packet is dropped and counted, never fatal.
+                    ctx.shared.metrics.invalid.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(err = %e, %from, "cluster packet not handled");
                 }
-                continue;
+            }
+            Some(Input::Broadcast(g)) => broadcast(&mut m, &ctx, &g),
+            Some(Input::User(b)) => take_user(&mut m, &ctx, &b),
+            Some(Input::TcpPing(seq, ok)) => m.tcp_ping_done(seq, ok, now),
+            Some(Input::Remote(nodes)) => m.merge_remote(&nodes, now),
+            Some(Input::States(reply)) => {
+                let _ = reply.send(m.push_states());
             }
         }
-        let is_packet = matches!(input, Input::Packet(_));
-        // Merges queue their writes to SQLite without waiting for them.
-        let result = match input {
-            Input::Packet(d) => foca.handle_data(&d, &mut acts),
-            Input::Timer(t) => foca.handle_timer(t, &mut acts),
-            Input::Broadcast(b) => foca
-                .add_broadcast(&b)
-                .map(|_| ())
-                .and_then(|()| foca.broadcast(&mut acts)),
-            Input::Announce(addr) => foca.announce(
-                NodeId {
-                    addr,
-                    name: String::new(),
-                    bump: 0,
-                },
-                &mut acts,
-            ),
-        };
-        if let Err(e) = result {
-            // A malformed packet is dropped and counted, never fatal.
-            if is_packet {
-                shared.metrics.invalid.fetch_add(1, Ordering::Relaxed);
-            }
-            tracing::debug!(err = %e, "cluster message not handled");
+        let outs = m.take_out();
+        for o in outs {
+            carry_out(&mut m, &ctx, o).await;
         }
-        for (to, data) in acts.sends {
-            shared.metrics.sent.fetch_add(1, Ordering::Relaxed);
-            transport
-                .send(to, frame_packet(&settings.label, &data))
-                .await;
-        }
-        let suspects = foca
-            .iter_membership_state()
-            .filter(|m| m.state() == foca::State::Suspect)
-            .count();
-        shared
-            .metrics
+        let metrics = &ctx.shared.metrics;
+        metrics
+            .health
+            .store(m.health_score().max(0) as u64, Ordering::Relaxed);
+        metrics
             .suspects
-            .store(suspects as u64, Ordering::Relaxed);
-        for (t, after) in acts.timers {
-            let (tx, stop) = (tx.clone(), shutdown.clone());
-            tasks.spawn("cluster timer", async move {
-                tokio::select! {
-                    _ = tokio::time::sleep(after) => {
-                        let _ = tx.send(Input::Timer(t)).await;
-                    }
-                    _ = stop.cancelled() => {}
-                }
+            .store(m.suspects() as u64, Ordering::Relaxed);
+        metrics.pruned.store(m.pruned(), Ordering::Relaxed);
+    }
+}
+
+async fn carry_out(m: &mut Members, ctx: &Ctx, o: Out) {
+    let shared = &ctx.shared;
+    match o {
+        Out::Packet { to, data } => {
+            shared.metrics.sent.fetch_add(1, Ordering::Relaxed);
+            ctx.transport.send(to, data).await;
+        }
+        Out::TcpPing {
+            to,
+            seq,
+            ping,
+            deadline,
+        } => {
+            let (c, tx) = (ctx.clone(), ctx.tx.clone());
+            ctx.tasks.spawn("cluster TCP ping", async move {
+                let run = async {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    let mut conn = c.transport.open_stream(to, left).await?;
+                    stream::tcp_ping(&mut conn, &c.settings.label, seq, &ping)
+                        .await
+                        .map_err(|e| e.to_string())
+                };
+                let ok = tokio::select! {
+                    r = tokio::time::timeout_at(deadline, run) => matches!(r, Ok(Ok(true))),
+                    _ = c.shutdown.cancelled() => return,
+                };
+                let _ = tx.send(Input::TcpPing(seq, ok)).await;
             });
         }
-        let membership_changed = !acts.downs.is_empty() || !acts.ups.is_empty();
-        for id in acts.downs {
-            if id == shared.me || id.name.is_empty() {
-                continue;
-            }
-            shared
-                .members
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id.name);
-            shared
-                .failed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id.name.clone(), id.clone());
-            tracing::info!(peer = %id.name, addr = %id.addr, "cluster peer left or failed");
-        }
-        for id in acts.ups {
-            if id == shared.me || id.name.is_empty() {
-                continue;
-            }
-            shared
-                .failed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id.name);
-            let new = shared
-                .members
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id.name.clone(), id.clone())
+        Out::User(b) => take_user(m, ctx, &b),
+        Out::Join(mem) => {
+            lock(&shared.failed).remove(&mem.name);
+            let new = lock(&shared.members)
+                .insert(mem.name.clone(), known(&mem))
                 .is_none();
             if new {
-                tracing::info!(peer = %id.name, addr = %id.addr, "cluster peer joined");
+                tracing::info!(peer = %mem.name, addr = %mem.addr, "cluster peer joined");
                 // A new member gets (and gives) the full state at once.
-                let (state, settings, shared, transport) = (
-                    state.clone(),
-                    settings.clone(),
-                    shared.clone(),
-                    transport.clone(),
-                );
-                let stop = shutdown.clone();
-                tasks.spawn("cluster push/pull", async move {
+                let c = ctx.clone();
+                ctx.tasks.spawn("cluster push/pull", async move {
                     tokio::select! {
-                        _ = exchange(id.addr, &state, &settings, &shared, &transport, None) => {}
-                        _ = stop.cancelled() => {}
+                        _ = exchange(&c, mem.addr, false) => {}
+                        _ = c.shutdown.cancelled() => {}
                     }
                 });
             }
+            shared.changed();
         }
-        if membership_changed {
+        Out::Update(mem) => {
+            lock(&shared.members).insert(mem.name.clone(), known(&mem));
+        }
+        Out::Leave(mem) => {
+            lock(&shared.members).remove(&mem.name);
+            lock(&shared.failed).insert(mem.name.clone(), (mem.addr, std::time::Instant::now()));
+            tracing::info!(peer = %mem.name, addr = %mem.addr, state = ?mem.state, "cluster peer left or failed");
             shared.changed();
         }
     }
 }
 
-/// Announces to the configured peers until one answers, then exchanges the
-/// full state with a random member every `--cluster.pushpull-interval`.
-async fn join_and_pushpull(
-    peer: Arc<Peer>,
-    state: Arc<Replicated>,
-    transport: Arc<Transport>,
-    shutdown: CancellationToken,
-) {
-    let s = peer.settings.clone();
-    let started = std::time::Instant::now();
-    let mut next_pushpull = tokio::time::Instant::now() + s.pushpull_interval;
-    loop {
-        let alone = peer.shared.other_members() == 0;
-        if alone && started.elapsed() < s.reconnect_timeout {
-            for p in &s.peers {
-                // Names are resolved again on every attempt.
-                if let Ok(addrs) = tokio::net::lookup_host(p.as_str()).await {
-                    for a in addrs.filter(|a| *a != s.advertise && *a != s.listen) {
-                        let _ = peer.tx.send(Input::Announce(a)).await;
+fn known(m: &Member) -> Known {
+    Known {
+        addr: m.addr,
+        herald: m.meta == HERALD_META,
+    }
+}
+
+/// Gossips a local change as Alertmanager's channels do: a part small
+/// enough goes into the broadcast queue, a larger one to every member over
+/// TCP at once.
+fn broadcast(m: &mut Members, ctx: &Ctx, g: &Gossip) {
+    let Some(msg) = gossip::encode(g) else {
+        return;
+    };
+    if msg.len() > MAX_GOSSIP_PACKET / 2 {
+        send_oversized(ctx, msg);
+        return;
+    }
+    let key = g.key();
+    m.broadcast_user(
+        Topic::State {
+            kind: key.kind,
+            id: key.id,
+        },
+        key.version,
+        msg,
+    );
+}
+
+fn send_oversized(ctx: &Ctx, msg: Vec<u8>) {
+    let targets: Vec<SocketAddr> = lock(&ctx.shared.members).values().map(|k| k.addr).collect();
+    let msg = Arc::new(msg);
+    for addr in targets {
+        let (c, msg) = (ctx.clone(), msg.clone());
+        ctx.tasks.spawn("cluster large broadcast", async move {
+            let run = async {
+                let mut conn = c
+                    .transport
+                    .open_stream(addr, c.settings.tcp_timeout)
+                    .await?;
+                stream::send_user(&mut conn, &c.settings.label, &msg)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            tokio::select! {
+                r = tokio::time::timeout(c.settings.tcp_timeout, run) => {
+                    if !matches!(r, Ok(Ok(()))) {
+                        tracing::debug!(peer = %addr, "sending a large broadcast failed");
                     }
                 }
+                _ = c.shutdown.cancelled() => {}
+            }
+        });
+    }
+}
+
+/// A user message from a peer: claims are kept, records merged, and what
+/// changed our state passed on (as Alertmanager's states re-broadcast
+/// what they merged, oversized messages excepted: those reached everyone).
+fn take_user(m: &mut Members, ctx: &Ctx, b: &[u8]) {
+    let shared = &ctx.shared;
+    shared.metrics.received.fetch_add(1, Ordering::Relaxed);
+    let records = match gossip::decode(b) {
+        Ok(r) => r,
+        Err(e) => {
+            shared.metrics.invalid.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(err = %e, "bad gossip message");
+            return;
+        }
+    };
+    let now = Timestamp::now();
+    let mut changed = false;
+    let mut topic = None;
+    for g in records {
+        if let Gossip::Claim(c) = g {
+            shared.accept_claim(c, now);
+            continue;
+        }
+        let key = g.key();
+        if ctx.state.merge(g, now) {
+            changed = true;
+            topic.get_or_insert(key);
+        }
+    }
+    if changed {
+        shared.changed();
+        if b.len() <= MAX_GOSSIP_PACKET / 2 {
+            if let Some(k) = topic {
+                m.broadcast_user(
+                    Topic::State {
+                        kind: k.kind,
+                        id: k.id,
+                    },
+                    k.version,
+                    b.to_vec(),
+                );
             }
         }
-        if tokio::time::Instant::now() >= next_pushpull {
-            next_pushpull = tokio::time::Instant::now() + s.pushpull_interval;
-            let all = peer.shared.member_addrs();
-            let target = (!all.is_empty()).then(|| all[rand::random_range(0..all.len())]);
-            if let Some(addr) = target {
-                exchange(addr, &state, &s, &peer.shared, &transport, None).await;
+    }
+}
+
+/// Joins the configured peers until one answers, exchanges the full state
+/// with a random member every `--cluster.pushpull-interval`, reconnects to
+/// failed members every `--cluster.reconnect-interval` (forgetting them
+/// after `--cluster.reconnect-timeout`), and every 15 s joins any
+/// configured peer address that is not a member (Alertmanager's refresh).
+async fn join_and_pushpull(ctx: Ctx) {
+    let s = ctx.settings.clone();
+    let started = std::time::Instant::now();
+    let now = tokio::time::Instant::now();
+    let mut next_pushpull = now + s.pushpull_interval;
+    let mut next_reconnect = now + s.reconnect_interval;
+    let mut next_refresh = now + REFRESH_INTERVAL;
+    loop {
+        let alone = ctx.shared.other_members() == 0;
+        if alone && started.elapsed() < s.reconnect_timeout {
+            for a in resolve_peers(&s).await {
+                exchange(&ctx, a, true).await;
+            }
+        }
+        let now = tokio::time::Instant::now();
+        if now >= next_pushpull {
+            next_pushpull = now + s.pushpull_interval;
+            let alive: Vec<SocketAddr> =
+                lock(&ctx.shared.members).values().map(|k| k.addr).collect();
+            if !alive.is_empty() {
+                let addr = alive[rand::random_range(0..alive.len())];
+                exchange(&ctx, addr, false).await;
+            }
+        }
+        if now >= next_reconnect {
+            next_reconnect = now + s.reconnect_interval;
+            let failed: Vec<SocketAddr> = {
+                let mut f = lock(&ctx.shared.failed);
+                f.retain(|_, (_, since)| since.elapsed() < s.reconnect_timeout);
+                f.values().map(|(a, _)| *a).collect()
+            };
+            for a in failed {
+                exchange(&ctx, a, true).await;
+            }
+        }
+        if now >= next_refresh {
+            next_refresh = now + REFRESH_INTERVAL;
+            let members: Vec<SocketAddr> =
+                lock(&ctx.shared.members).values().map(|k| k.addr).collect();
+            for a in resolve_peers(&s).await {
+                if !members.contains(&a) {
+                    exchange(&ctx, a, true).await;
+                }
             }
         }
         let wait = if alone {
@@ -882,9 +880,21 @@ async fn join_and_pushpull(
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.cancelled() => return,
+            _ = ctx.shutdown.cancelled() => return,
         }
     }
+}
+
+/// The `--cluster.peer` addresses, resolved again on every call, this
+/// node's own left out.
+async fn resolve_peers(s: &ClusterSettings) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for p in &s.peers {
+        if let Ok(addrs) = tokio::net::lookup_host(p.as_str()).await {
+            out.extend(addrs.filter(|a| *a != s.advertise && *a != s.listen));
+        }
+    }
+    out
 }
 
 /// Alertmanager's settle: ready once the member count held still for three
@@ -929,66 +939,32 @@ async fn settle(peer: Arc<Peer>, shutdown: CancellationToken) {
     peer.shared.settled.send_replace(true);
 }
 
-/// Broadcasts larger than this do not fit in foca's packets (1400 bytes,
-/// less its headers) and are sent over TCP instead.
-const MAX_BROADCAST_BYTES: usize = 1000;
-
-/// Largest full state accepted in one exchange.
-const MAX_STATE_BYTES: usize = 256 << 20;
-
-async fn read_state(stream: &mut (impl AsyncRead + Unpin), label: &str) -> Result<Vec<u8>, String> {
-    let mut len = [0u8; 4];
-    stream
-        .read_exact(&mut len)
+/// Our member list, from the membership loop.
+async fn local_states(ctx: &Ctx) -> Result<Vec<PushNodeState>, String> {
+    let (tx, rx) = oneshot::channel();
+    ctx.tx
+        .send(Input::States(tx))
         .await
-        .map_err(|e| e.to_string())?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_STATE_BYTES {
-        return Err(format!("state of {len} bytes refused"));
-    }
-    let mut buf = vec![0u8; len];
-    stream
-        .read_exact(&mut buf)
-        .await
-        .map_err(|e| e.to_string())?;
-    unframe_packet(label, &buf)
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| "state from another cluster (label)".to_string())
+        .map_err(|_| "cluster stopped".to_string())?;
+    rx.await.map_err(|_| "cluster stopped".to_string())
 }
 
-async fn write_state(
-    stream: &mut (impl AsyncWrite + Unpin),
-    label: &str,
-    state: &[u8],
-) -> Result<(), String> {
-    let framed = frame_packet(label, state);
-    let len = u32::try_from(framed.len()).map_err(|_| "state too large".to_string())?;
-    stream
-        .write_all(&len.to_be_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    stream.write_all(&framed).await.map_err(|e| e.to_string())
-}
-
-/// Merges a peer's full state: thousands of messages when it joins, so on
-/// the blocking pool, not on a runtime worker.
-async fn merge_state(state: &Arc<Replicated>, buf: Vec<u8>, shared: &Shared) {
+/// Everything we hold, encoded on the blocking pool (it grows with the
+/// silences and the notification log).
+async fn full_state(state: &Arc<Replicated>) -> Result<Vec<u8>, String> {
     let state = state.clone();
-    let merged = tokio::task::spawn_blocking(move || {
-        let now = Timestamp::now();
-        let msgs = gossip::unframe_all(&buf)?;
-        let (mut invalid, mut changed) = (0, false);
-        for m in msgs {
-            match gossip::decode(&m) {
-                Ok(g) => {
-                    changed |= state.merge(g, now);
-                }
-                Err(_) => invalid += 1,
-            }
-        }
-        Ok::<(u64, bool), String>((invalid, changed))
-    })
-    .await;
+    tokio::task::spawn_blocking(move || state.full_state())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Merges a peer's full state: thousands of records when it joins, so on
+/// the blocking pool, not on a runtime worker.
+async fn merge_state(ctx: &Ctx, buf: Vec<u8>) {
+    let state = ctx.state.clone();
+    let merged =
+        tokio::task::spawn_blocking(move || state.merge_full(&buf, Timestamp::now())).await;
+    let shared = &ctx.shared;
     match merged {
         Ok(Ok((invalid, changed))) => {
             shared.metrics.invalid.fetch_add(invalid, Ordering::Relaxed);
@@ -1004,59 +980,35 @@ async fn merge_state(state: &Arc<Replicated>, buf: Vec<u8>, shared: &Shared) {
     }
 }
 
-/// Everything we hold, encoded on the blocking pool (it grows with the
-/// silences and the notification log).
-async fn full_state(state: &Arc<Replicated>) -> Result<Vec<u8>, String> {
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || state.full_state())
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// One TCP exchange: we send `payload` (our full state when `None`), the
-/// peer answers with its full state, and we merge it.
-async fn exchange(
-    addr: SocketAddr,
-    state: &Arc<Replicated>,
-    s: &ClusterSettings,
-    shared: &Shared,
-    transport: &Transport,
-    payload: Option<Vec<u8>>,
-) {
+/// One push/pull we start (`pushPullNode`): our members and state out,
+/// theirs in and merged.
+async fn exchange(ctx: &Ctx, addr: SocketAddr, join: bool) {
+    let s = &ctx.settings;
     let run = async {
-        let mut stream = transport.open_stream(addr, s.tcp_timeout).await?;
-        let ours = match payload {
-            Some(p) => p,
-            None => full_state(state).await?,
-        };
-        write_state(&mut stream, &s.label, &ours).await?;
-        stream.flush().await.map_err(|e| e.to_string())?;
-        let theirs = read_state(&mut stream, &s.label).await?;
-        merge_state(state, theirs, shared).await;
+        let mut conn = ctx.transport.open_stream(addr, s.tcp_timeout).await?;
+        let nodes = local_states(ctx).await?;
+        let ours = full_state(&ctx.state).await?;
+        let remote = stream::push_pull(&mut conn, &s.label, &nodes, &ours, join)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = ctx.tx.send(Input::Remote(remote.nodes)).await;
+        merge_state(ctx, remote.user_state).await;
         Ok::<(), String>(())
     };
     match tokio::time::timeout(s.tcp_timeout, run).await {
         Ok(Ok(())) => {
-            shared.metrics.pushpull.fetch_add(1, Ordering::Relaxed);
+            ctx.shared.metrics.pushpull.fetch_add(1, Ordering::Relaxed);
         }
         Ok(Err(e)) => tracing::debug!(peer = %addr, err = %e, "push/pull failed"),
         Err(_) => tracing::debug!(peer = %addr, "push/pull timed out"),
     }
 }
 
-/// Accepts peers' TCP connections: push/pull exchanges, and with TLS the
-/// peers' packet connections too.
-async fn serve_tcp(
-    tcp: TcpListener,
-    state: Arc<Replicated>,
-    s: ClusterSettings,
-    shared: Arc<Shared>,
-    tx: mpsc::Sender<Input>,
-    shutdown: CancellationToken,
-    tasks: Tasks,
-) {
+/// Accepts peers' TCP connections: push/pulls, TCP pings and reliable
+/// user messages, and with TLS the peers' packet connections too.
+async fn serve_tcp(tcp: TcpListener, ctx: Ctx) {
     loop {
-        let (stream, _) = tokio::select! {
+        let (conn, _) = tokio::select! {
             r = tcp.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
@@ -1066,182 +1018,82 @@ async fn serve_tcp(
                     continue;
                 }
             },
-            _ = shutdown.cancelled() => return,
+            _ = ctx.shutdown.cancelled() => return,
         };
-        let (state, s, shared, tx, shutdown) = (
-            state.clone(),
-            s.clone(),
-            shared.clone(),
-            tx.clone(),
-            shutdown.clone(),
-        );
-        tasks.spawn("cluster TCP connection", async move {
-            let mut stream: Box<dyn transport::Conn> = match s.tls.clone() {
-                None => Box::new(stream),
+        let c = ctx.clone();
+        ctx.tasks.spawn("cluster TCP connection", async move {
+            let mut conn: Box<dyn transport::Conn> = match c.settings.tls.clone() {
+                None => Box::new(conn),
                 Some(tls) => {
                     let incoming = transport::accept_tls(
                         &tls,
-                        stream,
-                        &shared.metrics.tls,
-                        s.tcp_timeout,
-                        &shutdown,
-                        |p, _from| deliver_packet(&s.label, &p, &tx, &shared),
+                        conn,
+                        &c.shared.metrics.tls,
+                        c.settings.tcp_timeout,
+                        &c.shutdown,
+                        // Packets name their sender: where memberlist answers
+                        // when a message carries no source address.
+                        |p, sender| c.shared.deliver_packet(&c.settings.label, &c.tx, sender, p),
                     )
                     .await;
                     match incoming {
-                        Some(Incoming::Stream(c)) => c,
+                        Some(Incoming::Stream(s)) => s,
                         Some(Incoming::Packets) | None => return,
                     }
                 }
             };
             tokio::select! {
-                _ = answer_exchange(&mut stream, &state, &s, &shared) => {}
-                _ = shutdown.cancelled() => {}
+                _ = answer_stream(&mut conn, &c) => {}
+                _ = c.shutdown.cancelled() => {}
             }
         });
     }
 }
 
-/// The answering side of a push/pull exchange: their state in, ours out.
-async fn answer_exchange(
-    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
-    state: &Arc<Replicated>,
-    s: &ClusterSettings,
-    shared: &Shared,
-) {
+/// The accepting side of a stream (`handleConn`).
+async fn answer_stream(conn: &mut Box<dyn transport::Conn>, ctx: &Ctx) {
+    let s = &ctx.settings;
     let run = async {
-        let theirs = read_state(stream, &s.label).await?;
-        let ours = full_state(state).await?;
-        write_state(stream, &s.label, &ours).await?;
-        stream.flush().await.map_err(|e| e.to_string())?;
-        merge_state(state, theirs, shared).await;
+        let request = match stream::accept(conn, &s.label, &s.name).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Another cluster's (or a stranger's) stream: counted, as
+                // its packets are.
+                if !matches!(e, MlError::Io(_) | MlError::Truncated) {
+                    ctx.shared.metrics.invalid.fetch_add(1, Ordering::Relaxed);
+                }
+                return Err(e.to_string());
+            }
+        };
+        match request {
+            stream::Request::PushPull(remote) => {
+                let nodes = local_states(ctx).await?;
+                let ours = full_state(&ctx.state).await?;
+                stream::answer_push_pull(conn, &nodes, &ours, remote.join)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = ctx.tx.send(Input::Remote(remote.nodes)).await;
+                merge_state(ctx, remote.user_state).await;
+                ctx.shared.metrics.pushpull.fetch_add(1, Ordering::Relaxed);
+            }
+            stream::Request::Ping(_) => {}
+            stream::Request::User(b) => {
+                let _ = ctx.tx.send(Input::User(b)).await;
+            }
+        }
         Ok::<(), String>(())
     };
     match tokio::time::timeout(s.tcp_timeout, run).await {
-        Ok(Ok(())) => {
-            shared.metrics.pushpull.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(Err(e)) => tracing::debug!(err = %e, "push/pull from a peer failed"),
-        Err(_) => tracing::debug!("push/pull from a peer timed out"),
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(err = %e, "cluster stream from a peer failed"),
+        Err(_) => tracing::debug!("cluster stream from a peer timed out"),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn shared(name: &str) -> Shared {
-        let id = |n: &str| NodeId {
-            addr: "127.0.0.1:9094".parse().expect("address"),
-            name: n.to_string(),
-            bump: 0,
-        };
-        let s = Shared::new(id(name));
-        s.members
-            .lock()
-            .expect("members")
-            .insert("a".to_string(), id("a"));
-        s
-    }
-
-    fn claim(node: &str, hash: u64, secs: i64) -> Vec<u8> {
-        gossip::encode(&Gossip::Claim(gossip::Claim {
-            key: "g/r".into(),
-            hash,
-            node: node.into(),
-            until: Timestamp::now()
-                .checked_add(jiff::SignedDuration::from_secs(secs))
-                .expect("time"),
-        }))
-    }
-
-    #[test]
-    fn direct_claims_are_taken_in_at_once_and_bad_packets_counted() {
-        let s = shared("b");
-        let (tx, mut rx) = mpsc::channel(INPUT_QUEUE);
-        deliver_packet("l", &frame("l", DIRECT, &claim("a", 7, 60)), &tx, &s);
-        deliver_packet("l", &frame("l", DIRECT, &claim("a", 8, 60)), &tx, &s);
-        assert!(rx.try_recv().is_err(), "claims do not queue behind SWIM");
-        assert_eq!(
-            s.claims.lock().expect("claims").len(),
-            2,
-            "one node's claims on two contents are both kept"
-        );
-        // Ours, already over, or of another cluster: not taken.
-        deliver_packet("l", &frame("l", DIRECT, &claim("b", 9, 60)), &tx, &s);
-        deliver_packet("l", &frame("l", DIRECT, &claim("a", 9, -1)), &tx, &s);
-        deliver_packet("l", &frame("x", DIRECT, &claim("a", 9, 60)), &tx, &s);
-        assert_eq!(s.claims.lock().expect("claims").len(), 2);
-        assert_eq!(
-            s.metrics.invalid.load(Ordering::Relaxed),
-            1,
-            "foreign label"
-        );
-        deliver_packet("l", &frame("l", DIRECT, b"\xff\x00"), &tx, &s);
-        deliver_packet("l", b"l", &tx, &s);
-        assert_eq!(s.metrics.invalid.load(Ordering::Relaxed), 3);
-        deliver_packet("l", &frame("l", SWIM, b"swim"), &tx, &s);
-        assert!(matches!(rx.try_recv(), Ok(Input::Packet(p)) if p == b"swim"));
-    }
-
-    #[tokio::test]
-    async fn a_full_input_queue_drops_packets_and_counts_them_but_keeps_local_changes() {
-        let s = shared("b");
-        let (tx, mut rx) = mpsc::channel(2);
-        for p in [b"p1", b"p2", b"p3", b"p4"] {
-            deliver_packet("l", &frame("l", SWIM, p), &tx, &s);
-        }
-        assert_eq!(s.metrics.dropped.load(Ordering::Relaxed), 2);
-        // A waiting sender (a timer, a local change) gets the next free
-        // slot before any packet arriving meanwhile.
-        let waiting = tokio::spawn({
-            let tx = tx.clone();
-            async move { tx.send(Input::Broadcast(b"local".to_vec())).await.is_ok() }
-        });
-        tokio::task::yield_now().await;
-        assert!(matches!(rx.recv().await, Some(Input::Packet(p)) if p == b"p1"));
-        deliver_packet("l", &frame("l", SWIM, b"p5"), &tx, &s);
-        assert!(waiting.await.expect("sender task"));
-        assert!(matches!(rx.recv().await, Some(Input::Packet(p)) if p == b"p2"));
-        assert!(matches!(rx.recv().await, Some(Input::Broadcast(b)) if b == b"local"));
-        assert_eq!(
-            s.metrics.dropped.load(Ordering::Relaxed),
-            3,
-            "p5 found no room"
-        );
-        assert!(rx.try_recv().is_err());
-    }
-
-    #[tokio::test]
-    async fn a_claim_taken_in_wakes_those_waiting_for_changes() {
-        let s = shared("b");
-        let mut changes = s.changes.subscribe();
-        assert!(!changes.has_changed().expect("sender alive"));
-        assert!(s.accept_claim(
-            gossip::Claim {
-                key: "g/r".into(),
-                hash: 1,
-                node: "a".into(),
-                until: Timestamp::now()
-                    .checked_add(jiff::SignedDuration::from_secs(60))
-                    .expect("time"),
-            },
-            Timestamp::now(),
-        ));
-        tokio::time::timeout(Duration::from_secs(5), changes.changed())
-            .await
-            .expect("woken by the claim")
-            .expect("sender alive");
-        // A stale claim changes nothing and wakes nobody.
-        assert!(!s.accept_claim(
-            gossip::Claim {
-                key: "g/r".into(),
-                hash: 2,
-                node: "a".into(),
-                until: Timestamp::now(),
-            },
-            Timestamp::now(),
-        ));
-        assert!(!changes.has_changed().expect("sender alive"));
+impl fmt::Debug for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Peer")
+            .field("name", &self.shared.name)
+            .finish()
     }
 }

@@ -236,6 +236,70 @@ pub fn silence_from_pb(m: PbMeshSilence) -> Result<Option<(Silence, Timestamp)>,
     )))
 }
 
+/// A notification-log entry under its state key (`groupKey:name/integration/idx`,
+/// as `nflog::state_key` writes it) as Alertmanager gossips it. `None` when
+/// the key has no receiver part to split off.
+pub fn entry_to_pb(key: &str, e: &crate::nflog::Entry) -> Option<PbMeshEntry> {
+    // The receiver part is the last `:`-separated piece with two slashes:
+    // integration names and indexes hold neither, a group key ends in `}`.
+    let (rest, idx) = key.rsplit_once('/')?;
+    let (rest, integration) = rest.rsplit_once('/')?;
+    let cut = rest.rfind("}:").map(|i| i + 1)?;
+    let (group_key, name) = (&rest[..cut], &rest[cut + 1..]);
+    let receiver_data = e
+        .receiver_data
+        .iter()
+        .map(|(k, v)| {
+            use crate::nflog::ReceiverDataValue as V;
+            let kind = match v {
+                V::Str(s) => PbReceiverDataKind::StrVal(s.clone()),
+                V::Int(i) => PbReceiverDataKind::IntVal(*i),
+                V::Double(d) => PbReceiverDataKind::DoubleVal(*d),
+            };
+            (k.clone(), PbReceiverDataValue { value: Some(kind) })
+        })
+        .collect();
+    Some(PbMeshEntry {
+        entry: Some(PbEntry {
+            group_key: group_key.as_bytes().to_vec(),
+            receiver: Some(PbReceiver {
+                group_name: name.to_string(),
+                integration: integration.to_string(),
+                idx: idx.parse().ok()?,
+            }),
+            timestamp: pb_time(e.timestamp),
+            firing_alerts: e.firing.clone(),
+            resolved_alerts: e.resolved.clone(),
+            receiver_data,
+        }),
+        expires_at: pb_time(e.expires_at),
+    })
+}
+
+/// The inverse of `entry_to_pb`; `None` for a record without an entry.
+pub fn entry_from_pb(m: PbMeshEntry) -> Option<(String, crate::nflog::Entry)> {
+    let expires_at = time(&m.expires_at);
+    let e = m.entry?;
+    let r = e.receiver.unwrap_or_default();
+    let key = format!(
+        "{}:{}/{}/{}",
+        String::from_utf8_lossy(&e.group_key),
+        r.group_name,
+        r.integration,
+        r.idx
+    );
+    Some((
+        key,
+        crate::nflog::Entry {
+            firing: e.firing_alerts,
+            resolved: e.resolved_alerts,
+            timestamp: time(&e.timestamp),
+            expires_at,
+            receiver_data: receiver_data_from_pb(e.receiver_data),
+        },
+    ))
+}
+
 /// Messages written one after another, each prefixed by its varint length
 /// (Alertmanager's snapshot files and full-state exchanges).
 pub fn encode_delimited<M: Message>(msgs: impl IntoIterator<Item = M>) -> Vec<u8> {
@@ -260,6 +324,36 @@ pub fn decode_delimited<M: Message + Default>(mut buf: &[u8]) -> Result<Vec<M>, 
 mod tests {
     use super::*;
     use crate::matcher::Matcher;
+
+    #[test]
+    fn log_entries_round_trip_through_alertmanagers_format() {
+        let e = crate::nflog::Entry {
+            firing: vec![1, 2],
+            resolved: vec![3],
+            timestamp: Timestamp::from_second(10).unwrap(),
+            expires_at: Timestamp::from_second(20).unwrap(),
+            receiver_data: [(
+                "threadTs".to_string(),
+                crate::nflog::ReceiverDataValue::Str("1.5".into()),
+            )]
+            .into(),
+        };
+        // Colons and slashes in label values and the receiver's name.
+        let key = r#"{}/{team="a"}:{alertname="x:y/z}:w"}:ops/eu:1/slack/2"#;
+        let pb = entry_to_pb(key, &e).unwrap();
+        let inner = pb.entry.clone().unwrap();
+        assert_eq!(
+            inner.group_key,
+            br#"{}/{team="a"}:{alertname="x:y/z}:w"}"#.to_vec()
+        );
+        let r = inner.receiver.unwrap();
+        assert_eq!(
+            (r.group_name.as_str(), r.integration.as_str(), r.idx),
+            ("ops/eu:1", "slack", 2)
+        );
+        assert_eq!(entry_from_pb(pb), Some((key.to_string(), e.clone())));
+        assert!(entry_to_pb("no receiver", &e).is_none());
+    }
 
     #[test]
     fn silences_round_trip_through_alertmanagers_format() {

@@ -627,7 +627,9 @@ pub async fn wait_silence(base: &str, id: &str) -> Value {
         &format!("silence {id} at {base}"),
         Duration::from_secs(30),
         || async {
-            let s = get_json(&url).await;
+            // 404 (no body) until the silence arrives.
+            let r = reqwest::get(&url).await.ok()?;
+            let s: Value = r.json().await.ok()?;
             s.get("id").is_some().then_some(s)
         },
     )

@@ -19,6 +19,7 @@
 #![cfg_attr(not(all(test, feature = "system-tests")), allow(dead_code))]
 
 pub(crate) mod delegate_state;
+pub(crate) mod members;
 pub(crate) mod message;
 pub(crate) mod msgpack;
 pub(crate) mod packet;

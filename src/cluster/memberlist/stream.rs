@@ -15,7 +15,8 @@ use std::net::IpAddr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::message::{
-    self, Ack, Body, ErrResp, MessageType, NodeState, Ping, PushNodeState, PushPullHeader, VSN,
+    self, Ack, Body, ErrResp, MessageType, NodeState, Ping, PushNodeState, PushPullHeader,
+    UserMsgHeader, VSN,
 };
 use super::msgpack::{complete_len, Fields, Reader};
 use super::packet::{self, LABEL_MAX, MAX_DECOMPRESSED};
@@ -275,16 +276,26 @@ pub(crate) enum Served {
     Ping(Ping),
 }
 
-/// The accepting side (`handleConn`): checks the label, then answers a
-/// push/pull with Herald's state or a ping (the TCP fallback probe) with
-/// an ack. Other messages are refused with an error.
-pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+/// What a peer's stream asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// A push/pull: the caller answers it with `answer_push_pull`, its
+    /// own state taken after the remote's arrived.
+    PushPull(RemoteState),
+    /// A TCP ping for this node, already acked.
+    Ping(Ping),
+    /// A user message sent reliably (Alertmanager's oversized broadcasts).
+    User(Vec<u8>),
+}
+
+/// The accepting side (`handleConn`): checks the label, acks a ping (the
+/// TCP fallback probe), reads a user message or the remote half of a
+/// push/pull. Other messages are refused with an error.
+pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut S,
     label: &str,
     local_name: &str,
-    nodes: &[PushNodeState],
-    user_state: &[u8],
-) -> Result<Served, Error> {
+) -> Result<Request, Error> {
     let mut inc = Incoming::new(&mut *conn);
     let got = inc.label().await?;
     if got != label {
@@ -294,13 +305,7 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         });
     }
     match inc.message_type().await? {
-        MessageType::PushPull => {
-            let remote = inc.remote_state().await?;
-            let out = encode_push_pull(nodes, user_state, remote.join)?;
-            conn.write_all(&out).await?;
-            conn.flush().await?;
-            Ok(Served::PushPull(remote))
-        }
+        MessageType::PushPull => Ok(Request::PushPull(inc.remote_state().await?)),
         MessageType::Ping => {
             let ping: Ping = inc.body().await?;
             if !ping.node.is_empty() && ping.node != local_name {
@@ -312,10 +317,93 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             });
             conn.write_all(&ack).await?;
             conn.flush().await?;
-            Ok(Served::Ping(ping))
+            Ok(Request::Ping(ping))
+        }
+        MessageType::User => {
+            let header: UserMsgHeader = inc.body().await?;
+            if header.user_msg_len > MAX_USER_STATE {
+                return Err(Error::TooLarge("user message"));
+            }
+            Ok(Request::User(
+                inc.bytes(header.user_msg_len).await?.to_vec(),
+            ))
         }
         got => Err(Error::Unexpected {
             want: MessageType::PushPull,
+            got,
+        }),
+    }
+}
+
+/// Our half of a push/pull the remote began.
+pub(crate) async fn answer_push_pull<S: AsyncWrite + Unpin>(
+    conn: &mut S,
+    nodes: &[PushNodeState],
+    user_state: &[u8],
+    join: bool,
+) -> Result<(), Error> {
+    let out = encode_push_pull(nodes, user_state, join)?;
+    conn.write_all(&out).await?;
+    conn.flush().await?;
+    Ok(())
+}
+
+/// `serve` answers with a fixed state; see `accept` for the general case.
+pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut S,
+    label: &str,
+    local_name: &str,
+    nodes: &[PushNodeState],
+    user_state: &[u8],
+) -> Result<Served, Error> {
+    match accept(conn, label, local_name).await? {
+        Request::PushPull(remote) => {
+            answer_push_pull(conn, nodes, user_state, remote.join).await?;
+            Ok(Served::PushPull(remote))
+        }
+        Request::Ping(p) => Ok(Served::Ping(p)),
+        Request::User(_) => Err(Error::Unexpected {
+            want: MessageType::PushPull,
+            got: MessageType::User,
+        }),
+    }
+}
+
+/// `sendUserMsg`: a user message over its own stream, for what does not
+/// fit in a packet.
+pub(crate) async fn send_user<S: AsyncWrite + Unpin>(
+    conn: &mut S,
+    label: &str,
+    msg: &[u8],
+) -> Result<(), Error> {
+    let mut out = packet::label_header(label)?;
+    out.extend(message::encode(&UserMsgHeader {
+        user_msg_len: msg.len(),
+    }));
+    out.extend_from_slice(msg);
+    conn.write_all(&out).await?;
+    conn.flush().await?;
+    Ok(())
+}
+
+/// memberlist's TCP fallback probe (`sendPingAndWaitForAck`): `ping` is
+/// the whole encoded message; true when the ack of the same sequence
+/// number came back.
+pub(crate) async fn tcp_ping<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut S,
+    label: &str,
+    seq: u32,
+    ping: &[u8],
+) -> Result<bool, Error> {
+    let mut out = packet::label_header(label)?;
+    out.extend_from_slice(ping);
+    conn.write_all(&out).await?;
+    conn.flush().await?;
+    let mut inc = Incoming::new(conn);
+    match inc.message_type().await? {
+        MessageType::Ack => Ok(inc.body::<Ack>().await?.seq_no == seq),
+        got => Err(Error::Unexpected {
+            want: MessageType::Ack,
             got,
         }),
     }
