@@ -721,3 +721,145 @@ async fn muted_alerts_notified_firing_are_notified_resolved_once_with_the_featur
     );
     drop((a, b, roots));
 }
+
+/// An Alertmanager 0.33.1 process, killed when dropped.
+#[cfg(feature = "system-tests")]
+struct AmProcess {
+    child: std::process::Child,
+    base: String,
+    _root: tempfile::TempDir,
+}
+
+#[cfg(feature = "system-tests")]
+impl Drop for AmProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(feature = "system-tests")]
+fn start_am(hook: &Webhook, name: &str, cluster_port: u16, peers: &[u16]) -> AmProcess {
+    let root = tempfile::tempdir().unwrap();
+    let cfg = root.path().join("am.yml");
+    std::fs::write(&cfg, config(hook)).unwrap();
+    let web = free_port();
+    let mut cmd = std::process::Command::new(am_current_bin("alertmanager"));
+    cmd.arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.path={}", root.path().display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+        .arg(format!("--cluster.listen-address=127.0.0.1:{cluster_port}"))
+        .arg(format!("--cluster.peer-name={name}"))
+        .arg("--cluster.gossip-interval=50ms")
+        .arg("--cluster.settle-timeout=2s")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for p in peers {
+        cmd.arg(format!("--cluster.peer=127.0.0.1:{p}"));
+    }
+    AmProcess {
+        child: cmd.spawn().expect("start Alertmanager 0.33.1"),
+        base: format!("http://127.0.0.1:{web}"),
+        _root: root,
+    }
+}
+
+/// The peer names a node's status lists.
+#[cfg(feature = "system-tests")]
+async fn peer_names(base: &str) -> Option<Vec<String>> {
+    let st: Value = reqwest::get(format!("{base}/api/v2/status"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let mut names: Vec<String> = st["cluster"]["peers"]
+        .as_array()?
+        .iter()
+        .filter_map(|p| p["name"].as_str().map(String::from))
+        .collect();
+    names.sort();
+    Some(names)
+}
+
+/// A Herald node joins a running Alertmanager 0.33.1 cluster (issue 19):
+/// every node lists all three, silences made on either kind reach the
+/// others, the positions agree (one 0, one 1, one 2), probes are answered
+/// (health score 0 after many probe rounds), and an alert posted to all
+/// three is notified once.
+#[cfg(feature = "system-tests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_herald_node_joins_an_alertmanager_cluster() {
+    let hook = Webhook::start().await;
+    let (pa, pb, ph) = (free_port(), free_port(), free_port());
+    let a = start_am(&hook, "am-a", pa, &[]);
+    let b = start_am(&hook, "am-b", pb, &[pa]);
+    let h = node(&hook, "herald-c", ph, &[pa]).await;
+    let all = vec!["am-a".to_string(), "am-b".into(), "herald-c".into()];
+    for base in [&a.base, &b.base, &h.server.base] {
+        let want = all.clone();
+        wait_until(&format!("{base} lists all three"), T, || {
+            let want = want.clone();
+            async move { (peer_names(base).await? == want).then_some(()) }
+        })
+        .await;
+    }
+    let from_am = create_silence(&b.base, "alertname", "FromAm", "mixed", "made on am-b").await;
+    let from_herald = create_silence(
+        &h.server.base,
+        "alertname",
+        "FromHerald",
+        "mixed",
+        "made on herald",
+    )
+    .await;
+    assert_eq!(
+        wait_silence(&h.server.base, &from_am).await["comment"],
+        "made on am-b"
+    );
+    for base in [&a.base, &b.base] {
+        assert_eq!(
+            wait_silence(base, &from_herald).await["comment"],
+            "made on herald"
+        );
+    }
+    // Alertmanager's own view of the positions: am-a 0, am-b 1; Herald's
+    // is 2, so exactly one node (am-a) sends first.
+    let pos = |body: String| {
+        body.lines()
+            .find(|l| l.starts_with("alertmanager_peer_position "))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+    };
+    let text = |base: String| async move {
+        reqwest::get(format!("{base}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    };
+    assert_eq!(pos(text(a.base.clone()).await.unwrap()), Some(0.0));
+    assert_eq!(pos(text(b.base.clone()).await.unwrap()), Some(1.0));
+    assert_eq!(metric(&h, "alertmanager_peer_position").await, 2.0);
+    let alert = json!([{"labels": {"alertname": "Mixed", "instance": "x"}}]);
+    for base in [&a.base, &b.base, &h.server.base] {
+        assert_eq!(post_alerts(base, &alert).await.0, 200);
+    }
+    let first = hook.nth(1, T).await;
+    assert_eq!(first.body["groupLabels"]["alertname"], "Mixed");
+    // The later nodes wait their position × peer timeout (15 s) and find
+    // am-a's log entry: no second notification by then.
+    wait_until(
+        "Herald logged the peer's entry",
+        Duration::from_secs(45),
+        || async {
+            (metric(&h, "alertmanager_nflog_entries_written_total").await >= 1.0).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(32)).await;
+    assert_eq!(hook.count(), 1, "one notification from the mixed cluster");
+    // Many probe rounds later, nobody suspects anybody.
+    assert_eq!(metric(&h, "alertmanager_cluster_health_score").await, 0.0);
+    assert_eq!(peer_names(&a.base).await, Some(all));
+}

@@ -2,14 +2,14 @@
 //!
 //! Alertmanager replicas gossip two states, silences and the notification
 //! log, and merge what they receive with last-writer-wins rules. This
-//! module holds the peer (`peer`: SWIM membership with the `foca` crate,
-//! broadcasts, push/pull, settle and position, claims), how peers reach
-//! each other (`transport`: UDP and TCP, or mutual TLS), the messages
-//! (`gossip`, built on Alertmanager's `wire` format) and the handle the
-//! pipeline waits on; `memberlist` is Alertmanager's own cluster protocol,
-//! built and tested toward joining Alertmanager clusters but not yet used
-//! here. The merge rules live beside the states themselves
-//! (`Silences::merge`, `NotificationLog::merge`). docs/clustering.md has
+//! module holds the peer (`peer`: broadcasts, push/pull, reconnects, settle
+//! and position, claims), Alertmanager's own cluster protocol it runs on
+//! (`memberlist`: HashiCorp memberlist's membership and wire format, so
+//! Herald and Alertmanager nodes form one cluster), how peers reach each
+//! other (`transport`: UDP and TCP, or Alertmanager's TLS transport), the
+//! messages (`gossip`, Alertmanager's `clusterpb` parts built on `wire`)
+//! and the handle the pipeline waits on. The merge rules live beside the
+//! states themselves (`Silences::merge`, `NotificationLog::merge`). docs/clustering.md has
 //! the design.
 
 pub mod gossip;

@@ -3,19 +3,17 @@
 //! Alertmanager cluster (issue 19).
 //!
 //! Written from memberlist's Go source (0.5, as Debian builds Alertmanager
-//! 0.33.1 with) for the behaviour, not ported: `msgpack` is the slice of
+//! 0.33.1 with) for the behaviour, not ported: `members` is the membership
+//! (SWIM with Lifeguard) that `peer` runs, `msgpack` is the slice of
 //! go-msgpack's encoding memberlist relies on, `message` its message
 //! structs, `packet` the envelopes (label, CRC, compound, compression),
 //! `stream` the TCP push/pull and ping, `delegate_state` Alertmanager's
 //! state inside a push/pull, and `responder` a minimal member that
-//! answers probes. Nothing here is wired into Herald's running cluster
-//! yet (that is still foca's, `peer`); docs/clustering.md says how far
-//! this goes.
+//! answers probes (the tests' stand-in). docs/clustering.md has the design.
 
-// Only the tests use this module until the membership layer is built on
-// it, and the responder only the tests against a real Alertmanager
-// (`system-tests`): without this, every item would warn in a normal build
-// and the responder in a plain `cargo test` build.
+// The responder and a few codec helpers serve only the tests against a
+// real Alertmanager (`system-tests`): without this they would warn in a
+// normal and a plain `cargo test` build.
 #![cfg_attr(not(all(test, feature = "system-tests")), allow(dead_code))]
 
 pub(crate) mod delegate_state;
