@@ -428,6 +428,16 @@ impl Members {
         label + CRC_OVERHEAD
     }
 
+    /// Queues memberlist's own message about `node`, replacing older ones.
+    fn queue_node(&mut self, node: String, incarnation: u32, msg: Vec<u8>) {
+        self.system.push(
+            Topic::Node(node),
+            i128::from(incarnation),
+            msg,
+            self.cfg.max_queued,
+        );
+    }
+
     fn next_seq(&mut self) -> u32 {
         self.seq = self.seq.wrapping_add(1);
         self.seq
@@ -685,12 +695,7 @@ impl Members {
             return;
         }
         let msg = message::encode(a);
-        self.system.push(
-            Topic::Node(a.node.clone()),
-            i128::from(a.incarnation),
-            msg,
-            self.cfg.max_queued,
-        );
+        self.queue_node(a.node.clone(), a.incarnation, msg);
         let Some(n) = self.nodes.get_mut(&a.node) else {
             return;
         };
@@ -723,12 +728,7 @@ impl Members {
         if let Some(sus) = self.suspicions.get_mut(&s.node) {
             if sus.confirm(&s.from) {
                 let msg = message::encode(&Suspect(s.clone()));
-                self.system.push(
-                    Topic::Node(s.node.clone()),
-                    i128::from(s.incarnation),
-                    msg,
-                    self.cfg.max_queued,
-                );
+                self.queue_node(s.node.clone(), s.incarnation, msg);
             }
             return;
         }
@@ -743,12 +743,7 @@ impl Members {
             return;
         }
         let msg = message::encode(&Suspect(s.clone()));
-        self.system.push(
-            Topic::Node(s.node.clone()),
-            i128::from(s.incarnation),
-            msg,
-            self.cfg.max_queued,
-        );
+        self.queue_node(s.node.clone(), s.incarnation, msg);
         let est = self.nodes.len();
         let Some(n) = self.nodes.get_mut(&s.node) else {
             return;
@@ -795,12 +790,7 @@ impl Members {
             return;
         }
         let msg = message::encode(&Dead(d.clone()));
-        self.system.push(
-            Topic::Node(d.node.clone()),
-            i128::from(d.incarnation),
-            msg,
-            self.cfg.max_queued,
-        );
+        self.queue_node(d.node.clone(), d.incarnation, msg);
         let Some(n) = self.nodes.get_mut(&d.node) else {
             return;
         };
@@ -830,12 +820,7 @@ impl Members {
         }
         self.apply_awareness(1);
         let msg = message::encode(&self.local_alive());
-        self.system.push(
-            Topic::Node(self.cfg.name.clone()),
-            i128::from(inc),
-            msg,
-            self.cfg.max_queued,
-        );
+        self.queue_node(self.cfg.name.clone(), inc, msg);
     }
 
     /// Leaves: tells every live member at once (and gossips it) that this
