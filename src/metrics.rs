@@ -92,8 +92,8 @@ pub struct ClusterSample {
     pub members: usize,
     pub failed: usize,
     pub position: usize,
-    /// Herald's health score: how many members this node suspects of
-    /// being down (memberlist's own awareness score is not reproduced).
+    /// memberlist's awareness score, as Alertmanager exports it: 0 while
+    /// this node's probes are answered, up to 7 when it seems slow itself.
     pub health: u64,
     pub received: u64,
     pub sent: u64,

@@ -161,14 +161,10 @@ pub struct PeerMetrics {
     /// memberlist's awareness score (`alertmanager_cluster_health_score`):
     /// 0 while this node's probes and refutations go well.
     pub health: AtomicU64,
-    /// Members this node suspects right now.
-    pub suspects: AtomicU64,
     /// Only moves with `--cluster.tls-config`.
     pub tls: Arc<TlsStats>,
     /// Packets dropped because the gossip loop's queue was full.
     pub dropped: AtomicU64,
-    /// Broadcasts dropped from a full queue (`alertmanager_cluster_messages_pruned_total`).
-    pub pruned: AtomicU64,
 }
 
 /// Another member as this node knows it.
@@ -278,14 +274,17 @@ impl Shared {
 /// The claim a packet carries when it is one user message of Herald's
 /// claim key.
 fn claim_of(label: &str, packet: &[u8]) -> Option<gossip::Claim> {
-    let parts = packet::decode_packet(packet, label).ok()?;
-    let [part] = parts.as_slice() else {
-        return None;
-    };
-    if part.kind != MessageType::User {
+    // Looked at before any decoding: only a bare user message can be a
+    // claim, and every other packet is decoded once, by the loop.
+    let (got, rest) = packet::strip_label(packet).ok()?;
+    if got != label.as_bytes() {
         return None;
     }
-    let p = Part::decode(part.body.as_slice()).ok()?;
+    let msg = packet::strip_crc(rest).ok()?;
+    if msg.first() != Some(&(MessageType::User as u8)) {
+        return None;
+    }
+    let p = Part::decode(&msg[1..]).ok()?;
     if p.key != gossip::CLAIMS {
         return None;
     }
@@ -464,12 +463,6 @@ impl Peer {
         out
     }
 
-    /// True when every other member is a Herald node: Herald's own rules
-    /// between nodes (claims) then hold for the whole cluster.
-    pub fn herald_only(&self) -> bool {
-        lock(&self.shared.members).values().all(|k| k.herald)
-    }
-
     pub fn failed_peers(&self) -> usize {
         lock(&self.shared.failed).len()
     }
@@ -641,7 +634,7 @@ async fn run_members(mut m: Members, mut rx: mpsc::Receiver<Input>, ctx: Ctx) {
             }
             Some(Input::Broadcast(g)) => broadcast(&mut m, &ctx, &g),
             Some(Input::User(b)) => take_user(&mut m, &ctx, &b),
-            Some(Input::TcpPing(seq, ok)) => m.tcp_ping_done(seq, ok, now),
+            Some(Input::TcpPing(seq, ok)) => m.tcp_ping_done(seq, ok),
             Some(Input::Remote(nodes)) => m.merge_remote(&nodes, now),
             Some(Input::States(reply)) => {
                 let _ = reply.send(m.push_states());
@@ -655,10 +648,6 @@ async fn run_members(mut m: Members, mut rx: mpsc::Receiver<Input>, ctx: Ctx) {
         metrics
             .health
             .store(m.health_score().max(0) as u64, Ordering::Relaxed);
-        metrics
-            .suspects
-            .store(m.suspects() as u64, Ordering::Relaxed);
-        metrics.pruned.store(m.pruned(), Ordering::Relaxed);
     }
 }
 

@@ -154,10 +154,9 @@ struct Suspicion {
     n: u32,
     min: Duration,
     max: Duration,
+    /// Also the node's state change it is about: a refuted and
+    /// re-suspected node has a newer one.
     start: Instant,
-    /// The node's state change that the suspicion is about: a refuted and
-    /// re-suspected node gets a new one.
-    change: Instant,
 }
 
 impl Suspicion {
@@ -392,6 +391,7 @@ impl Members {
     }
 
     /// Members this node suspects right now.
+    #[cfg(test)]
     pub(crate) fn suspects(&self) -> usize {
         self.nodes
             .values()
@@ -404,10 +404,6 @@ impl Members {
     /// `alertmanager_cluster_health_score`).
     pub(crate) fn health_score(&self) -> i32 {
         self.awareness
-    }
-
-    pub(crate) fn pruned(&self) -> u64 {
-        self.user.pruned + self.system.pruned
     }
 
     /// Queues a user broadcast (a `clusterpb.Part`), gossiped with the
@@ -566,7 +562,7 @@ impl Members {
             }
             MessageType::Ack => {
                 let ack: Ack = part.decode()?;
-                self.acked(ack.seq_no, now);
+                self.acked(ack.seq_no);
             }
             MessageType::Nack => {
                 let nack: Nack = part.decode()?;
@@ -604,7 +600,7 @@ impl Members {
         }
     }
 
-    fn acked(&mut self, seq: u32, now: Instant) {
+    fn acked(&mut self, seq: u32) {
         if self.probe.as_ref().is_some_and(|p| p.seq == seq) {
             self.probe = None;
             self.apply_awareness(-1);
@@ -617,13 +613,12 @@ impl Members {
             });
             self.send_msg(r.reply_to, ack);
         }
-        let _ = now;
     }
 
     /// The TCP fallback ping `seq` came back (`ok`) or not.
-    pub(crate) fn tcp_ping_done(&mut self, seq: u32, ok: bool, now: Instant) {
+    pub(crate) fn tcp_ping_done(&mut self, seq: u32, ok: bool) {
         if ok {
-            self.acked(seq, now);
+            self.acked(seq);
         }
     }
 
@@ -768,7 +763,6 @@ impl Members {
                 min,
                 max,
                 start: now,
-                change: now,
             },
         );
     }
@@ -964,7 +958,7 @@ impl Members {
             let Some(n) = self.nodes.get(&name) else {
                 continue;
             };
-            if n.m.state == NodeState::Suspect && n.state_change == s.change {
+            if n.m.state == NodeState::Suspect && n.state_change == s.start {
                 let d = Accusation {
                     incarnation: n.m.incarnation,
                     node: name.clone(),
@@ -979,7 +973,7 @@ impl Members {
     fn tick_probe(&mut self, now: Instant) {
         if let Some(p) = &self.probe {
             if !p.indirect_sent && now >= p.indirect_at {
-                self.probe_indirect(now);
+                self.probe_indirect();
             } else if p.indirect_sent && now >= p.deadline {
                 self.probe_failed(now);
             }
@@ -1061,7 +1055,7 @@ impl Members {
         self.order.shuffle(&mut self.rng);
     }
 
-    fn probe_indirect(&mut self, now: Instant) {
+    fn probe_indirect(&mut self) {
         let Some(p) = self.probe.as_ref() else { return };
         let (seq, target_name) = (p.seq, p.target.clone());
         let Some(target) = self.nodes.get(&target_name).map(|n| n.m.clone()) else {
@@ -1107,7 +1101,6 @@ impl Members {
                 deadline,
             });
         }
-        let _ = now;
     }
 
     fn probe_failed(&mut self, now: Instant) {

@@ -84,8 +84,7 @@ impl Net {
                         }
                         Out::TcpPing { to, seq, .. } => {
                             let ok = self.reachable(i, Net::index(to));
-                            let now = self.now;
-                            self.nodes[i].tcp_ping_done(seq, ok, now);
+                            self.nodes[i].tcp_ping_done(seq, ok);
                         }
                         // As Alertmanager's states do: what changed the
                         // state is passed on.
