@@ -230,24 +230,22 @@ async fn three_nodes_notify_once_share_silences_and_fail_over() {
     }
 
     // The first node hangs (stopped, as a frozen VM): the others suspect
-    // it, which the health score shows, then declare it down; the next
-    // node notifies a new group, once, after its wait.
+    // it, then declare it down; the next node notifies a new group, once,
+    // after its wait. The health score is memberlist's awareness: a probe of
+    // the hung node raises it only when the third node's nack comes too late
+    // (a race memberlist has too), and answered probes lower it again, so
+    // the test asserts only that it ends healthy.
     assert_eq!(metric(&b, "alertmanager_cluster_health_score").await, 0.0);
     let st = std::process::Command::new("kill")
         .args(["-STOP", &a.server.child.id().to_string()])
         .status()
         .unwrap();
     assert!(st.success());
-    wait_until("node A suspected", T, || async {
-        (metric(&b, "alertmanager_cluster_health_score").await >= 1.0).then_some(())
+    wait_members(&[&b, &c], 2).await;
+    wait_until("health recovers once probes succeed", T, || async {
+        (metric(&b, "alertmanager_cluster_health_score").await == 0.0).then_some(())
     })
     .await;
-    wait_members(&[&b, &c], 2).await;
-    assert_eq!(
-        metric(&b, "alertmanager_cluster_health_score").await,
-        0.0,
-        "a member declared down is no longer suspected"
-    );
     let alert = json!([{"labels": {"alertname": "Load", "instance": "web1"}}]);
     for n in [&b, &c] {
         post_alerts(&n.server.base, &alert).await;
