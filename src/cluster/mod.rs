@@ -70,4 +70,9 @@ impl ClusterHandle {
     pub fn peer_wait(&self) -> std::time::Duration {
         self.peer().map(|p| p.peer_wait()).unwrap_or_default()
     }
+
+    /// An Alertmanager replica is a member: see `Peer::alertmanager_member`.
+    pub fn alertmanager_member(&self) -> bool {
+        self.peer().is_some_and(|p| p.alertmanager_member())
+    }
 }

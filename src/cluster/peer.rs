@@ -463,6 +463,14 @@ impl Peer {
         out
     }
 
+    /// Some member is not a Herald node (its metadata says so). Herald's
+    /// own dedup rules then step back to Alertmanager's: they read an
+    /// entry's timestamp as its flush time, and Alertmanager's entries
+    /// carry the time they were logged, after the delivery.
+    pub fn alertmanager_member(&self) -> bool {
+        lock(&self.shared.members).values().any(|k| !k.herald)
+    }
+
     pub fn failed_peers(&self) -> usize {
         lock(&self.shared.failed).len()
     }

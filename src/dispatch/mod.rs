@@ -449,6 +449,7 @@ impl Dispatcher {
             marker: group.marker.clone(),
             receiver_data: Default::default(),
             muted_resolved: Vec::new(),
+            alertmanager_rules: false,
         };
         // A root span, as in Alertmanager: a flush serves many requests.
         let span = crate::otel::start(

@@ -111,7 +111,9 @@ pub fn superseded(entry: Option<&Entry>, flush: Timestamp, resolved: &[u64], tol
 /// one repair the log alone cannot see. A "firing" this node delivered
 /// after a newer notification (its entry was dropped) is what the receiver
 /// last heard, so the resolution is sent even though the log says the
-/// cluster already resolved the alert.
+/// cluster already resolved the alert. With `alertmanager_rules` (an
+/// Alertmanager replica is a member), `needsUpdate` alone: Herald's rules
+/// compare entry timestamps as flush times, which Alertmanager's are not.
 #[allow(clippy::too_many_arguments)]
 pub fn decide(
     entry: Option<&Entry>,
@@ -121,7 +123,11 @@ pub fn decide(
     send_resolved: bool,
     repeat: Duration,
     now: Timestamp,
+    alertmanager_rules: bool,
 ) -> Option<NotificationReason> {
+    if alertmanager_rules {
+        return needs_update(entry, firing, resolved, send_resolved, repeat, now);
+    }
     if superseded(entry, now, resolved, told) {
         return None;
     }
@@ -172,6 +178,7 @@ pub fn covered_by_peer(
         integration.send_resolved,
         ctx.repeat_interval,
         ctx.now,
+        ctx.alertmanager_rules,
     )
     .is_none()
 }
@@ -216,7 +223,9 @@ impl Stage for DedupStage {
             let h = hash_alert(a);
             if a.resolved_at(ctx.now) {
                 resolved.push(h);
-            } else if stale_copy(entry.as_ref(), &told, h, a.updated_at) {
+            } else if !ctx.alertmanager_rules
+                && stale_copy(entry.as_ref(), &told, h, a.updated_at)
+            {
                 held_back = true;
                 return false;
             } else {
@@ -232,6 +241,7 @@ impl Stage for DedupStage {
             self.integration.send_resolved,
             ctx.repeat_interval,
             ctx.now,
+            ctx.alertmanager_rules,
         )
         // Only stale copies left: nothing to say (not "all resolved").
         .filter(|_| !(held_back && firing.is_empty() && resolved.is_empty()));
@@ -386,7 +396,7 @@ mod tests {
             &told(&[3], &[3])
         ));
         let decide_at =
-            |e: &Entry, t: &Told| super::decide(Some(e), t, &[1], &[3], true, REPEAT, flush);
+            |e: &Entry, t: &Told| super::decide(Some(e), t, &[1], &[3], true, REPEAT, flush, false);
         let older_resolved = entry(&[1], &[3], 990);
         assert_eq!(decide_at(&older_resolved, &told(&[], &[])), None);
         assert_eq!(
@@ -402,11 +412,36 @@ mod tests {
                 &[3],
                 false,
                 REPEAT,
-                flush
+                flush,
+                false
             ),
             None,
             "send_resolved off: nothing to repair"
         );
+    }
+
+    /// With an Alertmanager replica in the cluster, an entry stamped after
+    /// our flush is no proof of a newer view (Alertmanager stamps the time
+    /// it logged, after its delivery), so the decision is `needsUpdate`'s:
+    /// an alert the entry lacks is sent now, not a group interval later.
+    #[test]
+    fn alertmanager_members_get_alertmanagers_rules() {
+        let flush = Timestamp::from_second(1000).unwrap();
+        let logged_later = entry(&[1], &[], 1001);
+        let at = |am: bool| {
+            super::decide(
+                Some(&logged_later),
+                &Told::default(),
+                &[1, 2],
+                &[],
+                true,
+                REPEAT,
+                flush,
+                am,
+            )
+        };
+        assert_eq!(at(false), None, "Herald's rule: a newer view was sent");
+        assert_eq!(at(true), Some(NotificationReason::NewAlertsAdded));
     }
 
     #[test]
@@ -531,6 +566,7 @@ mod cluster_history {
                 marker: Default::default(),
                 receiver_data: Default::default(),
                 muted_resolved: Vec::new(),
+                alertmanager_rules: false,
             };
             let sent = self
                 .stage

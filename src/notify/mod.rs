@@ -218,6 +218,10 @@ pub struct NotifyCtx {
     /// `--enable-feature=notify-resolved-when-muted`: the dedup stage keeps
     /// them only for an integration that notified them firing.
     pub muted_resolved: Vec<Fingerprint>,
+    /// Set by the wait stage when an Alertmanager replica is a member of
+    /// the cluster: the dedup decisions are then Alertmanager's alone
+    /// (`dedup::decide`).
+    pub alertmanager_rules: bool,
 }
 
 #[async_trait::async_trait]
@@ -361,6 +365,8 @@ impl Stage for WaitStage {
                 _ = ctx.stopping.cancelled() => return Ok(Vec::new()),
             }
         }
+        // After the wait: the members as they are at the dedup check.
+        ctx.alertmanager_rules = self.cluster.alertmanager_member();
         Ok(alerts)
     }
 }

@@ -216,6 +216,7 @@ mod tests {
             marker: Default::default(),
             receiver_data: Default::default(),
             muted_resolved: Vec::new(),
+            alertmanager_rules: false,
         }
     }
 
