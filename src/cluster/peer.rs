@@ -554,7 +554,9 @@ impl Peer {
                 c.key == key
                     && c.hash == hash
                     && c.until > now
-                    && members.contains_key(&c.node)
+                    // A Herald member: a node that left and came back
+                    // under its name as Alertmanager claims nothing.
+                    && members.get(&c.node).is_some_and(|k| k.herald)
                     && (!lower_only || c.node.as_str() < self.shared.name.as_str())
             })
             .cloned()
@@ -712,6 +714,9 @@ async fn carry_out(m: &mut Members, ctx: &Ctx, o: Out) {
         }
         Out::Leave(mem) => {
             lock(&shared.members).remove(&mem.name);
+            // Its deliveries under way ended with it: a process that
+            // comes back under the same name has claimed nothing yet.
+            lock(&shared.claims).retain(|_, c| c.node != mem.name);
             lock(&shared.failed).insert(mem.name.clone(), (mem.addr, std::time::Instant::now()));
             tracing::info!(peer = %mem.name, addr = %mem.addr, state = ?mem.state, "cluster peer left or failed");
             shared.changed();

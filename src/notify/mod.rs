@@ -433,7 +433,8 @@ impl Stage for ClaimStage {
 
 impl ClaimStage {
     /// Waits while a live peer's claim on the same notification holds;
-    /// true when the peer has logged it (or a newer view) meanwhile. Wakes
+    /// true when the peer has logged it (or a newer view) meanwhile, or
+    /// when this node is stopping. Wakes
     /// when the peer's state changes here (a claim, a member, a merged
     /// log entry), when the claim runs out, or at the flush deadline.
     async fn wait_for_claims(
@@ -451,7 +452,11 @@ impl ClaimStage {
             let Some(claim) = peer.other_claim(key, hash, false) else {
                 return false;
             };
-            if dedup::covered_by_peer(self.nflog.as_ref(), ctx, &self.integration) {
+            // Stopping: the claiming node delivers; starting a delivery
+            // now would be the duplicate the claim is there to prevent.
+            if ctx.stopping.is_cancelled()
+                || dedup::covered_by_peer(self.nflog.as_ref(), ctx, &self.integration)
+            {
                 return true;
             }
             if tokio::time::Instant::now() >= ctx.deadline || ctx.cancel.is_cancelled() {
@@ -468,6 +473,7 @@ impl ClaimStage {
                 _ = changes.changed() => {}
                 _ = tokio::time::sleep_until(wake) => {}
                 _ = ctx.cancel.cancelled() => {}
+                _ = ctx.stopping.cancelled() => {}
             }
         }
     }
