@@ -1,14 +1,16 @@
 //! High availability under load, Herald against Alertmanager in one run:
-//! three Herald nodes and three Alertmanager nodes (the reference, 0.33.1), each
-//! cluster fed the same alerts on every node (as every Prometheus sends to
-//! every replica), notifying a receiver that fails every other request.
+//! three clusters of three nodes — Herald only, mixed (two Alertmanager
+//! nodes and one Herald node in one memberlist cluster) and Alertmanager
+//! only (the reference, 0.33.1) — each fed the same alerts on every node
+//! (as every Prometheus sends to every replica), notifying a receiver that
+//! fails every other request.
 //! Counts the notifications each receiver accepted and how many of them
 //! were duplicates (the same group with the same alerts and states
 //! accepted again).
 //!
 //! `cargo bench --bench ha_soak`; `HERALD_SOAK_SECS` sets how long alerts
 //! keep changing (default 30), `HERALD_SOAK_GROUPS` how many groups
-//! (default 40, each of 3 or 4 alerts); `HERALD_SOAK_TLS=1` makes both clusters
+//! (default 40, each of 3 or 4 alerts); `HERALD_SOAK_TLS=1` makes the clusters
 //! gossip over mutual TLS (`--cluster.tls-config`, certificates made with
 //! openssl). To find out why an alert was left firing:
 //! `HERALD_SOAK_HISTORY=1` prints what the receiver accepted for each such
@@ -169,10 +171,13 @@ fn make_cluster_tls(dir: &Path) -> std::path::PathBuf {
     certs::cluster_tls_file(dir, "srv.pem", "srv.key", "ca.pem")
 }
 
-fn start_cluster(herald: bool, hook_port: u16, tls: Option<&Path>) -> Vec<Proc> {
+/// Starts a cluster of three nodes, node `i` a Herald node when
+/// `herald[i]`, an Alertmanager otherwise.
+fn start_cluster(herald: [bool; 3], hook_port: u16, tls: Option<&Path>) -> Vec<Proc> {
     let cluster_ports = [free_port(), free_port(), free_port()];
     (0..3)
         .map(|i| {
+            let herald = herald[i];
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(dir.path().join("c.yml"), config(hook_port)).unwrap();
             let port = free_port();
@@ -288,14 +293,17 @@ async fn run() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
     let (herald_hook, hp) = Flapping::start().await;
+    let (mixed_hook, mp) = Flapping::start().await;
     let (am_hook, ap) = Flapping::start().await;
     let tls_dir = tempfile::tempdir().unwrap();
     let tls = std::env::var("HERALD_SOAK_TLS")
         .is_ok_and(|v| v == "1")
         .then(|| make_cluster_tls(tls_dir.path()));
-    let herald = start_cluster(true, hp, tls.as_deref());
-    let am = start_cluster(false, ap, tls.as_deref());
+    let herald = start_cluster([true; 3], hp, tls.as_deref());
+    let mixed = start_cluster([false, false, true], mp, tls.as_deref());
+    let am = start_cluster([false; 3], ap, tls.as_deref());
     wait_ready(&herald).await;
+    wait_ready(&mixed).await;
     wait_ready(&am).await;
     let groups: u64 = std::env::var("HERALD_SOAK_GROUPS")
         .ok()
@@ -322,7 +330,11 @@ async fn run() {
             }
         }
         let batch = Value::Array(batch);
-        tokio::join!(post(&herald, &batch), post(&am, &batch));
+        tokio::join!(
+            post(&herald, &batch),
+            post(&mixed, &batch),
+            post(&am, &batch)
+        );
         round += 1;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -330,8 +342,7 @@ async fn run() {
     // Longer than a flush may take (its deadline, 10 s, plus the peers'
     // waits and a group interval), so that repairs under way finish.
     tokio::time::sleep(Duration::from_secs(25)).await;
-    let (ht, hd) = herald_hook.counts();
-    let (at, ad) = am_hook.counts();
+    let hooks = [&herald_hook, &mixed_hook, &am_hook];
     println!(
         "HA soak: 3 nodes each{}, {groups} groups, {secs}s of changing alerts, receiver failing every other request",
         if tls.is_some() {
@@ -340,31 +351,26 @@ async fn run() {
             ""
         }
     );
-    println!("{:<40} {:>10} {:>14}", "", "herald", "alertmanager");
-    println!("{:<40} {:>10} {:>14}", "notifications accepted", ht, at);
-    println!("{:<40} {:>10} {:>14}", "duplicates among them", hd, ad);
+    let row = |what: &str, f: &dyn Fn(&Flapping) -> u64| {
+        let v: Vec<u64> = hooks.iter().map(|h| f(h)).collect();
+        println!("{what:<40} {:>10} {:>10} {:>14}", v[0], v[1], v[2]);
+    };
     println!(
-        "{:<40} {:>10} {:>14}",
-        "distinct alert states notified",
-        herald_hook.states.lock().unwrap().len(),
-        am_hook.states.lock().unwrap().len()
+        "{:<40} {:>10} {:>10} {:>14}",
+        "", "herald", "mixed", "alertmanager"
     );
-    println!(
-        "{:<40} {:>10} {:>14}",
-        "resolved alerts last seen firing",
-        herald_hook.stuck_firing(round),
-        am_hook.stuck_firing(round)
-    );
-    println!(
-        "{:<40} {:>10} {:>14}",
-        "alerts firing again after 'resolved'",
-        *herald_hook.regressions.lock().unwrap(),
-        *am_hook.regressions.lock().unwrap()
-    );
-    println!(
-        "{:<40} {:>10} {:>14}",
-        "receiver requests (incl. failed)",
-        *herald_hook.requests.lock().unwrap(),
-        *am_hook.requests.lock().unwrap()
-    );
+    row("notifications accepted", &|h| h.counts().0);
+    row("duplicates among them", &|h| h.counts().1);
+    row("distinct alert states notified", &|h| {
+        h.states.lock().unwrap().len() as u64
+    });
+    row("resolved alerts last seen firing", &|h| {
+        h.stuck_firing(round) as u64
+    });
+    row("alerts firing again after 'resolved'", &|h| {
+        *h.regressions.lock().unwrap()
+    });
+    row("receiver requests (incl. failed)", &|h| {
+        *h.requests.lock().unwrap()
+    });
 }

@@ -526,7 +526,7 @@ async fn a_recovered_node_merges_a_peers_state_before_it_notifies() {
     let b_root = tempfile::tempdir().unwrap();
     let b = start_node_at(b_root.path(), &hook, "node-b", pb, &[pa], &[]).await;
     wait_members(&[&a, &b], 2).await;
-    stop(b);
+    stop(b).await;
 
     // While node-b is down the cluster notifies a group and makes a silence.
     let alert = json!([{"labels": {"alertname": "Disk", "instance": "db1"}}]);
@@ -580,7 +580,7 @@ async fn a_recovered_node_merges_a_peers_state_before_it_notifies() {
         .filter(|r| r.body["groupLabels"]["alertname"] == "Disk")
         .count();
     assert_eq!(disk, 1, "the recovered node notified Disk again");
-    stop(b);
+    stop(b).await;
 
     // The mark was cleared: the next start is an ordinary one.
     let b = start_node_at(b_root.path(), &hook, "node-b", pb, &[pa], &[]).await;
@@ -594,19 +594,26 @@ async fn a_recovered_node_merges_a_peers_state_before_it_notifies() {
 
 /// Stops a node with SIGTERM and waits for it to exit (a clean stop).
 #[cfg(feature = "system-tests")]
-fn stop(mut n: Node) {
+async fn stop(mut n: Node) {
+    terminate(&mut n.server.child).await;
+}
+
+/// Stops a process as its service manager would (SIGTERM) and waits until
+/// it has exited.
+#[cfg(feature = "system-tests")]
+async fn terminate(child: &mut std::process::Child) {
     let st = std::process::Command::new("kill")
-        .args(["-TERM", &n.server.child.id().to_string()])
+        .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(st.success());
     let deadline = std::time::Instant::now() + T;
-    while n.server.child.try_wait().unwrap().is_none() {
+    while child.try_wait().unwrap().is_none() {
         assert!(
             std::time::Instant::now() < deadline,
             "the node did not stop"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -738,28 +745,66 @@ impl Drop for AmProcess {
 
 #[cfg(feature = "system-tests")]
 fn start_am(hook: &Webhook, name: &str, cluster_port: u16, peers: &[u16]) -> AmProcess {
+    start_am_with(hook, name, cluster_port, peers, &[])
+}
+
+/// `start_am` with more flags (or other values for its own).
+#[cfg(feature = "system-tests")]
+fn start_am_with(
+    hook: &Webhook,
+    name: &str,
+    cluster_port: u16,
+    peers: &[u16],
+    extra: &[String],
+) -> AmProcess {
     let root = tempfile::tempdir().unwrap();
-    let cfg = root.path().join("am.yml");
-    std::fs::write(&cfg, config(hook)).unwrap();
-    let web = free_port();
-    let mut cmd = std::process::Command::new(am_current_bin("alertmanager"));
-    cmd.arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--storage.path={}", root.path().display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{web}"))
-        .arg(format!("--cluster.listen-address=127.0.0.1:{cluster_port}"))
-        .arg(format!("--cluster.peer-name={name}"))
-        .arg("--cluster.gossip-interval=50ms")
-        .arg("--cluster.settle-timeout=2s")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    for p in peers {
-        cmd.arg(format!("--cluster.peer=127.0.0.1:{p}"));
-    }
+    let (child, base) = spawn_am(root.path(), &config(hook), name, cluster_port, peers, extra);
     AmProcess {
-        child: cmd.spawn().expect("start Alertmanager 0.33.1"),
-        base: format!("http://127.0.0.1:{web}"),
+        child,
+        base,
         _root: root,
     }
+}
+
+/// Starts Alertmanager 0.33.1 with its config in `root` and its data in
+/// `root/data`, where Herald started on the same root finds (and imports)
+/// it; returns the process and its API's base URL.
+#[cfg(feature = "system-tests")]
+fn spawn_am(
+    root: &Path,
+    config: &str,
+    name: &str,
+    cluster_port: u16,
+    peers: &[u16],
+    extra: &[String],
+) -> (std::process::Child, String) {
+    let cfg = root.join("am.yml");
+    std::fs::write(&cfg, config).unwrap();
+    let web = free_port();
+    let mut args = vec![
+        format!("--config.file={}", cfg.display()),
+        format!("--storage.path={}", root.join("data").display()),
+        format!("--web.listen-address=127.0.0.1:{web}"),
+        format!("--cluster.listen-address=127.0.0.1:{cluster_port}"),
+        format!("--cluster.peer-name={name}"),
+        "--cluster.gossip-interval=50ms".into(),
+        "--cluster.settle-timeout=2s".into(),
+    ];
+    args.extend(
+        peers
+            .iter()
+            .map(|p| format!("--cluster.peer=127.0.0.1:{p}")),
+    );
+    let flag = |a: &str| a.split('=').next().unwrap_or_default().to_string();
+    args.retain(|a| !extra.iter().any(|e| flag(e) == flag(a)));
+    args.extend_from_slice(extra);
+    let child = std::process::Command::new(am_current_bin("alertmanager"))
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start Alertmanager 0.33.1");
+    (child, format!("http://127.0.0.1:{web}"))
 }
 
 /// The peer names a node's status lists.
@@ -860,4 +905,453 @@ async fn a_herald_node_joins_an_alertmanager_cluster() {
     // Many probe rounds later, nobody suspects anybody.
     assert_eq!(metric(&h, "alertmanager_cluster_health_score").await, 0.0);
     assert_eq!(peer_names(&a.base).await, Some(all));
+}
+
+/// The rolling test's routing: short groups, so that the alerts flowing
+/// while the nodes are replaced notify often.
+#[cfg(feature = "system-tests")]
+fn rolling_config(hook: &Webhook) -> String {
+    format!(
+        "route:\n  receiver: r\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n  - name: r\n    webhook_configs: [{{url: '{}'}}]\n",
+        hook.url("/rolling")
+    )
+}
+
+/// What both programs run with in the rolling test: Alertmanager's own
+/// probe and push/pull timings, and the same short peer timeout, gossip
+/// interval and settle timeout.
+#[cfg(feature = "system-tests")]
+const ROLLING_FLAGS: [&str; 6] = [
+    "--cluster.peer-timeout=1s",
+    "--cluster.gossip-interval=50ms",
+    "--cluster.settle-timeout=5s",
+    "--cluster.probe-interval=1s",
+    "--cluster.probe-timeout=500ms",
+    "--cluster.pushpull-interval=1m",
+];
+
+#[cfg(feature = "system-tests")]
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Alertmanager,
+    Herald,
+}
+
+/// One replica of a rolling replacement: either program, on the storage
+/// root that stays when the process is replaced (a StatefulSet's volume).
+#[cfg(feature = "system-tests")]
+enum Replica {
+    Am(std::process::Child, String),
+    Herald(Node),
+}
+
+#[cfg(feature = "system-tests")]
+impl Replica {
+    async fn start(kind: Kind, hook: &Webhook, root: &Path, i: usize, ports: &[u16; 3]) -> Replica {
+        let name = format!("node-{i}");
+        let peers: Vec<u16> = (0..3).filter(|&j| j != i).map(|j| ports[j]).collect();
+        let mut flags: Vec<String> = ROLLING_FLAGS.iter().map(|f| f.to_string()).collect();
+        // Who sent a notification, in the receiver's history.
+        flags.push(format!("--web.external-url=http://{kind:?}-{name}.test"));
+        let config = rolling_config(hook);
+        match kind {
+            Kind::Alertmanager => {
+                let (child, base) = spawn_am(root, &config, &name, ports[i], &peers, &flags);
+                Replica::Am(child, base)
+            }
+            Kind::Herald => Replica::Herald(
+                start_node_configured(root, &config, &name, ports[i], &peers, &flags).await,
+            ),
+        }
+    }
+
+    fn base(&self) -> &str {
+        match self {
+            Replica::Am(_, base) => base,
+            Replica::Herald(n) => &n.server.base,
+        }
+    }
+
+    async fn terminate(&mut self) {
+        match self {
+            Replica::Am(child, _) => terminate(child).await,
+            Replica::Herald(n) => terminate(&mut n.server.child).await,
+        }
+    }
+}
+
+#[cfg(feature = "system-tests")]
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Replica::Am(child, _) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[cfg(feature = "system-tests")]
+/// A list the load task and the rollout share (node URLs, silence ids).
+type Shared = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A three-node cluster being replaced one node at a time while alerts
+/// and silences keep coming to whichever nodes are up.
+#[cfg(feature = "system-tests")]
+struct Rollout {
+    hook: Webhook,
+    ports: [u16; 3],
+    roots: Vec<tempfile::TempDir>,
+    replicas: Vec<Option<Replica>>,
+    /// The nodes Prometheus and the silence makers reach: not one being
+    /// replaced.
+    live: Shared,
+    /// Every silence the cluster accepted.
+    silences: Shared,
+    started: std::time::Instant,
+    /// What happened when, for the history of an alert left firing.
+    events: Vec<(std::time::Instant, String)>,
+}
+
+#[cfg(feature = "system-tests")]
+impl Rollout {
+    async fn start(kind: Kind) -> Rollout {
+        let hook = Webhook::start().await;
+        let ports = [free_port(), free_port(), free_port()];
+        let roots: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut replicas = Vec::new();
+        for (i, root) in roots.iter().enumerate() {
+            replicas.push(Some(
+                Replica::start(kind, &hook, root.path(), i, &ports).await,
+            ));
+        }
+        let r = Rollout {
+            hook,
+            ports,
+            roots,
+            replicas,
+            live: Default::default(),
+            silences: Default::default(),
+            started: std::time::Instant::now(),
+            events: Vec::new(),
+        };
+        r.wait_whole().await;
+        *r.live.lock().unwrap() = r.bases();
+        r
+    }
+
+    fn bases(&self) -> Vec<String> {
+        self.replicas
+            .iter()
+            .flatten()
+            .map(|r| r.base().to_string())
+            .collect()
+    }
+
+    /// Waits until every node is ready and lists all three.
+    async fn wait_whole(&self) {
+        let all: Vec<String> = (0..3).map(|i| format!("node-{i}")).collect();
+        for base in self.bases() {
+            let want = all.clone();
+            wait_until(&format!("{base} ready with all three"), T, || {
+                let (want, base) = (want.clone(), base.clone());
+                async move {
+                    let st: Value = reqwest::get(format!("{base}/api/v2/status"))
+                        .await
+                        .ok()?
+                        .json()
+                        .await
+                        .ok()?;
+                    (st["cluster"]["status"] == "ready" && peer_names(&base).await? == want)
+                        .then_some(())
+                }
+            })
+            .await;
+        }
+    }
+
+    /// Replaces node `i` by a process of `kind` on the same storage,
+    /// name and cluster address, and waits until the cluster is whole.
+    async fn replace(&mut self, i: usize, kind: Kind) {
+        self.events
+            .push((std::time::Instant::now(), format!("node-{i} stops")));
+        let mut old = self.replicas[i].take().unwrap();
+        self.live.lock().unwrap().retain(|b| b != old.base());
+        old.terminate().await;
+        drop(old);
+        let new = Replica::start(kind, &self.hook, self.roots[i].path(), i, &self.ports).await;
+        self.live.lock().unwrap().push(new.base().to_string());
+        self.replicas[i] = Some(new);
+        self.events
+            .push((std::time::Instant::now(), format!("node-{i} is {kind:?}")));
+        self.wait_whole().await;
+        self.events
+            .push((std::time::Instant::now(), "whole".into()));
+    }
+
+    /// Silences accepted by the cluster that some node does not hold,
+    /// once gossip had its chance.
+    async fn lost_silences(&self) -> usize {
+        let ids = self.silences.lock().unwrap().clone();
+        let bases = self.bases();
+        let client = reqwest::Client::new();
+        let missing = || async {
+            let mut n = 0;
+            for id in &ids {
+                for base in &bases {
+                    let r = client
+                        .get(format!("{base}/api/v2/silence/{id}"))
+                        .send()
+                        .await;
+                    if !r.is_ok_and(|r| r.status().is_success()) {
+                        n += 1;
+                        break;
+                    }
+                }
+            }
+            n
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let n = missing().await;
+            if n == 0 || std::time::Instant::now() > deadline {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// (notifications, duplicates among them: the same group with the same
+    /// alerts in the same states again, resolved alerts whose last
+    /// notification said firing)
+    fn figures(&self, last_round: u64) -> (usize, usize, usize) {
+        let all = self.hook.all();
+        let mut seen = std::collections::HashSet::new();
+        let mut last = std::collections::HashMap::new();
+        let mut dups = 0;
+        for n in &all {
+            let mut states: Vec<String> = n.body["alerts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| {
+                    let inst = a["labels"]["instance"].as_str().unwrap_or_default();
+                    last.insert(
+                        format!("{}|{inst}", n.body["groupKey"]),
+                        a["status"].as_str().unwrap_or_default().to_string(),
+                    );
+                    format!("{inst}={}", a["status"])
+                })
+                .collect();
+            states.sort();
+            if !seen.insert(format!("{}|{}", n.body["groupKey"], states.join(","))) {
+                dups += 1;
+            }
+        }
+        let stuck: Vec<&String> = last
+            .iter()
+            .filter(|(k, state)| {
+                *state == "firing"
+                    && k.rsplit('|')
+                        .next()
+                        .and_then(|i| i.strip_prefix('r'))
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .is_some_and(|n| n + 1 < last_round)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        // What the receiver heard of each, when and from whom.
+        if !stuck.is_empty() {
+            for (at, what) in &self.events {
+                eprintln!(
+                    "  {:>6} ms {what}",
+                    at.duration_since(self.started).as_millis()
+                );
+            }
+        }
+        for k in &stuck {
+            eprintln!("left firing: {k}");
+            for n in &all {
+                for a in n.body["alerts"].as_array().into_iter().flatten() {
+                    let key = format!(
+                        "{}|{}",
+                        n.body["groupKey"],
+                        a["labels"]["instance"].as_str().unwrap_or_default()
+                    );
+                    if &&key == k {
+                        eprintln!(
+                            "  {:>6} ms {} from {}",
+                            n.at.duration_since(self.started).as_millis(),
+                            a["status"],
+                            n.body["externalURL"]
+                        );
+                    }
+                }
+            }
+        }
+        (all.len(), dups, stuck.len())
+    }
+}
+
+/// Alerts and silences flowing to the live nodes of every rollout, once
+/// a second, as Prometheus (sending to every replica) and people do,
+/// until `stop`; returns the rounds sent.
+#[cfg(feature = "system-tests")]
+async fn rolling_load(
+    targets: Vec<(Shared, Shared)>,
+    stop: tokio_util::sync::CancellationToken,
+) -> u64 {
+    let client = reqwest::Client::new();
+    let mut round = 0u64;
+    // When each round's short-lived alerts resolved: as Prometheus does,
+    // a resolved alert is sent again for a while (here five rounds), so a
+    // node that was down when it resolved hears of it too.
+    let mut resolved_at: Vec<String> = Vec::new();
+    while !stop.is_cancelled() {
+        resolved_at.push(jiff::Timestamp::now().to_string());
+        let mut batch = Vec::new();
+        for g in 0..20u64 {
+            for i in 0..3 {
+                batch.push(
+                    json!({"labels": {"alertname": format!("G{g}"), "instance": format!("i{i}")}}),
+                );
+            }
+            // Alert r<k> fires in round k in a fifth of the groups and
+            // resolves in round k + 1.
+            if (g + round).is_multiple_of(5) {
+                batch.push(json!({"labels": {"alertname": format!("G{g}"), "instance": format!("r{round}")}}));
+            }
+            for k in round.saturating_sub(5)..round {
+                if (g + k).is_multiple_of(5) {
+                    let ends = &resolved_at[k as usize + 1];
+                    batch.push(json!({"labels": {"alertname": format!("G{g}"), "instance": format!("r{k}")}, "endsAt": ends}));
+                }
+            }
+        }
+        let batch = Value::Array(batch);
+        for (live, silences) in &targets {
+            let bases = live.lock().unwrap().clone();
+            for base in &bases {
+                let _ = client
+                    .post(format!("{base}/api/v2/alerts"))
+                    .json(&batch)
+                    .send()
+                    .await;
+            }
+            let Some(base) = bases.get(round as usize % bases.len().max(1)) else {
+                continue;
+            };
+            let now = jiff::Timestamp::now();
+            let made = client
+                .post(format!("{base}/api/v2/silences"))
+                .json(&json!({
+                    "matchers": [{"name": "alertname", "value": format!("Maintenance{round}"), "isRegex": false}],
+                    "startsAt": now.to_string(),
+                    "endsAt": now.checked_add(jiff::SignedDuration::from_hours(1)).unwrap().to_string(),
+                    "createdBy": "rolling",
+                    "comment": "made during the rollout",
+                }))
+                .send()
+                .await;
+            if let Ok(r) = made.and_then(|r| r.error_for_status()) {
+                if let Ok(v) = r.json::<Value>().await {
+                    if let Some(id) = v["silenceID"].as_str() {
+                        silences.lock().unwrap().push(id.to_string());
+                    }
+                }
+            }
+        }
+        round += 1;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.cancelled() => {}
+        }
+    }
+    round
+}
+
+/// Issue 19's rolling replacement: a cluster of three Alertmanager 0.33.1
+/// processes is replaced one node at a time by Herald nodes (same name,
+/// address and storage, as a StatefulSet's pods are), then rolled back to
+/// Alertmanager the same way, while alerts flow to every live node and
+/// silences are made on them. Beside it, under the same load, an
+/// Alertmanager cluster restarted one node at a time as often: the
+/// duplicates Alertmanager's own cluster gives. No silence may be lost.
+#[cfg(feature = "system-tests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_replacement_of_alertmanager_by_herald_and_back() {
+    let mut herald = Rollout::start(Kind::Alertmanager).await;
+    let mut am = Rollout::start(Kind::Alertmanager).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let load = tokio::spawn(rolling_load(
+        vec![
+            (herald.live.clone(), herald.silences.clone()),
+            (am.live.clone(), am.silences.clone()),
+        ],
+        stop.clone(),
+    ));
+    let rounds = |secs| tokio::time::sleep(Duration::from_secs(secs));
+    rounds(4).await;
+    let mut lost_forward = (0, 0);
+    for (step, kind) in [
+        Kind::Herald,
+        Kind::Herald,
+        Kind::Herald,
+        Kind::Alertmanager,
+        Kind::Alertmanager,
+        Kind::Alertmanager,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let i = step % 3;
+        tokio::join!(herald.replace(i, kind), am.replace(i, Kind::Alertmanager));
+        rounds(3).await;
+        if step == 2 {
+            lost_forward = tokio::join!(herald.lost_silences(), am.lost_silences());
+        }
+    }
+    stop.cancel();
+    let last_round = load.await.unwrap();
+    // Until the receivers have heard nothing for a while: the last
+    // changes' flushes and the peers' waits are over.
+    for r in [&herald, &am] {
+        let mut seen = (r.hook.count(), std::time::Instant::now());
+        wait_until("the receiver is quiet", Duration::from_secs(60), || {
+            let n = r.hook.count();
+            if n != seen.0 {
+                seen = (n, std::time::Instant::now());
+            }
+            let quiet = seen.1.elapsed() > Duration::from_secs(6);
+            async move { quiet.then_some(()) }
+        })
+        .await;
+    }
+    let lost_back = tokio::join!(herald.lost_silences(), am.lost_silences());
+    let (hn, hd, hs) = herald.figures(last_round);
+    let (an, ad, as_) = am.figures(last_round);
+    let silences = (
+        herald.silences.lock().unwrap().len(),
+        am.silences.lock().unwrap().len(),
+    );
+    eprintln!(
+        "rolling replacement, {last_round} rounds of 20 groups\n{:<44} {:>18} {:>18}\n{:<44} {:>18} {:>18}\n{:<44} {:>18} {:>18}\n{:<44} {:>18} {:>18}\n{:<44} {:>18} {:>18}\n{:<44} {:>18} {:>18}\n{:<44} {:>18} {:>18}",
+        "", "AM->Herald->AM", "AM restarted",
+        "notifications", hn, an,
+        "duplicates among them", hd, ad,
+        "resolved alerts last seen firing", hs, as_,
+        "silences made", silences.0, silences.1,
+        "silences lost (after 3 replacements)", lost_forward.0, lost_forward.1,
+        "silences lost (at the end)", lost_back.0, lost_back.1,
+    );
+    assert!(silences.0 >= 10, "silences were made throughout");
+    assert_eq!(
+        lost_forward.0, 0,
+        "no silence lost replacing Alertmanager by Herald"
+    );
+    assert_eq!(lost_back.0, 0, "no silence lost rolling back");
+    assert_eq!(hs, 0, "every resolved alert was notified resolved");
+    assert!(
+        hd <= ad + 2,
+        "no more duplicates than Alertmanager's own rolling restart ({hd} against {ad})"
+    );
 }

@@ -325,11 +325,11 @@ pub async fn start_herald_at(root: &Path, config: &str, extra: &[&str]) -> Serve
     let mut cmd = Command::new(herald_bin());
     cmd.arg(format!("--config.file={}", config_path.display()))
         .arg(format!("--storage.path={}", root.join("data").display()))
-        .arg("--web.listen-address=127.0.0.1:0")
-        .arg("--web.external-url=http://herald.test:9093")
-        .args(extra)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null());
+        .arg("--web.listen-address=127.0.0.1:0");
+    if !extra.iter().any(|a| a.starts_with("--web.external-url=")) {
+        cmd.arg("--web.external-url=http://herald.test:9093");
+    }
+    cmd.args(extra).stderr(Stdio::piped()).stdout(Stdio::null());
     let mut child = cmd.spawn().expect("start herald");
     let stderr = child.stderr.take().unwrap();
     let log = Arc::new(Mutex::new(String::new()));
