@@ -1,8 +1,10 @@
-//! High availability: three Herald nodes on loopback form a cluster (SWIM
-//! membership with foca, gossip, push/pull). The same alerts posted to all
+//! High availability: Herald nodes on loopback form a memberlist cluster
+//! (SWIM membership, gossip, push/pull). The same alerts posted to all
 //! three give one notification; a silence created on one node mutes on
 //! all; with the first node gone the next one notifies after its wait; a
-//! node that joins later catches up by push/pull.
+//! node that joins later catches up by push/pull. With Alertmanager 0.33.1
+//! (system tier): a Herald node joins an Alertmanager cluster, and a whole
+//! Alertmanager cluster is replaced by Herald one node at a time and back.
 
 mod common;
 
@@ -340,7 +342,7 @@ async fn cluster_labels_keep_clusters_apart() {
         0.0
     );
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.send_to(b"blue\0\xff\xfe not a foca packet", ("127.0.0.1", p3))
+    sock.send_to(b"blue\0\xff\xfe not a memberlist packet", ("127.0.0.1", p3))
         .unwrap();
     wait_until("malformed packet counted", T, || async {
         (metric(&n3, "alertmanager_cluster_messages_invalid_total").await >= 1.0).then_some(())
