@@ -173,7 +173,12 @@ fn make_cluster_tls(dir: &Path) -> std::path::PathBuf {
 
 /// Starts a cluster of three nodes, node `i` a Herald node when
 /// `herald[i]`, an Alertmanager otherwise.
-fn start_cluster(herald: [bool; 3], hook_port: u16, tls: Option<&Path>) -> Vec<Proc> {
+fn start_cluster(
+    cluster: &str,
+    herald: [bool; 3],
+    hook_port: u16,
+    tls: Option<&Path>,
+) -> Vec<Proc> {
     let cluster_ports = [free_port(), free_port(), free_port()];
     (0..3)
         .map(|i| {
@@ -195,6 +200,11 @@ fn start_cluster(herald: [bool; 3], hook_port: u16, tls: Option<&Path>) -> Vec<P
                 dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            // Which node sent a notification, in `HERALD_SOAK_HISTORY`.
+            .arg(format!(
+                "--web.external-url=http://{cluster}-{}{i}.test",
+                if herald { "herald" } else { "am" }
+            ))
             .arg(format!(
                 "--cluster.listen-address=127.0.0.1:{}",
                 cluster_ports[i]
@@ -226,8 +236,8 @@ fn start_cluster(herald: [bool; 3], hook_port: u16, tls: Option<&Path>) -> Vec<P
             }
             let log: Stdio = match std::env::var_os("HERALD_SOAK_LOGDIR") {
                 Some(d) if herald => {
-                    eprintln!("node{i} web port {port}");
-                    std::fs::File::create(Path::new(&d).join(format!("node{i}.log")))
+                    eprintln!("{cluster} node{i} web port {port}");
+                    std::fs::File::create(Path::new(&d).join(format!("{cluster}-node{i}.log")))
                         .unwrap()
                         .into()
                 }
@@ -299,9 +309,9 @@ async fn run() {
     let tls = std::env::var("HERALD_SOAK_TLS")
         .is_ok_and(|v| v == "1")
         .then(|| make_cluster_tls(tls_dir.path()));
-    let herald = start_cluster([true; 3], hp, tls.as_deref());
-    let mixed = start_cluster([false, false, true], mp, tls.as_deref());
-    let am = start_cluster([false; 3], ap, tls.as_deref());
+    let herald = start_cluster("herald", [true; 3], hp, tls.as_deref());
+    let mixed = start_cluster("mixed", [false, false, true], mp, tls.as_deref());
+    let am = start_cluster("alertmanager", [false; 3], ap, tls.as_deref());
     wait_ready(&herald).await;
     wait_ready(&mixed).await;
     wait_ready(&am).await;

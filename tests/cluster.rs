@@ -895,6 +895,19 @@ async fn mixed_cluster(extra: &[String]) {
             "made on herald"
         );
     }
+    // Each silence mutes on the other kind of node.
+    for (base, name, id) in [
+        (&h.server.base, "FromAm", &from_am),
+        (&a.base, "FromHerald", &from_herald),
+        (&b.base, "FromHerald", &from_herald),
+    ] {
+        post_alerts(base, &json!([{"labels": {"alertname": name}}])).await;
+        let alerts = get_json(&format!(
+            "{base}/api/v2/alerts?filter=alertname%3D%22{name}%22"
+        ))
+        .await;
+        assert_eq!(alerts[0]["status"]["silencedBy"], json!([id]), "{base}");
+    }
     // Alertmanager's own view of the positions: am-a 0, am-b 1; Herald's
     // is 2, so exactly one node (am-a) sends first.
     let pos = |body: String| {

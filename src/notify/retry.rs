@@ -326,6 +326,17 @@ impl Stage for SetNotifiesStage {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        // Herald stamps an entry with its flush time, which its own rules
+        // compare. Beside Alertmanager nodes it stamps the time it logs, as
+        // they do: the log keeps the latest entry, and a delivery that
+        // retried past a peer's newer notification must be what the log
+        // says the receiver heard last, or nobody repairs it (the soak's
+        // mixed cluster left resolved alerts firing at the receiver).
+        let stamp = if ctx.alertmanager_rules {
+            jiff::Timestamp::now().max(ctx.now)
+        } else {
+            ctx.now
+        };
         // The durable log resolves once its entry is committed.
         self.nflog
             .log(
@@ -334,7 +345,7 @@ impl Stage for SetNotifiesStage {
                 ctx.firing_hashes.clone(),
                 ctx.resolved_hashes.clone(),
                 receiver_data,
-                ctx.now,
+                stamp,
                 expiry,
             )
             .await
