@@ -403,6 +403,40 @@ mod tests {
         }
     }
 
+    /// Beside Alertmanager nodes, an entry says when it was logged (as
+    /// theirs do), so a delivery that retried past a peer's notification
+    /// is the newest entry; among Herald nodes it says when its flush was.
+    #[tokio::test]
+    async fn entries_are_stamped_with_the_log_time_beside_alertmanager() {
+        let key = ReceiverKey {
+            group_name: "r".into(),
+            integration: "webhook",
+            index: 0,
+        };
+        let flushed = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(8);
+        for (am, stamped_late) in [(false, false), (true, true)] {
+            let nflog = Arc::new(MemNotificationLog::default());
+            let stage = SetNotifiesStage {
+                nflog: nflog.clone(),
+                integration: Arc::new(Integration {
+                    notifier: Arc::new(Failing(Default::default())),
+                    key: key.clone(),
+                    send_resolved: true,
+                }),
+                retention: Duration::from_secs(3600),
+            };
+            let mut ctx = firing_ctx(flushed, Duration::from_secs(60), Default::default());
+            ctx.alertmanager_rules = am;
+            stage.exec(&mut ctx, Vec::new()).await.unwrap();
+            let e = nflog.query("{}:{}", &key).unwrap();
+            assert_eq!(
+                e.timestamp > flushed,
+                stamped_late,
+                "alertmanager rules: {am}"
+            );
+        }
+    }
+
     /// A clustered node retrying a failing receiver stops once a peer's
     /// notification of the same alerts reaches its log, instead of
     /// retrying until the flush deadline.
