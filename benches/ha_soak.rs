@@ -164,13 +164,6 @@ fn config(hook_port: u16) -> String {
     )
 }
 
-/// A `--cluster.tls-config` file both programs read, with the tests' CA
-/// and 127.0.0.1 certificate in `dir`.
-fn make_cluster_tls(dir: &Path) -> std::path::PathBuf {
-    certs::make_certs(dir);
-    certs::cluster_tls_file(dir, "srv.pem", "srv.key", "ca.pem")
-}
-
 /// Starts a cluster of three nodes, node `i` a Herald node when
 /// `herald[i]`, an Alertmanager otherwise.
 fn start_cluster(
@@ -308,7 +301,7 @@ async fn run() {
     let tls_dir = tempfile::tempdir().unwrap();
     let tls = std::env::var("HERALD_SOAK_TLS")
         .is_ok_and(|v| v == "1")
-        .then(|| make_cluster_tls(tls_dir.path()));
+        .then(|| certs::make_cluster_tls(tls_dir.path()));
     let herald = start_cluster("herald", [true; 3], hp, tls.as_deref());
     let mixed = start_cluster("mixed", [false, false, true], mp, tls.as_deref());
     let am = start_cluster("alertmanager", [false; 3], ap, tls.as_deref());

@@ -363,8 +363,7 @@ async fn cluster_labels_keep_clusters_apart() {
 async fn tls_peers_need_a_certificate_the_cluster_trusts() {
     let hook = Webhook::start().await;
     let good = tempfile::tempdir().unwrap();
-    make_certs(good.path());
-    let tls = cluster_tls_file(good.path(), "srv.pem", "srv.key", "ca.pem");
+    let tls = make_cluster_tls(good.path());
     let flag = vec![format!("--cluster.tls-config={}", tls.display())];
     let (pa, pb, pc) = (free_port(), free_port(), free_port());
     let a = node_with(&hook, "tls-a", pa, &[pb], &flag).await;
@@ -960,8 +959,7 @@ async fn a_herald_node_joins_an_alertmanager_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_herald_node_joins_an_alertmanager_cluster_over_mutual_tls() {
     let dir = tempfile::tempdir().unwrap();
-    make_certs(dir.path());
-    let tls = cluster_tls_file(dir.path(), "srv.pem", "srv.key", "ca.pem");
+    let tls = make_cluster_tls(dir.path());
     mixed_cluster(&[format!("--cluster.tls-config={}", tls.display())]).await;
 }
 
@@ -1364,8 +1362,7 @@ async fn a_rolling_replacement_of_alertmanager_by_herald_and_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_replacement_over_mutual_tls_with_a_label() {
     let dir = tempfile::tempdir().unwrap();
-    make_certs(dir.path());
-    let tls = cluster_tls_file(dir.path(), "srv.pem", "srv.key", "ca.pem");
+    let tls = make_cluster_tls(dir.path());
     rolling_replacement(&[
         format!("--cluster.tls-config={}", tls.display()),
         "--cluster.label=prod-eu".to_string(),

@@ -131,3 +131,11 @@ pub fn cluster_tls_file(dir: &Path, cert: &str, key: &str, ca: &str) -> PathBuf 
     .unwrap();
     path
 }
+
+/// The tests' CA and 127.0.0.1 certificate in `dir`, and a
+/// `--cluster.tls-config` file using them (mutual TLS) that Herald and
+/// Alertmanager both read.
+pub fn make_cluster_tls(dir: &Path) -> PathBuf {
+    make_certs(dir);
+    cluster_tls_file(dir, "srv.pem", "srv.key", "ca.pem")
+}
